@@ -1,0 +1,193 @@
+//! Tokens and passwords.
+//!
+//! - [`TokenKeys`]: HS256 JWTs issued by the api at login and verified by the api and the edge (which never
+//!   touches PostgreSQL: everything it needs about the caller is in [`Claims`]).
+//! - [`hash_password`] / [`verify_password`]: Argon2id in PHC string format.
+//! - [`Secret`]: a string that never prints (`Debug`/`Display` show `[redacted]`).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A configuration secret (JWT key, database password). Never printed by `Debug` or `Display`.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Role of a person in their org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            _ => Err(AuthError::InvalidToken),
+        }
+    }
+}
+
+/// What a token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: Uuid,
+    pub org: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("could not issue token: {0}")]
+    Issue(String),
+    #[error("could not hash password: {0}")]
+    Hash(String),
+}
+
+/// Signing and verification keys for HS256 tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &Secret) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+        }
+    }
+
+    pub fn issue(&self, claims: &Claims) -> Result<String, AuthError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| AuthError::Issue(e.to_string()))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|_| AuthError::InvalidToken)
+    }
+}
+
+/// Seconds since the Unix epoch, `ttl_secs` from now.
+pub fn expiry_in(ttl_secs: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + ttl_secs
+}
+
+/// Argon2id hash of `password` in PHC format.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    // 16 bytes from the OS RNG (a v4 UUID is 122 random bits from getrandom).
+    let salt = SaltString::encode_b64(Uuid::new_v4().as_bytes()).map_err(|e| AuthError::Hash(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// True when `password` matches the PHC `hash`. A malformed hash never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64) -> Claims {
+        Claims { sub: Uuid::new_v4(), org: Uuid::new_v4(), name: "Ada".into(), email: "ada@x.io".into(), role: Role::Member, exp }
+    }
+
+    #[test]
+    fn token_round_trip_and_tamper() {
+        let keys = TokenKeys::new(&Secret::new("k1"));
+        let c = claims(expiry_in(60));
+        let t = keys.issue(&c).unwrap();
+        assert_eq!(keys.verify(&t).unwrap(), c);
+        let other = TokenKeys::new(&Secret::new("k2"));
+        assert!(other.verify(&t).is_err());
+        assert!(keys.verify("not-a-token").is_err());
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let keys = TokenKeys::new(&Secret::new("k1"));
+        let t = keys.issue(&claims(1_000)).unwrap();
+        assert!(keys.verify(&t).is_err());
+    }
+
+    #[test]
+    fn password_hash_verifies() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "garbage"));
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+    }
+}

@@ -1,0 +1,291 @@
+//! NATS and JetStream helpers shared by the RelayHub services.
+//!
+//! | item | purpose |
+//! |---|---|
+//! | [`connect`] | connect with a client name, retrying until the server answers |
+//! | [`Topology`] / [`Topology::ensure`] | the streams and buckets (`RH_CONV`, `RH_JOBS`, KV `rh_stops`, object store `rh_attachments`), created if missing |
+//! | [`publish_event`] | publish an [`Envelope`] on its conversation subject with `Nats-Msg-Id` = event id (dedupe on retry), without waiting for the ack |
+//! | [`request`] / [`respond`] | typed JSON request/reply over `rh.api.*` with [`rh_protocol::rpc::Reply`] |
+//!
+//! Errors follow the nats.rs shape: [`Error<Kind>`] with one kind enum per operation that callers match on.
+
+use async_nats::jetstream::{self, context::PublishAckFuture, stream};
+use rh_protocol::Envelope;
+use rh_protocol::rpc::{Reply, RpcError};
+use rh_protocol::subjects;
+use serde::{Serialize, de::DeserializeOwned};
+use std::fmt;
+use std::time::Duration;
+
+/// An error of one operation: a kind to match on, plus the underlying cause.
+#[derive(Debug)]
+pub struct Error<K> {
+    kind: K,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl<K: Copy> Error<K> {
+    pub fn new(kind: K) -> Self {
+        Error { kind, source: None }
+    }
+    pub fn with_source(kind: K, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error { kind, source: Some(source.into()) }
+    }
+    pub fn kind(&self) -> K {
+        self.kind
+    }
+}
+
+impl<K: fmt::Display> fmt::Display for Error<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(s) => write!(f, "{}: {}", self.kind, s),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl<K: fmt::Display + fmt::Debug> std::error::Error for Error<K> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyErrorKind {
+    Stream,
+    KeyValue,
+    ObjectStore,
+}
+impl fmt::Display for TopologyErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Stream => "creating a stream failed",
+            Self::KeyValue => "creating a key-value bucket failed",
+            Self::ObjectStore => "creating an object store failed",
+        })
+    }
+}
+pub type TopologyError = Error<TopologyErrorKind>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishErrorKind {
+    Serialize,
+    Publish,
+}
+impl fmt::Display for PublishErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Serialize => "serializing the event failed",
+            Self::Publish => "publishing to JetStream failed",
+        })
+    }
+}
+pub type PublishError = Error<PublishErrorKind>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestErrorKind {
+    /// Nobody answered in time, or no responder is listening.
+    Unavailable,
+    /// The request could not be sent, or the reply was not the expected JSON.
+    Protocol,
+    /// The responder answered with an error; see [`RequestError::rejection`].
+    Rejected,
+}
+impl fmt::Display for RequestErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unavailable => "no answer",
+            Self::Protocol => "bad request or reply",
+            Self::Rejected => "refused",
+        })
+    }
+}
+
+/// A failed request; a `Rejected` one carries the responder's [`RpcError`].
+#[derive(Debug)]
+pub struct RequestError {
+    pub error: Error<RequestErrorKind>,
+    pub rejection: Option<RpcError>,
+}
+impl RequestError {
+    pub fn kind(&self) -> RequestErrorKind {
+        self.error.kind()
+    }
+}
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.rejection {
+            Some(r) => write!(f, "refused: {r}"),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+impl std::error::Error for RequestError {}
+
+/// Connects to NATS as `name`, retrying with back-off until the server answers.
+pub async fn connect(url: &str, name: &str) -> async_nats::Client {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+        {
+            Ok(client) => {
+                tracing::info!(%url, "connected to NATS");
+                return client;
+            }
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "NATS not reachable yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+        }
+    }
+}
+
+/// Limits of the streams. Every service calls [`Topology::ensure`] at start; the first one creates what is
+/// missing, later ones leave existing streams as they are (change limits with the NATS tooling, not by restarting
+/// a service with other flags).
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// How long conversation events stay in `RH_CONV` (catch-up window; PostgreSQL keeps history forever).
+    pub conv_max_age: Duration,
+    /// Size cap of `RH_CONV` in bytes (oldest dropped first).
+    pub conv_max_bytes: i64,
+    /// How long an unclaimed generation job waits in `RH_JOBS`.
+    pub jobs_max_age: Duration,
+    /// Size cap of the attachment object store in bytes.
+    pub attachments_max_bytes: i64,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            conv_max_age: Duration::from_secs(7 * 24 * 3600),
+            conv_max_bytes: 8 * 1024 * 1024 * 1024,
+            jobs_max_age: Duration::from_secs(24 * 3600),
+            attachments_max_bytes: 8 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Topology {
+    /// Creates the streams and buckets that do not exist yet.
+    pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), TopologyError> {
+        js.get_or_create_stream(stream::Config {
+            name: subjects::STREAM_CONV.to_owned(),
+            subjects: vec![subjects::STREAM_CONV_SUBJECTS.to_owned()],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            max_age: self.conv_max_age,
+            max_bytes: self.conv_max_bytes,
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::with_source(TopologyErrorKind::Stream, e))?;
+        js.get_or_create_stream(stream::Config {
+            name: subjects::STREAM_JOBS.to_owned(),
+            subjects: vec![subjects::STREAM_JOBS_SUBJECTS.to_owned()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_age: self.jobs_max_age,
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::with_source(TopologyErrorKind::Stream, e))?;
+        if js.get_key_value(subjects::KV_STOPS).await.is_err() {
+            js.create_key_value(jetstream::kv::Config {
+                bucket: subjects::KV_STOPS.to_owned(),
+                history: 1,
+                max_age: Duration::from_secs(24 * 3600),
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::with_source(TopologyErrorKind::KeyValue, e))?;
+        }
+        if js.get_object_store(subjects::OBJECT_ATTACHMENTS).await.is_err() {
+            js.create_object_store(jetstream::object_store::Config {
+                bucket: subjects::OBJECT_ATTACHMENTS.to_owned(),
+                max_bytes: self.attachments_max_bytes,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::with_source(TopologyErrorKind::ObjectStore, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes `envelope` on its conversation subject (`.delta` or `.event`) with `Nats-Msg-Id` set to the event
+/// id. Returns the ack future without awaiting it, so callers can pipeline many publishes and await acks later.
+pub async fn publish_event(js: &jetstream::Context, envelope: &Envelope) -> Result<PublishAckFuture, PublishError> {
+    let payload = serde_json::to_vec(envelope).map_err(|e| Error::with_source(PublishErrorKind::Serialize, e))?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", envelope.event_id.to_string().as_str());
+    js.publish_with_headers(envelope.subject(), headers, payload.into())
+        .await
+        .map_err(|e| Error::with_source(PublishErrorKind::Publish, e))
+}
+
+/// Publishes `envelope` and waits for JetStream to store it; returns its stream sequence (`seq`).
+pub async fn publish_event_acked(js: &jetstream::Context, envelope: &Envelope) -> Result<u64, PublishError> {
+    let ack = publish_event(js, envelope).await?;
+    let ack = ack.await.map_err(|e| Error::with_source(PublishErrorKind::Publish, e))?;
+    Ok(ack.sequence)
+}
+
+/// Sends `req` as JSON on `subject` and decodes a [`Reply<Resp>`], waiting at most `timeout`.
+pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    req: &Req,
+    timeout: Duration,
+) -> Result<Resp, RequestError> {
+    let fail = |kind, e: Box<dyn std::error::Error + Send + Sync>| RequestError {
+        error: Error::with_source(kind, e),
+        rejection: None,
+    };
+    let payload = serde_json::to_vec(req).map_err(|e| fail(RequestErrorKind::Protocol, e.into()))?;
+    let msg = tokio::time::timeout(timeout, client.request(subject.to_owned(), payload.into()))
+        .await
+        .map_err(|e| fail(RequestErrorKind::Unavailable, e.into()))?
+        .map_err(|e| {
+            let kind = match e.kind() {
+                async_nats::RequestErrorKind::TimedOut | async_nats::RequestErrorKind::NoResponders => {
+                    RequestErrorKind::Unavailable
+                }
+                _ => RequestErrorKind::Protocol,
+            };
+            fail(kind, e.into())
+        })?;
+    match serde_json::from_slice::<Reply<Resp>>(&msg.payload) {
+        Ok(Reply::Ok(resp)) => Ok(resp),
+        Ok(Reply::Error(rejection)) => Err(RequestError {
+            error: Error::new(RequestErrorKind::Rejected),
+            rejection: Some(rejection),
+        }),
+        Err(e) => Err(fail(RequestErrorKind::Protocol, e.into())),
+    }
+}
+
+/// Answers a request with a [`Reply`]. A request without a reply subject is ignored.
+pub async fn respond<T: Serialize>(client: &async_nats::Client, request: &async_nats::Message, reply: &Reply<T>) {
+    let Some(to) = request.reply.clone() else { return };
+    match serde_json::to_vec(reply) {
+        Ok(body) => {
+            if let Err(e) = client.publish(to, body.into()).await {
+                tracing::warn!(error = %e, "could not send reply");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not serialize reply"),
+    }
+}

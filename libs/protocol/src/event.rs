@@ -1,0 +1,175 @@
+//! The events of a conversation, as published on `rh.conv.<id>.<kind>` in stream `RH_CONV`.
+//!
+//! The JSON payload of a stream message is an [`Envelope`]: `{"event_id", "conversation_id", "actor", "ts_us",
+//! "type", ...fields of the type}`. The edge forwards these bytes untouched inside a socket `event` frame, so what
+//! a client sees as `event` is exactly this object. The stream sequence (`seq`) is not part of the payload: it is
+//! assigned by JetStream and carried next to it (in the frame, and in PostgreSQL).
+
+use crate::permission::Permission;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One conversation event with who did it and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Unique per event; also the JetStream `Nats-Msg-Id`, so a retried publish is stored once.
+    pub event_id: Uuid,
+    pub conversation_id: Uuid,
+    /// The person who caused it; `None` for the AI (worker) and the system.
+    pub actor: Option<Uuid>,
+    /// Producer timestamp, µs since the Unix epoch (delivery latency is measured against it).
+    pub ts_us: i64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Envelope {
+    pub fn new(conversation_id: Uuid, actor: Option<Uuid>, event: Event) -> Self {
+        Envelope {
+            event_id: Uuid::now_v7(),
+            conversation_id,
+            actor,
+            ts_us: crate::now_us(),
+            event,
+        }
+    }
+
+    /// The subject this envelope is published on.
+    pub fn subject(&self) -> String {
+        if self.event.is_delta() {
+            crate::subjects::conv_delta(self.conversation_id)
+        } else {
+            crate::subjects::conv_event(self.conversation_id)
+        }
+    }
+}
+
+/// Conversation settings as they are after a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Settings {
+    pub model: String,
+    pub temperature: Option<f32>,
+    pub system_prompt: Option<String>,
+}
+
+/// What happened. Serialized with `"type"` as the tag, e.g. `{"type":"response.delta", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// A conversation was created (first event of every conversation).
+    #[serde(rename = "conversation.created")]
+    ConversationCreated { owner_id: Uuid, title: String, settings: Settings },
+    /// A person posted a message. Starts an AI response (`response_id`).
+    #[serde(rename = "message.created")]
+    MessageCreated {
+        message_id: Uuid,
+        author_id: Uuid,
+        author_name: String,
+        text: String,
+        /// The id the sending client chose, echoed so it can match its optimistic copy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        /// The AI response this message asked for.
+        response_id: Uuid,
+    },
+    /// A worker began (or, after a crash, began again: `attempt > 1`) generating a response.
+    /// A client that sees `attempt > 1` discards the partial text of earlier attempts.
+    #[serde(rename = "response.started")]
+    ResponseStarted { response_id: Uuid, message_id: Uuid, model: String, attempt: u32 },
+    /// A slice of generated text. `index` counts deltas of one attempt from 0 with no gap.
+    #[serde(rename = "response.delta")]
+    ResponseDelta { response_id: Uuid, attempt: u32, index: u32, text: String },
+    /// The response finished; `text` is the full text.
+    #[serde(rename = "response.completed")]
+    ResponseCompleted { response_id: Uuid, attempt: u32, model: String, text: String },
+    /// The provider failed; `text` is what was generated before.
+    #[serde(rename = "response.failed")]
+    ResponseFailed { response_id: Uuid, attempt: u32, error: String, text: String },
+    /// Someone stopped the response; `text` is what was generated before.
+    #[serde(rename = "response.stopped")]
+    ResponseStopped {
+        response_id: Uuid,
+        attempt: u32,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped_by: Option<Uuid>,
+    },
+    /// Model or settings changed. `changed` names the fields that changed; `settings` is the result.
+    #[serde(rename = "settings.changed")]
+    SettingsChanged { changed_by: Uuid, changed_by_name: String, changed: Vec<String>, settings: Settings },
+    /// A file was attached (bytes in the object store, metadata in PostgreSQL).
+    #[serde(rename = "attachment.added")]
+    AttachmentAdded { attachment_id: Uuid, filename: String, content_type: String, size: u64, uploaded_by: Uuid },
+    #[serde(rename = "participant.added")]
+    ParticipantAdded { user_id: Uuid, name: String, email: String, permission: Permission },
+    #[serde(rename = "participant.changed")]
+    ParticipantChanged { user_id: Uuid, permission: Permission },
+    /// Access revoked: the edge ends this person's live subscriptions with `access_revoked`.
+    #[serde(rename = "participant.removed")]
+    ParticipantRemoved { user_id: Uuid },
+    /// The owner deleted the conversation: every subscription ends.
+    #[serde(rename = "conversation.deleted")]
+    ConversationDeleted {},
+}
+
+impl Event {
+    /// The `type` tag, e.g. `"response.delta"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ConversationCreated { .. } => "conversation.created",
+            Event::MessageCreated { .. } => "message.created",
+            Event::ResponseStarted { .. } => "response.started",
+            Event::ResponseDelta { .. } => "response.delta",
+            Event::ResponseCompleted { .. } => "response.completed",
+            Event::ResponseFailed { .. } => "response.failed",
+            Event::ResponseStopped { .. } => "response.stopped",
+            Event::SettingsChanged { .. } => "settings.changed",
+            Event::AttachmentAdded { .. } => "attachment.added",
+            Event::ParticipantAdded { .. } => "participant.added",
+            Event::ParticipantChanged { .. } => "participant.changed",
+            Event::ParticipantRemoved { .. } => "participant.removed",
+            Event::ConversationDeleted {} => "conversation.deleted",
+        }
+    }
+
+    pub fn is_delta(&self) -> bool {
+        matches!(self, Event::ResponseDelta { .. })
+    }
+
+    /// `response.completed`, `response.failed` or `response.stopped`.
+    pub fn is_response_end(&self) -> bool {
+        matches!(
+            self,
+            Event::ResponseCompleted { .. } | Event::ResponseFailed { .. } | Event::ResponseStopped { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_is_flat_with_type_tag() {
+        let conv = Uuid::new_v4();
+        let e = Envelope::new(
+            conv,
+            None,
+            Event::ResponseDelta { response_id: Uuid::nil(), attempt: 1, index: 3, text: "hi".into() },
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["type"], "response.delta");
+        assert_eq!(json["index"], 3);
+        assert_eq!(json["conversation_id"], conv.to_string());
+        assert!(e.subject().ends_with(".delta"));
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn non_delta_events_go_to_event_subject() {
+        let e = Envelope::new(Uuid::new_v4(), None, Event::ConversationDeleted {});
+        assert!(e.subject().ends_with(".event"));
+        assert_eq!(serde_json::to_value(&e).unwrap()["type"], "conversation.deleted");
+    }
+}

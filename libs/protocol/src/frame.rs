@@ -1,0 +1,191 @@
+//! WebSocket frames between a client and the edge (`GET /ws`): JSON text frames with a `type`.
+
+use crate::event::Envelope;
+use crate::permission::Permission;
+use crate::rpc::ConversationSummary;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Largest text frame the edge accepts; a larger one gets an `error` frame (`frame_too_large`) and is dropped,
+/// the connection and its subscriptions stay.
+pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;
+
+/// Client → edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Follow a conversation: replay everything after `after_seq`, then live. Without `after_seq`, replay starts
+    /// after the `seq` that the conversation's HTTP history covers.
+    Subscribe {
+        conversation_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_seq: Option<u64>,
+    },
+    Unsubscribe { conversation_id: Uuid },
+    SendMessage { conversation_id: Uuid, text: String, client_msg_id: String },
+    Stop { conversation_id: Uuid },
+    Ping,
+}
+
+/// One person watching a conversation right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub user_id: Uuid,
+    pub name: String,
+}
+
+/// What changed in a sidebar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SidebarAction {
+    /// Shared with you (or created by you on another device).
+    Added,
+    /// Your permission, the title or the model changed.
+    Changed,
+    /// Access revoked or the conversation deleted.
+    Removed,
+}
+
+/// Edge → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The subscription is live; replay covers everything after `seq`.
+    Subscribed { conversation_id: Uuid, permission: Permission, seq: u64 },
+    /// One conversation event at stream position `seq`.
+    Event { conversation_id: Uuid, seq: u64, event: Envelope },
+    /// Who is watching now (everyone subscribed on any edge node).
+    Presence { conversation_id: Uuid, viewers: Vec<Viewer> },
+    /// Your access was revoked (or the conversation deleted): the subscription has ended.
+    AccessRevoked { conversation_id: Uuid },
+    /// Your permission on a subscribed conversation changed (takes effect at once).
+    PermissionChanged { conversation_id: Uuid, permission: Permission },
+    /// Your sidebar changed. `conversation` is present for `added` and `changed`.
+    Sidebar {
+        action: SidebarAction,
+        conversation_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationSummary>,
+    },
+    /// A `send_message` was accepted; its `message.created` event follows on the subscription.
+    MessageAccepted { conversation_id: Uuid, client_msg_id: String, message_id: Uuid, response_id: Uuid },
+    /// Something a client sent was refused. `ref` names what it was about (a conversation id or client_msg_id).
+    Error {
+        code: String,
+        message: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> Self {
+        ServerFrame::Error { code: code.as_str().to_owned(), message: message.into(), reference }
+    }
+
+    /// The JSON text of this frame.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain data types cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"serialize"}"#))
+    }
+}
+
+/// Builds an `event` frame around an event payload that is already JSON (the bytes from the stream), so the edge
+/// serializes each event once for all its sockets without decoding and re-encoding it.
+pub fn event_frame_json(conversation_id: Uuid, seq: u64, envelope_json: &str) -> String {
+    let mut s = String::with_capacity(envelope_json.len() + 96);
+    s.push_str(r#"{"type":"event","conversation_id":""#);
+    s.push_str(&conversation_id.to_string());
+    s.push_str(r#"","seq":"#);
+    s.push_str(&seq.to_string());
+    s.push_str(r#","event":"#);
+    s.push_str(envelope_json);
+    s.push('}');
+    s
+}
+
+/// Codes of `error` frames and of REST errors (`{"error":{"code","message"}}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or JSON that is not a frame / request body of the expected shape.
+    BadRequest,
+    /// A frame `type` the server does not know.
+    UnknownType,
+    /// A frame larger than [`MAX_CLIENT_FRAME_BYTES`].
+    FrameTooLarge,
+    /// Missing or invalid token.
+    Unauthorized,
+    /// Authenticated, but not allowed to do this.
+    Forbidden,
+    /// No such thing, or not visible to you (a foreign conversation is `not_found`, never `forbidden`).
+    NotFound,
+    /// Already exists (e.g. email taken).
+    Conflict,
+    /// The requested position is older than the broker keeps: reload history over HTTP, then subscribe again.
+    CannotRecover,
+    /// The socket could not keep up and was dropped from a live stream; resubscribe with the last `seq`.
+    Lagged,
+    /// Too big (attachments).
+    PayloadTooLarge,
+    /// A type of file that is not accepted.
+    UnsupportedMediaType,
+    /// A dependency did not answer in time.
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::CannotRecover => "cannot_recover",
+            ErrorCode::Lagged => "lagged",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    #[test]
+    fn client_frames_parse() {
+        let id = Uuid::new_v4();
+        let f: ClientFrame =
+            serde_json::from_str(&format!(r#"{{"type":"subscribe","conversation_id":"{id}","after_seq":7}}"#)).unwrap();
+        assert_eq!(f, ClientFrame::Subscribe { conversation_id: id, after_seq: Some(7) });
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(f, ClientFrame::Ping);
+    }
+
+    #[test]
+    fn spliced_event_frame_equals_serialized_frame() {
+        let env = Envelope::new(Uuid::new_v4(), None, Event::ConversationDeleted {});
+        let raw = serde_json::to_string(&env).unwrap();
+        let spliced = event_frame_json(env.conversation_id, 42, &raw);
+        let parsed: ServerFrame = serde_json::from_str(&spliced).unwrap();
+        assert_eq!(parsed, ServerFrame::Event { conversation_id: env.conversation_id, seq: 42, event: env });
+    }
+
+    #[test]
+    fn error_frame_has_ref() {
+        let f = ServerFrame::error(ErrorCode::NotFound, "no such conversation", Some("x".into()));
+        let v: serde_json::Value = serde_json::from_str(&f.to_json()).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "not_found");
+        assert_eq!(v["ref"], "x");
+    }
+}

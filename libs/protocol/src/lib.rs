@@ -1,0 +1,30 @@
+//! RelayHub's wire contract, shared by every binary and the load-test tool.
+//!
+//! | module | what it defines |
+//! |---|---|
+//! | [`subjects`] | every NATS subject, stream, bucket and consumer name; ids in subjects are UUIDs we format |
+//! | [`event`] | the events of a conversation as stored in stream `RH_CONV` ([`Envelope`] + [`Event`]) |
+//! | [`frame`] | WebSocket frames: [`ClientFrame`] (client → edge) and server frames built by [`frame::ServerFrame`] |
+//! | [`rpc`] | request/reply payloads on `rh.api.*` (edge → api), generation jobs, control and inbox messages |
+//! | [`permission`] | [`Permission`]: `owner`, `respond` (Can Respond), `view` (View Only) |
+//!
+//! Everything here is plain serde data; no I/O.
+
+pub mod event;
+pub mod frame;
+pub mod permission;
+pub mod rpc;
+pub mod subjects;
+
+pub use event::{Envelope, Event};
+pub use frame::{ClientFrame, ServerFrame};
+pub use permission::Permission;
+
+/// Microseconds since the Unix epoch: the producer timestamp every event carries (`ts_us`).
+pub fn now_us() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

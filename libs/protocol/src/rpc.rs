@@ -1,0 +1,172 @@
+//! Payloads that travel between services: `rh.api.*` request/reply (edge → api), generation jobs
+//! (`rh.jobs.generate`, api → worker), stop control (`rh.ctl.<id>.stop`) and user inbox messages
+//! (`rh.user.<id>.inbox`, api → edge).
+
+use crate::frame::{ErrorCode, SidebarAction};
+use crate::permission::Permission;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A reply on `rh.api.*`: `{"ok": T}` or `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    Ok(T),
+    Error(RpcError),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct RpcError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into() }
+    }
+}
+
+/// `rh.api.access` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub user_id: Uuid,
+    pub conversation_id: Uuid,
+}
+
+/// `rh.api.access` reply: the caller's permission and the `seq` its HTTP history covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessGrant {
+    pub permission: Permission,
+    pub history_seq: u64,
+}
+
+/// `rh.api.send_message` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendMessageRequest {
+    pub user_id: Uuid,
+    pub conversation_id: Uuid,
+    pub text: String,
+    pub client_msg_id: Option<String>,
+}
+
+/// `rh.api.send_message` reply (also the body of `POST /conversations/{id}/messages`' 202).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageAccepted {
+    pub message_id: Uuid,
+    pub response_id: Uuid,
+    /// Stream position of the `message.created` event.
+    pub seq: u64,
+}
+
+/// `rh.api.stop` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopRequest {
+    pub user_id: Uuid,
+    pub conversation_id: Uuid,
+}
+
+/// `rh.api.stop` reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopAccepted {}
+
+/// Published on `rh.ctl.<conversation_id>.stop` (core NATS) and recorded in KV `rh_stops`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopControl {
+    pub conversation_id: Uuid,
+    pub requested_by: Uuid,
+    pub at_us: i64,
+}
+
+/// One message of the context sent to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+/// One AI turn, on `rh.jobs.generate`. The worker never reads PostgreSQL: everything it needs is here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateJob {
+    pub conversation_id: Uuid,
+    pub response_id: Uuid,
+    /// The user message that asked for this response.
+    pub message_id: Uuid,
+    pub model: String,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    /// The context, oldest first, ending with the new user message (system prompt first if any).
+    pub messages: Vec<ChatMessage>,
+    pub requested_by: Uuid,
+    /// When the job was created (µs); a stop recorded after this time cancels it.
+    pub requested_at_us: i64,
+}
+
+/// A conversation as one person's sidebar shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: Uuid,
+    pub title: String,
+    pub owner_id: Uuid,
+    pub owner_name: String,
+    /// The viewer's permission.
+    pub permission: Permission,
+    /// True when the viewer is not the owner (it was shared with them).
+    pub shared: bool,
+    pub model: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Published on `rh.user.<id>.inbox`; the edge forwards it to every socket of that user as a `sidebar` frame,
+/// and on `removed` ends that user's subscription to the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxMessage {
+    pub user_id: Uuid,
+    pub action: SidebarAction,
+    pub conversation_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationSummary>,
+}
+
+/// A model the worker pool serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub id: String,
+    /// `simulated` or `openai`.
+    pub provider: String,
+}
+
+/// Reply of `rh.worker.models`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelList {
+    pub models: Vec<ModelInfo>,
+}
+
+/// Published on `rh.presence.<conversation_id>` by each edge node: who is watching on that node right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceAnnounce {
+    /// A random id of the edge process.
+    pub node_id: Uuid,
+    pub conversation_id: Uuid,
+    pub viewers: Vec<crate::frame::Viewer>,
+    /// How long (ms) this announcement stays valid without a refresh.
+    pub ttl_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_shape() {
+        let ok: Reply<StopAccepted> = Reply::Ok(StopAccepted {});
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"ok":{}}"#);
+        let err: Reply<StopAccepted> = Reply::Error(RpcError::new(ErrorCode::Forbidden, "view only"));
+        let v: serde_json::Value = serde_json::to_value(&err).unwrap();
+        assert_eq!(v["error"]["code"], "forbidden");
+    }
+}

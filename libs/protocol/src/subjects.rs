@@ -1,0 +1,104 @@
+//! NATS subjects, streams, buckets and consumer names. `nats/README.md` explains the layout.
+//!
+//! Conversation events live in stream [`STREAM_CONV`] under `rh.conv.<conversation_id>.<kind>` with two kinds:
+//! `delta` (only `response.delta`, the token traffic) and `event` (everything else). The split lets the audit
+//! writer's durable consumer filter on [`AUDIT_FILTER`] so token traffic never reaches it, while the edge follows
+//! `rh.conv.<id>.*` and sees one ordered sequence.
+
+use uuid::Uuid;
+
+/// Stream holding every conversation event; bounded by age and size (PostgreSQL keeps history forever).
+pub const STREAM_CONV: &str = "RH_CONV";
+/// Subjects captured by [`STREAM_CONV`].
+pub const STREAM_CONV_SUBJECTS: &str = "rh.conv.>";
+/// Work-queue stream of generation jobs.
+pub const STREAM_JOBS: &str = "RH_JOBS";
+/// Subjects captured by [`STREAM_JOBS`].
+pub const STREAM_JOBS_SUBJECTS: &str = "rh.jobs.>";
+/// One message per AI turn.
+pub const JOBS_GENERATE: &str = "rh.jobs.generate";
+/// Durable pull consumer shared by the worker pool.
+pub const WORKER_CONSUMER: &str = "workers";
+/// Durable consumer of the audit writer.
+pub const AUDIT_CONSUMER: &str = "audit";
+/// Filter of the audit writer: every conversation event except token deltas.
+pub const AUDIT_FILTER: &str = "rh.conv.*.event";
+/// Key-value bucket: conversation id → time (µs) of the latest stop request, so a job that a worker picks up
+/// (or picks up again after a crash) after a stop was asked for does not start generating.
+pub const KV_STOPS: &str = "rh_stops";
+/// Object store bucket holding attachment bytes (metadata lives in PostgreSQL).
+pub const OBJECT_ATTACHMENTS: &str = "rh_attachments";
+
+/// Queue group of the api's request/reply handlers, so api replicas share the load.
+pub const API_QUEUE: &str = "api";
+/// Edge → api: may this user see this conversation, and from which `seq` does its history continue?
+pub const API_ACCESS: &str = "rh.api.access";
+/// Edge → api: a message sent over a socket.
+pub const API_SEND_MESSAGE: &str = "rh.api.send_message";
+/// Edge → api: a stop sent over a socket.
+pub const API_STOP: &str = "rh.api.stop";
+
+/// Non-delta events of one conversation.
+pub fn conv_event(conversation_id: Uuid) -> String {
+    format!("rh.conv.{conversation_id}.event")
+}
+
+/// Token deltas of one conversation.
+pub fn conv_delta(conversation_id: Uuid) -> String {
+    format!("rh.conv.{conversation_id}.delta")
+}
+
+/// Everything of one conversation, in stream order.
+pub fn conv_all(conversation_id: Uuid) -> String {
+    format!("rh.conv.{conversation_id}.*")
+}
+
+/// Sidebar changes for one user (shared with you, permission changed, revoked, deleted). Core NATS.
+pub fn user_inbox(user_id: Uuid) -> String {
+    format!("rh.user.{user_id}.inbox")
+}
+
+/// Wildcard over every user's inbox.
+pub const USER_INBOX_ALL: &str = "rh.user.*.inbox";
+
+/// Stop requests for one conversation, seen by the worker generating for it. Core NATS.
+pub fn stop_control(conversation_id: Uuid) -> String {
+    format!("rh.ctl.{conversation_id}.stop")
+}
+
+/// Presence of one conversation (core NATS): each edge node publishes a [`crate::rpc::PresenceAnnounce`] with its
+/// local viewers whenever they change (and periodically), and every node merges what all nodes announce.
+pub fn presence(conversation_id: Uuid) -> String {
+    format!("rh.presence.{conversation_id}")
+}
+
+/// Wildcard over every conversation's presence subject.
+pub const PRESENCE_ALL: &str = "rh.presence.*";
+
+/// Api → worker pool: which models do you serve? Reply: `Reply<ModelList>`. Queue group [`WORKER_QUEUE`].
+pub const WORKER_MODELS: &str = "rh.worker.models";
+/// Queue group of the worker pool's request handlers.
+pub const WORKER_QUEUE: &str = "workers";
+
+/// The conversation id inside a `rh.conv.<id>.<kind>` subject.
+pub fn conversation_of(subject: &str) -> Option<Uuid> {
+    let mut parts = subject.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("rh"), Some("conv"), Some(id)) => Uuid::parse_str(id).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_round_trip() {
+        let id = Uuid::new_v4();
+        assert_eq!(conversation_of(&conv_delta(id)), Some(id));
+        assert_eq!(conversation_of(&conv_event(id)), Some(id));
+        assert_eq!(conversation_of("rh.jobs.generate"), None);
+        assert!(conv_all(id).ends_with(".*"));
+    }
+}

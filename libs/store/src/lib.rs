@@ -1,0 +1,99 @@
+//! PostgreSQL access for RelayHub: the pool, the migrations in `sql/`, and the queries, one module per table
+//! family.
+//!
+//! | module | tables | written by |
+//! |---|---|---|
+//! | [`orgs`] | `orgs`, `users` (the org directory, logins) | api |
+//! | [`conversations`] | `conversations` (+ `history_seq`, see `sql/V1__init.sql`) | api |
+//! | [`shares`] | `shares` (the ACL) | api |
+//! | [`attachments`] | `attachments` (metadata; bytes in the object store) | api |
+//! | [`history`] | reads `messages` for `GET /conversations/{id}` and job context | api (reads) |
+//! | [`audit_log`] | reads `audit_log` for admins | api (reads) |
+//! | [`transcript`] | writes `messages`, `audit_log`, `conversations.applied_seq` from stream events, idempotently | audit writer |
+//!
+//! Errors: [`StoreError`] (`thiserror`), with `NotFound`/`Conflict` for the cases callers turn into HTTP statuses.
+
+pub mod attachments;
+pub mod audit_log;
+pub mod conversations;
+pub mod history;
+pub mod orgs;
+pub mod shares;
+pub mod transcript;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+
+mod embedded {
+    refinery::embed_migrations!("../../sql");
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("migration: {0}")]
+    Migration(String),
+    #[error("bad database url: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// True for a unique-constraint violation.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection pool to the RelayHub database.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    /// Builds a pool of at most `max_size` connections for `url` (`postgres://user:pass@host:port/db`).
+    /// Connections are opened lazily.
+    pub fn connect(url: &str, max_size: usize) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager).max_size(max_size).build().map_err(|e| StoreError::Config(e.to_string()))?;
+        Ok(Db { pool })
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies the migrations in `sql/` that have not run yet.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        embedded::migrations::runner()
+            .run_async(&mut **client)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(())
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        match self.client().await {
+            Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! A fresh PostgreSQL database per test.
+
+use anyhow::Context;
+
+/// A new database, migrated, on the PostgreSQL server of `RH_TEST_PG_URL` (scripts/test starts a private one).
+/// Databases are left behind (the test server's data lives under `target/` and is thrown away with it).
+pub struct TestDb {
+    url: String,
+    db: rh_store::Db,
+}
+
+impl TestDb {
+    pub async fn create() -> anyhow::Result<Self> {
+        let admin_url = std::env::var("RH_TEST_PG_URL").context(
+            "RH_TEST_PG_URL is not set: run the tests with scripts/test, which starts a private PostgreSQL",
+        )?;
+        let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| "connecting to the test PostgreSQL".to_string())?;
+        tokio::spawn(conn);
+        let name = format!("rh_test_{}", uuid::Uuid::new_v4().simple());
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        let url = replace_db_name(&admin_url, &name);
+        let db = rh_store::Db::connect(&url, 8)?;
+        db.migrate().await?;
+        Ok(TestDb { url, db })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn db(&self) -> &rh_store::Db {
+        &self.db
+    }
+
+    /// A direct connection (for assertions with plain SQL).
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+}
+
+/// `postgres://u@h:p/old?x` → `postgres://u@h:p/new?x`.
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host_part = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            super::replace_db_name("postgres://postgres@127.0.0.1:5/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5/x"
+        );
+        assert_eq!(super::replace_db_name("postgres://u@h:1/postgres?sslmode=disable", "y"), "postgres://u@h:1/y?sslmode=disable");
+    }
+}

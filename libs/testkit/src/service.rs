@@ -1,0 +1,119 @@
+//! One of our binaries as a child process.
+
+use anyhow::{Context, bail};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running `api`, `edge`, `worker` or `audit` process. SIGKILLed on `Drop`.
+pub struct Service {
+    bin: String,
+    env: Vec<(String, String)>,
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+/// `target/debug/<bin>` (or `$RH_BIN_DIR/<bin>`).
+pub fn bin_path(bin: &str) -> PathBuf {
+    match std::env::var_os("RH_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(bin),
+        None => crate::target_dir().join("debug").join(bin),
+    }
+}
+
+impl Service {
+    /// Starts `bin` with `env` (and `RUST_LOG` unless given) and waits (up to 30 s) for its
+    /// `listening <bin> http://<addr>` line on stdout. Its stderr goes to a log file under `target/test-data/`.
+    pub async fn spawn(bin: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn_owned(bin, env).await
+    }
+
+    async fn spawn_owned(bin: &str, env: Vec<(String, String)>) -> anyhow::Result<Self> {
+        let path = bin_path(bin);
+        if !path.exists() {
+            bail!("{} does not exist: build the binaries first (`cargo build --bins`, scripts/test does)", path.display());
+        }
+        let log = crate::scratch_dir("logs").join(format!("{bin}.log"));
+        let mut cmd = Command::new(&path);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).context("creating the log file")?)
+            .kill_on_drop(true);
+        if !env.iter().any(|(k, _)| k == "RUST_LOG") {
+            cmd.env("RUST_LOG", "info");
+        }
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("spawning {}", path.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let prefix = format!("listening {bin} http://");
+        let found = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix(&prefix) {
+                    return rest.trim().parse::<SocketAddr>().ok();
+                }
+            }
+            None
+        })
+        .await;
+        let addr = match found {
+            Ok(Some(addr)) => addr,
+            _ => {
+                let _ = child.start_kill();
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: String = tail.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                bail!("{bin} did not announce its address; log {}:\n{tail}", log.display());
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Service { bin: bin.to_owned(), env, child, addr, log })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Its stderr log file.
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
+    /// SIGKILL, as a crash would.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, and wait (up to `grace`) for a graceful exit; SIGKILL after that.
+    pub async fn terminate(&mut self, grace: Duration) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        }
+        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+            self.kill().await;
+        }
+    }
+
+    /// A new process of the same binary with the same environment (after `kill`, e.g. to test a restart).
+    pub async fn respawn(&self) -> anyhow::Result<Service> {
+        Self::spawn_owned(&self.bin, self.env.clone()).await
+    }
+}

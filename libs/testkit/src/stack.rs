@@ -1,0 +1,111 @@
+//! The whole RelayHub stack for one test.
+
+use crate::{Api, NatsServer, Service, TestDb};
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// Number of worker processes.
+    pub workers: usize,
+    /// Extra environment for every worker (e.g. `RH_SIM_TOKENS_PER_SEC`).
+    pub worker_env: Vec<(String, String)>,
+    /// Start the audit writer.
+    pub audit: bool,
+    /// Number of edge processes.
+    pub edges: usize,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions { workers: 1, worker_env: Vec::new(), audit: true, edges: 1 }
+    }
+}
+
+/// NATS + a fresh database + api + edges + audit + workers, all real processes on random ports.
+pub struct Stack {
+    pub nats: NatsServer,
+    pub db: TestDb,
+    pub api: Service,
+    pub edges: Vec<Service>,
+    pub audit: Option<Service>,
+    pub workers: Vec<Service>,
+    jwt_secret: String,
+    options: StackOptions,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
+        let nats = NatsServer::start().await?;
+        // Create the streams before any service races to.
+        nats.jetstream().await?;
+        let db = TestDb::create().await?;
+        let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4());
+        let api = Service::spawn(
+            "api",
+            &[
+                ("RH_NATS_URL", nats.url()),
+                ("RH_DATABASE_URL", db.url()),
+                ("RH_JWT_SECRET", &jwt_secret),
+                ("RH_API_LISTEN", "127.0.0.1:0"),
+            ],
+        )
+        .await?;
+        let mut stack = Stack { nats, db, api, edges: Vec::new(), audit: None, workers: Vec::new(), jwt_secret, options: options.clone() };
+        for _ in 0..options.edges {
+            let edge = stack.spawn_edge().await?;
+            stack.edges.push(edge);
+        }
+        if options.audit {
+            stack.audit = Some(stack.spawn_audit().await?);
+        }
+        for _ in 0..options.workers {
+            let w = stack.spawn_worker().await?;
+            stack.workers.push(w);
+        }
+        Ok(stack)
+    }
+
+    pub async fn spawn_edge(&self) -> anyhow::Result<Service> {
+        Service::spawn(
+            "edge",
+            &[("RH_NATS_URL", self.nats.url()), ("RH_JWT_SECRET", &self.jwt_secret), ("RH_EDGE_LISTEN", "127.0.0.1:0")],
+        )
+        .await
+    }
+
+    pub async fn spawn_audit(&self) -> anyhow::Result<Service> {
+        Service::spawn(
+            "audit",
+            &[("RH_NATS_URL", self.nats.url()), ("RH_DATABASE_URL", self.db.url()), ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0")],
+        )
+        .await
+    }
+
+    /// Another worker process with the stack's worker environment.
+    pub async fn spawn_worker(&self) -> anyhow::Result<Service> {
+        let mut env: Vec<(&str, &str)> = vec![("RH_NATS_URL", self.nats.url()), ("RH_WORKER_OPS_LISTEN", "127.0.0.1:0")];
+        for (k, v) in &self.options.worker_env {
+            env.push((k, v));
+        }
+        Service::spawn("worker", &env).await
+    }
+
+    /// REST client for the api (no token).
+    pub fn api(&self) -> Api {
+        Api::new(&self.api.http_url())
+    }
+
+    /// `ws://<edge>/ws` of the first edge.
+    pub fn ws_url(&self) -> String {
+        self.ws_url_of(0)
+    }
+
+    /// `ws://<edge>/ws` of edge `i`.
+    pub fn ws_url_of(&self, i: usize) -> String {
+        format!("ws://{}/ws", self.edges[i].addr())
+    }
+
+    pub fn jwt_secret(&self) -> &str {
+        &self.jwt_secret
+    }
+}

