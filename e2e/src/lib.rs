@@ -1,1 +1,1 @@
-//! End-to-end tests live in `tests/e2e/`.
+//! End-to-end tests live in `tests/e2e/` (one test binary; `helpers.rs` holds the shared pieces).

@@ -1,1 +1,9 @@
-fn main(){}
+//! End-to-end tests of RelayHub: a real nats-server (JetStream), a real PostgreSQL, and the api, edge, worker and
+//! audit binaries as processes, driven over real HTTP and WebSocket connections — as a user's client would.
+//! Run them with `scripts/test`.
+
+mod bad_input;
+mod crash_recovery;
+mod helpers;
+mod live_path;
+mod permissions;

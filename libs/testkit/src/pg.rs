@@ -11,9 +11,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> anyhow::Result<Self> {
-        let admin_url = std::env::var("RH_TEST_PG_URL").context(
-            "RH_TEST_PG_URL is not set: run the tests with scripts/test, which starts a private PostgreSQL",
-        )?;
+        let admin_url = admin_url()?;
         let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
             .await
             .with_context(|| "connecting to the test PostgreSQL".to_string())?;
@@ -40,6 +38,17 @@ impl TestDb {
         tokio::spawn(conn);
         Ok(client)
     }
+}
+
+/// `RH_TEST_PG_URL`, else the URL that a running `scripts/test` (or a developer) wrote to `target/test-pg.url`.
+fn admin_url() -> anyhow::Result<String> {
+    if let Ok(url) = std::env::var("RH_TEST_PG_URL") {
+        return Ok(url);
+    }
+    let file = crate::target_dir().join("test-pg.url");
+    std::fs::read_to_string(&file).map(|s| s.trim().to_owned()).with_context(|| {
+        format!("RH_TEST_PG_URL is not set and {} is missing: run the tests with scripts/test, which starts a private PostgreSQL", file.display())
+    })
 }
 
 /// `postgres://u@h:p/old?x` → `postgres://u@h:p/new?x`.

@@ -1,0 +1,167 @@
+//! Shared pieces: a stack with a team, and a viewer that records what it saw.
+
+use rh_protocol::{Envelope, Event, ServerFrame};
+use rh_testkit::{Api, Session, Stack, StackOptions, WsClient};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A stack plus an org with an owner and two teammates.
+pub struct Team {
+    pub stack: Stack,
+    pub api: Api,
+    pub owner: Session,
+    pub ben: Session,
+    pub cy: Session,
+}
+
+pub async fn team(options: StackOptions) -> anyhow::Result<Team> {
+    let stack = Stack::start(options).await?;
+    let api = stack.api();
+    let tag = Uuid::new_v4().simple().to_string();
+    let owner = api.sign_up("Acme", "Ada Admin", &format!("ada-{tag}@acme.test"), "pw-ada-123456").await?;
+    let ben = api.add_member(&owner, "Ben Builder", &format!("ben-{tag}@acme.test"), "pw-ben-123456").await?;
+    let cy = api.add_member(&owner, "Cy Curious", &format!("cy-{tag}@acme.test"), "pw-cy-1234567").await?;
+    Ok(Team { stack, api, owner, ben, cy })
+}
+
+/// One event as a viewer received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub seq: u64,
+    pub event: Envelope,
+}
+
+/// A socket subscribed to one conversation that records every `event` frame.
+pub struct Viewer {
+    pub ws: WsClient,
+    pub conversation: Uuid,
+    pub seen: Vec<Seen>,
+    pub subscribed_at: u64,
+}
+
+impl Viewer {
+    /// Connects, subscribes with `after_seq`, and waits for `subscribed`.
+    pub async fn join(ws_url: &str, who: &Session, conversation: Uuid, after_seq: Option<u64>) -> anyhow::Result<Self> {
+        let mut ws = WsClient::connect(ws_url, &who.token).await?;
+        ws.subscribe(conversation, after_seq).await?;
+        let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. } | ServerFrame::Error { .. })).await?;
+        let ServerFrame::Subscribed { seq, .. } = f else { anyhow::bail!("subscribe refused: {f:?}") };
+        Ok(Viewer { ws, conversation, seen: Vec::new(), subscribed_at: seq })
+    }
+
+    /// Reads frames until `pred` holds for a received event of this conversation.
+    pub async fn until_event(&mut self, pred: impl Fn(&Seen) -> bool) -> anyhow::Result<Seen> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let f = self.ws.next_frame(left).await?;
+            if let ServerFrame::Event { conversation_id, seq, event } = f {
+                if conversation_id == self.conversation {
+                    let seen = Seen { seq, event };
+                    self.seen.push(seen.clone());
+                    if pred(&seen) {
+                        return Ok(seen);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads until the end event (completed / failed / stopped) of `response_id`.
+    pub async fn until_response_end(&mut self, response_id: Uuid) -> anyhow::Result<Seen> {
+        self.until_event(|s| s.event.event.is_response_end() && response_of(&s.event.event) == Some(response_id)).await
+    }
+
+    /// Reads until `n` deltas of `response_id` have arrived.
+    pub async fn until_deltas(&mut self, response_id: Uuid, n: usize) -> anyhow::Result<()> {
+        loop {
+            let have = self.seen.iter().filter(|s| s.event.event.is_delta() && response_of(&s.event.event) == Some(response_id)).count();
+            if have >= n {
+                return Ok(());
+            }
+            self.until_event(|_| true).await?;
+        }
+    }
+}
+
+pub fn response_of(e: &Event) -> Option<Uuid> {
+    match e {
+        Event::ResponseStarted { response_id, .. }
+        | Event::ResponseDelta { response_id, .. }
+        | Event::ResponseCompleted { response_id, .. }
+        | Event::ResponseFailed { response_id, .. }
+        | Event::ResponseStopped { response_id, .. } => Some(*response_id),
+        Event::MessageCreated { response_id, .. } => Some(*response_id),
+        _ => None,
+    }
+}
+
+/// Checks what one viewer saw of one response: positions strictly increasing (no duplicate), the response began
+/// with `response.started`, the deltas of the final attempt have indexes 0..n with no gap, and their text equals
+/// the completed text. Returns the completed text.
+pub fn check_response(seen: &[Seen], response_id: Uuid) -> anyhow::Result<String> {
+    for w in seen.windows(2) {
+        anyhow::ensure!(w[0].seq < w[1].seq, "positions not increasing: {} then {}", w[0].seq, w[1].seq);
+    }
+    let of: Vec<&Seen> = seen.iter().filter(|s| response_of(&s.event.event) == Some(response_id)).collect();
+    let last_attempt = of
+        .iter()
+        .filter_map(|s| match &s.event.event {
+            Event::ResponseStarted { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no response.started seen"))?;
+    let mut text = String::new();
+    let mut next_index = 0u32;
+    let mut completed = None;
+    for s in &of {
+        match &s.event.event {
+            Event::ResponseDelta { attempt, index, text: t, .. } if *attempt == last_attempt => {
+                anyhow::ensure!(*index == next_index, "delta index {index}, expected {next_index} (gap or duplicate)");
+                next_index += 1;
+                text.push_str(t);
+            }
+            Event::ResponseCompleted { attempt, text: t, .. } => {
+                anyhow::ensure!(*attempt == last_attempt, "completed by attempt {attempt}, last started {last_attempt}");
+                completed = Some(t.clone());
+            }
+            _ => {}
+        }
+    }
+    let completed = completed.ok_or_else(|| anyhow::anyhow!("no response.completed seen"))?;
+    anyhow::ensure!(text == completed, "deltas {text:?} != completed {completed:?}");
+    anyhow::ensure!(!completed.is_empty(), "empty response");
+    Ok(completed)
+}
+
+/// Waits until the transcript in PostgreSQL (`GET /conversations/{id}`) shows the response finished; returns its text.
+pub async fn stored_response(api: &Api, who: &Session, conversation: Uuid, response_id: Uuid) -> anyhow::Result<String> {
+    rh_testkit::eventually(WAIT, "the response in the stored history", || async {
+        let v = api.conversation(who, conversation).await.ok()?;
+        let msgs = v["messages"].as_array()?;
+        let m = msgs.iter().find(|m| m["id"] == response_id.to_string())?;
+        (m["status"] == "complete").then(|| m["text"].as_str().unwrap_or_default().to_owned())
+    })
+    .await
+}
+
+/// The response id in a `POST .../messages` reply.
+pub fn response_id(reply: &serde_json::Value) -> anyhow::Result<Uuid> {
+    Ok(Uuid::parse_str(reply["response_id"].as_str().unwrap_or_default())?)
+}
+
+/// The `seq` the conversation's history covers, as a client reads it before subscribing.
+pub async fn history_seq(api: &Api, who: &Session, conversation: Uuid) -> anyhow::Result<u64> {
+    let v = api.conversation(who, conversation).await?;
+    v["seq"].as_u64().ok_or_else(|| anyhow::anyhow!("no seq in {v}"))
+}
+
+pub fn sim_env(pairs: &[(&str, &str)]) -> StackOptions {
+    StackOptions {
+        worker_env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..StackOptions::default()
+    }
+}
