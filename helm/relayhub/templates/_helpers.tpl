@@ -1,0 +1,258 @@
+{{/* Names */}}
+{{- define "relayhub.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "relayhub.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "relayhub.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels. Call with (dict "root" $ "component" "api"). */}}
+{{- define "relayhub.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "relayhub.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "relayhub.labels" -}}
+helm.sh/chart: {{ include "relayhub.chart" .root }}
+{{ include "relayhub.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: relayhub
+{{- end }}
+
+{{- define "relayhub.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "relayhub.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "relayhub.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Secrets: which Secret holds what. */}}
+{{- define "relayhub.secretName" -}}
+{{- default (include "relayhub.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "relayhub.dbSecretName" -}}
+{{- if .Values.postgres.existingSecret }}{{ .Values.postgres.existingSecret }}{{ else }}{{ include "relayhub.secretName" . }}{{ end }}
+{{- end }}
+
+{{- define "relayhub.dbSecretKey" -}}
+{{- if .Values.postgres.existingSecret }}{{ .Values.postgres.existingSecretKey }}{{ else }}{{ .Values.secrets.keys.databaseUrl }}{{ end }}
+{{- end }}
+
+{{/* True (non-empty) when this chart writes the database URL into its own Secret. */}}
+{{- define "relayhub.chartOwnsDbUrl" -}}
+{{- if and (not .Values.postgres.existingSecret) (not .Values.secrets.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/* NATS URL: the in-chart cluster's client Service, or the external URL. */}}
+{{- define "relayhub.natsUrl" -}}
+{{- if .Values.nats.enabled }}
+{{- printf "nats://%s-nats:4222" (include "relayhub.fullname" .) }}
+{{- else }}
+{{- required "nats.url is required when nats.enabled is false" .Values.nats.url }}
+{{- end }}
+{{- end }}
+
+{{/* Replicas for RelayHub's streams: 0 = automatic. */}}
+{{- define "relayhub.streamReplicas" -}}
+{{- $r := int .Values.streamReplicas.replicas }}
+{{- if and (eq $r 0) .Values.nats.enabled }}{{ $r = int .Values.nats.replicas }}{{ end }}
+{{- $r }}
+{{- end }}
+
+{{/* The browsers' WebSocket URL (RH_PUBLIC_WS_URL). */}}
+{{- define "relayhub.publicWsUrl" -}}
+{{- if .Values.publicWsUrl }}
+{{- .Values.publicWsUrl }}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
+{{- $host := first .Values.ingress.hosts }}
+{{- printf "%s://%s/ws" (ternary "wss" "ws" (gt (len .Values.ingress.tls) 0)) $host }}
+{{- end }}
+{{- end }}
+
+{{/* Env shared by every RelayHub container. */}}
+{{- define "relayhub.commonEnv" -}}
+- name: RH_NATS_URL
+  value: {{ include "relayhub.natsUrl" . | quote }}
+- name: RUST_LOG
+  value: {{ .Values.logLevel | quote }}
+{{- end }}
+
+{{- define "relayhub.envJwtSecret" -}}
+- name: RH_JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "relayhub.secretName" . }}
+      key: {{ .Values.secrets.keys.jwtSecret }}
+{{- end }}
+
+{{- define "relayhub.envDatabaseUrl" -}}
+- name: RH_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "relayhub.dbSecretName" . }}
+      key: {{ include "relayhub.dbSecretKey" . }}
+{{- end }}
+
+{{/*
+A RelayHub Deployment. Call with (dict "root" $ "component" "api" "values" .Values.api "env" <yaml list string>
+"extraPod" <yaml string, optional> "extraContainer" <yaml string, optional> "strategy" <yaml string, optional>).
+The container runs the binary named after the component; its one HTTP port serves /healthz, /readyz, /metrics.
+*/}}
+{{- define "relayhub.deployment" -}}
+{{- $root := .root }}
+{{- $v := .values }}
+{{- $ctx := dict "root" $root "component" .component }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "relayhub.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "relayhub.labels" $ctx | nindent 4 }}
+spec:
+  {{- if not (and (eq .component "worker") $v.autoscaling.enabled) }}
+  replicas: {{ $v.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  {{- with .strategy }}
+  strategy:
+    {{- . | nindent 4 }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "relayhub.selectorLabels" $ctx | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "relayhub.labels" $ctx | nindent 8 }}
+      annotations:
+        {{- if $root.Values.metrics.podAnnotations }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ $v.port | quote }}
+        prometheus.io/path: /metrics
+        {{- end }}
+        {{- if include "relayhub.chartOwnsSecret" $root }}
+        checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+        {{- end }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "relayhub.serviceAccountName" $root }}
+      automountServiceAccountToken: false
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- with .extraPod }}
+      {{- . | nindent 6 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "relayhub.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command: [{{ .component | quote }}]
+          ports:
+            - name: http
+              containerPort: {{ $v.port }}
+              protocol: TCP
+          env:
+            {{- include "relayhub.commonEnv" $root | nindent 12 }}
+            {{- .env | nindent 12 }}
+            {{- with $v.extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          startupProbe:
+            httpGet: { path: /healthz, port: http }
+            periodSeconds: {{ $root.Values.probes.startup.periodSeconds }}
+            failureThreshold: {{ $root.Values.probes.startup.failureThreshold }}
+          livenessProbe:
+            httpGet: { path: /healthz, port: http }
+            {{- toYaml $root.Values.probes.liveness | nindent 12 }}
+          readinessProbe:
+            httpGet: { path: /readyz, port: http }
+            {{- toYaml $root.Values.probes.readiness | nindent 12 }}
+          {{- with .extraContainer }}
+          {{- . | nindent 10 }}
+          {{- end }}
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.securityContext | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: tmp
+          emptyDir: {}
+      {{- if $root.Values.topologySpread.enabled }}
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: {{ $root.Values.topologySpread.topologyKey }}
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "relayhub.selectorLabels" $ctx | nindent 14 }}
+      {{- end }}
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end }}
+
+{{/* True (non-empty) when the chart creates the Secret. */}}
+{{- define "relayhub.chartOwnsSecret" -}}
+{{- if not .Values.secrets.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* A PodDisruptionBudget. Call with (dict "root" $ "component" "edge" "pdb" .Values.edge.podDisruptionBudget). */}}
+{{- define "relayhub.pdb" -}}
+{{- if .pdb.enabled }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "relayhub.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "relayhub.labels" (dict "root" .root "component" .component) | nindent 4 }}
+spec:
+  {{- if hasKey .pdb "minAvailable" }}
+  minAvailable: {{ .pdb.minAvailable }}
+  {{- else }}
+  maxUnavailable: {{ .pdb.maxUnavailable }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "relayhub.selectorLabels" (dict "root" .root "component" .component) | nindent 6 }}
+{{- end }}
+{{- end }}
