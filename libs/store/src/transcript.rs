@@ -1,1 +1,523 @@
-//! See the module table in the crate docs.
+//! The transcript writer: applies conversation events from stream `RH_CONV` to `messages`, `audit_log` and
+//! `conversations.applied_seq`, idempotently. Used only by the audit writer.
+//!
+//! | event | `messages` | `audit_log` |
+//! |---|---|---|
+//! | `message.created` | user row: `id` = message_id, `seq` = `final_seq` = stream seq, status `complete` | yes |
+//! | `response.started` | assistant row: `id` = response_id, status `streaming`, `seq` = stream seq, `reply_to` = message_id | no |
+//! | `response.completed` / `failed` / `stopped` | finishes that row: text, status, `final_seq` = stream seq (inserts it finished, `seq` = `final_seq`, when there was no start) | yes |
+//! | `conversation.created`, `settings.changed`, `attachment.added`, `participant.*`, `conversation.deleted` | — | yes |
+//! | `response.delta` | — (token traffic never touches PostgreSQL) | no |
+//!
+//! Every applied event also raises `conversations.applied_seq` to its stream seq (never lowers it).
+//!
+//! Idempotence, so redelivery (same seq) and re-publication (same event id, a later seq) change nothing twice:
+//! - an audited event first inserts its audit row (`id` = event id, `ON CONFLICT DO NOTHING`); if that row
+//!   already exists the event is a duplicate and nothing else is written;
+//! - transcript rows are inserted with `ON CONFLICT (id) DO NOTHING`;
+//! - a restarted response (`response.started` with a higher `attempt`) keeps its FIRST seq and becomes
+//!   `streaming` again with empty text, so history never shows text that the stream later replaced; a start whose
+//!   attempt is not higher than the row's is a duplicate;
+//! - an end event finishes the row only if its attempt is not older than the row's and the row is still streaming
+//!   or the event's seq is later than the row's `final_seq`.
+//!
+//! `audit_log.detail` records who and what (ids, permissions, lengths, file metadata), never message or response
+//! text, nor the system prompt.
+
+use crate::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use rh_protocol::{Envelope, Event};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event was written (a transcript row and/or an audit row).
+    Written,
+    /// The event had been applied before (redelivery or re-publication): nothing changed but `applied_seq`.
+    Duplicate,
+    /// No row in `conversations` for the event's conversation: nothing was written.
+    UnknownConversation,
+    /// A `response.delta`: not part of the transcript, nothing was written.
+    Ignored,
+}
+
+/// Applies one event at stream position `seq` in its own transaction (a savepoint when `client` is a transaction).
+pub async fn apply<C: GenericClient>(client: &mut C, seq: u64, env: &Envelope) -> Result<Applied> {
+    if env.event.is_delta() {
+        return Ok(Applied::Ignored);
+    }
+    let tx = client.transaction().await?;
+    let applied = apply_in(&tx, seq, env).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Applies several events, in the given (stream) order, in one transaction: all or nothing.
+pub async fn apply_batch<C: GenericClient>(
+    client: &mut C,
+    events: &[(u64, &Envelope)],
+) -> Result<Vec<Applied>> {
+    let tx = client.transaction().await?;
+    let mut applied = Vec::with_capacity(events.len());
+    for (seq, env) in events {
+        applied.push(apply_in(&tx, *seq, env).await?);
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// True when PostgreSQL refused the event's data itself (SQLSTATE class 22 "data exception" or 23 "integrity
+/// constraint violation"): retrying the same event cannot succeed. Every other error (connection lost, server
+/// shutting down, schema not migrated yet...) is worth retrying.
+pub fn is_data_error(error: &StoreError) -> bool {
+    match error {
+        StoreError::Db(e) => e
+            .code()
+            .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
+        _ => false,
+    }
+}
+
+const BUMP_APPLIED_SEQ: &str = "UPDATE conversations SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1 RETURNING org_id";
+
+// A message whose author is not (or no longer) a user keeps its row, without author.
+const INSERT_USER_MESSAGE: &str = "INSERT INTO messages \
+       (id, conversation_id, role, author_id, text, status, client_msg_id, seq, final_seq) \
+     VALUES ($1, $2, 'user', (SELECT u.id FROM users u WHERE u.id = $3), $4, 'complete', $5, $6, $6) \
+     ON CONFLICT (id) DO NOTHING";
+
+const START_RESPONSE: &str = "INSERT INTO messages \
+       (id, conversation_id, role, model, status, reply_to, attempt, seq) \
+     VALUES ($1, $2, 'assistant', $3, 'streaming', $4, $5, $6) \
+     ON CONFLICT (id) DO UPDATE \
+       SET attempt = EXCLUDED.attempt, status = 'streaming', text = '', final_seq = NULL, \
+           model = EXCLUDED.model, updated_at = now() \
+     WHERE messages.attempt < EXCLUDED.attempt AND messages.role = 'assistant' \
+       AND messages.conversation_id = EXCLUDED.conversation_id";
+
+const FINISH_RESPONSE: &str = "UPDATE messages \
+     SET text = $3, status = $4, final_seq = $5, model = COALESCE($6, model), attempt = $7, updated_at = now() \
+     WHERE id = $1 AND conversation_id = $2 AND role = 'assistant' AND attempt <= $7 \
+       AND (status = 'streaming' OR final_seq < $5)";
+
+// The end of a response whose start is not in PostgreSQL (e.g. stopped before it started). `reply_to` comes from
+// the audit row of the message that asked for it.
+const INSERT_FINISHED_RESPONSE: &str = "INSERT INTO messages \
+       (id, conversation_id, role, text, model, status, reply_to, attempt, seq, final_seq) \
+     VALUES ($1, $2, 'assistant', $3, $6, $4, \
+       (SELECT (a.detail->>'message_id')::uuid FROM audit_log a \
+         WHERE a.conversation_id = $2 AND a.action = 'message.created' AND a.detail->>'response_id' = $8 LIMIT 1), \
+       $7, $5, $5) \
+     ON CONFLICT (id) DO NOTHING";
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_log (id, org_id, conversation_id, actor_id, action, detail, seq, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
+
+/// Applies one (non-delta) event inside `tx`.
+async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Applied> {
+    if env.event.is_delta() {
+        return Ok(Applied::Ignored);
+    }
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let conversation_id = env.conversation_id;
+
+    let bump = tx.prepare_cached(BUMP_APPLIED_SEQ).await?;
+    let Some(row) = tx.query_opt(&bump, &[&conversation_id, &seq]).await? else {
+        tracing::warn!(%conversation_id, seq, kind = env.event.kind(), "event for a conversation not in PostgreSQL, skipped");
+        return Ok(Applied::UnknownConversation);
+    };
+    let org_id: Uuid = row.try_get(0)?;
+
+    // Audited events are identified by their event id: when the audit row exists, the event was applied before
+    // (redelivery, or the same event published again) and nothing else is written.
+    if let Some(detail) = audit_detail(&env.event) {
+        let stmt = tx.prepare_cached(INSERT_AUDIT).await?;
+        let actor = env.actor.or_else(|| actor_of(&env.event));
+        let action = env.event.kind();
+        let at = DateTime::<Utc>::from_timestamp_micros(env.ts_us).unwrap_or_else(Utc::now);
+        let inserted = tx
+            .execute(
+                &stmt,
+                &[
+                    &env.event_id,
+                    &org_id,
+                    &conversation_id,
+                    &actor,
+                    &action,
+                    &detail,
+                    &seq,
+                    &at,
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Ok(Applied::Duplicate);
+        }
+    }
+
+    let transcript_changed = match &env.event {
+        Event::MessageCreated {
+            message_id,
+            author_id,
+            text,
+            client_msg_id,
+            ..
+        } => {
+            let stmt = tx.prepare_cached(INSERT_USER_MESSAGE).await?;
+            let text = without_nul(text);
+            tx.execute(
+                &stmt,
+                &[
+                    message_id,
+                    &conversation_id,
+                    author_id,
+                    &text,
+                    client_msg_id,
+                    &seq,
+                ],
+            )
+            .await?
+                > 0
+        }
+        Event::ResponseStarted {
+            response_id,
+            message_id,
+            model,
+            attempt,
+        } => {
+            let stmt = tx.prepare_cached(START_RESPONSE).await?;
+            let attempt = pg_attempt(*attempt);
+            tx.execute(
+                &stmt,
+                &[
+                    response_id,
+                    &conversation_id,
+                    model,
+                    message_id,
+                    &attempt,
+                    &seq,
+                ],
+            )
+            .await?
+                > 0
+        }
+        Event::ResponseCompleted {
+            response_id,
+            attempt,
+            model,
+            text,
+        } => {
+            finish_response(
+                tx,
+                conversation_id,
+                seq,
+                *response_id,
+                *attempt,
+                "complete",
+                Some(model),
+                text,
+            )
+            .await?
+        }
+        Event::ResponseFailed {
+            response_id,
+            attempt,
+            text,
+            ..
+        } => {
+            finish_response(
+                tx,
+                conversation_id,
+                seq,
+                *response_id,
+                *attempt,
+                "failed",
+                None,
+                text,
+            )
+            .await?
+        }
+        Event::ResponseStopped {
+            response_id,
+            attempt,
+            text,
+            ..
+        } => {
+            finish_response(
+                tx,
+                conversation_id,
+                seq,
+                *response_id,
+                *attempt,
+                "stopped",
+                None,
+                text,
+            )
+            .await?
+        }
+        // Audited above; nothing else to write.
+        _ => true,
+    };
+
+    Ok(if transcript_changed {
+        Applied::Written
+    } else {
+        Applied::Duplicate
+    })
+}
+
+/// Finishes an assistant row (or inserts it finished). True when a row changed.
+#[allow(clippy::too_many_arguments)]
+async fn finish_response(
+    tx: &Transaction<'_>,
+    conversation_id: Uuid,
+    seq: i64,
+    response_id: Uuid,
+    attempt: u32,
+    status: &str,
+    model: Option<&String>,
+    text: &str,
+) -> Result<bool> {
+    let text = without_nul(text);
+    let attempt = pg_attempt(attempt);
+    let update = tx.prepare_cached(FINISH_RESPONSE).await?;
+    if tx
+        .execute(
+            &update,
+            &[
+                &response_id,
+                &conversation_id,
+                &text,
+                &status,
+                &seq,
+                &model,
+                &attempt,
+            ],
+        )
+        .await?
+        > 0
+    {
+        return Ok(true);
+    }
+    let insert = tx.prepare_cached(INSERT_FINISHED_RESPONSE).await?;
+    let response_key = response_id.to_string();
+    let inserted = tx
+        .execute(
+            &insert,
+            &[
+                &response_id,
+                &conversation_id,
+                &text,
+                &status,
+                &seq,
+                &model,
+                &attempt,
+                &response_key,
+            ],
+        )
+        .await?;
+    Ok(inserted > 0)
+}
+
+/// The `audit_log.detail` of an event, `None` for events that are not audited (`response.started`, deltas).
+/// Never contains message or response text.
+fn audit_detail(event: &Event) -> Option<Value> {
+    Some(match event {
+        Event::ConversationCreated {
+            owner_id,
+            title,
+            settings,
+        } => json!({
+            "owner_id": owner_id,
+            "title_chars": title.chars().count(),
+            "model": settings.model,
+            "temperature": settings.temperature,
+            "system_prompt_set": settings.system_prompt.as_deref().is_some_and(|s| !s.is_empty()),
+        }),
+        Event::MessageCreated {
+            message_id,
+            author_id,
+            text,
+            response_id,
+            ..
+        } => json!({
+            "message_id": message_id,
+            "response_id": response_id,
+            "author_id": author_id,
+            "chars": text.chars().count(),
+        }),
+        Event::ResponseStarted { .. } | Event::ResponseDelta { .. } => return None,
+        Event::ResponseCompleted {
+            response_id,
+            attempt,
+            model,
+            text,
+        } => json!({
+            "response_id": response_id,
+            "attempt": attempt,
+            "status": "complete",
+            "model": model,
+            "chars": text.chars().count(),
+        }),
+        Event::ResponseFailed {
+            response_id,
+            attempt,
+            error,
+            text,
+        } => json!({
+            "response_id": response_id,
+            "attempt": attempt,
+            "status": "failed",
+            "error": error.chars().take(300).collect::<String>(),
+            "chars": text.chars().count(),
+        }),
+        Event::ResponseStopped {
+            response_id,
+            attempt,
+            text,
+            stopped_by,
+        } => json!({
+            "response_id": response_id,
+            "attempt": attempt,
+            "status": "stopped",
+            "stopped_by": stopped_by,
+            "chars": text.chars().count(),
+        }),
+        Event::SettingsChanged {
+            changed_by,
+            changed,
+            settings,
+            ..
+        } => json!({
+            "changed_by": changed_by,
+            "changed": changed,
+            "model": settings.model,
+            "temperature": settings.temperature,
+            "system_prompt_set": settings.system_prompt.as_deref().is_some_and(|s| !s.is_empty()),
+        }),
+        Event::AttachmentAdded {
+            attachment_id,
+            filename,
+            content_type,
+            size,
+            uploaded_by,
+        } => json!({
+            "attachment_id": attachment_id,
+            "filename": filename,
+            "content_type": content_type,
+            "size": size,
+            "uploaded_by": uploaded_by,
+        }),
+        Event::ParticipantAdded {
+            user_id,
+            permission,
+            ..
+        } => json!({
+            "user_id": user_id,
+            "permission": permission,
+        }),
+        Event::ParticipantChanged {
+            user_id,
+            permission,
+        } => json!({
+            "user_id": user_id,
+            "permission": permission,
+        }),
+        Event::ParticipantRemoved { user_id } => json!({ "user_id": user_id }),
+        Event::ConversationDeleted {} => json!({}),
+    })
+}
+
+/// Who did it, when the envelope does not say (`actor` is `None` for the AI and the system).
+fn actor_of(event: &Event) -> Option<Uuid> {
+    match event {
+        Event::ConversationCreated { owner_id, .. } => Some(*owner_id),
+        Event::MessageCreated { author_id, .. } => Some(*author_id),
+        Event::ResponseStopped { stopped_by, .. } => *stopped_by,
+        Event::SettingsChanged { changed_by, .. } => Some(*changed_by),
+        Event::AttachmentAdded { uploaded_by, .. } => Some(*uploaded_by),
+        _ => None,
+    }
+}
+
+/// PostgreSQL text cannot hold NUL characters; drop them rather than refuse the message.
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', ""))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+fn pg_attempt(attempt: u32) -> i32 {
+    i32::try_from(attempt).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rh_protocol::Permission;
+
+    #[test]
+    fn audit_detail_never_holds_text() {
+        let secret = "the secret plan";
+        let events = [
+            Event::MessageCreated {
+                message_id: Uuid::new_v4(),
+                author_id: Uuid::new_v4(),
+                author_name: "Ada".into(),
+                text: secret.into(),
+                client_msg_id: None,
+                response_id: Uuid::new_v4(),
+            },
+            Event::ResponseCompleted {
+                response_id: Uuid::new_v4(),
+                attempt: 1,
+                model: "sim".into(),
+                text: secret.into(),
+            },
+            Event::ResponseStopped {
+                response_id: Uuid::new_v4(),
+                attempt: 1,
+                text: secret.into(),
+                stopped_by: None,
+            },
+            Event::ResponseFailed {
+                response_id: Uuid::new_v4(),
+                attempt: 1,
+                error: "provider".into(),
+                text: secret.into(),
+            },
+            Event::SettingsChanged {
+                changed_by: Uuid::new_v4(),
+                changed_by_name: "Ada".into(),
+                changed: vec!["system_prompt".into()],
+                settings: rh_protocol::event::Settings {
+                    model: "sim".into(),
+                    temperature: None,
+                    system_prompt: Some(secret.into()),
+                },
+            },
+        ];
+        for event in events {
+            let detail = audit_detail(&event).unwrap().to_string();
+            assert!(!detail.contains("secret"), "{detail}");
+        }
+        let added = Event::ParticipantAdded {
+            user_id: Uuid::nil(),
+            name: "Ben".into(),
+            email: "ben@acme.test".into(),
+            permission: Permission::View,
+        };
+        assert_eq!(audit_detail(&added).unwrap()["permission"], "view");
+    }
+
+    #[test]
+    fn nul_is_dropped() {
+        assert_eq!(without_nul("a\0b"), "ab");
+        assert!(matches!(without_nul("ab"), std::borrow::Cow::Borrowed(_)));
+    }
+}
