@@ -1,0 +1,159 @@
+//! Client commands, one file each (as in mini-redis): a frame is parsed into a [`Command`], which is applied to
+//! the hub on behalf of one socket.
+//!
+//! Applying a command never blocks the socket's reader: commands that need the api (`subscribe`,
+//! `send_message`, `stop`) answer in a task of their own. A frame that cannot be parsed gets an `error` frame and
+//! changes nothing else.
+
+mod ping;
+mod send_message;
+mod stop;
+mod subscribe;
+mod unsubscribe;
+
+pub use ping::Ping;
+pub use send_message::SendMessage;
+pub use stop::Stop;
+pub use subscribe::Subscribe;
+pub use unsubscribe::Unsubscribe;
+
+use crate::conn::Conn;
+use crate::hub::Hub;
+use rh_bus::{RequestError, RequestErrorKind};
+use rh_protocol::frame::{ErrorCode, MAX_CLIENT_FRAME_BYTES};
+use rh_protocol::{ClientFrame, ServerFrame};
+use std::sync::Arc;
+
+/// The frame types a client may send.
+const KNOWN_TYPES: [&str; 5] = ["subscribe", "unsubscribe", "send_message", "stop", "ping"];
+
+#[derive(Debug)]
+pub enum Command {
+    Subscribe(Subscribe),
+    Unsubscribe(Unsubscribe),
+    SendMessage(SendMessage),
+    Stop(Stop),
+    Ping(Ping),
+}
+
+/// A refused frame: the code and message of its `error` frame, and its `ref` when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub reference: Option<String>,
+}
+
+impl Refusal {
+    pub fn frame(&self) -> ServerFrame {
+        ServerFrame::error(self.code, self.message.clone(), self.reference.clone())
+    }
+}
+
+impl Command {
+    /// Parses one text frame.
+    pub fn parse(text: &str) -> Result<Command, Refusal> {
+        if text.len() > MAX_CLIENT_FRAME_BYTES {
+            return Err(Refusal {
+                code: ErrorCode::FrameTooLarge,
+                message: format!("frames are limited to {MAX_CLIENT_FRAME_BYTES} bytes, this one has {}", text.len()),
+                reference: None,
+            });
+        }
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => Ok(Command::from(frame)),
+            Err(e) => Err(classify(text, e)),
+        }
+    }
+
+    pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
+        match self {
+            Command::Subscribe(c) => c.apply(hub, conn),
+            Command::Unsubscribe(c) => c.apply(hub, conn),
+            Command::SendMessage(c) => c.apply(hub, conn),
+            Command::Stop(c) => c.apply(hub, conn),
+            Command::Ping(c) => c.apply(conn),
+        }
+    }
+}
+
+impl From<ClientFrame> for Command {
+    fn from(frame: ClientFrame) -> Self {
+        match frame {
+            ClientFrame::Subscribe { conversation_id, after_seq } => {
+                Command::Subscribe(Subscribe { conversation_id, after_seq })
+            }
+            ClientFrame::Unsubscribe { conversation_id } => Command::Unsubscribe(Unsubscribe { conversation_id }),
+            ClientFrame::SendMessage { conversation_id, text, client_msg_id } => {
+                Command::SendMessage(SendMessage { conversation_id, text, client_msg_id })
+            }
+            ClientFrame::Stop { conversation_id } => Command::Stop(Stop { conversation_id }),
+            ClientFrame::Ping => Command::Ping(Ping),
+        }
+    }
+}
+
+/// Why a frame did not parse: not JSON / no type (`bad_request`), a type we do not know (`unknown_type`), or a
+/// known type with missing or malformed fields (`bad_request`, with `ref` if the frame names one).
+fn classify(text: &str, error: serde_json::Error) -> Refusal {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Refusal { code: ErrorCode::BadRequest, message: format!("not JSON: {error}"), reference: None };
+    };
+    let reference = ["client_msg_id", "conversation_id"]
+        .iter()
+        .find_map(|k| value.get(k).and_then(|v| v.as_str()))
+        .map(|s| s.chars().take(128).collect::<String>());
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => Refusal {
+            code: ErrorCode::BadRequest,
+            message: "a frame is a JSON object with a string \"type\"".into(),
+            reference,
+        },
+        Some(t) if !KNOWN_TYPES.contains(&t) => Refusal {
+            code: ErrorCode::UnknownType,
+            message: format!(
+                "unknown frame type {:?}; expected one of {}",
+                t.chars().take(64).collect::<String>(),
+                KNOWN_TYPES.join(", ")
+            ),
+            reference,
+        },
+        Some(t) => Refusal { code: ErrorCode::BadRequest, message: format!("bad {t} frame: {error}"), reference },
+    }
+}
+
+/// The error frame for a failed `rh.api.*` request.
+pub(crate) fn request_error(e: &RequestError, reference: String) -> ServerFrame {
+    let (code, message) = match (&e.rejection, e.kind()) {
+        (Some(r), _) => (r.code, r.message.clone()),
+        (None, RequestErrorKind::Unavailable) => (ErrorCode::Unavailable, "the api did not answer; try again".into()),
+        (None, _) => (ErrorCode::Internal, "unexpected answer from the api".into()),
+    };
+    if e.rejection.is_none() {
+        tracing::warn!(error = %e, "api request failed");
+    }
+    ServerFrame::error(code, message, Some(reference))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        Command::parse(text).expect_err("refused").code
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(code("this is not json"), ErrorCode::BadRequest);
+        assert_eq!(code("[1,2]"), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"teleport","to":"mars"}"#), ErrorCode::UnknownType);
+        let r = Command::parse(r#"{"type":"subscribe","conversation_id":"not-a-uuid"}"#).unwrap_err();
+        assert_eq!((r.code, r.reference.as_deref()), (ErrorCode::BadRequest, Some("not-a-uuid")));
+        let r = Command::parse(r#"{"type":"send_message","conversation_id":"x","client_msg_id":"m1"}"#).unwrap_err();
+        assert_eq!(r.reference.as_deref(), Some("m1"));
+        let huge = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(MAX_CLIENT_FRAME_BYTES));
+        assert_eq!(code(&huge), ErrorCode::FrameTooLarge);
+        assert!(matches!(Command::parse(r#"{"type":"ping"}"#), Ok(Command::Ping(_))));
+    }
+}

@@ -1,0 +1,81 @@
+//! `send_message {conversation_id, text, client_msg_id}`: posts a message through the api
+//! (`rh.api.send_message`) and answers `message_accepted` (the `message.created` event follows on the
+//! subscription) or an `error` frame with `ref` = `client_msg_id`.
+//!
+//! The cached permission of a subscription refuses view-only senders without a round trip; a socket that is not
+//! subscribed asks `rh.api.access` first. The api checks again either way: the edge's check only saves work.
+
+use crate::conn::Conn;
+use crate::hub::Hub;
+use rh_protocol::frame::ErrorCode;
+use rh_protocol::rpc::{AccessGrant, AccessRequest, MessageAccepted, SendMessageRequest};
+use rh_protocol::{Permission, ServerFrame, subjects};
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug)]
+pub struct SendMessage {
+    pub conversation_id: Uuid,
+    pub text: String,
+    pub client_msg_id: String,
+}
+
+fn forbidden(client_msg_id: &str) -> ServerFrame {
+    ServerFrame::error(
+        ErrorCode::Forbidden,
+        "view only: you cannot send messages in this conversation",
+        Some(client_msg_id.to_owned()),
+    )
+}
+
+impl SendMessage {
+    pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
+        let cached = conn.permission(self.conversation_id);
+        if cached == Some(Permission::View) {
+            let _ = conn.send_frame(&forbidden(&self.client_msg_id));
+            return;
+        }
+        let (hub, conn) = (hub.clone(), conn.clone());
+        tokio::spawn(async move { self.run(&hub, &conn, cached).await });
+    }
+
+    async fn run(self, hub: &Hub, conn: &Conn, cached: Option<Permission>) {
+        let conv = self.conversation_id;
+        if cached.is_none() {
+            let req = AccessRequest { user_id: conn.user.id, conversation_id: conv };
+            match rh_bus::request::<_, AccessGrant>(&hub.nats, subjects::API_ACCESS, &req, hub.request_timeout()).await
+            {
+                Ok(g) if !g.permission.can_respond() => {
+                    let _ = conn.send_frame(&forbidden(&self.client_msg_id));
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = conn.send_frame(&super::request_error(&e, self.client_msg_id));
+                    return;
+                }
+            }
+        }
+        let req = SendMessageRequest {
+            user_id: conn.user.id,
+            conversation_id: conv,
+            text: self.text,
+            client_msg_id: Some(self.client_msg_id.clone()),
+        };
+        match rh_bus::request::<_, MessageAccepted>(&hub.nats, subjects::API_SEND_MESSAGE, &req, hub.request_timeout())
+            .await
+        {
+            Ok(ok) => {
+                let _ = conn.send_frame(&ServerFrame::MessageAccepted {
+                    conversation_id: conv,
+                    client_msg_id: self.client_msg_id,
+                    message_id: ok.message_id,
+                    response_id: ok.response_id,
+                });
+            }
+            Err(e) => {
+                let _ = conn.send_frame(&super::request_error(&e, self.client_msg_id));
+            }
+        }
+    }
+}

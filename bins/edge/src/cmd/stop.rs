@@ -1,0 +1,39 @@
+//! `stop {conversation_id}`: asks the api (`rh.api.stop`) to stop the conversation's response. View-only
+//! subscribers are refused here already (`forbidden`); the api enforces it again. Success has no frame of its
+//! own: the `response.stopped` event follows on the subscription.
+
+use crate::conn::Conn;
+use crate::hub::Hub;
+use rh_protocol::frame::ErrorCode;
+use rh_protocol::rpc::{StopAccepted, StopRequest};
+use rh_protocol::{ServerFrame, subjects};
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug)]
+pub struct Stop {
+    pub conversation_id: Uuid,
+}
+
+impl Stop {
+    pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
+        let conv = self.conversation_id;
+        if conn.permission(conv).is_some_and(|p| !p.can_respond()) {
+            let _ = conn.send_frame(&ServerFrame::error(
+                ErrorCode::Forbidden,
+                "view only: you cannot stop responses in this conversation",
+                Some(conv.to_string()),
+            ));
+            return;
+        }
+        let (hub, conn) = (hub.clone(), conn.clone());
+        tokio::spawn(async move {
+            let req = StopRequest { user_id: conn.user.id, conversation_id: conv };
+            let res: Result<StopAccepted, _> =
+                rh_bus::request(&hub.nats, subjects::API_STOP, &req, hub.request_timeout()).await;
+            if let Err(e) = res {
+                let _ = conn.send_frame(&super::request_error(&e, conv.to_string()));
+            }
+        });
+    }
+}

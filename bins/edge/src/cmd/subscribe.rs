@@ -1,0 +1,97 @@
+//! `subscribe {conversation_id, after_seq?}`: asks the api whether the user may see the conversation
+//! (`rh.api.access`), answers `subscribed {conversation_id, permission, seq}` (seq = `after_seq`, or the
+//! `history_seq` the api reports), then replays what the client missed and continues live (see [`crate::hub`]).
+//! A refusal is an `error` frame (`not_found` / `forbidden`) with `ref` = the conversation id.
+//!
+//! Subscribing again to a conversation the socket already follows replaces the old subscription.
+
+use crate::conn::{Conn, SubState};
+use crate::hub::{Hub, Joined};
+use crate::lock;
+use rh_protocol::frame::ErrorCode;
+use rh_protocol::rpc::{AccessGrant, AccessRequest};
+use rh_protocol::{ServerFrame, subjects};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Most conversations one socket may follow at once (a sidebar shows one conversation, a few tabs a few).
+pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 64;
+
+#[derive(Debug)]
+pub struct Subscribe {
+    pub conversation_id: Uuid,
+    pub after_seq: Option<u64>,
+}
+
+impl Subscribe {
+    pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
+        let conv = self.conversation_id;
+        hub.end_subscription(conn, conv, None);
+        let generation = hub.next_id();
+        let cancel = CancellationToken::new();
+        {
+            let mut subs = lock(&conn.subs);
+            if subs.len() >= MAX_SUBSCRIPTIONS_PER_SOCKET {
+                drop(subs);
+                let _ = conn.send_frame(&ServerFrame::error(
+                    ErrorCode::BadRequest,
+                    format!("a socket follows at most {MAX_SUBSCRIPTIONS_PER_SOCKET} conversations"),
+                    Some(conv.to_string()),
+                ));
+                return;
+            }
+            subs.insert(conv, SubState { generation, permission: None, cancel: cancel.clone() });
+        }
+        let (hub, conn) = (hub.clone(), conn.clone());
+        tokio::spawn(async move { self.run(&hub, &conn, generation, cancel).await });
+    }
+
+    async fn run(self, hub: &Arc<Hub>, conn: &Arc<Conn>, generation: u64, cancel: CancellationToken) {
+        let conv = self.conversation_id;
+        let started = Instant::now();
+        let req = AccessRequest { user_id: conn.user.id, conversation_id: conv };
+        let grant = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rh_bus::request::<_, AccessGrant>(&hub.nats, subjects::API_ACCESS, &req, hub.request_timeout()) => r,
+        };
+        let grant = match grant {
+            Ok(g) => g,
+            Err(e) => {
+                // Forget the pending subscription, but only if it is still this one.
+                let still_ours = {
+                    let mut subs = lock(&conn.subs);
+                    let ours = subs.get(&conv).is_some_and(|s| s.generation == generation);
+                    if ours {
+                        subs.remove(&conv);
+                    }
+                    ours
+                };
+                if still_ours {
+                    let _ = conn.send_frame(&super::request_error(&e, conv.to_string()));
+                }
+                return;
+            }
+        };
+        conn.set_permission(conv, generation, grant.permission);
+        let after_seq = self.after_seq.unwrap_or(grant.history_seq);
+        // `subscribed` first, so it precedes every event of the subscription.
+        let subscribed =
+            ServerFrame::Subscribed { conversation_id: conv, permission: grant.permission, seq: after_seq };
+        if conn.send_frame(&subscribed).is_err() {
+            return;
+        }
+        match hub.join(conn, conv, generation, after_seq, &grant) {
+            Joined::Gone => {}
+            Joined::Live => {
+                hub.metrics.replay_seconds.observe(started.elapsed().as_secs_f64());
+                hub.presence_touch(conv, Some(conn.clone()));
+            }
+            Joined::Replay { feed, joined_at } => {
+                hub.presence_touch(conv, Some(conn.clone()));
+                hub.replay(feed, conn, conv, generation, after_seq, grant.history_seq, joined_at, cancel).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! `unsubscribe {conversation_id}`: ends the socket's subscription (no reply; unknown ones are ignored, so a
+//! client may unsubscribe blindly).
+
+use crate::conn::Conn;
+use crate::hub::Hub;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug)]
+pub struct Unsubscribe {
+    pub conversation_id: Uuid,
+}
+
+impl Unsubscribe {
+    pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
+        hub.end_subscription(conn, self.conversation_id, None);
+    }
+}

@@ -1,0 +1,59 @@
+//! Command-line flags; every flag can also be set by its environment variable.
+
+use clap::Parser;
+use rh_auth::Secret;
+use std::net::SocketAddr;
+
+/// RelayHub edge: the WebSocket front door. Authenticates sockets by JWT, subscribes them to conversations
+/// (replay from JetStream, then live), fans events out, tracks presence and ends revoked subscriptions.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "edge", version, about)]
+pub struct Config {
+    /// NATS server URL.
+    #[arg(long, env = "RH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Public address: `GET /ws` plus `/metrics`, `/healthz`, `/readyz`. Port 0 picks a free port.
+    #[arg(long, env = "RH_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// HS256 key the api signs tokens with. Never printed.
+    #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Secret,
+
+    /// Most sockets open at once; the next upgrade is refused with 503 so that an overloaded node sheds load
+    /// instead of degrading every connection.
+    #[arg(long, env = "RH_EDGE_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+
+    /// Frames one socket may have queued before it counts as too slow and is closed with a `lagged` error
+    /// (it resubscribes with its last `seq`). At 50 deltas/s, 512 is about ten seconds of lag.
+    #[arg(long, env = "RH_EDGE_SOCKET_QUEUE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=65536))]
+    pub socket_queue: u32,
+
+    /// How long (ms) a presence announcement of this node stays valid; it is repeated every half of it.
+    #[arg(long, env = "RH_EDGE_PRESENCE_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(200..))]
+    pub presence_ttl_ms: u64,
+
+    /// How long (ms) to wait for the api to answer `rh.api.*` requests.
+    #[arg(long, env = "RH_EDGE_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
+    pub request_timeout_ms: u64,
+
+    /// On SIGTERM, how long (s) to wait for sockets to close after they were told to go away.
+    #[arg(long, env = "RH_EDGE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_redaction() {
+        let c = Config::try_parse_from(["edge", "--jwt-secret", "hunter2"]).unwrap();
+        assert_eq!(c.listen.port(), 8081);
+        assert_eq!(c.max_connections, 100_000);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(Config::try_parse_from(["edge"]).is_err(), "the secret is required");
+    }
+}

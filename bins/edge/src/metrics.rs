@@ -1,0 +1,52 @@
+//! The edge's Prometheus metrics (prefixed `relayhub_edge_`).
+
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
+use rh_telemetry::Health;
+
+#[derive(Clone)]
+pub struct Metrics {
+    /// Open sockets.
+    pub connections: IntGauge,
+    /// Upgrades refused because `--max-connections` were open.
+    pub connections_refused: IntCounter,
+    /// Subscriptions (socket × conversation) joined to a feed, replaying or live.
+    pub subscriptions: IntGauge,
+    /// Conversations with a JetStream feed in this process (one ordered consumer each).
+    pub feeds: IntGauge,
+    /// Frames written to sockets.
+    pub frames_out: IntCounter,
+    /// Sockets closed because their outbound queue was full.
+    pub slow_consumers_dropped: IntCounter,
+    /// Client frames refused, by error code.
+    pub frames_refused: IntCounterVec,
+    /// From subscribe to live (replay of what the client missed), seconds.
+    pub replay_seconds: Histogram,
+    /// Events received from JetStream feeds.
+    pub events_in: IntCounter,
+}
+
+impl Metrics {
+    pub fn new(health: &Health) -> Self {
+        Metrics {
+            connections: health.int_gauge("connections", "Open WebSocket connections"),
+            connections_refused: health
+                .int_counter("connections_refused_total", "Upgrades refused at the connection limit"),
+            subscriptions: health.int_gauge("subscriptions", "Socket subscriptions to conversations"),
+            feeds: health.int_gauge("feeds", "Conversations followed from JetStream by this process"),
+            frames_out: health.int_counter("frames_out_total", "Frames written to sockets"),
+            slow_consumers_dropped: health
+                .int_counter("slow_consumers_dropped_total", "Sockets closed because they fell too far behind"),
+            frames_refused: health.int_counter_vec(
+                "frames_refused_total",
+                "Client frames answered with an error frame",
+                &["code"],
+            ),
+            replay_seconds: health.histogram(
+                "replay_seconds",
+                "Time from subscribe to live",
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            events_in: health.int_counter("events_in_total", "Conversation events received from JetStream"),
+        }
+    }
+}

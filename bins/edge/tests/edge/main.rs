@@ -1,0 +1,10 @@
+//! Integration tests of the `edge` binary: a real nats-server (JetStream), a real NATS responder playing the
+//! api's part on `rh.api.*`, and real `edge` processes, driven through real WebSockets.
+//!
+//! `cargo test -p edge` builds `target/debug/edge` before running these.
+
+mod access;
+mod helpers;
+mod ops;
+mod presence;
+mod streaming;
