@@ -1,0 +1,330 @@
+//! One generation job, from pickup to the final ack.
+//!
+//! The order of what a viewer sees for one attempt is: `response.started{attempt}`, `response.delta{attempt,
+//! index 0..}` with no gap, then exactly one of `response.completed` / `response.failed` / `response.stopped`.
+//! The job message is acked only after all of those are stored, so a worker that dies at any point leaves the job
+//! to be redelivered, and the next worker starts a new attempt (its `response.started` tells viewers to drop the
+//! partial text of the earlier one).
+
+use crate::metrics::Metrics;
+use crate::publisher::Publisher;
+use async_nats::jetstream::{self, AckKind, kv};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use rh_llm::{GenerateRequest, LlmError, Provider, TokenStream};
+use rh_protocol::rpc::{GenerateJob, StopControl};
+use rh_protocol::{Envelope, Event, subjects};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// After this many deliveries a job is given up with `response.failed` instead of being tried again (a job that
+/// keeps killing workers must not loop forever).
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// What every job needs; shared by all jobs of the process.
+pub struct JobContext {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub stops: kv::Store,
+    pub provider: Arc<dyn Provider>,
+    pub metrics: Metrics,
+    pub ack_wait: Duration,
+    pub coalesce: Duration,
+}
+
+/// How a job ended.
+enum End {
+    Completed,
+    Failed(String),
+    Stopped(Option<Uuid>),
+    /// Hand the job back to JetStream without an end event (publishing broke, or shutdown): `delay` before the
+    /// next delivery.
+    Requeue {
+        reason: String,
+        delay: Option<Duration>,
+    },
+}
+
+/// A stop as recorded in KV `rh_stops` or published on `rh.ctl.<conv>.stop`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stop {
+    pub at_us: i64,
+    pub by: Option<Uuid>,
+}
+
+/// Reads a stop record: a [`StopControl`] as JSON, or just the time in µs (as text or a JSON number).
+pub fn parse_stop(bytes: &[u8]) -> Option<Stop> {
+    if let Ok(c) = serde_json::from_slice::<StopControl>(bytes) {
+        return Some(Stop { at_us: c.at_us, by: Some(c.requested_by) });
+    }
+    let text = std::str::from_utf8(bytes).ok()?.trim().trim_matches('"');
+    text.parse::<i64>().ok().map(|at_us| Stop { at_us, by: None })
+}
+
+/// Runs `msg` (a [`GenerateJob`]) to its end. `abort` is cancelled when the process gives up on running jobs
+/// (shutdown grace period over): the job is then handed back at once for another worker to take.
+pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: CancellationToken) {
+    let attempt = msg.info().map(|i| u32::try_from(i.delivered.max(1)).unwrap_or(u32::MAX)).unwrap_or(1);
+    let job: GenerateJob = match serde_json::from_slice(&msg.payload) {
+        Ok(job) => job,
+        Err(e) => {
+            // Not a job we can ever do: terminate it rather than redeliver it forever.
+            tracing::error!(error = %e, "malformed generation job, terminating it");
+            ctx.metrics.jobs_failed.inc();
+            if let Err(e) = msg.ack_with(AckKind::Term).await {
+                tracing::warn!(error = %e, "could not terminate the malformed job");
+            }
+            return;
+        }
+    };
+    let span = tracing::info_span!("job", conversation = %job.conversation_id, response = %job.response_id, attempt);
+    async move {
+        ctx.metrics.jobs_running.inc();
+        let end = generate(&ctx, &msg, &job, attempt, abort).await;
+        ctx.metrics.jobs_running.dec();
+        if let Err((reason, delay)) = end {
+            ctx.metrics.jobs_requeued.inc();
+            tracing::warn!(%reason, "handing the job back for redelivery");
+            if let Err(e) = msg.ack_with(AckKind::Nak(delay)).await {
+                tracing::warn!(error = %e, "could not nak the job; it comes back after ack_wait");
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Everything but the requeue: `Err((reason, delay))` asks the caller to nak the message.
+async fn generate(
+    ctx: &JobContext,
+    msg: &jetstream::Message,
+    job: &GenerateJob,
+    attempt: u32,
+    abort: CancellationToken,
+) -> Result<(), (String, Option<Duration>)> {
+    let conv = job.conversation_id;
+    let picked_up = Instant::now();
+    // Subscribe before reading KV: a stop that lands between the two is then seen on the subject.
+    let mut stop_sub = ctx
+        .client
+        .subscribe(subjects::stop_control(conv))
+        .await
+        .map_err(|e| (format!("subscribing to stop control: {e}"), Some(Duration::from_secs(1))))?;
+    let mut publisher = Publisher::new(ctx.js.clone());
+
+    // A stop recorded before the pickup (or before a crash) ends the job without generating anything.
+    match ctx.stops.get(conv.to_string()).await {
+        Ok(Some(bytes)) => {
+            if let Some(stop) = parse_stop(&bytes).filter(|s| s.at_us > job.requested_at_us) {
+                tracing::info!("stop recorded before pickup, not generating");
+                return finish(ctx, msg, job, attempt, &mut publisher, String::new(), End::Stopped(stop.by)).await;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read rh_stops; generating anyway"),
+    }
+
+    if attempt > MAX_ATTEMPTS {
+        let error = format!("gave up after {MAX_ATTEMPTS} attempts");
+        return finish(ctx, msg, job, attempt, &mut publisher, String::new(), End::Failed(error)).await;
+    }
+
+    ctx.metrics.jobs_started.inc();
+    tracing::info!(model = %job.model, "generating");
+    let started = Envelope::new(
+        conv,
+        None,
+        Event::ResponseStarted {
+            response_id: job.response_id,
+            message_id: job.message_id,
+            model: job.model.clone(),
+            attempt,
+        },
+    );
+    publisher.publish(&started).await.map_err(|e| (e, Some(Duration::from_secs(1))))?;
+
+    let mut start = Some(ctx.provider.generate(GenerateRequest::from(job)));
+    let mut tokens: Option<TokenStream> = None;
+    let mut text = String::new();
+    let mut pending = String::new();
+    let mut index: u32 = 0;
+    let mut flush_at: Option<tokio::time::Instant> = None;
+    let mut stop_open = true;
+    let mut first_token = true;
+    let mut progress = tokio::time::interval(ctx.ack_wait / 3);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    progress.tick().await;
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = abort.cancelled() => {
+                break End::Requeue { reason: "shutting down".into(), delay: None };
+            }
+            _ = publisher.failed() => {
+                break End::Requeue { reason: "a publish was not acknowledged".into(), delay: Some(Duration::from_secs(1)) };
+            }
+            m = stop_sub.next(), if stop_open => match m {
+                Some(m) => match parse_stop(&m.payload) {
+                    Some(stop) if stop.at_us > job.requested_at_us => break End::Stopped(stop.by),
+                    Some(_) => tracing::debug!("ignoring a stop older than the job"),
+                    None => tracing::warn!("unreadable stop control message"),
+                },
+                None => stop_open = false,
+            },
+            _ = progress.tick() => {
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    tracing::warn!(error = %e, "in-progress ack failed");
+                }
+            }
+            r = started_stream(&mut start), if start.is_some() => {
+                start = None;
+                match r {
+                    Ok(stream) => tokens = Some(stream),
+                    Err(e) => break End::Failed(describe(&e)),
+                }
+            }
+            _ = sleep_until(flush_at), if flush_at.is_some() => {
+                flush_at = None;
+                flush(ctx, &mut publisher, job, attempt, &mut index, &mut pending).await
+                    .map_err(|e| (e, Some(Duration::from_secs(1))))?;
+            }
+            t = next_token(&mut tokens), if tokens.is_some() => match t {
+                Some(Ok(token)) => {
+                    if first_token {
+                        first_token = false;
+                        ctx.metrics.time_to_first_token.observe(picked_up.elapsed().as_secs_f64());
+                    }
+                    ctx.metrics.tokens_generated.inc();
+                    text.push_str(&token);
+                    pending.push_str(&token);
+                    if flush_at.is_none() {
+                        flush_at = Some(tokio::time::Instant::now() + ctx.coalesce);
+                    }
+                }
+                Some(Err(e)) => break End::Failed(describe(&e)),
+                None => break End::Completed,
+            },
+        }
+    };
+    // Dropping the token stream cancels the generation (closes the HTTP request).
+    drop(tokens);
+    drop(start);
+    drop(stop_sub);
+    if let End::Requeue { reason, delay } = end {
+        return Err((reason, delay));
+    }
+    // Whatever was generated goes out as a last delta, so the deltas always add up to the final text.
+    flush(ctx, &mut publisher, job, attempt, &mut index, &mut pending)
+        .await
+        .map_err(|e| (e, Some(Duration::from_secs(1))))?;
+    finish(ctx, msg, job, attempt, &mut publisher, text, end).await
+}
+
+/// The provider's answer to the start of a generation; pending forever once taken (the branch is then disabled).
+async fn started_stream(
+    start: &mut Option<BoxFuture<'static, Result<TokenStream, LlmError>>>,
+) -> Result<TokenStream, LlmError> {
+    match start {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_token(tokens: &mut Option<TokenStream>) -> Option<Result<String, LlmError>> {
+    match tokens {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn describe(e: &LlmError) -> String {
+    e.to_string()
+}
+
+/// Publishes the pending text as the next delta.
+async fn flush(
+    ctx: &JobContext,
+    publisher: &mut Publisher,
+    job: &GenerateJob,
+    attempt: u32,
+    index: &mut u32,
+    pending: &mut String,
+) -> Result<(), String> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let delta = Envelope::new(
+        job.conversation_id,
+        None,
+        Event::ResponseDelta { response_id: job.response_id, attempt, index: *index, text: std::mem::take(pending) },
+    );
+    publisher.publish(&delta).await?;
+    *index += 1;
+    ctx.metrics.deltas_published.inc();
+    Ok(())
+}
+
+/// Publishes the end event, waits until everything of this attempt is stored, then acks the job.
+async fn finish(
+    ctx: &JobContext,
+    msg: &jetstream::Message,
+    job: &GenerateJob,
+    attempt: u32,
+    publisher: &mut Publisher,
+    text: String,
+    end: End,
+) -> Result<(), (String, Option<Duration>)> {
+    let response_id = job.response_id;
+    let (event, counter) = match end {
+        End::Completed => (
+            Event::ResponseCompleted { response_id, attempt, model: job.model.clone(), text },
+            &ctx.metrics.jobs_completed,
+        ),
+        End::Failed(error) => {
+            tracing::warn!(%error, "response failed");
+            (Event::ResponseFailed { response_id, attempt, error, text }, &ctx.metrics.jobs_failed)
+        }
+        End::Stopped(stopped_by) => {
+            (Event::ResponseStopped { response_id, attempt, text, stopped_by }, &ctx.metrics.jobs_stopped)
+        }
+        End::Requeue { reason, delay } => return Err((reason, delay)),
+    };
+    let kind = event.kind();
+    let retry = Some(Duration::from_secs(1));
+    publisher.publish(&Envelope::new(job.conversation_id, None, event)).await.map_err(|e| (e, retry))?;
+    publisher.finish().await.map_err(|e| (e, retry))?;
+    counter.inc();
+    tracing::info!(end = kind, "response ended");
+    // Double ack: the server confirms, so we know the job will not come back.
+    if let Err(e) = msg.double_ack().await {
+        tracing::warn!(error = %e, "job ack not confirmed; it may be redelivered");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_records_in_either_shape() {
+        let by = Uuid::new_v4();
+        let c = StopControl { conversation_id: Uuid::new_v4(), requested_by: by, at_us: 42 };
+        let json = serde_json::to_vec(&c).unwrap_or_default();
+        assert_eq!(parse_stop(&json), Some(Stop { at_us: 42, by: Some(by) }));
+        assert_eq!(parse_stop(b"1700000000000000"), Some(Stop { at_us: 1_700_000_000_000_000, by: None }));
+        assert_eq!(parse_stop(b"\"17\""), Some(Stop { at_us: 17, by: None }));
+        assert_eq!(parse_stop(b"nope"), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! Prometheus metrics of the worker (prefixed `relayhub_worker_`).
+
+use prometheus::{Histogram, IntCounter, IntGauge};
+use rh_telemetry::Health;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub jobs_started: IntCounter,
+    pub jobs_completed: IntCounter,
+    pub jobs_failed: IntCounter,
+    pub jobs_stopped: IntCounter,
+    /// Jobs handed back to JetStream (publish failure, shutdown) to be generated again.
+    pub jobs_requeued: IntCounter,
+    pub jobs_running: IntGauge,
+    pub deltas_published: IntCounter,
+    pub tokens_generated: IntCounter,
+    /// From picking the job up to the provider's first token.
+    pub time_to_first_token: Histogram,
+}
+
+impl Metrics {
+    pub fn new(health: &Health) -> Self {
+        Metrics {
+            jobs_started: health.int_counter("jobs_started_total", "Generation jobs started (per attempt)"),
+            jobs_completed: health.int_counter("jobs_completed_total", "Responses completed"),
+            jobs_failed: health.int_counter("jobs_failed_total", "Responses failed (provider error, bad job)"),
+            jobs_stopped: health.int_counter("jobs_stopped_total", "Responses stopped by a person"),
+            jobs_requeued: health.int_counter("jobs_requeued_total", "Jobs handed back for redelivery"),
+            jobs_running: health.int_gauge("jobs_running", "Jobs being generated now"),
+            deltas_published: health.int_counter("deltas_published_total", "response.delta events published"),
+            tokens_generated: health.int_counter("tokens_generated_total", "Tokens (chunks) received from providers"),
+            time_to_first_token: health.histogram(
+                "time_to_first_token_seconds",
+                "From picking a job up to the provider's first token",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+        }
+    }
+}
