@@ -1,1 +1,90 @@
-//! See the module table in the crate docs.
+//! `attachments`: metadata of files attached to a conversation. The bytes live in the JetStream object store
+//! bucket `rh_attachments` under `object_name`; the api writes the object first, then this row.
+
+use crate::{Db, Result, StoreError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// One attachment's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attachment {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub uploaded_by: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    /// Internal: where the bytes are. Not shown to clients.
+    #[serde(skip)]
+    pub object_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, conversation_id, uploaded_by, filename, content_type, size, object_name, created_at";
+
+fn attachment_from(row: &Row) -> Result<Attachment> {
+    Ok(Attachment {
+        id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        uploaded_by: row.try_get("uploaded_by")?,
+        filename: row.try_get("filename")?,
+        content_type: row.try_get("content_type")?,
+        size: row.try_get("size")?,
+        object_name: row.try_get("object_name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// An attachment to record (its bytes are already in the object store).
+#[derive(Debug, Clone)]
+pub struct NewAttachment<'a> {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub uploaded_by: Uuid,
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub size: i64,
+    pub object_name: &'a str,
+}
+
+/// Inserts the metadata row; returns it as stored.
+pub async fn insert(db: &Db, new: &NewAttachment<'_>) -> Result<Attachment> {
+    let client = db.client().await?;
+    let sql = format!(
+        "INSERT INTO attachments (id, conversation_id, uploaded_by, filename, content_type, size, object_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    );
+    let row = client
+        .query_one(
+            &sql,
+            &[
+                &new.id,
+                &new.conversation_id,
+                &new.uploaded_by,
+                &new.filename,
+                &new.content_type,
+                &new.size,
+                &new.object_name,
+            ],
+        )
+        .await?;
+    attachment_from(&row)
+}
+
+/// The attachments of a conversation, oldest first.
+pub async fn list(db: &Db, conversation_id: Uuid) -> Result<Vec<Attachment>> {
+    let client = db.client().await?;
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE conversation_id = $1 ORDER BY created_at, id");
+    let rows = client.query(&sql, &[&conversation_id]).await?;
+    rows.iter().map(attachment_from).collect()
+}
+
+/// One attachment of one conversation (`NotFound` when it belongs to another conversation).
+pub async fn get(db: &Db, conversation_id: Uuid, id: Uuid) -> Result<Attachment> {
+    let client = db.client().await?;
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE conversation_id = $1 AND id = $2");
+    let row = client.query_opt(&sql, &[&conversation_id, &id]).await?.ok_or(StoreError::NotFound)?;
+    attachment_from(&row)
+}

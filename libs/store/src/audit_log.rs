@@ -1,1 +1,59 @@
-//! See the module table in the crate docs.
+//! Reads `audit_log` (written by the audit writer from stream events) for org admins. Rows hold who did what and
+//! when — ids, permissions, sizes — never message text (see `transcript`).
+
+use crate::{Db, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// One audit row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub conversation_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub detail: serde_json::Value,
+    pub seq: Option<i64>,
+    pub at: DateTime<Utc>,
+}
+
+/// Filters of [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub conversation_id: Option<Uuid>,
+    /// Only rows at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+/// Audit rows of `org_id`, oldest first (so `since` pages forward), at most `filter.limit`.
+pub async fn list(db: &Db, org_id: Uuid, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT a.id, a.conversation_id, a.actor_id, u.name AS actor_name, a.action, a.detail, a.seq, a.at \
+             FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id \
+             WHERE a.org_id = $1 \
+               AND ($2::uuid IS NULL OR a.conversation_id = $2) \
+               AND ($3::timestamptz IS NULL OR a.at >= $3) \
+             ORDER BY a.at, a.seq NULLS LAST, a.id LIMIT $4",
+            &[&org_id, &filter.conversation_id, &filter.since, &filter.limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AuditEntry {
+                id: row.try_get("id")?,
+                conversation_id: row.try_get("conversation_id")?,
+                actor_id: row.try_get("actor_id")?,
+                actor_name: row.try_get("actor_name")?,
+                action: row.try_get("action")?,
+                detail: row.try_get("detail")?,
+                seq: row.try_get("seq")?,
+                at: row.try_get("at")?,
+            })
+        })
+        .collect()
+}

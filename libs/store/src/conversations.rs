@@ -1,1 +1,258 @@
-//! See the module table in the crate docs.
+//! `conversations`: metadata and settings, written by the api; `applied_seq` is raised by the audit writer.
+//!
+//! Who may see a conversation is decided here, in one query ([`access`]): its owner, or a person it is shared
+//! with (`shares`). Nobody else — not an org admin, not a teammate — and never a deleted conversation; callers turn
+//! `None` into 404 so a conversation's existence is never revealed.
+
+use crate::{Db, Result, StoreError};
+use chrono::{DateTime, Utc};
+use rh_protocol::Permission;
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// One conversation with its owner's name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub owner_id: Uuid,
+    pub owner_name: String,
+    pub title: String,
+    pub model: String,
+    pub temperature: Option<f32>,
+    pub system_prompt: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Stream position of `conversation.created`.
+    pub created_seq: i64,
+    /// Highest stream position the audit writer has applied.
+    pub applied_seq: i64,
+}
+
+/// A conversation to create.
+#[derive(Debug, Clone)]
+pub struct NewConversation<'a> {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub owner_id: Uuid,
+    pub title: &'a str,
+    pub model: &'a str,
+}
+
+/// Settings to store (the complete result of a change, not a patch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingsUpdate<'a> {
+    pub model: &'a str,
+    pub temperature: Option<f32>,
+    pub system_prompt: Option<&'a str>,
+}
+
+const COLUMNS: &str = "c.id, c.org_id, c.owner_id, o.name AS owner_name, c.title, c.model, c.temperature, \
+     c.system_prompt, c.created_at, c.updated_at, c.deleted_at, c.created_seq, c.applied_seq";
+
+fn conversation_from(row: &Row) -> Result<Conversation> {
+    Ok(Conversation {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        owner_id: row.try_get("owner_id")?,
+        owner_name: row.try_get("owner_name")?,
+        title: row.try_get("title")?,
+        model: row.try_get("model")?,
+        temperature: row.try_get("temperature")?,
+        system_prompt: row.try_get("system_prompt")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        created_seq: row.try_get("created_seq")?,
+        applied_seq: row.try_get("applied_seq")?,
+    })
+}
+
+/// `owner`, `respond` or `view` as stored; anything else (impossible under the CHECK constraint) is the least.
+pub(crate) fn permission_from(s: &str) -> Permission {
+    s.parse().unwrap_or(Permission::View)
+}
+
+/// Inserts a conversation (before its `conversation.created` event is published).
+pub async fn insert(db: &Db, new: &NewConversation<'_>) -> Result<()> {
+    let client = db.client().await?;
+    client
+        .execute(
+            "INSERT INTO conversations (id, org_id, owner_id, title, model) VALUES ($1, $2, $3, $4, $5)",
+            &[&new.id, &new.org_id, &new.owner_id, &new.title, &new.model],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records the stream position of `conversation.created`.
+pub async fn set_created_seq(db: &Db, id: Uuid, seq: i64) -> Result<()> {
+    let client = db.client().await?;
+    client.execute("UPDATE conversations SET created_seq = $2 WHERE id = $1", &[&id, &seq]).await?;
+    Ok(())
+}
+
+/// A conversation that is not deleted, whoever asks (callers check access first).
+pub async fn get(db: &Db, id: Uuid) -> Result<Conversation> {
+    let client = db.client().await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM conversations c JOIN users o ON o.id = c.owner_id \
+         WHERE c.id = $1 AND c.deleted_at IS NULL"
+    );
+    let row = client.query_opt(&sql, &[&id]).await?.ok_or(StoreError::NotFound)?;
+    conversation_from(&row)
+}
+
+/// The conversation and `user_id`'s permission on it, or `None` when it does not exist, is deleted, or is neither
+/// owned by nor shared with that person.
+pub async fn access(db: &Db, id: Uuid, user_id: Uuid) -> Result<Option<(Conversation, Permission)>> {
+    let client = db.client().await?;
+    let sql = format!(
+        "SELECT {COLUMNS}, CASE WHEN c.owner_id = $2 THEN 'owner' ELSE s.permission END AS permission \
+         FROM conversations c JOIN users o ON o.id = c.owner_id \
+         LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $2 \
+         WHERE c.id = $1 AND c.deleted_at IS NULL AND (c.owner_id = $2 OR s.user_id IS NOT NULL)"
+    );
+    match client.query_opt(&sql, &[&id, &user_id]).await? {
+        Some(row) => {
+            let permission: String = row.try_get("permission")?;
+            Ok(Some((conversation_from(&row)?, permission_from(&permission))))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The sidebar of `user_id`: conversations they own or that are shared with them, newest first.
+pub async fn list_for_user(db: &Db, user_id: Uuid) -> Result<Vec<(Conversation, Permission)>> {
+    let client = db.client().await?;
+    let sql = format!(
+        "SELECT {COLUMNS}, CASE WHEN c.owner_id = $1 THEN 'owner' ELSE s.permission END AS permission \
+         FROM conversations c JOIN users o ON o.id = c.owner_id \
+         LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 \
+         WHERE c.deleted_at IS NULL AND (c.owner_id = $1 OR s.user_id IS NOT NULL) \
+         ORDER BY c.created_at DESC, c.id DESC LIMIT 500"
+    );
+    let rows = client.query(&sql, &[&user_id]).await?;
+    rows.iter()
+        .map(|row| {
+            let permission: String = row.try_get("permission")?;
+            Ok((conversation_from(row)?, permission_from(&permission)))
+        })
+        .collect()
+}
+
+/// Stores new settings; returns the conversation as it is now. `NotFound` when deleted meanwhile.
+pub async fn update_settings(db: &Db, id: Uuid, settings: &SettingsUpdate<'_>) -> Result<Conversation> {
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE conversations SET model = $2, temperature = $3, system_prompt = $4, updated_at = now() \
+             WHERE id = $1 AND deleted_at IS NULL",
+            &[&id, &settings.model, &settings.temperature, &settings.system_prompt],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    drop(client);
+    get(db, id).await
+}
+
+/// Marks the conversation as recently active (a message was sent), for sidebars ordered by activity.
+pub async fn touch(db: &Db, id: Uuid) -> Result<()> {
+    let client = db.client().await?;
+    client.execute("UPDATE conversations SET updated_at = now() WHERE id = $1", &[&id]).await?;
+    Ok(())
+}
+
+/// Soft-deletes the conversation (rows stay for the audit log). False when it was already deleted.
+pub async fn soft_delete(db: &Db, id: Uuid) -> Result<bool> {
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE conversations SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+            &[&id],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Owner reference in the admin view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OwnerRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// A participant in the admin view (no email: admins see who, not how to reach them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdminParticipant {
+    pub user_id: Uuid,
+    pub name: String,
+    pub permission: Permission,
+}
+
+/// What an org admin sees of a conversation: metadata only, never message text or settings content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdminConversation {
+    pub id: Uuid,
+    pub title: String,
+    pub owner: OwnerRef,
+    pub participants: Vec<AdminParticipant>,
+    pub model: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub message_count: i64,
+    pub deleted: bool,
+}
+
+/// Every conversation of `org_id` (deleted ones too), newest first, at most `limit`.
+pub async fn admin_list(db: &Db, org_id: Uuid, limit: i64) -> Result<Vec<AdminConversation>> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT c.id, c.title, c.owner_id, o.name AS owner_name, c.model, c.created_at, c.updated_at, \
+                    c.deleted_at IS NOT NULL AS deleted, \
+                    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count, \
+                    COALESCE((SELECT json_agg(json_build_object('user_id', s.user_id, 'name', u.name, \
+                                'permission', s.permission) ORDER BY s.created_at) \
+                              FROM shares s JOIN users u ON u.id = s.user_id \
+                              WHERE s.conversation_id = c.id), '[]'::json) AS participants \
+             FROM conversations c JOIN users o ON o.id = c.owner_id \
+             WHERE c.org_id = $1 ORDER BY c.created_at DESC, c.id DESC LIMIT $2",
+            &[&org_id, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let participants: serde_json::Value = row.try_get("participants")?;
+            let participants = participants
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|p| {
+                            Some(AdminParticipant {
+                                user_id: p.get("user_id")?.as_str()?.parse().ok()?,
+                                name: p.get("name")?.as_str()?.to_owned(),
+                                permission: permission_from(p.get("permission")?.as_str()?),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(AdminConversation {
+                id: row.try_get("id")?,
+                title: row.try_get("title")?,
+                owner: OwnerRef { id: row.try_get("owner_id")?, name: row.try_get("owner_name")? },
+                participants,
+                model: row.try_get("model")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                message_count: row.try_get("message_count")?,
+                deleted: row.try_get("deleted")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,99 @@
+//! Typed settings from flags and environment (every flag has its `RH_*` variable). Secrets (`--database-url`,
+//! `--jwt-secret`) are [`Secret`]s, so `Debug` output and logs never show them.
+
+use clap::{Args, Parser, Subcommand};
+use rh_auth::Secret;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// RelayHub api: REST API v1 (login, org directory, conversations, shares, settings, attachments, admin views)
+/// and the `rh.api.*` NATS responders the edge relies on.
+#[derive(Debug, Parser)]
+#[command(name = "api", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Create the demo orgs, people and one shared conversation (idempotent), then exit.
+    SeedDemo,
+}
+
+/// Everything the api is configured with.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// NATS server URL.
+    #[arg(long, env = "RH_NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats_url: String,
+
+    /// Address of the public HTTP listener (also serves /metrics, /healthz, /readyz). Port 0 picks a free port.
+    #[arg(long, env = "RH_API_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL URL (`postgres://user:password@host:port/db`). Required (optional here only because clap
+    /// cannot require a flag that may come before or after the subcommand).
+    #[arg(long, env = "RH_DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<Secret>,
+
+    /// Key that signs login tokens (HS256); the edge verifies with the same key. Required to serve.
+    #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Lifetime of a login token, in seconds.
+    #[arg(long, env = "RH_TOKEN_TTL_SECS", default_value_t = 86_400, global = true)]
+    pub token_ttl_secs: u64,
+
+    /// Directory of the static web client, served at `/` (unknown paths fall back to its index.html).
+    #[arg(long, env = "RH_WEB_DIR", global = true)]
+    pub web_dir: Option<PathBuf>,
+
+    /// WebSocket URL of the edge that `GET /api/v1/config` tells browsers (e.g. `wss://chat.example.com/ws`).
+    #[arg(long, env = "RH_PUBLIC_WS_URL", global = true)]
+    pub public_ws_url: Option<String>,
+
+    /// Model of new conversations, and the one listed when no worker answers `GET /models`.
+    #[arg(long, env = "RH_DEFAULT_MODEL", default_value = "sim-1", global = true)]
+    pub default_model: String,
+
+    /// Largest attachment accepted, in bytes (larger uploads get 413).
+    #[arg(long, env = "RH_MAX_ATTACHMENT_BYTES", default_value_t = 10 * 1024 * 1024, global = true)]
+    pub max_attachment_bytes: u64,
+
+    /// Most PostgreSQL connections the api holds.
+    #[arg(long, env = "RH_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: usize,
+
+    /// How long to wait for the worker pool to list its models, in milliseconds.
+    #[arg(long, env = "RH_MODELS_TIMEOUT_MS", default_value_t = 1500, global = true)]
+    pub models_timeout_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_redaction() {
+        let cli = Cli::try_parse_from(["api", "--database-url", "postgres://u:hunter2@h/db", "--jwt-secret", "s3cret"])
+            .expect("parses");
+        assert_eq!(cli.command, None);
+        assert_eq!(cli.settings.listen.port(), 8080);
+        assert_eq!(cli.settings.default_model, "sim-1");
+        assert_eq!(cli.settings.max_attachment_bytes, 10 * 1024 * 1024);
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+    }
+
+    #[test]
+    fn seed_demo_subcommand() {
+        let cli = Cli::try_parse_from(["api", "seed-demo", "--database-url", "postgres://h/db"]).expect("parses");
+        assert_eq!(cli.command, Some(Command::SeedDemo));
+        assert!(cli.settings.database_url.is_some());
+    }
+}

@@ -1,0 +1,143 @@
+//! [`ApiError`]: every way a request can fail, mapped to an HTTP status and the body
+//! `{"error":{"code","message"}}` (codes are [`ErrorCode`]'s, shared with socket frames and `rh.api.*` replies).
+//!
+//! Internal errors are logged with their cause and answered with a generic message: callers never see SQL or
+//! NATS details.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rh_protocol::frame::ErrorCode;
+use rh_protocol::rpc::RpcError;
+use rh_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (not JSON, wrong shape).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field is present but invalid (e.g. an email without `@`).
+    #[error("{0}")]
+    Validation(String),
+    /// Missing, invalid or expired token; or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed (e.g. View Only trying to send).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Does not exist, or the caller may not know it exists.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A dependency (NATS, JetStream, the database) did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// The 404 every conversation path answers when the caller cannot see the conversation.
+    pub fn conversation_not_found() -> Self {
+        ApiError::NotFound("no such conversation".into())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Validation(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message shown to the caller (internal causes are not).
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The same error as an `rh.api.*` reply.
+    pub fn to_rpc(&self) -> RpcError {
+        self.log_if_internal();
+        RpcError::new(self.code(), self.public_message())
+    }
+
+    fn log_if_internal(&self) {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = ?e, "internal error");
+        } else if let ApiError::Unavailable(m) = self {
+            tracing::warn!(message = %m, "dependency unavailable");
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Pool(_) => ApiError::Unavailable("database unavailable".into()),
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log_if_internal();
+        let body = serde_json::json!({"error": {"code": self.code().as_str(), "message": self.public_message()}});
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        let cases = [
+            (ApiError::Validation("x".into()), 400, "bad_request"),
+            (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
+            (ApiError::Forbidden("x".into()), 403, "forbidden"),
+            (ApiError::conversation_not_found(), 404, "not_found"),
+            (ApiError::Conflict("x".into()), 409, "conflict"),
+            (ApiError::TooLarge("x".into()), 413, "payload_too_large"),
+            (ApiError::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
+            (ApiError::Unavailable("x".into()), 503, "unavailable"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.status().as_u16(), status);
+            assert_eq!(e.code().as_str(), code);
+        }
+        let internal = ApiError::Internal(anyhow::anyhow!("SELECT secret"));
+        assert_eq!(internal.public_message(), "internal error");
+    }
+}

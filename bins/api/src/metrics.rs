@@ -1,0 +1,61 @@
+//! Prometheus metrics (`relayhub_api_*`) and the middleware that counts and times every request by its route
+//! template (`/api/v1/conversations/{id}`, never the concrete id, so the label set stays small).
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use rh_telemetry::Health;
+use std::time::Instant;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    /// Messages accepted (REST and socket), the api's business throughput.
+    pub messages_accepted: prometheus::IntCounter,
+    /// `rh.api.*` requests answered, by subject and outcome (`ok` or an error code).
+    pub rpc_requests: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new(health: &Health) -> Self {
+        let http_requests = health.register(
+            IntCounterVec::new(
+                Opts::new("http_requests_total", "HTTP requests by method, route template and status."),
+                &["method", "route", "status"],
+            )
+            .expect("valid metric"),
+        );
+        let http_latency = health.register(
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request latency by method and route template.",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                &["method", "route"],
+            )
+            .expect("valid metric"),
+        );
+        let messages_accepted = health.int_counter("messages_accepted_total", "Messages accepted (REST and socket).");
+        let rpc_requests = health.int_counter_vec(
+            "rpc_requests_total",
+            "rh.api.* requests by subject and outcome.",
+            &["subject", "outcome"],
+        );
+        Metrics { http_requests, http_latency, messages_accepted, rpc_requests }
+    }
+}
+
+/// Middleware (added with `route_layer`, so [`MatchedPath`] is known) recording count and latency per route.
+pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    metrics.http_latency.with_label_values(&[&method, &route]).observe(start.elapsed().as_secs_f64());
+    metrics.http_requests.with_label_values(&[&method, &route, response.status().as_str()]).inc();
+    response
+}

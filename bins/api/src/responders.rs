@@ -1,0 +1,71 @@
+//! NATS request/reply for the edge, in queue group `api` (replicas share the load): `rh.api.access`,
+//! `rh.api.send_message`, `rh.api.stop`. Each calls the same domain function as the REST route, so permissions
+//! and effects are identical on both paths. Replies are [`Reply`]s; errors carry the REST error codes
+//! (`not_found` for a conversation the user cannot see, `forbidden` for View Only, ...).
+
+use crate::domain::MessageText;
+use crate::error::ApiError;
+use crate::service;
+use crate::state::AppState;
+use futures::StreamExt;
+use rh_protocol::rpc::{AccessRequest, Reply, SendMessageRequest, StopAccepted, StopRequest};
+use rh_protocol::subjects;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use tokio::task::JoinHandle;
+
+/// Subscribes the three responders; each runs until the NATS client closes.
+pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    Ok(vec![
+        serve(state.clone(), subjects::API_ACCESS, |state, req: AccessRequest| async move {
+            service::access::grant(&state, req.conversation_id, req.user_id).await
+        })
+        .await?,
+        serve(state.clone(), subjects::API_SEND_MESSAGE, |state, req: SendMessageRequest| async move {
+            let text = MessageText::parse(&req.text).map_err(ApiError::Validation)?;
+            service::messages::send(&state, req.user_id, req.conversation_id, text, req.client_msg_id).await
+        })
+        .await?,
+        serve(state, subjects::API_STOP, |state, req: StopRequest| async move {
+            service::messages::stop(&state, req.user_id, req.conversation_id).await.map(|()| StopAccepted {})
+        })
+        .await?,
+    ])
+}
+
+/// Answers every request on `subject` with `handler`, each request in its own task (a slow database call for
+/// one conversation does not hold up the others).
+async fn serve<Req, Resp, F, Fut>(state: AppState, subject: &'static str, handler: F) -> anyhow::Result<JoinHandle<()>>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + Sync + 'static,
+    F: Fn(AppState, Req) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = Result<Resp, ApiError>> + Send + 'static,
+{
+    let mut sub = state.nats.queue_subscribe(subject, subjects::API_QUEUE.to_owned()).await?;
+    tracing::info!(subject, "responder subscribed");
+    Ok(tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let result = match serde_json::from_slice::<Req>(&msg.payload) {
+                    Ok(req) => handler(state.clone(), req).await,
+                    Err(e) => Err(ApiError::BadRequest(format!("bad {subject} request: {e}"))),
+                };
+                let reply = match result {
+                    Ok(resp) => {
+                        state.metrics.rpc_requests.with_label_values(&[subject, "ok"]).inc();
+                        Reply::Ok(resp)
+                    }
+                    Err(e) => {
+                        state.metrics.rpc_requests.with_label_values(&[subject, e.code().as_str()]).inc();
+                        Reply::Error(e.to_rpc())
+                    }
+                };
+                rh_bus::respond(&state.nats, &msg, &reply).await;
+            });
+        }
+        tracing::info!(subject, "responder ended");
+    }))
+}

@@ -1,0 +1,99 @@
+//! Conversations: create, the sidebar list, one conversation with its history, delete.
+
+use crate::domain::{ModelName, Title};
+use crate::error::ApiError;
+use crate::extract::{ApiPath, AuthUser};
+use crate::service;
+use crate::service::events::summary;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use rh_protocol::Permission;
+use rh_store::conversations::Conversation;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Deserialize, Default)]
+pub struct CreateBody {
+    title: Option<String>,
+    model: Option<String>,
+}
+
+/// `POST /conversations {title?,model?}` → 201, the conversation as `GET /conversations/{id}` shows it.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // The body is optional: no body (or `{}`) creates an untitled conversation with the default model.
+    let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let title = Title::parse(body.title.as_deref()).map_err(ApiError::Validation)?;
+    let model = ModelName::parse(body.model.as_deref().unwrap_or(&state.settings.default_model))
+        .map_err(ApiError::Validation)?;
+    let conversation = service::conversations::create(&state, caller.id(), caller.org(), &title, &model).await?;
+    let view = view(&state, &conversation, Permission::Owner).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `GET /conversations` → `{conversations:[ConversationSummary]}`: own and shared, newest first, each with the
+/// caller's permission.
+pub async fn list(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Value>, ApiError> {
+    let rows = rh_store::conversations::list_for_user(&state.db, caller.id()).await?;
+    let list: Vec<_> = rows.iter().map(|(c, p)| summary(c, *p)).collect();
+    Ok(Json(json!({ "conversations": list })))
+}
+
+/// `GET /conversations/{id}`: settings, my permission, participants, attachments, and the history up to `seq`
+/// (subscribe with `after_seq = seq` for the rest).
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let (conversation, permission) = service::access::authorize(&state, id, caller.id()).await?;
+    Ok(Json(view(&state, &conversation, permission).await?))
+}
+
+/// `DELETE /conversations/{id}` (owner) → 204.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    service::conversations::delete(&state, caller.id(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The full JSON of a conversation for someone holding `permission`.
+pub async fn view(state: &AppState, conversation: &Conversation, permission: Permission) -> Result<Value, ApiError> {
+    let history = rh_store::history::load(&state.db, conversation.id).await?;
+    let participants = rh_store::shares::list(&state.db, conversation.id).await?;
+    let attachments = rh_store::attachments::list(&state.db, conversation.id).await?;
+    let participants: Vec<Value> = participants
+        .iter()
+        .map(|p| json!({ "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission }))
+        .collect();
+    Ok(json!({
+        "id": conversation.id,
+        "title": conversation.title,
+        "owner_id": conversation.owner_id,
+        "owner_name": conversation.owner_name,
+        "model": conversation.model,
+        "temperature": conversation.temperature,
+        "system_prompt": conversation.system_prompt,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "permission": permission,
+        "seq": u64::try_from(history.seq).unwrap_or(0),
+        "messages": history.messages,
+        "participants": participants,
+        "attachments": attachments,
+    }))
+}

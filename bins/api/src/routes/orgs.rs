@@ -1,0 +1,81 @@
+//! Sign-up (a new org and its admin) and adding members.
+
+use super::auth::{hash_password, issue_token, user_json};
+use crate::domain::{Email, OrgName, Password, PersonName};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, AuthUser};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use rh_store::orgs::{NewUser, Org};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+pub struct SignUpBody {
+    org_name: String,
+    name: String,
+    email: String,
+    password: String,
+}
+
+/// `POST /orgs {org_name,name,email,password}` → 201 `{org:{id,name}, user, token}`; 409 when the email is taken.
+pub async fn sign_up(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignUpBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let org_name = OrgName::parse(&body.org_name).map_err(ApiError::Validation)?;
+    let name = PersonName::parse(&body.name).map_err(ApiError::Validation)?;
+    let email = Email::parse(&body.email).map_err(ApiError::Validation)?;
+    let password = Password::parse(&body.password).map_err(ApiError::Validation)?;
+    let hash = hash_password(password.expose().to_owned()).await?;
+    let org = Org { id: Uuid::now_v7(), name: org_name.as_str().to_owned() };
+    let admin = NewUser {
+        id: Uuid::now_v7(),
+        org_id: org.id,
+        name: name.as_str(),
+        email: email.as_str(),
+        password_hash: &hash,
+        role: "admin",
+    };
+    let user = rh_store::orgs::create_org_with_admin(&state.db, &org, &admin).await?;
+    let token = issue_token(&state, &user)?;
+    tracing::info!(org_id = %org.id, user_id = %user.id, "org created");
+    Ok((StatusCode::CREATED, Json(json!({ "org": org, "user": user_json(&user), "token": token }))))
+}
+
+#[derive(Deserialize)]
+pub struct MemberBody {
+    name: String,
+    email: String,
+    password: String,
+    role: Option<String>,
+}
+
+/// `POST /orgs/{id}/members {name,email,password,role?}` → 201 user. Only an admin of that org.
+pub async fn add_member(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(org_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<MemberBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if caller.org() != org_id || !caller.is_admin() {
+        return Err(ApiError::Forbidden("only an admin of this organization can add members".into()));
+    }
+    let name = PersonName::parse(&body.name).map_err(ApiError::Validation)?;
+    let email = Email::parse(&body.email).map_err(ApiError::Validation)?;
+    let password = Password::parse(&body.password).map_err(ApiError::Validation)?;
+    let role = match body.role.as_deref() {
+        None | Some("member") => "member",
+        Some("admin") => "admin",
+        Some(other) => return Err(ApiError::Validation(format!("role {other:?} is not \"member\" or \"admin\""))),
+    };
+    let hash = hash_password(password.expose().to_owned()).await?;
+    let new =
+        NewUser { id: Uuid::now_v7(), org_id, name: name.as_str(), email: email.as_str(), password_hash: &hash, role };
+    let user = rh_store::orgs::insert_user(&state.db, &new).await?;
+    tracing::info!(%org_id, user_id = %user.id, role, "member added");
+    Ok((StatusCode::CREATED, Json(user_json(&user))))
+}

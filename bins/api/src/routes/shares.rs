@@ -1,0 +1,91 @@
+//! The sharing panel: who has access (any participant may look), and changes to it (owner only).
+
+use crate::domain::SharePermission;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, AuthUser};
+use crate::service;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use rh_store::shares::Participant;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn participant_json(p: &Participant) -> Value {
+    json!({ "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission })
+}
+
+fn list_json(list: &[Participant]) -> Value {
+    json!({ "shares": list.iter().map(participant_json).collect::<Vec<_>>() })
+}
+
+/// `GET /conversations/{id}/shares` → `{shares:[{user_id,name,email,permission}]}`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    service::access::authorize(&state, id, caller.id()).await?;
+    Ok(Json(list_json(&rh_store::shares::list(&state.db, id).await?)))
+}
+
+#[derive(Deserialize)]
+pub struct ShareEntry {
+    user_id: Uuid,
+    permission: String,
+}
+
+#[derive(Deserialize)]
+pub struct AddBody {
+    shares: Vec<ShareEntry>,
+}
+
+/// `POST /conversations/{id}/shares {shares:[{user_id,permission}]}` → 200 with every participant afterwards.
+pub async fn add(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<AddBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
+    service::access::require_owner(permission, "share it")?;
+    let targets = body
+        .shares
+        .iter()
+        .map(|s| SharePermission::parse(&s.permission).map(|p| (s.user_id, p)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::Validation)?;
+    let list = service::shares::share_many(&state, caller.id(), id, &targets).await?;
+    Ok(Json(list_json(&list)))
+}
+
+#[derive(Deserialize)]
+pub struct ChangeBody {
+    permission: String,
+}
+
+/// `PATCH /conversations/{id}/shares/{user_id} {permission}` → 200 the participant.
+pub async fn change(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(body): ApiJson<ChangeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
+    service::access::require_owner(permission, "change who has access")?;
+    let permission = SharePermission::parse(&body.permission).map_err(ApiError::Validation)?;
+    let participant = service::shares::change(&state, caller.id(), id, user_id, permission).await?;
+    Ok(Json(participant_json(&participant)))
+}
+
+/// `DELETE /conversations/{id}/shares/{user_id}` → 204.
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    service::shares::revoke(&state, caller.id(), id, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,92 @@
+//! `api seed-demo`: the demo orgs, people and one shared conversation. Idempotent: what exists is left alone,
+//! so it can run at every deployment.
+//!
+//! - org "Acme": ada@acme.test (admin, Ada Lovelace), ben@acme.test (Ben Okafor), cy@acme.test (Cy Tanaka),
+//!   dee@acme.test (Dee Ramos);
+//! - org "Globex": gil@globex.test (admin, Gil Bates);
+//! - conversation "Welcome to RelayHub" owned by Ada, shared with Ben (Can Respond) and Cy (View Only).
+//!
+//! Every password is `relayhub-demo`.
+
+use crate::config::Settings;
+use crate::domain::{ModelName, SharePermission, Title};
+use crate::routes::auth::hash_password;
+use crate::service;
+use crate::state::AppState;
+use anyhow::Context as _;
+use rh_auth::Secret;
+use rh_store::orgs::{NewUser, Org, User};
+use rh_telemetry::Health;
+use uuid::Uuid;
+
+pub const DEMO_PASSWORD: &str = "relayhub-demo";
+const DEMO_TITLE: &str = "Welcome to RelayHub";
+
+/// Runs the seeding against the configured database and NATS.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // Tokens are never issued here; any key will do.
+    let secret = settings.jwt_secret.clone().unwrap_or_else(|| Secret::new(Uuid::new_v4().to_string()));
+    let health = Health::new("api_seed");
+    let connect = crate::startup::build_state(settings, &health, &secret);
+    let state = tokio::time::timeout(std::time::Duration::from_secs(30), connect)
+        .await
+        .context("NATS or PostgreSQL did not answer within 30 s")??;
+    seed(&state).await?;
+    state.nats.flush().await.context("flushing NATS")?;
+    println!(
+        "demo data ready: ada@acme.test, ben@acme.test, cy@acme.test, dee@acme.test, gil@globex.test (password {DEMO_PASSWORD})"
+    );
+    Ok(())
+}
+
+/// Creates whatever part of the demo data is missing.
+pub async fn seed(state: &AppState) -> anyhow::Result<()> {
+    let hash = hash_password(DEMO_PASSWORD.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ada = ensure_user(state, "Acme", "Ada Lovelace", "ada@acme.test", "admin", &hash).await?;
+    let ben = ensure_user(state, "Acme", "Ben Okafor", "ben@acme.test", "member", &hash).await?;
+    let cy = ensure_user(state, "Acme", "Cy Tanaka", "cy@acme.test", "member", &hash).await?;
+    ensure_user(state, "Acme", "Dee Ramos", "dee@acme.test", "member", &hash).await?;
+    ensure_user(state, "Globex", "Gil Bates", "gil@globex.test", "admin", &hash).await?;
+
+    let owned = rh_store::conversations::list_for_user(&state.db, ada.id).await?;
+    if owned.iter().any(|(c, _)| c.owner_id == ada.id && c.title == DEMO_TITLE) {
+        tracing::info!("demo conversation exists");
+        return Ok(());
+    }
+    let title = Title::parse(Some(DEMO_TITLE)).map_err(anyhow::Error::msg)?;
+    let model = ModelName::parse(&state.settings.default_model).map_err(anyhow::Error::msg)?;
+    let conversation = service::conversations::create(state, ada.id, ada.org_id, &title, &model)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the demo conversation: {e}"))?;
+    let respond = SharePermission::parse("respond").map_err(anyhow::Error::msg)?;
+    let view = SharePermission::parse("view").map_err(anyhow::Error::msg)?;
+    service::shares::share_many(state, ada.id, conversation.id, &[(ben.id, respond), (cy.id, view)])
+        .await
+        .map_err(|e| anyhow::anyhow!("sharing the demo conversation: {e}"))?;
+    tracing::info!(conversation_id = %conversation.id, "demo conversation created");
+    Ok(())
+}
+
+/// The user with this email, created (with its org, as that org's first user) when missing.
+async fn ensure_user(
+    state: &AppState,
+    org_name: &str,
+    name: &str,
+    email: &str,
+    role: &str,
+    hash: &str,
+) -> anyhow::Result<User> {
+    if let Some((user, _)) = rh_store::orgs::user_for_login(&state.db, email).await? {
+        return Ok(user);
+    }
+    let new = |org_id| NewUser { id: Uuid::now_v7(), org_id, name, email, password_hash: hash, role };
+    let user = match rh_store::orgs::org_by_name(&state.db, org_name).await? {
+        Some(org) => rh_store::orgs::insert_user(&state.db, &new(org.id)).await?,
+        None => {
+            let org = Org { id: Uuid::now_v7(), name: org_name.to_owned() };
+            rh_store::orgs::create_org_with_admin(&state.db, &org, &new(org.id)).await?
+        }
+    };
+    tracing::info!(email, "demo user created");
+    Ok(user)
+}

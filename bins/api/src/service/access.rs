@@ -1,0 +1,43 @@
+//! Permission checks. A conversation exists for a caller only if they own it or it is shared with them:
+//! everybody else (a teammate, an org admin, another org) gets the same 404 as for an id that never existed.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use rh_protocol::Permission;
+use rh_protocol::rpc::AccessGrant;
+use rh_store::conversations::{self, Conversation};
+use uuid::Uuid;
+
+/// The conversation and the caller's permission, or 404.
+pub async fn authorize(
+    state: &AppState,
+    conversation_id: Uuid,
+    user_id: Uuid,
+) -> Result<(Conversation, Permission), ApiError> {
+    conversations::access(&state.db, conversation_id, user_id).await?.ok_or_else(ApiError::conversation_not_found)
+}
+
+/// 403 unless the caller may respond (send, stop, change settings, attach). `what` names the refused action.
+pub fn require_respond(permission: Permission, what: &str) -> Result<(), ApiError> {
+    if permission.can_respond() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("you have view-only access to this conversation and cannot {what}")))
+    }
+}
+
+/// 403 unless the caller owns the conversation (share, change access, delete).
+pub fn require_owner(permission: Permission, what: &str) -> Result<(), ApiError> {
+    if permission.is_owner() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("only the owner of this conversation can {what}")))
+    }
+}
+
+/// `rh.api.access`: the caller's permission and the stream position their HTTP history covers.
+pub async fn grant(state: &AppState, conversation_id: Uuid, user_id: Uuid) -> Result<AccessGrant, ApiError> {
+    let (_, permission) = authorize(state, conversation_id, user_id).await?;
+    let history_seq = rh_store::history::history_seq(&state.db, conversation_id).await?;
+    Ok(AccessGrant { permission, history_seq: u64::try_from(history_seq).unwrap_or(0) })
+}

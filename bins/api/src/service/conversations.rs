@@ -1,0 +1,135 @@
+//! Creating a conversation, changing its settings, deleting it.
+
+use super::access::{authorize, require_owner, require_respond};
+use super::events::{inbox, publish, summary};
+use crate::domain::{ModelName, SystemPrompt, Temperature, Title};
+use crate::error::ApiError;
+use crate::state::AppState;
+use rh_protocol::event::Settings;
+use rh_protocol::frame::SidebarAction;
+use rh_protocol::{Event, Permission};
+use rh_store::conversations::{self, Conversation, NewConversation, SettingsUpdate};
+use rh_store::shares;
+use uuid::Uuid;
+
+/// Creates a conversation: the row first (so every event of it has a row to attach to), then
+/// `conversation.created` (acked; its seq is stored in `created_seq`), then the owner's other devices learn of it.
+pub async fn create(
+    state: &AppState,
+    owner_id: Uuid,
+    org_id: Uuid,
+    title: &Title,
+    model: &ModelName,
+) -> Result<Conversation, ApiError> {
+    let id = Uuid::now_v7();
+    conversations::insert(
+        &state.db,
+        &NewConversation { id, org_id, owner_id, title: title.as_str(), model: model.as_str() },
+    )
+    .await?;
+    let event = Event::ConversationCreated {
+        owner_id,
+        title: title.as_str().to_owned(),
+        settings: Settings { model: model.as_str().to_owned(), temperature: None, system_prompt: None },
+    };
+    let seq = publish(state, id, Some(owner_id), event).await?;
+    conversations::set_created_seq(&state.db, id, i64::try_from(seq).unwrap_or(i64::MAX)).await?;
+    let conversation = conversations::get(&state.db, id).await?;
+    inbox(state, owner_id, SidebarAction::Added, id, Some(summary(&conversation, Permission::Owner))).await;
+    Ok(conversation)
+}
+
+/// A settings change: each field absent means "unchanged"; for `temperature`, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsPatch {
+    pub model: Option<ModelName>,
+    pub temperature: Option<Option<Temperature>>,
+    pub system_prompt: Option<SystemPrompt>,
+}
+
+/// Applies a settings change (Can Respond or owner). When something really changed, stores it and publishes
+/// `settings.changed` with who changed what; a model change also refreshes every participant's sidebar.
+/// Returns the conversation as it is now and the names of the fields that changed (empty: nothing to do).
+pub async fn update_settings(
+    state: &AppState,
+    user_id: Uuid,
+    user_name: &str,
+    conversation_id: Uuid,
+    patch: SettingsPatch,
+) -> Result<(Conversation, Vec<String>, Option<u64>), ApiError> {
+    let (current, permission) = authorize(state, conversation_id, user_id).await?;
+    require_respond(permission, "change the model or settings")?;
+
+    let model = patch.model.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_else(|| current.model.clone());
+    let temperature = match patch.temperature {
+        Some(t) => t.map(Temperature::value),
+        None => current.temperature,
+    };
+    let system_prompt = match patch.system_prompt {
+        Some(p) => p.into_option(),
+        None => current.system_prompt.clone(),
+    };
+    let mut changed = Vec::new();
+    if model != current.model {
+        changed.push("model".to_owned());
+    }
+    if temperature != current.temperature {
+        changed.push("temperature".to_owned());
+    }
+    if system_prompt != current.system_prompt {
+        changed.push("system_prompt".to_owned());
+    }
+    if changed.is_empty() {
+        return Ok((current, changed, None));
+    }
+
+    let update = SettingsUpdate { model: &model, temperature, system_prompt: system_prompt.as_deref() };
+    let updated = conversations::update_settings(&state.db, conversation_id, &update).await.map_err(|e| match e {
+        rh_store::StoreError::NotFound => ApiError::conversation_not_found(),
+        other => other.into(),
+    })?;
+    let event = Event::SettingsChanged {
+        changed_by: user_id,
+        changed_by_name: user_name.to_owned(),
+        changed: changed.clone(),
+        settings: Settings {
+            model: updated.model.clone(),
+            temperature: updated.temperature,
+            system_prompt: updated.system_prompt.clone(),
+        },
+    };
+    let seq = publish(state, conversation_id, Some(user_id), event).await?;
+
+    if changed.iter().any(|c| c == "model") {
+        inbox(
+            state,
+            updated.owner_id,
+            SidebarAction::Changed,
+            conversation_id,
+            Some(summary(&updated, Permission::Owner)),
+        )
+        .await;
+        for p in shares::list(&state.db, conversation_id).await? {
+            inbox(state, p.user_id, SidebarAction::Changed, conversation_id, Some(summary(&updated, p.permission)))
+                .await;
+        }
+    }
+    Ok((updated, changed, Some(seq)))
+}
+
+/// Deletes a conversation (owner only): marks it deleted, publishes `conversation.deleted` (every live
+/// subscription ends), and removes it from every participant's sidebar.
+pub async fn delete(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<(), ApiError> {
+    let (conversation, permission) = authorize(state, conversation_id, user_id).await?;
+    require_owner(permission, "delete it")?;
+    let participants = shares::list(&state.db, conversation_id).await?;
+    if !conversations::soft_delete(&state.db, conversation_id).await? {
+        return Err(ApiError::conversation_not_found());
+    }
+    publish(state, conversation_id, Some(user_id), Event::ConversationDeleted {}).await?;
+    inbox(state, conversation.owner_id, SidebarAction::Removed, conversation_id, None).await;
+    for p in participants {
+        inbox(state, p.user_id, SidebarAction::Removed, conversation_id, None).await;
+    }
+    Ok(())
+}

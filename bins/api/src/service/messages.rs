@@ -1,0 +1,102 @@
+//! Sending a message and stopping a response. The api never writes `messages` rows: it publishes
+//! `message.created` and a generation job; the audit writer stores the transcript from the stream.
+
+use super::access::{authorize, require_respond};
+use super::events::publish;
+use crate::domain::MessageText;
+use crate::error::ApiError;
+use crate::state::AppState;
+use rh_protocol::Event;
+use rh_protocol::rpc::{ChatMessage, GenerateJob, MessageAccepted, StopControl};
+use rh_protocol::subjects;
+use uuid::Uuid;
+
+/// How many earlier turns a generation job carries as context.
+const CONTEXT_TURNS: i64 = 50;
+
+/// Longest `client_msg_id` echoed back (it is the client's own correlation id).
+const MAX_CLIENT_MSG_ID: usize = 128;
+
+/// Sends a message (Can Respond or owner): publishes `message.created` (acked → its seq), then a
+/// [`GenerateJob`] on `rh.jobs.generate` (acked, `Nats-Msg-Id` = response id so a retry is stored once) whose
+/// context is the stored transcript, the system prompt first, ending with the new message.
+pub async fn send(
+    state: &AppState,
+    user_id: Uuid,
+    conversation_id: Uuid,
+    text: MessageText,
+    client_msg_id: Option<String>,
+) -> Result<MessageAccepted, ApiError> {
+    let (conversation, permission) = authorize(state, conversation_id, user_id).await?;
+    require_respond(permission, "send messages")?;
+    if client_msg_id.as_ref().is_some_and(|id| id.chars().count() > MAX_CLIENT_MSG_ID) {
+        return Err(ApiError::Validation(format!("client_msg_id must have at most {MAX_CLIENT_MSG_ID} characters")));
+    }
+    let author = rh_store::orgs::user(&state.db, user_id).await?;
+    let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS).await?;
+
+    let message_id = Uuid::now_v7();
+    let response_id = Uuid::now_v7();
+    let mut context = Vec::with_capacity(earlier.len() + 2);
+    if let Some(prompt) = conversation.system_prompt.as_deref().filter(|p| !p.trim().is_empty()) {
+        context.push(ChatMessage { role: "system".into(), content: prompt.to_owned() });
+    }
+    context.extend(earlier.into_iter().map(|(role, content)| ChatMessage { role, content }));
+    context.push(ChatMessage { role: "user".into(), content: text.as_str().to_owned() });
+
+    let event = Event::MessageCreated {
+        message_id,
+        author_id: user_id,
+        author_name: author.name,
+        text: text.into_string(),
+        client_msg_id,
+        response_id,
+    };
+    let seq = publish(state, conversation_id, Some(user_id), event).await?;
+
+    let job = GenerateJob {
+        conversation_id,
+        response_id,
+        message_id,
+        model: conversation.model,
+        temperature: conversation.temperature,
+        max_tokens: None,
+        messages: context,
+        requested_by: user_id,
+        requested_at_us: rh_protocol::now_us(),
+    };
+    let payload = serde_json::to_vec(&job).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", response_id.to_string().as_str());
+    let ack = state
+        .js
+        .publish_with_headers(subjects::JOBS_GENERATE, headers, payload.into())
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("could not queue the response: {e}")))?;
+    ack.await.map_err(|e| ApiError::Unavailable(format!("could not queue the response: {e}")))?;
+
+    state.metrics.messages_accepted.inc();
+    Ok(MessageAccepted { message_id, response_id, seq })
+}
+
+/// Stops the conversation's response (Can Respond or owner): records now (µs, decimal text) in KV `rh_stops`
+/// under the conversation id — so a job picked up later, e.g. redelivered after a worker crash, does not start —
+/// and publishes [`StopControl`] on `rh.ctl.<id>.stop` for the worker generating right now.
+pub async fn stop(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<(), ApiError> {
+    let (_, permission) = authorize(state, conversation_id, user_id).await?;
+    require_respond(permission, "stop responses")?;
+    let at_us = rh_protocol::now_us();
+    state
+        .stops
+        .put(conversation_id.to_string(), at_us.to_string().into_bytes().into())
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("could not record the stop: {e}")))?;
+    let control = StopControl { conversation_id, requested_by: user_id, at_us };
+    let payload = serde_json::to_vec(&control).map_err(|e| ApiError::Internal(e.into()))?;
+    state
+        .nats
+        .publish(subjects::stop_control(conversation_id), payload.into())
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("could not send the stop: {e}")))?;
+    Ok(())
+}

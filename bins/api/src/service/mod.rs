@@ -1,0 +1,16 @@
+//! The api's domain operations, shared by the REST routes and the NATS responders, so a message sent over a
+//! socket (`rh.api.send_message`) and one posted over HTTP take exactly the same path.
+//!
+//! | module | operations |
+//! |---|---|
+//! | [`access`] | who may do what: [`access::authorize`] (404 when the caller cannot see it), `require_*` (403), the `rh.api.access` grant |
+//! | [`events`] | publishing conversation events (acked) and sidebar inbox messages |
+//! | [`conversations`] | create, change settings, delete |
+//! | [`messages`] | send a message (event + generation job), stop a response |
+//! | [`shares`] | share with several people, change, revoke |
+
+pub mod access;
+pub mod conversations;
+pub mod events;
+pub mod messages;
+pub mod shares;

@@ -1,0 +1,115 @@
+//! Sharing (owner only). Targets must be people of the conversation's org other than the owner. Every change is
+//! stored, published on the conversation (`participant.added|changed|removed`, which the edge acts on: a removed
+//! person's live subscription ends) and sent to the person's inbox (their sidebar).
+
+use super::access::{authorize, require_owner};
+use super::events::{inbox, publish, summary};
+use crate::domain::SharePermission;
+use crate::error::ApiError;
+use crate::state::AppState;
+use rh_protocol::Event;
+use rh_protocol::frame::SidebarAction;
+use rh_store::shares::{self, Participant, Upserted};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Most people in one share request.
+pub const MAX_SHARES_PER_REQUEST: usize = 50;
+
+/// Shares with several people at once (all or nothing); an existing share gets the new permission.
+/// Returns every participant afterwards.
+pub async fn share_many(
+    state: &AppState,
+    owner_id: Uuid,
+    conversation_id: Uuid,
+    targets: &[(Uuid, SharePermission)],
+) -> Result<Vec<Participant>, ApiError> {
+    let (conversation, permission) = authorize(state, conversation_id, owner_id).await?;
+    require_owner(permission, "share it")?;
+    if targets.is_empty() {
+        return Err(ApiError::Validation("shares must name at least one person".into()));
+    }
+    if targets.len() > MAX_SHARES_PER_REQUEST {
+        return Err(ApiError::Validation(format!("at most {MAX_SHARES_PER_REQUEST} people per request")));
+    }
+    let mut seen = HashSet::new();
+    for (user_id, _) in targets {
+        if *user_id == conversation.owner_id {
+            return Err(ApiError::Validation("you own this conversation: it cannot be shared with you".into()));
+        }
+        if !seen.insert(*user_id) {
+            return Err(ApiError::Validation(format!("user {user_id} is listed twice")));
+        }
+    }
+    let ids: Vec<Uuid> = targets.iter().map(|(id, _)| *id).collect();
+    let members = rh_store::orgs::users_in_org(&state.db, conversation.org_id, &ids).await?;
+    if let Some(missing) = ids.iter().find(|id| !members.iter().any(|m| m.id == **id)) {
+        // Same answer for an unknown id and a person of another org: org directories stay private.
+        return Err(ApiError::Validation(format!("user {missing} is not a member of your organization")));
+    }
+
+    let rows: Vec<_> = targets.iter().map(|(id, p)| (*id, p.permission())).collect();
+    let outcomes = shares::upsert_many(&state.db, conversation_id, owner_id, &rows).await?;
+    for ((user_id, permission), outcome) in rows.iter().zip(outcomes) {
+        let (event, action) = match outcome {
+            Upserted::Unchanged => continue,
+            Upserted::Added => {
+                let Some(member) = members.iter().find(|m| m.id == *user_id) else { continue };
+                let event = Event::ParticipantAdded {
+                    user_id: *user_id,
+                    name: member.name.clone(),
+                    email: member.email.clone(),
+                    permission: *permission,
+                };
+                (event, SidebarAction::Added)
+            }
+            Upserted::Changed { .. } => {
+                (Event::ParticipantChanged { user_id: *user_id, permission: *permission }, SidebarAction::Changed)
+            }
+        };
+        publish(state, conversation_id, Some(owner_id), event).await?;
+        inbox(state, *user_id, action, conversation_id, Some(summary(&conversation, *permission))).await;
+    }
+    Ok(shares::list(&state.db, conversation_id).await?)
+}
+
+/// Changes one person's permission. 404 when the conversation is not shared with them.
+pub async fn change(
+    state: &AppState,
+    owner_id: Uuid,
+    conversation_id: Uuid,
+    user_id: Uuid,
+    permission: SharePermission,
+) -> Result<Participant, ApiError> {
+    let (conversation, caller) = authorize(state, conversation_id, owner_id).await?;
+    require_owner(caller, "change who has access")?;
+    let permission = permission.permission();
+    let before = shares::update(&state.db, conversation_id, user_id, permission).await.map_err(no_share)?;
+    if before != permission {
+        publish(state, conversation_id, Some(owner_id), Event::ParticipantChanged { user_id, permission }).await?;
+        inbox(state, user_id, SidebarAction::Changed, conversation_id, Some(summary(&conversation, permission))).await;
+    }
+    shares::list(&state.db, conversation_id)
+        .await?
+        .into_iter()
+        .find(|p| p.user_id == user_id)
+        .ok_or_else(|| no_share(rh_store::StoreError::NotFound))
+}
+
+/// Revokes one person's access: their live subscription ends and the conversation leaves their sidebar. The
+/// messages they sent stay.
+pub async fn revoke(state: &AppState, owner_id: Uuid, conversation_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
+    let (_, caller) = authorize(state, conversation_id, owner_id).await?;
+    require_owner(caller, "change who has access")?;
+    shares::delete(&state.db, conversation_id, user_id).await.map_err(no_share)?;
+    publish(state, conversation_id, Some(owner_id), Event::ParticipantRemoved { user_id }).await?;
+    inbox(state, user_id, SidebarAction::Removed, conversation_id, None).await;
+    Ok(())
+}
+
+fn no_share(e: rh_store::StoreError) -> ApiError {
+    match e {
+        rh_store::StoreError::NotFound => ApiError::NotFound("this conversation is not shared with that person".into()),
+        other => other.into(),
+    }
+}

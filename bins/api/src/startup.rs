@@ -1,0 +1,79 @@
+//! Wiring: connect, migrate, ensure the NATS topology, start the responders, serve HTTP.
+
+use crate::config::Settings;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+use crate::state::AppState;
+use anyhow::Context as _;
+use axum::Router;
+use rh_auth::{Secret, TokenKeys};
+use rh_protocol::subjects;
+use rh_store::Db;
+use rh_telemetry::Health;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::services::{ServeDir, ServeFile};
+
+/// Connects to PostgreSQL (and migrates) and NATS (and ensures streams and buckets): everything a request needs.
+pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secret) -> anyhow::Result<AppState> {
+    let url = settings.database_url.as_ref().context("--database-url (RH_DATABASE_URL) is required")?;
+    let db = Db::connect(url.expose(), settings.db_pool_size).context("database url")?;
+    db.migrate().await.context("migrating the database")?;
+    let nats = rh_bus::connect(&settings.nats_url, "api").await;
+    let js = async_nats::jetstream::new(nats.clone());
+    rh_bus::Topology::default().ensure(&js).await.context("creating the NATS streams and buckets")?;
+    let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;
+    let attachments = js.get_object_store(subjects::OBJECT_ATTACHMENTS).await.context("object store rh_attachments")?;
+    Ok(AppState {
+        db,
+        nats,
+        js,
+        stops,
+        attachments,
+        keys: Arc::new(TokenKeys::new(jwt_secret)),
+        settings: Arc::new(settings),
+        metrics: Metrics::new(health),
+    })
+}
+
+/// The whole HTTP app: `/api/v1/*`, the ops endpoints, and the web client when `--web-dir` is set.
+pub fn app(state: AppState, health: Health) -> Router {
+    let api = routes::api_router(&state)
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
+    let mut router = Router::new()
+        .nest("/api/v1", api)
+        .with_state(state.clone())
+        .merge(rh_telemetry::ops_router(health))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    if let Some(dir) = &state.settings.web_dir {
+        // A single-page app: unknown paths get index.html so client-side routes survive a reload.
+        let index = ServeFile::new(dir.join("index.html"));
+        router = router.fallback_service(ServeDir::new(dir).fallback(index));
+    }
+    router
+}
+
+/// Runs the api until SIGTERM / Ctrl-C.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let jwt_secret = settings.jwt_secret.clone().context("--jwt-secret (RH_JWT_SECRET) is required to serve")?;
+    let health = Health::new("api");
+    let listen = settings.listen;
+    let state = build_state(settings, &health, &jwt_secret).await?;
+    let _responders = crate::responders::spawn(state.clone()).await?;
+    tokio::spawn(watch_readiness(state.clone(), health.clone()));
+    tracing::info!("api started");
+    rh_telemetry::serve("api", listen, app(state, health), rh_telemetry::shutdown_signal()).await
+}
+
+/// Ready while both PostgreSQL and NATS answer; checked every two seconds.
+async fn watch_readiness(state: AppState, health: Health) {
+    loop {
+        let nats_ok = state.nats.connection_state() == async_nats::connection::State::Connected;
+        let db_ok = state.db.ping().await;
+        if health.is_ready() != (nats_ok && db_ok) {
+            tracing::info!(nats_ok, db_ok, "readiness changed");
+        }
+        health.set_ready(nats_ok && db_ok);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

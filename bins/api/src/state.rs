@@ -1,0 +1,22 @@
+//! [`AppState`]: what every handler and responder shares. Cheap to clone (handles and `Arc`s).
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use async_nats::jetstream::{self, kv, object_store::ObjectStore};
+use rh_auth::TokenKeys;
+use rh_store::Db;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    /// KV `rh_stops`: conversation id → time (µs) of the latest stop request.
+    pub stops: kv::Store,
+    /// Object store `rh_attachments`: attachment bytes.
+    pub attachments: ObjectStore,
+    pub keys: Arc<TokenKeys>,
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+}

@@ -1,0 +1,109 @@
+use crate::helpers::*;
+use rh_protocol::Event;
+use serde_json::json;
+
+#[tokio::test]
+async fn create_list_get_delete() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+
+    // Created with the same shape GET returns.
+    let (s, created) = app
+        .api
+        .as_user(&team.ben)
+        .post("/conversations", json!({"title": "  Launch plan ", "model": "sim-2"}))
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 201, "{created}");
+    assert_eq!(created["title"], "Launch plan");
+    assert_eq!(created["model"], "sim-2");
+    assert_eq!(created["permission"], "owner");
+    assert_eq!(created["owner_id"], team.ben.user_id.to_string());
+    assert!(created["seq"].is_u64());
+    for field in ["messages", "participants", "attachments"] {
+        assert_eq!(created[field], json!([]), "{field}");
+    }
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let (s, got) = app.api.as_user(&team.ben).get(&format!("/conversations/{id}")).await.unwrap();
+    assert_eq!(s.as_u16(), 200);
+    assert_eq!(got["id"], created["id"]);
+    assert_eq!(got["title"], "Launch plan");
+
+    // No body at all: defaults.
+    let (client, base, _) = app.api.raw();
+    let r = client.post(format!("{base}/conversations")).bearer_auth(&team.ben.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let untitled: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(untitled["title"], "New conversation");
+    assert_eq!(untitled["model"], "sim-1");
+    let (s, v) = app.api.as_user(&team.ben).post("/conversations", json!({"title": "a\nb"})).await.unwrap();
+    assert_error(s, &v, 400, "bad_request");
+    let (s, v) = app.api.as_user(&team.ben).post("/conversations", json!({"model": "not a model!"})).await.unwrap();
+    assert_error(s, &v, 400, "bad_request");
+
+    // The conversation.created event is on the stream, first.
+    let events = conv_events(&app.js, id).await;
+    let (_, first) = &events[0];
+    assert!(
+        matches!(&first.event, Event::ConversationCreated { owner_id, title, settings } if *owner_id == team.ben.user_id && title == "Launch plan" && settings.model == "sim-2")
+    );
+
+    // The sidebar: newest first, with my permission; shared ones say so.
+    app.api.share(&team.ben, id, &team.cy, "view").await.unwrap();
+    let (s, list) = app.api.as_user(&team.ben).get("/conversations").await.unwrap();
+    assert_eq!(s.as_u16(), 200);
+    let convs = list["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), 2);
+    assert_eq!(convs[0]["id"], untitled["id"], "newest first");
+    assert_eq!(convs[1]["permission"], "owner");
+    assert_eq!(convs[1]["shared"], false);
+    let (_, list) = app.api.as_user(&team.cy).get("/conversations").await.unwrap();
+    let convs = list["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0]["id"], id.to_string());
+    assert_eq!(convs[0]["permission"], "view");
+    assert_eq!(convs[0]["shared"], true);
+    assert_eq!(convs[0]["owner_name"], "Ben Okafor");
+    // Ada (an admin, but not shared with) sees nothing of Ben's in her sidebar.
+    let (_, list) = app.api.as_user(&team.ada).get("/conversations").await.unwrap();
+    assert_eq!(list["conversations"], json!([]));
+
+    // Only the owner deletes; a participant gets 403, an outsider 404.
+    let (s, v) = app.api.as_user(&team.cy).delete(&format!("/conversations/{id}")).await.unwrap();
+    assert_error(s, &v, 403, "forbidden");
+    let (s, v) = app.api.as_user(&team.ada).delete(&format!("/conversations/{id}")).await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+    let mut cy_inbox = Inbox::open(&app.nc, team.cy.user_id).await;
+    let (s, _) = app.api.as_user(&team.ben).delete(&format!("/conversations/{id}")).await.unwrap();
+    assert_eq!(s.as_u16(), 204);
+    let m = cy_inbox.next_where(|m| m.action == rh_protocol::frame::SidebarAction::Removed).await;
+    assert_eq!(m.conversation_id, id);
+    for who in [&team.ben, &team.cy] {
+        let (s, v) = app.api.as_user(who).get(&format!("/conversations/{id}")).await.unwrap();
+        assert_error(s, &v, 404, "not_found");
+    }
+    let (_, list) = app.api.as_user(&team.cy).get("/conversations").await.unwrap();
+    assert_eq!(list["conversations"], json!([]));
+    let (s, _) = app.api.as_user(&team.ben).delete(&format!("/conversations/{id}")).await.unwrap();
+    assert_eq!(s.as_u16(), 404, "deleting twice");
+    assert_eq!(event_kinds(&app.js, id).await.last(), Some(&"conversation.deleted"));
+}
+
+#[tokio::test]
+async fn conversations_nobody_shared_are_invisible() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let conv = app.api.create_conversation(&team.ben, "Private").await.unwrap();
+    // A teammate, the org admin, another org: all 404 — the same as an id that never existed.
+    for who in [&team.cy, &team.ada, &gil] {
+        let (s, v) = app.api.as_user(who).get(&format!("/conversations/{conv}")).await.unwrap();
+        assert_error(s, &v, 404, "not_found");
+    }
+    let (s, never) = app.api.as_user(&team.ben).get(&format!("/conversations/{}", uuid::Uuid::new_v4())).await.unwrap();
+    assert_error(s, &never, 404, "not_found");
+    let (_, hidden) = app.api.as_user(&team.cy).get(&format!("/conversations/{conv}")).await.unwrap();
+    assert_eq!(hidden, never, "existence is never revealed");
+    let (s, v) = app.api.as_user(&team.ben).get("/conversations/not-a-uuid").await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+}

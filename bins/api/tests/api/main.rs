@@ -1,0 +1,17 @@
+//! The api binary against a real nats-server and a real PostgreSQL, over HTTP and NATS, checking what a user
+//! (or the edge) would see. One test binary; shared fixtures in `helpers`.
+
+mod helpers;
+
+mod admin;
+mod attachments;
+mod auth;
+mod conversations;
+mod history;
+mod messages;
+mod misc;
+mod permissions;
+mod rpc;
+mod settings;
+mod sharing;
+mod users;

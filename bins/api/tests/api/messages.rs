@@ -1,0 +1,107 @@
+use crate::helpers::*;
+use async_nats::jetstream;
+use futures::StreamExt;
+use rh_protocol::rpc::{GenerateJob, StopControl};
+use rh_protocol::{Event, subjects};
+use serde_json::json;
+
+/// The generation jobs waiting in the work-queue stream `RH_JOBS` (read by sequence: nothing is consumed).
+async fn jobs(js: &jetstream::Context) -> Vec<GenerateJob> {
+    let mut stream = js.get_stream(subjects::STREAM_JOBS).await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    let mut out = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            out.push(serde_json::from_slice(&m.payload).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_message_is_published_and_queued_for_the_workers() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Chat").await;
+    app.api
+        .as_user(&team.ada)
+        .patch(&format!("/conversations/{conv}/settings"), json!({"system_prompt": "Be brief.", "temperature": 0.2}))
+        .await
+        .unwrap();
+
+    let (s, v) = app
+        .api
+        .as_user(&team.ben)
+        .post(
+            &format!("/conversations/{conv}/messages"),
+            json!({"text": "/sim tokens=3\nWhat next?", "client_msg_id": "c-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 202, "{v}");
+    let message_id: uuid::Uuid = v["message_id"].as_str().unwrap().parse().unwrap();
+    let response_id: uuid::Uuid = v["response_id"].as_str().unwrap().parse().unwrap();
+    let seq = v["seq"].as_u64().unwrap();
+
+    let events = conv_events(&app.js, conv).await;
+    let (event_seq, env) = events.iter().find(|(_, e)| e.event.kind() == "message.created").unwrap();
+    assert_eq!(*event_seq, seq, "the reply's seq is the event's stream position");
+    assert_eq!(env.actor, Some(team.ben.user_id));
+    assert_eq!(
+        env.event,
+        Event::MessageCreated {
+            message_id,
+            author_id: team.ben.user_id,
+            author_name: "Ben Okafor".into(),
+            text: "/sim tokens=3\nWhat next?".into(),
+            client_msg_id: Some("c-1".into()),
+            response_id,
+        }
+    );
+
+    let jobs = jobs(&app.js).await;
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(
+        (job.conversation_id, job.response_id, job.message_id, job.requested_by),
+        (conv, response_id, message_id, team.ben.user_id)
+    );
+    assert_eq!(job.model, "sim-1");
+    assert!((job.temperature.unwrap() - 0.2).abs() < 1e-6);
+    let roles: Vec<_> = job.messages.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect();
+    assert_eq!(roles, [("system", "Be brief."), ("user", "/sim tokens=3\nWhat next?")]);
+
+    // Blank or oversized text is refused before anything is published.
+    for text in [json!(""), json!("   "), json!("x".repeat(32_001)), json!(5)] {
+        let (s, v) = app
+            .api
+            .as_user(&team.ben)
+            .post(&format!("/conversations/{conv}/messages"), json!({"text": text}))
+            .await
+            .unwrap();
+        assert_error(s, &v, 400, "bad_request");
+    }
+    assert_eq!(conv_events(&app.js, conv).await.len(), events.len());
+}
+
+#[tokio::test]
+async fn stop_is_recorded_and_sent_to_the_worker() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Stoppable").await;
+    let mut control = app.nc.subscribe(subjects::stop_control(conv)).await.unwrap();
+    barrier(&app.nc).await;
+    let before = rh_protocol::now_us();
+
+    let (s, _) = app.api.as_user(&team.ben).post(&format!("/conversations/{conv}/stop"), json!({})).await.unwrap();
+    assert_eq!(s.as_u16(), 202);
+    let m = tokio::time::timeout(WAIT, control.next()).await.unwrap().unwrap();
+    let stop: StopControl = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!((stop.conversation_id, stop.requested_by), (conv, team.ben.user_id));
+    assert!(stop.at_us >= before);
+
+    let kv = app.js.get_key_value(subjects::KV_STOPS).await.unwrap();
+    let stored = kv.get(conv.to_string()).await.unwrap().expect("a stop time in rh_stops");
+    let at: i64 = std::str::from_utf8(&stored).unwrap().parse().unwrap();
+    assert_eq!(at, stop.at_us);
+}

@@ -1,0 +1,123 @@
+//! Models, config, static files, ops endpoints, and the demo seeding.
+
+use crate::helpers::*;
+use futures::StreamExt;
+use rh_protocol::rpc::{ModelInfo, ModelList, Reply};
+use rh_protocol::subjects;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_from_the_pool_or_the_default() {
+    // A generous wait for the worker's answer: this machine runs many tests at once.
+    let app = spawn_app_with(&[("RH_MODELS_TIMEOUT_MS", "5000")]).await;
+    let team = team(&app).await;
+    // No worker (NATS says "no responders" at once): the default model, and a hint that no worker answered.
+    let (s, v) = app.api.as_user(&team.ben).get("/models").await.unwrap();
+    assert_eq!(s.as_u16(), 200, "{v}");
+    assert_eq!(v["models"], json!([{"id": "sim-1", "provider": "default"}]));
+    assert_eq!(v["workers"], false);
+
+    // A worker answering rh.worker.models.
+    let mut sub = app.nc.queue_subscribe(subjects::WORKER_MODELS, subjects::WORKER_QUEUE.into()).await.unwrap();
+    barrier(&app.nc).await;
+    let nc = app.nc.clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let list = ModelList {
+                models: vec![
+                    ModelInfo { id: "sim-1".into(), provider: "simulated".into() },
+                    ModelInfo { id: "sim-2".into(), provider: "simulated".into() },
+                ],
+            };
+            rh_bus::respond(&nc, &m, &Reply::Ok(list)).await;
+        }
+    });
+    let (_, v) = app.api.as_user(&team.ben).get("/models").await.unwrap();
+    assert_eq!(v["models"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["models"][1]["id"], "sim-2");
+    assert_eq!(v["workers"], true);
+    let (s, _) = app.api.get("/models").await.unwrap();
+    assert_eq!(s.as_u16(), 401);
+}
+
+#[tokio::test]
+async fn config_static_files_and_ops() {
+    let web = rh_testkit::scratch_dir("web");
+    std::fs::write(web.join("index.html"), "<html>RelayHub</html>").unwrap();
+    std::fs::write(web.join("app.js"), "console.log(1)").unwrap();
+    let web_dir = web.to_string_lossy().into_owned();
+    let app = spawn_app_with(&[("RH_WEB_DIR", &web_dir), ("RH_PUBLIC_WS_URL", "ws://chat.example.test/ws")]).await;
+
+    let (s, v) = app.api.get("/config").await.unwrap();
+    assert_eq!(s.as_u16(), 200);
+    assert_eq!(v, json!({"ws_url": "ws://chat.example.test/ws"}));
+
+    let base = app.process.http_url();
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+    let r = get("/").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "<html>RelayHub</html>");
+    assert_eq!(get("/app.js").await.unwrap().text().await.unwrap(), "console.log(1)");
+    assert_eq!(
+        get("/c/some-conversation").await.unwrap().text().await.unwrap(),
+        "<html>RelayHub</html>",
+        "SPA fallback"
+    );
+    // Unknown API paths stay JSON 404s.
+    let (s, v) = app.api.get("/no-such-endpoint").await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+
+    // Ops endpoints on the same port; metrics count requests by route template.
+    assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
+    rh_testkit::eventually(WAIT, "ready", || async {
+        (get("/readyz").await.ok()?.status().as_u16() == 200).then_some(())
+    })
+    .await
+    .unwrap();
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("relayhub_api_http_requests_total") && metrics.contains(r#"route="/api/v1/config""#),
+        "{metrics}"
+    );
+
+    // Without --public-ws-url, ws_url is null.
+    let plain = spawn_app().await;
+    let (_, v) = plain.api.get("/config").await.unwrap();
+    assert_eq!(v, json!({"ws_url": null}));
+}
+
+#[tokio::test]
+async fn seed_demo_is_idempotent() {
+    let app = spawn_app().await;
+    let bin = rh_testkit::target_dir().join("debug").join("api");
+    for _ in 0..2 {
+        let out = tokio::process::Command::new(&bin)
+            .arg("seed-demo")
+            .env("RH_NATS_URL", app.nats.url())
+            .env("RH_DATABASE_URL", app.db.url())
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let ada = app.api.login("ada@acme.test", "relayhub-demo").await.unwrap();
+    let ben = app.api.login("ben@acme.test", "relayhub-demo").await.unwrap();
+    let cy = app.api.login("cy@acme.test", "relayhub-demo").await.unwrap();
+    app.api.login("dee@acme.test", "relayhub-demo").await.unwrap();
+    let gil = app.api.login("gil@globex.test", "relayhub-demo").await.unwrap();
+    assert_ne!(gil.org_id, ada.org_id);
+    assert_eq!(ben.org_id, ada.org_id);
+    let (_, me) = app.api.as_user(&ada).get("/me").await.unwrap();
+    assert_eq!((me["name"].as_str(), me["role"].as_str()), (Some("Ada Lovelace"), Some("admin")));
+
+    let (_, list) = app.api.as_user(&ada).get("/conversations").await.unwrap();
+    let convs = list["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), 1, "created once: {list}");
+    let (_, list) = app.api.as_user(&ben).get("/conversations").await.unwrap();
+    assert_eq!(list["conversations"][0]["permission"], "respond");
+    let (_, list) = app.api.as_user(&cy).get("/conversations").await.unwrap();
+    assert_eq!(list["conversations"][0]["permission"], "view");
+    let (_, users) = app.api.as_user(&ada).get("/users").await.unwrap();
+    assert_eq!(users["users"].as_array().unwrap().len(), 4);
+}

@@ -1,0 +1,79 @@
+//! What the edge asks over NATS.
+
+use crate::helpers::*;
+use rh_bus::RequestErrorKind;
+use rh_protocol::frame::ErrorCode;
+use rh_protocol::rpc::{AccessGrant, AccessRequest, MessageAccepted, SendMessageRequest, StopAccepted, StopRequest};
+use rh_protocol::{Permission, subjects};
+
+#[tokio::test]
+async fn access_send_and_stop_over_nats() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let conv = shared_conversation(&app, &team, "Socket").await;
+    let access = |user: uuid::Uuid| AccessRequest { user_id: user, conversation_id: conv };
+
+    for (who, want) in [(&team.ada, Permission::Owner), (&team.ben, Permission::Respond), (&team.cy, Permission::View)]
+    {
+        let grant: AccessGrant =
+            rh_bus::request(&app.nc, subjects::API_ACCESS, &access(who.user_id), WAIT).await.unwrap();
+        assert_eq!(grant.permission, want);
+        let http = app.api.conversation(who, conv).await.unwrap();
+        assert_eq!(grant.history_seq, http["seq"].as_u64().unwrap());
+    }
+    // A teammate without a share, another org, an unknown conversation: not_found.
+    let dee =
+        app.api.add_member(&team.ada, "Dee Ramos", &format!("dee-{}@acme.test", tag()), "pw-dee-123456").await.unwrap();
+    for req in [
+        access(dee.user_id),
+        access(gil.user_id),
+        AccessRequest { user_id: team.ada.user_id, conversation_id: uuid::Uuid::new_v4() },
+    ] {
+        let e = rh_bus::request::<_, AccessGrant>(&app.nc, subjects::API_ACCESS, &req, WAIT).await.unwrap_err();
+        assert_eq!(e.kind(), RequestErrorKind::Rejected);
+        assert_eq!(e.rejection.unwrap().code, ErrorCode::NotFound);
+    }
+
+    // send_message: the same rules and effects as REST.
+    let send = |user: uuid::Uuid, text: &str| SendMessageRequest {
+        user_id: user,
+        conversation_id: conv,
+        text: text.into(),
+        client_msg_id: Some("sock-1".into()),
+    };
+    let ok: MessageAccepted =
+        rh_bus::request(&app.nc, subjects::API_SEND_MESSAGE, &send(team.ben.user_id, "from a socket"), WAIT)
+            .await
+            .unwrap();
+    let events = conv_events(&app.js, conv).await;
+    let (seq, env) = events.iter().find(|(_, e)| e.event.kind() == "message.created").unwrap();
+    assert_eq!(*seq, ok.seq);
+    assert!(
+        matches!(&env.event, rh_protocol::Event::MessageCreated { message_id, client_msg_id, .. } if *message_id == ok.message_id && client_msg_id.as_deref() == Some("sock-1"))
+    );
+    for (user, code) in [(team.cy.user_id, ErrorCode::Forbidden), (gil.user_id, ErrorCode::NotFound)] {
+        let e = rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &send(user, "nope"), WAIT)
+            .await
+            .unwrap_err();
+        assert_eq!(e.rejection.unwrap().code, code);
+    }
+    let e =
+        rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &send(team.ben.user_id, "  "), WAIT)
+            .await
+            .unwrap_err();
+    assert_eq!(e.rejection.unwrap().code, ErrorCode::BadRequest);
+
+    // stop.
+    let stop = |user: uuid::Uuid| StopRequest { user_id: user, conversation_id: conv };
+    let _: StopAccepted = rh_bus::request(&app.nc, subjects::API_STOP, &stop(team.ada.user_id), WAIT).await.unwrap();
+    let e = rh_bus::request::<_, StopAccepted>(&app.nc, subjects::API_STOP, &stop(team.cy.user_id), WAIT)
+        .await
+        .unwrap_err();
+    assert_eq!(e.rejection.unwrap().code, ErrorCode::Forbidden);
+
+    // Garbage gets a bad_request reply, not silence.
+    let reply = app.nc.request(subjects::API_ACCESS, "not json".into()).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(v["error"]["code"], "bad_request");
+}

@@ -1,0 +1,171 @@
+use crate::helpers::*;
+use rh_protocol::frame::SidebarAction;
+use rh_protocol::{Event, Permission};
+use serde_json::json;
+
+#[tokio::test]
+async fn share_with_several_change_and_revoke() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = app.api.create_conversation(&team.ada, "Roadmap").await.unwrap();
+    let mut ben_inbox = Inbox::open(&app.nc, team.ben.user_id).await;
+    let mut cy_inbox = Inbox::open(&app.nc, team.cy.user_id).await;
+    let path = format!("/conversations/{conv}/shares");
+
+    // Several people at once, each with their own permission.
+    let (s, v) = app
+        .api
+        .as_user(&team.ada)
+        .post(&path, json!({"shares": [{"user_id": team.ben.user_id, "permission": "respond"}, {"user_id": team.cy.user_id, "permission": "view"}]}))
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 200, "{v}");
+    let shares = v["shares"].as_array().unwrap();
+    assert_eq!(shares.len(), 2);
+    let (_, listed) = app.api.as_user(&team.ada).get(&path).await.unwrap();
+    assert_eq!(listed, v);
+    let ben_entry = shares.iter().find(|s| s["user_id"] == team.ben.user_id.to_string()).unwrap();
+    assert_eq!(ben_entry["permission"], "respond");
+    assert_eq!(ben_entry["name"], "Ben Okafor");
+    assert_eq!(ben_entry["email"], team.ben.email);
+
+    // Each learns it in their sidebar, with their own permission.
+    let m = ben_inbox.next().await;
+    assert_eq!((m.action, m.conversation_id), (SidebarAction::Added, conv));
+    let summary = m.conversation.unwrap();
+    assert_eq!((summary.title.as_str(), summary.permission, summary.shared), ("Roadmap", Permission::Respond, true));
+    assert_eq!(summary.owner_name, "Ada Lovelace");
+    let m = cy_inbox.next().await;
+    assert_eq!(m.conversation.unwrap().permission, Permission::View);
+
+    // GET shows the participants to everyone with access.
+    let v = app.api.conversation(&team.cy, conv).await.unwrap();
+    assert_eq!(v["participants"].as_array().unwrap().len(), 2);
+    assert_eq!(v["permission"], "view");
+
+    // Sharing again with an existing person updates them (and only emits a change).
+    let (s, _) = app
+        .api
+        .as_user(&team.ada)
+        .post(&path, json!({"shares": [{"user_id": team.cy.user_id, "permission": "respond"}, {"user_id": team.ben.user_id, "permission": "respond"}]}))
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 200);
+    assert_eq!(cy_inbox.next().await.action, SidebarAction::Changed);
+
+    // PATCH one person.
+    let (s, v) = app
+        .api
+        .as_user(&team.ada)
+        .patch(&format!("{path}/{}", team.ben.user_id), json!({"permission": "view"}))
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 200, "{v}");
+    assert_eq!(v["permission"], "view");
+    let m = ben_inbox.next().await;
+    assert_eq!(m.action, SidebarAction::Changed);
+    assert_eq!(m.conversation.unwrap().permission, Permission::View);
+    assert_eq!(app.api.conversation(&team.ben, conv).await.unwrap()["permission"], "view");
+
+    // DELETE revokes: gone from REST, sidebar told.
+    let (s, _) = app.api.as_user(&team.ada).delete(&format!("{path}/{}", team.ben.user_id)).await.unwrap();
+    assert_eq!(s.as_u16(), 204);
+    let m = ben_inbox.next().await;
+    assert_eq!((m.action, m.conversation_id, m.conversation), (SidebarAction::Removed, conv, None));
+    let (s, _) = app.api.as_user(&team.ben).get(&format!("/conversations/{conv}")).await.unwrap();
+    assert_eq!(s.as_u16(), 404);
+    let (s, v) = app.api.as_user(&team.ada).delete(&format!("{path}/{}", team.ben.user_id)).await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+    let (s, v) = app
+        .api
+        .as_user(&team.ada)
+        .patch(&format!("{path}/{}", team.ben.user_id), json!({"permission": "view"}))
+        .await
+        .unwrap();
+    assert_error(s, &v, 404, "not_found");
+
+    // The stream tells live viewers (the edge) the same story, in order.
+    let events = conv_events(&app.js, conv).await;
+    let participant_events: Vec<_> = events
+        .iter()
+        .filter_map(|(_, e)| match &e.event {
+            Event::ParticipantAdded { user_id, permission, .. } => Some(("added", *user_id, Some(*permission))),
+            Event::ParticipantChanged { user_id, permission } => Some(("changed", *user_id, Some(*permission))),
+            Event::ParticipantRemoved { user_id } => Some(("removed", *user_id, None)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        participant_events,
+        [
+            ("added", team.ben.user_id, Some(Permission::Respond)),
+            ("added", team.cy.user_id, Some(Permission::View)),
+            ("changed", team.cy.user_id, Some(Permission::Respond)),
+            ("changed", team.ben.user_id, Some(Permission::View)),
+            ("removed", team.ben.user_id, None),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|(_, e)| e.event.kind().starts_with("participant."))
+            .all(|(_, e)| e.actor == Some(team.ada.user_id))
+    );
+}
+
+#[tokio::test]
+async fn sharing_is_refused_outside_the_rules() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let conv = app.api.create_conversation(&team.ada, "Plans").await.unwrap();
+    let path = format!("/conversations/{conv}/shares");
+    let share = |user: uuid::Uuid, permission: &str| json!({"shares": [{"user_id": user, "permission": permission}]});
+
+    // Another org's person, an unknown id, the owner herself, a bad permission, nobody, the same person twice.
+    for body in [
+        share(gil.user_id, "view"),
+        share(uuid::Uuid::new_v4(), "view"),
+        share(team.ada.user_id, "view"),
+        share(team.ben.user_id, "owner"),
+        share(team.ben.user_id, "admin"),
+        json!({"shares": []}),
+        json!({"shares": [{"user_id": team.ben.user_id, "permission": "view"}, {"user_id": team.ben.user_id, "permission": "respond"}]}),
+        json!({"shares": [{"user_id": "nope", "permission": "view"}]}),
+    ] {
+        let (s, v) = app.api.as_user(&team.ada).post(&path, body.clone()).await.unwrap();
+        assert_error(s, &v, 400, "bad_request");
+    }
+    // All or nothing: a batch with one bad entry shares with nobody.
+    let (s, _) = app
+        .api
+        .as_user(&team.ada)
+        .post(&path, json!({"shares": [{"user_id": team.ben.user_id, "permission": "view"}, {"user_id": gil.user_id, "permission": "view"}]}))
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 400);
+    let (_, v) = app.api.as_user(&team.ada).get(&path).await.unwrap();
+    assert_eq!(v["shares"], json!([]));
+    assert!(!event_kinds(&app.js, conv).await.iter().any(|k| k.starts_with("participant.")));
+
+    // Only the owner shares: a Can Respond participant gets 403; the other org's person 404.
+    app.api.share(&team.ada, conv, &team.ben, "respond").await.unwrap();
+    let (s, v) = app.api.as_user(&team.ben).post(&path, share(team.cy.user_id, "view")).await.unwrap();
+    assert_error(s, &v, 403, "forbidden");
+    let (s, v) = app
+        .api
+        .as_user(&team.ben)
+        .patch(&format!("{path}/{}", team.ben.user_id), json!({"permission": "view"}))
+        .await
+        .unwrap();
+    assert_error(s, &v, 403, "forbidden");
+    let (s, v) = app.api.as_user(&gil).post(&path, share(gil.user_id, "view")).await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+    let (s, v) = app
+        .api
+        .as_user(&team.ada)
+        .patch(&format!("{path}/{}", team.ben.user_id), json!({"permission": "owner"}))
+        .await
+        .unwrap();
+    assert_error(s, &v, 400, "bad_request");
+}
