@@ -5,5 +5,7 @@
 mod bad_input;
 mod crash_recovery;
 mod helpers;
+mod live_events;
 mod live_path;
+mod permission_matrix;
 mod permissions;

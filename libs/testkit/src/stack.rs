@@ -13,11 +13,13 @@ pub struct StackOptions {
     pub audit: bool,
     /// Number of edge processes.
     pub edges: usize,
+    /// Extra environment for the api (e.g. `RH_WEB_DIR`).
+    pub api_env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        StackOptions { workers: 1, worker_env: Vec::new(), audit: true, edges: 1 }
+        StackOptions { workers: 1, worker_env: Vec::new(), audit: true, edges: 1, api_env: Vec::new() }
     }
 }
 
@@ -40,16 +42,16 @@ impl Stack {
         nats.jetstream().await?;
         let db = TestDb::create().await?;
         let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4());
-        let api = Service::spawn(
-            "api",
-            &[
-                ("RH_NATS_URL", nats.url()),
-                ("RH_DATABASE_URL", db.url()),
-                ("RH_JWT_SECRET", &jwt_secret),
-                ("RH_API_LISTEN", "127.0.0.1:0"),
-            ],
-        )
-        .await?;
+        let mut api_env: Vec<(&str, &str)> = vec![
+            ("RH_NATS_URL", nats.url()),
+            ("RH_DATABASE_URL", db.url()),
+            ("RH_JWT_SECRET", &jwt_secret),
+            ("RH_API_LISTEN", "127.0.0.1:0"),
+        ];
+        for (k, v) in &options.api_env {
+            api_env.push((k, v));
+        }
+        let api = Service::spawn("api", &api_env).await?;
         let mut stack = Stack { nats, db, api, edges: Vec::new(), audit: None, workers: Vec::new(), jwt_secret, options: options.clone() };
         for _ in 0..options.edges {
             let edge = stack.spawn_edge().await?;

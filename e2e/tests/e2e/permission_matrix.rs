@@ -1,0 +1,322 @@
+//! The permission matrix: every action on a conversation, tried as every kind of person, over REST and over the
+//! socket, asserting exactly who succeeds and that everyone else gets the right refusal.
+//!
+//! People: the owner (a plain member), `respond` and `view` teammates, a teammate whose share was revoked, a
+//! teammate it was never shared with, the org's admin (no share: metadata and audit log, never content) and the
+//! admin of another org.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use rh_protocol::{ClientFrame, ServerFrame};
+use rh_testkit::{Api, Session, Stack, StackOptions, WsClient};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Owner,
+    Respond,
+    View,
+    Revoked,
+    Outsider,
+    Admin,
+    OtherOrg,
+}
+
+const EVERYONE: [Who; 7] = [Who::Owner, Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg];
+
+struct World {
+    stack: Stack,
+    api: Api,
+    people: Vec<(Who, Session)>,
+    conv: Uuid,
+    attachment: Uuid,
+}
+
+impl World {
+    fn session(&self, who: Who) -> &Session {
+        &self.people.iter().find(|(w, _)| *w == who).expect("every role has a session").1
+    }
+    fn as_(&self, who: Who) -> Api {
+        self.api.as_user(self.session(who))
+    }
+}
+
+/// `multipart/form-data` with one `file` field, built by hand (no extra reqwest feature needed).
+async fn upload(api: &Api, conv: Uuid, name: &str, content_type: &str, bytes: &[u8]) -> anyhow::Result<(StatusCode, Value)> {
+    let (http, base, token) = api.raw();
+    let boundary = format!("rh-{}", Uuid::new_v4().simple());
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut req = http
+        .post(format!("{base}/conversations/{conv}/attachments"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+async fn download(api: &Api, conv: Uuid, att: Uuid) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+    let (http, base, token) = api.raw();
+    let mut req = http.get(format!("{base}/conversations/{conv}/attachments/{att}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    Ok((resp.status(), resp.bytes().await?.to_vec()))
+}
+
+async fn world() -> anyhow::Result<World> {
+    let stack = Stack::start(StackOptions::default()).await?;
+    let api = stack.api();
+    let tag = Uuid::new_v4().simple().to_string();
+    let pw = "matrix-pw-123456";
+    let admin = api.sign_up("Acme", "Ada Admin", &format!("ada-{tag}@acme.test"), pw).await?;
+    let owner = api.add_member(&admin, "Olu Owner", &format!("olu-{tag}@acme.test"), pw).await?;
+    let respond = api.add_member(&admin, "Ren Respond", &format!("ren-{tag}@acme.test"), pw).await?;
+    let view = api.add_member(&admin, "Vi View", &format!("vi-{tag}@acme.test"), pw).await?;
+    let revoked = api.add_member(&admin, "Rex Revoked", &format!("rex-{tag}@acme.test"), pw).await?;
+    let outsider = api.add_member(&admin, "Ola Outsider", &format!("ola-{tag}@acme.test"), pw).await?;
+    let other = api.sign_up("Globex", "Gil Globex", &format!("gil-{tag}@globex.test"), pw).await?;
+
+    let conv = api.create_conversation(&owner, "Quarterly plan").await?;
+    api.share(&owner, conv, &respond, "respond").await?;
+    api.share(&owner, conv, &view, "view").await?;
+    api.share(&owner, conv, &revoked, "respond").await?;
+    // Rex takes part, then loses access: his message must stay in history.
+    api.send_message(&revoked, conv, "/sim tokens=3 rate=500\nRex was here").await?;
+    let (s, v) = api.as_user(&owner).delete(&format!("/conversations/{conv}/shares/{}", revoked.user_id)).await?;
+    anyhow::ensure!(s.is_success(), "revoke: {s} {v}");
+    let (s, v) = upload(&api.as_user(&owner), conv, "plan.txt", "text/plain", b"the plan").await?;
+    anyhow::ensure!(s == StatusCode::CREATED, "owner upload: {s} {v}");
+    let attachment = Uuid::parse_str(v["id"].as_str().or_else(|| v.pointer("/attachment/id").and_then(Value::as_str)).unwrap_or_default())?;
+
+    let people = vec![
+        (Who::Owner, owner),
+        (Who::Respond, respond),
+        (Who::View, view),
+        (Who::Revoked, revoked),
+        (Who::Outsider, outsider),
+        (Who::Admin, admin),
+        (Who::OtherOrg, other),
+    ];
+    Ok(World { stack, api, people, conv, attachment })
+}
+
+/// Asserts that exactly `allowed` succeed and that everyone else gets `denied` (or, for people who must not even
+/// learn that the conversation exists, 404).
+fn expect(action: &str, results: &[(Who, StatusCode, String)], allowed: &[Who], forbidden: &[Who]) {
+    for (who, status, body) in results {
+        if allowed.contains(who) {
+            assert!(status.is_success(), "{action} as {who:?} must succeed, got {status}: {body}");
+        } else if forbidden.contains(who) {
+            assert_eq!(*status, StatusCode::FORBIDDEN, "{action} as {who:?} must be forbidden: {body}");
+            assert!(body.contains("\"error\""), "{action} as {who:?}: the refusal says why: {body}");
+        } else {
+            assert_eq!(*status, StatusCode::NOT_FOUND, "{action} as {who:?} must not see the conversation: {body}");
+        }
+    }
+}
+
+const PARTICIPANTS: [Who; 3] = [Who::Owner, Who::Respond, Who::View];
+const RESPONDERS: [Who; 2] = [Who::Owner, Who::Respond];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> {
+    let w = world().await?;
+    let conv = w.conv;
+
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}")).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("read the conversation", &r, &PARTICIPANTS, &[]);
+    // Rex's message stays in history after his access was revoked.
+    rh_testkit::eventually(WAIT, "the revoked person's message in history", || async {
+        let (_, v) = w.as_(Who::View).get(&format!("/conversations/{conv}")).await.ok()?;
+        v.to_string().contains("Rex was here").then_some(())
+    })
+    .await?;
+
+    // The sidebar lists it exactly for participants.
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).get("/conversations").await?;
+        assert!(s.is_success(), "{who:?} sidebar: {s}");
+        let listed = v.to_string().contains(&conv.to_string());
+        assert_eq!(listed, PARTICIPANTS.contains(&who), "{who:?} sidebar lists it: {listed}: {v}");
+    }
+
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/messages"), json!({"text": "/sim tokens=2 rate=500\nhi"})).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("send a message", &r, &RESPONDERS, &[Who::View]);
+
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/stop"), json!({})).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("stop a response", &r, &RESPONDERS, &[Who::View]);
+
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).patch(&format!("/conversations/{conv}/settings"), json!({"temperature": 0.5})).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("change settings", &r, &RESPONDERS, &[Who::View]);
+
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = upload(&w.as_(who), conv, "notes.txt", "text/plain", b"notes").await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("attach a file", &r, &RESPONDERS, &[Who::View]);
+
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, bytes) = download(&w.as_(who), conv, w.attachment).await?;
+        if s.is_success() {
+            assert_eq!(bytes, b"the plan", "{who:?} downloads the file itself");
+        }
+        r.push((who, s, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    expect("download an attachment", &r, &PARTICIPANTS, &[]);
+
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}/shares")).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("list who has access", &r, &PARTICIPANTS, &[]);
+
+    // Sharing and managing access: the owner only.
+    let extra = w.session(Who::Outsider).user_id;
+    let mut r = Vec::new();
+    for who in [Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg] {
+        let (s, v) = w
+            .as_(who)
+            .post(&format!("/conversations/{conv}/shares"), json!({"shares": [{"user_id": extra, "permission": "respond"}]}))
+            .await?;
+        r.push((who, s, v.to_string()));
+        let (s, v) = w.as_(who).patch(&format!("/conversations/{conv}/shares/{}", w.session(Who::View).user_id), json!({"permission": "respond"})).await?;
+        r.push((who, s, v.to_string()));
+        let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}/shares/{}", w.session(Who::View).user_id)).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("manage access", &r, &[], &[Who::Respond, Who::View]);
+    // Nothing changed for Vi.
+    let (_, v) = w.as_(Who::Owner).get(&format!("/conversations/{conv}/shares")).await?;
+    assert!(v.to_string().contains(&w.session(Who::View).user_id.to_string()), "{v}");
+    // The owner cannot share across orgs.
+    let (s, v) = w
+        .as_(Who::Owner)
+        .post(&format!("/conversations/{conv}/shares"), json!({"shares": [{"user_id": w.session(Who::OtherOrg).user_id, "permission": "view"}]}))
+        .await?;
+    assert!(s.is_client_error(), "sharing with another org must fail: {s} {v}");
+
+    // Admin views: metadata and the audit log, never content.
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).get("/admin/conversations").await?;
+        if who == Who::Admin {
+            assert!(s.is_success(), "{s} {v}");
+            assert!(v.to_string().contains(&conv.to_string()), "admin sees the conversation's metadata: {v}");
+            assert!(!v.to_string().contains("Rex was here"), "admin metadata holds no content: {v}");
+        } else if who == Who::OtherOrg {
+            // An admin too, of another org: sees nothing of ours.
+            assert!(!v.to_string().contains(&conv.to_string()), "{v}");
+        } else {
+            assert_eq!(s, StatusCode::FORBIDDEN, "{who:?} is no admin: {v}");
+        }
+    }
+    let audit = rh_testkit::eventually(WAIT, "share, revoke and attachment in the audit log", || async {
+        let (s, v) = w.as_(Who::Admin).get(&format!("/admin/audit?conversation_id={conv}")).await.ok()?;
+        let text = v.to_string();
+        (s.is_success() && text.contains("participant.removed") && text.contains("attachment.added")).then_some(text)
+    })
+    .await?;
+    assert!(!audit.contains("Rex was here"), "the audit log holds no content: {audit}");
+    let (s, _) = w.as_(Who::Respond).get("/admin/audit").await?;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Deleting: the owner only; afterwards it is gone for everyone.
+    let mut r = Vec::new();
+    for who in [Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg] {
+        let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}")).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("delete", &r, &[], &[Who::Respond, Who::View]);
+    let (s, v) = w.as_(Who::Owner).delete(&format!("/conversations/{conv}")).await?;
+    assert!(s.is_success(), "owner deletes: {s} {v}");
+    for who in EVERYONE {
+        let (s, _) = w.as_(who).get(&format!("/conversations/{conv}")).await?;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{who:?} after delete");
+    }
+    drop(w.stack);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Result<()> {
+    let w = world().await?;
+    let conv = w.conv;
+    let ws_url = w.stack.ws_url();
+    for who in EVERYONE {
+        let mut ws = WsClient::connect(&ws_url, &w.session(who).token).await?;
+        ws.subscribe(conv, None).await?;
+        let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. } | ServerFrame::Error { .. })).await?;
+        let may_read = PARTICIPANTS.contains(&who);
+        match &f {
+            ServerFrame::Subscribed { .. } => assert!(may_read, "{who:?} must not subscribe"),
+            ServerFrame::Error { code, .. } => {
+                assert!(!may_read, "{who:?} must subscribe: {f:?}");
+                assert_eq!(code, "not_found", "{who:?}");
+            }
+            _ => unreachable!(),
+        }
+
+        let id = format!("m-{who:?}");
+        ws.send(&ClientFrame::SendMessage { conversation_id: conv, text: "/sim tokens=2 rate=500\nsocket".into(), client_msg_id: id.clone() })
+            .await?;
+        let (f, _) = ws
+            .until(WAIT, |f| match f {
+                ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id.as_str()),
+                ServerFrame::MessageAccepted { client_msg_id, .. } => *client_msg_id == id,
+                _ => false,
+            })
+            .await?;
+        match &f {
+            ServerFrame::MessageAccepted { .. } => assert!(RESPONDERS.contains(&who), "{who:?} must not send"),
+            ServerFrame::Error { code, .. } => {
+                assert!(!RESPONDERS.contains(&who), "{who:?} must send: {f:?}");
+                let want = if who == Who::View { "forbidden" } else { "not_found" };
+                assert_eq!(code, want, "{who:?} send refusal");
+            }
+            _ => unreachable!(),
+        }
+
+        ws.send(&ClientFrame::Stop { conversation_id: conv }).await?;
+        if !RESPONDERS.contains(&who) {
+            let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
+            let want = if who == Who::View { "forbidden" } else { "not_found" };
+            assert!(matches!(&f, ServerFrame::Error { code, .. } if code == want), "{who:?} stop: {f:?}");
+        }
+        // The socket still answers after every refusal.
+        ws.send(&ClientFrame::Ping).await?;
+        ws.until(WAIT, |f| matches!(f, ServerFrame::Pong)).await?;
+        ws.close().await;
+    }
+    Ok(())
+}
