@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Brings up a RELEASE stack on this machine (private nats-server with JetStream and its WebSocket listener,
+# private PostgreSQL, api, edge(s), audit, worker(s)), all with data under target/bench, runs the load tool against
+# it with the given arguments, and tears everything down. This is how loadtest/RESULTS.md was produced.
+#
+#   loadtest/bench.sh --conversations 1 --viewers-per-conversation 10000 --tokens 500 --rate 50 --report r.json
+#
+# Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_KEEP=1 keeps the logs of the last run.
+# The edge pid(s) and the nats-ws URL are passed to the load tool (--edge-pid, --nats-ws-url) automatically.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_tools
+log "building (release)"
+cargo build --release -q -p rh-api -p edge -p worker -p audit -p loadtest
+
+B="$PWD/target/bench"
+stop_postgres "$B/pg"
+rm -rf "$B"
+mkdir -p "$B/logs"
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_postgres "$B/pg"
+}
+trap cleanup INT TERM EXIT
+
+PG_PORT=$(free_port)
+start_postgres "$B/pg" "$PG_PORT"
+run_as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub
+WS_PORT=$(free_port)
+cat > "$B/nats.conf" <<CONF
+websocket { host: 127.0.0.1, port: $WS_PORT, no_tls: true, compression: false }
+max_pending: 256MB
+CONF
+start_nats "$B/nats" -p -1 -m -1 -c "$B/nats.conf"
+PIDS+=("$NATS_PID")
+
+export RH_NATS_URL="$NATS_URL" RH_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/relayhub"
+export RH_JWT_SECRET="bench-$(date +%s%N)" RUST_LOG="${RUST_LOG:-warn}"
+BIN="$PWD/target/release"
+# start NAME VAR=VALUE...: starts a release binary and prints its announced http://addr.
+start() {
+  local name="$1" out="$B/logs/$1.$RANDOM"; shift
+  env "$@" "$BIN/$name" >"$out.out" 2>"$out.log" &
+  PIDS+=("$!")
+  LAST_PID=$!
+  for _ in $(seq 1 300); do
+    if grep -q "^listening $name " "$out.out" 2>/dev/null; then
+      LAST_ADDR=$(sed -n "s/^listening $name http:\/\///p" "$out.out" | head -1)
+      return
+    fi
+    kill -0 "$LAST_PID" 2>/dev/null || { tail -20 "$out.log" >&2; die "$name exited"; }
+    sleep 0.1
+  done
+  die "$name did not start"
+}
+
+start api RH_API_LISTEN=127.0.0.1:0
+API="http://$LAST_ADDR"
+WS=() EDGE_PIDS=()
+for _ in $(seq 1 "${RH_BENCH_EDGES:-1}"); do
+  start edge RH_EDGE_LISTEN=127.0.0.1:0
+  WS+=("ws://$LAST_ADDR/ws")
+  EDGE_PIDS+=("$LAST_PID")
+done
+start audit RH_AUDIT_OPS_LISTEN=127.0.0.1:0
+for _ in $(seq 1 "${RH_BENCH_WORKERS:-1}"); do
+  start worker RH_WORKER_OPS_LISTEN=127.0.0.1:0 RH_WORKER_CONCURRENCY=2000
+done
+log "stack up: api $API, edges ${WS[*]}, nats $NATS_URL, nats-ws ws://127.0.0.1:$WS_PORT"
+
+join() { local IFS=,; echo "$*"; }
+status=0
+"$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
+  --nats-ws-url "ws://127.0.0.1:$WS_PORT" "$@" || status=$?
+for pid in "${EDGE_PIDS[@]}"; do
+  log "edge $pid: $(grep -E 'VmRSS|VmHWM' /proc/$pid/status | tr -s ' \n' ' ')"
+done
+exit $status
