@@ -9,3 +9,4 @@ mod live_events;
 mod live_path;
 mod permission_matrix;
 mod permissions;
+mod web_client;

@@ -1,0 +1,40 @@
+//! The web client in a real headless Chromium: `web/tests/e2e.mjs` (Playwright) drives two teammates through
+//! sharing, live streaming, an upgrade and a removal against this stack. Screenshots of every step land in
+//! `target/web-artifacts/`. `web/tests/run.sh` installs Node, Chromium and the npm packages when missing.
+
+use rh_testkit::{Service, Stack, StackOptions};
+use std::path::PathBuf;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_teammates_in_a_browser_share_watch_upgrade_and_remove() -> anyhow::Result<()> {
+    let stack = Stack::start(StackOptions::default()).await?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let web_dir = root.join("web");
+    let ws_url = stack.ws_url();
+    // A second api replica serves the web client and tells browsers where the edge is (any api replica can
+    // serve any request: they share PostgreSQL and NATS).
+    let web = Service::spawn(
+        "api",
+        &[
+            ("RH_NATS_URL", stack.nats.url()),
+            ("RH_DATABASE_URL", stack.db.url()),
+            ("RH_JWT_SECRET", stack.jwt_secret()),
+            ("RH_API_LISTEN", "127.0.0.1:0"),
+            ("RH_WEB_DIR", web_dir.to_str().unwrap_or("web")),
+            ("RH_PUBLIC_WS_URL", &ws_url),
+        ],
+    )
+    .await?;
+    let artifacts = root.join("target/web-artifacts");
+    let out = tokio::process::Command::new("bash")
+        .arg(web_dir.join("tests/run.sh"))
+        .env("RH_APP_URL", web.http_url())
+        .env("RH_ARTIFACTS_DIR", &artifacts)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "web client scenario failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(std::fs::read_dir(&artifacts)?.count() >= 5, "a screenshot of each step in {}", artifacts.display());
+    Ok(())
+}

@@ -1,0 +1,495 @@
+// RelayHub web client: login, sidebar, routing (#/c/<id>), the socket and its frames, toasts.
+
+import { Api, ApiError, listOf } from './api.js';
+import { RealtimeSocket } from './socket.js';
+import { ChatView, errorText } from './chat.js';
+import { SharePanel } from './share.js';
+import { h, setChildren, show, icon, PERMISSION_LABEL } from './dom.js';
+
+const root = document.getElementById('app');
+const api = new Api();
+
+const state = {
+  me: null,
+  socket: null,
+  convs: new Map(), // id → ConversationSummary
+  view: null,
+  share: null,
+  models: null,
+  config: null,
+  shell: null,
+  sidebarLoadedOnce: false,
+};
+
+// ==================================================================== login
+
+function renderLogin(message) {
+  teardown();
+  const email = h('input', { type: 'email', name: 'email', testid: 'login-email', autocomplete: 'username', required: true, placeholder: 'you@company.com' });
+  const password = h('input', { type: 'password', name: 'password', testid: 'login-password', autocomplete: 'current-password', required: true });
+  const error = h('div', { class: 'form-error', testid: 'login-error', role: 'alert', hidden: !message, text: message || '' });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', testid: 'login-submit', text: 'Sign in' });
+  const form = h('form', {
+    class: 'login-card',
+    testid: 'login-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      show(error, false);
+      try {
+        const r = await api.post('/auth/login', { email: email.value.trim(), password: password.value });
+        api.setSession(r.token, r.user);
+        await startApp(r.user);
+      } catch (err) {
+        error.textContent = err instanceof ApiError && (err.status === 401 || err.status === 400)
+          ? 'Wrong email or password.'
+          : errorText(err);
+        show(error, true);
+        submit.disabled = false;
+      }
+    },
+  },
+  h('div', { class: 'brand brand-large' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true', text: '◆' }), ' RelayHub'),
+  h('p', { class: 'muted', text: 'Team AI chat, shared live.' }),
+  h('label', {}, 'Email', email),
+  h('label', {}, 'Password', password),
+  error,
+  submit);
+  setChildren(root, h('div', { class: 'login-page' }, form));
+  email.focus();
+}
+
+// ==================================================================== shell
+
+async function startApp(user) {
+  teardown();
+  state.me = normalizeUser(user);
+  try {
+    const me = await api.get('/me');
+    state.me = normalizeUser(me?.user || me || user);
+    api.setSession(api.token, state.me);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return; // onUnauthorized already showed the login
+    // /me unavailable: go on with what login returned.
+  }
+  buildShell();
+  startSocket();
+  await loadSidebar();
+  route();
+}
+
+function normalizeUser(u) {
+  if (!u) return { id: null, name: '', email: '' };
+  return { ...u, id: u.id || u.user_id };
+}
+
+function teardown() {
+  if (state.share) state.share.close();
+  if (state.view) state.view.destroy();
+  state.view = null;
+  if (state.socket) state.socket.stop();
+  state.socket = null;
+  state.convs.clear();
+  state.models = null;
+  state.shell = null;
+  state.sidebarLoadedOnce = false;
+}
+
+function buildShell() {
+  const s = {};
+  s.toggle = h('button', {
+    type: 'button',
+    class: 'btn btn-ghost sidebar-toggle',
+    testid: 'sidebar-toggle',
+    'aria-label': 'Show conversations',
+    'aria-expanded': 'false',
+    onclick: () => setSidebarOpen(!s.root.classList.contains('sidebar-open')),
+  }, icon('menu'));
+  s.banner = h('div', { class: 'offline-banner', testid: 'offline-banner', role: 'status', hidden: true },
+    h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' Offline — reconnecting…');
+  s.newTitle = h('input', { type: 'text', testid: 'new-conversation-title', placeholder: 'Title (optional)', maxlength: 200, 'aria-label': 'Title' });
+  s.newForm = h('form', {
+    class: 'new-form',
+    testid: 'new-conversation-form',
+    hidden: true,
+    onsubmit: (e) => {
+      e.preventDefault();
+      createConversation(s.newTitle.value.trim());
+    },
+  }, s.newTitle,
+  h('div', { class: 'row' },
+    h('button', { type: 'submit', class: 'btn btn-primary', testid: 'new-conversation-create', text: 'Create' }),
+    h('button', {
+      type: 'button',
+      class: 'btn btn-ghost',
+      text: 'Cancel',
+      onclick: () => show(s.newForm, false),
+    })));
+  s.ownList = h('ul', { class: 'conv-list', testid: 'sidebar-own' });
+  s.sharedList = h('ul', { class: 'conv-list', testid: 'sidebar-shared' });
+  s.sharedHead = h('h2', { class: 'sidebar-head', text: 'Shared with me' });
+  s.sidebar = h('aside', { class: 'sidebar', testid: 'sidebar', 'aria-label': 'Conversations' },
+    h('button', {
+      type: 'button',
+      class: 'btn btn-primary btn-block',
+      testid: 'new-conversation',
+      onclick: () => {
+        show(s.newForm, s.newForm.hidden);
+        if (!s.newForm.hidden) s.newTitle.focus();
+      },
+    }, '+ New conversation'),
+    s.newForm,
+    h('h2', { class: 'sidebar-head', text: 'My conversations' }),
+    s.ownList,
+    s.sharedHead,
+    s.sharedList);
+  s.main = h('main', { class: 'main', testid: 'main' });
+  s.toasts = h('div', { class: 'toasts', testid: 'toasts', 'aria-live': 'polite' });
+  s.root = h('div', { class: 'shell' },
+    h('header', { class: 'topbar' },
+      s.toggle,
+      h('div', { class: 'brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true', text: '◆' }), ' RelayHub'),
+      h('div', { class: 'spacer' }),
+      h('span', { class: 'current-user', testid: 'current-user', text: state.me.name || state.me.email || '' }),
+      h('button', { type: 'button', class: 'btn btn-ghost', testid: 'logout', onclick: logout, text: 'Sign out' })),
+    s.banner,
+    h('div', { class: 'layout' },
+      s.sidebar,
+      h('div', { class: 'backdrop', onclick: () => setSidebarOpen(false) }),
+      s.main),
+    s.toasts);
+  state.shell = s;
+  setChildren(root, s.root);
+  showEmpty();
+}
+
+function setSidebarOpen(open) {
+  const s = state.shell;
+  if (!s) return;
+  s.root.classList.toggle('sidebar-open', open);
+  s.toggle.setAttribute('aria-expanded', String(open));
+}
+
+function showEmpty(notice) {
+  const s = state.shell;
+  if (!s) return;
+  setChildren(s.main, h('div', { class: 'empty' },
+    notice ? h('div', { class: 'access-notice', testid: 'access-notice', role: 'alert', text: notice }) : null,
+    h('p', { class: 'muted', testid: 'empty-state', text: 'Pick a conversation in the sidebar, or start a new one.' })));
+}
+
+function logout() {
+  api.setSession(null);
+  location.hash = '';
+  renderLogin();
+}
+
+export function toast(text, kind = 'info') {
+  const s = state.shell;
+  if (!s) return;
+  const t = h('div', { class: `toast toast-${kind}`, testid: 'toast', role: kind === 'error' ? 'alert' : 'status', text });
+  s.toasts.appendChild(t);
+  setTimeout(() => t.remove(), kind === 'error' ? 7000 : 4000);
+}
+
+// ==================================================================== sidebar
+
+async function loadSidebar() {
+  let list;
+  try {
+    list = listOf(await api.get('/conversations'), 'conversations');
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) toast(`Could not load conversations: ${errorText(e)}`, 'error');
+    return;
+  }
+  state.convs.clear();
+  for (const c of list) state.convs.set(c.id, c);
+  state.sidebarLoadedOnce = true;
+  renderSidebar();
+}
+
+function renderSidebar() {
+  const s = state.shell;
+  if (!s) return;
+  const all = [...state.convs.values()].sort((a, b) => String(b.updated_at || b.created_at || '').localeCompare(String(a.updated_at || a.created_at || '')));
+  const own = all.filter((c) => !isShared(c));
+  const shared = all.filter(isShared);
+  const current = state.view?.id;
+  const item = (c) => {
+    const sharedC = isShared(c);
+    return h('li', {},
+      h('a', {
+        href: `#/c/${c.id}`,
+        class: `conv-item${c.id === current ? ' active' : ''}`,
+        testid: 'conversation-item',
+        dataset: { conversationId: c.id, permission: c.permission || '', shared: String(sharedC) },
+        'aria-current': c.id === current ? 'page' : null,
+        onclick: () => setSidebarOpen(false),
+      },
+      h('span', { class: 'conv-title', testid: 'conversation-title', text: c.title || 'Untitled conversation' }),
+      sharedC
+        ? h('span', { class: 'conv-meta' },
+          h('span', { class: `badge badge-${c.permission}`, testid: 'shared-badge', text: PERMISSION_LABEL[c.permission] || c.permission }),
+          h('span', { class: 'muted small', text: ` from ${c.owner_name || 'a teammate'}` }))
+        : null));
+  };
+  setChildren(s.ownList, own.length ? own.map(item) : h('li', { class: 'muted small empty-list', text: 'No conversations yet.' }));
+  setChildren(s.sharedList, shared.length ? shared.map(item) : h('li', { class: 'muted small empty-list', text: 'Nothing shared with you yet.' }));
+}
+
+function isShared(c) {
+  if (typeof c.shared === 'boolean') return c.shared;
+  return c.permission !== 'owner' && c.owner_id !== state.me?.id;
+}
+
+function handleSidebarFrame(f) {
+  const id = f.conversation_id;
+  if (f.action === 'removed') {
+    const c = state.convs.get(id);
+    state.convs.delete(id);
+    renderSidebar();
+    if (state.view && state.view.id === id) closeView(state.view, 'revoked', c);
+  } else if (f.conversation) {
+    state.convs.set(id, { ...(state.convs.get(id) || {}), ...f.conversation });
+    renderSidebar();
+    if (f.action === 'changed' && state.view && state.view.id === id && f.conversation.permission) {
+      state.view.setPermission(f.conversation.permission);
+    }
+  } else {
+    loadSidebar();
+  }
+}
+
+async function createConversation(title) {
+  const s = state.shell;
+  try {
+    const r = await api.post('/conversations', title ? { title } : {});
+    const c = r?.conversation || r;
+    if (c?.id) {
+      state.convs.set(c.id, {
+        id: c.id,
+        title: c.title || title || 'Untitled conversation',
+        owner_id: state.me.id,
+        owner_name: state.me.name,
+        permission: 'owner',
+        shared: false,
+        model: c.model,
+        created_at: c.created_at || new Date().toISOString(),
+        updated_at: c.updated_at || new Date().toISOString(),
+      });
+      renderSidebar();
+      s.newTitle.value = '';
+      show(s.newForm, false);
+      location.hash = `#/c/${c.id}`;
+    }
+  } catch (e) {
+    toast(`Could not create the conversation: ${errorText(e)}`, 'error');
+  }
+}
+
+// ==================================================================== chat view
+
+function route() {
+  if (!state.shell) return;
+  const m = /^#\/c\/([0-9a-fA-F-]{36})$/.exec(location.hash);
+  const id = m ? m[1].toLowerCase() : null;
+  if (!id) {
+    if (state.view) {
+      state.view.destroy();
+      state.view = null;
+      renderSidebar();
+    }
+    if (!state.shell.main.querySelector('[data-testid="access-notice"]')) showEmpty();
+    return;
+  }
+  if (state.view && state.view.id === id) return;
+  openConversation(id);
+}
+
+async function openConversation(id) {
+  if (state.share) state.share.close();
+  if (state.view) state.view.destroy();
+  const view = new ChatView(ctx, id);
+  state.view = view;
+  setChildren(state.shell.main, view.el);
+  renderSidebar();
+  try {
+    await view.load();
+  } catch (e) {
+    if (state.view !== view) return;
+    if (e instanceof ApiError && (e.status === 404 || e.status === 403)) closeView(view, 'not_found');
+    else if (!(e instanceof ApiError && e.status === 401)) closeView(view, 'error', null, errorText(e));
+  }
+}
+
+/** Ends the open chat view and says why (revoked, deleted, not found). */
+function closeView(view, reason, summary, detail) {
+  if (state.view !== view) return;
+  const title = view.conv?.title || summary?.title || state.convs.get(view.id)?.title || 'this conversation';
+  if (state.share) state.share.close();
+  view.destroy();
+  state.view = null;
+  if (reason === 'revoked' || reason === 'deleted' || reason === 'not_found') {
+    state.convs.delete(view.id);
+  }
+  renderSidebar();
+  const notice = {
+    revoked: `Your access to “${title}” was removed.`,
+    deleted: `“${title}” was deleted.`,
+    not_found: 'This conversation does not exist or is not shared with you.',
+    error: `Could not open the conversation: ${detail || 'unknown error'}`,
+  }[reason];
+  history.replaceState(null, '', location.pathname + location.search);
+  showEmpty(notice);
+}
+
+const ctx = {
+  api,
+  get me() {
+    return state.me;
+  },
+  get socket() {
+    return state.socket || { send: () => false };
+  },
+  toast,
+  closeView,
+  async getModels() {
+    if (!state.models) {
+      state.models = api.get('/models')
+        .then((r) => listOf(r, 'models').map((m) => (typeof m === 'string' ? m : m.id)).filter(Boolean))
+        .catch(() => {
+          state.models = null;
+          return [];
+        });
+    }
+    return state.models;
+  },
+  ownerNameOf(id) {
+    return state.convs.get(id)?.owner_name;
+  },
+  onSummaryChange(id, patch) {
+    const c = state.convs.get(id);
+    if (!c) return;
+    Object.assign(c, patch);
+    renderSidebar();
+  },
+  onParticipantsChange(view) {
+    if (state.share && state.share.view === view) state.share.refreshSoon();
+  },
+  openShare(view) {
+    if (state.share) state.share.close();
+    state.share = new SharePanel(ctx, view);
+    state.share.open();
+  },
+  onShareClosed(panel) {
+    if (state.share === panel) state.share = null;
+  },
+  async deleteConversation(view) {
+    const title = view.conv?.title || 'this conversation';
+    if (!confirm(`Delete “${title}” for everyone it is shared with?`)) return;
+    try {
+      await api.del(`/conversations/${view.id}`);
+      closeView(view, 'deleted');
+    } catch (e) {
+      toast(`Not deleted: ${errorText(e)}`, 'error');
+    }
+  },
+};
+
+// ==================================================================== socket
+
+async function wsUrl() {
+  if (!state.config) {
+    try {
+      state.config = (await api.get('/config')) || {};
+    } catch {
+      state.config = {};
+    }
+  }
+  let url = state.config.ws_url;
+  if (!url) url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  else if (url.startsWith('/')) url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${url}`;
+  return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(api.token || '')}`;
+}
+
+function startSocket() {
+  let everOpened = false;
+  const socket = new RealtimeSocket({
+    url: wsUrl,
+    onStatus: (status) => {
+      const s = state.shell;
+      if (!s) return;
+      const offline = status === 'offline';
+      show(s.banner, offline);
+      s.root.classList.toggle('is-offline', offline);
+      // Who is watching is unknown while we are away; the edge sends presence again after the resubscribe.
+      if (offline && state.view) state.view.setViewers([]);
+    },
+    onOpen: () => {
+      // Anything that happened while we were away: sidebar changes are not replayed, so reload the list; the
+      // open conversation resumes from its last seq.
+      if (everOpened) loadSidebar();
+      everOpened = true;
+      if (state.view) state.view.subscribe();
+    },
+    onFailure: (n) => {
+      // The edge refuses a bad or expired token at the upgrade; the browser only sees a failed socket, so ask
+      // the api whether the session is still good (a 401 there signs out).
+      if (n % 3 === 0) api.get('/me').catch(() => {});
+    },
+    onFrame: handleFrame,
+  });
+  state.socket = socket;
+  socket.start();
+}
+
+function handleFrame(f) {
+  switch (f.type) {
+    case 'sidebar':
+      handleSidebarFrame(f);
+      return;
+    case 'pong':
+    case 'message_accepted':
+      return;
+    case 'error':
+      if (f.code === 'unauthorized') {
+        api.onUnauthorized();
+        return;
+      }
+      if (state.view && f.ref === state.view.id) state.view.handleError(f);
+      else if (f.code !== 'not_found') console.warn('relayhub: socket error', f);
+      return;
+    case 'access_revoked':
+      if (state.view && state.view.id === f.conversation_id) state.view.handleFrame(f);
+      else if (state.convs.delete(f.conversation_id)) renderSidebar();
+      return;
+    default:
+      if (state.view && f.conversation_id === state.view.id) state.view.handleFrame(f);
+  }
+}
+
+// ==================================================================== boot
+
+api.onUnauthorized = () => {
+  api.setSession(null);
+  renderLogin('Your session has ended. Please sign in again.');
+};
+
+window.addEventListener('hashchange', route);
+
+// A handle for tests and for debugging from the console; holds no secrets.
+window.__relayhub = {
+  dropConnection: () => state.socket?.drop(),
+  get status() {
+    return state.socket?.status;
+  },
+  get lastSeq() {
+    return state.view?.lastSeq ?? null;
+  },
+};
+
+if (api.token) {
+  startApp(api.storedUser).catch((e) => renderLogin(errorText(e)));
+} else {
+  renderLogin();
+}

@@ -1,0 +1,290 @@
+// The sharing panel (owner only): search teammates by name or email, pick one or several, choose View Only or
+// Can Respond for each, Share; below, everyone with access, with a permission picker and Remove for each.
+
+import { h, clear, setChildren, show, icon, PERMISSION_LABEL } from './dom.js';
+import { listOf } from './api.js';
+import { errorText } from './chat.js';
+
+export class SharePanel {
+  constructor(ctx, view) {
+    this.ctx = ctx;
+    this.view = view;
+    this.picked = new Map(); // user_id → {user, permission}
+    this.access = [];
+    this.searchSeq = 0;
+    this.searchTimer = null;
+    this.refreshTimer = null;
+    this.el = this.build();
+    this.onKey = (e) => {
+      if (e.key === 'Escape') this.close();
+    };
+  }
+
+  build() {
+    this.search = h('input', {
+      type: 'search',
+      class: 'share-search',
+      testid: 'share-search',
+      placeholder: 'Search teammates by name or email',
+      'aria-label': 'Search teammates by name or email',
+      autocomplete: 'off',
+      oninput: () => this.scheduleSearch(),
+    });
+    this.results = h('ul', { class: 'share-results', testid: 'share-results', role: 'listbox', 'aria-label': 'Teammates' });
+    this.pickedEl = h('ul', { class: 'share-picked', testid: 'share-picked' });
+    this.submitBtn = h('button', {
+      type: 'button',
+      class: 'btn btn-primary',
+      testid: 'share-submit',
+      disabled: true,
+      onclick: () => this.submit(),
+    }, 'Share');
+    this.accessEl = h('ul', { class: 'share-access', testid: 'share-access-list' });
+    this.errorEl = h('div', { class: 'form-error', testid: 'share-error', role: 'alert', hidden: true });
+    const title = this.view.conv?.title || 'this conversation';
+    this.dialog = h('div', {
+      class: 'dialog share-panel',
+      testid: 'share-panel',
+      role: 'dialog',
+      'aria-modal': 'true',
+      'aria-label': `Share ${title}`,
+    },
+    h('header', { class: 'dialog-head' },
+      h('h2', { text: `Share “${title}”` }),
+      h('button', { type: 'button', class: 'btn btn-ghost', testid: 'share-close', 'aria-label': 'Close', onclick: () => this.close() }, icon('close'))),
+    h('p', { class: 'muted small', text: 'Only members of your organization can be found. Teammates see the conversation in their sidebar at once.' }),
+    this.search,
+    this.results,
+    this.pickedEl,
+    h('div', { class: 'dialog-actions' }, this.submitBtn),
+    this.errorEl,
+    h('h3', { text: 'People with access' }),
+    this.accessEl);
+    return h('div', {
+      class: 'overlay',
+      testid: 'share-overlay',
+      onclick: (e) => {
+        if (e.target === e.currentTarget) this.close();
+      },
+    }, this.dialog);
+  }
+
+  open() {
+    document.body.appendChild(this.el);
+    document.addEventListener('keydown', this.onKey);
+    this.renderPicked();
+    this.refresh();
+    this.search.focus();
+  }
+
+  close() {
+    clearTimeout(this.searchTimer);
+    clearTimeout(this.refreshTimer);
+    document.removeEventListener('keydown', this.onKey);
+    this.el.remove();
+    this.ctx.onShareClosed(this);
+  }
+
+  get base() {
+    return `/conversations/${this.view.id}/shares`;
+  }
+
+  showError(text) {
+    this.errorEl.textContent = text || '';
+    show(this.errorEl, !!text);
+  }
+
+  // ------------------------------------------------------------ search & pick
+
+  scheduleSearch() {
+    clearTimeout(this.searchTimer);
+    this.searchTimer = setTimeout(() => this.runSearch(), 200);
+  }
+
+  async runSearch() {
+    const q = this.search.value.trim();
+    const mySeq = ++this.searchSeq;
+    if (!q) {
+      clear(this.results);
+      return;
+    }
+    let users;
+    try {
+      users = listOf(await this.ctx.api.get(`/users?q=${encodeURIComponent(q)}`), 'users');
+    } catch (e) {
+      if (mySeq === this.searchSeq) this.showError(`Search failed: ${errorText(e)}`);
+      return;
+    }
+    if (mySeq !== this.searchSeq) return; // a newer search is on its way
+    this.showError('');
+    clear(this.results);
+    const withAccess = new Map(this.access.map((a) => [a.user_id, a.permission]));
+    const shown = users.filter((u) => userId(u) !== this.ctx.me.id);
+    if (shown.length === 0) {
+      this.results.appendChild(h('li', { class: 'muted small', testid: 'share-no-results', text: 'No teammate matches.' }));
+      return;
+    }
+    for (const u of shown) {
+      const id = userId(u);
+      const has = withAccess.get(id);
+      const picked = this.picked.has(id);
+      this.results.appendChild(h('li', {},
+        h('button', {
+          type: 'button',
+          class: 'share-result',
+          testid: 'share-result',
+          role: 'option',
+          dataset: { userId: id, email: u.email || '' },
+          disabled: !!has || picked,
+          onclick: () => this.pick(u),
+        },
+        h('span', { class: 'person-name', text: u.name || u.email }),
+        h('span', { class: 'muted small', text: ` ${u.email || ''}` }),
+        has ? h('span', { class: 'badge', text: PERMISSION_LABEL[has] || has }) : picked ? h('span', { class: 'badge', text: 'picked' }) : null)));
+    }
+  }
+
+  pick(u) {
+    const id = userId(u);
+    if (!id || this.picked.has(id)) return;
+    this.picked.set(id, { user: u, permission: 'view' });
+    this.renderPicked();
+    this.runSearch();
+  }
+
+  renderPicked() {
+    clear(this.pickedEl);
+    for (const [id, p] of this.picked) {
+      const select = permissionSelect(p.permission, 'share-picked-permission', (v) => {
+        p.permission = v;
+      });
+      this.pickedEl.appendChild(h('li', { class: 'person-row', testid: 'share-picked-row', dataset: { userId: id } },
+        h('span', { class: 'person' }, h('span', { class: 'person-name', text: p.user.name || p.user.email }),
+          h('span', { class: 'muted small', text: ` ${p.user.email || ''}` })),
+        select,
+        h('button', {
+          type: 'button',
+          class: 'btn btn-ghost',
+          testid: 'share-unpick',
+          'aria-label': `Do not share with ${p.user.name || p.user.email}`,
+          onclick: () => {
+            this.picked.delete(id);
+            this.renderPicked();
+            this.runSearch();
+          },
+        }, icon('close'))));
+    }
+    this.submitBtn.disabled = this.picked.size === 0;
+    this.submitBtn.textContent = this.picked.size > 1 ? `Share with ${this.picked.size} people` : 'Share';
+  }
+
+  async submit() {
+    if (this.picked.size === 0) return;
+    const shares = [...this.picked.entries()].map(([user_id, p]) => ({ user_id, permission: p.permission }));
+    const names = [...this.picked.values()].map((p) => p.user.name || p.user.email);
+    this.submitBtn.disabled = true;
+    try {
+      await this.ctx.api.post(this.base, { shares });
+      this.picked.clear();
+      this.search.value = '';
+      clear(this.results);
+      this.renderPicked();
+      this.showError('');
+      this.ctx.toast(`Shared with ${names.join(', ')}`);
+      await this.refresh();
+    } catch (e) {
+      this.submitBtn.disabled = false;
+      this.showError(`Not shared: ${errorText(e)}`);
+    }
+  }
+
+  // ------------------------------------------------------------ who has access
+
+  /** Refreshes soon (participant events can come in bursts). */
+  refreshSoon() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.refresh(), 150);
+  }
+
+  async refresh() {
+    let list;
+    try {
+      list = listOf(await this.ctx.api.get(this.base), 'shares');
+    } catch (e) {
+      this.showError(`Could not load who has access: ${errorText(e)}`);
+      return;
+    }
+    this.access = list.map((s) => ({
+      user_id: s.user_id || s.id || s.user?.id,
+      name: s.name || s.user?.name,
+      email: s.email || s.user?.email,
+      permission: s.permission,
+    }));
+    this.renderAccess();
+  }
+
+  renderAccess() {
+    const me = this.ctx.me;
+    const ownerId = this.view.conv?.owner_id || me.id;
+    const rows = [];
+    const owner = this.access.find((a) => a.user_id === ownerId);
+    rows.push(h('li', { class: 'person-row', testid: 'share-access-row', dataset: { userId: ownerId, permission: 'owner' } },
+      h('span', { class: 'person' },
+        h('span', { class: 'person-name', text: ownerId === me.id ? `${me.name} (you)` : owner?.name || 'Owner' }),
+        h('span', { class: 'muted small', text: ` ${ownerId === me.id ? me.email || '' : owner?.email || ''}` })),
+      h('span', { class: 'badge badge-owner', text: 'Owner' })));
+    for (const a of this.access) {
+      if (a.user_id === ownerId || a.permission === 'owner') continue;
+      const select = permissionSelect(a.permission, 'share-access-permission', (v) => this.change(a, v, select));
+      rows.push(h('li', { class: 'person-row', testid: 'share-access-row', dataset: { userId: a.user_id, permission: a.permission, email: a.email || '' } },
+        h('span', { class: 'person' }, h('span', { class: 'person-name', text: a.name || a.email || a.user_id }),
+          h('span', { class: 'muted small', text: ` ${a.email || ''}` })),
+        select,
+        h('button', {
+          type: 'button',
+          class: 'btn btn-ghost btn-danger-text',
+          testid: 'share-remove',
+          onclick: () => this.remove(a),
+        }, 'Remove')));
+    }
+    setChildren(this.accessEl, rows);
+    if (this.access.filter((a) => a.user_id !== ownerId).length === 0) {
+      this.accessEl.appendChild(h('li', { class: 'muted small', testid: 'share-nobody', text: 'Not shared with anyone yet.' }));
+    }
+  }
+
+  async change(a, permission, select) {
+    const before = a.permission;
+    try {
+      await this.ctx.api.patch(`${this.base}/${a.user_id}`, { permission });
+      a.permission = permission;
+      this.ctx.toast(`${a.name || a.email} can now: ${PERMISSION_LABEL[permission]}`);
+      await this.refresh();
+    } catch (e) {
+      select.value = before;
+      this.showError(`Permission not changed: ${errorText(e)}`);
+    }
+  }
+
+  async remove(a) {
+    try {
+      await this.ctx.api.del(`${this.base}/${a.user_id}`);
+      this.ctx.toast(`${a.name || a.email} no longer has access`);
+      await this.refresh();
+    } catch (e) {
+      this.showError(`Not removed: ${errorText(e)}`);
+    }
+  }
+}
+
+function userId(u) {
+  return u.id || u.user_id;
+}
+
+function permissionSelect(value, testid, onChange) {
+  const select = h('select', { class: 'perm-select', testid, 'aria-label': 'Permission', onchange: () => onChange(select.value) },
+    h('option', { value: 'view', text: 'View Only' }),
+    h('option', { value: 'respond', text: 'Can Respond' }));
+  select.value = value === 'respond' ? 'respond' : 'view';
+  return select;
+}

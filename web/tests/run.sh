@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The web client's end-to-end test in headless Chromium: installs what is missing (nodejs + npm + chromium with
+# apt-get, playwright-core with `npm ci` from the pinned lock file), then runs e2e.mjs.
+#
+# With RH_APP_URL set, it tests that running stack (the api URL that serves the web client). Without it, it
+# starts a private stack of its own on free ports — nats-server (JetStream), PostgreSQL with data under
+# target/web-e2e, and the api (serving web/), edge, worker (simulated AI) and audit binaries — and stops it at
+# the end. Screenshots go to RH_ARTIFACTS_DIR (default target/web-artifacts). Exit status: that of the test.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
+
+say() { printf '\033[1;34m[web-e2e]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[web-e2e]\033[0m %s\n' "$*" >&2; exit 1; }
+
+APT_UPDATED=0
+apt_get_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+  [ "$(id -u)" = 0 ] || die "need root to apt-get install $* (or install it yourself)"
+  if [ "$APT_UPDATED" = 0 ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+command -v node >/dev/null && command -v npm >/dev/null || apt_get_install nodejs npm
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || die "node >= 18 needed, found $(node --version)"
+export RH_CHROMIUM="${RH_CHROMIUM:-/usr/bin/chromium}"
+[ -x "$RH_CHROMIUM" ] || apt_get_install chromium fonts-dejavu-core
+[ -x "$RH_CHROMIUM" ] || die "chromium not found at $RH_CHROMIUM"
+
+say "npm ci (playwright-core, pinned)"
+(cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
+export RH_ARTIFACTS_DIR="${RH_ARTIFACTS_DIR:-$ROOT/target/web-artifacts}"
+mkdir -p "$RH_ARTIFACTS_DIR"
+
+if [ -n "${RH_APP_URL:-}" ]; then
+  say "testing the running stack at $RH_APP_URL"
+  exec node "$HERE/e2e.mjs"
+fi
+
+# ---------------------------------------------------------------- a private stack
+# scripts/lib.sh installs PostgreSQL and nats-server when missing and starts private instances on free ports.
+source "$ROOT/scripts/lib.sh"
+ensure_tools
+say "building api, edge, worker, audit"
+cargo build --bin api --bin edge --bin worker --bin audit
+
+STACK="$ROOT/target/web-e2e"
+stop_postgres "$STACK/pg"
+rm -rf "$STACK"
+mkdir -p "$STACK/logs"
+PIDS=()
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_postgres "$STACK/pg"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PG_PORT=$(free_port)
+start_postgres "$STACK/pg" "$PG_PORT"
+run_as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub
+start_nats "$STACK/nats" -p -1 -m -1
+PIDS+=("$NATS_PID")
+
+API_PORT=$(free_port)
+EDGE_PORT=$(free_port)
+export RH_NATS_URL="$NATS_URL"
+export RH_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/relayhub"
+RH_JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+export RH_JWT_SECRET
+export RH_API_LISTEN="127.0.0.1:$API_PORT" RH_EDGE_LISTEN="127.0.0.1:$EDGE_PORT"
+export RH_PUBLIC_WS_URL="ws://127.0.0.1:$EDGE_PORT/ws"
+export RH_WEB_DIR="$ROOT/web"
+export RH_WORKER_OPS_LISTEN="127.0.0.1:0" RH_AUDIT_OPS_LISTEN="127.0.0.1:0"
+export RH_PROVIDER=simulated
+
+start_service() {
+  local name="$1"
+  "$ROOT/target/debug/$name" >"$STACK/logs/$name.out" 2>"$STACK/logs/$name.log" &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 300); do
+    grep -q "^listening $name " "$STACK/logs/$name.out" 2>/dev/null && return
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$STACK/logs/$name.log" >&2; die "$name exited"; }
+    sleep 0.1
+  done
+  die "$name did not start; see $STACK/logs/$name.log"
+}
+start_service api
+start_service edge
+start_service audit
+start_service worker
+say "stack up: api http://127.0.0.1:$API_PORT (logs in $STACK/logs)"
+
+export RH_APP_URL="http://127.0.0.1:$API_PORT"
+status=0
+node "$HERE/e2e.mjs" || status=$?
+if [ "$status" != 0 ]; then
+  rm -rf "$RH_ARTIFACTS_DIR/stack-logs" && cp -r "$STACK/logs" "$RH_ARTIFACTS_DIR/stack-logs" || true
+  say "failed; service logs copied to $RH_ARTIFACTS_DIR/stack-logs"
+fi
+exit "$status"
