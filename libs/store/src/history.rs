@@ -1,10 +1,22 @@
 //! Reads the transcript (`messages`, written by the audit writer) for the api: the history a client loads before
 //! subscribing, and the context of a generation job.
 //!
-//! The history rule (see `sql/V1__init.sql`): `history_seq = least(applied_seq, (min seq of streaming rows) − 1)`
-//! and history = rows with `final_seq <= history_seq`. Both are read in one REPEATABLE READ snapshot so they agree
-//! even while the audit writer commits: the result is exactly the stream prefix up to `history_seq`, and a client
-//! subscribing with `after_seq = history_seq` gets the rest from the stream without gap or duplicate.
+//! The history rule. A transcript row spans the stream positions `[seq, final_seq]` (a user message one position;
+//! a response from its first `response.started` to its end event; `final_seq` is NULL while it streams).
+//! `history_seq` is the largest position `H <= applied_seq` that cuts through no row — no row with
+//! `seq <= H < final_seq` (or still streaming) — and history = the rows with `final_seq <= H`. So history is
+//! exactly the stream prefix up to `H`, and a client subscribing with `after_seq = H` gets everything else from the
+//! stream: no gap, no duplicate.
+//!
+//! Why not simply `least(applied_seq, min seq of streaming rows − 1)` (the first version of `sql/V1__init.sql`):
+//! when two responses interleave, a response A that started before a still-streaming response B but finished after
+//! B's start spans B's start. Cutting at B's start − 1 would leave A out of history (it is not final at that
+//! position) while the stream after the cut holds only A's later deltas and its end — A's `response.started` and
+//! first deltas would be lost to the client. The load test found this with two responders per conversation.
+//!
+//! `H` is found by lowering it past every row it cuts through until none is left (each step moves below a row's
+//! start, so it ends; usually after zero or one step), all in one REPEATABLE READ snapshot so the answer holds
+//! even while the audit writer commits.
 
 use crate::{Db, Result};
 use chrono::{DateTime, Utc};
@@ -36,9 +48,26 @@ pub struct History {
     pub messages: Vec<Message>,
 }
 
-const HISTORY_SEQ: &str = "SELECT LEAST(c.applied_seq, COALESCE((SELECT min(m.seq) - 1 FROM messages m \
-       WHERE m.conversation_id = c.id AND m.status = 'streaming'), c.applied_seq)) \
-     FROM conversations c WHERE c.id = $1";
+/// The conversation's `applied_seq` and `created_seq`.
+const POSITIONS: &str = "SELECT applied_seq, created_seq FROM conversations WHERE id = $1";
+
+/// The start of the earliest row that position `$2` cuts through.
+const FIRST_OPEN_ROW: &str = "SELECT min(seq) FROM messages \
+     WHERE conversation_id = $1 AND seq <= $2 AND (final_seq IS NULL OR final_seq > $2)";
+
+/// `history_seq` (see the module docs) inside a REPEATABLE READ transaction. 0 for an unknown conversation.
+///
+/// Floored at `created_seq − 1`: until the audit writer has applied `conversation.created` no row of the
+/// conversation exists (it applies in stream order), so history is empty either way, and the floor spares the edge
+/// a replay that would scan `RH_CONV` from its very first message.
+async fn history_seq_in(tx: &tokio_postgres::Transaction<'_>, conversation_id: Uuid) -> Result<i64> {
+    let Some(row) = tx.query_opt(POSITIONS, &[&conversation_id]).await? else { return Ok(0) };
+    let (mut seq, created_seq): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    while let Some(start) = tx.query_one(FIRST_OPEN_ROW, &[&conversation_id, &seq]).await?.try_get::<_, Option<i64>>(0)? {
+        seq = start - 1;
+    }
+    Ok(seq.max(created_seq - 1).max(0))
+}
 
 fn message_from(row: &Row) -> Result<Message> {
     Ok(Message {
@@ -57,22 +86,18 @@ fn message_from(row: &Row) -> Result<Message> {
 
 /// `history_seq` alone (what `rh.api.access` grants). 0 for an unknown conversation.
 pub async fn history_seq(db: &Db, conversation_id: Uuid) -> Result<i64> {
-    let client = db.client().await?;
-    let row = client.query_opt(HISTORY_SEQ, &[&conversation_id]).await?;
-    Ok(match row {
-        Some(r) => r.try_get::<_, Option<i64>>(0)?.unwrap_or(0),
-        None => 0,
-    })
+    let mut client = db.client().await?;
+    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    let seq = history_seq_in(&tx, conversation_id).await?;
+    tx.commit().await?;
+    Ok(seq)
 }
 
 /// The history of a conversation (see the module docs), from one consistent snapshot.
 pub async fn load(db: &Db, conversation_id: Uuid) -> Result<History> {
     let mut client = db.client().await?;
     let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
-    let seq = match tx.query_opt(HISTORY_SEQ, &[&conversation_id]).await? {
-        Some(r) => r.try_get::<_, Option<i64>>(0)?.unwrap_or(0),
-        None => 0,
-    };
+    let seq = history_seq_in(&tx, conversation_id).await?;
     let rows = tx
         .query(
             "SELECT m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, m.reply_to, \

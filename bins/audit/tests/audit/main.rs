@@ -106,18 +106,14 @@ impl Fixture {
     }
 
     /// `history_seq` as `GET /conversations/{id}` computes it (see sql/V1__init.sql).
+    /// The api's history rule (`rh_store::history`), as a client loading the conversation sees it.
+    async fn history(&self) -> rh_store::history::History {
+        let db = rh_store::Db::connect(self.db.url(), 1).unwrap();
+        rh_store::history::load(&db, self.conv).await.unwrap()
+    }
+
     async fn history_seq(&self) -> u64 {
-        let row = self
-            .pg
-            .query_one(
-                "SELECT LEAST(c.applied_seq, COALESCE((SELECT min(m.seq) - 1 FROM messages m \
-                   WHERE m.conversation_id = c.id AND m.status = 'streaming'), c.applied_seq)) \
-                 FROM conversations c WHERE c.id = $1",
-                &[&self.conv],
-            )
-            .await
-            .unwrap();
-        row.get::<_, i64>(0) as u64
+        self.history().await.seq as u64
     }
 
     async fn message(&self, id: Uuid) -> Option<MessageRow> {
@@ -862,4 +858,44 @@ async fn sigterm_finishes_the_work_and_leaves_nothing_unacked() {
             .await,
         50
     );
+}
+
+/// Two responses interleave (two people asked at nearly the same time): A starts, B starts, A ends, B streams on.
+/// History must stop before A's start — not before B's — or a client would get A's end from the stream without
+/// its start (the load test found this with two responders per conversation).
+#[tokio::test]
+async fn interleaved_responses_keep_history_a_clean_prefix_of_the_stream() {
+    let f = Fixture::start().await;
+    let (ma, ra, created_a) = message_created(f.user, "first question");
+    let (_, ma_seq) = f.publish(Some(f.user), created_a).await;
+    let (_, sa_seq) =
+        f.publish(None, Event::ResponseStarted { response_id: ra, message_id: ma, model: "sim-1".into(), attempt: 1 }).await;
+    let (mb, rb, mut created_b) = message_created(f.user, "second question");
+    if let Event::MessageCreated { client_msg_id, .. } = &mut created_b {
+        *client_msg_id = Some("c-2".into());
+    }
+    let (_, mb_seq) = f.publish(Some(f.user), created_b).await;
+    let (_, sb_seq) =
+        f.publish(None, Event::ResponseStarted { response_id: rb, message_id: mb, model: "sim-1".into(), attempt: 1 }).await;
+    let (_, ca_seq) = f
+        .publish(None, Event::ResponseCompleted { response_id: ra, attempt: 1, model: "sim-1".into(), text: "A".into() })
+        .await;
+    f.wait_applied(ca_seq).await;
+    assert!(ma_seq < sa_seq && sa_seq < mb_seq && mb_seq < sb_seq && sb_seq < ca_seq);
+
+    // A spans [sa, ca] and B is still streaming from sb: the only clean cut at or below applied_seq is before A.
+    let h = f.history().await;
+    assert_eq!(h.seq as u64, sa_seq - 1, "history must not cut through response A");
+    let ids: Vec<Uuid> = h.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![ma], "history holds exactly the rows final at its position");
+
+    // Once B ends, everything is history.
+    let (_, cb_seq) = f
+        .publish(None, Event::ResponseCompleted { response_id: rb, attempt: 1, model: "sim-1".into(), text: "B".into() })
+        .await;
+    f.wait_applied(cb_seq).await;
+    let h = f.history().await;
+    assert_eq!(h.seq as u64, cb_seq);
+    let ids: Vec<Uuid> = h.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![ma, ra, mb, rb], "rows in stream order of their start");
 }
