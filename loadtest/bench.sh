@@ -38,6 +38,7 @@ max_pending: 256MB
 CONF
 start_nats "$B/nats" -p -1 -m -1 -c "$B/nats.conf"
 PIDS+=("$NATS_PID")
+NAMES=(nats-server)
 
 export RH_NATS_URL="$NATS_URL" RH_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/relayhub"
 export RH_JWT_SECRET="bench-$(date +%s%N)" RUST_LOG="${RUST_LOG:-warn}"
@@ -45,6 +46,7 @@ BIN="$PWD/target/release"
 # start NAME VAR=VALUE...: starts a release binary and prints its announced http://addr.
 start() {
   local name="$1" out="$B/logs/$1.$RANDOM"; shift
+  NAMES+=("$name")
   env "$@" "$BIN/$name" >"$out.out" 2>"$out.log" &
   PIDS+=("$!")
   LAST_PID=$!
@@ -75,9 +77,17 @@ log "stack up: api $API, edges ${WS[*]}, nats $NATS_URL, nats-ws ws://127.0.0.1:
 
 join() { local IFS=,; echo "$*"; }
 status=0
-"$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
+TIMEFORMAT="load tool: %Us user + %Ss system CPU in %Rs"
+time "$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
   --nats-ws-url "ws://127.0.0.1:$WS_PORT" "$@" || status=$?
 for pid in "${EDGE_PIDS[@]}"; do
   log "edge $pid: $(grep -E 'VmRSS|VmHWM' /proc/$pid/status | tr -s ' \n' ' ')"
+done
+# CPU seconds (user + system) each process of the stack used, to see what bounds a run on a shared machine.
+TICKS=$(getconf CLK_TCK)
+for i in "${!PIDS[@]}"; do
+  pid=${PIDS[$i]}
+  [ -r "/proc/$pid/stat" ] || continue
+  log "$(printf '%-12s' "${NAMES[$i]}") $(awk -v t="$TICKS" '{ printf "%.1fs CPU", ($14 + $15) / t }' "/proc/$pid/stat")"
 done
 exit $status
