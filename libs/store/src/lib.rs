@@ -80,13 +80,19 @@ impl Db {
     }
 
     /// Applies the migrations in `sql/` that have not run yet.
+    ///
+    /// Several api replicas start at once in a cluster: a session-level advisory lock makes them migrate one after
+    /// the other (the later ones find nothing left to do) instead of racing on refinery's history table.
     pub async fn migrate(&self) -> Result<()> {
+        const MIGRATION_LOCK: i64 = 0x5248_4d49_4752; // "RHMIGR"
         let mut client = self.client().await?;
-        embedded::migrations::runner()
+        client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+        let result = embedded::migrations::runner()
             .run_async(&mut **client)
             .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(())
+            .map_err(|e| StoreError::Migration(e.to_string()));
+        client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
+        result.map(|_| ())
     }
 
     /// True when the database answers.
