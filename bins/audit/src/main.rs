@@ -1,19 +1,10 @@
 //! `audit`: see the crate docs in `lib.rs`.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     rh_telemetry::init_tracing();
     let config = audit::Config::parse();
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            rh_telemetry::shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
-    audit::run(config, shutdown).await
+    audit::run(config, rh_telemetry::shutdown_token()).await
 }

@@ -58,14 +58,7 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
-    let shutdown = CancellationToken::new();
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            rh_telemetry::shutdown_signal().await;
-            shutdown.cancel();
-        });
-    }
+    let shutdown = rh_telemetry::shutdown_token();
 
     let result = run(&config, provider, metrics, &health, ops_addr, shutdown.clone()).await;
     health.set_ready(false);

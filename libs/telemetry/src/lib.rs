@@ -123,6 +123,17 @@ pub fn announce(name: &str, addr: SocketAddr) {
     tracing::info!(%addr, "{name} listening");
 }
 
+/// A token cancelled on Ctrl-C or SIGTERM: the one shutdown signal a binary hands to all its tasks.
+pub fn shutdown_token() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+    });
+    token
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
