@@ -23,7 +23,14 @@ PIDS=()
 cleanup() {
   trap - INT TERM EXIT
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # A process still up after 10 s (e.g. a worker stuck in its shutdown) is killed, so the script never hangs.
+  for _ in $(seq 1 100); do
+    alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   stop_postgres "$B/pg"
 }
 trap cleanup INT TERM EXIT

@@ -43,14 +43,10 @@ mod tests {
 
     #[test]
     fn defaults_and_redaction() {
-        let config =
-            Config::try_parse_from(["audit", "--database-url", "postgres://u:hunter2@h/db"])
-                .unwrap();
+        let config = Config::try_parse_from(["audit", "--database-url", "postgres://u:hunter2@h/db"]).unwrap();
         assert_eq!(config.ops_listen.port(), 9103);
         assert_eq!(config.batch_max, 64);
         assert!(!format!("{config:?}").contains("hunter2"));
-        assert!(
-            Config::try_parse_from(["audit", "--database-url", "x", "--batch-max", "0"]).is_err()
-        );
+        assert!(Config::try_parse_from(["audit", "--database-url", "x", "--batch-max", "0"]).is_err());
     }
 }

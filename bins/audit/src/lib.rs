@@ -45,20 +45,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let work = async {
         let db = Db::connect(&config.database_url, 2).context("database url")?;
-        let Some(client) =
-            until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, "audit")).await
-        else {
+        let Some(client) = until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, "audit")).await else {
             return Ok(());
         };
         let js = async_nats::jetstream::new(client.clone());
-        let Some(mut consumer) = retry(
-            &shutdown,
-            "creating the streams and the consumer",
-            || async {
-                rh_bus::Topology::default().ensure(&js).await?;
-                consumer::ensure(&js).await
-            },
-        )
+        let Some(mut consumer) = retry(&shutdown, "creating the streams and the consumer", || async {
+            rh_bus::Topology::default().ensure(&js).await?;
+            consumer::ensure(&js).await
+        })
         .await
         else {
             return Ok(());
@@ -66,10 +60,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         match consumer::ack_pending(&mut consumer).await {
             Ok(0) => {}
             Ok(unacked) => {
-                tracing::info!(
-                    unacked,
-                    "events left unacked by a previous run: delivering them again first"
-                );
+                tracing::info!(unacked, "events left unacked by a previous run: delivering them again first");
                 if let Err(e) = consumer::rewind_to_ack_floor(&client, &js).await {
                     tracing::warn!(error = %e, "could not rewind the consumer; unacked events come back after ack_wait");
                 }
@@ -125,10 +116,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 /// `fut`'s output, or `None` if shutdown comes first.
-async fn until_shutdown<T>(
-    shutdown: &CancellationToken,
-    fut: impl Future<Output = T>,
-) -> Option<T> {
+async fn until_shutdown<T>(shutdown: &CancellationToken, fut: impl Future<Output = T>) -> Option<T> {
     tokio::select! {
         _ = shutdown.cancelled() => None,
         value = fut => Some(value),

@@ -32,28 +32,16 @@ impl Metrics {
     pub fn new(health: &Health) -> Self {
         Metrics {
             applied: health.int_counter("events_applied_total", "Events written to PostgreSQL"),
-            duplicates: health
-                .int_counter("events_duplicate_total", "Events already applied, skipped"),
-            skipped: health.int_counter_vec(
-                "events_skipped_total",
-                "Events acked without writing",
-                &["reason"],
-            ),
+            duplicates: health.int_counter("events_duplicate_total", "Events already applied, skipped"),
+            skipped: health.int_counter_vec("events_skipped_total", "Events acked without writing", &["reason"]),
             errors: health.int_counter_vec("errors_total", "Errors by kind", &["kind"]),
-            pending: health.int_gauge(
-                "consumer_pending",
-                "Events in the stream not yet delivered to the writer",
-            ),
-            ack_pending: health
-                .int_gauge("consumer_ack_pending", "Events delivered and not yet acked"),
-            last_seq: health
-                .int_gauge("last_applied_seq", "Stream seq of the last committed event"),
+            pending: health.int_gauge("consumer_pending", "Events in the stream not yet delivered to the writer"),
+            ack_pending: health.int_gauge("consumer_ack_pending", "Events delivered and not yet acked"),
+            last_seq: health.int_gauge("last_applied_seq", "Stream seq of the last committed event"),
             apply_seconds: health.histogram(
                 "apply_seconds",
                 "Time to write one batch of events in one transaction",
-                vec![
-                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ],
+                vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
             ),
             batch_size: health.histogram(
                 "batch_size",
@@ -63,9 +51,7 @@ impl Metrics {
             delay_seconds: health.histogram(
                 "event_delay_seconds",
                 "From the producer's timestamp to the commit",
-                vec![
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
-                ],
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0],
             ),
         }
     }

@@ -33,25 +33,16 @@ impl Monitor {
                 _ = tick.tick() => {}
             }
             let nats_ok = self.client.connection_state() == State::Connected;
-            let db_ok = tokio::time::timeout(CHECK_TIMEOUT, self.db.ping())
-                .await
-                .unwrap_or(false);
+            let db_ok = tokio::time::timeout(CHECK_TIMEOUT, self.db.ping()).await.unwrap_or(false);
             let writing = !self.db_failing.load(Ordering::Acquire);
             let ready = nats_ok && db_ok && writing;
             if ready != self.health.is_ready() {
                 tracing::info!(ready, nats_ok, db_ok, writing, "readiness changed");
             }
             self.health.set_ready(ready);
-            if nats_ok
-                && let Ok(Ok(info)) =
-                    tokio::time::timeout(CHECK_TIMEOUT, self.consumer.info()).await
-            {
-                self.metrics
-                    .pending
-                    .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
-                self.metrics
-                    .ack_pending
-                    .set(i64::try_from(info.num_ack_pending).unwrap_or(i64::MAX));
+            if nats_ok && let Ok(Ok(info)) = tokio::time::timeout(CHECK_TIMEOUT, self.consumer.info()).await {
+                self.metrics.pending.set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+                self.metrics.ack_pending.set(i64::try_from(info.num_ack_pending).unwrap_or(i64::MAX));
             }
         }
         self.health.set_ready(false);

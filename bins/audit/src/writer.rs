@@ -112,11 +112,7 @@ impl Writer {
     }
 
     /// Processes a pull stream until it breaks or shutdown.
-    async fn consume(
-        &self,
-        messages: &mut pull::Stream,
-        shutdown: &CancellationToken,
-    ) -> StreamEnd {
+    async fn consume(&self, messages: &mut pull::Stream, shutdown: &CancellationToken) -> StreamEnd {
         loop {
             let next = tokio::select! {
                 biased;
@@ -165,9 +161,7 @@ impl Writer {
                     continue;
                 }
             };
-            self.metrics
-                .pending
-                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            self.metrics.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
             let envelope = match serde_json::from_slice::<Envelope>(&message.payload) {
                 Ok(envelope) => Some(envelope),
                 Err(e) => {
@@ -176,25 +170,17 @@ impl Writer {
                     None
                 }
             };
-            delivered.push(Delivered {
-                message,
-                seq,
-                envelope,
-            });
+            delivered.push(Delivered { message, seq, envelope });
         }
 
-        let events: Vec<(u64, &Envelope)> = delivered
-            .iter()
-            .filter_map(|d| d.envelope.as_ref().map(|e| (d.seq, e)))
-            .collect();
+        let events: Vec<(u64, &Envelope)> =
+            delivered.iter().filter_map(|d| d.envelope.as_ref().map(|e| (d.seq, e))).collect();
         if !events.is_empty() {
             let started = Instant::now();
             let Some(results) = self.write_with_retry(&delivered, &events, shutdown).await else {
                 return false;
             };
-            self.metrics
-                .apply_seconds
-                .observe(started.elapsed().as_secs_f64());
+            self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
             self.metrics.batch_size.observe(events.len() as f64);
             let now_us = rh_protocol::now_us();
             for ((seq, envelope), result) in events.iter().zip(results) {
@@ -211,21 +197,11 @@ impl Writer {
         true
     }
 
-    fn record(
-        &self,
-        seq: u64,
-        envelope: &Envelope,
-        result: Result<Applied, StoreError>,
-        now_us: i64,
-    ) {
+    fn record(&self, seq: u64, envelope: &Envelope, result: Result<Applied, StoreError>, now_us: i64) {
         match result {
             Ok(Applied::Written) => self.metrics.applied.inc(),
             Ok(Applied::Duplicate) => self.metrics.duplicates.inc(),
-            Ok(Applied::UnknownConversation) => self
-                .metrics
-                .skipped
-                .with_label_values(&["unknown_conversation"])
-                .inc(),
+            Ok(Applied::UnknownConversation) => self.metrics.skipped.with_label_values(&["unknown_conversation"]).inc(),
             Ok(Applied::Ignored) => self.metrics.skipped.with_label_values(&["delta"]).inc(),
             Err(e) => {
                 self.metrics.errors.with_label_values(&["rejected"]).inc();
@@ -240,9 +216,7 @@ impl Writer {
                 return;
             }
         }
-        self.metrics
-            .last_seq
-            .set(i64::try_from(seq).unwrap_or(i64::MAX));
+        self.metrics.last_seq.set(i64::try_from(seq).unwrap_or(i64::MAX));
         let delay_us = now_us.saturating_sub(envelope.ts_us).max(0);
         self.metrics.delay_seconds.observe(delay_us as f64 / 1e6);
     }
@@ -308,9 +282,7 @@ impl Writer {
         let attempt = async {
             let mut client = self.db.client().await?;
             match events {
-                [(seq, envelope)] => {
-                    Ok(vec![transcript::apply(&mut client, *seq, envelope).await?])
-                }
+                [(seq, envelope)] => Ok(vec![transcript::apply(&mut client, *seq, envelope).await?]),
                 _ => transcript::apply_batch(&mut client, events).await,
             }
         };
@@ -318,9 +290,7 @@ impl Writer {
             Ok(Ok(applied)) => Ok(applied),
             Ok(Err(e)) if transcript::is_data_error(&e) => Err(WriteError::Rejected(e)),
             Ok(Err(e)) => Err(WriteError::Transient(e.to_string())),
-            Err(_) => Err(WriteError::Transient(format!(
-                "no answer from PostgreSQL within {DB_TIMEOUT:?}"
-            ))),
+            Err(_) => Err(WriteError::Transient(format!("no answer from PostgreSQL within {DB_TIMEOUT:?}"))),
         }
     }
 
@@ -348,9 +318,7 @@ struct KeepAlive {
 
 impl KeepAlive {
     fn new() -> Self {
-        KeepAlive {
-            last: Instant::now(),
-        }
+        KeepAlive { last: Instant::now() }
     }
 
     async fn tick(&mut self, delivered: &[Delivered]) {
@@ -373,9 +341,7 @@ struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            next: Duration::from_millis(100),
-        }
+        Backoff { next: Duration::from_millis(100) }
     }
 }
 

@@ -3,13 +3,21 @@
 //! Everything that wants to tell a client something (feeds, replay, commands, sidebar, presence) calls
 //! [`Conn::send`], which never waits: a full queue means the client is too slow, and the socket is closed with a
 //! `lagged` error instead of holding up the feed that fans out to thousands of other sockets.
+//!
+//! ## The outbound queue
+//! A plain `Mutex<VecDeque>` plus the writer's waker, not a channel: a fan-out to 10,000 sockets is 10,000
+//! `send`s per event, so each must be cheap. `send` wakes the writer only when it is parked (the first frame after
+//! it drained the queue), and the writer takes EVERYTHING queued in one lock (swapping deques, so no allocation)
+//! and writes it with one flush. Closing the socket is signalled through the same lock, so the writer waits on
+//! one thing only instead of re-registering on cancellation tokens at every wake-up.
 
 use axum::extract::ws::Utf8Bytes;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::{Permission, ServerFrame};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
-use tokio::sync::mpsc;
+use std::task::{Context, Poll, Waker};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -32,13 +40,24 @@ pub struct SubState {
     pub cancel: CancellationToken,
 }
 
+/// The outbound queue shared by the senders and the socket's writer.
+struct Outbox {
+    frames: VecDeque<Utf8Bytes>,
+    /// The writer's waker while it is parked on an empty queue; taken (and woken) by the next `send`/close.
+    waker: Option<Waker>,
+    closed: bool,
+}
+
 /// One open socket.
 pub struct Conn {
     pub id: u64,
     pub user: User,
-    tx: mpsc::Sender<Utf8Bytes>,
+    outbox: Mutex<Outbox>,
+    capacity: usize,
     /// Cancelled to close the socket (too slow, server shutting down, client gone).
     closed: CancellationToken,
+    /// Set when the server is shutting down: the writer says goodbye with close code 1001.
+    going_away: AtomicBool,
     /// The last frame to send before closing (e.g. the `lagged` error), set once.
     farewell: OnceLock<Utf8Bytes>,
     pub subs: Mutex<HashMap<Uuid, SubState>>,
@@ -54,28 +73,43 @@ pub enum SendError {
 }
 
 impl Conn {
-    pub fn new(id: u64, user: User, queue: usize) -> (Self, mpsc::Receiver<Utf8Bytes>) {
-        let (tx, rx) = mpsc::channel(queue);
-        let conn = Conn {
+    /// A socket whose queue holds at most `queue` frames.
+    pub fn new(id: u64, user: User, queue: usize) -> Self {
+        Conn {
             id,
             user,
-            tx,
+            outbox: Mutex::new(Outbox { frames: VecDeque::new(), waker: None, closed: false }),
+            capacity: queue.max(1),
             closed: CancellationToken::new(),
+            going_away: AtomicBool::new(false),
             farewell: OnceLock::new(),
             subs: Mutex::new(HashMap::new()),
-        };
-        (conn, rx)
+        }
     }
 
     /// Queues a frame without waiting. On a full queue the socket is closed with a `lagged` error; returns
     /// `Err(Lagged)` only for the call that caused that (so a caller can count dropped sockets once).
     pub fn send(&self, frame: Utf8Bytes) -> Result<(), SendError> {
-        match self.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.is_closed() {
-                    return Err(SendError::Closed);
+        let waker = {
+            let mut out = crate::lock(&self.outbox);
+            if out.closed {
+                return Err(SendError::Closed);
+            }
+            if out.frames.len() >= self.capacity {
+                None
+            } else {
+                out.frames.push_back(frame);
+                Some(out.waker.take())
+            }
+        };
+        match waker {
+            Some(w) => {
+                if let Some(w) = w {
+                    w.wake();
                 }
+                Ok(())
+            }
+            None => {
                 let first = self.close_with(ServerFrame::error(
                     ErrorCode::Lagged,
                     "this socket fell too far behind and was closed; reconnect and resubscribe with your last seq",
@@ -83,8 +117,25 @@ impl Conn {
                 ));
                 if first { Err(SendError::Lagged) } else { Err(SendError::Closed) }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
         }
+    }
+
+    /// The writer's wait: moves every queued frame into `batch` (which must be empty) and returns `Ready(true)`,
+    /// or `Ready(false)` once the socket is closed (queued frames are then dropped, as the socket goes away).
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Utf8Bytes>) -> Poll<bool> {
+        let mut out = crate::lock(&self.outbox);
+        if out.closed {
+            return Poll::Ready(false);
+        }
+        if !out.frames.is_empty() {
+            std::mem::swap(&mut out.frames, batch);
+            return Poll::Ready(true);
+        }
+        match &out.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => out.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Serializes and queues a frame (see [`Conn::send`]).
@@ -94,19 +145,38 @@ impl Conn {
 
     /// Free slots of the outbound queue (replay leaves some room for live control frames).
     pub fn queue_room(&self) -> usize {
-        self.tx.capacity()
+        self.capacity.saturating_sub(crate::lock(&self.outbox).frames.len())
     }
 
     /// Closes the socket after sending `last`. Returns false if a last frame was already set.
     pub fn close_with(&self, last: ServerFrame) -> bool {
         let first = self.farewell.set(last.to_json().into()).is_ok();
-        self.closed.cancel();
+        self.close();
         first
     }
 
     /// Closes the socket without a last frame.
     pub fn close(&self) {
+        let waker = {
+            let mut out = crate::lock(&self.outbox);
+            out.closed = true;
+            out.frames.clear();
+            out.waker.take()
+        };
         self.closed.cancel();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Closes the socket because the server is shutting down (the writer sends close code 1001).
+    pub fn go_away(&self) {
+        self.going_away.store(true, Ordering::Relaxed);
+        self.close();
+    }
+
+    pub(crate) fn is_going_away(&self) -> bool {
+        self.going_away.load(Ordering::Relaxed)
     }
 
     pub fn closed(&self) -> &CancellationToken {

@@ -1,9 +1,12 @@
 //! One socket's life: two tasks. The reader (the upgrade task itself) parses client frames and applies commands;
 //! the writer drains the socket's bounded queue, writing everything pending together (`feed` each frame, one
-//! `flush`), so a burst costs one syscall rather than one per frame.
+//! `flush`), so a burst costs one syscall rather than one per frame (tungstenite writes out on its own only when
+//! its write buffer passes [`crate::server`]'s `WS_WRITE_BUFFER_BYTES`).
 //!
-//! Either side ending ends the other: the reader closes the [`Conn`] when the client goes away, the writer when a
-//! write fails, the queue overflows (`lagged`) or the server shuts down (close code 1001, "going away").
+//! Either side ending ends the other: the reader closes the [`Conn`] when the client goes away or the server
+//! shuts down (close code 1001, "going away"), the writer when a write fails; a queue overflow (`lagged`) closes
+//! it from the sending side. The writer waits on the queue alone ([`Conn::poll_take`]), which also reports the
+//! close, so a delivery costs it one lock and no cancellation-token bookkeeping.
 
 use crate::cmd::Command;
 use crate::conn::{Conn, User};
@@ -14,28 +17,29 @@ use futures::{SinkExt, StreamExt};
 use rh_auth::Claims;
 use rh_protocol::ServerFrame;
 use rh_protocol::frame::ErrorCode;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
-
-/// Most frames written between two flushes.
-const WRITE_BATCH: usize = 64;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Serves one upgraded socket until it closes. `_permit` is the connection-limit slot, returned on drop.
 pub async fn run(hub: Arc<Hub>, socket: WebSocket, claims: Claims, _permit: OwnedSemaphorePermit) {
     let user = User { id: claims.sub, name: claims.name };
-    let (conn, rx) = Conn::new(hub.next_id(), user, hub.config.socket_queue as usize);
-    let conn = Arc::new(conn);
+    let conn = Arc::new(Conn::new(hub.next_id(), user, hub.config.socket_queue as usize));
     hub.metrics.connections.inc();
     tracing::debug!(conn = conn.id, user = %conn.user.id, "socket open");
 
     hub.inboxes.attach(&conn);
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(hub.clone(), conn.clone(), sink, rx));
+    let writer = tokio::spawn(write_loop(hub.clone(), conn.clone(), sink));
 
     loop {
         let msg = tokio::select! {
             _ = conn.closed().cancelled() => break,
+            _ = hub.shutdown.cancelled() => {
+                conn.go_away();
+                break;
+            }
             m = stream.next() => m,
         };
         match msg {
@@ -70,44 +74,34 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, claims: Claims, _permit: Owne
     tracing::debug!(conn = conn.id, "socket closed");
 }
 
-async fn write_loop(
-    hub: Arc<Hub>,
-    conn: Arc<Conn>,
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
-) {
-    let mut close = CloseFrame { code: close_code::NORMAL, reason: Utf8Bytes::from_static("") };
+async fn write_loop(hub: Arc<Hub>, conn: Arc<Conn>, mut sink: SplitSink<WebSocket, Message>) {
+    let mut batch = VecDeque::new();
     loop {
-        tokio::select! {
+        if !std::future::poll_fn(|cx| conn.poll_take(cx, &mut batch)).await {
+            break;
+        }
+        // A client that stops reading blocks the write; closing the conn (e.g. when its queue overflows) must
+        // still end it. `biased`: the write usually completes at once, and the close branch is then never polled.
+        let wrote = tokio::select! {
             biased;
-            _ = hub.shutdown.cancelled() => {
-                close = CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from_static("server shutting down; reconnect") };
+            r = write_batch(&mut sink, &mut batch) => r,
+            _ = conn.closed().cancelled() => Err(()),
+        };
+        match wrote {
+            Ok(n) => hub.metrics.frames_out.inc_by(n as u64),
+            Err(()) => {
+                conn.close();
                 break;
-            }
-            _ = conn.closed().cancelled() => {
-                if conn.farewell().is_some() {
-                    close = CloseFrame { code: close_code::POLICY, reason: Utf8Bytes::from_static("lagged") };
-                }
-                break;
-            }
-            first = rx.recv() => {
-                let Some(first) = first else { break };
-                // A client that stops reading blocks the write; closing the conn (e.g. when its queue overflows)
-                // must still end it.
-                let wrote = tokio::select! {
-                    r = write_batch(&mut sink, &mut rx, first) => r,
-                    _ = conn.closed().cancelled() => Err(0),
-                };
-                match wrote {
-                    Ok(n) => hub.metrics.frames_out.inc_by(n as u64),
-                    Err(_) => {
-                        conn.close();
-                        break;
-                    }
-                }
             }
         }
     }
+    let close = if conn.is_going_away() {
+        CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from_static("server shutting down; reconnect") }
+    } else if conn.farewell().is_some() {
+        CloseFrame { code: close_code::POLICY, reason: Utf8Bytes::from_static("lagged") }
+    } else {
+        CloseFrame { code: close_code::NORMAL, reason: Utf8Bytes::from_static("") }
+    };
     // Best effort goodbye: the reason frame (e.g. `lagged`), then a close frame.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         if let Some(last) = conn.farewell() {
@@ -119,23 +113,15 @@ async fn write_loop(
     conn.close();
 }
 
-/// Writes `first` and whatever else is queued (up to [`WRITE_BATCH`]), then flushes once.
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
-    rx: &mut mpsc::Receiver<Utf8Bytes>,
-    first: Utf8Bytes,
-) -> Result<usize, usize> {
-    sink.feed(Message::Text(first)).await.map_err(|_| 0usize)?;
-    let mut n = 1;
-    while n < WRITE_BATCH {
-        match rx.try_recv() {
-            Ok(frame) => {
-                sink.feed(Message::Text(frame)).await.map_err(|_| n)?;
-                n += 1;
-            }
-            Err(_) => break,
+/// Writes every frame of `batch` (emptying it, keeping its allocation), then flushes once.
+async fn write_batch(sink: &mut SplitSink<WebSocket, Message>, batch: &mut VecDeque<Utf8Bytes>) -> Result<usize, ()> {
+    let n = batch.len();
+    while let Some(frame) = batch.pop_front() {
+        if sink.feed(Message::Text(frame)).await.is_err() {
+            batch.clear();
+            return Err(());
         }
     }
-    sink.flush().await.map_err(|_| n)?;
+    sink.flush().await.map_err(|_| ())?;
     Ok(n)
 }

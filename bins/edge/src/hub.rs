@@ -82,8 +82,35 @@ struct FeedState {
     last_seq: u64,
     /// By socket id (a socket has at most one subscription per conversation).
     entries: HashMap<u64, Entry>,
+    /// Entries per user (with the user's name), kept with `entries` so presence asks for the unique viewers without
+    /// walking every entry: presence asks after every join, and walking 10,000 entries per join was quadratic.
+    users: HashMap<Uuid, (usize, String)>,
     /// Removed from the hub; no more entries may join.
     closed: bool,
+}
+
+impl FeedState {
+    fn add(&mut self, conn_id: u64, entry: Entry) -> bool {
+        let conn = entry.conn.clone();
+        match self.entries.insert(conn_id, entry) {
+            Some(_) => false, // the same socket again: same user
+            None => {
+                self.users.entry(conn.user.id).or_insert_with(|| (0, conn.user.name.clone())).0 += 1;
+                true
+            }
+        }
+    }
+
+    fn remove(&mut self, conn_id: u64) {
+        if let Some(e) = self.entries.remove(&conn_id)
+            && let std::collections::hash_map::Entry::Occupied(mut u) = self.users.entry(e.conn.user.id)
+        {
+            u.get_mut().0 -= 1;
+            if u.get().0 == 0 {
+                u.remove();
+            }
+        }
+    }
 }
 
 struct Entry {
@@ -160,6 +187,9 @@ fn decode(conversation: Uuid, msg: &jetstream::Message) -> Option<Decoded> {
     let effect = Effect::of(msg.subject.as_str(), json);
     Some(Decoded { seq, frame: event_frame_json(conversation, seq, json).into(), effect })
 }
+
+/// Consecutive failures of a feed's consumer (without any event delivered in between) before giving up.
+const FEED_RETRIES: u32 = 5;
 
 fn ordered_config(deliver_subject: String, name: String, conversation: Uuid, start: u64) -> push::OrderedConfig {
     push::OrderedConfig {
@@ -243,7 +273,7 @@ impl Hub {
         let live = after_seq >= st.last_seq;
         let joined_at = st.last_seq;
         let entry = Entry { conn: conn.clone(), generation, last_seq: after_seq, live, grant_seq: grant.history_seq };
-        if st.entries.insert(conn.id, entry).is_none() {
+        if st.add(conn.id, entry) {
             self.metrics.subscriptions.inc();
         }
         drop(st);
@@ -255,7 +285,12 @@ impl Hub {
         let feed = Arc::new(Feed {
             conversation,
             consumer_name: self.consumer_name("f", self.next_id()),
-            state: Mutex::new(FeedState { last_seq: floor, entries: HashMap::new(), closed: false }),
+            state: Mutex::new(FeedState {
+                last_seq: floor,
+                entries: HashMap::new(),
+                users: HashMap::new(),
+                closed: false,
+            }),
             task: Mutex::new(None),
         });
         let handle = tokio::spawn(self.clone().run_feed(feed.clone(), floor)).abort_handle();
@@ -271,7 +306,7 @@ impl Hub {
         let Some(feed) = feeds.get(&conversation).cloned() else { return };
         let mut st = lock(&feed.state);
         if st.entries.get(&conn_id).is_some_and(|e| e.generation == generation) {
-            st.entries.remove(&conn_id);
+            st.remove(conn_id);
             self.metrics.subscriptions.dec();
         }
         if st.entries.is_empty() {
@@ -331,11 +366,34 @@ impl Hub {
 
     /// The feed's task: follows the conversation until dropped; on failure, ends its subscriptions with an
     /// `unavailable` error so clients resubscribe (and get a fresh feed).
+    /// Follows the conversation until the feed is dropped. An interrupted consumer (missed heartbeats under load,
+    /// a NATS reconnect) is re-created from the feed's last delivered position, so subscribers see nothing of it:
+    /// delivery dedupes by seq. Only after [`FEED_RETRIES`] failures in a row without progress are the
+    /// subscribers told to subscribe again.
     async fn run_feed(self: Arc<Self>, feed: Arc<Feed>, floor: u64) {
         let conversation = feed.conversation;
-        let error = match self.follow(&feed, floor).await {
-            Ok(()) => "the feed ended".to_owned(),
-            Err(e) => format!("{e:#}"),
+        let mut from = floor;
+        let mut failures = 0u32;
+        let error = loop {
+            let error = match self.follow(&feed, from).await {
+                Ok(()) => "the feed ended".to_owned(),
+                Err(e) => format!("{e:#}"),
+            };
+            let (closed, last) = {
+                let st = lock(&feed.state);
+                (st.closed, st.last_seq)
+            };
+            if closed {
+                return;
+            }
+            failures = if last > from { 1 } else { failures + 1 };
+            if failures > FEED_RETRIES {
+                break error;
+            }
+            tracing::info!(%conversation, %error, failures, last, "conversation feed interrupted; resuming");
+            let _ = self.js.delete_consumer_from_stream(&feed.consumer_name, subjects::STREAM_CONV).await;
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(failures))).await;
+            from = last;
         };
         tracing::warn!(%conversation, %error, "conversation feed failed");
         let victims: Vec<(Arc<Conn>, u64)> = {
@@ -346,6 +404,7 @@ impl Hub {
             }
             let mut st = lock(&feed.state);
             st.closed = true;
+            st.users.clear();
             st.entries.drain().map(|(_, e)| (e.conn, e.generation)).collect()
         };
         self.metrics.subscriptions.sub(victims.len() as i64);
@@ -540,10 +599,7 @@ impl Hub {
         let feed = lock(&self.feeds).get(&conversation).cloned();
         let Some(feed) = feed else { return Vec::new() };
         let st = lock(&feed.state);
-        let mut users: BTreeMap<Uuid, &str> = BTreeMap::new();
-        for e in st.entries.values() {
-            users.insert(e.conn.user.id, &e.conn.user.name);
-        }
+        let users: BTreeMap<Uuid, &str> = st.users.iter().map(|(id, (_, name))| (*id, name.as_str())).collect();
         users.into_iter().map(|(user_id, name)| rh_protocol::frame::Viewer { user_id, name: name.to_owned() }).collect()
     }
 

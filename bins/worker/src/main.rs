@@ -256,8 +256,12 @@ async fn run(
         let _ = drain.await;
     }
     models_task.abort();
-    if let Err(e) = client.flush().await {
-        tracing::warn!(error = %e, "final flush failed");
+    // Bounded: with the server already gone (e.g. the whole stack stopping at once) a flush would wait forever
+    // for a reconnect, and the process would never exit.
+    match tokio::time::timeout(Duration::from_secs(3), client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "final flush failed"),
+        Err(_) => tracing::warn!("final flush timed out: NATS unreachable"),
     }
     tracing::info!("worker stopped");
     Ok(())

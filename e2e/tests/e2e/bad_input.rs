@@ -23,7 +23,10 @@ impl Viewer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_frames_get_errors_and_other_subscriptions_keep_streaming() -> anyhow::Result<()> {
     let t = team(StackOptions::default()).await?;
-    let other_org = t.api.sign_up("Globex", "Gil", &format!("gil-{}@globex.test", uuid::Uuid::new_v4().simple()), "pw-gil-123456").await?;
+    let other_org = t
+        .api
+        .sign_up("Globex", "Gil", &format!("gil-{}@globex.test", uuid::Uuid::new_v4().simple()), "pw-gil-123456")
+        .await?;
     let foreign = t.api.create_conversation(&other_org, "Not yours").await?;
 
     let conv = t.api.create_conversation(&t.owner, "Robust").await?;

@@ -56,7 +56,8 @@ async fn killing_the_audit_writer_during_a_burst_loses_and_duplicates_nothing() 
 
     // Kill the audit writer once it has written part of the burst, then start it again.
     rh_testkit::eventually(WAIT, "some messages stored", || async {
-        let n: i64 = pg.query_one("SELECT count(*) FROM messages WHERE conversation_id = $1", &[&conv]).await.ok()?.get(0);
+        let n: i64 =
+            pg.query_one("SELECT count(*) FROM messages WHERE conversation_id = $1", &[&conv]).await.ok()?.get(0);
         (n >= 10).then_some(())
     })
     .await?;

@@ -46,7 +46,8 @@ impl Viewer {
     pub async fn join(ws_url: &str, who: &Session, conversation: Uuid, after_seq: Option<u64>) -> anyhow::Result<Self> {
         let mut ws = WsClient::connect(ws_url, &who.token).await?;
         ws.subscribe(conversation, after_seq).await?;
-        let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. } | ServerFrame::Error { .. })).await?;
+        let (f, _) =
+            ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. } | ServerFrame::Error { .. })).await?;
         let ServerFrame::Subscribed { seq, .. } = f else { anyhow::bail!("subscribe refused: {f:?}") };
         Ok(Viewer { ws, conversation, seen: Vec::new(), subscribed_at: seq })
     }
@@ -77,7 +78,11 @@ impl Viewer {
     /// Reads until `n` deltas of `response_id` have arrived.
     pub async fn until_deltas(&mut self, response_id: Uuid, n: usize) -> anyhow::Result<()> {
         loop {
-            let have = self.seen.iter().filter(|s| s.event.event.is_delta() && response_of(&s.event.event) == Some(response_id)).count();
+            let have = self
+                .seen
+                .iter()
+                .filter(|s| s.event.event.is_delta() && response_of(&s.event.event) == Some(response_id))
+                .count();
             if have >= n {
                 return Ok(());
             }
@@ -125,7 +130,10 @@ pub fn check_response(seen: &[Seen], response_id: Uuid) -> anyhow::Result<String
                 text.push_str(t);
             }
             Event::ResponseCompleted { attempt, text: t, .. } => {
-                anyhow::ensure!(*attempt == last_attempt, "completed by attempt {attempt}, last started {last_attempt}");
+                anyhow::ensure!(
+                    *attempt == last_attempt,
+                    "completed by attempt {attempt}, last started {last_attempt}"
+                );
                 completed = Some(t.clone());
             }
             _ => {}
@@ -138,7 +146,12 @@ pub fn check_response(seen: &[Seen], response_id: Uuid) -> anyhow::Result<String
 }
 
 /// Waits until the transcript in PostgreSQL (`GET /conversations/{id}`) shows the response finished; returns its text.
-pub async fn stored_response(api: &Api, who: &Session, conversation: Uuid, response_id: Uuid) -> anyhow::Result<String> {
+pub async fn stored_response(
+    api: &Api,
+    who: &Session,
+    conversation: Uuid,
+    response_id: Uuid,
+) -> anyhow::Result<String> {
     rh_testkit::eventually(WAIT, "the response in the stored history", || async {
         let v = api.conversation(who, conversation).await.ok()?;
         let msgs = v["messages"].as_array()?;

@@ -23,16 +23,16 @@ async fn model_changes_attachments_and_messages_reach_every_participant() -> any
     // Presence: everyone watching is listed, on every socket.
     let want: BTreeSet<_> = [t.owner.user_id, t.ben.user_id, t.cy.user_id].into_iter().collect();
     for v in viewers.iter_mut() {
-        v.ws
-            .until(WAIT, |f| match f {
-                ServerFrame::Presence { viewers, .. } => viewers.iter().map(|p| p.user_id).collect::<BTreeSet<_>>() == want,
-                _ => false,
-            })
-            .await?;
+        v.ws.until(WAIT, |f| match f {
+            ServerFrame::Presence { viewers, .. } => viewers.iter().map(|p| p.user_id).collect::<BTreeSet<_>>() == want,
+            _ => false,
+        })
+        .await?;
     }
 
     // Ben (Can Respond) switches the model: every header learns the new model and who changed it.
-    let (s, body) = t.api.as_user(&t.ben).patch(&format!("/conversations/{conv}/settings"), json!({"model": "sim-2"})).await?;
+    let (s, body) =
+        t.api.as_user(&t.ben).patch(&format!("/conversations/{conv}/settings"), json!({"model": "sim-2"})).await?;
     assert!(s.is_success(), "{s} {body}");
     for v in viewers.iter_mut() {
         let seen = v.until_event(|s| matches!(s.event.event, Event::SettingsChanged { .. })).await?;

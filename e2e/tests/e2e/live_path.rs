@@ -98,7 +98,10 @@ async fn a_subscription_without_after_seq_starts_after_the_stored_history() -> a
     let rid2 = response_id(&t.api.send_message(&t.owner, conv, "/sim tokens=5 rate=200\nsecond").await?)?;
     v.until_response_end(rid2).await?;
     check_response(&v.seen, rid2)?;
-    assert!(v.seen.iter().all(|s| response_of(&s.event.event) != Some(rid1)), "nothing of the stored history is replayed");
+    assert!(
+        v.seen.iter().all(|s| response_of(&s.event.event) != Some(rid1)),
+        "nothing of the stored history is replayed"
+    );
     assert!(!first_text.is_empty());
     Ok(())
 }

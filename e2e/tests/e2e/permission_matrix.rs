@@ -23,7 +23,8 @@ enum Who {
     OtherOrg,
 }
 
-const EVERYONE: [Who; 7] = [Who::Owner, Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg];
+const EVERYONE: [Who; 7] =
+    [Who::Owner, Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg];
 
 struct World {
     stack: Stack,
@@ -43,7 +44,13 @@ impl World {
 }
 
 /// `multipart/form-data` with one `file` field, built by hand (no extra reqwest feature needed).
-async fn upload(api: &Api, conv: Uuid, name: &str, content_type: &str, bytes: &[u8]) -> anyhow::Result<(StatusCode, Value)> {
+async fn upload(
+    api: &Api,
+    conv: Uuid,
+    name: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> anyhow::Result<(StatusCode, Value)> {
     let (http, base, token) = api.raw();
     let boundary = format!("rh-{}", Uuid::new_v4().simple());
     let mut body = Vec::new();
@@ -99,7 +106,9 @@ async fn world() -> anyhow::Result<World> {
     anyhow::ensure!(s.is_success(), "revoke: {s} {v}");
     let (s, v) = upload(&api.as_user(&owner), conv, "plan.txt", "text/plain", b"the plan").await?;
     anyhow::ensure!(s == StatusCode::CREATED, "owner upload: {s} {v}");
-    let attachment = Uuid::parse_str(v["id"].as_str().or_else(|| v.pointer("/attachment/id").and_then(Value::as_str)).unwrap_or_default())?;
+    let attachment = Uuid::parse_str(
+        v["id"].as_str().or_else(|| v.pointer("/attachment/id").and_then(Value::as_str)).unwrap_or_default(),
+    )?;
 
     let people = vec![
         (Who::Owner, owner),
@@ -159,7 +168,10 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
 
     let mut r = Vec::new();
     for who in EVERYONE {
-        let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/messages"), json!({"text": "/sim tokens=2 rate=500\nhi"})).await?;
+        let (s, v) = w
+            .as_(who)
+            .post(&format!("/conversations/{conv}/messages"), json!({"text": "/sim tokens=2 rate=500\nhi"}))
+            .await?;
         r.push((who, s, v.to_string()));
     }
     expect("send a message", &r, &RESPONDERS, &[Who::View]);
@@ -208,12 +220,22 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     for who in [Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg] {
         let (s, v) = w
             .as_(who)
-            .post(&format!("/conversations/{conv}/shares"), json!({"shares": [{"user_id": extra, "permission": "respond"}]}))
+            .post(
+                &format!("/conversations/{conv}/shares"),
+                json!({"shares": [{"user_id": extra, "permission": "respond"}]}),
+            )
             .await?;
         r.push((who, s, v.to_string()));
-        let (s, v) = w.as_(who).patch(&format!("/conversations/{conv}/shares/{}", w.session(Who::View).user_id), json!({"permission": "respond"})).await?;
+        let (s, v) = w
+            .as_(who)
+            .patch(
+                &format!("/conversations/{conv}/shares/{}", w.session(Who::View).user_id),
+                json!({"permission": "respond"}),
+            )
+            .await?;
         r.push((who, s, v.to_string()));
-        let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}/shares/{}", w.session(Who::View).user_id)).await?;
+        let (s, v) =
+            w.as_(who).delete(&format!("/conversations/{conv}/shares/{}", w.session(Who::View).user_id)).await?;
         r.push((who, s, v.to_string()));
     }
     expect("manage access", &r, &[], &[Who::Respond, Who::View]);
@@ -223,7 +245,10 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     // The owner cannot share across orgs.
     let (s, v) = w
         .as_(Who::Owner)
-        .post(&format!("/conversations/{conv}/shares"), json!({"shares": [{"user_id": w.session(Who::OtherOrg).user_id, "permission": "view"}]}))
+        .post(
+            &format!("/conversations/{conv}/shares"),
+            json!({"shares": [{"user_id": w.session(Who::OtherOrg).user_id, "permission": "view"}]}),
+        )
         .await?;
     assert!(s.is_client_error(), "sharing with another org must fail: {s} {v}");
 
@@ -276,7 +301,8 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
     for who in EVERYONE {
         let mut ws = WsClient::connect(&ws_url, &w.session(who).token).await?;
         ws.subscribe(conv, None).await?;
-        let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. } | ServerFrame::Error { .. })).await?;
+        let (f, _) =
+            ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. } | ServerFrame::Error { .. })).await?;
         let may_read = PARTICIPANTS.contains(&who);
         match &f {
             ServerFrame::Subscribed { .. } => assert!(may_read, "{who:?} must not subscribe"),
@@ -288,8 +314,12 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
         }
 
         let id = format!("m-{who:?}");
-        ws.send(&ClientFrame::SendMessage { conversation_id: conv, text: "/sim tokens=2 rate=500\nsocket".into(), client_msg_id: id.clone() })
-            .await?;
+        ws.send(&ClientFrame::SendMessage {
+            conversation_id: conv,
+            text: "/sim tokens=2 rate=500\nsocket".into(),
+            client_msg_id: id.clone(),
+        })
+        .await?;
         let (f, _) = ws
             .until(WAIT, |f| match f {
                 ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id.as_str()),

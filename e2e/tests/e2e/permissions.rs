@@ -10,8 +10,12 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 async fn send_over_socket(ws: &mut WsClient, conv: uuid::Uuid, id: &str) -> anyhow::Result<ServerFrame> {
-    ws.send(&ClientFrame::SendMessage { conversation_id: conv, text: "/sim tokens=3 rate=500\nhi".into(), client_msg_id: id.into() })
-        .await?;
+    ws.send(&ClientFrame::SendMessage {
+        conversation_id: conv,
+        text: "/sim tokens=3 rate=500\nhi".into(),
+        client_msg_id: id.into(),
+    })
+    .await?;
     let (f, _) = ws
         .until(WAIT, |f| match f {
             ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id),
@@ -46,7 +50,11 @@ async fn view_only_is_refused_on_the_socket_until_upgraded() -> anyhow::Result<(
     assert!(matches!(&f, ServerFrame::Error { code, .. } if code == "not_found"), "{f:?}");
 
     // The owner upgrades Ben: his open socket is told at once, and sending now works.
-    let (s, body) = t.api.as_user(&t.owner).patch(&format!("/conversations/{conv}/shares/{}", t.ben.user_id), json!({"permission": "respond"})).await?;
+    let (s, body) = t
+        .api
+        .as_user(&t.owner)
+        .patch(&format!("/conversations/{conv}/shares/{}", t.ben.user_id), json!({"permission": "respond"}))
+        .await?;
     assert!(s.is_success(), "{s} {body}");
     let (f, _) = ben.ws.until(WAIT, |f| matches!(f, ServerFrame::PermissionChanged { .. })).await?;
     assert!(matches!(f, ServerFrame::PermissionChanged { permission: Permission::Respond, .. }));
@@ -76,7 +84,10 @@ async fn a_revoked_viewer_stops_within_a_second_while_others_keep_streaming() ->
     assert!(s.is_success());
     let (_, _) = ben
         .ws
-        .until(Duration::from_secs(2), |f| matches!(f, ServerFrame::AccessRevoked { conversation_id } if *conversation_id == conv))
+        .until(
+            Duration::from_secs(2),
+            |f| matches!(f, ServerFrame::AccessRevoked { conversation_id } if *conversation_id == conv),
+        )
         .await?;
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
@@ -100,7 +111,8 @@ async fn a_revoked_viewer_stops_within_a_second_while_others_keep_streaming() ->
     let (s, _) = t.api.as_user(&t.ben).get(&format!("/conversations/{conv}")).await?;
     assert_eq!(s.as_u16(), 404);
     ben.ws.subscribe(conv, None).await?;
-    let (f, _) = ben.ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Subscribed { .. })).await?;
+    let (f, _) =
+        ben.ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Subscribed { .. })).await?;
     assert!(matches!(&f, ServerFrame::Error { code, .. } if code == "not_found"), "{f:?}");
     stored_response(&t.api, &t.owner, conv, rid).await?;
     let v = t.api.conversation(&t.owner, conv).await?;
@@ -117,9 +129,7 @@ async fn sidebar_frames_follow_share_change_revoke_and_delete() -> anyhow::Resul
     ben.until(WAIT, |f| matches!(f, ServerFrame::Pong)).await?;
 
     let conv = t.api.create_conversation(&t.owner, "Roadmap").await?;
-    let sidebar = |want: SidebarAction| {
-        move |f: &ServerFrame| matches!(f, ServerFrame::Sidebar { action, conversation_id, .. } if *action == want && *conversation_id == conv)
-    };
+    let sidebar = |want: SidebarAction| move |f: &ServerFrame| matches!(f, ServerFrame::Sidebar { action, conversation_id, .. } if *action == want && *conversation_id == conv);
 
     t.api.share(&t.owner, conv, &t.ben, "view").await?;
     let (f, _) = ben.until(WAIT, sidebar(SidebarAction::Added)).await?;
@@ -128,7 +138,11 @@ async fn sidebar_frames_follow_share_change_revoke_and_delete() -> anyhow::Resul
     assert_eq!(summary.permission, Permission::View);
     assert!(summary.shared);
 
-    let (s, _) = t.api.as_user(&t.owner).patch(&format!("/conversations/{conv}/shares/{}", t.ben.user_id), json!({"permission": "respond"})).await?;
+    let (s, _) = t
+        .api
+        .as_user(&t.owner)
+        .patch(&format!("/conversations/{conv}/shares/{}", t.ben.user_id), json!({"permission": "respond"}))
+        .await?;
     assert!(s.is_success());
     let (f, _) = ben.until(WAIT, sidebar(SidebarAction::Changed)).await?;
     assert!(matches!(f, ServerFrame::Sidebar { conversation: Some(ref c), .. } if c.permission == Permission::Respond));

@@ -126,11 +126,7 @@ impl TokenKeys {
 
 /// Seconds since the Unix epoch, `ttl_secs` from now.
 pub fn expiry_in(ttl_secs: u64) -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        + ttl_secs
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + ttl_secs
 }
 
 /// Argon2id hash of `password` in PHC format.
@@ -156,7 +152,14 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        Claims { sub: Uuid::new_v4(), org: Uuid::new_v4(), name: "Ada".into(), email: "ada@x.io".into(), role: Role::Member, exp }
+        Claims {
+            sub: Uuid::new_v4(),
+            org: Uuid::new_v4(),
+            name: "Ada".into(),
+            email: "ada@x.io".into(),
+            role: Role::Member,
+            exp,
+        }
     }
 
     #[test]

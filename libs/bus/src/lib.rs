@@ -127,11 +127,7 @@ impl std::error::Error for RequestError {}
 pub async fn connect(url: &str, name: &str) -> async_nats::Client {
     let mut delay = Duration::from_millis(100);
     loop {
-        match async_nats::ConnectOptions::new()
-            .name(name)
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
+        match async_nats::ConnectOptions::new().name(name).connection_timeout(Duration::from_secs(5)).connect(url).await
         {
             Ok(client) => {
                 tracing::info!(%url, "connected to NATS");
@@ -269,10 +265,9 @@ pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
         })?;
     match serde_json::from_slice::<Reply<Resp>>(&msg.payload) {
         Ok(Reply::Ok(resp)) => Ok(resp),
-        Ok(Reply::Error(rejection)) => Err(RequestError {
-            error: Error::new(RequestErrorKind::Rejected),
-            rejection: Some(rejection),
-        }),
+        Ok(Reply::Error(rejection)) => {
+            Err(RequestError { error: Error::new(RequestErrorKind::Rejected), rejection: Some(rejection) })
+        }
         Err(e) => Err(fail(RequestErrorKind::Protocol, e.into())),
     }
 }

@@ -25,13 +25,7 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(conversation_id: Uuid, actor: Option<Uuid>, event: Event) -> Self {
-        Envelope {
-            event_id: Uuid::now_v7(),
-            conversation_id,
-            actor,
-            ts_us: crate::now_us(),
-            event,
-        }
+        Envelope { event_id: Uuid::now_v7(), conversation_id, actor, ts_us: crate::now_us(), event }
     }
 
     /// The subject this envelope is published on.
@@ -138,10 +132,7 @@ impl Event {
 
     /// `response.completed`, `response.failed` or `response.stopped`.
     pub fn is_response_end(&self) -> bool {
-        matches!(
-            self,
-            Event::ResponseCompleted { .. } | Event::ResponseFailed { .. } | Event::ResponseStopped { .. }
-        )
+        matches!(self, Event::ResponseCompleted { .. } | Event::ResponseFailed { .. } | Event::ResponseStopped { .. })
     }
 }
 

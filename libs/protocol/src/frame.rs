@@ -21,9 +21,17 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after_seq: Option<u64>,
     },
-    Unsubscribe { conversation_id: Uuid },
-    SendMessage { conversation_id: Uuid, text: String, client_msg_id: String },
-    Stop { conversation_id: Uuid },
+    Unsubscribe {
+        conversation_id: Uuid,
+    },
+    SendMessage {
+        conversation_id: Uuid,
+        text: String,
+        client_msg_id: String,
+    },
+    Stop {
+        conversation_id: Uuid,
+    },
     Ping,
 }
 
@@ -51,15 +59,31 @@ pub enum SidebarAction {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The subscription is live; replay covers everything after `seq`.
-    Subscribed { conversation_id: Uuid, permission: Permission, seq: u64 },
+    Subscribed {
+        conversation_id: Uuid,
+        permission: Permission,
+        seq: u64,
+    },
     /// One conversation event at stream position `seq`.
-    Event { conversation_id: Uuid, seq: u64, event: Envelope },
+    Event {
+        conversation_id: Uuid,
+        seq: u64,
+        event: Envelope,
+    },
     /// Who is watching now (everyone subscribed on any edge node).
-    Presence { conversation_id: Uuid, viewers: Vec<Viewer> },
+    Presence {
+        conversation_id: Uuid,
+        viewers: Vec<Viewer>,
+    },
     /// Your access was revoked (or the conversation deleted): the subscription has ended.
-    AccessRevoked { conversation_id: Uuid },
+    AccessRevoked {
+        conversation_id: Uuid,
+    },
     /// Your permission on a subscribed conversation changed (takes effect at once).
-    PermissionChanged { conversation_id: Uuid, permission: Permission },
+    PermissionChanged {
+        conversation_id: Uuid,
+        permission: Permission,
+    },
     /// Your sidebar changed. `conversation` is present for `added` and `changed`.
     Sidebar {
         action: SidebarAction,
@@ -68,7 +92,12 @@ pub enum ServerFrame {
         conversation: Option<ConversationSummary>,
     },
     /// A `send_message` was accepted; its `message.created` event follows on the subscription.
-    MessageAccepted { conversation_id: Uuid, client_msg_id: String, message_id: Uuid, response_id: Uuid },
+    MessageAccepted {
+        conversation_id: Uuid,
+        client_msg_id: String,
+        message_id: Uuid,
+        response_id: Uuid,
+    },
     /// Something a client sent was refused. `ref` names what it was about (a conversation id or client_msg_id).
     Error {
         code: String,
@@ -87,7 +116,8 @@ impl ServerFrame {
     /// The JSON text of this frame.
     pub fn to_json(&self) -> String {
         // Serializing these plain data types cannot fail.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"serialize"}"#))
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"serialize"}"#))
     }
 }
 

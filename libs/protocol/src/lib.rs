@@ -23,8 +23,5 @@ pub use permission::Permission;
 /// Microseconds since the Unix epoch: the producer timestamp every event carries (`ts_us`).
 pub fn now_us() -> i64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

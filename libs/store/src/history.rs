@@ -63,7 +63,9 @@ const FIRST_OPEN_ROW: &str = "SELECT min(seq) FROM messages \
 async fn history_seq_in(tx: &tokio_postgres::Transaction<'_>, conversation_id: Uuid) -> Result<i64> {
     let Some(row) = tx.query_opt(POSITIONS, &[&conversation_id]).await? else { return Ok(0) };
     let (mut seq, created_seq): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    while let Some(start) = tx.query_one(FIRST_OPEN_ROW, &[&conversation_id, &seq]).await?.try_get::<_, Option<i64>>(0)? {
+    while let Some(start) =
+        tx.query_one(FIRST_OPEN_ROW, &[&conversation_id, &seq]).await?.try_get::<_, Option<i64>>(0)?
+    {
         seq = start - 1;
     }
     Ok(seq.max(created_seq - 1).max(0))

@@ -56,10 +56,7 @@ pub async fn apply<C: GenericClient>(client: &mut C, seq: u64, env: &Envelope) -
 }
 
 /// Applies several events, in the given (stream) order, in one transaction: all or nothing.
-pub async fn apply_batch<C: GenericClient>(
-    client: &mut C,
-    events: &[(u64, &Envelope)],
-) -> Result<Vec<Applied>> {
+pub async fn apply_batch<C: GenericClient>(client: &mut C, events: &[(u64, &Envelope)]) -> Result<Vec<Applied>> {
     let tx = client.transaction().await?;
     let mut applied = Vec::with_capacity(events.len());
     for (seq, env) in events {
@@ -74,14 +71,13 @@ pub async fn apply_batch<C: GenericClient>(
 /// shutting down, schema not migrated yet...) is worth retrying.
 pub fn is_data_error(error: &StoreError) -> bool {
     match error {
-        StoreError::Db(e) => e
-            .code()
-            .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
+        StoreError::Db(e) => e.code().is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
         _ => false,
     }
 }
 
-const BUMP_APPLIED_SEQ: &str = "UPDATE conversations SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1 RETURNING org_id";
+const BUMP_APPLIED_SEQ: &str =
+    "UPDATE conversations SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1 RETURNING org_id";
 
 // A message whose author is not (or no longer) a user keeps its row, without author.
 const INSERT_USER_MESSAGE: &str = "INSERT INTO messages \
@@ -138,135 +134,38 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
         let actor = env.actor.or_else(|| actor_of(&env.event));
         let action = env.event.kind();
         let at = DateTime::<Utc>::from_timestamp_micros(env.ts_us).unwrap_or_else(Utc::now);
-        let inserted = tx
-            .execute(
-                &stmt,
-                &[
-                    &env.event_id,
-                    &org_id,
-                    &conversation_id,
-                    &actor,
-                    &action,
-                    &detail,
-                    &seq,
-                    &at,
-                ],
-            )
-            .await?;
+        let inserted =
+            tx.execute(&stmt, &[&env.event_id, &org_id, &conversation_id, &actor, &action, &detail, &seq, &at]).await?;
         if inserted == 0 {
             return Ok(Applied::Duplicate);
         }
     }
 
     let transcript_changed = match &env.event {
-        Event::MessageCreated {
-            message_id,
-            author_id,
-            text,
-            client_msg_id,
-            ..
-        } => {
+        Event::MessageCreated { message_id, author_id, text, client_msg_id, .. } => {
             let stmt = tx.prepare_cached(INSERT_USER_MESSAGE).await?;
             let text = without_nul(text);
-            tx.execute(
-                &stmt,
-                &[
-                    message_id,
-                    &conversation_id,
-                    author_id,
-                    &text,
-                    client_msg_id,
-                    &seq,
-                ],
-            )
-            .await?
-                > 0
+            tx.execute(&stmt, &[message_id, &conversation_id, author_id, &text, client_msg_id, &seq]).await? > 0
         }
-        Event::ResponseStarted {
-            response_id,
-            message_id,
-            model,
-            attempt,
-        } => {
+        Event::ResponseStarted { response_id, message_id, model, attempt } => {
             let stmt = tx.prepare_cached(START_RESPONSE).await?;
             let attempt = pg_attempt(*attempt);
-            tx.execute(
-                &stmt,
-                &[
-                    response_id,
-                    &conversation_id,
-                    model,
-                    message_id,
-                    &attempt,
-                    &seq,
-                ],
-            )
-            .await?
-                > 0
+            tx.execute(&stmt, &[response_id, &conversation_id, model, message_id, &attempt, &seq]).await? > 0
         }
-        Event::ResponseCompleted {
-            response_id,
-            attempt,
-            model,
-            text,
-        } => {
-            finish_response(
-                tx,
-                conversation_id,
-                seq,
-                *response_id,
-                *attempt,
-                "complete",
-                Some(model),
-                text,
-            )
-            .await?
+        Event::ResponseCompleted { response_id, attempt, model, text } => {
+            finish_response(tx, conversation_id, seq, *response_id, *attempt, "complete", Some(model), text).await?
         }
-        Event::ResponseFailed {
-            response_id,
-            attempt,
-            text,
-            ..
-        } => {
-            finish_response(
-                tx,
-                conversation_id,
-                seq,
-                *response_id,
-                *attempt,
-                "failed",
-                None,
-                text,
-            )
-            .await?
+        Event::ResponseFailed { response_id, attempt, text, .. } => {
+            finish_response(tx, conversation_id, seq, *response_id, *attempt, "failed", None, text).await?
         }
-        Event::ResponseStopped {
-            response_id,
-            attempt,
-            text,
-            ..
-        } => {
-            finish_response(
-                tx,
-                conversation_id,
-                seq,
-                *response_id,
-                *attempt,
-                "stopped",
-                None,
-                text,
-            )
-            .await?
+        Event::ResponseStopped { response_id, attempt, text, .. } => {
+            finish_response(tx, conversation_id, seq, *response_id, *attempt, "stopped", None, text).await?
         }
         // Audited above; nothing else to write.
         _ => true,
     };
 
-    Ok(if transcript_changed {
-        Applied::Written
-    } else {
-        Applied::Duplicate
-    })
+    Ok(if transcript_changed { Applied::Written } else { Applied::Duplicate })
 }
 
 /// Finishes an assistant row (or inserts it finished). True when a row changed.
@@ -284,40 +183,13 @@ async fn finish_response(
     let text = without_nul(text);
     let attempt = pg_attempt(attempt);
     let update = tx.prepare_cached(FINISH_RESPONSE).await?;
-    if tx
-        .execute(
-            &update,
-            &[
-                &response_id,
-                &conversation_id,
-                &text,
-                &status,
-                &seq,
-                &model,
-                &attempt,
-            ],
-        )
-        .await?
-        > 0
-    {
+    if tx.execute(&update, &[&response_id, &conversation_id, &text, &status, &seq, &model, &attempt]).await? > 0 {
         return Ok(true);
     }
     let insert = tx.prepare_cached(INSERT_FINISHED_RESPONSE).await?;
     let response_key = response_id.to_string();
     let inserted = tx
-        .execute(
-            &insert,
-            &[
-                &response_id,
-                &conversation_id,
-                &text,
-                &status,
-                &seq,
-                &model,
-                &attempt,
-                &response_key,
-            ],
-        )
+        .execute(&insert, &[&response_id, &conversation_id, &text, &status, &seq, &model, &attempt, &response_key])
         .await?;
     Ok(inserted > 0)
 }
@@ -326,103 +198,60 @@ async fn finish_response(
 /// Never contains message or response text.
 fn audit_detail(event: &Event) -> Option<Value> {
     Some(match event {
-        Event::ConversationCreated {
-            owner_id,
-            title,
-            settings,
-        } => json!({
+        Event::ConversationCreated { owner_id, title, settings } => json!({
             "owner_id": owner_id,
             "title_chars": title.chars().count(),
             "model": settings.model,
             "temperature": settings.temperature,
             "system_prompt_set": settings.system_prompt.as_deref().is_some_and(|s| !s.is_empty()),
         }),
-        Event::MessageCreated {
-            message_id,
-            author_id,
-            text,
-            response_id,
-            ..
-        } => json!({
+        Event::MessageCreated { message_id, author_id, text, response_id, .. } => json!({
             "message_id": message_id,
             "response_id": response_id,
             "author_id": author_id,
             "chars": text.chars().count(),
         }),
         Event::ResponseStarted { .. } | Event::ResponseDelta { .. } => return None,
-        Event::ResponseCompleted {
-            response_id,
-            attempt,
-            model,
-            text,
-        } => json!({
+        Event::ResponseCompleted { response_id, attempt, model, text } => json!({
             "response_id": response_id,
             "attempt": attempt,
             "status": "complete",
             "model": model,
             "chars": text.chars().count(),
         }),
-        Event::ResponseFailed {
-            response_id,
-            attempt,
-            error,
-            text,
-        } => json!({
+        Event::ResponseFailed { response_id, attempt, error, text } => json!({
             "response_id": response_id,
             "attempt": attempt,
             "status": "failed",
             "error": error.chars().take(300).collect::<String>(),
             "chars": text.chars().count(),
         }),
-        Event::ResponseStopped {
-            response_id,
-            attempt,
-            text,
-            stopped_by,
-        } => json!({
+        Event::ResponseStopped { response_id, attempt, text, stopped_by } => json!({
             "response_id": response_id,
             "attempt": attempt,
             "status": "stopped",
             "stopped_by": stopped_by,
             "chars": text.chars().count(),
         }),
-        Event::SettingsChanged {
-            changed_by,
-            changed,
-            settings,
-            ..
-        } => json!({
+        Event::SettingsChanged { changed_by, changed, settings, .. } => json!({
             "changed_by": changed_by,
             "changed": changed,
             "model": settings.model,
             "temperature": settings.temperature,
             "system_prompt_set": settings.system_prompt.as_deref().is_some_and(|s| !s.is_empty()),
         }),
-        Event::AttachmentAdded {
-            attachment_id,
-            filename,
-            content_type,
-            size,
-            uploaded_by,
-        } => json!({
+        Event::AttachmentAdded { attachment_id, filename, content_type, size, uploaded_by } => json!({
             "attachment_id": attachment_id,
             "filename": filename,
             "content_type": content_type,
             "size": size,
             "uploaded_by": uploaded_by,
         }),
-        Event::ParticipantAdded {
-            user_id,
-            permission,
-            ..
-        } => json!({
+        Event::ParticipantAdded { user_id, permission, .. } => json!({
             "user_id": user_id,
             "permission": permission,
         }),
-        Event::ParticipantChanged {
-            user_id,
-            permission,
-        } => json!({
+        Event::ParticipantChanged { user_id, permission } => json!({
             "user_id": user_id,
             "permission": permission,
         }),
@@ -445,11 +274,7 @@ fn actor_of(event: &Event) -> Option<Uuid> {
 
 /// PostgreSQL text cannot hold NUL characters; drop them rather than refuse the message.
 fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        std::borrow::Cow::Owned(text.replace('\0', ""))
-    } else {
-        std::borrow::Cow::Borrowed(text)
-    }
+    if text.contains('\0') { std::borrow::Cow::Owned(text.replace('\0', "")) } else { std::borrow::Cow::Borrowed(text) }
 }
 
 fn pg_attempt(attempt: u32) -> i32 {
@@ -479,12 +304,7 @@ mod tests {
                 model: "sim".into(),
                 text: secret.into(),
             },
-            Event::ResponseStopped {
-                response_id: Uuid::new_v4(),
-                attempt: 1,
-                text: secret.into(),
-                stopped_by: None,
-            },
+            Event::ResponseStopped { response_id: Uuid::new_v4(), attempt: 1, text: secret.into(), stopped_by: None },
             Event::ResponseFailed {
                 response_id: Uuid::new_v4(),
                 attempt: 1,

@@ -29,8 +29,7 @@ pub struct Health {
 impl Health {
     /// A new, not yet ready, process with its own registry whose metrics are prefixed `relayhub_<service>_`.
     pub fn new(service: &str) -> Self {
-        let registry = prometheus::Registry::new_custom(Some(format!("relayhub_{service}")), None)
-            .unwrap_or_default();
+        let registry = prometheus::Registry::new_custom(Some(format!("relayhub_{service}")), None).unwrap_or_default();
         Health { ready: Arc::new(AtomicBool::new(false)), registry }
     }
 

@@ -44,7 +44,12 @@ impl Api {
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when empty or not JSON).
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(StatusCode, Value)> {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -85,16 +90,26 @@ impl Api {
 
     /// `POST /orgs`: a new org and its admin, logged in.
     pub async fn sign_up(&self, org: &str, name: &str, email: &str, password: &str) -> anyhow::Result<Session> {
-        let (s, v) = self.post("/orgs", json!({"org_name": org, "name": name, "email": email, "password": password})).await?;
+        let (s, v) =
+            self.post("/orgs", json!({"org_name": org, "name": name, "email": email, "password": password})).await?;
         Self::expect(s, StatusCode::CREATED, &v, "sign up")?;
         self.login(email, password).await
     }
 
     /// `POST /orgs/{id}/members` as `admin`, then logs the new member in.
-    pub async fn add_member(&self, admin: &Session, name: &str, email: &str, password: &str) -> anyhow::Result<Session> {
+    pub async fn add_member(
+        &self,
+        admin: &Session,
+        name: &str,
+        email: &str,
+        password: &str,
+    ) -> anyhow::Result<Session> {
         let (s, v) = self
             .as_user(admin)
-            .post(&format!("/orgs/{}/members", admin.org_id), json!({"name": name, "email": email, "password": password}))
+            .post(
+                &format!("/orgs/{}/members", admin.org_id),
+                json!({"name": name, "email": email, "password": password}),
+            )
             .await?;
         Self::expect(s, StatusCode::CREATED, &v, "add member")?;
         self.login(email, password).await
@@ -122,7 +137,8 @@ impl Api {
 
     /// `POST /conversations/{id}/messages` as `who`; returns the response body (`message_id`, `response_id`, `seq`).
     pub async fn send_message(&self, who: &Session, conversation: Uuid, text: &str) -> anyhow::Result<Value> {
-        let (s, v) = self.as_user(who).post(&format!("/conversations/{conversation}/messages"), json!({"text": text})).await?;
+        let (s, v) =
+            self.as_user(who).post(&format!("/conversations/{conversation}/messages"), json!({"text": text})).await?;
         Self::expect(s, StatusCode::ACCEPTED, &v, "send message")?;
         Ok(v)
     }
@@ -135,10 +151,19 @@ impl Api {
     }
 
     /// `POST /conversations/{id}/shares` with one person.
-    pub async fn share(&self, owner: &Session, conversation: Uuid, with: &Session, permission: &str) -> anyhow::Result<()> {
+    pub async fn share(
+        &self,
+        owner: &Session,
+        conversation: Uuid,
+        with: &Session,
+        permission: &str,
+    ) -> anyhow::Result<()> {
         let (s, v) = self
             .as_user(owner)
-            .post(&format!("/conversations/{conversation}/shares"), json!({"shares": [{"user_id": with.user_id, "permission": permission}]}))
+            .post(
+                &format!("/conversations/{conversation}/shares"),
+                json!({"shares": [{"user_id": with.user_id, "permission": permission}]}),
+            )
             .await?;
         if !s.is_success() {
             bail!("share: {s}: {v}");

@@ -43,9 +43,9 @@ impl NatsServer {
             std::fs::write(&path, conf)?;
             cmd.arg("-c").arg(path);
         }
-        let child = cmd.spawn().with_context(|| {
-            format!("starting {:?} (run scripts/test, which installs it)", nats_server_bin())
-        })?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {:?} (run scripts/test, which installs it)", nats_server_bin()))?;
         let mut server = NatsServer { child, dir, url: String::new(), monitor_url: String::new() };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -67,7 +67,10 @@ impl NatsServer {
     }
 
     fn read_ports_file(&self) -> Option<(String, String)> {
-        let entry = std::fs::read_dir(&self.dir).ok()?.flatten().find(|e| e.file_name().to_string_lossy().ends_with(".ports"))?;
+        let entry = std::fs::read_dir(&self.dir)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))?;
         let text = std::fs::read_to_string(entry.path()).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
         let nats = v["nats"][0].as_str()?.to_owned();

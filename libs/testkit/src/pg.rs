@@ -77,6 +77,9 @@ mod tests {
             super::replace_db_name("postgres://postgres@127.0.0.1:5/postgres", "x"),
             "postgres://postgres@127.0.0.1:5/x"
         );
-        assert_eq!(super::replace_db_name("postgres://u@h:1/postgres?sslmode=disable", "y"), "postgres://u@h:1/y?sslmode=disable");
+        assert_eq!(
+            super::replace_db_name("postgres://u@h:1/postgres?sslmode=disable", "y"),
+            "postgres://u@h:1/y?sslmode=disable"
+        );
     }
 }

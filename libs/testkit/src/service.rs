@@ -36,7 +36,10 @@ impl Service {
     async fn spawn_owned(bin: &str, env: Vec<(String, String)>) -> anyhow::Result<Self> {
         let path = bin_path(bin);
         if !path.exists() {
-            bail!("{} does not exist: build the binaries first (`cargo build --bins`, scripts/test does)", path.display());
+            bail!(
+                "{} does not exist: build the binaries first (`cargo build --bins`, scripts/test does)",
+                path.display()
+            );
         }
         let log = crate::scratch_dir("logs").join(format!("{bin}.log"));
         let mut cmd = Command::new(&path);
@@ -68,7 +71,8 @@ impl Service {
             _ => {
                 let _ = child.start_kill();
                 let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: String = tail.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                let tail: String =
+                    tail.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
                 bail!("{bin} did not announce its address; log {}:\n{tail}", log.display());
             }
         };

@@ -52,7 +52,16 @@ impl Stack {
             api_env.push((k, v));
         }
         let api = Service::spawn("api", &api_env).await?;
-        let mut stack = Stack { nats, db, api, edges: Vec::new(), audit: None, workers: Vec::new(), jwt_secret, options: options.clone() };
+        let mut stack = Stack {
+            nats,
+            db,
+            api,
+            edges: Vec::new(),
+            audit: None,
+            workers: Vec::new(),
+            jwt_secret,
+            options: options.clone(),
+        };
         for _ in 0..options.edges {
             let edge = stack.spawn_edge().await?;
             stack.edges.push(edge);
@@ -78,14 +87,19 @@ impl Stack {
     pub async fn spawn_audit(&self) -> anyhow::Result<Service> {
         Service::spawn(
             "audit",
-            &[("RH_NATS_URL", self.nats.url()), ("RH_DATABASE_URL", self.db.url()), ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0")],
+            &[
+                ("RH_NATS_URL", self.nats.url()),
+                ("RH_DATABASE_URL", self.db.url()),
+                ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0"),
+            ],
         )
         .await
     }
 
     /// Another worker process with the stack's worker environment.
     pub async fn spawn_worker(&self) -> anyhow::Result<Service> {
-        let mut env: Vec<(&str, &str)> = vec![("RH_NATS_URL", self.nats.url()), ("RH_WORKER_OPS_LISTEN", "127.0.0.1:0")];
+        let mut env: Vec<(&str, &str)> =
+            vec![("RH_NATS_URL", self.nats.url()), ("RH_WORKER_OPS_LISTEN", "127.0.0.1:0")];
         for (k, v) in &self.options.worker_env {
             env.push((k, v));
         }

@@ -18,9 +18,8 @@ impl WsClient {
     /// Connects to `ws_url` (`ws://host:port/ws`) with `?token=`.
     pub async fn connect(ws_url: &str, token: &str) -> anyhow::Result<Self> {
         crate::init_crypto();
-        let (socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token={token}"))
-            .await
-            .context("websocket connect")?;
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("{ws_url}?token={token}")).await.context("websocket connect")?;
         Ok(WsClient { socket })
     }
 
@@ -66,7 +65,10 @@ impl WsClient {
         let mut before = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let f = self.next_frame(left).await.with_context(|| format!("after {} frames: {:?}", before.len(), before.last()))?;
+            let f = self
+                .next_frame(left)
+                .await
+                .with_context(|| format!("after {} frames: {:?}", before.len(), before.last()))?;
             if pred(&f) {
                 return Ok((f, before));
             }

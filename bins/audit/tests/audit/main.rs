@@ -35,9 +35,7 @@ impl Fixture {
         let js = nats.jetstream().await.unwrap();
         let pg = db.connect().await.unwrap();
         let (org, user, conv) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        pg.execute("INSERT INTO orgs (id, name) VALUES ($1, 'Acme')", &[&org])
-            .await
-            .unwrap();
+        pg.execute("INSERT INTO orgs (id, name) VALUES ($1, 'Acme')", &[&org]).await.unwrap();
         pg.execute(
             "INSERT INTO users (id, org_id, email, name, password_hash, role) \
              VALUES ($1, $2, $3, 'Ada Admin', 'x', 'admin')",
@@ -52,16 +50,7 @@ impl Fixture {
         .await
         .unwrap();
         let audit = spawn_audit(&nats, &db, extra_env).await;
-        Fixture {
-            nats,
-            db,
-            js,
-            pg,
-            audit,
-            org,
-            user,
-            conv,
-        }
+        Fixture { nats, db, js, pg, audit, org, user, conv }
     }
 
     /// Publishes `event` on this conversation and returns the envelope and its stream seq.
@@ -76,24 +65,12 @@ impl Fixture {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
         let payload = serde_json::to_vec(env).unwrap();
-        self.js
-            .publish_with_headers(env.subject(), headers, payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap()
-            .sequence
+        self.js.publish_with_headers(env.subject(), headers, payload.into()).await.unwrap().await.unwrap().sequence
     }
 
     async fn applied_seq(&self) -> u64 {
-        let row = self
-            .pg
-            .query_one(
-                "SELECT applied_seq FROM conversations WHERE id = $1",
-                &[&self.conv],
-            )
-            .await
-            .unwrap();
+        let row =
+            self.pg.query_one("SELECT applied_seq FROM conversations WHERE id = $1", &[&self.conv]).await.unwrap();
         row.get::<_, i64>(0) as u64
     }
 
@@ -150,11 +127,8 @@ impl Fixture {
 }
 
 async fn spawn_audit(nats: &NatsServer, db: &TestDb, extra_env: &[(&str, &str)]) -> Service {
-    let mut env = vec![
-        ("RH_NATS_URL", nats.url()),
-        ("RH_DATABASE_URL", db.url()),
-        ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0"),
-    ];
+    let mut env =
+        vec![("RH_NATS_URL", nats.url()), ("RH_DATABASE_URL", db.url()), ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0")];
     env.extend_from_slice(extra_env);
     Service::spawn("audit", &env).await.unwrap()
 }
@@ -175,9 +149,7 @@ struct MessageRow {
 
 async fn http_get(service: &Service, path: &str) -> (u16, String) {
     rh_testkit::init_crypto();
-    let response = reqwest::get(format!("{}{path}", service.http_url()))
-        .await
-        .unwrap();
+    let response = reqwest::get(format!("{}{path}", service.http_url())).await.unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
@@ -188,12 +160,7 @@ async fn metric(service: &Service, name: &str) -> f64 {
     body.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(key, _)| {
-            *key == name
-                || key
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('{'))
-        })
+        .filter(|(key, _)| *key == name || key.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
         .filter_map(|(_, value)| value.parse::<f64>().ok())
         .sum()
 }
@@ -216,20 +183,10 @@ async fn message_and_response_are_written_once_with_history_covering_only_the_fi
     let f = Fixture::start().await;
     let (message_id, response_id, created) = message_created(f.user, "What is NATS?");
     let (_, m_seq) = f.publish(Some(f.user), created).await;
-    let started = Event::ResponseStarted {
-        response_id,
-        message_id,
-        model: "sim-1".into(),
-        attempt: 1,
-    };
+    let started = Event::ResponseStarted { response_id, message_id, model: "sim-1".into(), attempt: 1 };
     let (_, s_seq) = f.publish(None, started).await;
     for index in 0..3 {
-        let delta = Event::ResponseDelta {
-            response_id,
-            attempt: 1,
-            index,
-            text: "tok ".into(),
-        };
+        let delta = Event::ResponseDelta { response_id, attempt: 1, index, text: "tok ".into() };
         f.publish(None, delta).await;
     }
     f.wait_applied(s_seq).await;
@@ -239,30 +196,13 @@ async fn message_and_response_are_written_once_with_history_covering_only_the_fi
     assert_eq!(user_row.author_id, Some(f.user));
     assert_eq!(user_row.text, "What is NATS?");
     assert_eq!(user_row.client_msg_id.as_deref(), Some("c-1"));
-    assert_eq!(
-        (user_row.status.as_str(), user_row.seq, user_row.final_seq),
-        ("complete", m_seq, Some(m_seq))
-    );
+    assert_eq!((user_row.status.as_str(), user_row.seq, user_row.final_seq), ("complete", m_seq, Some(m_seq)));
 
     // Mid-response: the assistant row is streaming at its start seq, and history stops just before it.
-    let streaming = f
-        .message(response_id)
-        .await
-        .expect("assistant row while streaming");
-    assert_eq!(
-        (
-            streaming.status.as_str(),
-            streaming.seq,
-            streaming.final_seq
-        ),
-        ("streaming", s_seq, None)
-    );
+    let streaming = f.message(response_id).await.expect("assistant row while streaming");
+    assert_eq!((streaming.status.as_str(), streaming.seq, streaming.final_seq), ("streaming", s_seq, None));
     assert_eq!(streaming.reply_to, Some(message_id));
-    assert_eq!(
-        f.applied_seq().await,
-        s_seq,
-        "deltas never move applied_seq"
-    );
+    assert_eq!(f.applied_seq().await, s_seq, "deltas never move applied_seq");
     assert_eq!(f.history_seq().await, s_seq - 1);
 
     let completed = Event::ResponseCompleted {
@@ -275,18 +215,11 @@ async fn message_and_response_are_written_once_with_history_covering_only_the_fi
     f.wait_applied(c_seq).await;
     let done = f.message(response_id).await.unwrap();
     assert_eq!(done.text, "NATS is a messaging system.");
-    assert_eq!(
-        (done.status.as_str(), done.seq, done.final_seq),
-        ("complete", s_seq, Some(c_seq))
-    );
+    assert_eq!((done.status.as_str(), done.seq, done.final_seq), ("complete", s_seq, Some(c_seq)));
     assert_eq!(done.model.as_deref(), Some("sim-1"));
     assert_eq!(done.author_id, None);
     assert_eq!(f.history_seq().await, c_seq);
-    assert_eq!(
-        f.count("SELECT count(*) FROM messages WHERE conversation_id = $1")
-            .await,
-        2
-    );
+    assert_eq!(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await, 2);
     assert_eq!(f.metric("relayhub_audit_events_applied_total").await, 3.0);
 }
 
@@ -297,53 +230,24 @@ async fn the_same_event_published_twice_leaves_one_row() {
     let (created, m_seq) = f.publish(Some(f.user), created).await;
     let m_again = f.republish(&created).await;
     assert!(m_again > m_seq, "the copy is a new stream message");
-    let (started, s_seq) = f
-        .publish(
-            None,
-            Event::ResponseStarted {
-                response_id,
-                message_id,
-                model: "sim-1".into(),
-                attempt: 1,
-            },
-        )
-        .await;
+    let (started, s_seq) =
+        f.publish(None, Event::ResponseStarted { response_id, message_id, model: "sim-1".into(), attempt: 1 }).await;
     let s_again = f.republish(&started).await;
-    let completed = Event::ResponseCompleted {
-        response_id,
-        attempt: 1,
-        model: "sim-1".into(),
-        text: "hi!".into(),
-    };
+    let completed = Event::ResponseCompleted { response_id, attempt: 1, model: "sim-1".into(), text: "hi!".into() };
     let (completed, c_seq) = f.publish(None, completed).await;
     let c_again = f.republish(&completed).await;
     f.wait_applied(c_again).await;
 
-    assert_eq!(
-        f.count("SELECT count(*) FROM messages WHERE conversation_id = $1")
-            .await,
-        2
-    );
+    assert_eq!(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await, 2);
     let user_row = f.message(message_id).await.unwrap();
-    assert_eq!(
-        (user_row.seq, user_row.final_seq),
-        (m_seq, Some(m_seq)),
-        "the first copy wins"
-    );
+    assert_eq!((user_row.seq, user_row.final_seq), (m_seq, Some(m_seq)), "the first copy wins");
     let response = f.message(response_id).await.unwrap();
-    assert_eq!(
-        response.seq, s_seq,
-        "a repeated start keeps the first start seq"
-    );
+    assert_eq!(response.seq, s_seq, "a repeated start keeps the first start seq");
     assert!(s_again > s_seq);
     assert_eq!(response.status, "complete");
     assert_eq!(response.text, "hi!");
     assert!(response.final_seq >= Some(c_seq));
-    assert_eq!(
-        f.count("SELECT count(*) FROM audit_log WHERE conversation_id = $1")
-            .await,
-        2
-    );
+    assert_eq!(f.count("SELECT count(*) FROM audit_log WHERE conversation_id = $1").await, 2);
     assert_eq!(f.metric("relayhub_audit_events_duplicate_total").await, 3.0);
     assert_eq!(f.applied_seq().await, c_again);
 }
@@ -354,70 +258,38 @@ async fn responses_that_restart_or_stop_before_starting_end_in_the_right_state()
     // Stopped before any worker started it: the row is created finished, seq = final_seq.
     let (m1, r1, created) = message_created(f.user, "first");
     f.publish(Some(f.user), created).await;
-    let stopped = Event::ResponseStopped {
-        response_id: r1,
-        attempt: 1,
-        text: String::new(),
-        stopped_by: Some(f.user),
-    };
+    let stopped = Event::ResponseStopped { response_id: r1, attempt: 1, text: String::new(), stopped_by: Some(f.user) };
     let (_, stop_seq) = f.publish(Some(f.user), stopped).await;
 
     // Restarted after a worker crash: keeps the first start seq; the late end of attempt 1 does not finish it.
     let (m2, r2, created) = message_created(f.user, "second");
     f.publish(Some(f.user), created).await;
-    let start = |attempt| Event::ResponseStarted {
-        response_id: r2,
-        message_id: m2,
-        model: "sim-1".into(),
-        attempt,
-    };
+    let start = |attempt| Event::ResponseStarted { response_id: r2, message_id: m2, model: "sim-1".into(), attempt };
     let (_, first_start) = f.publish(None, start(1)).await;
     let (_, second_start) = f.publish(None, start(2)).await;
-    let late = Event::ResponseFailed {
-        response_id: r2,
-        attempt: 1,
-        error: "worker lost".into(),
-        text: "partial".into(),
-    };
+    let late =
+        Event::ResponseFailed { response_id: r2, attempt: 1, error: "worker lost".into(), text: "partial".into() };
     let (_, late_seq) = f.publish(None, late).await;
     f.wait_applied(late_seq).await;
     let restarted = f.message(r2).await.unwrap();
-    assert_eq!(
-        (restarted.status.as_str(), restarted.seq, restarted.attempt),
-        ("streaming", first_start, 2)
-    );
+    assert_eq!((restarted.status.as_str(), restarted.seq, restarted.attempt), ("streaming", first_start, 2));
     assert!(second_start > first_start);
     assert_eq!(f.history_seq().await, first_start - 1);
 
-    let done = Event::ResponseCompleted {
-        response_id: r2,
-        attempt: 2,
-        model: "sim-1".into(),
-        text: "full".into(),
-    };
+    let done = Event::ResponseCompleted { response_id: r2, attempt: 2, model: "sim-1".into(), text: "full".into() };
     let (_, done_seq) = f.publish(None, done).await;
     f.wait_applied(done_seq).await;
 
     let stopped_row = f.message(r1).await.expect("stopped response row");
     assert_eq!(stopped_row.role, "assistant");
     assert_eq!(
-        (
-            stopped_row.status.as_str(),
-            stopped_row.seq,
-            stopped_row.final_seq
-        ),
+        (stopped_row.status.as_str(), stopped_row.seq, stopped_row.final_seq),
         ("stopped", stop_seq, Some(stop_seq))
     );
     assert_eq!(stopped_row.reply_to, Some(m1));
     let finished = f.message(r2).await.unwrap();
-    assert_eq!(
-        (finished.status.as_str(), finished.text.as_str()),
-        ("complete", "full")
-    );
-    assert_eq!(
-        (finished.seq, finished.final_seq, finished.attempt),
-        (first_start, Some(done_seq), 2)
-    );
+    assert_eq!((finished.status.as_str(), finished.text.as_str()), ("complete", "full"));
+    assert_eq!((finished.seq, finished.final_seq, finished.attempt), (first_start, Some(done_seq), 2));
     assert_eq!(f.history_seq().await, done_seq);
 }
 
@@ -434,22 +306,12 @@ async fn a_killed_writer_resumes_in_order_without_loss_or_duplicates() {
         if i == BEFORE_KILL {
             // Crash the writer in the middle of the burst.
             let deadline = std::time::Instant::now() + WAIT;
-            while f
-                .count("SELECT count(*) FROM messages WHERE conversation_id = $1")
-                .await
-                < 20
-            {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the writer never started"
-                );
+            while f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await < 20 {
+                assert!(std::time::Instant::now() < deadline, "the writer never started");
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             f.audit.kill().await;
-            killed_at_rows = Some(
-                f.count("SELECT count(*) FROM messages WHERE conversation_id = $1")
-                    .await,
-            );
+            killed_at_rows = Some(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await);
             let info =
                 f.js.get_stream(rh_protocol::subjects::STREAM_CONV)
                     .await
@@ -457,10 +319,7 @@ async fn a_killed_writer_resumes_in_order_without_loss_or_duplicates() {
                     .consumer_info(rh_protocol::subjects::AUDIT_CONSUMER)
                     .await
                     .unwrap();
-            assert!(
-                info.num_ack_pending > 0,
-                "the killed writer held delivered, unacked events"
-            );
+            assert!(info.num_ack_pending > 0, "the killed writer held delivered, unacked events");
         }
         let (message_id, _, created) = message_created(f.user, &format!("message {i}"));
         ids.push(message_id);
@@ -472,10 +331,7 @@ async fn a_killed_writer_resumes_in_order_without_loss_or_duplicates() {
         seqs.push(ack.await.unwrap().sequence);
     }
     let killed_at_rows = killed_at_rows.unwrap();
-    assert!(
-        killed_at_rows < TOTAL as i64,
-        "killed mid-burst ({killed_at_rows} rows)"
-    );
+    assert!(killed_at_rows < TOTAL as i64, "killed mid-burst ({killed_at_rows} rows)");
     let last_seq = *seqs.last().unwrap();
 
     // Restart. Events the dead process held unacked are delivered again at once (not after ack_wait) and
@@ -484,9 +340,8 @@ async fn a_killed_writer_resumes_in_order_without_loss_or_duplicates() {
     f.audit = f.audit.respawn().await.unwrap();
     let seqs_for_check = seqs.clone();
     eventually(Duration::from_secs(25), "all 300 messages after the restart", || async {
-        let row = f
-            .pg
-            .query_one(
+        let row =
+            f.pg.query_one(
                 "SELECT c.applied_seq, \
                    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.seq <= c.applied_seq), \
                    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) \
@@ -502,20 +357,13 @@ async fn a_killed_writer_resumes_in_order_without_loss_or_duplicates() {
     })
     .await
     .unwrap();
-    assert!(
-        restarted.elapsed() < Duration::from_secs(20),
-        "recovery did not wait for ack_wait"
-    );
+    assert!(restarted.elapsed() < Duration::from_secs(20), "recovery did not wait for ack_wait");
 
     for (id, seq) in ids.iter().zip(&seqs) {
         let row = f.message(*id).await.expect("every message is written");
         assert_eq!((row.seq, row.final_seq), (*seq, Some(*seq)));
     }
-    assert_eq!(
-        f.count("SELECT count(DISTINCT seq) FROM messages WHERE conversation_id = $1")
-            .await,
-        TOTAL as i64
-    );
+    assert_eq!(f.count("SELECT count(DISTINCT seq) FROM messages WHERE conversation_id = $1").await, TOTAL as i64);
     assert_eq!(
         f.count("SELECT count(*) FROM audit_log WHERE conversation_id = $1 AND action = 'message.created'").await,
         TOTAL as i64
@@ -540,16 +388,11 @@ async fn audit_log_records_who_did_what_and_never_the_content() {
         system_prompt: Some(format!("you know the {secret}")),
     };
     let attachment_id = Uuid::new_v4();
-    let (message_id, response_id, created) =
-        message_created(f.user, &format!("tell me the {secret}"));
+    let (message_id, response_id, created) = message_created(f.user, &format!("tell me the {secret}"));
     let events: Vec<(Option<Uuid>, Event)> = vec![
         (
             Some(f.user),
-            Event::ConversationCreated {
-                owner_id: f.user,
-                title: "Plans".into(),
-                settings: settings("sim-1"),
-            },
+            Event::ConversationCreated { owner_id: f.user, title: "Plans".into(), settings: settings("sim-1") },
         ),
         (
             Some(f.user),
@@ -560,13 +403,7 @@ async fn audit_log_records_who_did_what_and_never_the_content() {
                 permission: Permission::View,
             },
         ),
-        (
-            Some(f.user),
-            Event::ParticipantChanged {
-                user_id: ben,
-                permission: Permission::Respond,
-            },
-        ),
+        (Some(f.user), Event::ParticipantChanged { user_id: ben, permission: Permission::Respond }),
         (
             Some(f.user),
             Event::SettingsChanged {
@@ -587,15 +424,7 @@ async fn audit_log_records_who_did_what_and_never_the_content() {
             },
         ),
         (Some(f.user), created),
-        (
-            None,
-            Event::ResponseStarted {
-                response_id,
-                message_id,
-                model: "sim-2".into(),
-                attempt: 1,
-            },
-        ),
+        (None, Event::ResponseStarted { response_id, message_id, model: "sim-2".into(), attempt: 1 }),
         (
             None,
             Event::ResponseCompleted {
@@ -643,94 +472,47 @@ async fn audit_log_records_who_did_what_and_never_the_content() {
     for row in &rows {
         let detail: String = row.get(4);
         assert_eq!(row.get::<_, Uuid>(1), f.org);
-        assert!(
-            !detail.contains(secret),
-            "audit detail leaks content: {detail}"
-        );
-        assert!(
-            event_ids.contains(&row.get::<_, Uuid>(0)),
-            "audit id is the event id"
-        );
+        assert!(!detail.contains(secret), "audit detail leaks content: {detail}");
+        assert!(event_ids.contains(&row.get::<_, Uuid>(0)), "audit id is the event id");
     }
-    let detail = |i: usize| -> serde_json::Value {
-        serde_json::from_str(&rows[i].get::<_, String>(4)).unwrap()
-    };
-    assert_eq!(
-        rows[1].get::<_, Option<Uuid>>(2),
-        Some(f.user),
-        "who shared"
-    );
+    let detail = |i: usize| -> serde_json::Value { serde_json::from_str(&rows[i].get::<_, String>(4)).unwrap() };
+    assert_eq!(rows[1].get::<_, Option<Uuid>>(2), Some(f.user), "who shared");
     assert_eq!(detail(1)["user_id"], ben.to_string());
     assert_eq!(detail(1)["permission"], "view");
     assert_eq!(detail(2)["permission"], "respond");
     assert_eq!(detail(3)["model"], "sim-2");
-    assert_eq!(
-        detail(3)["changed"],
-        serde_json::json!(["model", "system_prompt"])
-    );
+    assert_eq!(detail(3)["changed"], serde_json::json!(["model", "system_prompt"]));
     assert_eq!(detail(4)["filename"], "plan.pdf");
     assert_eq!(detail(4)["size"], 1234);
     assert_eq!(detail(5)["message_id"], message_id.to_string());
-    assert_eq!(
-        detail(5)["chars"],
-        format!("tell me the {secret}").chars().count()
-    );
+    assert_eq!(detail(5)["chars"], format!("tell me the {secret}").chars().count());
     assert_eq!(detail(6)["status"], "complete");
     assert_eq!(detail(7)["user_id"], ben.to_string());
-    assert_eq!(
-        rows[7].get::<_, Option<Uuid>>(2),
-        Some(f.user),
-        "who revoked"
-    );
+    assert_eq!(rows[7].get::<_, Option<Uuid>>(2), Some(f.user), "who revoked");
     // The transcript itself keeps the text (it is the system of record); only the audit log must not.
-    assert_eq!(
-        f.message(response_id).await.unwrap().text,
-        format!("the {secret} is safe")
-    );
+    assert_eq!(f.message(response_id).await.unwrap().text, format!("the {secret} is safe"));
 }
 
 #[tokio::test]
 async fn poison_and_unknown_conversation_events_are_skipped_and_later_events_apply() {
     let f = Fixture::start().await;
     let subject = rh_protocol::subjects::conv_event(f.conv);
-    f.js.publish(subject.clone(), "not json {".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    f.js.publish(subject, r#"{"type":"message.exploded"}"#.into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let stranger = Envelope::new(
-        Uuid::new_v4(),
-        Some(f.user),
-        message_created(f.user, "lost").2,
-    );
+    f.js.publish(subject.clone(), "not json {".into()).await.unwrap().await.unwrap();
+    f.js.publish(subject, r#"{"type":"message.exploded"}"#.into()).await.unwrap().await.unwrap();
+    let stranger = Envelope::new(Uuid::new_v4(), Some(f.user), message_created(f.user, "lost").2);
     rh_bus::publish_event_acked(&f.js, &stranger).await.unwrap();
 
     let (message_id, _, created) = message_created(f.user, "after the poison");
     let (_, seq) = f.publish(Some(f.user), created).await;
     f.wait_applied(seq).await;
-    assert_eq!(
-        f.message(message_id).await.unwrap().text,
-        "after the poison"
-    );
-    assert_eq!(
-        f.metric(r#"relayhub_audit_errors_total{kind="poison"}"#)
-            .await,
-        2.0
-    );
+    assert_eq!(f.message(message_id).await.unwrap().text, "after the poison");
+    assert_eq!(f.metric(r#"relayhub_audit_errors_total{kind="poison"}"#).await, 2.0);
     assert_eq!(f.metric("relayhub_audit_events_skipped_total").await, 1.0);
     let stranger_rows: i64 =
-        f.pg.query_one(
-            "SELECT count(*) FROM messages WHERE conversation_id = $1",
-            &[&stranger.conversation_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        f.pg.query_one("SELECT count(*) FROM messages WHERE conversation_id = $1", &[&stranger.conversation_id])
+            .await
+            .unwrap()
+            .get(0);
     assert_eq!(stranger_rows, 0);
 }
 
@@ -740,32 +522,14 @@ async fn a_database_outage_delays_events_but_loses_none() {
     let (first, _, created) = message_created(f.user, "before");
     let (_, seq) = f.publish(Some(f.user), created).await;
     f.wait_applied(seq).await;
-    eventually(WAIT, "ready", || async {
-        (http_get(&f.audit, "/readyz").await.0 == 200).then_some(())
-    })
-    .await
-    .unwrap();
+    eventually(WAIT, "ready", || async { (http_get(&f.audit, "/readyz").await.0 == 200).then_some(()) }).await.unwrap();
 
     // Take the database away from the writer: no new connections, its connections terminated (not ours).
-    let db_name: String =
-        f.pg.query_one("SELECT current_database()", &[])
-            .await
-            .unwrap()
-            .get(0);
-    let own_pid: i32 =
-        f.pg.query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .unwrap()
-            .get(0);
-    let (admin, connection) =
-        tokio_postgres::connect(&admin_url(f.db.url()), tokio_postgres::NoTls)
-            .await
-            .unwrap();
+    let db_name: String = f.pg.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
+    let own_pid: i32 = f.pg.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let (admin, connection) = tokio_postgres::connect(&admin_url(f.db.url()), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false"))
-        .await
-        .unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false")).await.unwrap();
     admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2",
@@ -786,39 +550,25 @@ async fn a_database_outage_delays_events_but_loses_none() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        f.count("SELECT count(*) FROM messages WHERE conversation_id = $1")
-            .await,
-        1
-    );
+    assert_eq!(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await, 1);
     assert!(f.metric(r#"relayhub_audit_errors_total{kind="db"}"#).await >= 1.0);
 
-    admin
-        .batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS true"))
-        .await
-        .unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS true")).await.unwrap();
     let (last, _, created) = message_created(f.user, "after");
     let (_, last_seq) = f.publish(Some(f.user), created).await;
     f.wait_applied(last_seq).await;
     for id in during.iter().chain([&first, &last]) {
-        assert!(
-            f.message(*id).await.is_some(),
-            "message {id} written after the outage"
-        );
+        assert!(f.message(*id).await.is_some(), "message {id} written after the outage");
     }
-    eventually(WAIT, "ready again", || async {
-        (http_get(&f.audit, "/readyz").await.0 == 200).then_some(())
-    })
-    .await
-    .unwrap();
+    eventually(WAIT, "ready again", || async { (http_get(&f.audit, "/readyz").await.0 == 200).then_some(()) })
+        .await
+        .unwrap();
     let _ = &f.nats;
 }
 
 /// The URL of the server's `postgres` database, from a test database's URL.
 fn admin_url(db_url: &str) -> String {
-    let (base, query) = db_url
-        .split_once('?')
-        .map_or((db_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = db_url.split_once('?').map_or((db_url, None), |(b, q)| (b, Some(q)));
     let (server, _) = base.rsplit_once('/').expect("database url has a path");
     match query {
         Some(q) => format!("{server}/postgres?{q}"),
@@ -837,10 +587,7 @@ async fn sigterm_finishes_the_work_and_leaves_nothing_unacked() {
     f.wait_applied(last).await;
     let asked = std::time::Instant::now();
     f.audit.terminate(Duration::from_secs(10)).await;
-    assert!(
-        asked.elapsed() < Duration::from_secs(5),
-        "exited on SIGTERM without being killed"
-    );
+    assert!(asked.elapsed() < Duration::from_secs(5), "exited on SIGTERM without being killed");
     let info =
         f.js.get_stream(rh_protocol::subjects::STREAM_CONV)
             .await
@@ -848,16 +595,9 @@ async fn sigterm_finishes_the_work_and_leaves_nothing_unacked() {
             .consumer_info(rh_protocol::subjects::AUDIT_CONSUMER)
             .await
             .unwrap();
-    assert_eq!(
-        info.num_ack_pending, 0,
-        "every written event was acked before exit"
-    );
+    assert_eq!(info.num_ack_pending, 0, "every written event was acked before exit");
     assert_eq!(info.num_pending, 0);
-    assert_eq!(
-        f.count("SELECT count(*) FROM messages WHERE conversation_id = $1")
-            .await,
-        50
-    );
+    assert_eq!(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await, 50);
 }
 
 /// Two responses interleave (two people asked at nearly the same time): A starts, B starts, A ends, B streams on.
@@ -868,17 +608,22 @@ async fn interleaved_responses_keep_history_a_clean_prefix_of_the_stream() {
     let f = Fixture::start().await;
     let (ma, ra, created_a) = message_created(f.user, "first question");
     let (_, ma_seq) = f.publish(Some(f.user), created_a).await;
-    let (_, sa_seq) =
-        f.publish(None, Event::ResponseStarted { response_id: ra, message_id: ma, model: "sim-1".into(), attempt: 1 }).await;
+    let (_, sa_seq) = f
+        .publish(None, Event::ResponseStarted { response_id: ra, message_id: ma, model: "sim-1".into(), attempt: 1 })
+        .await;
     let (mb, rb, mut created_b) = message_created(f.user, "second question");
     if let Event::MessageCreated { client_msg_id, .. } = &mut created_b {
         *client_msg_id = Some("c-2".into());
     }
     let (_, mb_seq) = f.publish(Some(f.user), created_b).await;
-    let (_, sb_seq) =
-        f.publish(None, Event::ResponseStarted { response_id: rb, message_id: mb, model: "sim-1".into(), attempt: 1 }).await;
+    let (_, sb_seq) = f
+        .publish(None, Event::ResponseStarted { response_id: rb, message_id: mb, model: "sim-1".into(), attempt: 1 })
+        .await;
     let (_, ca_seq) = f
-        .publish(None, Event::ResponseCompleted { response_id: ra, attempt: 1, model: "sim-1".into(), text: "A".into() })
+        .publish(
+            None,
+            Event::ResponseCompleted { response_id: ra, attempt: 1, model: "sim-1".into(), text: "A".into() },
+        )
         .await;
     f.wait_applied(ca_seq).await;
     assert!(ma_seq < sa_seq && sa_seq < mb_seq && mb_seq < sb_seq && sb_seq < ca_seq);
@@ -891,7 +636,10 @@ async fn interleaved_responses_keep_history_a_clean_prefix_of_the_stream() {
 
     // Once B ends, everything is history.
     let (_, cb_seq) = f
-        .publish(None, Event::ResponseCompleted { response_id: rb, attempt: 1, model: "sim-1".into(), text: "B".into() })
+        .publish(
+            None,
+            Event::ResponseCompleted { response_id: rb, attempt: 1, model: "sim-1".into(), text: "B".into() },
+        )
         .await;
     f.wait_applied(cb_seq).await;
     let h = f.history().await;
