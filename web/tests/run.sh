@@ -11,44 +11,30 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 
-say() { printf '\033[1;34m[web-e2e]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[web-e2e]\033[0m %s\n' "$*" >&2; exit 1; }
+# scripts/lib.sh: log/die, apt_install, and (for the private stack below) PostgreSQL and nats-server set-up.
+source "$ROOT/scripts/lib.sh"
 
-APT_UPDATED=0
-apt_get_install() {
-  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
-  [ "$(id -u)" = 0 ] || die "need root to apt-get install $* (or install it yourself)"
-  if [ "$APT_UPDATED" = 0 ]; then
-    say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    APT_UPDATED=1
-  fi
-  say "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
-command -v node >/dev/null && command -v npm >/dev/null || apt_get_install nodejs npm
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || die "node >= 18 needed, found $(node --version)"
 export RH_CHROMIUM="${RH_CHROMIUM:-/usr/bin/chromium}"
-[ -x "$RH_CHROMIUM" ] || apt_get_install chromium fonts-dejavu-core
+[ -x "$RH_CHROMIUM" ] || apt_install chromium fonts-dejavu-core
 [ -x "$RH_CHROMIUM" ] || die "chromium not found at $RH_CHROMIUM"
 
-say "npm ci (playwright-core, pinned)"
+log "npm ci (playwright-core, pinned)"
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 export RH_ARTIFACTS_DIR="${RH_ARTIFACTS_DIR:-$ROOT/target/web-artifacts}"
 mkdir -p "$RH_ARTIFACTS_DIR"
 
 if [ -n "${RH_APP_URL:-}" ]; then
-  say "testing the running stack at $RH_APP_URL"
+  log "testing the running stack at $RH_APP_URL"
   exec node "$HERE/e2e.mjs"
 fi
 
 # ---------------------------------------------------------------- a private stack
 # scripts/lib.sh installs PostgreSQL and nats-server when missing and starts private instances on free ports.
-source "$ROOT/scripts/lib.sh"
 ensure_tools
-say "building api, edge, worker, audit"
+log "building api, edge, worker, audit"
 cargo build --bin api --bin edge --bin worker --bin audit
 
 STACK="$ROOT/target/web-e2e"
@@ -101,13 +87,13 @@ start_service api
 start_service edge
 start_service audit
 start_service worker
-say "stack up: api http://127.0.0.1:$API_PORT (logs in $STACK/logs)"
+log "stack up: api http://127.0.0.1:$API_PORT (logs in $STACK/logs)"
 
 export RH_APP_URL="http://127.0.0.1:$API_PORT"
 status=0
 node "$HERE/e2e.mjs" || status=$?
 if [ "$status" != 0 ]; then
   rm -rf "$RH_ARTIFACTS_DIR/stack-logs" && cp -r "$STACK/logs" "$RH_ARTIFACTS_DIR/stack-logs" || true
-  say "failed; service logs copied to $RH_ARTIFACTS_DIR/stack-logs"
+  log "failed; service logs copied to $RH_ARTIFACTS_DIR/stack-logs"
 fi
 exit "$status"
