@@ -60,8 +60,25 @@ export class RealtimeSocket {
   }
 
   /** Drops the connection as a network failure would (used by tests and by the liveness check). */
+  /**
+   * Gives up on the current socket at once. Used when it went silent (no pong) or the network is gone: then the
+   * close handshake cannot complete and the browser would report the close only much later, so waiting for
+   * `onclose` would leave the page showing "online" on a dead socket. The old socket is detached first, so
+   * nothing it still delivers or reports is acted on.
+   */
   drop() {
-    if (this.ws) this.ws.close(4000, 'dropped');
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    this.clearTimers();
+    ws.onmessage = null;
+    ws.onclose = null;
+    try {
+      ws.close(4000, 'dropped');
+    } catch {
+      /* already closing */
+    }
+    this.scheduleRetry(true);
   }
 
   reconnectNow() {
