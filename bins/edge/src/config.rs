@@ -5,7 +5,7 @@ use rh_auth::Secret;
 use std::net::SocketAddr;
 
 /// RelayHub edge: the WebSocket front door. Authenticates sockets by JWT, subscribes them to conversations
-/// (replay from JetStream, then live), fans events out, tracks presence and ends revoked subscriptions.
+/// (catch-up from memory or JetStream, then live), fans events out, tracks presence and ends revoked subscriptions.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "edge", version, about)]
 pub struct Config {
@@ -30,6 +30,15 @@ pub struct Config {
     /// (it resubscribes with its last `seq`). At 50 deltas/s, 512 is about ten seconds of lag.
     #[arg(long, env = "RH_EDGE_SOCKET_QUEUE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=65536))]
     pub socket_queue: u32,
+
+    /// Bytes of recent events each followed conversation keeps in memory, so that subscribers behind the live
+    /// position (late joiners, reconnects) catch up from memory instead of from JetStream (see `feed`).
+    #[arg(long, env = "RH_EDGE_FEED_TAIL_BYTES", default_value_t = 1 << 20)]
+    pub feed_tail_bytes: usize,
+
+    /// Seconds an event stays in a conversation's in-memory tail (older ones are in the api's HTTP history).
+    #[arg(long, env = "RH_EDGE_FEED_TAIL_SECS", default_value_t = 300)]
+    pub feed_tail_secs: u64,
 
     /// How long (ms) a presence announcement of this node stays valid; it is repeated every half of it.
     #[arg(long, env = "RH_EDGE_PRESENCE_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(200..))]

@@ -7,7 +7,10 @@
 //! | [`connection`] | one socket: a reader task applying commands and a writer task draining its bounded queue |
 //! | [`conn`] | a socket's shared handle: user, outbound queue (overflow closes it as `lagged`), subscriptions |
 //! | [`cmd`] | one file per client command: `subscribe`, `unsubscribe`, `send_message`, `stop`, `ping` |
-//! | [`hub`] | one JetStream ordered consumer per conversation per process, fan-out, replay → live hand-off, revocation |
+//! | [`tap`] | ONE JetStream ordered consumer per process over every conversation, routing events to feeds |
+//! | [`hub`] | the followed conversations and their subscriptions: join, catch-up → live hand-off, revocation |
+//! | [`feed`] | one followed conversation: fan-out (an event's frame built once for all sockets), in-memory tail |
+//! | [`catch_up`] | a subscriber behind the live position: from the tail, or JetStream for what is older |
 //! | [`sidebar`] | `rh.user.*.inbox` (one wildcard subscription per process) → `sidebar` frames of local users |
 //! | [`presence`] | per-node viewer announcements on `rh.presence.<conv>`, merged across nodes → `presence` frames |
 //! | [`metrics`] | Prometheus metrics (`relayhub_edge_*`) |
@@ -23,15 +26,18 @@
 //! withdraws this node's viewers; (4) we wait up to `--shutdown-grace-secs` for all sockets to close (their
 //! connection permits to come back), then drain the NATS connection and exit.
 
+pub mod catch_up;
 pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod connection;
+pub mod feed;
 pub mod hub;
 pub mod metrics;
 pub mod presence;
 pub mod server;
 pub mod sidebar;
+pub mod tap;
 
 pub use config::Config;
 
@@ -48,6 +54,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The conversation stream (created if this is the first binary up) and its last seq, where the tap starts.
+async fn conversation_stream(
+    js: &async_nats::jetstream::Context,
+) -> anyhow::Result<(async_nats::jetstream::stream::Stream<()>, u64)> {
+    rh_bus::Topology::default().ensure(js).await.context("creating the NATS streams")?;
+    let mut stream = js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
+    let position = stream.info().await.context("reading the conversation stream's state")?.state.last_sequence;
+    let stream = js.get_stream_no_info(rh_protocol::subjects::STREAM_CONV).await?;
+    Ok((stream, position))
+}
+
 /// Runs the edge until `shutdown` is cancelled (see the crate docs for the shutdown sequence).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let health = Health::new("edge");
@@ -61,8 +78,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         c = rh_bus::connect(&config.nats_url, "edge") => c,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    let js = async_nats::jetstream::new(nats.clone());
+    let (stream, position) = tokio::select! {
+        r = conversation_stream(&js) => r?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
     let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
-    let hub = Arc::new(hub::Hub::new(config, nats.clone(), metrics, shutdown.clone(), presence_tx));
+    let hub = Arc::new(hub::Hub::new(config, nats.clone(), stream, position, metrics, shutdown.clone(), presence_tx));
+    let tap = tokio::spawn(tap::run(hub.clone(), health.clone()));
     let presence = presence::start(hub.clone(), presence_rx).await.context("subscribing to presence")?;
     let presence = tokio::spawn(presence);
     let inboxes = sidebar::start(hub.clone()).await.context("subscribing to the user inboxes")?;
@@ -74,7 +97,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let limiter = Arc::new(Semaphore::new(max_connections));
     let app = server::App { hub: hub.clone(), keys, limiter: limiter.clone() };
-    health.set_ready(true);
+    // Ready once the tap's consumer exists (the tap sets it, and clears it while it cannot follow the stream).
     let stop_accepting = {
         let shutdown = shutdown.clone();
         let health = health.clone();
@@ -94,6 +117,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), presence).await;
+    tap.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), nats.drain()).await;
     tracing::info!("edge stopped");
     Ok(())

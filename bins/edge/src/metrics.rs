@@ -11,7 +11,7 @@ pub struct Metrics {
     pub connections_refused: IntCounter,
     /// Subscriptions (socket × conversation) joined to a feed, replaying or live.
     pub subscriptions: IntGauge,
-    /// Conversations with a JetStream feed in this process (one ordered consumer each).
+    /// Conversations followed by this process (each with local subscribers).
     pub feeds: IntGauge,
     /// Frames written to sockets.
     pub frames_out: IntCounter,
@@ -19,20 +19,22 @@ pub struct Metrics {
     pub slow_consumers_dropped: IntCounter,
     /// Client frames refused, by error code.
     pub frames_refused: IntCounterVec,
-    /// From subscribe to live (replay of what the client missed), seconds.
-    pub replay_seconds: Histogram,
-    /// Events received from JetStream feeds.
+    /// From subscribe to live (catch-up of what the client missed), seconds.
+    pub catch_up_seconds: Histogram,
+    /// Events sent to catching-up subscribers, by source: `memory` (a feed's tail) or `stream` (JetStream).
+    pub catch_up_events: IntCounterVec,
+    /// Events received by the tap (every conversation's, followed here or not).
     pub events_in: IntCounter,
 }
 
 impl Metrics {
     pub fn new(health: &Health) -> Self {
-        Metrics {
+        let metrics = Metrics {
             connections: health.int_gauge("connections", "Open WebSocket connections"),
             connections_refused: health
                 .int_counter("connections_refused_total", "Upgrades refused at the connection limit"),
             subscriptions: health.int_gauge("subscriptions", "Socket subscriptions to conversations"),
-            feeds: health.int_gauge("feeds", "Conversations followed from JetStream by this process"),
+            feeds: health.int_gauge("feeds", "Conversations followed by this process"),
             frames_out: health.int_counter("frames_out_total", "Frames written to sockets"),
             slow_consumers_dropped: health
                 .int_counter("slow_consumers_dropped_total", "Sockets closed because they fell too far behind"),
@@ -41,12 +43,21 @@ impl Metrics {
                 "Client frames answered with an error frame",
                 &["code"],
             ),
-            replay_seconds: health.histogram(
-                "replay_seconds",
+            catch_up_seconds: health.histogram(
+                "catch_up_seconds",
                 "Time from subscribe to live",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             ),
-            events_in: health.int_counter("events_in_total", "Conversation events received from JetStream"),
+            catch_up_events: health.int_counter_vec(
+                "catch_up_events_total",
+                "Events sent to subscribers catching up, by source (memory: a feed's tail; stream: JetStream)",
+                &["source"],
+            ),
+            events_in: health.int_counter("events_in_total", "Conversation events received by the tap"),
+        };
+        for source in ["memory", "stream"] {
+            metrics.catch_up_events.with_label_values(&[source]);
         }
+        metrics
     }
 }

@@ -1,6 +1,6 @@
 //! `subscribe {conversation_id, after_seq?}`: asks the api whether the user may see the conversation
 //! (`rh.api.access`), answers `subscribed {conversation_id, permission, seq}` (seq = `after_seq`, or the
-//! `history_seq` the api reports), then replays what the client missed and continues live (see [`crate::hub`]).
+//! `history_seq` the api reports), then catches the client up on what it missed and continues live (see [`crate::hub`]).
 //! A refusal is an `error` frame (`not_found` / `forbidden`) with `ref` = the conversation id.
 //!
 //! Subscribing again to a conversation the socket already follows replaces the old subscription.
@@ -85,12 +85,12 @@ impl Subscribe {
         match hub.join(conn, conv, generation, after_seq, &grant) {
             Joined::Gone => {}
             Joined::Live => {
-                hub.metrics.replay_seconds.observe(started.elapsed().as_secs_f64());
+                hub.metrics.catch_up_seconds.observe(started.elapsed().as_secs_f64());
                 hub.presence_touch(conv, Some(conn.clone()));
             }
-            Joined::Replay { feed, joined_at } => {
+            Joined::CatchUp { feed, joined_at } => {
                 hub.presence_touch(conv, Some(conn.clone()));
-                hub.replay(feed, conn, conv, generation, after_seq, grant.history_seq, joined_at, cancel).await;
+                hub.catch_up(feed, conn, generation, after_seq, grant.history_seq, joined_at, cancel, started).await;
             }
         }
     }

@@ -4,6 +4,7 @@
 //! `cargo test -p edge` builds `target/debug/edge` before running these.
 
 mod access;
+mod catch_up;
 mod helpers;
 mod ops;
 mod presence;

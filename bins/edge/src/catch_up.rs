@@ -1,0 +1,205 @@
+//! Catch-up: sending a subscriber behind the live position what it missed, `(after_seq, feed.last_seq]`, then
+//! turning it live (see [`crate::hub`] for the hand-over rule).
+//!
+//! - From the feed's in-memory tail when the position is inside it: a late joiner of a streaming response, or a
+//!   socket reconnecting with its last `seq`, costs the broker nothing and is served in batches as large as the
+//!   socket's queue has room for, under the feed's lock.
+//! - What is older than the tail is read from JetStream, one "next message of `rh.conv.<id>.*` from seq"
+//!   request per event (`$JS.API.STREAM.MSG.GET` with `next_by_subj`). No consumer is created, so any number of
+//!   sockets can catch up at once without the broker's consumer bookkeeping (the first design's replay consumer
+//!   per socket hit nats-server's consumer limit). The request goes to the stream leader, never to a replica that
+//!   could be behind (a direct get may be answered by one). What was read is prepended to the tail, so the next
+//!   subscriber from that position catches up from memory: typically the first subscriber of a conversation on
+//!   this node reads `(history_seq, tap position]` (usually one request that finds nothing) and everyone after
+//!   it is served from memory.
+
+use crate::conn::Conn;
+use crate::feed::{Decoded, Effect, Feed};
+use crate::hub::Hub;
+use crate::lock;
+use anyhow::Context as _;
+use async_nats::jetstream::stream::RawMessageErrorKind;
+use rh_protocol::frame::ErrorCode;
+use rh_protocol::{ServerFrame, subjects};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// One catching-up subscription.
+struct CatchUp<'a> {
+    hub: &'a Hub,
+    feed: &'a Feed,
+    conn: &'a Arc<Conn>,
+    generation: u64,
+    /// Access events above it were not reflected in the grant...
+    grant_seq: u64,
+    /// ...and those up to here predate the join, so the catch-up applies them (the feed applies later ones).
+    joined_at: u64,
+    /// Frames left free in the socket's queue for control frames (presence, errors) while catching up.
+    reserve: usize,
+}
+
+enum Step {
+    /// Send these from the tail.
+    Memory(Vec<Decoded>),
+    /// Read `(pos, until]` from JetStream: older than the tail.
+    Stream { until: u64 },
+}
+
+impl Hub {
+    /// Catches a subscription up from `after_seq`, then turns it live. Runs in the subscribe command's task; ends
+    /// early when the subscription or the socket ends. On a broker error the subscription ends with an
+    /// `unavailable` error frame (the client subscribes again with its last seq).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn catch_up(
+        &self,
+        feed: Arc<Feed>,
+        conn: &Arc<Conn>,
+        generation: u64,
+        after_seq: u64,
+        grant_seq: u64,
+        joined_at: u64,
+        cancel: CancellationToken,
+        started: Instant,
+    ) {
+        let conversation = feed.conversation;
+        let reserve = (self.config.socket_queue as usize / 4).max(4);
+        let job = CatchUp { hub: self, feed: &feed, conn, generation, grant_seq, joined_at, reserve };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => Ok(false),
+            _ = conn.closed().cancelled() => Ok(false),
+            r = job.run(after_seq) => r,
+        };
+        match result {
+            Ok(true) => self.metrics.catch_up_seconds.observe(started.elapsed().as_secs_f64()),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(%conversation, error = %format!("{e:#}"), "catch-up failed");
+                if self.end_subscription(conn, conversation, Some(generation)) {
+                    let _ = conn.send_frame(&ServerFrame::error(
+                        ErrorCode::Unavailable,
+                        "could not catch up on this conversation; subscribe again with your last seq",
+                        Some(conversation.to_string()),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl CatchUp<'_> {
+    fn conversation(&self) -> Uuid {
+        self.feed.conversation
+    }
+
+    /// `Ok(true)` once live, `Ok(false)` if the subscription ended.
+    async fn run(&self, after_seq: u64) -> anyhow::Result<bool> {
+        let mut pos = after_seq;
+        loop {
+            let Some(room) = self.room().await else { return Ok(false) };
+            let step = {
+                let mut st = lock(&self.feed.state);
+                if st.closed {
+                    return Ok(false);
+                }
+                let (last_seq, floor) = (st.last_seq, st.tail.floor());
+                match st.entries.get_mut(&self.conn.id) {
+                    Some(e) if e.generation == self.generation => {
+                        if pos >= last_seq {
+                            e.live = true;
+                            e.last_seq = pos;
+                            return Ok(true);
+                        }
+                    }
+                    _ => return Ok(false),
+                }
+                if pos < floor { Step::Stream { until: floor } } else { Step::Memory(st.tail.after(pos, room)) }
+            };
+            match step {
+                Step::Memory(batch) => {
+                    self.hub.metrics.catch_up_events.with_label_values(&["memory"]).inc_by(batch.len() as u64);
+                    for d in &batch {
+                        if !self.send(d) {
+                            return Ok(false);
+                        }
+                        pos = d.seq;
+                    }
+                }
+                Step::Stream { until } => match self.read_stream(pos, until).await? {
+                    Some(reached) => pos = reached,
+                    None => return Ok(false),
+                },
+            }
+        }
+    }
+
+    /// Free frames in the socket's queue beyond the reserve, once there are some; `None` if the socket closed.
+    async fn room(&self) -> Option<usize> {
+        loop {
+            if self.conn.is_closed() {
+                return None;
+            }
+            let room = self.conn.queue_room().saturating_sub(self.reserve);
+            if room > 0 {
+                return Some(room);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Sends one missed event and applies its access effect if it predates the join. False: the subscription ended.
+    fn send(&self, d: &Decoded) -> bool {
+        if self.conn.send(d.frame.clone()).is_err() {
+            return false;
+        }
+        if let Some(effect) = d.effect
+            && d.seq > self.grant_seq
+            && d.seq <= self.joined_at
+            && effect.affects(self.conn.user.id)
+        {
+            self.hub.apply(effect, self.conn, self.conversation(), self.generation);
+            if matches!(effect, Effect::Revoke(_)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends the conversation's events in `(from, until]` from JetStream and prepends them to the tail. Returns
+    /// `until`, or `None` if the subscription ended.
+    async fn read_stream(&self, from: u64, until: u64) -> anyhow::Result<Option<u64>> {
+        let filter = subjects::conv_all(self.conversation());
+        let max_bytes = lock(&self.feed.state).tail.max_bytes();
+        let (mut read, mut read_bytes) = (Vec::new(), 0usize);
+        let mut pos = from;
+        loop {
+            let request = self.hub.stream.raw_message_builder().sequence(pos + 1).next_by_subject(filter.clone());
+            let msg = match request.send().await {
+                Ok(msg) if msg.sequence <= until => msg,
+                Ok(_) => break,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
+                Err(e) => return Err(e).context("reading the conversation from the stream"),
+            };
+            pos = msg.sequence;
+            self.hub.metrics.catch_up_events.with_label_values(&["stream"]).inc();
+            let Some(d) = Decoded::new(self.conversation(), msg.sequence, msg.subject.as_str(), &msg.payload) else {
+                continue;
+            };
+            if self.room().await.is_none() || !self.send(&d) {
+                return Ok(None);
+            }
+            read_bytes += d.size();
+            if read_bytes <= max_bytes {
+                read.push(d);
+            }
+        }
+        if read_bytes <= max_bytes {
+            let mut st = lock(&self.feed.state);
+            if st.tail.floor() == until {
+                st.tail.prepend(from, read);
+            }
+        }
+        Ok(Some(until))
+    }
+}

@@ -1,0 +1,122 @@
+//! Catching up: late joiners from a feed's in-memory tail, positions older than the tail from JetStream, and never a
+//! JetStream consumer per socket or per conversation.
+
+use crate::helpers::*;
+use rh_protocol::{Event, Permission};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiners_of_a_streaming_response_catch_up_from_memory() -> anyhow::Result<()> {
+    let env = Env::start(1).await?;
+    let ada = env.user("Ada")?;
+    let ben = env.user("Ben")?;
+    let conv = env.conversation(&ada).await?;
+    env.grant(conv, &ben, Permission::View);
+    // The history the web client loads covers `conversation.created`.
+    let before = env.published_after(conv, 0)[0];
+
+    // Ada watches from the start; the response streams while twenty of Ben's tabs join it halfway.
+    let mut ada_ws = env.connect(0, &ada).await?;
+    subscribe(&mut ada_ws, conv, None).await?;
+    let streaming = env.stream_deltas(conv, 200, Duration::from_millis(2));
+    rh_testkit::eventually(WAIT, "a hundred deltas out", || async {
+        (env.published_after(conv, before).len() >= 100).then_some(())
+    })
+    .await?;
+    let stream_reads = env.metric(0, r#"catch_up_events_total{source="stream"}"#).await?;
+    let mut late = Vec::new();
+    for _ in 0..20 {
+        let mut ws = env.connect(0, &ben).await?;
+        // Like the web client: the position its HTTP history covers.
+        let (_, seq) = subscribe(&mut ws, conv, None).await?;
+        assert_eq!(seq, before);
+        late.push(ws);
+    }
+    let seqs = streaming.await??;
+    let last = *seqs.last().unwrap_or(&0);
+    let want = env.published_after(conv, before);
+    for ws in &mut late {
+        let mut got = Received::default();
+        read_until_seq(ws, conv, last, &mut got).await?;
+        assert_gapless(&got.seqs(), &want);
+    }
+    let mut got = Received::default();
+    read_until_seq(&mut ada_ws, conv, last, &mut got).await?;
+    assert_gapless(&got.seqs(), &want);
+
+    // Everything the late joiners missed came from the feed's memory, none from JetStream, and the edge still
+    // has one consumer: its tap.
+    assert!(env.metric(0, r#"catch_up_events_total{source="memory"}"#).await? >= 20.0 * 100.0);
+    assert_eq!(env.metric(0, r#"catch_up_events_total{source="stream"}"#).await?, stream_reads);
+    assert_eq!(env.conv_consumers().await?, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_older_than_the_tail_is_read_from_jetstream_then_live() -> anyhow::Result<()> {
+    // A tail of a few events only.
+    let env = Env::start_with(1, &[("RH_EDGE_FEED_TAIL_BYTES", "2000")]).await?;
+    let ada = env.user("Ada")?;
+    let conv = env.conversation(&ada).await?;
+    let first = env.published_after(conv, 0)[0];
+    let mut watcher = env.connect(0, &ada).await?;
+    subscribe(&mut watcher, conv, None).await?;
+    let streaming = env.stream_deltas(conv, 120, Duration::from_millis(2));
+    rh_testkit::eventually(WAIT, "sixty deltas out", || async {
+        (env.published_after(conv, first).len() >= 60).then_some(())
+    })
+    .await?;
+
+    // A socket that reconnects from the very first event: most of what it missed left the tail long ago.
+    let mut back = env.connect(0, &ada).await?;
+    subscribe(&mut back, conv, Some(first)).await?;
+    let seqs = streaming.await??;
+    let last = *seqs.last().unwrap_or(&0);
+    let mut got = Received::default();
+    read_until_seq(&mut back, conv, last, &mut got).await?;
+    assert_gapless(&got.seqs(), &env.published_after(conv, first));
+    for (seq, event) in &got.events {
+        assert_eq!(Some(event), env.envelope(*seq).as_ref(), "event at seq {seq}");
+    }
+    assert!(env.metric(0, r#"catch_up_events_total{source="stream"}"#).await? >= 50.0);
+    assert_eq!(env.conv_consumers().await?, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_conversations_on_one_edge_share_one_consumer() -> anyhow::Result<()> {
+    let env = Env::start(1).await?;
+    let ada = env.user("Ada")?;
+    let mut convs = Vec::new();
+    for _ in 0..50 {
+        convs.push(env.conversation(&ada).await?);
+    }
+    let mut ws = env.connect(0, &ada).await?;
+    for conv in &convs {
+        subscribe(&mut ws, *conv, None).await?;
+    }
+    let rid = uuid::Uuid::new_v4();
+    let mut last = std::collections::HashMap::new();
+    for index in 0..4 {
+        for conv in &convs {
+            let ev = Event::ResponseDelta { response_id: rid, attempt: 1, index, text: format!("{index}") };
+            last.insert(*conv, env.publish(*conv, None, ev).await?);
+        }
+    }
+    // One socket, fifty conversations, events interleaved: each conversation's events arrive, in order, once.
+    let mut seen: std::collections::HashMap<uuid::Uuid, Vec<u64>> = std::collections::HashMap::new();
+    while seen.iter().filter(|(c, s)| s.last() == last.get(c)).count() < convs.len() {
+        if let rh_protocol::ServerFrame::Event { conversation_id, seq, .. } = ws.next_frame(WAIT).await? {
+            seen.entry(conversation_id).or_default().push(seq);
+        }
+    }
+    for conv in &convs {
+        let history = env.published_after(*conv, 0);
+        let first_event = history[0]; // conversation.created, before the subscription
+        let want: Vec<u64> = history.into_iter().filter(|s| *s > first_event).collect();
+        assert_gapless(&seen[conv], &want);
+    }
+    assert_eq!(env.metric(0, "feeds").await?, 50.0);
+    assert_eq!(env.conv_consumers().await?, 1);
+    Ok(())
+}
