@@ -41,8 +41,8 @@ struct CatchUp<'a> {
 }
 
 enum Step {
-    /// Send these from the tail.
-    Memory(Vec<Decoded>),
+    /// Send these from the tail; then the client has everything up to `reaches`.
+    Memory { batch: Vec<Decoded>, reaches: u64 },
     /// Read `(pos, until]` from JetStream: older than the tail.
     Stream { until: u64 },
 }
@@ -114,10 +114,18 @@ impl CatchUp<'_> {
                     }
                     _ => return Ok(false),
                 }
-                if pos < floor { Step::Stream { until: floor } } else { Step::Memory(st.tail.after(pos, room)) }
+                if pos < floor {
+                    Step::Stream { until: floor }
+                } else {
+                    let batch = st.tail.after(pos, room);
+                    // All of the tail above `pos` fits: once sent, the client has everything up to `last_seq`
+                    // (which need not be an event of this conversation: the tap's position at the feed's start).
+                    let reaches = if batch.len() < room { last_seq } else { pos };
+                    Step::Memory { batch, reaches }
+                }
             };
             match step {
-                Step::Memory(batch) => {
+                Step::Memory { batch, reaches } => {
                     self.hub.metrics.catch_up_events.with_label_values(&["memory"]).inc_by(batch.len() as u64);
                     for d in &batch {
                         if !self.send(d) {
@@ -125,6 +133,7 @@ impl CatchUp<'_> {
                         }
                         pos = d.seq;
                     }
+                    pos = pos.max(reaches);
                 }
                 Step::Stream { until } => match self.read_stream(pos, until).await? {
                     Some(reached) => pos = reached,

@@ -120,3 +120,31 @@ async fn many_conversations_on_one_edge_share_one_consumer() -> anyhow::Result<(
     assert_eq!(env.conv_consumers().await?, 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_of_a_quiet_conversation_go_live_while_others_are_busy() -> anyhow::Result<()> {
+    let env = Env::start(1).await?;
+    let ada = env.user("Ada")?;
+    let quiet = env.conversation(&ada).await?;
+    let busy = env.conversation(&ada).await?;
+    let mut sockets = Vec::new();
+    // Each socket subscribes after more traffic elsewhere: the quiet conversation's feed is behind the tap's
+    // position with nothing of its own to send, and each subscriber must still go live.
+    for round in 0..3 {
+        for index in 0..5 {
+            let ev = Event::ResponseDelta { response_id: uuid::Uuid::new_v4(), attempt: 1, index, text: "b".into() };
+            env.publish(busy, None, ev).await?;
+        }
+        let mut ws = env.connect(0, &ada).await?;
+        subscribe(&mut ws, quiet, None).await.map_err(|e| anyhow::anyhow!("socket {round}: {e:#}"))?;
+        sockets.push(ws);
+    }
+    let ev = Event::ResponseDelta { response_id: uuid::Uuid::new_v4(), attempt: 1, index: 0, text: "q".into() };
+    let seq = env.publish(quiet, None, ev).await?;
+    for ws in &mut sockets {
+        let mut got = Received::default();
+        read_until_seq(ws, quiet, seq, &mut got).await?;
+        assert_eq!(got.seqs(), [seq]);
+    }
+    Ok(())
+}
