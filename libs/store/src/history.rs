@@ -14,14 +14,21 @@
 //! position) while the stream after the cut holds only A's later deltas and its end — A's `response.started` and
 //! first deltas would be lost to the client. The load test found this with two responders per conversation.
 //!
-//! `H` is found by lowering it past every row it cuts through until none is left (each step moves below a row's
-//! start, so it ends; usually after zero or one step), all in one REPEATABLE READ snapshot so the answer holds
-//! even while the audit writer commits.
+//! `H` is found by lowering it past every row it cuts through until none is left: each step moves to just below
+//! the earliest start among the rows it cuts (every position from that start up to `H` cuts that same row, so no
+//! clean position is skipped), so it ends, usually after zero or one step. `HISTORY_SEQ` is this search as ONE
+//! SQL statement (a recursive CTE), the only definition of the rule: [`load`] and [`grant`] both
+//! run it. One statement reads one snapshot — under READ COMMITTED every part of a statement, each CTE and each
+//! step of the recursion included, sees the database as of the statement's start — so the answer holds even while
+//! the audit writer commits, with no explicit REPEATABLE READ transaction (and its BEGIN and COMMIT round trips).
 
+use crate::conversations::{ACCESS_FROM, ACCESS_PERMISSION, permission_from};
 use crate::{Db, Result};
 use chrono::{DateTime, Utc};
+use rh_protocol::Permission;
 use serde::Serialize;
-use tokio_postgres::{IsolationLevel, Row};
+use std::sync::LazyLock;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// One row of the transcript as clients see it.
@@ -48,28 +55,49 @@ pub struct History {
     pub messages: Vec<Message>,
 }
 
-/// The conversation's `applied_seq` and `created_seq`.
-const POSITIONS: &str = "SELECT applied_seq, created_seq FROM conversations WHERE id = $1";
-
-/// The start of the earliest row that position `$2` cuts through.
-const FIRST_OPEN_ROW: &str = "SELECT min(seq) FROM messages \
-     WHERE conversation_id = $1 AND seq <= $2 AND (final_seq IS NULL OR final_seq > $2)";
-
-/// `history_seq` (see the module docs) inside a REPEATABLE READ transaction. 0 for an unknown conversation.
+/// `history_seq` (see the module docs) of conversation `$1`, as the CTEs of a `WITH RECURSIVE` statement: after
+/// them, `history_seq(seq)` holds exactly one row — 0 for an unknown conversation.
+///
+/// `cut(h, floor)` starts at `applied_seq`; each recursive step takes the start of the earliest row that `h` cuts
+/// through (`seq <= h`, and `final_seq > h` or still streaming) and continues just below it; it stops when `h` cuts
+/// through no row. `h` strictly decreases, so the last step is the smallest: `H = min(h)`.
 ///
 /// Floored at `created_seq − 1`: until the audit writer has applied `conversation.created` no row of the
 /// conversation exists (it applies in stream order), so history is empty either way, and the floor spares the edge
-/// a replay that would scan `RH_CONV` from its very first message.
-async fn history_seq_in(tx: &tokio_postgres::Transaction<'_>, conversation_id: Uuid) -> Result<i64> {
-    let Some(row) = tx.query_opt(POSITIONS, &[&conversation_id]).await? else { return Ok(0) };
-    let (mut seq, created_seq): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    while let Some(start) =
-        tx.query_one(FIRST_OPEN_ROW, &[&conversation_id, &seq]).await?.try_get::<_, Option<i64>>(0)?
-    {
-        seq = start - 1;
-    }
-    Ok(seq.max(created_seq - 1).max(0))
-}
+/// a replay that would scan `RH_CONV` from its very first message. (`greatest` ignores NULLs: with no conversation,
+/// `cut` is empty and the result is 0.)
+const HISTORY_SEQ: &str = "cut(h, floor) AS ( \
+         SELECT applied_seq, created_seq - 1 FROM conversations WHERE id = $1 \
+       UNION ALL \
+         SELECT open.start - 1, cut.floor FROM cut CROSS JOIN LATERAL ( \
+           SELECT min(m.seq) AS start FROM messages m \
+           WHERE m.conversation_id = $1 AND m.seq <= cut.h AND (m.final_seq IS NULL OR m.final_seq > cut.h)) open \
+         WHERE open.start IS NOT NULL), \
+     history_seq(seq) AS (SELECT greatest(min(h), min(floor), 0) FROM cut)";
+
+/// `history_seq` of conversation `$1` in every row (column `history_seq`), with the rows final at it, in stream
+/// order — or one row of NULLs besides `history_seq` when there are none.
+static LOAD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE {HISTORY_SEQ} \
+         SELECT h.seq AS history_seq, m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, \
+                m.reply_to, m.seq, m.created_at \
+         FROM history_seq h \
+         LEFT JOIN (messages m LEFT JOIN users u ON u.id = m.author_id) \
+           ON m.conversation_id = $1 AND m.final_seq IS NOT NULL AND m.final_seq <= h.seq \
+         ORDER BY m.seq, m.id"
+    )
+});
+
+/// Person `$2`'s permission on conversation `$1` by the access rule of [`crate::conversations::access`] and its
+/// `history_seq`; no row when they may not see it. `history_seq` is an uncorrelated subquery, evaluated only when
+/// a row is returned: a refusal never searches the transcript.
+static GRANT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE {HISTORY_SEQ} \
+         SELECT {ACCESS_PERMISSION}, (SELECT seq FROM history_seq) AS history_seq {ACCESS_FROM}"
+    )
+});
 
 fn message_from(row: &Row) -> Result<Message> {
     Ok(Message {
@@ -86,32 +114,36 @@ fn message_from(row: &Row) -> Result<Message> {
     })
 }
 
-/// `history_seq` alone (what `rh.api.access` grants). 0 for an unknown conversation.
-pub async fn history_seq(db: &Db, conversation_id: Uuid) -> Result<i64> {
-    let mut client = db.client().await?;
-    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
-    let seq = history_seq_in(&tx, conversation_id).await?;
-    tx.commit().await?;
-    Ok(seq)
+/// What `rh.api.access` grants: `user_id`'s permission on the conversation and its `history_seq`, or `None` when
+/// [`crate::conversations::access`] would say `None` (unknown, deleted, neither owned by nor shared with them).
+///
+/// One pooled connection, one statement, one round trip (once the connection has the statement prepared): the
+/// permission and the history position come from the same snapshot.
+pub async fn grant(db: &Db, conversation_id: Uuid, user_id: Uuid) -> Result<Option<(Permission, i64)>> {
+    let client = db.client().await?;
+    let statement = client.prepare_cached(&GRANT).await?;
+    match client.query_opt(&statement, &[&conversation_id, &user_id]).await? {
+        Some(row) => Ok(Some((permission_from(row.try_get("permission")?), row.try_get("history_seq")?))),
+        None => Ok(None),
+    }
 }
 
-/// The history of a conversation (see the module docs), from one consistent snapshot.
+/// The history of a conversation (see the module docs), from one consistent snapshot: one statement.
 pub async fn load(db: &Db, conversation_id: Uuid) -> Result<History> {
-    let mut client = db.client().await?;
-    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
-    let seq = history_seq_in(&tx, conversation_id).await?;
-    let rows = tx
-        .query(
-            "SELECT m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, m.reply_to, \
-                    m.seq, m.created_at \
-             FROM messages m LEFT JOIN users u ON u.id = m.author_id \
-             WHERE m.conversation_id = $1 AND m.final_seq IS NOT NULL AND m.final_seq <= $2 \
-             ORDER BY m.seq, m.id",
-            &[&conversation_id, &seq],
-        )
-        .await?;
-    tx.commit().await?;
-    let messages = rows.iter().map(message_from).collect::<Result<Vec<_>>>()?;
+    let client = db.client().await?;
+    let statement = client.prepare_cached(&LOAD).await?;
+    let rows = client.query(&statement, &[&conversation_id]).await?;
+    // `history_seq` has exactly one row, so the LEFT JOIN yields at least one.
+    let seq = match rows.first() {
+        Some(row) => row.try_get("history_seq")?,
+        None => 0,
+    };
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<_, Option<Uuid>>("id")?.is_some() {
+            messages.push(message_from(row)?);
+        }
+    }
     Ok(History { seq, messages })
 }
 

@@ -36,8 +36,13 @@ pub fn require_owner(permission: Permission, what: &str) -> Result<(), ApiError>
 }
 
 /// `rh.api.access`: the caller's permission and the stream position their HTTP history covers.
+///
+/// Asked for every socket subscribe, so thousands arrive within seconds when many sockets (re)connect: the same
+/// rule as [`authorize`] (404 otherwise) and the same `history_seq` as `GET /conversations/{id}`, but in one
+/// statement on one pooled connection ([`rh_store::history::grant`]) — one database round trip.
 pub async fn grant(state: &AppState, conversation_id: Uuid, user_id: Uuid) -> Result<AccessGrant, ApiError> {
-    let (_, permission) = authorize(state, conversation_id, user_id).await?;
-    let history_seq = rh_store::history::history_seq(&state.db, conversation_id).await?;
+    let (permission, history_seq) = rh_store::history::grant(&state.db, conversation_id, user_id)
+        .await?
+        .ok_or_else(ApiError::conversation_not_found)?;
     Ok(AccessGrant { permission, history_seq: u64::try_from(history_seq).unwrap_or(0) })
 }

@@ -81,3 +81,107 @@ async fn history_covers_exactly_the_stream_prefix_up_to_seq() {
     let context: Vec<_> = job.messages.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect();
     assert_eq!(context, [("user", "first question"), ("assistant", "Hello"), ("user", "second")]);
 }
+
+/// The history rule as `rh_store::history` documents it, computed in Rust: the old iterative search (lower `H` to
+/// just below the earliest row it cuts) checked against the definition (the largest clean position), then floored.
+fn reference_history_seq(applied: i64, created: i64, rows: &[(i64, Option<i64>)]) -> i64 {
+    let cuts = |h: i64| rows.iter().filter(|(s, f)| *s <= h && f.is_none_or(|f| f > h)).map(|(s, _)| *s).min();
+    let mut h = applied;
+    while let Some(start) = cuts(h) {
+        h = start - 1;
+    }
+    let largest_clean = (i64::MIN / 2..=applied).rev().find(|p| cuts(*p).is_none()).unwrap();
+    assert_eq!(h, largest_clean, "the search finds the largest clean position");
+    h.max(created - 1).max(0)
+}
+
+/// `history::load` and `history::grant` (one SQL statement each, sharing one definition)
+/// agree with the rule on many random transcripts — interleaved, nested, still streaming, finished beyond
+/// `applied_seq` — and `grant` answers exactly like `conversations::access`.
+#[tokio::test]
+async fn one_statement_history_seq_matches_the_rule_on_random_transcripts() {
+    use rh_store::{conversations, history};
+    use uuid::Uuid;
+
+    let db = rh_testkit::TestDb::create().await.unwrap();
+    let pg = db.connect().await.unwrap();
+    let (org, owner, viewer, stranger) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    pg.execute("INSERT INTO orgs (id, name) VALUES ($1, 'Acme')", &[&org]).await.unwrap();
+    for (id, name) in [(owner, "Ada"), (viewer, "Cy"), (stranger, "Dee")] {
+        pg.execute(
+            "INSERT INTO users (id, org_id, email, name, password_hash, role) VALUES ($1, $2, $3, $4, 'x', 'member')",
+            &[&id, &org, &format!("{id}@acme.test"), &name],
+        )
+        .await
+        .unwrap();
+    }
+
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move |n: i64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % n as u64) as i64
+    };
+    for case in 0..150 {
+        let conv = Uuid::new_v4();
+        let (created, applied) = (rand(8), rand(60));
+        let deleted = case % 10 == 9;
+        pg.execute(
+            "INSERT INTO conversations (id, org_id, owner_id, title, model, created_seq, applied_seq, deleted_at) \
+             VALUES ($1, $2, $3, 't', 'm', $4, $5, CASE WHEN $6 THEN now() END)",
+            &[&conv, &org, &owner, &created, &applied, &deleted],
+        )
+        .await
+        .unwrap();
+        let permission = ["view", "respond"][case % 2];
+        pg.execute(
+            "INSERT INTO shares (conversation_id, user_id, permission, granted_by) VALUES ($1, $2, $3, $4)",
+            &[&conv, &viewer, &permission, &owner],
+        )
+        .await
+        .unwrap();
+        let mut rows = Vec::new();
+        for _ in 0..rand(12) {
+            let seq = 1 + rand(50);
+            let final_seq = match rand(4) {
+                0 => None,
+                1 => Some(seq),
+                _ => Some(seq + rand(25)),
+            };
+            let id = Uuid::new_v4();
+            let (role, status) = if final_seq.is_none() { ("assistant", "streaming") } else { ("user", "complete") };
+            pg.execute(
+                "INSERT INTO messages (id, conversation_id, role, author_id, status, seq, final_seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&id, &conv, &role, &owner, &status, &seq, &final_seq],
+            )
+            .await
+            .unwrap();
+            rows.push((id, seq, final_seq));
+        }
+
+        let spans: Vec<(i64, Option<i64>)> = rows.iter().map(|(_, s, f)| (*s, *f)).collect();
+        let want = reference_history_seq(applied, created, &spans);
+        let mut want_ids: Vec<(i64, Uuid)> =
+            rows.iter().filter(|(_, _, f)| f.is_some_and(|f| f <= want)).map(|(id, s, _)| (*s, *id)).collect();
+        want_ids.sort();
+        let want_ids: Vec<Uuid> = want_ids.into_iter().map(|(_, id)| id).collect();
+
+        let what = format!("case {case}: applied {applied}, created {created}, rows {spans:?}");
+        let loaded = history::load(db.db(), conv).await.unwrap();
+        assert_eq!(loaded.seq, want, "load: {what}");
+        assert_eq!(loaded.messages.iter().map(|m| m.id).collect::<Vec<_>>(), want_ids, "load rows: {what}");
+        assert!(loaded.messages.iter().all(|m| m.author_name.as_deref() == Some("Ada")), "{what}");
+        for user in [owner, viewer, stranger] {
+            let access = conversations::access(db.db(), conv, user).await.unwrap().map(|(_, p)| p);
+            let grant = history::grant(db.db(), conv, user).await.unwrap();
+            assert_eq!(grant.map(|(p, _)| p), access, "grant permission: {what}");
+            if let Some((_, seq)) = grant {
+                assert_eq!(seq, want, "grant history_seq: {what}");
+            }
+        }
+    }
+    // Unknown conversation: no grant, history_seq 0, empty history.
+    let unknown = Uuid::new_v4();
+    assert_eq!(history::grant(db.db(), unknown, owner).await.unwrap(), None);
+    assert_eq!(history::load(db.db(), unknown).await.unwrap(), history::History { seq: 0, messages: vec![] });
+}
