@@ -31,8 +31,8 @@ use crate::presence::Touch;
 use crate::sidebar::Inboxes;
 use async_nats::jetstream;
 use axum::extract::ws::Utf8Bytes;
-use rh_protocol::rpc::AccessGrant;
 use rh_protocol::ServerFrame;
+use rh_protocol::rpc::AccessGrant;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,10 +122,7 @@ impl Hub {
     }
 
     fn tail_limits(&self) -> TailLimits {
-        TailLimits {
-            max_bytes: self.config.feed_tail_bytes,
-            max_age: Duration::from_secs(self.config.feed_tail_secs),
-        }
+        TailLimits { max_bytes: self.config.feed_tail_bytes, max_age: Duration::from_secs(self.config.feed_tail_secs) }
     }
 
     /// Tells presence that the local viewers of `conversation` may have changed; `greet` gets the current viewers
@@ -135,7 +132,14 @@ impl Hub {
     }
 
     /// Joins the subscription `generation` of `conn` to the conversation's feed (created if needed).
-    pub fn join(&self, conn: &Arc<Conn>, conversation: Uuid, generation: u64, after_seq: u64, grant: &AccessGrant) -> Joined {
+    pub fn join(
+        &self,
+        conn: &Arc<Conn>,
+        conversation: Uuid,
+        generation: u64,
+        after_seq: u64,
+        grant: &AccessGrant,
+    ) -> Joined {
         let mut feeds = lock(&self.feeds);
         {
             let subs = lock(&conn.subs);

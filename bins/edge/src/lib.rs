@@ -59,7 +59,8 @@ async fn conversation_stream(
     js: &async_nats::jetstream::Context,
 ) -> anyhow::Result<(async_nats::jetstream::stream::Stream<()>, u64)> {
     rh_bus::Topology::default().ensure(js).await.context("creating the NATS streams")?;
-    let mut stream = js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
+    let mut stream =
+        js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
     let position = stream.info().await.context("reading the conversation stream's state")?.state.last_sequence;
     let stream = js.get_stream_no_info(rh_protocol::subjects::STREAM_CONV).await?;
     Ok((stream, position))
