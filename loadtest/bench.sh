@@ -50,6 +50,7 @@ NAMES=(nats-server)
 export RH_NATS_URL="$NATS_URL" RH_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/relayhub"
 export RH_JWT_SECRET="bench-$(date +%s%N)" RUST_LOG="${RUST_LOG:-warn}"
 BIN="$PWD/target/release"
+ADDRS=()
 # start NAME VAR=VALUE...: starts a release binary and prints its announced http://addr.
 start() {
   local name="$1" out="$B/logs/$1.$RANDOM"; shift
@@ -60,6 +61,7 @@ start() {
   for _ in $(seq 1 300); do
     if grep -q "^listening $name " "$out.out" 2>/dev/null; then
       LAST_ADDR=$(sed -n "s/^listening $name http:\/\///p" "$out.out" | head -1)
+      ADDRS+=("$name=$LAST_ADDR")
       return
     fi
     kill -0 "$LAST_PID" 2>/dev/null || { tail -20 "$out.log" >&2; die "$name exited"; }
@@ -89,6 +91,18 @@ time "$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "
   --nats-ws-url "ws://127.0.0.1:$WS_PORT" "$@" || status=$?
 for pid in "${EDGE_PIDS[@]}"; do
   log "edge $pid: $(grep -E 'VmRSS|VmHWM' /proc/$pid/status | tr -s ' \n' ' ')"
+done
+# Every service's /metrics at the end, in target/bench/metrics/ (the edge's access and catch-up histograms are
+# summarized here).
+mkdir -p "$B/metrics"
+for entry in "${ADDRS[@]}"; do
+  curl -s -m 5 "http://${entry#*=}/metrics" >"$B/metrics/${entry%%=*}-${entry#*=}.prom" || true
+done
+for f in "$B"/metrics/edge-*.prom; do
+  for h in access_seconds catch_up_seconds; do
+    awk -v h="relayhub_edge_$h" '$1 == h"_sum" { s = $2 } $1 == h"_count" { c = $2 }
+      END { if (c > 0) printf "%s: %d, mean %.1f ms\n", h, c, 1000 * s / c }' "$f"
+  done
 done
 # CPU seconds (user + system) each process of the stack used, to see what bounds a run on a shared machine.
 TICKS=$(getconf CLK_TCK)

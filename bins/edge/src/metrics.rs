@@ -19,6 +19,8 @@ pub struct Metrics {
     pub slow_consumers_dropped: IntCounter,
     /// Client frames refused, by error code.
     pub frames_refused: IntCounterVec,
+    /// `rh.api.access` round trips (subscribe → the api's answer), seconds.
+    pub access_seconds: Histogram,
     /// From subscribe to live (catch-up of what the client missed), seconds.
     pub catch_up_seconds: Histogram,
     /// Events sent to catching-up subscribers, by source: `memory` (a feed's tail) or `stream` (JetStream).
@@ -42,6 +44,11 @@ impl Metrics {
                 "frames_refused_total",
                 "Client frames answered with an error frame",
                 &["code"],
+            ),
+            access_seconds: health.histogram(
+                "access_seconds",
+                "Time the api took to answer an access check (rh.api.access)",
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
             ),
             catch_up_seconds: health.histogram(
                 "catch_up_seconds",

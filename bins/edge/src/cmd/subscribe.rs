@@ -56,6 +56,7 @@ impl Subscribe {
             _ = cancel.cancelled() => return,
             r = rh_bus::request::<_, AccessGrant>(&hub.nats, subjects::API_ACCESS, &req, hub.request_timeout()) => r,
         };
+        hub.metrics.access_seconds.observe(started.elapsed().as_secs_f64());
         let grant = match grant {
             Ok(g) => g,
             Err(e) => {
