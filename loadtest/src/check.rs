@@ -30,6 +30,9 @@ pub struct WireEvent<'a> {
     pub attempt: Option<u32>,
     #[serde(default)]
     pub index: Option<u32>,
+    /// Set on a merged delta (compact catch-up): it stands for deltas `from_index..=index`.
+    #[serde(default)]
+    pub from_index: Option<u32>,
     #[serde(default)]
     pub text: Option<String>,
 }
@@ -167,20 +170,26 @@ impl Checker {
                     self.violation("wrong_attempt", detail);
                     return Seen::Delta;
                 }
-                if index != r.next_index {
-                    let (kind, detail) = if index > r.next_index {
+                // A merged delta (compact catch-up) covers `from_index..=index`: it must start where we are.
+                let first = ev.from_index.unwrap_or(index);
+                if first > index {
+                    self.violation("malformed_event", format!("delta of {rid} from {first} to {index}"));
+                    return Seen::Delta;
+                }
+                if first != r.next_index {
+                    let (kind, detail) = if first > r.next_index {
                         (
                             "gap",
                             format!(
-                                "response {rid}: delta {index}, expected {} ({} missing)",
+                                "response {rid}: delta {first}, expected {} ({} missing)",
                                 r.next_index,
-                                index - r.next_index
+                                first - r.next_index
                             ),
                         )
                     } else {
-                        ("duplicate_delta", format!("response {rid}: delta {index} again (expected {})", r.next_index))
+                        ("duplicate_delta", format!("response {rid}: delta {first} again (expected {})", r.next_index))
                     };
-                    if index < r.next_index {
+                    if first < r.next_index {
                         self.violation(kind, detail);
                         return Seen::Delta;
                     }
@@ -258,7 +267,7 @@ mod tests {
     }
 
     fn delta(rid: Uuid, attempt: u32, index: u32, text: &str) -> Event {
-        Event::ResponseDelta { response_id: rid, attempt, index, text: text.into() }
+        Event::ResponseDelta { response_id: rid, attempt, index, text: text.into(), from_index: None }
     }
 
     fn started(rid: Uuid, attempt: u32) -> Event {
@@ -301,6 +310,33 @@ mod tests {
         assert!(c.violations.is_empty(), "{:?}", c.violations);
         assert_eq!(c.ended(&rid).map(|e| e.1), Some(text_hash("Hello, world")));
         assert_eq!(c.unfinished().count(), 0);
+    }
+
+    #[test]
+    fn merged_deltas_of_a_compact_catch_up_count_for_the_deltas_they_cover() {
+        let rid = Uuid::new_v4();
+        let merged = |from: u32, index: u32, text: &str| Event::ResponseDelta {
+            response_id: rid,
+            attempt: 1,
+            index,
+            text: text.into(),
+            from_index: Some(from),
+        };
+        let mut c = Checker::default();
+        apply(&mut c, 3, started(rid, 1));
+        apply(&mut c, 9, merged(0, 4, "Hello"));
+        apply(&mut c, 10, delta(rid, 1, 5, ", world"));
+        apply(&mut c, 12, completed(rid, 1, "Hello, world"));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+
+        // A merged delta that starts past the next index hides a gap; one that starts before it repeats deltas.
+        let mut c = Checker::default();
+        apply(&mut c, 3, started(rid, 1));
+        apply(&mut c, 4, delta(rid, 1, 0, "a"));
+        apply(&mut c, 9, merged(2, 4, "cde"));
+        apply(&mut c, 10, merged(3, 5, "def"));
+        let kinds: Vec<&str> = c.violations.iter().map(|v| v.0).collect();
+        assert_eq!(kinds, vec!["gap", "duplicate_delta"]);
     }
 
     #[test]

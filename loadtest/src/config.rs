@@ -68,6 +68,11 @@ pub struct Config {
     #[serde(serialize_with = "ser_duration")]
     pub churn_pause: Duration,
 
+    /// Catch up exactly (every stored delta a late joiner or a reconnecting viewer missed, one frame each)
+    /// instead of compactly (each run of missed deltas merged into one, what the web client asks for).
+    #[arg(long, env = "RH_LOADTEST_NO_COMPACT")]
+    pub no_compact: bool,
+
     /// Keep the responders sending (beyond `--messages`) until this long after the first message; the run then
     /// waits for the responses in flight.
     #[arg(long, env = "RH_LOADTEST_DURATION", value_parser = parse_duration)]

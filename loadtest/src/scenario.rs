@@ -112,6 +112,7 @@ pub async fn run_phase(
         cancel: cancel.clone(),
         response_time: cfg.response_time(),
         churn_pause: cfg.churn_pause,
+        compact: !cfg.no_compact,
     });
     let states: Vec<Arc<ConvState>> = world.conversations.iter().map(|&c| ConvState::new(c)).collect();
     let mut history = Vec::with_capacity(states.len());

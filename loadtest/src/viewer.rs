@@ -109,6 +109,8 @@ pub struct PhaseCtx {
     pub cancel: CancellationToken,
     pub response_time: Duration,
     pub churn_pause: Duration,
+    /// Subscribe with `compact` catch-up.
+    pub compact: bool,
 }
 
 #[derive(Clone)]
@@ -364,7 +366,8 @@ impl Viewer {
 
     /// Sends `subscribe` and waits for `subscribed` (event frames before it are kept for later).
     async fn subscribe(&mut self, ws: &mut Ws, after_seq: Option<u64>) -> Result<u64, (String, String)> {
-        let frame = ClientFrame::Subscribe { conversation_id: self.spec.conversation, after_seq };
+        let frame =
+            ClientFrame::Subscribe { conversation_id: self.spec.conversation, after_seq, compact: self.ctx.compact };
         let text = serde_json::to_string(&frame).map_err(|e| ("internal".to_owned(), e.to_string()))?;
         let sent = Instant::now();
         ws.send(Message::Text(text.into())).await.map_err(|e| ("subscribe_send".to_owned(), e.to_string()))?;
@@ -462,6 +465,7 @@ impl Viewer {
                         let frame = ClientFrame::Subscribe {
                             conversation_id: self.spec.conversation,
                             after_seq: Some(self.checker.last_seq()),
+                            compact: self.ctx.compact,
                         };
                         let text = serde_json::to_string(&frame).unwrap_or_default();
                         if ws.send(Message::Text(text.into())).await.is_err() {

@@ -39,7 +39,7 @@ async fn envelopes_published_to_jetstream_reach_a_nats_ws_subscriber() -> anyhow
     for i in 0..200u32 {
         let t = format!("tok{i}\r\n \"q\" ");
         text.push_str(&t);
-        events.push(Event::ResponseDelta { response_id: rid, attempt: 1, index: i, text: t });
+        events.push(Event::ResponseDelta { response_id: rid, attempt: 1, index: i, text: t, from_index: None });
     }
     events.push(Event::ResponseCompleted { response_id: rid, attempt: 1, model: "sim-1".into(), text });
     let mut acks = Vec::new();

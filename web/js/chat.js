@@ -207,7 +207,9 @@ export class ChatView {
 
   subscribe() {
     if (!this.loaded || this.destroyed) return;
-    this.ctx.socket.send({ type: 'subscribe', conversation_id: this.id, after_seq: this.lastSeq });
+    // compact: what we missed of a streaming response comes as one merged delta per run (`from_index..index`)
+    // instead of hundreds of frames; the delta handling below needs nothing else for it.
+    this.ctx.socket.send({ type: 'subscribe', conversation_id: this.id, after_seq: this.lastSeq, compact: true });
   }
 
   destroy() {

@@ -4,6 +4,10 @@
 //! - From the feed's in-memory tail when the position is inside it: a late joiner of a streaming response, or a
 //!   socket reconnecting with its last `seq`, costs the broker nothing and is served in batches as large as the
 //!   socket's queue has room for, under the feed's lock.
+//! - With `compact` (the web client asks for it) each run of consecutive deltas of a response in such a batch is
+//!   sent as ONE merged delta (`from_index..=index`, texts concatenated): a late joiner of a response 2,000 tokens
+//!   in gets it in a handful of frames instead of hundreds, which is most of what a burst of late joiners costs
+//!   the edge, the network and the clients.
 //! - What is older than the tail is read from JetStream, one "next message of `rh.conv.<id>.*` from seq"
 //!   request per event (`$JS.API.STREAM.MSG.GET` with `next_by_subj`). No consumer is created, so any number of
 //!   sockets can catch up at once without the broker's consumer bookkeeping (the first design's replay consumer
@@ -14,7 +18,7 @@
 //!   it is served from memory.
 
 use crate::conn::Conn;
-use crate::feed::{Decoded, Effect, Feed};
+use crate::feed::{Decoded, Effect, Feed, compact};
 use crate::hub::Hub;
 use crate::lock;
 use anyhow::Context as _;
@@ -26,16 +30,26 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// Where a subscription catches up from, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct CatchUpFrom {
+    /// The client has everything up to here.
+    pub after_seq: u64,
+    /// Access events above it were not reflected in the grant...
+    pub grant_seq: u64,
+    /// ...and those up to here predate the join, so the catch-up applies them (the feed applies later ones).
+    pub joined_at: u64,
+    /// Send each run of consecutive deltas from the tail as one merged delta ([`crate::feed::compact`]).
+    pub compact: bool,
+}
+
 /// One catching-up subscription.
 struct CatchUp<'a> {
     hub: &'a Hub,
     feed: &'a Feed,
     conn: &'a Arc<Conn>,
     generation: u64,
-    /// Access events above it were not reflected in the grant...
-    grant_seq: u64,
-    /// ...and those up to here predate the join, so the catch-up applies them (the feed applies later ones).
-    joined_at: u64,
+    from: CatchUpFrom,
     /// Frames left free in the socket's queue for control frames (presence, errors) while catching up.
     reserve: usize,
 }
@@ -51,25 +65,22 @@ impl Hub {
     /// Catches a subscription up from `after_seq`, then turns it live. Runs in the subscribe command's task; ends
     /// early when the subscription or the socket ends. On a broker error the subscription ends with an
     /// `unavailable` error frame (the client subscribes again with its last seq).
-    #[allow(clippy::too_many_arguments)]
     pub async fn catch_up(
         &self,
         feed: Arc<Feed>,
         conn: &Arc<Conn>,
         generation: u64,
-        after_seq: u64,
-        grant_seq: u64,
-        joined_at: u64,
+        from: CatchUpFrom,
         cancel: CancellationToken,
         started: Instant,
     ) {
         let conversation = feed.conversation;
         let reserve = (self.config.socket_queue as usize / 4).max(4);
-        let job = CatchUp { hub: self, feed: &feed, conn, generation, grant_seq, joined_at, reserve };
+        let job = CatchUp { hub: self, feed: &feed, conn, generation, from, reserve };
         let result = tokio::select! {
             _ = cancel.cancelled() => Ok(false),
             _ = conn.closed().cancelled() => Ok(false),
-            r = job.run(after_seq) => r,
+            r = job.run() => r,
         };
         match result {
             Ok(true) => self.metrics.catch_up_seconds.observe(started.elapsed().as_secs_f64()),
@@ -94,8 +105,8 @@ impl CatchUp<'_> {
     }
 
     /// `Ok(true)` once live, `Ok(false)` if the subscription ended.
-    async fn run(&self, after_seq: u64) -> anyhow::Result<bool> {
-        let mut pos = after_seq;
+    async fn run(&self) -> anyhow::Result<bool> {
+        let mut pos = self.from.after_seq;
         loop {
             let Some(room) = self.room().await else { return Ok(false) };
             let step = {
@@ -127,7 +138,8 @@ impl CatchUp<'_> {
             match step {
                 Step::Memory { batch, reaches } => {
                     self.hub.metrics.catch_up_events.with_label_values(&["memory"]).inc_by(batch.len() as u64);
-                    for d in &batch {
+                    let frames = if self.from.compact { compact(self.conversation(), batch) } else { batch };
+                    for d in &frames {
                         if !self.send(d) {
                             return Ok(false);
                         }
@@ -163,8 +175,8 @@ impl CatchUp<'_> {
             return false;
         }
         if let Some(effect) = d.effect
-            && d.seq > self.grant_seq
-            && d.seq <= self.joined_at
+            && d.seq > self.from.grant_seq
+            && d.seq <= self.from.joined_at
             && effect.affects(self.conn.user.id)
         {
             self.hub.apply(effect, self.conn, self.conversation(), self.generation);

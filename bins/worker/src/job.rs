@@ -267,7 +267,13 @@ async fn flush(
     let delta = Envelope::new(
         job.conversation_id,
         None,
-        Event::ResponseDelta { response_id: job.response_id, attempt, index: *index, text: std::mem::take(pending) },
+        Event::ResponseDelta {
+            response_id: job.response_id,
+            attempt,
+            index: *index,
+            text: std::mem::take(pending),
+            from_index: None,
+        },
     );
     publisher.publish(&delta).await?;
     *index += 1;

@@ -44,8 +44,23 @@ pub struct Viewer {
 impl Viewer {
     /// Connects, subscribes with `after_seq`, and waits for `subscribed`.
     pub async fn join(ws_url: &str, who: &Session, conversation: Uuid, after_seq: Option<u64>) -> anyhow::Result<Self> {
+        Self::join_with(ws_url, who, conversation, after_seq, false).await
+    }
+
+    /// [`Viewer::join`], with a compact catch-up (runs of missed deltas merged) if `compact`.
+    pub async fn join_with(
+        ws_url: &str,
+        who: &Session,
+        conversation: Uuid,
+        after_seq: Option<u64>,
+        compact: bool,
+    ) -> anyhow::Result<Self> {
         let mut ws = WsClient::connect(ws_url, &who.token).await?;
-        ws.subscribe(conversation, after_seq).await?;
+        if compact {
+            ws.subscribe_compact(conversation, after_seq).await?;
+        } else {
+            ws.subscribe(conversation, after_seq).await?;
+        }
         let (f, _) =
             ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. } | ServerFrame::Error { .. })).await?;
         let ServerFrame::Subscribed { seq, .. } = f else { anyhow::bail!("subscribe refused: {f:?}") };
@@ -124,9 +139,14 @@ pub fn check_response(seen: &[Seen], response_id: Uuid) -> anyhow::Result<String
     let mut completed = None;
     for s in &of {
         match &s.event.event {
-            Event::ResponseDelta { attempt, index, text: t, .. } if *attempt == last_attempt => {
-                anyhow::ensure!(*index == next_index, "delta index {index}, expected {next_index} (gap or duplicate)");
-                next_index += 1;
+            Event::ResponseDelta { attempt, index, text: t, from_index, .. } if *attempt == last_attempt => {
+                // A merged delta of a compact catch-up covers `from_index..=index`.
+                let first = from_index.unwrap_or(*index);
+                anyhow::ensure!(
+                    first == next_index && first <= *index,
+                    "delta {first}..={index}, expected {next_index} (gap or duplicate)"
+                );
+                next_index = index + 1;
                 text.push_str(t);
             }
             Event::ResponseCompleted { attempt, text: t, .. } => {

@@ -2,6 +2,7 @@
 //! reconnecting viewers included, and that PostgreSQL stores once.
 
 use crate::helpers::*;
+use rh_protocol::Event;
 use rh_testkit::StackOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,10 +25,13 @@ async fn three_viewers_including_a_late_joiner_see_the_same_response() -> anyhow
     ada.until_deltas(rid, 10).await?;
     let h_cy = history_seq(&t.api, &t.cy, conv).await?;
     let mut cy = Viewer::join(&ws, &t.cy, conv, Some(h_cy)).await?;
+    // Ada opens it in a second tab at the same point, like the web client: a compact catch-up.
+    let mut ada_tab = Viewer::join_with(&ws, &t.owner, conv, Some(h_cy), true).await?;
 
     ada.until_response_end(rid).await?;
     ben.until_response_end(rid).await?;
     cy.until_response_end(rid).await?;
+    ada_tab.until_response_end(rid).await?;
 
     let text_ada = check_response(&ada.seen, rid)?;
     let text_ben = check_response(&ben.seen, rid)?;
@@ -43,6 +47,16 @@ async fn three_viewers_including_a_late_joiner_see_the_same_response() -> anyhow
     assert!(
         cy.seen.iter().any(|s| matches!(s.event.event, rh_protocol::Event::ResponseStarted { .. })),
         "the late joiner caught up from the start of the in-progress response"
+    );
+
+    // The compact tab got the same text (check_response verifies the merged deltas' ranges: no gap, no overlap) in
+    // fewer frames: what it missed came merged, starting with delta 0.
+    assert_eq!(check_response(&ada_tab.seen, rid)?, text_ada);
+    let deltas = |v: &Viewer| v.seen.iter().filter(|s| matches!(s.event.event, Event::ResponseDelta { .. })).count();
+    assert!(deltas(&ada_tab) < deltas(&cy), "compact {} frames vs exact {}", deltas(&ada_tab), deltas(&cy));
+    assert!(
+        ada_tab.seen.iter().any(|s| matches!(s.event.event, Event::ResponseDelta { from_index: Some(0), .. })),
+        "the missed deltas came as one merged delta"
     );
 
     // PostgreSQL holds the response once, with the same text.

@@ -71,8 +71,20 @@ pub enum Event {
     #[serde(rename = "response.started")]
     ResponseStarted { response_id: Uuid, message_id: Uuid, model: String, attempt: u32 },
     /// A slice of generated text. `index` counts deltas of one attempt from 0 with no gap.
+    ///
+    /// `from_index` is only set on a *merged* delta, which a subscriber that asked for `compact` catch-up gets
+    /// instead of a run of stored deltas it missed: it stands for deltas `from_index..=index` of the attempt, their
+    /// texts concatenated, and its `seq` is the last one's. A client that appends `text` and remembers `index` as
+    /// the last delta it has needs no change.
     #[serde(rename = "response.delta")]
-    ResponseDelta { response_id: Uuid, attempt: u32, index: u32, text: String },
+    ResponseDelta {
+        response_id: Uuid,
+        attempt: u32,
+        index: u32,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_index: Option<u32>,
+    },
     /// The response finished; `text` is the full text.
     #[serde(rename = "response.completed")]
     ResponseCompleted { response_id: Uuid, attempt: u32, model: String, text: String },
@@ -146,7 +158,13 @@ mod tests {
         let e = Envelope::new(
             conv,
             None,
-            Event::ResponseDelta { response_id: Uuid::nil(), attempt: 1, index: 3, text: "hi".into() },
+            Event::ResponseDelta {
+                response_id: Uuid::nil(),
+                attempt: 1,
+                index: 3,
+                text: "hi".into(),
+                from_index: None,
+            },
         );
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["type"], "response.delta");

@@ -16,10 +16,16 @@ pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;
 pub enum ClientFrame {
     /// Follow a conversation: replay everything after `after_seq`, then live. Without `after_seq`, replay starts
     /// after the `seq` that the conversation's HTTP history covers.
+    ///
+    /// With `compact: true` the catch-up sends each run of consecutive deltas of a response as ONE merged delta
+    /// (see `response.delta`'s `from_index`): a late joiner gets a response that is 2,000 tokens in as a few
+    /// frames instead of hundreds. Live events are never merged.
     Subscribe {
         conversation_id: Uuid,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        compact: bool,
     },
     Unsubscribe {
         conversation_id: Uuid,
@@ -196,7 +202,7 @@ mod tests {
         let id = Uuid::new_v4();
         let f: ClientFrame =
             serde_json::from_str(&format!(r#"{{"type":"subscribe","conversation_id":"{id}","after_seq":7}}"#)).unwrap();
-        assert_eq!(f, ClientFrame::Subscribe { conversation_id: id, after_seq: Some(7) });
+        assert_eq!(f, ClientFrame::Subscribe { conversation_id: id, after_seq: Some(7), compact: false });
         let f: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
         assert_eq!(f, ClientFrame::Ping);
     }

@@ -34,7 +34,12 @@ async fn history_covers_exactly_the_stream_prefix_up_to_seq() {
     let started =
         publish(&app, conv, Event::ResponseStarted { response_id, message_id, model: "sim-1".into(), attempt: 1 })
             .await;
-    publish(&app, conv, Event::ResponseDelta { response_id, attempt: 1, index: 0, text: "Hel".into() }).await;
+    publish(
+        &app,
+        conv,
+        Event::ResponseDelta { response_id, attempt: 1, index: 0, text: "Hel".into(), from_index: None },
+    )
+    .await;
     apply_transcript(&app, conv).await;
     let v = app.api.conversation(&team.cy, conv).await.unwrap();
     assert_eq!(v["seq"].as_u64().unwrap(), started - 1);

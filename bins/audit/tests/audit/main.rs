@@ -186,7 +186,7 @@ async fn message_and_response_are_written_once_with_history_covering_only_the_fi
     let started = Event::ResponseStarted { response_id, message_id, model: "sim-1".into(), attempt: 1 };
     let (_, s_seq) = f.publish(None, started).await;
     for index in 0..3 {
-        let delta = Event::ResponseDelta { response_id, attempt: 1, index, text: "tok ".into() };
+        let delta = Event::ResponseDelta { response_id, attempt: 1, index, text: "tok ".into(), from_index: None };
         f.publish(None, delta).await;
     }
     f.wait_applied(s_seq).await;

@@ -80,8 +80,8 @@ impl Command {
 impl From<ClientFrame> for Command {
     fn from(frame: ClientFrame) -> Self {
         match frame {
-            ClientFrame::Subscribe { conversation_id, after_seq } => {
-                Command::Subscribe(Subscribe { conversation_id, after_seq })
+            ClientFrame::Subscribe { conversation_id, after_seq, compact } => {
+                Command::Subscribe(Subscribe { conversation_id, after_seq, compact })
             }
             ClientFrame::Unsubscribe { conversation_id } => Command::Unsubscribe(Unsubscribe { conversation_id }),
             ClientFrame::SendMessage { conversation_id, text, client_msg_id } => {

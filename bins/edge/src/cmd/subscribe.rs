@@ -5,6 +5,7 @@
 //!
 //! Subscribing again to a conversation the socket already follows replaces the old subscription.
 
+use crate::catch_up::CatchUpFrom;
 use crate::conn::{Conn, SubState};
 use crate::hub::{Hub, Joined};
 use crate::lock;
@@ -23,6 +24,8 @@ pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 64;
 pub struct Subscribe {
     pub conversation_id: Uuid,
     pub after_seq: Option<u64>,
+    /// Merge runs of missed deltas into one (see [`crate::catch_up`]).
+    pub compact: bool,
 }
 
 impl Subscribe {
@@ -91,7 +94,8 @@ impl Subscribe {
             }
             Joined::CatchUp { feed, joined_at } => {
                 hub.presence_touch(conv, Some(conn.clone()));
-                hub.catch_up(feed, conn, generation, after_seq, grant.history_seq, joined_at, cancel, started).await;
+                let how = CatchUpFrom { after_seq, grant_seq: grant.history_seq, joined_at, compact: self.compact };
+                hub.catch_up(feed, conn, generation, how, cancel, started).await;
             }
         }
     }

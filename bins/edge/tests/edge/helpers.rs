@@ -140,11 +140,23 @@ impl Env {
             let rid = Uuid::new_v4();
             let mut seqs = Vec::new();
             for index in 0..n {
-                let e = Event::ResponseDelta { response_id: rid, attempt: 1, index, text: format!("t{index} ") };
+                let e = Event::ResponseDelta {
+                    response_id: rid,
+                    attempt: 1,
+                    index,
+                    text: format!("t{index} "),
+                    from_index: None,
+                };
                 seqs.push(publish(&js, &published, conv, None, e).await?);
                 // Another conversation's traffic in between, so stream seqs are not contiguous.
                 if index % 3 == 0 {
-                    let other = Event::ResponseDelta { response_id: rid, attempt: 1, index, text: "x".into() };
+                    let other = Event::ResponseDelta {
+                        response_id: rid,
+                        attempt: 1,
+                        index,
+                        text: "x".into(),
+                        from_index: None,
+                    };
                     publish(&js, &published, Uuid::new_v4(), None, other).await?;
                 }
                 tokio::time::sleep(every).await;

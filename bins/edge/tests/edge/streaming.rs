@@ -17,8 +17,12 @@ async fn replay_from_after_seq_then_live_without_gap_or_duplicate() -> anyhow::R
     let mut early = Vec::new();
     for index in 0..30 {
         early.push(
-            env.publish(conv, None, Event::ResponseDelta { response_id: rid, attempt: 1, index, text: "a".into() })
-                .await?,
+            env.publish(
+                conv,
+                None,
+                Event::ResponseDelta { response_id: rid, attempt: 1, index, text: "a".into(), from_index: None },
+            )
+            .await?,
         );
     }
     env.set_history(conv, early[9]);
@@ -67,7 +71,13 @@ async fn sockets_on_one_edge_share_one_conversation_feed() -> anyhow::Result<()>
         .publish(
             conv,
             None,
-            Event::ResponseDelta { response_id: uuid::Uuid::new_v4(), attempt: 1, index: 0, text: "h".into() },
+            Event::ResponseDelta {
+                response_id: uuid::Uuid::new_v4(),
+                attempt: 1,
+                index: 0,
+                text: "h".into(),
+                from_index: None,
+            },
         )
         .await?;
 
@@ -83,8 +93,12 @@ async fn sockets_on_one_edge_share_one_conversation_feed() -> anyhow::Result<()>
     let mut seqs = Vec::new();
     for index in 0..5 {
         seqs.push(
-            env.publish(conv, None, Event::ResponseDelta { response_id: rid, attempt: 1, index, text: "x".into() })
-                .await?,
+            env.publish(
+                conv,
+                None,
+                Event::ResponseDelta { response_id: rid, attempt: 1, index, text: "x".into(), from_index: None },
+            )
+            .await?,
         );
     }
     let last = *seqs.last().unwrap_or(&0);
@@ -172,7 +186,8 @@ async fn a_socket_that_stops_reading_is_dropped_without_stalling_the_others() ->
 
     // Ben subscribes, then never reads again.
     let (mut stuck, _) = tokio_tungstenite::connect_async(format!("{}?token={}", env.ws_url(0), ben.token)).await?;
-    let sub = serde_json::to_string(&ClientFrame::Subscribe { conversation_id: conv, after_seq: None })?;
+    let sub =
+        serde_json::to_string(&ClientFrame::Subscribe { conversation_id: conv, after_seq: None, compact: false })?;
     stuck.send(tokio_tungstenite::tungstenite::Message::Text(sub.into())).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.metric(0, "subscriptions").await?, 2.0);
@@ -184,7 +199,7 @@ async fn a_socket_that_stops_reading_is_dropped_without_stalling_the_others() ->
         let mut got = Received::default();
         let mut last = 0;
         for index in 0..400 {
-            let ev = Event::ResponseDelta { response_id: rid, attempt: 1, index, text: text.clone() };
+            let ev = Event::ResponseDelta { response_id: rid, attempt: 1, index, text: text.clone(), from_index: None };
             last = env.publish(conv, None, ev).await?;
             // Ada keeps up.
             while got.seqs().last().copied().unwrap_or(0) + 8 < last {

@@ -120,7 +120,7 @@ pub fn response_of(e: &Event) -> Option<Uuid> {
 pub fn deltas(seen: &[Envelope], rid: Uuid, of_attempt: Option<u32>) -> Vec<(u32, u32, String)> {
     seen.iter()
         .filter_map(|e| match &e.event {
-            Event::ResponseDelta { response_id, attempt, index, text }
+            Event::ResponseDelta { response_id, attempt, index, text, .. }
                 if *response_id == rid && of_attempt.is_none_or(|a| a == *attempt) =>
             {
                 Some((*attempt, *index, text.clone()))
