@@ -4,10 +4,10 @@
 //! - From the feed's in-memory tail when the position is inside it: a late joiner of a streaming response, or a
 //!   socket reconnecting with its last `seq`, costs the broker nothing and is served in batches as large as the
 //!   socket's queue has room for, under the feed's lock.
-//! - With `compact` (the web client asks for it) each run of consecutive deltas of a response in such a batch is
-//!   sent as ONE merged delta (`from_index..=index`, texts concatenated): a late joiner of a response 2,000 tokens
-//!   in gets it in a handful of frames instead of hundreds, which is most of what a burst of late joiners costs
-//!   the edge, the network and the clients.
+//! - With `compact` (the web client asks for it) the socket's writer sends each run of consecutive deltas of
+//!   such a batch as ONE merged delta ([`crate::compact`]): a late joiner of a response 2,000 tokens in gets it in
+//!   a handful of frames instead of hundreds, which is most of what a burst of late joiners costs the edge, the
+//!   network and the clients.
 //! - What is older than the tail is read from JetStream, one "next message of `rh.conv.<id>.*` from seq"
 //!   request per event (`$JS.API.STREAM.MSG.GET` with `next_by_subj`). No consumer is created, so any number of
 //!   sockets can catch up at once without the broker's consumer bookkeeping (the first design's replay consumer
@@ -18,7 +18,7 @@
 //!   it is served from memory.
 
 use crate::conn::Conn;
-use crate::feed::{Decoded, Effect, Feed, compact};
+use crate::feed::{Decoded, Effect, Feed};
 use crate::hub::Hub;
 use crate::lock;
 use anyhow::Context as _;
@@ -39,7 +39,7 @@ pub struct CatchUpFrom {
     pub grant_seq: u64,
     /// ...and those up to here predate the join, so the catch-up applies them (the feed applies later ones).
     pub joined_at: u64,
-    /// Send each run of consecutive deltas from the tail as one merged delta ([`crate::feed::compact`]).
+    /// The socket's writer may merge runs of deltas ([`crate::compact`]).
     pub compact: bool,
 }
 
@@ -138,8 +138,7 @@ impl CatchUp<'_> {
             match step {
                 Step::Memory { batch, reaches } => {
                     self.hub.metrics.catch_up_events.with_label_values(&["memory"]).inc_by(batch.len() as u64);
-                    let frames = if self.from.compact { compact(self.conversation(), batch) } else { batch };
-                    for d in &frames {
+                    for d in &batch {
                         if !self.send(d) {
                             return Ok(false);
                         }
@@ -171,7 +170,7 @@ impl CatchUp<'_> {
 
     /// Sends one missed event and applies its access effect if it predates the join. False: the subscription ended.
     fn send(&self, d: &Decoded) -> bool {
-        if self.conn.send(d.frame.clone()).is_err() {
+        if self.conn.send_outgoing(d.outgoing(self.from.compact)).is_err() {
             return false;
         }
         if let Some(effect) = d.effect

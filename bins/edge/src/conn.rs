@@ -11,6 +11,7 @@
 //! and writes it with one flush. Closing the socket is signalled through the same lock, so the writer waits on
 //! one thing only instead of re-registering on cancellation tokens at every wake-up.
 
+use crate::compact::Outgoing;
 use axum::extract::ws::Utf8Bytes;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::{Permission, ServerFrame};
@@ -42,7 +43,7 @@ pub struct SubState {
 
 /// The outbound queue shared by the senders and the socket's writer.
 struct Outbox {
-    frames: VecDeque<Utf8Bytes>,
+    frames: VecDeque<Outgoing>,
     /// The writer's waker while it is parked on an empty queue; taken (and woken) by the next `send`/close.
     waker: Option<Waker>,
     closed: bool,
@@ -90,6 +91,11 @@ impl Conn {
     /// Queues a frame without waiting. On a full queue the socket is closed with a `lagged` error; returns
     /// `Err(Lagged)` only for the call that caused that (so a caller can count dropped sockets once).
     pub fn send(&self, frame: Utf8Bytes) -> Result<(), SendError> {
+        self.send_outgoing(frame.into())
+    }
+
+    /// [`Conn::send`] for a frame that may carry a delta to merge ([`crate::compact`]).
+    pub fn send_outgoing(&self, frame: Outgoing) -> Result<(), SendError> {
         let waker = {
             let mut out = crate::lock(&self.outbox);
             if out.closed {
@@ -122,7 +128,7 @@ impl Conn {
 
     /// The writer's wait: moves every queued frame into `batch` (which must be empty) and returns `Ready(true)`,
     /// or `Ready(false)` once the socket is closed (queued frames are then dropped, as the socket goes away).
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Utf8Bytes>) -> Poll<bool> {
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Outgoing>) -> Poll<bool> {
         let mut out = crate::lock(&self.outbox);
         if out.closed {
             return Poll::Ready(false);

@@ -9,6 +9,7 @@
 //! close, so a delivery costs it one lock and no cancellation-token bookkeeping.
 
 use crate::cmd::Command;
+use crate::compact::Outgoing;
 use crate::conn::{Conn, User};
 use crate::hub::Hub;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
@@ -80,6 +81,10 @@ async fn write_loop(hub: Arc<Hub>, conn: Arc<Conn>, mut sink: SplitSink<WebSocke
         if !std::future::poll_fn(|cx| conn.poll_take(cx, &mut batch)).await {
             break;
         }
+        let folded = crate::compact::merge_runs(&mut batch);
+        if folded > 0 {
+            hub.metrics.deltas_merged.inc_by(folded as u64);
+        }
         // A client that stops reading blocks the write; closing the conn (e.g. when its queue overflows) must
         // still end it. `biased`: the write usually completes at once, and the close branch is then never polled.
         let wrote = tokio::select! {
@@ -114,10 +119,10 @@ async fn write_loop(hub: Arc<Hub>, conn: Arc<Conn>, mut sink: SplitSink<WebSocke
 }
 
 /// Writes every frame of `batch` (emptying it, keeping its allocation), then flushes once.
-async fn write_batch(sink: &mut SplitSink<WebSocket, Message>, batch: &mut VecDeque<Utf8Bytes>) -> Result<usize, ()> {
+async fn write_batch(sink: &mut SplitSink<WebSocket, Message>, batch: &mut VecDeque<Outgoing>) -> Result<usize, ()> {
     let n = batch.len();
-    while let Some(frame) = batch.pop_front() {
-        if sink.feed(Message::Text(frame)).await.is_err() {
+    while let Some(out) = batch.pop_front() {
+        if sink.feed(Message::Text(out.frame)).await.is_err() {
             batch.clear();
             return Err(());
         }

@@ -10,6 +10,7 @@
 //! highest seq it delivered, or the tap's position when it was created), and the tail holds exactly the
 //! conversation's events in `(tail.floor, last_seq]`.
 
+use crate::compact::Outgoing;
 use crate::conn::{Conn, SendError};
 use crate::hub::Hub;
 use crate::lock;
@@ -50,6 +51,8 @@ pub(crate) struct Entry {
     pub live: bool,
     /// `history_seq` of the grant: access events at or below it were already reflected in the grant.
     pub grant_seq: u64,
+    /// Deltas may be merged on this socket ([`crate::compact`]).
+    pub compact: bool,
 }
 
 impl Feed {
@@ -81,7 +84,7 @@ impl Feed {
             for e in st.entries.values_mut() {
                 if e.live && e.last_seq < d.seq {
                     e.last_seq = d.seq;
-                    if e.conn.send(d.frame.clone()) == Err(SendError::Lagged) {
+                    if e.conn.send_outgoing(d.outgoing(e.compact)) == Err(SendError::Lagged) {
                         hub.metrics.slow_consumers_dropped.inc();
                         tracing::info!(user = %e.conn.user.id, "slow socket closed");
                     }
@@ -245,7 +248,7 @@ pub(crate) struct Decoded {
     pub seq: u64,
     pub frame: Utf8Bytes,
     pub effect: Option<Effect>,
-    /// A `response.delta`, decoded once (for merging runs of deltas in a compact catch-up).
+    /// A `response.delta`, decoded once (for merging runs of deltas for compact subscriptions).
     pub delta: Option<Arc<Envelope>>,
     /// When this process received it (for the tail's age limit).
     at: Instant,
@@ -280,67 +283,10 @@ impl Decoded {
         self.frame.len() + decoded + EVENT_OVERHEAD
     }
 
-    /// `(response_id, attempt, index)` of a delta.
-    fn delta_position(&self) -> Option<(Uuid, u32, u32)> {
-        match self.delta.as_deref().map(|e| &e.event) {
-            Some(Event::ResponseDelta { response_id, attempt, index, .. }) => Some((*response_id, *attempt, *index)),
-            _ => None,
-        }
-    }
-}
-
-/// `events` as frames to send, with each run of consecutive deltas of one response attempt (indexes without a
-/// gap) merged into ONE `response.delta` carrying `from_index` (the first), `index` (the last), the run's text
-/// concatenated, and the last one's `seq`, `event_id` and `ts_us`. Everything else passes unchanged.
-pub(crate) fn compact(conversation: Uuid, events: Vec<Decoded>) -> Vec<Decoded> {
-    let mut out: Vec<Decoded> = Vec::with_capacity(events.len().min(16));
-    let mut run: Vec<Decoded> = Vec::new();
-    for d in events {
-        let continues = match (run.last().and_then(Decoded::delta_position), d.delta_position()) {
-            (Some((r0, a0, i0)), Some((r1, a1, i1))) => r0 == r1 && a0 == a1 && i0.checked_add(1) == Some(i1),
-            _ => false,
-        };
-        if !continues {
-            flush_run(conversation, &mut run, &mut out);
-        }
-        if d.delta.is_some() {
-            run.push(d);
-        } else {
-            out.push(d);
-        }
-    }
-    flush_run(conversation, &mut run, &mut out);
-    out
-}
-
-fn flush_run(conversation: Uuid, run: &mut Vec<Decoded>, out: &mut Vec<Decoded>) {
-    if run.len() < 2 {
-        out.append(run);
-        return;
-    }
-    let (Some(first), Some(last)) = (run.first(), run.last()) else { return };
-    let (Some((_, _, from_index)), Some(envelope)) = (first.delta_position(), last.delta.as_deref()) else {
-        out.append(run);
-        return;
-    };
-    let mut merged = envelope.clone();
-    if let Event::ResponseDelta { text, from_index: from, .. } = &mut merged.event {
-        *text = run
-            .iter()
-            .filter_map(|d| match d.delta.as_deref().map(|e| &e.event) {
-                Some(Event::ResponseDelta { text, .. }) => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        *from = Some(from_index);
-    }
-    match serde_json::to_string(&merged) {
-        Ok(json) => {
-            let frame = event_frame_json(conversation, last.seq, &json).into();
-            out.push(Decoded { seq: last.seq, frame, effect: None, delta: None, at: last.at });
-            run.clear();
-        }
-        Err(_) => out.append(run),
+    /// What to queue for a socket: with `compact`, a delta carries what the writer needs to merge it.
+    pub fn outgoing(&self, compact: bool) -> Outgoing {
+        let delta = if compact { self.delta.clone().map(|e| (self.seq, e)) } else { None };
+        Outgoing { frame: self.frame.clone(), delta }
     }
 }
 
@@ -355,52 +301,6 @@ mod tests {
         envelope.ts_us = 1; // the same size for every seq of the same number of digits
         let json = serde_json::to_string(&envelope).expect("json");
         Decoded::new(Uuid::nil(), seq, "rh.conv.x.event", json.as_bytes()).expect("utf-8")
-    }
-
-    fn delta(seq: u64, rid: Uuid, attempt: u32, index: u32, text: &str) -> Decoded {
-        let event = Event::ResponseDelta { response_id: rid, attempt, index, text: text.into(), from_index: None };
-        let json = serde_json::to_string(&Envelope::new(Uuid::nil(), None, event)).expect("json");
-        Decoded::new(Uuid::nil(), seq, "rh.conv.x.delta", json.as_bytes()).expect("utf-8")
-    }
-
-    fn sent(d: &Decoded) -> (u64, Event) {
-        match serde_json::from_str::<rh_protocol::ServerFrame>(d.frame.as_str()) {
-            Ok(rh_protocol::ServerFrame::Event { seq, event, .. }) => (seq, event.event),
-            other => panic!("not an event frame: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn compact_merges_runs_of_consecutive_deltas_only() {
-        let (r1, r2) = (Uuid::new_v4(), Uuid::new_v4());
-        let events = vec![
-            event(1),
-            delta(2, r1, 1, 0, "He"),
-            delta(3, r1, 1, 1, "ll"),
-            delta(5, r1, 1, 2, "o"),
-            delta(6, r2, 1, 0, "x"), // another response interleaves: the run ends
-            delta(7, r1, 1, 3, " w"),
-            delta(8, r1, 2, 0, "A"), // a new attempt starts over
-            delta(9, r1, 2, 1, "B"),
-            delta(11, r1, 2, 3, "D"), // index 2 missing: not merged across the gap
-            event(12),
-        ];
-        let out = compact(Uuid::nil(), events);
-        let got: Vec<(u64, Event)> = out.iter().map(sent).collect();
-        let d = |rid, attempt, index, text: &str, from_index| Event::ResponseDelta {
-            response_id: rid,
-            attempt,
-            index,
-            text: text.into(),
-            from_index,
-        };
-        assert_eq!(got.len(), 7, "{got:?}");
-        assert_eq!(got[1], (5, d(r1, 1, 2, "Hello", Some(0))));
-        assert_eq!(got[2], (6, d(r2, 1, 0, "x", None)));
-        assert_eq!(got[3], (7, d(r1, 1, 3, " w", None)));
-        assert_eq!(got[4], (9, d(r1, 2, 1, "AB", Some(0))));
-        assert_eq!(got[5], (11, d(r1, 2, 3, "D", None)));
-        assert_eq!((got[0].0, got[6].0), (1, 12));
     }
 
     fn seqs(v: &[Decoded]) -> Vec<u64> {

@@ -139,6 +139,7 @@ impl Hub {
         generation: u64,
         after_seq: u64,
         grant: &AccessGrant,
+        compact: bool,
     ) -> Joined {
         let mut feeds = lock(&self.feeds);
         {
@@ -161,7 +162,8 @@ impl Hub {
         let mut st = lock(&feed.state);
         let live = after_seq >= st.last_seq;
         let joined_at = st.last_seq;
-        let entry = Entry { conn: conn.clone(), generation, last_seq: after_seq, live, grant_seq: grant.history_seq };
+        let entry =
+            Entry { conn: conn.clone(), generation, last_seq: after_seq, live, grant_seq: grant.history_seq, compact };
         if st.add(conn.id, entry) {
             self.metrics.subscriptions.inc();
         }

@@ -10,6 +10,7 @@
 //! | [`tap`] | ONE JetStream ordered consumer per process over every conversation, routing events to feeds |
 //! | [`hub`] | the followed conversations and their subscriptions: join, catch-up → live hand-off, revocation |
 //! | [`feed`] | one followed conversation: fan-out (an event's frame built once for all sockets), in-memory tail |
+//! | [`compact`] | merging runs of queued deltas into one for subscriptions that ask for it (catch-up, slow sockets) |
 //! | [`catch_up`] | a subscriber behind the live position: from the tail, or JetStream for what is older |
 //! | [`sidebar`] | `rh.user.*.inbox` (one wildcard subscription per process) → `sidebar` frames of local users |
 //! | [`presence`] | per-node viewer announcements on `rh.presence.<conv>`, merged across nodes → `presence` frames |
@@ -28,6 +29,7 @@
 
 pub mod catch_up;
 pub mod cmd;
+pub mod compact;
 pub mod config;
 pub mod conn;
 pub mod connection;

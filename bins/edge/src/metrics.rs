@@ -25,6 +25,8 @@ pub struct Metrics {
     pub catch_up_seconds: Histogram,
     /// Events sent to catching-up subscribers, by source: `memory` (a feed's tail) or `stream` (JetStream).
     pub catch_up_events: IntCounterVec,
+    /// Deltas folded into merged deltas for compact subscriptions (frames saved).
+    pub deltas_merged: IntCounter,
     /// Events received by the tap (every conversation's, followed here or not).
     pub events_in: IntCounter,
 }
@@ -59,6 +61,10 @@ impl Metrics {
                 "catch_up_events_total",
                 "Events sent to subscribers catching up, by source (memory: a feed's tail; stream: JetStream)",
                 &["source"],
+            ),
+            deltas_merged: health.int_counter(
+                "deltas_merged_total",
+                "Deltas folded into merged deltas for compact subscriptions (frames not sent)",
             ),
             events_in: health.int_counter("events_in_total", "Conversation events received by the tap"),
         };

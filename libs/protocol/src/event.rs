@@ -72,10 +72,11 @@ pub enum Event {
     ResponseStarted { response_id: Uuid, message_id: Uuid, model: String, attempt: u32 },
     /// A slice of generated text. `index` counts deltas of one attempt from 0 with no gap.
     ///
-    /// `from_index` is only set on a *merged* delta, which a subscriber that asked for `compact` catch-up gets
-    /// instead of a run of stored deltas it missed: it stands for deltas `from_index..=index` of the attempt, their
-    /// texts concatenated, and its `seq` is the last one's. A client that appends `text` and remembers `index` as
-    /// the last delta it has needs no change.
+    /// `from_index` is only set on a *merged* delta, which a subscriber that asked for `compact` gets instead of a
+    /// run of stored deltas queued for it at once (a catch-up, or a socket that fell behind): it stands for deltas
+    /// `from_index..=index` of the attempt, their texts concatenated; its `seq` and `event_id` are the last one's,
+    /// its `ts_us` the first one's. A client that appends `text` and remembers `index` as the last delta it has
+    /// needs no change.
     #[serde(rename = "response.delta")]
     ResponseDelta {
         response_id: Uuid,

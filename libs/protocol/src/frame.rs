@@ -17,9 +17,10 @@ pub enum ClientFrame {
     /// Follow a conversation: replay everything after `after_seq`, then live. Without `after_seq`, replay starts
     /// after the `seq` that the conversation's HTTP history covers.
     ///
-    /// With `compact: true` the catch-up sends each run of consecutive deltas of a response as ONE merged delta
-    /// (see `response.delta`'s `from_index`): a late joiner gets a response that is 2,000 tokens in as a few
-    /// frames instead of hundreds. Live events are never merged.
+    /// With `compact: true` each run of consecutive deltas of a response that is queued on the socket at once is
+    /// sent as ONE merged delta (see `response.delta`'s `from_index`): a late joiner gets a response that is 2,000
+    /// tokens in as a few frames instead of hundreds, and a socket that fell behind catches up in fewer frames. A
+    /// socket that keeps up gets every delta as stored.
     Subscribe {
         conversation_id: Uuid,
         #[serde(default, skip_serializing_if = "Option::is_none")]

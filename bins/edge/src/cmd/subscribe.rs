@@ -86,7 +86,7 @@ impl Subscribe {
         if conn.send_frame(&subscribed).is_err() {
             return;
         }
-        match hub.join(conn, conv, generation, after_seq, &grant) {
+        match hub.join(conn, conv, generation, after_seq, &grant, self.compact) {
             Joined::Gone => {}
             Joined::Live => {
                 hub.metrics.catch_up_seconds.observe(started.elapsed().as_secs_f64());
