@@ -2,7 +2,7 @@
 //! JetStream consumer per socket or per conversation.
 
 use crate::helpers::*;
-use rh_protocol::{Event, Permission};
+use rh_protocol::Permission;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,13 +99,7 @@ async fn many_conversations_on_one_edge_share_one_consumer() -> anyhow::Result<(
     let mut last = std::collections::HashMap::new();
     for index in 0..4 {
         for conv in &convs {
-            let ev = Event::ResponseDelta {
-                response_id: rid,
-                attempt: 1,
-                index,
-                text: format!("{index}"),
-                from_index: None,
-            };
+            let ev = delta(rid, index, format!("{index}"));
             last.insert(*conv, env.publish(*conv, None, ev).await?);
         }
     }
@@ -138,26 +132,14 @@ async fn subscribers_of_a_quiet_conversation_go_live_while_others_are_busy() -> 
     // position with nothing of its own to send, and each subscriber must still go live.
     for round in 0..3 {
         for index in 0..5 {
-            let ev = Event::ResponseDelta {
-                response_id: uuid::Uuid::new_v4(),
-                attempt: 1,
-                index,
-                text: "b".into(),
-                from_index: None,
-            };
+            let ev = delta(uuid::Uuid::new_v4(), index, "b");
             env.publish(busy, None, ev).await?;
         }
         let mut ws = env.connect(0, &ada).await?;
         subscribe(&mut ws, quiet, None).await.map_err(|e| anyhow::anyhow!("socket {round}: {e:#}"))?;
         sockets.push(ws);
     }
-    let ev = Event::ResponseDelta {
-        response_id: uuid::Uuid::new_v4(),
-        attempt: 1,
-        index: 0,
-        text: "q".into(),
-        from_index: None,
-    };
+    let ev = delta(uuid::Uuid::new_v4(), 0, "q");
     let seq = env.publish(quiet, None, ev).await?;
     for ws in &mut sockets {
         let mut got = Received::default();

@@ -140,23 +140,11 @@ impl Env {
             let rid = Uuid::new_v4();
             let mut seqs = Vec::new();
             for index in 0..n {
-                let e = Event::ResponseDelta {
-                    response_id: rid,
-                    attempt: 1,
-                    index,
-                    text: format!("t{index} "),
-                    from_index: None,
-                };
+                let e = delta(rid, index, format!("t{index} "));
                 seqs.push(publish(&js, &published, conv, None, e).await?);
                 // Another conversation's traffic in between, so stream seqs are not contiguous.
                 if index % 3 == 0 {
-                    let other = Event::ResponseDelta {
-                        response_id: rid,
-                        attempt: 1,
-                        index,
-                        text: "x".into(),
-                        from_index: None,
-                    };
+                    let other = delta(rid, index, "x");
                     publish(&js, &published, Uuid::new_v4(), None, other).await?;
                 }
                 tokio::time::sleep(every).await;
@@ -286,6 +274,11 @@ async fn publish(
     let seq = rh_bus::publish_event_acked(js, &env).await?;
     published.lock().unwrap().insert(seq, env);
     Ok(seq)
+}
+
+/// Delta `index` of attempt 1 of response `rid`, as the worker publishes it.
+pub fn delta(rid: Uuid, index: u32, text: impl Into<String>) -> Event {
+    Event::ResponseDelta { response_id: rid, attempt: 1, index, text: text.into(), from_index: None }
 }
 
 /// Subscribes and waits for `subscribed` (returned as (permission, seq)) or fails with the error frame.

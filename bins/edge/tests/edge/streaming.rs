@@ -16,14 +16,7 @@ async fn replay_from_after_seq_then_live_without_gap_or_duplicate() -> anyhow::R
     let rid = uuid::Uuid::new_v4();
     let mut early = Vec::new();
     for index in 0..30 {
-        early.push(
-            env.publish(
-                conv,
-                None,
-                Event::ResponseDelta { response_id: rid, attempt: 1, index, text: "a".into(), from_index: None },
-            )
-            .await?,
-        );
+        early.push(env.publish(conv, None, delta(rid, index, "a")).await?);
     }
     env.set_history(conv, early[9]);
 
@@ -67,19 +60,7 @@ async fn sockets_on_one_edge_share_one_conversation_feed() -> anyhow::Result<()>
     let ben = env.user("Ben")?;
     let conv = env.conversation(&ada).await?;
     env.grant(conv, &ben, Permission::Respond);
-    let seq0 = env
-        .publish(
-            conv,
-            None,
-            Event::ResponseDelta {
-                response_id: uuid::Uuid::new_v4(),
-                attempt: 1,
-                index: 0,
-                text: "h".into(),
-                from_index: None,
-            },
-        )
-        .await?;
+    let seq0 = env.publish(conv, None, delta(uuid::Uuid::new_v4(), 0, "h")).await?;
 
     let mut a1 = env.connect(0, &ada).await?;
     let mut a2 = env.connect(0, &ada).await?;
@@ -92,14 +73,7 @@ async fn sockets_on_one_edge_share_one_conversation_feed() -> anyhow::Result<()>
     let rid = uuid::Uuid::new_v4();
     let mut seqs = Vec::new();
     for index in 0..5 {
-        seqs.push(
-            env.publish(
-                conv,
-                None,
-                Event::ResponseDelta { response_id: rid, attempt: 1, index, text: "x".into(), from_index: None },
-            )
-            .await?,
-        );
+        seqs.push(env.publish(conv, None, delta(rid, index, "x")).await?);
     }
     let last = *seqs.last().unwrap_or(&0);
     let (mut r1, mut r2, mut rb) = (Received::default(), Received::default(), Received::default());
@@ -199,7 +173,7 @@ async fn a_socket_that_stops_reading_is_dropped_without_stalling_the_others() ->
         let mut got = Received::default();
         let mut last = 0;
         for index in 0..400 {
-            let ev = Event::ResponseDelta { response_id: rid, attempt: 1, index, text: text.clone(), from_index: None };
+            let ev = delta(rid, index, text.clone());
             last = env.publish(conv, None, ev).await?;
             // Ada keeps up.
             while got.seqs().last().copied().unwrap_or(0) + 8 < last {
