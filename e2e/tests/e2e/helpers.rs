@@ -87,7 +87,7 @@ impl Viewer {
 
     /// Reads until the end event (completed / failed / stopped) of `response_id`.
     pub async fn until_response_end(&mut self, response_id: Uuid) -> anyhow::Result<Seen> {
-        self.until_event(|s| s.event.event.is_response_end() && response_of(&s.event.event) == Some(response_id)).await
+        self.until_event(|s| s.event.event.is_response_end() && s.event.event.response_id() == Some(response_id)).await
     }
 
     /// Reads until `n` deltas of `response_id` have arrived.
@@ -96,25 +96,13 @@ impl Viewer {
             let have = self
                 .seen
                 .iter()
-                .filter(|s| s.event.event.is_delta() && response_of(&s.event.event) == Some(response_id))
+                .filter(|s| s.event.event.is_delta() && s.event.event.response_id() == Some(response_id))
                 .count();
             if have >= n {
                 return Ok(());
             }
             self.until_event(|_| true).await?;
         }
-    }
-}
-
-pub fn response_of(e: &Event) -> Option<Uuid> {
-    match e {
-        Event::ResponseStarted { response_id, .. }
-        | Event::ResponseDelta { response_id, .. }
-        | Event::ResponseCompleted { response_id, .. }
-        | Event::ResponseFailed { response_id, .. }
-        | Event::ResponseStopped { response_id, .. } => Some(*response_id),
-        Event::MessageCreated { response_id, .. } => Some(*response_id),
-        _ => None,
     }
 }
 
@@ -125,7 +113,7 @@ pub fn check_response(seen: &[Seen], response_id: Uuid) -> anyhow::Result<String
     for w in seen.windows(2) {
         anyhow::ensure!(w[0].seq < w[1].seq, "positions not increasing: {} then {}", w[0].seq, w[1].seq);
     }
-    let of: Vec<&Seen> = seen.iter().filter(|s| response_of(&s.event.event) == Some(response_id)).collect();
+    let of: Vec<&Seen> = seen.iter().filter(|s| s.event.event.response_id() == Some(response_id)).collect();
     let last_attempt = of
         .iter()
         .filter_map(|s| match &s.event.event {

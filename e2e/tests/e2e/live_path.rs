@@ -118,7 +118,7 @@ async fn a_subscription_without_after_seq_starts_after_the_stored_history() -> a
     v.until_response_end(rid2).await?;
     check_response(&v.seen, rid2)?;
     assert!(
-        v.seen.iter().all(|s| response_of(&s.event.event) != Some(rid1)),
+        v.seen.iter().all(|s| s.event.event.response_id() != Some(rid1)),
         "nothing of the stored history is replayed"
     );
     assert!(!first_text.is_empty());

@@ -147,6 +147,20 @@ impl Event {
     pub fn is_response_end(&self) -> bool {
         matches!(self, Event::ResponseCompleted { .. } | Event::ResponseFailed { .. } | Event::ResponseStopped { .. })
     }
+
+    /// The AI response this event is about: the `response.*` events, and `message.created` (the response it
+    /// asked for).
+    pub fn response_id(&self) -> Option<Uuid> {
+        match self {
+            Event::MessageCreated { response_id, .. }
+            | Event::ResponseStarted { response_id, .. }
+            | Event::ResponseDelta { response_id, .. }
+            | Event::ResponseCompleted { response_id, .. }
+            | Event::ResponseFailed { response_id, .. }
+            | Event::ResponseStopped { response_id, .. } => Some(*response_id),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ impl Reader {
     pub async fn until_end(&mut self, response_id: Uuid) -> anyhow::Result<Event> {
         loop {
             let e = self.next().await?.event;
-            if e.is_response_end() && response_of(&e) == Some(response_id) {
+            if e.is_response_end() && e.response_id() == Some(response_id) {
                 return Ok(e);
             }
         }
@@ -102,17 +102,6 @@ impl Reader {
             self.next().await?;
         }
         Ok(())
-    }
-}
-
-pub fn response_of(e: &Event) -> Option<Uuid> {
-    match e {
-        Event::ResponseStarted { response_id, .. }
-        | Event::ResponseDelta { response_id, .. }
-        | Event::ResponseCompleted { response_id, .. }
-        | Event::ResponseFailed { response_id, .. }
-        | Event::ResponseStopped { response_id, .. } => Some(*response_id),
-        _ => None,
     }
 }
 
@@ -287,7 +276,7 @@ async fn stop_mid_stream_ends_with_the_partial_text_and_later_jobs_still_run() -
         .iter()
         .skip_while(|e| !matches!(e.event, Event::ResponseStopped { .. }))
         .skip(1)
-        .filter(|e| response_of(&e.event) == Some(j.response_id))
+        .filter(|e| e.event.response_id() == Some(j.response_id))
         .collect();
     assert!(after_stop.is_empty(), "events after the stop: {after_stop:?}");
     Ok(())
