@@ -230,17 +230,36 @@ impl Writer {
         shutdown: &CancellationToken,
     ) -> Option<Vec<Result<Applied, StoreError>>> {
         let mut keepalive = KeepAlive::new();
+        match self.write_until_answered(events, delivered, &mut keepalive, shutdown).await? {
+            Ok(applied) => return Some(applied.into_iter().map(Ok).collect()),
+            Err(e) => tracing::warn!(error = %e, "batch refused; writing its events one by one"),
+        }
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            let one =
+                self.write_until_answered(std::slice::from_ref(event), delivered, &mut keepalive, shutdown).await?;
+            results.push(one.map(|mut applied| applied.pop().unwrap_or(Applied::Duplicate)));
+        }
+        Some(results)
+    }
+
+    /// Writes `events` in one transaction until PostgreSQL answers: retries transient failures (with backoff,
+    /// keeping the deliveries alive) and returns what it applied or why it refused them. `None` on shutdown.
+    async fn write_until_answered(
+        &self,
+        events: &[(u64, &Envelope)],
+        delivered: &[Delivered],
+        keepalive: &mut KeepAlive,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<Vec<Applied>, StoreError>> {
         let mut delay = Backoff::default();
         loop {
             match self.write(events).await {
                 Ok(applied) => {
                     self.write_succeeded();
-                    return Some(applied.into_iter().map(Ok).collect());
+                    return Some(Ok(applied));
                 }
-                Err(WriteError::Rejected(e)) => {
-                    tracing::warn!(error = %e, "batch refused; writing its events one by one");
-                    break;
-                }
+                Err(WriteError::Rejected(e)) => return Some(Err(e)),
                 Err(WriteError::Transient(e)) => {
                     self.write_failed(&e);
                     keepalive.tick(delivered).await;
@@ -250,31 +269,6 @@ impl Writer {
                 }
             }
         }
-        let mut results = Vec::with_capacity(events.len());
-        for event in events {
-            let mut delay = Backoff::default();
-            loop {
-                match self.write(std::slice::from_ref(event)).await {
-                    Ok(mut applied) => {
-                        self.write_succeeded();
-                        results.push(Ok(applied.pop().unwrap_or(Applied::Duplicate)));
-                        break;
-                    }
-                    Err(WriteError::Rejected(e)) => {
-                        results.push(Err(e));
-                        break;
-                    }
-                    Err(WriteError::Transient(e)) => {
-                        self.write_failed(&e);
-                        keepalive.tick(delivered).await;
-                        if sleep_or_shutdown(delay.next(), shutdown).await {
-                            return None;
-                        }
-                    }
-                }
-            }
-        }
-        Some(results)
     }
 
     /// One transaction.
