@@ -56,9 +56,12 @@ pub fn merge_runs(batch: &mut VecDeque<Outgoing>) -> usize {
     }
     let mut out = VecDeque::with_capacity(batch.len());
     let mut run: Vec<Outgoing> = Vec::new();
+    // The span of the run so far: (conversation, response, attempt, first index, last index).
+    let mut run_span: Option<(uuid::Uuid, uuid::Uuid, u32, u32, u32)> = None;
     let mut folded = 0;
     for o in batch.drain(..) {
-        let continues = match (run.last().and_then(span), span(&o)) {
+        let this = span(&o);
+        let continues = match (run_span, this) {
             (Some((c0, r0, a0, _, last)), Some((c1, r1, a1, first, _))) => {
                 c0 == c1 && r0 == r1 && a0 == a1 && last.checked_add(1) == Some(first)
             }
@@ -67,7 +70,8 @@ pub fn merge_runs(batch: &mut VecDeque<Outgoing>) -> usize {
         if !continues {
             folded += flush(&mut run, &mut out);
         }
-        if span(&o).is_some() {
+        run_span = this;
+        if this.is_some() {
             run.push(o);
         } else {
             out.push_back(o);

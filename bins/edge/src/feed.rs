@@ -164,16 +164,17 @@ impl Tail {
     fn push(&mut self, d: Decoded) {
         self.bytes += d.size();
         self.events.push_back(d);
+        self.evict_over_limits();
+    }
+
+    /// Drops the oldest events while the tail is over its byte limit or they are over its age limit; the floor
+    /// rises with each.
+    fn evict_over_limits(&mut self) {
         let now = Instant::now();
         while let Some(front) = self.events.front()
             && (self.bytes > self.limits.max_bytes || now.duration_since(front.at) > self.limits.max_age)
+            && let Some(old) = self.events.pop_front()
         {
-            self.evict_front();
-        }
-    }
-
-    fn evict_front(&mut self) {
-        if let Some(old) = self.events.pop_front() {
             self.bytes -= old.size();
             self.floor = old.seq;
         }
@@ -202,12 +203,7 @@ impl Tail {
             self.events.push_front(d);
         }
         self.floor = from;
-        let now = Instant::now();
-        while let Some(front) = self.events.front()
-            && (self.bytes > self.limits.max_bytes || now.duration_since(front.at) > self.limits.max_age)
-        {
-            self.evict_front();
-        }
+        self.evict_over_limits();
     }
 }
 

@@ -46,9 +46,9 @@ pub struct Hub {
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
     /// The conversation stream, for catch-ups older than a feed's tail.
-    pub(crate) stream: jetstream::stream::Stream<()>,
+    pub(crate) stream: jetstream::stream::Stream,
     pub metrics: Metrics,
-    /// Random id of this process (presence announcements, consumer names).
+    /// Random id of this process (presence announcements, the tap's consumer name).
     pub node_id: Uuid,
     /// Cancelled on SIGTERM: sockets say goodbye and close.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -80,7 +80,7 @@ impl Hub {
     pub fn new(
         config: Config,
         nats: async_nats::Client,
-        stream: jetstream::stream::Stream<()>,
+        stream: jetstream::stream::Stream,
         tap_seq: u64,
         metrics: Metrics,
         shutdown: tokio_util::sync::CancellationToken,
@@ -105,11 +105,6 @@ impl Hub {
     /// A process-unique number (socket ids, subscription generations).
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn consumer_name(&self, kind: &str, serial: u64) -> String {
-        let node = self.node_id.simple().to_string();
-        format!("edge-{}-{kind}{serial}", &node[..12])
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -56,15 +56,15 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The conversation stream (created if this is the first binary up) and its last seq, where the tap starts.
+/// The conversation stream (created if this is the first binary up) and its last seq, where the tap starts (the
+/// lookup answers with the stream's state).
 async fn conversation_stream(
     js: &async_nats::jetstream::Context,
-) -> anyhow::Result<(async_nats::jetstream::stream::Stream<()>, u64)> {
+) -> anyhow::Result<(async_nats::jetstream::stream::Stream, u64)> {
     rh_bus::Topology::default().ensure(js).await.context("creating the NATS streams")?;
-    let mut stream =
+    let stream =
         js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
-    let position = stream.info().await.context("reading the conversation stream's state")?.state.last_sequence;
-    let stream = js.get_stream_no_info(rh_protocol::subjects::STREAM_CONV).await?;
+    let position = stream.cached_info().state.last_sequence;
     Ok((stream, position))
 }
 
@@ -88,7 +88,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
     let hub = Arc::new(hub::Hub::new(config, nats.clone(), stream, position, metrics, shutdown.clone(), presence_tx));
-    let tap = tokio::spawn(tap::run(hub.clone(), health.clone()));
+    tokio::spawn(tap::run(hub.clone(), health.clone()));
     let presence = presence::start(hub.clone(), presence_rx).await.context("subscribing to presence")?;
     let presence = tokio::spawn(presence);
     let inboxes = sidebar::start(hub.clone()).await.context("subscribing to the user inboxes")?;
@@ -120,7 +120,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), presence).await;
-    tap.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), nats.drain()).await;
     tracing::info!("edge stopped");
     Ok(())

@@ -35,7 +35,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Runs the tap from `Feeds::tap_seq` until shutdown.
 pub async fn run(hub: Arc<Hub>, health: Health) {
-    let name = hub.consumer_name("tap", 0);
+    let node = hub.node_id.simple().to_string();
+    let name = format!("edge-{}-tap", &node[..12]);
     let mut failures = 0u32;
     loop {
         let from = hub.tap_seq();
