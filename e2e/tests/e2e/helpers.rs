@@ -67,22 +67,38 @@ impl Viewer {
         Ok(Viewer { ws, conversation, seen: Vec::new(), subscribed_at: seq })
     }
 
-    /// Reads frames until `pred` holds for a received event of this conversation.
-    pub async fn until_event(&mut self, pred: impl Fn(&Seen) -> bool) -> anyhow::Result<Seen> {
+    /// Reads frames until `pred` holds for one, recording every event of this conversation on the way (an event
+    /// can arrive before the reply to the frame that caused it: a fast response may start before
+    /// `message.accepted` reaches the socket).
+    pub async fn until_frame(&mut self, mut pred: impl FnMut(&ServerFrame) -> bool) -> anyhow::Result<ServerFrame> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let f = self.ws.next_frame(left).await?;
-            if let ServerFrame::Event { conversation_id, seq, event } = f {
-                if conversation_id == self.conversation {
-                    let seen = Seen { seq, event };
-                    self.seen.push(seen.clone());
-                    if pred(&seen) {
-                        return Ok(seen);
-                    }
+            if let ServerFrame::Event { conversation_id, seq, event } = &f {
+                if *conversation_id == self.conversation {
+                    self.seen.push(Seen { seq: *seq, event: event.clone() });
                 }
             }
+            if pred(&f) {
+                return Ok(f);
+            }
         }
+    }
+
+    /// Reads frames until `pred` holds for a received event of this conversation.
+    pub async fn until_event(&mut self, pred: impl Fn(&Seen) -> bool) -> anyhow::Result<Seen> {
+        let conversation = self.conversation;
+        let f = self
+            .until_frame(|f| match f {
+                ServerFrame::Event { conversation_id, seq, event } if *conversation_id == conversation => {
+                    pred(&Seen { seq: *seq, event: event.clone() })
+                }
+                _ => false,
+            })
+            .await?;
+        let ServerFrame::Event { seq, event, .. } = f else { unreachable!("until_frame returns a matching event") };
+        Ok(Seen { seq, event })
     }
 
     /// Reads until the end event (completed / failed / stopped) of `response_id`.

@@ -9,21 +9,23 @@ use rh_testkit::{StackOptions, WsClient};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-async fn send_over_socket(ws: &mut WsClient, conv: uuid::Uuid, id: &str) -> anyhow::Result<ServerFrame> {
-    ws.send(&ClientFrame::SendMessage {
-        conversation_id: conv,
-        text: "/sim tokens=3 rate=500\nhi".into(),
-        client_msg_id: id.into(),
-    })
-    .await?;
-    let (f, _) = ws
-        .until(WAIT, |f| match f {
+/// Sends a message over the viewer's socket and returns the reply to it (recording any event that arrives first).
+async fn send_over_socket(viewer: &mut Viewer, conv: uuid::Uuid, id: &str) -> anyhow::Result<ServerFrame> {
+    viewer
+        .ws
+        .send(&ClientFrame::SendMessage {
+            conversation_id: conv,
+            text: "/sim tokens=3 rate=500\nhi".into(),
+            client_msg_id: id.into(),
+        })
+        .await?;
+    viewer
+        .until_frame(|f| match f {
             ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id),
             ServerFrame::MessageAccepted { client_msg_id, .. } => client_msg_id == id,
             _ => false,
         })
-        .await?;
-    Ok(f)
+        .await
 }
 
 fn is_forbidden(f: &ServerFrame) -> bool {
@@ -37,10 +39,10 @@ async fn view_only_is_refused_on_the_socket_until_upgraded() -> anyhow::Result<(
     t.api.share(&t.owner, conv, &t.ben, "view").await?;
 
     let mut ben = Viewer::join(&t.stack.ws_url(), &t.ben, conv, None).await?;
-    let f = send_over_socket(&mut ben.ws, conv, "m1").await?;
+    let f = send_over_socket(&mut ben, conv, "m1").await?;
     assert!(is_forbidden(&f), "view only cannot send: {f:?}");
     ben.ws.send(&ClientFrame::Stop { conversation_id: conv }).await?;
-    let (f, _) = ben.ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
+    let f = ben.until_frame(|f| matches!(f, ServerFrame::Error { .. })).await?;
     assert!(is_forbidden(&f), "view only cannot stop: {f:?}");
 
     // Cy, a teammate it was never shared with, cannot even subscribe.
@@ -56,9 +58,9 @@ async fn view_only_is_refused_on_the_socket_until_upgraded() -> anyhow::Result<(
         .patch(&format!("/conversations/{conv}/shares/{}", t.ben.user_id), json!({"permission": "respond"}))
         .await?;
     assert!(s.is_success(), "{s} {body}");
-    let (f, _) = ben.ws.until(WAIT, |f| matches!(f, ServerFrame::PermissionChanged { .. })).await?;
+    let f = ben.until_frame(|f| matches!(f, ServerFrame::PermissionChanged { .. })).await?;
     assert!(matches!(f, ServerFrame::PermissionChanged { permission: Permission::Respond, .. }));
-    let f = send_over_socket(&mut ben.ws, conv, "m2").await?;
+    let f = send_over_socket(&mut ben, conv, "m2").await?;
     let ServerFrame::MessageAccepted { response_id, .. } = f else { anyhow::bail!("upgraded send refused: {f:?}") };
     ben.until_response_end(response_id).await?;
     check_response(&ben.seen, response_id)?;
