@@ -256,6 +256,10 @@ export class ChatView {
       case 'lagged':
         this.subscribe();
         break;
+      case 'unavailable':
+        // The edge could not subscribe or catch us up (a broker or api hiccup): again from our last seq, soon.
+        setTimeout(() => this.subscribe(), 1000);
+        break;
       case 'not_found':
         this.ctx.closeView(this, 'not_found');
         break;

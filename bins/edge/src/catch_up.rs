@@ -16,6 +16,13 @@
 //!   subscriber from that position catches up from memory: typically the first subscriber of a conversation on
 //!   this node reads `(history_seq, tap position]` (usually one request that finds nothing) and everyone after
 //!   it is served from memory.
+//! - A position the stream no longer covers — retention (`max_age`, `max_bytes`) dropped events after it, and the
+//!   conversation's stored history (`grant_seq`) has moved past it, so some of what dropped may have been this
+//!   conversation's — ends the subscription with `cannot_recover`: the client reloads history over HTTP and
+//!   subscribes again from the `seq` it covers (Centrifugo's rule). The stream cannot say whose events it dropped,
+//!   so this errs towards a reload, which is always correct; a client whose conversation did not change since its
+//!   position (`grant_seq <= after_seq`) simply continues. Only positions older than the tail pay for the check
+//!   (one stream-info request).
 
 use crate::conn::Conn;
 use crate::feed::{Decoded, Effect, Feed};
@@ -54,6 +61,17 @@ struct CatchUp<'a> {
     reserve: usize,
 }
 
+/// Why a catch-up ended without turning live, other than the subscription or the socket ending.
+#[derive(Debug, thiserror::Error)]
+enum CatchUpError {
+    #[error(
+        "the stream starts at seq {first_seq}, after the position {after_seq} and the conversation has changed since"
+    )]
+    CannotRecover { after_seq: u64, first_seq: u64 },
+    #[error(transparent)]
+    Broker(#[from] anyhow::Error),
+}
+
 enum Step {
     /// Send these from the tail; then the client has everything up to `reaches`.
     Memory { batch: Vec<Decoded>, reaches: u64 },
@@ -86,13 +104,24 @@ impl Hub {
             Ok(true) => self.metrics.catch_up_seconds.observe(started.elapsed().as_secs_f64()),
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(%conversation, error = %format!("{e:#}"), "catch-up failed");
+                let (code, message) = match &e {
+                    CatchUpError::CannotRecover { .. } => {
+                        tracing::info!(%conversation, "{e}");
+                        (
+                            ErrorCode::CannotRecover,
+                            "what you missed is no longer kept; reload the conversation and subscribe from its seq",
+                        )
+                    }
+                    CatchUpError::Broker(e) => {
+                        tracing::warn!(%conversation, error = %format!("{e:#}"), "catch-up failed");
+                        (
+                            ErrorCode::Unavailable,
+                            "could not catch up on this conversation; subscribe again with your last seq",
+                        )
+                    }
+                };
                 if self.end_subscription(conn, conversation, Some(generation)) {
-                    let _ = conn.send_frame(&ServerFrame::error(
-                        ErrorCode::Unavailable,
-                        "could not catch up on this conversation; subscribe again with your last seq",
-                        Some(conversation.to_string()),
-                    ));
+                    let _ = conn.send_frame(&ServerFrame::error(code, message, Some(conversation.to_string())));
                 }
             }
         }
@@ -105,7 +134,7 @@ impl CatchUp<'_> {
     }
 
     /// `Ok(true)` once live, `Ok(false)` if the subscription ended.
-    async fn run(&self) -> anyhow::Result<bool> {
+    async fn run(&self) -> Result<bool, CatchUpError> {
         let mut pos = self.from.after_seq;
         loop {
             let Some(room) = self.room().await else { return Ok(false) };
@@ -188,7 +217,11 @@ impl CatchUp<'_> {
 
     /// Sends the conversation's events in `(from, until]` from JetStream and prepends them to the tail. Returns
     /// `until`, or `None` if the subscription ended.
-    async fn read_stream(&self, from: u64, until: u64) -> anyhow::Result<Option<u64>> {
+    async fn read_stream(&self, from: u64, until: u64) -> Result<Option<u64>, CatchUpError> {
+        let first_seq = self.hub.stream.get_info().await.context("reading the stream's state")?.state.first_sequence;
+        if from + 1 < first_seq && self.from.grant_seq > from {
+            return Err(CatchUpError::CannotRecover { after_seq: from, first_seq });
+        }
         let filter = subjects::conv_all(self.conversation());
         let max_bytes = lock(&self.feed.state).tail.max_bytes();
         let (mut read, mut read_bytes) = (Vec::new(), 0usize);
@@ -199,7 +232,7 @@ impl CatchUp<'_> {
                 Ok(msg) if msg.sequence <= until => msg,
                 Ok(_) => break,
                 Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
-                Err(e) => return Err(e).context("reading the conversation from the stream"),
+                Err(e) => return Err(anyhow::Error::new(e).context("reading the conversation from the stream").into()),
             };
             pos = msg.sequence;
             self.hub.metrics.catch_up_events.with_label_values(&["stream"]).inc();

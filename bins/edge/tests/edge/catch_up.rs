@@ -148,3 +148,50 @@ async fn subscribers_of_a_quiet_conversation_go_live_while_others_are_busy() -> 
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_the_stream_no_longer_keeps_is_cannot_recover_and_a_reload_continues() -> anyhow::Result<()> {
+    let env = Env::start(1).await?;
+    let ada = env.user("Ada")?;
+    let unchanged = env.conversation(&ada).await?;
+    let conv = env.conversation(&ada).await?;
+    // Ada's client saw the conversation's creation; then a response of ten deltas went by, and the history stored
+    // in PostgreSQL covers it.
+    let seen_up_to = env.published_after(conv, 0)[0];
+    let rid = uuid::Uuid::new_v4();
+    let mut last = 0;
+    for index in 0..10 {
+        last = env.publish(conv, None, delta(rid, index, "x")).await?;
+    }
+    env.set_history(conv, last);
+    // Retention drops everything but the last five events.
+    let stream = env.js.get_stream(rh_protocol::subjects::STREAM_CONV).await?;
+    stream.purge().sequence(last - 4).await?;
+
+    // Her client comes back from its old position: told to reload, sent nothing partial.
+    let mut ws = env.connect(0, &ada).await?;
+    ws.subscribe(conv, Some(seen_up_to)).await?;
+    let mut got = Received::default();
+    let (code, reference) = expect_error(&mut ws, &mut got, conv).await?;
+    assert_eq!(code, "cannot_recover");
+    assert_eq!(reference, Some(conv.to_string()));
+    assert!(got.events.is_empty(), "events sent before cannot_recover: {:?}", got.seqs());
+
+    // It reloads the history (covering `last`) and subscribes from there on the same socket: live again.
+    subscribe(&mut ws, conv, Some(last)).await?;
+    let next = env.publish(conv, None, delta(rid, 10, "y")).await?;
+    let mut got = Received::default();
+    read_until_seq(&mut ws, conv, next, &mut got).await?;
+    assert_eq!(got.seqs(), [next]);
+
+    // A conversation that did not change since the client's position continues without a reload, although the
+    // stream dropped other conversations' events after that position.
+    let unchanged_at = env.published_after(unchanged, 0)[0];
+    assert!(unchanged_at + 1 < last - 4);
+    subscribe(&mut ws, unchanged, Some(unchanged_at)).await?;
+    let next = env.publish(unchanged, None, delta(uuid::Uuid::new_v4(), 0, "z")).await?;
+    let mut got = Received::default();
+    read_until_seq(&mut ws, unchanged, next, &mut got).await?;
+    assert_eq!(got.seqs(), [next]);
+    Ok(())
+}
