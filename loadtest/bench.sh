@@ -98,12 +98,16 @@ mkdir -p "$B/metrics"
 for entry in "${ADDRS[@]}"; do
   curl -s -m 5 "http://${entry#*=}/metrics" >"$B/metrics/${entry%%=*}-${entry#*=}.prom" || true
 done
-for f in "$B"/metrics/edge-*.prom; do
-  for h in access_seconds catch_up_seconds; do
-    awk -v h="relayhub_edge_$h" '$1 == h"_sum" { s = $2 } $1 == h"_count" { c = $2 }
-      END { if (c > 0) printf "%s: %d, mean %.1f ms\n", h, c, 1000 * s / c }' "$f"
-  done
-done
+# mean NAME LABELS FILE...: count and mean of a histogram (LABELS as printed, e.g. {subject="x"}, or '').
+mean() {
+  local name="$1" labels="$2" unit="${MEAN_UNIT:-ms}"; shift 2
+  awk -v h="$name" -v l="$labels" -v u="$unit" '$1 == h"_sum"l { s += $2 } $1 == h"_count"l { c += $2 }
+    END { if (c > 0) printf "%s%s: %d, mean %.1f %s\n", h, l, c, (u == "ms" ? 1000 : 1) * s / c, u }' "$@"
+}
+mean relayhub_edge_access_seconds '' "$B"/metrics/edge-*.prom
+mean relayhub_edge_catch_up_seconds '' "$B"/metrics/edge-*.prom
+mean relayhub_api_rpc_duration_seconds '{subject="rh.api.access"}' "$B"/metrics/api-*.prom
+MEAN_UNIT=requests mean relayhub_api_grant_batch_size '' "$B"/metrics/api-*.prom
 # CPU seconds (user + system) each process of the stack used, to see what bounds a run on a shared machine.
 TICKS=$(getconf CLK_TCK)
 for i in "${!PIDS[@]}"; do
@@ -111,4 +115,11 @@ for i in "${!PIDS[@]}"; do
   [ -r "/proc/$pid/stat" ] || continue
   log "$(printf '%-12s' "${NAMES[$i]}") $(awk -v t="$TICKS" '{ printf "%.1fs CPU", ($14 + $15) / t }' "/proc/$pid/stat")"
 done
+# PostgreSQL: the postmaster, its live backends, and (cutime + cstime) the backends that already exited.
+PG_PID=$(head -1 "$B/pg/postmaster.pid" 2>/dev/null || true)
+if [ -n "$PG_PID" ]; then
+  for p in $PG_PID $(pgrep -P "$PG_PID"); do cat "/proc/$p/stat" 2>/dev/null; done |
+    awk -v t="$TICKS" '{ s += $14 + $15 + $16 + $17 } END { printf "postgres     %.1fs CPU\n", s / t }' |
+    while read -r line; do log "$line"; done
+fi
 exit $status

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub messages_accepted: prometheus::IntCounter,
     /// `rh.api.*` requests answered, by subject and outcome (`ok` or an error code).
     pub rpc_requests: IntCounterVec,
+    /// `rh.api.*` time from receipt to reply, by subject.
+    pub rpc_latency: HistogramVec,
+    /// Requests answered together per batch of `rh.api.access` ([`crate::service::grants`]).
+    pub grant_batch_size: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -44,7 +48,20 @@ impl Metrics {
             "rh.api.* requests by subject and outcome.",
             &["subject", "outcome"],
         );
-        Metrics { http_requests, http_latency, messages_accepted, rpc_requests }
+        let rpc_latency = health.register(
+            HistogramVec::new(
+                HistogramOpts::new("rpc_duration_seconds", "rh.api.* time from receipt to reply, by subject.")
+                    .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                &["subject"],
+            )
+            .expect("valid metric"),
+        );
+        let grant_batch_size = health.histogram(
+            "grant_batch_size",
+            "rh.api.access requests answered together in one batch.",
+            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
+        );
+        Metrics { http_requests, http_latency, messages_accepted, rpc_requests, rpc_latency, grant_batch_size }
     }
 }
 

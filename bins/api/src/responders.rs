@@ -48,6 +48,7 @@ where
     Ok(tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
             let state = state.clone();
+            let received = std::time::Instant::now();
             tokio::spawn(async move {
                 let result = match serde_json::from_slice::<Req>(&msg.payload) {
                     Ok(req) => handler(state.clone(), req).await,
@@ -64,6 +65,7 @@ where
                     }
                 };
                 rh_bus::respond(&state.nats, &msg, &reply).await;
+                state.metrics.rpc_latency.with_label_values(&[subject]).observe(received.elapsed().as_secs_f64());
             });
         }
         tracing::info!(subject, "responder ended");

@@ -3,6 +3,7 @@
 use crate::config::Settings;
 use crate::metrics::{self, Metrics};
 use crate::routes;
+use crate::service::grants::Grants;
 use crate::state::AppState;
 use anyhow::Context as _;
 use axum::Router;
@@ -24,6 +25,8 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     rh_bus::Topology::default().ensure(&js).await.context("creating the NATS streams and buckets")?;
     let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;
     let attachments = js.get_object_store(subjects::OBJECT_ATTACHMENTS).await.context("object store rh_attachments")?;
+    let metrics = Metrics::new(health);
+    let grants = Grants::spawn(db.clone(), metrics.grant_batch_size.clone());
     Ok(AppState {
         db,
         nats,
@@ -32,7 +35,8 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
         attachments,
         keys: Arc::new(TokenKeys::new(jwt_secret)),
         settings: Arc::new(settings),
-        metrics: Metrics::new(health),
+        metrics,
+        grants,
     })
 }
 

@@ -19,4 +19,6 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
+    /// The queue `rh.api.access` requests are answered from, in batches.
+    pub grants: crate::service::grants::Grants,
 }

@@ -106,16 +106,19 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Conversation> {
     conversation_from(&row)
 }
 
-/// The access rule as SQL, for conversation `$1` and person `$2`: select [`ACCESS_PERMISSION`] (and columns of
-/// `c`, `o`) then this `FROM ... WHERE`, which yields one row when the conversation exists, is not deleted, and is
-/// owned by or shared with that person, and none otherwise. The one definition of who may see a conversation,
-/// used by [`access`] and by [`crate::history::grant`] (the socket grant, which adds `history_seq` to it).
-pub(crate) const ACCESS_FROM: &str = "FROM conversations c JOIN users o ON o.id = c.owner_id \
-     LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $2 \
-     WHERE c.id = $1 AND c.deleted_at IS NULL AND (c.owner_id = $2 OR s.user_id IS NOT NULL)";
+/// The access rule as SQL, for conversation `$1` and the people in the array `$2`: select [`ACCESS_PERMISSION`]
+/// (and columns of `c`, `o`, `asked.user_id`) then this `FROM ... WHERE`, which yields one row per person asked
+/// when the conversation exists, is not deleted, and is owned by or shared with that person, and none for the
+/// others. The one definition of who may see a conversation, used by [`access`] (one person) and by
+/// [`crate::history::grants`] (the socket grants, many people at once, with `history_seq` added).
+pub(crate) const ACCESS_FROM: &str = "FROM unnest($2::uuid[]) AS asked(user_id) \
+     JOIN conversations c ON c.id = $1 JOIN users o ON o.id = c.owner_id \
+     LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = asked.user_id \
+     WHERE c.deleted_at IS NULL AND (c.owner_id = asked.user_id OR s.user_id IS NOT NULL)";
 
-/// `$2`'s permission in a row of [`ACCESS_FROM`]: `owner`, else the share's `respond` or `view`.
-pub(crate) const ACCESS_PERMISSION: &str = "CASE WHEN c.owner_id = $2 THEN 'owner' ELSE s.permission END AS permission";
+/// The asked person's permission in a row of [`ACCESS_FROM`]: `owner`, else the share's `respond` or `view`.
+pub(crate) const ACCESS_PERMISSION: &str =
+    "CASE WHEN c.owner_id = asked.user_id THEN 'owner' ELSE s.permission END AS permission";
 
 /// The conversation and `user_id`'s permission on it, or `None` when it does not exist, is deleted, or is neither
 /// owned by nor shared with that person.
@@ -123,7 +126,7 @@ pub async fn access(db: &Db, id: Uuid, user_id: Uuid) -> Result<Option<(Conversa
     static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLUMNS}, {ACCESS_PERMISSION} {ACCESS_FROM}"));
     let client = db.client().await?;
     let statement = client.prepare_cached(&SQL).await?;
-    match client.query_opt(&statement, &[&id, &user_id]).await? {
+    match client.query_opt(&statement, &[&id, &[user_id].as_slice()]).await? {
         Some(row) => {
             let permission: String = row.try_get("permission")?;
             Ok(Some((conversation_from(&row)?, permission_from(&permission))))

@@ -17,7 +17,7 @@
 //! `H` is found by lowering it past every row it cuts through until none is left: each step moves to just below
 //! the earliest start among the rows it cuts (every position from that start up to `H` cuts that same row, so no
 //! clean position is skipped), so it ends, usually after zero or one step. `HISTORY_SEQ` is this search as ONE
-//! SQL statement (a recursive CTE), the only definition of the rule: [`load`] and [`grant`] both
+//! SQL statement (a recursive CTE), the only definition of the rule: [`load`] and [`grants`] both
 //! run it. One statement reads one snapshot — under READ COMMITTED every part of a statement, each CTE and each
 //! step of the recursion included, sees the database as of the statement's start — so the answer holds even while
 //! the audit writer commits, with no explicit REPEATABLE READ transaction (and its BEGIN and COMMIT round trips).
@@ -89,13 +89,13 @@ static LOAD: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Person `$2`'s permission on conversation `$1` by the access rule of [`crate::conversations::access`] and its
-/// `history_seq`; no row when they may not see it. `history_seq` is an uncorrelated subquery, evaluated only when
-/// a row is returned: a refusal never searches the transcript.
-static GRANT: LazyLock<String> = LazyLock::new(|| {
+/// The permission on conversation `$1` of each person in the array `$2` who may see it (by the access rule of
+/// [`crate::conversations::access`]), with its `history_seq`; no row for the others. `history_seq` is an
+/// uncorrelated subquery, evaluated once, and only when a row is returned: refusals never search the transcript.
+static GRANTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH RECURSIVE {HISTORY_SEQ} \
-         SELECT {ACCESS_PERMISSION}, (SELECT seq FROM history_seq) AS history_seq {ACCESS_FROM}"
+         SELECT asked.user_id, {ACCESS_PERMISSION}, (SELECT seq FROM history_seq) AS history_seq {ACCESS_FROM}"
     )
 });
 
@@ -114,18 +114,21 @@ fn message_from(row: &Row) -> Result<Message> {
     })
 }
 
-/// What `rh.api.access` grants: `user_id`'s permission on the conversation and its `history_seq`, or `None` when
-/// [`crate::conversations::access`] would say `None` (unknown, deleted, neither owned by nor shared with them).
+/// What `rh.api.access` grants, for many people of one conversation at once: each person's permission with the
+/// conversation's `history_seq`, for those [`crate::conversations::access`] would answer for; the others (unknown
+/// or deleted conversation, neither owned by nor shared with them) are left out.
 ///
-/// One pooled connection, one statement, one round trip (once the connection has the statement prepared): the
-/// permission and the history position come from the same snapshot.
-pub async fn grant(db: &Db, conversation_id: Uuid, user_id: Uuid) -> Result<Option<(Permission, i64)>> {
+/// One pooled connection, one statement, one round trip (once the connection has the statement prepared) however
+/// many people are asked: every answer comes from the same snapshot, and the transcript is searched once.
+pub async fn grants(db: &Db, conversation_id: Uuid, users: &[Uuid]) -> Result<Vec<(Uuid, Permission, i64)>> {
     let client = db.client().await?;
-    let statement = client.prepare_cached(&GRANT).await?;
-    match client.query_opt(&statement, &[&conversation_id, &user_id]).await? {
-        Some(row) => Ok(Some((permission_from(row.try_get("permission")?), row.try_get("history_seq")?))),
-        None => Ok(None),
-    }
+    let statement = client.prepare_cached(&GRANTS).await?;
+    let rows = client.query(&statement, &[&conversation_id, &users]).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((row.try_get("user_id")?, permission_from(row.try_get("permission")?), row.try_get("history_seq")?))
+        })
+        .collect()
 }
 
 /// The history of a conversation (see the module docs), from one consistent snapshot: one statement.

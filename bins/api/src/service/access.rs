@@ -38,11 +38,8 @@ pub fn require_owner(permission: Permission, what: &str) -> Result<(), ApiError>
 /// `rh.api.access`: the caller's permission and the stream position their HTTP history covers.
 ///
 /// Asked for every socket subscribe, so thousands arrive within seconds when many sockets (re)connect: the same
-/// rule as [`authorize`] (404 otherwise) and the same `history_seq` as `GET /conversations/{id}`, but in one
-/// statement on one pooled connection ([`rh_store::history::grant`]) — one database round trip.
+/// rule as [`authorize`] (404 otherwise) and the same `history_seq` as `GET /conversations/{id}`, answered in
+/// batches by [`super::grants`] — one statement for all the subscribers of a conversation asking at once.
 pub async fn grant(state: &AppState, conversation_id: Uuid, user_id: Uuid) -> Result<AccessGrant, ApiError> {
-    let (permission, history_seq) = rh_store::history::grant(&state.db, conversation_id, user_id)
-        .await?
-        .ok_or_else(ApiError::conversation_not_found)?;
-    Ok(AccessGrant { permission, history_seq: u64::try_from(history_seq).unwrap_or(0) })
+    state.grants.ask(conversation_id, user_id).await
 }

@@ -4,6 +4,7 @@
 //! | module | operations |
 //! |---|---|
 //! | [`access`] | who may do what: [`access::authorize`] (404 when the caller cannot see it), `require_*` (403), the `rh.api.access` grant |
+//! | [`grants`] | `rh.api.access` answered in batches: one statement per conversation for everything queued |
 //! | [`events`] | publishing conversation events (acked) and sidebar inbox messages |
 //! | [`conversations`] | create, change settings, delete |
 //! | [`messages`] | send a message (event + generation job), stop a response |
@@ -12,5 +13,6 @@
 pub mod access;
 pub mod conversations;
 pub mod events;
+pub mod grants;
 pub mod messages;
 pub mod shares;

@@ -100,9 +100,9 @@ fn reference_history_seq(applied: i64, created: i64, rows: &[(i64, Option<i64>)]
     h.max(created - 1).max(0)
 }
 
-/// `history::load` and `history::grant` (one SQL statement each, sharing one definition)
+/// `history::load` and `history::grants` (one SQL statement each, sharing one definition)
 /// agree with the rule on many random transcripts — interleaved, nested, still streaming, finished beyond
-/// `applied_seq` — and `grant` answers exactly like `conversations::access`.
+/// `applied_seq` — and `grants` answers for each person exactly like `conversations::access`.
 #[tokio::test]
 async fn one_statement_history_seq_matches_the_rule_on_random_transcripts() {
     use rh_store::{conversations, history};
@@ -176,17 +176,19 @@ async fn one_statement_history_seq_matches_the_rule_on_random_transcripts() {
         assert_eq!(loaded.seq, want, "load: {what}");
         assert_eq!(loaded.messages.iter().map(|m| m.id).collect::<Vec<_>>(), want_ids, "load rows: {what}");
         assert!(loaded.messages.iter().all(|m| m.author_name.as_deref() == Some("Ada")), "{what}");
+        // The three people asked at once, as a burst of subscribes is answered.
+        let grants = history::grants(db.db(), conv, &[owner, viewer, stranger]).await.unwrap();
         for user in [owner, viewer, stranger] {
             let access = conversations::access(db.db(), conv, user).await.unwrap().map(|(_, p)| p);
-            let grant = history::grant(db.db(), conv, user).await.unwrap();
-            assert_eq!(grant.map(|(p, _)| p), access, "grant permission: {what}");
-            if let Some((_, seq)) = grant {
-                assert_eq!(seq, want, "grant history_seq: {what}");
+            let grant = grants.iter().find(|(u, _, _)| *u == user);
+            assert_eq!(grant.map(|(_, p, _)| *p), access, "grant permission: {what}");
+            if let Some((_, _, seq)) = grant {
+                assert_eq!(*seq, want, "grant history_seq: {what}");
             }
         }
     }
     // Unknown conversation: no grant, history_seq 0, empty history.
     let unknown = Uuid::new_v4();
-    assert_eq!(history::grant(db.db(), unknown, owner).await.unwrap(), None);
+    assert_eq!(history::grants(db.db(), unknown, &[owner]).await.unwrap(), vec![]);
     assert_eq!(history::load(db.db(), unknown).await.unwrap(), history::History { seq: 0, messages: vec![] });
 }

@@ -77,3 +77,49 @@ async fn access_send_and_stop_over_nats() {
     let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(v["error"]["code"], "bad_request");
 }
+
+/// A burst of subscribes (answered in batches, one statement per conversation) gets every answer right: each
+/// person their own permission on each conversation, strangers `not_found`, and the metric counts every request.
+#[tokio::test]
+async fn a_burst_of_access_requests_gets_each_persons_own_answer() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let first = shared_conversation(&app, &team, "First").await;
+    let second = app.api.create_conversation(&team.ben, "Ben's own").await.unwrap();
+    let want = |user: uuid::Uuid, conv: uuid::Uuid| match (conv == first, user) {
+        (true, u) if u == team.ada.user_id => Some(Permission::Owner),
+        (true, u) if u == team.ben.user_id => Some(Permission::Respond),
+        (true, u) if u == team.cy.user_id => Some(Permission::View),
+        (false, u) if u == team.ben.user_id => Some(Permission::Owner),
+        _ => None,
+    };
+    let people = [team.ada.user_id, team.ben.user_id, team.cy.user_id, gil.user_id];
+    let asked: Vec<(uuid::Uuid, uuid::Uuid)> =
+        (0..400).map(|i| (people[i % people.len()], [first, second][(i / people.len()) % 2])).collect();
+    let answers = futures::future::join_all(asked.iter().map(|(user, conv)| {
+        let req = AccessRequest { user_id: *user, conversation_id: *conv };
+        let nc = app.nc.clone();
+        async move { rh_bus::request::<_, AccessGrant>(&nc, subjects::API_ACCESS, &req, WAIT).await }
+    }))
+    .await;
+    let history = app.api.conversation(&team.ada, first).await.unwrap()["seq"].as_u64().unwrap();
+    for ((user, conv), answer) in asked.iter().zip(answers) {
+        match (want(*user, *conv), answer) {
+            (Some(permission), Ok(grant)) => {
+                assert_eq!(grant.permission, permission, "{user} on {conv}");
+                if *conv == first {
+                    assert_eq!(grant.history_seq, history);
+                }
+            }
+            (None, Err(e)) => assert_eq!(e.rejection.map(|r| r.code), Some(ErrorCode::NotFound), "{user} on {conv}"),
+            (want, got) => panic!("{user} on {conv}: want {want:?}, got {got:?}"),
+        }
+    }
+    let metrics = reqwest::get(format!("{}/metrics", app.process.http_url())).await.unwrap().text().await.unwrap();
+    let batched: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("relayhub_api_grant_batch_size_sum ")?.trim().parse().ok())
+        .expect("the batch size metric");
+    assert_eq!(batched, asked.len() as f64, "every request went through a batch once");
+}
