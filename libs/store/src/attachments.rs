@@ -3,7 +3,9 @@
 
 use crate::{Db, Result, StoreError};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use std::sync::LazyLock;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -75,9 +77,16 @@ pub async fn insert(db: &Db, new: &NewAttachment<'_>) -> Result<Attachment> {
 
 /// The attachments of a conversation, oldest first.
 pub async fn list(db: &Db, conversation_id: Uuid) -> Result<Vec<Attachment>> {
-    let client = db.client().await?;
-    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE conversation_id = $1 ORDER BY created_at, id");
-    let rows = client.query(&sql, &[&conversation_id]).await?;
+    list_on(&db.client().await?, conversation_id).await
+}
+
+/// [`list`] on a connection the caller holds.
+pub(crate) async fn list_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<Vec<Attachment>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT {COLUMNS} FROM attachments WHERE conversation_id = $1 ORDER BY created_at, id")
+    });
+    let statement = client.prepare_cached(&SQL).await?;
+    let rows = client.query(&statement, &[&conversation_id]).await?;
     rows.iter().map(attachment_from).collect()
 }
 

@@ -6,6 +6,7 @@
 
 use crate::{Db, Result, StoreError};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
 use serde::Serialize;
 use std::sync::LazyLock;
@@ -123,8 +124,16 @@ pub(crate) const ACCESS_PERMISSION: &str =
 /// The conversation and `user_id`'s permission on it, or `None` when it does not exist, is deleted, or is neither
 /// owned by nor shared with that person.
 pub async fn access(db: &Db, id: Uuid, user_id: Uuid) -> Result<Option<(Conversation, Permission)>> {
+    access_on(&db.client().await?, id, user_id).await
+}
+
+/// [`access`] on a connection the caller holds.
+pub(crate) async fn access_on(
+    client: &impl GenericClient,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(Conversation, Permission)>> {
     static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLUMNS}, {ACCESS_PERMISSION} {ACCESS_FROM}"));
-    let client = db.client().await?;
     let statement = client.prepare_cached(&SQL).await?;
     match client.query_opt(&statement, &[&id, &[user_id].as_slice()]).await? {
         Some(row) => {

@@ -25,6 +25,7 @@
 use crate::conversations::{ACCESS_FROM, ACCESS_PERMISSION, permission_from};
 use crate::{Db, Result};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
 use serde::Serialize;
 use std::sync::LazyLock;
@@ -133,7 +134,11 @@ pub async fn grants(db: &Db, conversation_id: Uuid, users: &[Uuid]) -> Result<Ve
 
 /// The history of a conversation (see the module docs), from one consistent snapshot: one statement.
 pub async fn load(db: &Db, conversation_id: Uuid) -> Result<History> {
-    let client = db.client().await?;
+    load_on(&db.client().await?, conversation_id).await
+}
+
+/// [`load`] on a connection the caller holds.
+pub(crate) async fn load_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<History> {
     let statement = client.prepare_cached(&LOAD).await?;
     let rows = client.query(&statement, &[&conversation_id]).await?;
     // `history_seq` has exactly one row, so the LEFT JOIN yields at least one.

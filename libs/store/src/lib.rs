@@ -8,6 +8,7 @@
 //! | [`shares`] | `shares` (the ACL) | api |
 //! | [`attachments`] | `attachments` (metadata; bytes in the object store) | api |
 //! | [`history`] | reads `messages` for `GET /conversations/{id}` and job context | api (reads) |
+//! | [`view`] | reads all of `GET /conversations/{id}` on one connection, pipelined | api (reads) |
 //! | [`audit_log`] | reads `audit_log` for admins | api (reads) |
 //! | [`transcript`] | writes `messages`, `audit_log`, `conversations.applied_seq` from stream events, idempotently | audit writer |
 //!
@@ -20,6 +21,7 @@ pub mod history;
 pub mod orgs;
 pub mod shares;
 pub mod transcript;
+pub mod view;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;

@@ -4,6 +4,7 @@
 use crate::conversations::permission_from;
 use crate::{Db, Result, StoreError};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
 use serde::Serialize;
 use uuid::Uuid;
@@ -33,15 +34,19 @@ pub enum Upserted {
 
 /// The people `conversation_id` is shared with, in the order they were added.
 pub async fn list(db: &Db, conversation_id: Uuid) -> Result<Vec<Participant>> {
-    let client = db.client().await?;
-    let rows = client
-        .query(
+    list_on(&db.client().await?, conversation_id).await
+}
+
+/// [`list`] on a connection the caller holds.
+pub(crate) async fn list_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<Vec<Participant>> {
+    let statement = client
+        .prepare_cached(
             "SELECT s.user_id, u.name, u.email, s.permission, s.granted_by, s.created_at, s.updated_at \
              FROM shares s JOIN users u ON u.id = s.user_id \
              WHERE s.conversation_id = $1 ORDER BY s.created_at, u.name",
-            &[&conversation_id],
         )
         .await?;
+    let rows = client.query(&statement, &[&conversation_id]).await?;
     rows.iter()
         .map(|row| {
             let permission: String = row.try_get("permission")?;

@@ -10,8 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bytes::Bytes;
-use rh_protocol::Permission;
-use rh_store::conversations::Conversation;
+use rh_store::view::ConversationView;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -38,8 +37,10 @@ pub async fn create(
     let model = ModelName::parse(body.model.as_deref().unwrap_or(&state.settings.default_model))
         .map_err(ApiError::Validation)?;
     let conversation = service::conversations::create(&state, caller.id(), caller.org(), &title, &model).await?;
-    let view = view(&state, &conversation, Permission::Owner).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let view = rh_store::view::load(&state.db, conversation.id, caller.id())
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("conversation {} vanished after create", conversation.id)))?;
+    Ok((StatusCode::CREATED, Json(view_json(&view))))
 }
 
 /// `GET /conversations` → `{conversations:[ConversationSummary]}`: own and shared, newest first, each with the
@@ -57,8 +58,8 @@ pub async fn get_one(
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let (conversation, permission) = service::access::authorize(&state, id, caller.id()).await?;
-    Ok(Json(view(&state, &conversation, permission).await?))
+    let view = rh_store::view::load(&state.db, id, caller.id()).await?.ok_or_else(ApiError::conversation_not_found)?;
+    Ok(Json(view_json(&view)))
 }
 
 /// `DELETE /conversations/{id}` (owner) → 204.
@@ -71,16 +72,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The full JSON of a conversation for someone holding `permission`.
-pub async fn view(state: &AppState, conversation: &Conversation, permission: Permission) -> Result<Value, ApiError> {
-    let history = rh_store::history::load(&state.db, conversation.id).await?;
-    let participants = rh_store::shares::list(&state.db, conversation.id).await?;
-    let attachments = rh_store::attachments::list(&state.db, conversation.id).await?;
+/// The JSON of `GET /conversations/{id}`.
+fn view_json(view: &ConversationView) -> Value {
+    let ConversationView { conversation, permission, history, participants, attachments } = view;
     let participants: Vec<Value> = participants
         .iter()
         .map(|p| json!({ "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission }))
         .collect();
-    Ok(json!({
+    json!({
         "id": conversation.id,
         "title": conversation.title,
         "owner_id": conversation.owner_id,
@@ -95,5 +94,5 @@ pub async fn view(state: &AppState, conversation: &Conversation, permission: Per
         "messages": history.messages,
         "participants": participants,
         "attachments": attachments,
-    }))
+    })
 }
