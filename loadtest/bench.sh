@@ -36,8 +36,14 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 PG_PORT=$(free_port)
-start_postgres "$B/pg" "$PG_PORT"
+# pg_stat_statements (when installed) says which statements PostgreSQL's CPU went to; printed at the end.
+PG_STATS=""
+[ -f "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo /nonexistent)/pg_stat_statements.so" ] &&
+  PG_STATS="-c shared_preload_libraries=pg_stat_statements"
+start_postgres "$B/pg" "$PG_PORT" "$PG_STATS"
 run_as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub
+[ -n "$PG_STATS" ] && run_as_pg "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub \
+  -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 WS_PORT=$(free_port)
 cat > "$B/nats.conf" <<CONF
 websocket { host: 127.0.0.1, port: $WS_PORT, no_tls: true, compression: false }
@@ -98,14 +104,24 @@ mkdir -p "$B/metrics"
 for entry in "${ADDRS[@]}"; do
   curl -s -m 5 "http://${entry#*=}/metrics" >"$B/metrics/${entry%%=*}-${entry#*=}.prom" || true
 done
-# mean NAME LABELS FILE...: count and mean of a histogram (LABELS as printed, e.g. {subject="x"}, or '').
+# mean NAME LABELS FILE...: count, mean and the bucket holding the p99 of a histogram (LABELS as printed, e.g.
+# {subject="x"}, or '').
 mean() {
   local name="$1" labels="$2" unit="${MEAN_UNIT:-ms}"; shift 2
-  awk -v h="$name" -v l="$labels" -v u="$unit" '$1 == h"_sum"l { s += $2 } $1 == h"_count"l { c += $2 }
-    END { if (c > 0) printf "%s%s: %d, mean %.1f %s\n", h, l, c, (u == "ms" ? 1000 : 1) * s / c, u }' "$@"
+  awk -v h="$name" -v l="$labels" -v u="$unit" '
+    BEGIN { b = h "_bucket" (l == "" ? "{" : substr(l, 1, length(l) - 1) ",") "le=\"" }
+    $1 == h"_sum"l { s += $2 } $1 == h"_count"l { c += $2 }
+    index($1, b) == 1 { le = substr($1, length(b) + 1); sub(/".*/, "", le); n++; les[n] = le; cum[le] += $2 }
+    END {
+      if (c == 0) exit
+      k = (u == "ms" ? 1000 : 1); p99 = "+Inf"
+      for (i = n; i >= 1; i--) if (cum[les[i]] >= 0.99 * c) p99 = les[i]
+      printf "%s%s: %d, mean %.1f %s, p99 <= %s %s\n", h, l, c, k * s / c, u, (p99 == "+Inf" ? p99 : k * p99), u
+    }' "$@"
 }
 mean relayhub_edge_access_seconds '' "$B"/metrics/edge-*.prom
 mean relayhub_edge_catch_up_seconds '' "$B"/metrics/edge-*.prom
+mean relayhub_edge_tap_lag_seconds '' "$B"/metrics/edge-*.prom
 mean relayhub_api_rpc_duration_seconds '{subject="rh.api.access"}' "$B"/metrics/api-*.prom
 MEAN_UNIT=requests mean relayhub_api_grant_batch_size '' "$B"/metrics/api-*.prom
 # CPU seconds (user + system) each process of the stack used, to see what bounds a run on a shared machine.
@@ -115,6 +131,11 @@ for i in "${!PIDS[@]}"; do
   [ -r "/proc/$pid/stat" ] || continue
   log "$(printf '%-12s' "${NAMES[$i]}") $(awk -v t="$TICKS" '{ printf "%.1fs CPU", ($14 + $15) / t }' "/proc/$pid/stat")"
 done
+if [ -n "$PG_STATS" ]; then
+  log "PostgreSQL's busiest statements (total ms, calls, mean ms):"
+  run_as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub -At -F ' | ' -c \
+    "SELECT round(total_exec_time::numeric), calls, round(mean_exec_time::numeric, 3), left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8" || true
+fi
 # PostgreSQL: the postmaster, its live backends, and (cutime + cstime) the backends that already exited.
 PG_PID=$(head -1 "$B/pg/postmaster.pid" 2>/dev/null || true)
 if [ -n "$PG_PID" ]; then

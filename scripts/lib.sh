@@ -84,7 +84,7 @@ run_as_pg() {
 
 # start_postgres DIR PORT: a private cluster in DIR (created if missing), listening on 127.0.0.1:PORT.
 start_postgres() {
-  local dir="$1" port="$2"
+  local dir="$1" port="$2" extra="${3:-}"
   mkdir -p "$dir"
   if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
   chmod 700 "$dir"
@@ -92,7 +92,7 @@ start_postgres() {
     run_as_pg "$PG_BIN/initdb" -D "$dir" -U postgres -A trust --no-sync -E UTF8 >/dev/null
   fi
   run_as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 $extra" start >/dev/null \
     || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
 }
 

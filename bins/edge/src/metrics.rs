@@ -29,6 +29,9 @@ pub struct Metrics {
     pub deltas_merged: IntCounter,
     /// Events received by the tap (every conversation's, followed here or not).
     pub events_in: IntCounter,
+    /// From a followed delta's production (`ts_us`, stamped by the worker) to the tap receiving it: the part of
+    /// delivery latency spent before this edge (worker → JetStream → tap), seconds.
+    pub tap_lag_seconds: Histogram,
 }
 
 impl Metrics {
@@ -56,6 +59,11 @@ impl Metrics {
                 "catch_up_seconds",
                 "Time from subscribe to live",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            tap_lag_seconds: health.histogram(
+                "tap_lag_seconds",
+                "Time from a followed delta's production to the tap receiving it (worker -> JetStream -> edge)",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
             ),
             catch_up_events: health.int_counter_vec(
                 "catch_up_events_total",

@@ -96,6 +96,10 @@ async fn follow(hub: &Hub, name: &str, from: u64, health: &Health) -> anyhow::Re
         if let Some(feed) = feed
             && let Some(d) = Decoded::new(conversation, seq, subject, &msg.payload)
         {
+            if let Some(delta) = &d.delta {
+                let lag_us = rh_protocol::now_us().saturating_sub(delta.ts_us).max(0);
+                hub.metrics.tap_lag_seconds.observe(lag_us as f64 / 1e6);
+            }
             feed.deliver(hub, d);
         }
     }
