@@ -5,7 +5,7 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`config`] | the scenario: clap flags, each also an `RH_LOADTEST_*` environment variable |
-//! | [`setup`] | v1 REST calls: sign up an org, add members, log in, create and share conversations, send messages |
+//! | [`setup`] | the scenario's org, accounts, conversations and shares, made with [`rh_client`] (the v1 REST client) |
 //! | [`net`] | opening many sockets: loopback source-address spread, fd limit, `/proc/<pid>` VmRSS |
 //! | [`viewer`] | one socket (edge or nats-ws) and its life: subscribe, replay, churn, catch-up, final checks |
 //! | [`check`] | the per-viewer correctness rules (order, gaps, duplicates, final text) on a fast wire decoder |
@@ -55,7 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     }
     let started_at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let api = setup::ApiClient::new(&config.api)?;
+    let api = rh_client::Client::new(&config.api).context("building the API client")?;
     tracing::info!(api = config.api, conversations = config.conversations, "setting up through the API");
     let world = setup::create_world(&api, config.conversations, config.responders, config.viewer_users)
         .await

@@ -11,9 +11,10 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::net::{Net, total_rss_kib};
 use crate::report::{Memory, PhaseReport, SocketCounts};
-use crate::setup::{Accepted, ApiClient, World};
+use crate::setup::World;
 use crate::viewer::{self, ConvState, PhaseCtx, Plan, Planned, Role, Transport, ViewerSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rh_client::{Accepted, Client};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,12 +92,7 @@ async fn open_all(
 }
 
 /// Runs the scenario over `transport`; `world` was created by setup.
-pub async fn run_phase(
-    cfg: &Config,
-    api: &ApiClient,
-    world: &World,
-    transport: Transport,
-) -> anyhow::Result<PhaseReport> {
+pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Transport) -> anyhow::Result<PhaseReport> {
     let name = transport.name();
     let is_edge = matches!(transport, Transport::Edge(_));
     tracing::info!(transport = name, "phase starting");

@@ -14,8 +14,8 @@ use crate::baseline::NatsWs;
 use crate::check::{Checker, EndKind, Seen, WireEvent, WireFrame};
 use crate::metrics::{LocalHist, Metrics};
 use crate::net::{Net, Target, Ws};
-use crate::setup::ApiClient;
 use futures::{SinkExt, StreamExt};
+use rh_client::Client;
 use rh_protocol::{ClientFrame, ServerFrame};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -102,7 +102,7 @@ pub struct Plan {
 pub struct PhaseCtx {
     pub metrics: Arc<Metrics>,
     pub net: Arc<Net>,
-    pub api: ApiClient,
+    pub api: Client,
     pub transport: Transport,
     pub plan: watch::Receiver<Option<Arc<Plan>>>,
     /// Ends idle sockets (and everything, on abort).

@@ -5,7 +5,7 @@
 //! | [`NatsServer`] | a private `nats-server` with JetStream on random ports, data in `target/test-data/`, killed on `Drop` |
 //! | [`TestDb`] | a fresh PostgreSQL database with the migrations applied, on the server named by `RH_TEST_PG_URL` |
 //! | [`Service`] | one of our binaries (`api`, `edge`, `worker`, `audit`) as a child process, ready once it printed its `listening` line; SIGKILL on `Drop` |
-//! | [`Stack`] | all of the above wired together, plus [`Api`] (a REST client) and [`WsClient`] (a socket client) |
+//! | [`Stack`] | all of the above wired together, plus [`Api`] (REST, `rh-client`) and [`WsClient`] (a socket client) |
 //!
 //! Binaries are taken from `target/debug/` (or `RH_BIN_DIR`); `scripts/test` builds them before running tests.
 //! `nats-server` is `NATS_SERVER_BIN`, else `target/tools/bin/nats-server` (installed by `scripts/test`), else `PATH`.

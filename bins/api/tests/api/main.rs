@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod attachments;
 mod auth;
+mod client;
 mod conversations;
 mod history;
 mod messages;

@@ -1,0 +1,246 @@
+//! `rh-client`: RelayHub's v1 REST API (`{base}/api/v1`) as the web client, the load tool (`loadtest`) and the
+//! tests (`rh-testkit`) call it. The contract is in `../shared/DESIGN.md`, "API contract v1": JSON bodies,
+//! `Authorization: Bearer <token>`, errors as `{"error":{"code","message"}}` with a fitting status.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`Client`] | one `reqwest::Client` and the base URL, cheap to clone; typed calls and a raw [`Client::request`] |
+//! | [`Session`] | a logged-in account: its token, user, org, email and name |
+//! | [`Accepted`] | the 202 reply of `POST /conversations/{id}/messages` |
+//! | [`Error`], [`ErrorKind`] | a failed call: no answer, another status (with the api's error `code`), a bad reply |
+//!
+//! A typed call fails unless the api answers with the status the contract gives (`201` for sign-up, new members
+//! and conversations, `202` for messages, `200` for login and reads, any success for shares). Nothing is retried:
+//! the caller decides (the load tool counts the error, a test fails).
+//!
+//! The workspace builds reqwest with `rustls-no-provider`: install a rustls crypto provider (e.g.
+//! `rustls::crypto::ring::default_provider().install_default()`) before [`Client::new`].
+
+mod error;
+
+pub use error::{Error, ErrorKind};
+pub use reqwest::{Method, StatusCode};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Idle connections kept per host by [`Client::new`] (the load tool runs many calls at once).
+const POOL_IDLE_PER_HOST: usize = 64;
+/// Whole-request timeout of [`Client::new`].
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Client of one api: requests go to `{base}/api/v1{path}`. Clones share the connection pool.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// `{base}/api/v1`.
+    base: Arc<str>,
+    http: reqwest::Client,
+}
+
+/// A logged-in account.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Bearer token.
+    pub token: String,
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub email: String,
+    /// Display name (empty when the login reply had none).
+    pub name: String,
+}
+
+/// The accepted reply (202) of `POST /conversations/{id}/messages`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub message_id: Uuid,
+    pub response_id: Uuid,
+    /// Stream position of the `message.created` event.
+    pub seq: u64,
+}
+
+/// `POST /auth/login` reply.
+#[derive(Deserialize)]
+struct LoginReply {
+    token: String,
+    user: LoginUser,
+}
+
+#[derive(Deserialize)]
+struct LoginUser {
+    id: Uuid,
+    org_id: Uuid,
+    #[serde(default)]
+    name: String,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::decode(op, format!("{e}"), Some(e.into())))
+}
+
+impl Client {
+    /// A client with its own connection pool (64 idle connections per host, 60 s timeout per request).
+    /// `base` is `http://host:port` of the api (a trailing `/` is ignored).
+    pub fn new(base: &str) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|e| Error::transport("building the HTTP client", e))?;
+        Ok(Self::with_http(base, http))
+    }
+
+    /// A client over an existing `reqwest::Client` (its pool, timeouts and TLS settings).
+    pub fn with_http(base: &str, http: reqwest::Client) -> Self {
+        Client { base: format!("{}/api/v1", base.trim_end_matches('/')).into(), http }
+    }
+
+    /// `{base}/api/v1`, for requests the typed calls do not cover (multipart uploads, raw downloads).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The underlying HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends `method {base}/api/v1{path}` with an optional bearer token and JSON body; returns the status and the
+    /// JSON reply (`Null` when the body is empty or not JSON). Any status is `Ok`: only a failed exchange is an
+    /// error ([`ErrorKind::Transport`]).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), Error> {
+        let op = format!("{method} {path}");
+        let (status, bytes) = self.exchange(&op, method, path, token, body.as_ref()).await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+
+    async fn exchange(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Bytes), Error> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| Error::transport(op, e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| Error::transport(op, e))?;
+        Ok((status, bytes))
+    }
+
+    /// A typed call's exchange: the reply body when the status is `want` (any success when `None`).
+    async fn expect(
+        &self,
+        op: &str,
+        want: Option<StatusCode>,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Bytes, Error> {
+        let (status, bytes) = self.exchange(op, method, path, token, body.as_ref()).await?;
+        let ok = match want {
+            Some(w) => status == w,
+            None => status.is_success(),
+        };
+        if !ok {
+            return Err(Error::status_from(op, status, &bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// `POST /auth/login` → 200 `{token, user}`.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session, Error> {
+        const OP: &str = "login";
+        let body = json!({"email": email, "password": password});
+        let bytes = self.expect(OP, Some(StatusCode::OK), Method::POST, "/auth/login", None, Some(body)).await?;
+        let r: LoginReply = decode(OP, &bytes)?;
+        Ok(Session {
+            token: r.token,
+            user_id: r.user.id,
+            org_id: r.user.org_id,
+            email: email.to_owned(),
+            name: r.user.name,
+        })
+    }
+
+    /// `POST /orgs` → 201 (sign-up: a new org and its admin), then logs the admin in.
+    pub async fn sign_up(&self, org: &str, name: &str, email: &str, password: &str) -> Result<Session, Error> {
+        let body = json!({"org_name": org, "name": name, "email": email, "password": password});
+        self.expect("sign up", Some(StatusCode::CREATED), Method::POST, "/orgs", None, Some(body)).await?;
+        self.login(email, password).await
+    }
+
+    /// `POST /orgs/{id}/members` → 201 as `admin` (a new member of the admin's org), then logs the member in.
+    pub async fn add_member(&self, admin: &Session, name: &str, email: &str, password: &str) -> Result<Session, Error> {
+        let body = json!({"name": name, "email": email, "password": password});
+        let path = format!("/orgs/{}/members", admin.org_id);
+        self.expect("add member", Some(StatusCode::CREATED), Method::POST, &path, Some(&admin.token), Some(body))
+            .await?;
+        self.login(email, password).await
+    }
+
+    /// `POST /conversations` → 201 as `who`; returns the new conversation's id.
+    pub async fn create_conversation(&self, who: &Session, title: &str) -> Result<Uuid, Error> {
+        const OP: &str = "create conversation";
+        let body = json!({"title": title});
+        let bytes = self
+            .expect(OP, Some(StatusCode::CREATED), Method::POST, "/conversations", Some(&who.token), Some(body))
+            .await?;
+        let v: Value = decode(OP, &bytes)?;
+        ["/id", "/conversation/id"]
+            .iter()
+            .find_map(|p| v.pointer(p).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()))
+            .ok_or_else(|| Error::decode(OP, format!("no conversation id in {v}"), None))
+    }
+
+    /// `POST /conversations/{id}/shares` as `owner`, with any number of `(user_id, permission)` at once
+    /// (`permission`: `view` or `respond`).
+    pub async fn share(&self, owner: &Session, conversation: Uuid, with: &[(Uuid, &str)]) -> Result<(), Error> {
+        let shares: Vec<Value> = with.iter().map(|(u, p)| json!({"user_id": u, "permission": p})).collect();
+        let path = format!("/conversations/{conversation}/shares");
+        self.expect("share", None, Method::POST, &path, Some(&owner.token), Some(json!({ "shares": shares }))).await?;
+        Ok(())
+    }
+
+    /// `POST /conversations/{id}/messages` → 202 as `who`: the message is stored and an AI response starts.
+    pub async fn send_message(&self, who: &Session, conversation: Uuid, text: &str) -> Result<Accepted, Error> {
+        const OP: &str = "send message";
+        let path = format!("/conversations/{conversation}/messages");
+        let bytes = self
+            .expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(json!({"text": text})))
+            .await?;
+        decode(OP, &bytes)
+    }
+
+    /// `GET /conversations/{id}` → 200 with `token`: the conversation, its messages, participants, the caller's
+    /// permission and the `seq` the history covers.
+    pub async fn conversation(&self, token: &str, conversation: Uuid) -> Result<Value, Error> {
+        const OP: &str = "get conversation";
+        let path = format!("/conversations/{conversation}");
+        let bytes = self.expect(OP, Some(StatusCode::OK), Method::GET, &path, Some(token), None).await?;
+        decode(OP, &bytes)
+    }
+
+    /// The `seq` that `GET /conversations/{id}` (the HTTP history) covers: a client subscribes after it.
+    pub async fn history_seq(&self, token: &str, conversation: Uuid) -> Result<u64, Error> {
+        let v = self.conversation(token, conversation).await?;
+        v["seq"].as_u64().ok_or_else(|| Error::decode("get conversation", format!("no seq in {v}"), None))
+    }
+}
