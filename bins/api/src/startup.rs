@@ -26,7 +26,9 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;
     let attachments = js.get_object_store(subjects::OBJECT_ATTACHMENTS).await.context("object store rh_attachments")?;
     let metrics = Metrics::new(health);
-    let grants = Grants::spawn(db.clone(), metrics.grant_batch_size.clone());
+    // The grants get connections of their own, so a subscribe never waits in line behind HTTP reads.
+    let grants_db = Db::connect(url.expose(), crate::service::grants::SLOTS).context("database url")?;
+    let grants = Grants::spawn(grants_db, metrics.grant_batch_size.clone());
     Ok(AppState {
         db,
         nats,

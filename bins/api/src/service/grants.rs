@@ -6,6 +6,11 @@
 //! [`SLOTS`] batch slots is free, everything queued so far is taken at once and answered with ONE statement per
 //! conversation ([`rh_store::history::grants`]): the transcript is searched once for all of its subscribers.
 //!
+//! The batches run on a pool of their own ([`SLOTS`] connections, beside the api's main pool): in a burst of
+//! people opening a conversation, each loads its history over HTTP and then subscribes, and a grant queued in the
+//! shared pool behind hundreds of history reads waited for all of them; on its own pool it waits only for the
+//! CPU.
+//!
 //! Nothing waits on a timer: a lone request is answered at once, as a batch of one, and only requests that arrive
 //! while batches are running gather into the next one — the busier the api, the larger the batches. Nothing is
 //! cached either: every answer comes from PostgreSQL, after the request arrived.
