@@ -48,6 +48,39 @@ export class ChatView {
     });
     this.modelLabel = h('span', { class: 'model-label', testid: 'model-label' });
     this.settingsNote = h('span', { class: 'settings-note', testid: 'settings-note', hidden: true });
+    // Temperature and system prompt: shown to everyone when set, editable by Can Respond and the owner.
+    this.settingsSummary = h('span', { class: 'settings-summary', testid: 'settings-summary', hidden: true });
+    this.settingsBtn = h('button', {
+      type: 'button',
+      class: 'btn btn-ghost',
+      testid: 'settings-button',
+      hidden: true,
+      title: 'Temperature and system prompt',
+      'aria-expanded': 'false',
+      onclick: () => this.toggleSettings(),
+    }, icon('sliders'), h('span', { class: 'btn-label', text: 'Settings' }));
+    this.temperatureInput = h('input', {
+      type: 'number', min: '0', max: '2', step: '0.1', placeholder: 'model default',
+      class: 'settings-temperature', testid: 'settings-temperature', 'aria-label': 'Temperature',
+    });
+    this.systemPromptInput = h('textarea', {
+      rows: 3, maxlength: '16000', placeholder: 'None',
+      class: 'settings-system-prompt', testid: 'settings-system-prompt', 'aria-label': 'System prompt',
+    });
+    this.settingsPanel = h('form', {
+      class: 'settings-panel',
+      testid: 'settings-panel',
+      hidden: true,
+      onsubmit: (e) => {
+        e.preventDefault();
+        this.saveSettings();
+      },
+    },
+    h('label', { class: 'settings-field' }, h('span', { text: 'Temperature (0–2)' }), this.temperatureInput),
+    h('label', { class: 'settings-field settings-field-wide' }, h('span', { text: 'System prompt' }), this.systemPromptInput),
+    h('div', { class: 'settings-buttons' },
+      h('button', { type: 'submit', class: 'btn btn-primary', testid: 'settings-save', text: 'Save' }),
+      h('button', { type: 'button', class: 'btn btn-ghost', testid: 'settings-cancel', text: 'Cancel', onclick: () => this.toggleSettings(false) })));
     this.presenceEl = h('div', { class: 'presence', testid: 'presence', 'aria-live': 'polite' });
     this.shareBtn = h('button', {
       type: 'button',
@@ -127,9 +160,11 @@ export class ChatView {
           h('div', { class: 'chat-sub' },
             this.ownerEl,
             h('span', { class: 'model' }, h('span', { class: 'muted', text: 'Model ' }), this.modelSelect, this.modelLabel),
+            this.settingsSummary,
             this.settingsNote),
           this.presenceEl),
-        h('div', { class: 'chat-actions' }, this.shareBtn, this.deleteBtn)),
+        h('div', { class: 'chat-actions' }, this.settingsBtn, this.shareBtn, this.deleteBtn)),
+      this.settingsPanel,
       this.attachmentsEl,
       this.messagesEl,
       h('footer', { class: 'chat-footer' }, this.viewOnlyEl, this.composer, this.uploadStatus));
@@ -346,7 +381,7 @@ export class ChatView {
         const changed = ev.changed || [];
         const text = changed.includes('model') || s.model !== before
           ? `Model changed to ${this.conv.model} by ${who}`
-          : `Settings (${changed.join(', ') || 'settings'}) changed by ${who}`;
+          : `Settings (${changed.map((f) => f.replace('_', ' ')).join(', ') || 'settings'}) changed by ${who}`;
         this.settingsNote.textContent = text;
         show(this.settingsNote, true);
         this.addSystemLine(text, at);
@@ -525,6 +560,13 @@ export class ChatView {
     this.permBadge.className = `badge badge-${this.permission}`;
     show(this.permBadge, !!this.permission && !mine);
     this.modelLabel.textContent = this.conv.model || '';
+    const parts = [];
+    if (this.conv.temperature != null) parts.push(`Temperature ${Number(this.conv.temperature.toFixed(2))}`);
+    if (this.conv.system_prompt) parts.push('System prompt set');
+    this.settingsSummary.textContent = parts.join(' · ');
+    this.settingsSummary.title = this.conv.system_prompt || '';
+    show(this.settingsSummary, parts.length > 0);
+    if (!this.settingsDirty()) this.fillSettings();
     if (canRespond(this.permission)) this.fillModels();
   }
 
@@ -549,6 +591,8 @@ export class ChatView {
     show(this.composer, respond);
     show(this.modelSelect, respond);
     show(this.modelLabel, !respond);
+    show(this.settingsBtn, respond);
+    if (!respond) this.toggleSettings(false);
     show(this.shareBtn, owner);
     show(this.deleteBtn, owner);
     show(this.stopBtn, respond && streaming);
@@ -634,6 +678,58 @@ export class ChatView {
     } catch (e) {
       this.modelSelect.value = before;
       this.ctx.toast(`Model not changed: ${errorText(e)}`, 'error');
+    }
+  }
+
+  // ---------------------------------------------------------------- settings
+
+  toggleSettings(open = this.settingsPanel.hidden) {
+    if (open) this.fillSettings();
+    show(this.settingsPanel, open);
+    this.settingsBtn.setAttribute('aria-expanded', String(open));
+    if (open) this.temperatureInput.focus();
+  }
+
+  /** The form's values as the conversation has them (not while someone is editing it). */
+  fillSettings() {
+    if (!this.conv) return;
+    this.temperatureInput.value = this.conv.temperature == null ? '' : String(Number(this.conv.temperature.toFixed(2)));
+    this.systemPromptInput.value = this.conv.system_prompt || '';
+  }
+
+  /** The fields that differ from the conversation's settings, as the PATCH body wants them. */
+  settingsPatch() {
+    const patch = {};
+    const t = this.temperatureInput.value.trim();
+    const temperature = t === '' ? null : Number(t);
+    const current = this.conv.temperature == null ? null : Number(this.conv.temperature.toFixed(2));
+    if (temperature !== current) patch.temperature = temperature;
+    const prompt = this.systemPromptInput.value.trim() === '' ? null : this.systemPromptInput.value;
+    if (prompt !== (this.conv.system_prompt || null)) patch.system_prompt = prompt;
+    return patch;
+  }
+
+  settingsDirty() {
+    return !!this.conv && !this.settingsPanel.hidden && Object.keys(this.settingsPatch()).length > 0;
+  }
+
+  async saveSettings() {
+    const patch = this.settingsPatch();
+    if ('temperature' in patch && patch.temperature !== null && !(patch.temperature >= 0 && patch.temperature <= 2)) {
+      this.ctx.toast('Temperature must be between 0 and 2', 'error');
+      return;
+    }
+    if (Object.keys(patch).length === 0) {
+      this.toggleSettings(false);
+      return;
+    }
+    try {
+      const s = await this.ctx.api.patch(`/conversations/${this.id}/settings`, patch);
+      Object.assign(this.conv, { temperature: s.temperature, system_prompt: s.system_prompt });
+      this.toggleSettings(false);
+      this.renderHeader();
+    } catch (e) {
+      this.ctx.toast(`Settings not changed: ${errorText(e)}`, 'error');
     }
   }
 

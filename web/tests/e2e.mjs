@@ -257,7 +257,7 @@ async function main() {
     await B.locator(tid('view-only-notice')).waitFor({ state: 'visible', timeout: T });
     const notice = norm(await B.locator(tid('view-only-notice')).textContent());
     if (!/view only/i.test(notice) || !/cannot send|can watch/i.test(notice)) throw new Error(`notice: ${notice}`);
-    for (const id of ['composer', 'composer-input', 'send-button', 'stop-button', 'attach-button', 'model-select', 'share-button']) {
+    for (const id of ['composer', 'composer-input', 'send-button', 'stop-button', 'attach-button', 'model-select', 'settings-button', 'share-button']) {
       if (await isVisible(B, tid(id))) throw new Error(`B (view only) can see ${id}`);
     }
     await B.locator(tid('model-label')).waitFor({ state: 'visible', timeout: T });
@@ -354,7 +354,7 @@ async function main() {
     await shot(B, 'b-can-respond');
   });
 
-  await step('B takes part: sends a message, attaches a file, changes the model; A sees it all', async () => {
+  await step('B takes part: sends a message, attaches a file, changes the model and settings; A sees it all', async () => {
     await B.locator(tid('composer-input')).fill('/sim tokens=6 rate=50\nHello from Bob');
     await B.locator(tid('send-button')).click();
     await waitUntil("A sees B's message", async () => {
@@ -381,6 +381,21 @@ async function main() {
     } else {
       console.log('        note: only one model is served; model change not exercised');
     }
+
+    // Temperature and system prompt: B sets them; A's header shows them (and the prompt itself on hover).
+    await B.locator(tid('settings-button')).click();
+    await B.locator(tid('settings-panel')).waitFor({ state: 'visible', timeout: T });
+    await B.locator(tid('settings-temperature')).fill('0.7');
+    await B.locator(tid('settings-system-prompt')).fill(`Answer briefly, run ${run}.`);
+    await B.locator(tid('settings-save')).click();
+    await B.locator(tid('settings-panel')).waitFor({ state: 'hidden', timeout: T });
+    await waitUntil('A sees the temperature and the system prompt', async () => {
+      const summary = norm(await A.locator(tid('settings-summary')).textContent());
+      return summary.includes('Temperature 0.7') && summary.includes('System prompt set');
+    });
+    const prompt = await A.locator(tid('settings-summary')).getAttribute('title');
+    if (prompt !== `Answer briefly, run ${run}.`) throw new Error(`A's header has the prompt ${JSON.stringify(prompt)}`);
+    await waitUntil('A sees that B changed the settings', async () => norm(await A.locator(tid('settings-note')).textContent()).includes(bob.name));
     await shot(A, 'a-sees-b-message-attachment-model');
   });
 
