@@ -8,6 +8,8 @@ import { h, setChildren, show, icon, PERMISSION_LABEL } from './dom.js';
 
 const root = document.getElementById('app');
 const api = new Api();
+/** Conversations per sidebar page; older ones come with "Show older conversations". */
+const SIDEBAR_PAGE = 100;
 
 const state = {
   me: null,
@@ -19,6 +21,7 @@ const state = {
   config: null,
   shell: null,
   sidebarLoadedOnce: false,
+  sidebarNext: null, // next_before of the last sidebar page loaded: older conversations exist
 };
 
 // ==================================================================== login
@@ -93,6 +96,7 @@ function teardown() {
   state.models = null;
   state.shell = null;
   state.sidebarLoadedOnce = false;
+  state.sidebarNext = null;
 }
 
 function buildShell() {
@@ -128,6 +132,14 @@ function buildShell() {
   s.ownList = h('ul', { class: 'conv-list', testid: 'sidebar-own' });
   s.sharedList = h('ul', { class: 'conv-list', testid: 'sidebar-shared' });
   s.sharedHead = h('h2', { class: 'sidebar-head', text: 'Shared with me' });
+  s.more = h('button', {
+    type: 'button',
+    class: 'btn btn-ghost btn-block',
+    testid: 'sidebar-more',
+    hidden: true,
+    text: 'Show older conversations',
+    onclick: loadOlderConversations,
+  });
   s.sidebar = h('aside', { class: 'sidebar', testid: 'sidebar', 'aria-label': 'Conversations' },
     h('button', {
       type: 'button',
@@ -142,7 +154,8 @@ function buildShell() {
     h('h2', { class: 'sidebar-head', text: 'My conversations' }),
     s.ownList,
     s.sharedHead,
-    s.sharedList);
+    s.sharedList,
+    s.more);
   s.main = h('main', { class: 'main', testid: 'main' });
   s.toasts = h('div', { class: 'toasts', testid: 'toasts', 'aria-live': 'polite' });
   s.root = h('div', { class: 'shell' },
@@ -195,16 +208,32 @@ export function toast(text, kind = 'info') {
 // ==================================================================== sidebar
 
 async function loadSidebar() {
-  let list;
+  let page;
   try {
-    list = listOf(await api.get('/conversations'), 'conversations');
+    page = await api.get(`/conversations?limit=${SIDEBAR_PAGE}`);
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) toast(`Could not load conversations: ${errorText(e)}`, 'error');
     return;
   }
   state.convs.clear();
-  for (const c of list) state.convs.set(c.id, c);
+  for (const c of listOf(page, 'conversations')) state.convs.set(c.id, c);
+  state.sidebarNext = page?.next_before || null;
   state.sidebarLoadedOnce = true;
+  renderSidebar();
+}
+
+/** The next, older page of the sidebar (newest first). */
+async function loadOlderConversations() {
+  if (!state.sidebarNext) return;
+  let page;
+  try {
+    page = await api.get(`/conversations?limit=${SIDEBAR_PAGE}&before=${encodeURIComponent(state.sidebarNext)}`);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) toast(`Could not load conversations: ${errorText(e)}`, 'error');
+    return;
+  }
+  for (const c of listOf(page, 'conversations')) if (!state.convs.has(c.id)) state.convs.set(c.id, c);
+  state.sidebarNext = page?.next_before || null;
   renderSidebar();
 }
 
@@ -235,6 +264,7 @@ function renderSidebar() {
   };
   setChildren(s.ownList, own.length ? own.map(item) : h('li', { class: 'muted small empty-list', text: 'No conversations yet.' }));
   setChildren(s.sharedList, shared.length ? shared.map(item) : h('li', { class: 'muted small empty-list', text: 'Nothing shared with you yet.' }));
+  show(s.more, !!state.sidebarNext);
 }
 
 function isShared(c) {

@@ -50,6 +50,7 @@ async function setUpOrg() {
   await apiCall('POST', '/orgs', { org_name: `E2E Org ${run}`, name: alice.name, email: alice.email, password: PASSWORD });
   const a = await apiCall('POST', '/auth/login', { email: alice.email, password: PASSWORD });
   alice.id = a.user.id;
+  alice.token = a.token;
   const orgId = a.user.org_id;
   if (!orgId) throw new Error(`login did not return user.org_id: ${JSON.stringify(a)}`);
   await apiCall('POST', `/orgs/${orgId}/members`, { name: bob.name, email: bob.email, password: PASSWORD }, a.token);
@@ -457,6 +458,21 @@ async function main() {
     await shot(P, 'phone-chat');
     await ctxP.close();
     delete pages.phone;
+  });
+
+  await step('a long sidebar comes 100 at a time; older conversations on demand', async () => {
+    // 100 more of A's conversations through the API (the oldest of A's now falls beyond the first page).
+    for (let i = 0; i < 100; i += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => apiCall('POST', '/conversations', { title: `Bulk ${i + j} ${run}` }, alice.token)));
+    }
+    await A.reload();
+    const items = A.locator(`${tid('sidebar-own')} ${tid('conversation-item')}`);
+    await waitUntil('A sees the first page', async () => (await items.count()) === 100);
+    await A.locator(tid('sidebar-more')).waitFor({ state: 'visible', timeout: T });
+    const total = (await apiCall('GET', '/conversations', undefined, alice.token)).conversations.filter((c) => c.permission === 'owner').length;
+    await A.locator(tid('sidebar-more')).click();
+    await waitUntil('A sees all of them', async () => (await items.count()) === total);
+    await A.locator(tid('sidebar-more')).waitFor({ state: 'hidden', timeout: T });
   });
 
   await step('no script errors in the pages', async () => {

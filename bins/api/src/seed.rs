@@ -48,7 +48,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     ensure_user(state, "Acme", "Dee Ramos", "dee@acme.test", "member", &hash).await?;
     ensure_user(state, "Globex", "Gil Bates", "gil@globex.test", "admin", &hash).await?;
 
-    let owned = rh_store::conversations::list_for_user(&state.db, ada.id).await?;
+    let owned = rh_store::conversations::list_for_user(&state.db, ada.id, None, 500).await?;
     if owned.iter().any(|(c, _)| c.owner_id == ada.id && c.title == DEMO_TITLE) {
         tracing::info!("demo conversation exists");
         return Ok(());

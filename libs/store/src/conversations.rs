@@ -144,17 +144,30 @@ pub(crate) async fn access_on(
     }
 }
 
-/// The sidebar of `user_id`: conversations they own or that are shared with them, newest first.
-pub async fn list_for_user(db: &Db, user_id: Uuid) -> Result<Vec<(Conversation, Permission)>> {
+/// The sidebar of `user_id`: conversations they own or that are shared with them, newest first (by creation,
+/// then id), at most `limit`, only those strictly older than `before` (a `(created_at, id)` the previous page
+/// ended with) when given. Keyset paging: a page never repeats or skips a conversation because others were
+/// created meanwhile.
+pub async fn list_for_user(
+    db: &Db,
+    user_id: Uuid,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<(Conversation, Permission)>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS}, CASE WHEN c.owner_id = $1 THEN 'owner' ELSE s.permission END AS permission \
+             FROM conversations c JOIN users o ON o.id = c.owner_id \
+             LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 \
+             WHERE c.deleted_at IS NULL AND (c.owner_id = $1 OR s.user_id IS NOT NULL) \
+               AND ($2::timestamptz IS NULL OR (c.created_at, c.id) < ($2, $3::uuid)) \
+             ORDER BY c.created_at DESC, c.id DESC LIMIT $4"
+        )
+    });
     let client = db.client().await?;
-    let sql = format!(
-        "SELECT {COLUMNS}, CASE WHEN c.owner_id = $1 THEN 'owner' ELSE s.permission END AS permission \
-         FROM conversations c JOIN users o ON o.id = c.owner_id \
-         LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 \
-         WHERE c.deleted_at IS NULL AND (c.owner_id = $1 OR s.user_id IS NOT NULL) \
-         ORDER BY c.created_at DESC, c.id DESC LIMIT 500"
-    );
-    let rows = client.query(&sql, &[&user_id]).await?;
+    let statement = client.prepare_cached(&SQL).await?;
+    let (at, id) = (before.map(|b| b.0), before.map(|b| b.1));
+    let rows = client.query(&statement, &[&user_id, &at, &id, &limit]).await?;
     rows.iter()
         .map(|row| {
             let permission: String = row.try_get("permission")?;

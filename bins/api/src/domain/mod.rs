@@ -4,11 +4,13 @@
 
 mod email;
 mod names;
+mod paging;
 mod password;
 mod settings;
 
 pub use email::Email;
 pub use names::{MessageText, OrgName, PersonName, Title};
+pub use paging::{PageCursor, PageLimit};
 pub use password::Password;
 pub use settings::{ModelName, SharePermission, SystemPrompt, Temperature};
 

@@ -1,8 +1,8 @@
 //! Conversations: create, the sidebar list, one conversation with its history, delete.
 
-use crate::domain::{ModelName, Title};
+use crate::domain::{ModelName, PageCursor, PageLimit, Title};
 use crate::error::ApiError;
-use crate::extract::{ApiPath, AuthUser};
+use crate::extract::{ApiPath, ApiQuery, AuthUser};
 use crate::service;
 use crate::service::events::summary;
 use crate::state::AppState;
@@ -43,12 +43,38 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view_json(&view))))
 }
 
-/// `GET /conversations` → `{conversations:[ConversationSummary]}`: own and shared, newest first, each with the
-/// caller's permission.
-pub async fn list(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Value>, ApiError> {
-    let rows = rh_store::conversations::list_for_user(&state.db, caller.id()).await?;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+/// `GET /conversations?limit=&before=` → `{conversations:[ConversationSummary], next_before}`: own and shared,
+/// newest first, each with the caller's permission; at most `limit` (1–500, default 500). `next_before` is null
+/// on the last page; otherwise pass it as `before` for the next, older page.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = PageLimit::parse(query.limit).map_err(ApiError::Validation)?;
+    let before = query.before.as_deref().map(PageCursor::parse).transpose().map_err(ApiError::Validation)?;
+    let mut rows = rh_store::conversations::list_for_user(
+        &state.db,
+        caller.id(),
+        before.map(|b| (b.created_at, b.id)),
+        limit.get() + 1,
+    )
+    .await?;
+    let more = rows.len() as i64 > limit.get();
+    rows.truncate(limit.get() as usize);
+    let next_before = match rows.last() {
+        Some((c, _)) if more => Some(PageCursor { created_at: c.created_at, id: c.id }.encode()),
+        _ => None,
+    };
     let list: Vec<_> = rows.iter().map(|(c, p)| summary(c, *p)).collect();
-    Ok(Json(json!({ "conversations": list })))
+    Ok(Json(json!({ "conversations": list, "next_before": next_before })))
 }
 
 /// `GET /conversations/{id}`: settings, my permission, participants, attachments, and the history up to `seq`

@@ -107,3 +107,54 @@ async fn conversations_nobody_shared_are_invisible() {
     let (s, v) = app.api.as_user(&team.ben).get("/conversations/not-a-uuid").await.unwrap();
     assert_error(s, &v, 404, "not_found");
 }
+
+/// The sidebar in pages: newest first, every conversation once across the pages (own and shared), even when
+/// new ones are created between pages; a bad limit or cursor is a 400.
+#[tokio::test]
+async fn the_sidebar_comes_in_pages_newest_first() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        // Ben's own, and every third one Ada's shared with him.
+        let id = if i % 3 == 2 {
+            let id = app.api.create_conversation(&team.ada, &format!("Shared {i}")).await.unwrap();
+            app.api.share(&team.ada, id, &team.ben, "view").await.unwrap();
+            id
+        } else {
+            app.api.create_conversation(&team.ben, &format!("Own {i}")).await.unwrap()
+        };
+        made.push(id.to_string());
+    }
+    let ben = app.api.as_user(&team.ben);
+    let (s, first) = ben.get("/conversations?limit=3").await.unwrap();
+    assert_eq!(s.as_u16(), 200, "{first}");
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = first;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        let items = page["conversations"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        if pages == 1 {
+            // Created after the first page: it belongs before it, never on a later page.
+            app.api.create_conversation(&team.ben, "Newer").await.unwrap();
+        }
+        let Some(next) = page["next_before"].as_str() else { break };
+        let (s, p) = ben.get(&format!("/conversations?limit=3&before={next}")).await.unwrap();
+        assert_eq!(s.as_u16(), 200, "{p}");
+        page = p;
+    }
+    made.reverse();
+    assert_eq!(seen, made, "newest first, each once");
+    assert_eq!(pages, 3);
+    let (_, all) = ben.get("/conversations").await.unwrap();
+    assert_eq!(all["conversations"].as_array().unwrap().len(), 8);
+    assert!(all["next_before"].is_null());
+
+    for bad in ["limit=0", "limit=501", "before=yesterday", "before=12_x", "order=asc"] {
+        let (s, v) = ben.get(&format!("/conversations?{bad}")).await.unwrap();
+        assert_error(s, &v, 400, "bad_request");
+    }
+}
