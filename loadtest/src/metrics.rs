@@ -217,16 +217,11 @@ impl Metrics {
         if let Ok(mut m) = self.violations.lock() {
             *m.entry(kind).or_default() += 1;
         }
-        if let Ok(mut s) = self.samples.lock() {
-            if s.len() < self.max_samples {
-                tracing::warn!(kind, viewer, %conversation, detail, "violation");
-                s.push(ViolationSample {
-                    kind,
-                    viewer: viewer.to_owned(),
-                    conversation: conversation.to_string(),
-                    detail,
-                });
-            }
+        if let Ok(mut s) = self.samples.lock()
+            && s.len() < self.max_samples
+        {
+            tracing::warn!(kind, viewer, %conversation, detail, "violation");
+            s.push(ViolationSample { kind, viewer: viewer.to_owned(), conversation: conversation.to_string(), detail });
         }
     }
 

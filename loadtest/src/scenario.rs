@@ -288,7 +288,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
                     return (0, specs.len() as u64, JoinSet::new());
                 };
                 tokio::time::sleep_until(at + wait).await;
-                if st.ends.borrow().len() > 0 {
+                if !st.ends.borrow().is_empty() {
                     tracing::warn!(conversation = %st.id, "the first response ended before the late joiners joined (raise --tokens or lower --join-after-tokens)");
                 }
                 let mut set = JoinSet::new();

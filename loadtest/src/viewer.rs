@@ -284,10 +284,8 @@ pub async fn run(spec: ViewerSpec, ctx: Arc<PhaseCtx>, ready: Option<mpsc::Unbou
         v.plan = plan_rx.borrow().clone();
         done |= v.on_plan();
     }
-    if !done {
-        if let Some(c) = conn.take() {
-            conn = v.read_loop(c, &mut plan_rx).await;
-        }
+    if !done && let Some(c) = conn.take() {
+        conn = v.read_loop(c, &mut plan_rx).await;
     }
     v.finish();
     v.ctx.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
@@ -354,12 +352,12 @@ impl Viewer {
             self.initial_after = Some(seq);
         }
         self.checker.start_after(seq);
-        if let Some(c) = &mut self.catchup {
-            if c.live_seq <= seq {
-                // Nothing to replay: caught up as soon as the subscription stands.
-                c.replay_done = true;
-                self.ctx.metrics.catchup_replay.record(self.spec.index, c.sent.elapsed().as_micros() as u64);
-            }
+        if let Some(c) = &mut self.catchup
+            && c.live_seq <= seq
+        {
+            // Nothing to replay: caught up as soon as the subscription stands.
+            c.replay_done = true;
+            self.ctx.metrics.catchup_replay.record(self.spec.index, c.sent.elapsed().as_micros() as u64);
         }
         Ok(Conn::Edge(ws))
     }
@@ -604,11 +602,12 @@ impl Viewer {
             self.violation(kind, detail);
         }
         if let Some(c) = &mut self.catchup {
-            if let Some(seq) = seq {
-                if !c.replay_done && seq >= c.live_seq {
-                    c.replay_done = true;
-                    metrics.catchup_replay.record(self.spec.index, c.sent.elapsed().as_micros() as u64);
-                }
+            if let Some(seq) = seq
+                && !c.replay_done
+                && seq >= c.live_seq
+            {
+                c.replay_done = true;
+                metrics.catchup_replay.record(self.spec.index, c.sent.elapsed().as_micros() as u64);
             }
             if !c.live_done && ev.ts_us >= c.sent_us {
                 c.live_done = true;
@@ -618,10 +617,10 @@ impl Viewer {
                 self.catchup = None;
             }
         }
-        if let Role::Monitor(state) = &self.spec.role {
-            if let Some(seq) = seq {
-                state.last_seq.fetch_max(seq, Ordering::AcqRel);
-            }
+        if let Role::Monitor(state) = &self.spec.role
+            && let Some(seq) = seq
+        {
+            state.last_seq.fetch_max(seq, Ordering::AcqRel);
         }
         match seen {
             Seen::Delta => {

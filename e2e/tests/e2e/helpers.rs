@@ -75,10 +75,10 @@ impl Viewer {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let f = self.ws.next_frame(left).await?;
-            if let ServerFrame::Event { conversation_id, seq, event } = &f {
-                if *conversation_id == self.conversation {
-                    self.seen.push(Seen { seq: *seq, event: event.clone() });
-                }
+            if let ServerFrame::Event { conversation_id, seq, event } = &f
+                && *conversation_id == self.conversation
+            {
+                self.seen.push(Seen { seq: *seq, event: event.clone() });
             }
             if pred(&f) {
                 return Ok(f);
