@@ -4,6 +4,7 @@ import { Api, ApiError, listOf } from './api.js';
 import { RealtimeSocket } from './socket.js';
 import { ChatView, errorText } from './chat.js';
 import { SharePanel } from './share.js';
+import { TeamPanel } from './team.js';
 import { h, setChildren, show, icon, PERMISSION_LABEL } from './dom.js';
 
 const root = document.getElementById('app');
@@ -17,6 +18,7 @@ const state = {
   convs: new Map(), // id → ConversationSummary
   view: null,
   share: null,
+  team: null,
   models: null,
   config: null,
   shell: null,
@@ -57,9 +59,55 @@ function renderLogin(message) {
   h('label', {}, 'Email', email),
   h('label', {}, 'Password', password),
   error,
-  submit);
+  submit,
+  h('p', { class: 'muted small login-switch' }, 'New to RelayHub? ',
+    h('a', { href: '#', testid: 'signup-link', onclick: (e) => { e.preventDefault(); renderSignUp(); } }, 'Create an organization')));
   setChildren(root, h('div', { class: 'login-page' }, form));
   email.focus();
+}
+
+/** Sign-up: a new organization with you as its admin (`POST /orgs`), then signed in. */
+function renderSignUp() {
+  teardown();
+  const field = (attrs) => h('input', { required: true, ...attrs });
+  const org = field({ type: 'text', testid: 'signup-org', maxlength: '100', placeholder: 'Acme Inc.' });
+  const name = field({ type: 'text', testid: 'signup-name', maxlength: '100', autocomplete: 'name' });
+  const email = field({ type: 'email', testid: 'signup-email', autocomplete: 'username', placeholder: 'you@company.com' });
+  const password = field({ type: 'password', testid: 'signup-password', minlength: '8', autocomplete: 'new-password', placeholder: 'at least 8 characters' });
+  const error = h('div', { class: 'form-error', testid: 'signup-error', role: 'alert', hidden: true });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', testid: 'signup-submit', text: 'Create organization' });
+  const form = h('form', {
+    class: 'login-card',
+    testid: 'signup-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      show(error, false);
+      try {
+        const body = { org_name: org.value.trim(), name: name.value.trim(), email: email.value.trim(), password: password.value };
+        await api.post('/orgs', body);
+        const r = await api.post('/auth/login', { email: body.email, password: body.password });
+        api.setSession(r.token, r.user);
+        await startApp(r.user);
+      } catch (err) {
+        error.textContent = err instanceof ApiError && err.status === 409 ? 'That email already has an account: sign in instead.' : errorText(err);
+        show(error, true);
+        submit.disabled = false;
+      }
+    },
+  },
+  h('div', { class: 'brand brand-large' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true', text: '◆' }), ' RelayHub'),
+  h('p', { class: 'muted', text: 'Create your organization; you will be its admin and can add your teammates.' }),
+  h('label', {}, 'Organization', org),
+  h('label', {}, 'Your name', name),
+  h('label', {}, 'Email', email),
+  h('label', {}, 'Password', password),
+  error,
+  submit,
+  h('p', { class: 'muted small login-switch' }, 'Already have an account? ',
+    h('a', { href: '#', testid: 'login-link', onclick: (e) => { e.preventDefault(); renderLogin(); } }, 'Sign in')));
+  setChildren(root, h('div', { class: 'login-page' }, form));
+  org.focus();
 }
 
 // ==================================================================== shell
@@ -88,6 +136,7 @@ function normalizeUser(u) {
 
 function teardown() {
   if (state.share) state.share.close();
+  if (state.team) state.team.close();
   if (state.view) state.view.destroy();
   state.view = null;
   if (state.socket) state.socket.stop();
@@ -163,6 +212,9 @@ function buildShell() {
       s.toggle,
       h('div', { class: 'brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true', text: '◆' }), ' RelayHub'),
       h('div', { class: 'spacer' }),
+      state.me.role === 'admin'
+        ? h('button', { type: 'button', class: 'btn btn-ghost', testid: 'team-button', title: 'Your organization: add teammates', onclick: openTeam, text: 'Team' })
+        : null,
       h('span', { class: 'current-user', testid: 'current-user', text: state.me.name || state.me.email || '' }),
       h('button', { type: 'button', class: 'btn btn-ghost', testid: 'logout', onclick: logout, text: 'Sign out' })),
     s.banner,
@@ -414,6 +466,9 @@ const ctx = {
   onShareClosed(panel) {
     if (state.share === panel) state.share = null;
   },
+  onTeamClosed(panel) {
+    if (state.team === panel) state.team = null;
+  },
   async deleteConversation(view) {
     const title = view.conv?.title || 'this conversation';
     if (!confirm(`Delete “${title}” for everyone it is shared with?`)) return;
@@ -425,6 +480,12 @@ const ctx = {
     }
   },
 };
+
+function openTeam() {
+  if (state.team) state.team.close();
+  state.team = new TeamPanel(ctx);
+  state.team.open();
+}
 
 // ==================================================================== socket
 

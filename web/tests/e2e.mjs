@@ -475,6 +475,54 @@ async function main() {
     await A.locator(tid('sidebar-more')).waitFor({ state: 'hidden', timeout: T });
   });
 
+  await step('a new organization signs up in the browser; its admin adds a teammate, who signs in', async () => {
+    const ctxS = await browser.newContext({ viewport: { width: 1280, height: 820 } });
+    const S = (pages.signup = await ctxS.newPage());
+    S.on('pageerror', (e) => consoleErrors.push(`signup: ${e.message}`));
+    const dana = { name: `Dana Founder ${run}`, email: `dana-${run}@e2e.test` };
+    await S.goto(`${APP}/`);
+    await S.locator(tid('signup-link')).click();
+    await S.locator(tid('signup-org')).fill(`Startup ${run}`);
+    await S.locator(tid('signup-name')).fill(dana.name);
+    await S.locator(tid('signup-email')).fill(dana.email);
+    await S.locator(tid('signup-password')).fill(PASSWORD);
+    await S.locator(tid('signup-submit')).click();
+    await waitUntil('Dana is signed in', async () => norm(await S.locator(tid('current-user')).textContent()) === dana.name);
+    // Signing up again with the same email says so.
+    await S.locator(tid('logout')).click();
+    await S.locator(tid('signup-link')).click();
+    await S.locator(tid('signup-org')).fill(`Again ${run}`);
+    await S.locator(tid('signup-name')).fill(dana.name);
+    await S.locator(tid('signup-email')).fill(dana.email);
+    await S.locator(tid('signup-password')).fill(PASSWORD);
+    await S.locator(tid('signup-submit')).click();
+    await waitUntil('the duplicate is refused', async () => /already has an account/.test(norm(await S.locator(tid('signup-error')).textContent())));
+    await S.locator(tid('login-link')).click();
+    await signIn(S, dana);
+
+    const erin = { name: `Erin Teammate ${run}`, email: `erin-${run}@e2e.test` };
+    await S.locator(tid('team-button')).click();
+    await S.locator(tid('team-panel')).waitFor({ state: 'visible', timeout: T });
+    await S.locator(tid('team-name')).fill(erin.name);
+    await S.locator(tid('team-email')).fill(erin.email);
+    await S.locator(tid('team-password')).fill(PASSWORD);
+    await S.locator(tid('team-add')).click();
+    await S.locator(tid('team-added')).waitFor({ state: 'visible', timeout: T });
+    await waitUntil('Erin is listed as a member', async () => (await S.locator(tid('team-member')).allTextContents()).some((t) => t.includes(erin.name)));
+    await shot(S, 'signup-admin-added-teammate');
+    await S.locator(tid('team-close')).click();
+
+    // Erin signs in; she is not an admin, so she has no Team button. Bob (another org) is not her teammate.
+    const ctxE = await browser.newContext({ viewport: { width: 1280, height: 820 } });
+    const E = (pages.erin = await ctxE.newPage());
+    E.on('pageerror', (e) => consoleErrors.push(`erin: ${e.message}`));
+    await signIn(E, erin);
+    if (await isVisible(E, tid('team-button'))) throw new Error('a member sees the Team button');
+    const found = await apiCall('GET', `/users?q=${encodeURIComponent(bob.email)}`, undefined,
+      (await apiCall('POST', '/auth/login', { email: erin.email, password: PASSWORD })).token);
+    if ((found.users || []).length !== 0) throw new Error('another org\'s member is visible to Erin');
+  });
+
   await step('no script errors in the pages', async () => {
     if (consoleErrors.length) throw new Error(consoleErrors.join('\n'));
   });

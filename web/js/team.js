@@ -1,0 +1,101 @@
+// The team panel (org admins): everyone in the organization, and a form to add a teammate with a first password
+// (`POST /orgs/{id}/members`). Teammates then sign in and find conversations shared with them in their sidebar.
+
+import { h, setChildren, show, icon } from './dom.js';
+import { listOf } from './api.js';
+import { errorText } from './chat.js';
+
+export class TeamPanel {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.el = this.build();
+    this.onKey = (e) => {
+      if (e.key === 'Escape') this.close();
+    };
+  }
+
+  build() {
+    this.name = h('input', { type: 'text', testid: 'team-name', required: true, maxlength: '100', autocomplete: 'off', placeholder: 'Full name' });
+    this.email = h('input', { type: 'email', testid: 'team-email', required: true, autocomplete: 'off', placeholder: 'name@company.com' });
+    this.password = h('input', { type: 'text', testid: 'team-password', required: true, minlength: '8', autocomplete: 'off', placeholder: 'at least 8 characters' });
+    this.errorEl = h('div', { class: 'form-error', testid: 'team-error', role: 'alert', hidden: true });
+    this.doneEl = h('div', { class: 'form-ok', testid: 'team-added', role: 'status', hidden: true });
+    this.submitBtn = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'team-add', text: 'Add teammate' });
+    this.members = h('ul', { class: 'team-members', testid: 'team-members' });
+    const org = this.ctx.me.org_name || 'your organization';
+    const dialog = h('div', { class: 'dialog team-panel', testid: 'team-panel', role: 'dialog', 'aria-modal': 'true', 'aria-label': `Team of ${org}` },
+      h('header', { class: 'dialog-head' },
+        h('h2', { text: `Team — ${org}` }),
+        h('button', { type: 'button', class: 'btn btn-ghost', testid: 'team-close', 'aria-label': 'Close', onclick: () => this.close() }, icon('close'))),
+      h('form', {
+        class: 'team-form',
+        testid: 'team-form',
+        onsubmit: (e) => {
+          e.preventDefault();
+          this.add();
+        },
+      },
+      h('label', {}, 'Name', this.name),
+      h('label', {}, 'Email', this.email),
+      h('label', {}, 'First password', this.password),
+      h('div', { class: 'dialog-actions' }, this.submitBtn)),
+      h('p', { class: 'muted small', text: 'Give them the password; they sign in with their email.' }),
+      this.errorEl,
+      this.doneEl,
+      h('h3', { text: 'Members' }),
+      this.members);
+    return h('div', {
+      class: 'overlay',
+      testid: 'team-overlay',
+      onclick: (e) => {
+        if (e.target === e.currentTarget) this.close();
+      },
+    }, dialog);
+  }
+
+  open() {
+    document.body.appendChild(this.el);
+    document.addEventListener('keydown', this.onKey);
+    this.refresh();
+    this.name.focus();
+  }
+
+  close() {
+    document.removeEventListener('keydown', this.onKey);
+    this.el.remove();
+    this.ctx.onTeamClosed(this);
+  }
+
+  async refresh() {
+    try {
+      const users = listOf(await this.ctx.api.get('/users?q='), 'users');
+      setChildren(this.members, users.map((u) => h('li', { testid: 'team-member', dataset: { userId: u.id } },
+        h('span', { class: 'team-member-name', text: u.name }), h('span', { class: 'muted small', text: ` ${u.email}` }))));
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  async add() {
+    show(this.errorEl, false);
+    show(this.doneEl, false);
+    this.submitBtn.disabled = true;
+    const name = this.name.value.trim();
+    try {
+      await this.ctx.api.post(`/orgs/${this.ctx.me.org_id}/members`, { name, email: this.email.value.trim(), password: this.password.value });
+      this.doneEl.textContent = `${name} was added. They can sign in now.`;
+      show(this.doneEl, true);
+      for (const input of [this.name, this.email, this.password]) input.value = '';
+      this.refresh();
+    } catch (e) {
+      this.showError(errorText(e));
+    } finally {
+      this.submitBtn.disabled = false;
+    }
+  }
+
+  showError(text) {
+    this.errorEl.textContent = text;
+    show(this.errorEl, true);
+  }
+}
