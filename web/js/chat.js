@@ -38,6 +38,32 @@ export class ChatView {
   build() {
     this.titleEl = h('h1', { class: 'chat-title', testid: 'chat-title', text: 'Loading…' });
     this.permBadge = h('span', { class: 'badge', testid: 'permission-badge', hidden: true });
+    // Renaming (owner): the title becomes a field; Enter saves, Escape cancels.
+    this.renameInput = h('input', {
+      type: 'text', maxlength: '200', class: 'rename-input', testid: 'rename-input', 'aria-label': 'Title',
+      onkeydown: (e) => {
+        if (e.key === 'Escape') this.endRename();
+      },
+    });
+    this.renameForm = h('form', {
+      class: 'rename-form',
+      testid: 'rename-form',
+      hidden: true,
+      onsubmit: (e) => {
+        e.preventDefault();
+        this.rename(this.renameInput.value);
+      },
+    }, this.renameInput,
+    h('button', { type: 'submit', class: 'btn btn-primary', testid: 'rename-save', text: 'Save' }),
+    h('button', { type: 'button', class: 'btn btn-ghost', text: 'Cancel', onclick: () => this.endRename() }));
+    this.renameBtn = h('button', {
+      type: 'button',
+      class: 'btn btn-ghost',
+      testid: 'rename-button',
+      hidden: true,
+      title: 'Rename this conversation',
+      onclick: () => this.startRename(),
+    }, icon('pencil'), h('span', { class: 'btn-label', text: 'Rename' }));
     this.ownerEl = h('span', { class: 'chat-owner', testid: 'chat-owner' });
     this.modelSelect = h('select', {
       class: 'model-select',
@@ -156,14 +182,14 @@ export class ChatView {
     return h('section', { class: 'chat', testid: 'chat-view', dataset: { conversationId: this.id } },
       h('header', { class: 'chat-header' },
         h('div', { class: 'chat-heading' },
-          h('div', { class: 'chat-title-row' }, this.titleEl, this.permBadge),
+          h('div', { class: 'chat-title-row' }, this.titleEl, this.renameForm, this.permBadge),
           h('div', { class: 'chat-sub' },
             this.ownerEl,
             h('span', { class: 'model' }, h('span', { class: 'muted', text: 'Model ' }), this.modelSelect, this.modelLabel),
             this.settingsSummary,
             this.settingsNote),
           this.presenceEl),
-        h('div', { class: 'chat-actions' }, this.settingsBtn, this.shareBtn, this.deleteBtn)),
+        h('div', { class: 'chat-actions' }, this.settingsBtn, this.renameBtn, this.shareBtn, this.deleteBtn)),
       this.settingsPanel,
       this.attachmentsEl,
       this.messagesEl,
@@ -371,6 +397,14 @@ export class ChatView {
         if (ev.error) e.error = ev.error;
         if (ev.stopped_by) e.stoppedBy = this.nameOf(ev.stopped_by);
         this.queueRender(e);
+        break;
+      }
+      case 'conversation.renamed': {
+        this.conv.title = ev.title;
+        const who = ev.renamed_by === this.ctx.me.id ? 'you' : ev.renamed_by_name || 'the owner';
+        this.addSystemLine(`Renamed to “${ev.title}” by ${who}`, at);
+        this.renderHeader();
+        this.ctx.onSummaryChange(this.id, { title: ev.title });
         break;
       }
       case 'settings.changed': {
@@ -594,6 +628,8 @@ export class ChatView {
     show(this.settingsBtn, respond);
     if (!respond) this.toggleSettings(false);
     show(this.shareBtn, owner);
+    show(this.renameBtn, owner && this.renameForm.hidden);
+    if (!owner) this.endRename();
     show(this.deleteBtn, owner);
     show(this.stopBtn, respond && streaming);
     show(this.sendBtn, !streaming);
@@ -678,6 +714,41 @@ export class ChatView {
     } catch (e) {
       this.modelSelect.value = before;
       this.ctx.toast(`Model not changed: ${errorText(e)}`, 'error');
+    }
+  }
+
+  // ---------------------------------------------------------------- rename
+
+  startRename() {
+    this.renameInput.value = this.conv?.title || '';
+    show(this.titleEl, false);
+    show(this.renameForm, true);
+    show(this.renameBtn, false);
+    this.renameInput.focus();
+    this.renameInput.select();
+  }
+
+  endRename() {
+    if (this.renameForm.hidden) return;
+    show(this.renameForm, false);
+    show(this.titleEl, true);
+    show(this.renameBtn, this.permission === 'owner');
+  }
+
+  async rename(title) {
+    const t = title.trim();
+    if (!t) {
+      this.ctx.toast('A title cannot be blank', 'error');
+      return;
+    }
+    try {
+      const r = await this.ctx.api.patch(`/conversations/${this.id}`, { title: t });
+      this.conv.title = r.title;
+      this.endRename();
+      this.renderHeader();
+      this.ctx.onSummaryChange(this.id, { title: r.title });
+    } catch (e) {
+      this.ctx.toast(`Not renamed: ${errorText(e)}`, 'error');
     }
   }
 

@@ -82,6 +82,7 @@ const ICONS = {
   close: 'M18 6L6 18M6 6l12 12',
   trash: 'M3 6h18M8 6V4h8v2M19 6l-1 14H6L5 6',
   send: 'M22 2L11 13M22 2l-7 20-4-9-9-4z',
+  pencil: 'M12 20h9M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z',
   sliders: 'M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0M14 4v4M8 10v4M16 16v4',
 };
 

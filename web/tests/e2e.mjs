@@ -421,6 +421,23 @@ async function main() {
     await shot(B, 'b-sees-stopped');
   });
 
+  await step('A renames the conversation; B sees the new title in the header and the sidebar at once', async () => {
+    if (await isVisible(B, tid('rename-button'))) throw new Error('B (not the owner) can rename');
+    const renamed = `Launch plan, final ${run}`;
+    const renameTo = async (t) => {
+      await A.locator(tid('rename-button')).click();
+      await A.locator(tid('rename-input')).fill(t);
+      await A.locator(tid('rename-input')).press('Enter');
+      await waitUntil(`A's header says ${t}`, async () => norm(await A.locator(tid('chat-title')).textContent()) === t);
+    };
+    await renameTo(renamed);
+    await waitUntil("B's header follows", async () => norm(await B.locator(tid('chat-title')).textContent()) === renamed);
+    await waitUntil("B's sidebar follows", async () => norm(await B.locator(`${convItem(convId)} ${tid('conversation-title')}`).textContent()) === renamed);
+    await shot(B, 'b-sees-rename');
+    await renameTo(title);
+    await waitUntil("B's header is back", async () => norm(await B.locator(tid('chat-title')).textContent()) === title);
+  });
+
   await step('A removes B; the conversation leaves B\'s sidebar and B\'s view closes', async () => {
     await A.locator(tid('share-button')).click();
     const row = A.locator(`${tid('share-access-row')}[data-user-id="${bob.id}"]`);

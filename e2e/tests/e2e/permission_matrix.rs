@@ -239,6 +239,16 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
         r.push((who, s, v.to_string()));
     }
     expect("manage access", &r, &[], &[Who::Respond, Who::View]);
+    // Renaming: the owner only.
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) =
+            w.as_(who).patch(&format!("/conversations/{conv}"), json!({"title": format!("{who:?}'s")})).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("rename", &r, &[Who::Owner], &[Who::Respond, Who::View]);
+    let (_, v) = w.as_(Who::View).get(&format!("/conversations/{conv}")).await?;
+    assert_eq!(v["title"], "Owner's", "only the owner's rename took: {v}");
     // Nothing changed for Vi.
     let (_, v) = w.as_(Who::Owner).get(&format!("/conversations/{conv}/shares")).await?;
     assert!(v.to_string().contains(&w.session(Who::View).user_id.to_string()), "{v}");

@@ -104,6 +104,9 @@ pub enum Event {
     /// Model or settings changed. `changed` names the fields that changed; `settings` is the result.
     #[serde(rename = "settings.changed")]
     SettingsChanged { changed_by: Uuid, changed_by_name: String, changed: Vec<String>, settings: Settings },
+    /// The owner renamed the conversation; `title` is the new title.
+    #[serde(rename = "conversation.renamed")]
+    ConversationRenamed { renamed_by: Uuid, renamed_by_name: String, title: String },
     /// A file was attached (bytes in the object store, metadata in PostgreSQL).
     #[serde(rename = "attachment.added")]
     AttachmentAdded { attachment_id: Uuid, filename: String, content_type: String, size: u64, uploaded_by: Uuid },
@@ -131,6 +134,7 @@ impl Event {
             Event::ResponseFailed { .. } => "response.failed",
             Event::ResponseStopped { .. } => "response.stopped",
             Event::SettingsChanged { .. } => "settings.changed",
+            Event::ConversationRenamed { .. } => "conversation.renamed",
             Event::AttachmentAdded { .. } => "attachment.added",
             Event::ParticipantAdded { .. } => "participant.added",
             Event::ParticipantChanged { .. } => "participant.changed",

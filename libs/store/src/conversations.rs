@@ -96,6 +96,22 @@ pub async fn set_created_seq(db: &Db, id: Uuid, seq: i64) -> Result<()> {
     Ok(())
 }
 
+/// Renames a conversation that is not deleted; returns it as it is now (`NotFound` if it is gone).
+pub async fn rename(db: &Db, id: Uuid, title: &str) -> Result<Conversation> {
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE conversations SET title = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+            &[&id, &title],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    drop(client);
+    get(db, id).await
+}
+
 /// A conversation that is not deleted, whoever asks (callers check access first).
 pub async fn get(db: &Db, id: Uuid) -> Result<Conversation> {
     let client = db.client().await?;

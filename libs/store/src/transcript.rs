@@ -240,6 +240,10 @@ fn audit_detail(event: &Event) -> Option<Value> {
             "temperature": settings.temperature,
             "system_prompt_set": settings.system_prompt.as_deref().is_some_and(|s| !s.is_empty()),
         }),
+        Event::ConversationRenamed { renamed_by, title, .. } => json!({
+            "renamed_by": renamed_by,
+            "title_chars": title.chars().count(),
+        }),
         Event::AttachmentAdded { attachment_id, filename, content_type, size, uploaded_by } => json!({
             "attachment_id": attachment_id,
             "filename": filename,
@@ -267,6 +271,7 @@ fn actor_of(event: &Event) -> Option<Uuid> {
         Event::MessageCreated { author_id, .. } => Some(*author_id),
         Event::ResponseStopped { stopped_by, .. } => *stopped_by,
         Event::SettingsChanged { changed_by, .. } => Some(*changed_by),
+        Event::ConversationRenamed { renamed_by, .. } => Some(*renamed_by),
         Event::AttachmentAdded { uploaded_by, .. } => Some(*uploaded_by),
         _ => None,
     }
@@ -320,6 +325,11 @@ mod tests {
                     temperature: None,
                     system_prompt: Some(secret.into()),
                 },
+            },
+            Event::ConversationRenamed {
+                renamed_by: Uuid::new_v4(),
+                renamed_by_name: "Ada".into(),
+                title: secret.into(),
             },
         ];
         for event in events {

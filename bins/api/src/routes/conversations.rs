@@ -2,7 +2,7 @@
 
 use crate::domain::{ModelName, PageCursor, PageLimit, Title};
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery, AuthUser};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::service;
 use crate::service::events::summary;
 use crate::state::AppState;
@@ -86,6 +86,28 @@ pub async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     let view = rh_store::view::load(&state.db, id, caller.id()).await?.ok_or_else(ApiError::conversation_not_found)?;
     Ok(Json(view_json(&view)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameBody {
+    title: String,
+}
+
+/// `PATCH /conversations/{id} {title}` (owner) → 200 `{id, title, seq}` (`seq` of `conversation.renamed`, null
+/// when the title was already that). Participants' headers and sidebars follow live.
+pub async fn rename(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RenameBody>,
+) -> Result<Json<Value>, ApiError> {
+    if body.title.trim().is_empty() {
+        return Err(ApiError::Validation("title must not be blank".into()));
+    }
+    let title = Title::parse(Some(&body.title)).map_err(ApiError::Validation)?;
+    let (conversation, seq) = service::conversations::rename(&state, caller.id(), caller.name(), id, &title).await?;
+    Ok(Json(json!({ "id": conversation.id, "title": conversation.title, "seq": seq })))
 }
 
 /// `DELETE /conversations/{id}` (owner) → 204.

@@ -46,7 +46,10 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         .route("/models", get(models::list))
         .route("/config", get(config::get_config))
         .route("/conversations", post(conversations::create).get(conversations::list))
-        .route("/conversations/{id}", get(conversations::get_one).delete(conversations::delete))
+        .route(
+            "/conversations/{id}",
+            get(conversations::get_one).patch(conversations::rename).delete(conversations::delete),
+        )
         .route("/conversations/{id}/messages", post(messages::send))
         .route("/conversations/{id}/stop", post(messages::stop))
         .route("/conversations/{id}/settings", patch(settings::update))

@@ -101,20 +101,49 @@ pub async fn update_settings(
     let seq = publish(state, conversation_id, Some(user_id), event).await?;
 
     if changed.iter().any(|c| c == "model") {
-        inbox(
-            state,
-            updated.owner_id,
-            SidebarAction::Changed,
-            conversation_id,
-            Some(summary(&updated, Permission::Owner)),
-        )
-        .await;
-        for p in shares::list(&state.db, conversation_id).await? {
-            inbox(state, p.user_id, SidebarAction::Changed, conversation_id, Some(summary(&updated, p.permission)))
-                .await;
-        }
+        sidebars_changed(state, &updated).await?;
     }
     Ok((updated, changed, Some(seq)))
+}
+
+/// Renames a conversation (owner only): publishes `conversation.renamed` (every open view's header) and updates
+/// every participant's sidebar. Returns the conversation and the event's `seq` (`None` when the title is the
+/// same).
+pub async fn rename(
+    state: &AppState,
+    user_id: Uuid,
+    user_name: &str,
+    conversation_id: Uuid,
+    title: &Title,
+) -> Result<(Conversation, Option<u64>), ApiError> {
+    let (current, permission) = authorize(state, conversation_id, user_id).await?;
+    require_owner(permission, "rename it")?;
+    if current.title == title.as_str() {
+        return Ok((current, None));
+    }
+    let renamed = conversations::rename(&state.db, conversation_id, title.as_str()).await.map_err(|e| match e {
+        rh_store::StoreError::NotFound => ApiError::conversation_not_found(),
+        other => other.into(),
+    })?;
+    let event = Event::ConversationRenamed {
+        renamed_by: user_id,
+        renamed_by_name: user_name.to_owned(),
+        title: renamed.title.clone(),
+    };
+    let seq = publish(state, conversation_id, Some(user_id), event).await?;
+    sidebars_changed(state, &renamed).await?;
+    Ok((renamed, Some(seq)))
+}
+
+/// Tells the owner and every participant that the conversation's sidebar entry changed (title, model).
+async fn sidebars_changed(state: &AppState, conversation: &Conversation) -> Result<(), ApiError> {
+    let id = conversation.id;
+    inbox(state, conversation.owner_id, SidebarAction::Changed, id, Some(summary(conversation, Permission::Owner)))
+        .await;
+    for p in shares::list(&state.db, id).await? {
+        inbox(state, p.user_id, SidebarAction::Changed, id, Some(summary(conversation, p.permission))).await;
+    }
+    Ok(())
 }
 
 /// Deletes a conversation (owner only): marks it deleted, publishes `conversation.deleted` (every live

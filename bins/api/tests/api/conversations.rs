@@ -158,3 +158,51 @@ async fn the_sidebar_comes_in_pages_newest_first() {
         assert_error(s, &v, 400, "bad_request");
     }
 }
+
+/// The owner renames a conversation: the event reaches the stream (live headers) and every participant's sidebar
+/// is told; Can Respond and View Only are refused (403), a stranger gets 404, a blank title 400.
+#[tokio::test]
+async fn the_owner_renames_and_every_participant_is_told() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let conv = shared_conversation(&app, &team, "Draft").await;
+    let path = format!("/conversations/{conv}");
+    let mut cy_inbox = Inbox::open(&app.nc, team.cy.user_id).await;
+
+    let (s, v) = app.api.as_user(&team.ada).patch(&path, json!({"title": "  Launch plan v2 "})).await.unwrap();
+    assert_eq!(s.as_u16(), 200, "{v}");
+    assert_eq!(v["title"], "Launch plan v2");
+    let seq = v["seq"].as_u64().expect("seq of the event");
+    let events = conv_events(&app.js, conv).await;
+    let (_, env) = events.iter().find(|(s, _)| *s == seq).expect("the event in the stream");
+    assert_eq!(
+        env.event,
+        Event::ConversationRenamed {
+            renamed_by: team.ada.user_id,
+            renamed_by_name: "Ada Lovelace".into(),
+            title: "Launch plan v2".into()
+        }
+    );
+    let m = cy_inbox.next_where(|m| m.action == rh_protocol::frame::SidebarAction::Changed).await;
+    assert_eq!(m.conversation.map(|c| c.title), Some("Launch plan v2".to_owned()));
+    let (_, got) = app.api.as_user(&team.cy).get(&path).await.unwrap();
+    assert_eq!(got["title"], "Launch plan v2");
+
+    // The same title again changes nothing.
+    let (s, v) = app.api.as_user(&team.ada).patch(&path, json!({"title": "Launch plan v2"})).await.unwrap();
+    assert_eq!((s.as_u16(), &v["seq"]), (200, &serde_json::Value::Null));
+
+    for who in [&team.ben, &team.cy] {
+        let (s, v) = app.api.as_user(who).patch(&path, json!({"title": "Mine now"})).await.unwrap();
+        assert_error(s, &v, 403, "forbidden");
+    }
+    let (s, v) = app.api.as_user(&gil).patch(&path, json!({"title": "Mine now"})).await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+    for bad in [json!({"title": "  "}), json!({"title": "a\nb"}), json!({"name": "x"}), json!({})] {
+        let (s, v) = app.api.as_user(&team.ada).patch(&path, bad.clone()).await.unwrap();
+        assert_error(s, &v, 400, "bad_request");
+    }
+    let (_, got) = app.api.as_user(&team.ada).get(&path).await.unwrap();
+    assert_eq!(got["title"], "Launch plan v2", "refused renames changed nothing");
+}
