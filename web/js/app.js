@@ -407,17 +407,20 @@ async function openConversation(id) {
 /** Ends the open chat view and says why (revoked, deleted, not found). */
 function closeView(view, reason, summary, detail) {
   if (state.view !== view) return;
+  // Leaving is a revocation the person asked for; its socket frames usually arrive before the HTTP reply.
+  if (view.leaving && reason === 'revoked') reason = 'left';
   const title = view.conv?.title || summary?.title || state.convs.get(view.id)?.title || 'this conversation';
   if (state.share) state.share.close();
   view.destroy();
   state.view = null;
-  if (reason === 'revoked' || reason === 'deleted' || reason === 'not_found') {
+  if (reason === 'revoked' || reason === 'deleted' || reason === 'not_found' || reason === 'left') {
     state.convs.delete(view.id);
   }
   renderSidebar();
   const notice = {
     revoked: `Your access to “${title}” was removed.`,
     deleted: `“${title}” was deleted.`,
+    left: `You left “${title}”.`,
     not_found: 'This conversation does not exist or is not shared with you.',
     error: `Could not open the conversation: ${detail || 'unknown error'}`,
   }[reason];
@@ -468,6 +471,18 @@ const ctx = {
   },
   onTeamClosed(panel) {
     if (state.team === panel) state.team = null;
+  },
+  async leaveConversation(view) {
+    const title = view.conv?.title || 'this conversation';
+    if (!confirm(`Leave “${title}”? It leaves your sidebar; the owner can share it with you again.`)) return;
+    view.leaving = true;
+    try {
+      await api.del(`/conversations/${view.id}/shares/${state.me.id}`);
+      closeView(view, 'left');
+    } catch (e) {
+      view.leaving = false;
+      toast(`Could not leave: ${errorText(e)}`, 'error');
+    }
   },
   async deleteConversation(view) {
     const title = view.conv?.title || 'this conversation';

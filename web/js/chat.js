@@ -116,6 +116,14 @@ export class ChatView {
       title: 'Share this conversation',
       onclick: () => this.ctx.openShare(this),
     }, icon('share'), h('span', { class: 'btn-label', text: 'Share' }));
+    this.leaveBtn = h('button', {
+      type: 'button',
+      class: 'btn btn-ghost',
+      testid: 'leave-button',
+      hidden: true,
+      title: 'Leave this conversation (it leaves your sidebar)',
+      onclick: () => this.ctx.leaveConversation(this),
+    }, icon('close'), h('span', { class: 'btn-label', text: 'Leave' }));
     this.deleteBtn = h('button', {
       type: 'button',
       class: 'btn btn-ghost',
@@ -189,7 +197,7 @@ export class ChatView {
             this.settingsSummary,
             this.settingsNote),
           this.presenceEl),
-        h('div', { class: 'chat-actions' }, this.settingsBtn, this.renameBtn, this.shareBtn, this.deleteBtn)),
+        h('div', { class: 'chat-actions' }, this.settingsBtn, this.renameBtn, this.shareBtn, this.leaveBtn, this.deleteBtn)),
       this.settingsPanel,
       this.attachmentsEl,
       this.messagesEl,
@@ -631,6 +639,7 @@ export class ChatView {
     show(this.renameBtn, owner && this.renameForm.hidden);
     if (!owner) this.endRename();
     show(this.deleteBtn, owner);
+    show(this.leaveBtn, !!this.permission && !owner);
     show(this.stopBtn, respond && streaming);
     show(this.sendBtn, !streaming);
     this.stopBtn.disabled = this.stopRequested && streaming;

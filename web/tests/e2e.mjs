@@ -89,6 +89,10 @@ async function waitUntil(what, fn, timeout = T) {
   }
 }
 
+function listOfShares(v) {
+  return Array.isArray(v) ? v : v?.shares || [];
+}
+
 async function isVisible(page, selector) {
   return page.locator(selector).first().isVisible();
 }
@@ -535,9 +539,22 @@ async function main() {
     E.on('pageerror', (e) => consoleErrors.push(`erin: ${e.message}`));
     await signIn(E, erin);
     if (await isVisible(E, tid('team-button'))) throw new Error('a member sees the Team button');
-    const found = await apiCall('GET', `/users?q=${encodeURIComponent(bob.email)}`, undefined,
-      (await apiCall('POST', '/auth/login', { email: erin.email, password: PASSWORD })).token);
+    const erinLogin = await apiCall('POST', '/auth/login', { email: erin.email, password: PASSWORD });
+    const found = await apiCall('GET', `/users?q=${encodeURIComponent(bob.email)}`, undefined, erinLogin.token);
     if ((found.users || []).length !== 0) throw new Error('another org\'s member is visible to Erin');
+
+    // Dana shares a conversation with Erin; Erin leaves it: it leaves her sidebar and her view closes.
+    const danaToken = (await apiCall('POST', '/auth/login', { email: dana.email, password: PASSWORD })).token;
+    const kickoff = await apiCall('POST', '/conversations', { title: `Kickoff ${run}` }, danaToken);
+    await apiCall('POST', `/conversations/${kickoff.id}/shares`, { shares: [{ user_id: erinLogin.user.id, permission: 'view' }] }, danaToken);
+    await E.locator(convItem(kickoff.id)).click();
+    await E.locator(tid('leave-button')).waitFor({ state: 'visible', timeout: T });
+    E.once('dialog', (d) => d.accept());
+    await E.locator(tid('leave-button')).click();
+    await E.locator(convItem(kickoff.id)).waitFor({ state: 'detached', timeout: T });
+    await waitUntil('Erin is told she left', async () => /You left/.test(norm(await E.locator(tid('access-notice')).textContent())));
+    const shares = await apiCall('GET', `/conversations/${kickoff.id}/shares`, undefined, danaToken);
+    if (listOfShares(shares).length !== 0) throw new Error(`Erin still has access: ${JSON.stringify(shares)}`);
   });
 
   await step('no script errors in the pages', async () => {

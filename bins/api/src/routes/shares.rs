@@ -80,7 +80,8 @@ pub async fn change(
     Ok(Json(participant_json(&participant)))
 }
 
-/// `DELETE /conversations/{id}/shares/{user_id}` → 204.
+/// `DELETE /conversations/{id}/shares/{user_id}` → 204: the owner revokes someone's access, or a participant leaves
+/// (their own `user_id`). The owner has no share to leave (404).
 pub async fn revoke(
     State(state): State<AppState>,
     caller: AuthUser,

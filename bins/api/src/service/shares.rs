@@ -97,12 +97,15 @@ pub async fn change(
 }
 
 /// Revokes one person's access: their live subscription ends and the conversation leaves their sidebar. The
-/// messages they sent stay.
-pub async fn revoke(state: &AppState, owner_id: Uuid, conversation_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
-    let (_, caller) = authorize(state, conversation_id, owner_id).await?;
-    require_owner(caller, "change who has access")?;
+/// messages they sent stay. The owner may revoke anyone's share; anyone may revoke their own (leave the
+/// conversation).
+pub async fn revoke(state: &AppState, caller_id: Uuid, conversation_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
+    let (_, caller) = authorize(state, conversation_id, caller_id).await?;
+    if user_id != caller_id {
+        require_owner(caller, "change who has access")?;
+    }
     shares::delete(&state.db, conversation_id, user_id).await.map_err(no_share)?;
-    publish(state, conversation_id, Some(owner_id), Event::ParticipantRemoved { user_id }).await?;
+    publish(state, conversation_id, Some(caller_id), Event::ParticipantRemoved { user_id }).await?;
     inbox(state, user_id, SidebarAction::Removed, conversation_id, None).await;
     Ok(())
 }

@@ -169,3 +169,36 @@ async fn sharing_is_refused_outside_the_rules() {
         .unwrap();
     assert_error(s, &v, 400, "bad_request");
 }
+
+/// A participant leaves: their share is gone (404 from then on), the conversation leaves their sidebar, everyone
+/// watching sees `participant.removed`; nobody leaves on someone else's behalf, and the owner has nothing to leave.
+#[tokio::test]
+async fn a_participant_leaves_on_their_own() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Standup").await;
+    let mut cy_inbox = Inbox::open(&app.nc, team.cy.user_id).await;
+    let share_of = |who: uuid::Uuid| format!("/conversations/{conv}/shares/{who}");
+
+    // Cy (View Only) cannot remove Ben; Ben (Can Respond) cannot remove Cy.
+    let (s, v) = app.api.as_user(&team.cy).delete(&share_of(team.ben.user_id)).await.unwrap();
+    assert_error(s, &v, 403, "forbidden");
+    let (s, v) = app.api.as_user(&team.ben).delete(&share_of(team.cy.user_id)).await.unwrap();
+    assert_error(s, &v, 403, "forbidden");
+
+    let (s, v) = app.api.as_user(&team.cy).delete(&share_of(team.cy.user_id)).await.unwrap();
+    assert_eq!(s.as_u16(), 204, "{v}");
+    let m = cy_inbox.next_where(|m| m.action == SidebarAction::Removed).await;
+    assert_eq!(m.conversation_id, conv);
+    let events = conv_events(&app.js, conv).await;
+    assert!(events.iter().any(|(_, e)| e.event == Event::ParticipantRemoved { user_id: team.cy.user_id }));
+    let (s, v) = app.api.as_user(&team.cy).get(&format!("/conversations/{conv}")).await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+    let (s, v) = app.api.as_user(&team.cy).delete(&share_of(team.cy.user_id)).await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+    // Ben still has his access; the owner has no share to leave.
+    let (s, _) = app.api.as_user(&team.ben).get(&format!("/conversations/{conv}")).await.unwrap();
+    assert_eq!(s.as_u16(), 200);
+    let (s, v) = app.api.as_user(&team.ada).delete(&share_of(team.ada.user_id)).await.unwrap();
+    assert_error(s, &v, 404, "not_found");
+}
