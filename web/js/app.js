@@ -29,85 +29,83 @@ const state = {
 // ==================================================================== login
 
 function renderLogin(message) {
-  teardown();
   const email = h('input', { type: 'email', name: 'email', testid: 'login-email', autocomplete: 'username', required: true, placeholder: 'you@company.com' });
   const password = h('input', { type: 'password', name: 'password', testid: 'login-password', autocomplete: 'current-password', required: true });
-  const error = h('div', { class: 'form-error', testid: 'login-error', role: 'alert', hidden: !message, text: message || '' });
-  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', testid: 'login-submit', text: 'Sign in' });
-  const form = h('form', {
-    class: 'login-card',
-    testid: 'login-form',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      submit.disabled = true;
-      show(error, false);
-      try {
-        const r = await api.post('/auth/login', { email: email.value.trim(), password: password.value });
-        api.setSession(r.token, r.user);
-        await startApp(r.user);
-      } catch (err) {
-        error.textContent = err instanceof ApiError && (err.status === 401 || err.status === 400)
-          ? 'Wrong email or password.'
-          : errorText(err);
-        show(error, true);
-        submit.disabled = false;
-      }
-    },
-  },
-  h('div', { class: 'brand brand-large' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true', text: '◆' }), ' RelayHub'),
-  h('p', { class: 'muted', text: 'Team AI chat, shared live.' }),
-  h('label', {}, 'Email', email),
-  h('label', {}, 'Password', password),
-  error,
-  submit,
-  h('p', { class: 'muted small login-switch' }, 'New to RelayHub? ',
-    h('a', { href: '#', testid: 'signup-link', onclick: (e) => { e.preventDefault(); renderSignUp(); } }, 'Create an organization')));
-  setChildren(root, h('div', { class: 'login-page' }, form));
-  email.focus();
+  renderAuthPage({
+    id: 'login',
+    intro: 'Team AI chat, shared live.',
+    fields: [['Email', email], ['Password', password]],
+    submitText: 'Sign in',
+    message,
+    submit: () => signIn(email.value.trim(), password.value),
+    failure: (err) => (err instanceof ApiError && (err.status === 401 || err.status === 400) ? 'Wrong email or password.' : errorText(err)),
+    other: ['New to RelayHub? ', 'signup-link', 'Create an organization', renderSignUp],
+  });
 }
 
 /** Sign-up: a new organization with you as its admin (`POST /orgs`), then signed in. */
 function renderSignUp() {
-  teardown();
   const field = (attrs) => h('input', { required: true, ...attrs });
   const org = field({ type: 'text', testid: 'signup-org', maxlength: '100', placeholder: 'Acme Inc.' });
   const name = field({ type: 'text', testid: 'signup-name', maxlength: '100', autocomplete: 'name' });
   const email = field({ type: 'email', testid: 'signup-email', autocomplete: 'username', placeholder: 'you@company.com' });
   const password = field({ type: 'password', testid: 'signup-password', minlength: '8', autocomplete: 'new-password', placeholder: 'at least 8 characters' });
-  const error = h('div', { class: 'form-error', testid: 'signup-error', role: 'alert', hidden: true });
-  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', testid: 'signup-submit', text: 'Create organization' });
+  renderAuthPage({
+    id: 'signup',
+    intro: 'Create your organization; you will be its admin and can add your teammates.',
+    fields: [['Organization', org], ['Your name', name], ['Email', email], ['Password', password]],
+    submitText: 'Create organization',
+    submit: async () => {
+      const e = email.value.trim();
+      await api.post('/orgs', { org_name: org.value.trim(), name: name.value.trim(), email: e, password: password.value });
+      await signIn(e, password.value);
+    },
+    failure: (err) => (err instanceof ApiError && err.status === 409 ? 'That email already has an account: sign in instead.' : errorText(err)),
+    other: ['Already have an account? ', 'login-link', 'Sign in', () => renderLogin()],
+  });
+}
+
+async function signIn(email, password) {
+  const r = await api.post('/auth/login', { email, password });
+  api.setSession(r.token, r.user);
+  await startApp(r.user);
+}
+
+/**
+ * The signed-out page: a card with `fields` ([label, input]), a submit button running `submit`, an error line
+ * saying `failure(err)` when it throws, and a link to the other page (`other`: [text, testid, link text, render]).
+ * Test ids: `<id>-form`, `<id>-error`, `<id>-submit`.
+ */
+function renderAuthPage({ id, intro, fields, submitText, message, submit, failure, other }) {
+  teardown();
+  const error = h('div', { class: 'form-error', testid: `${id}-error`, role: 'alert', hidden: !message, text: message || '' });
+  const button = h('button', { type: 'submit', class: 'btn btn-primary btn-block', testid: `${id}-submit`, text: submitText });
+  const [otherText, otherId, otherLink, otherPage] = other;
   const form = h('form', {
     class: 'login-card',
-    testid: 'signup-form',
+    testid: `${id}-form`,
     onsubmit: async (e) => {
       e.preventDefault();
-      submit.disabled = true;
+      button.disabled = true;
       show(error, false);
       try {
-        const body = { org_name: org.value.trim(), name: name.value.trim(), email: email.value.trim(), password: password.value };
-        await api.post('/orgs', body);
-        const r = await api.post('/auth/login', { email: body.email, password: body.password });
-        api.setSession(r.token, r.user);
-        await startApp(r.user);
+        await submit();
       } catch (err) {
-        error.textContent = err instanceof ApiError && err.status === 409 ? 'That email already has an account: sign in instead.' : errorText(err);
+        error.textContent = failure(err);
         show(error, true);
-        submit.disabled = false;
+        button.disabled = false;
       }
     },
   },
   h('div', { class: 'brand brand-large' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true', text: '◆' }), ' RelayHub'),
-  h('p', { class: 'muted', text: 'Create your organization; you will be its admin and can add your teammates.' }),
-  h('label', {}, 'Organization', org),
-  h('label', {}, 'Your name', name),
-  h('label', {}, 'Email', email),
-  h('label', {}, 'Password', password),
+  h('p', { class: 'muted', text: intro }),
+  ...fields.map(([label, input]) => h('label', {}, label, input)),
   error,
-  submit,
-  h('p', { class: 'muted small login-switch' }, 'Already have an account? ',
-    h('a', { href: '#', testid: 'login-link', onclick: (e) => { e.preventDefault(); renderLogin(); } }, 'Sign in')));
+  button,
+  h('p', { class: 'muted small login-switch' }, otherText,
+    h('a', { href: '#', testid: otherId, onclick: (e) => { e.preventDefault(); otherPage(); } }, otherLink)));
   setChildren(root, h('div', { class: 'login-page' }, form));
-  org.focus();
+  fields[0][1].focus();
 }
 
 // ==================================================================== shell

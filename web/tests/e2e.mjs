@@ -501,22 +501,19 @@ async function main() {
     const S = (pages.signup = await ctxS.newPage());
     S.on('pageerror', (e) => consoleErrors.push(`signup: ${e.message}`));
     const dana = { name: `Dana Founder ${run}`, email: `dana-${run}@e2e.test` };
+    const signUp = async (org) => {
+      await S.locator(tid('signup-link')).click();
+      for (const [field, value] of [['org', org], ['name', dana.name], ['email', dana.email], ['password', PASSWORD]]) {
+        await S.locator(tid(`signup-${field}`)).fill(value);
+      }
+      await S.locator(tid('signup-submit')).click();
+    };
     await S.goto(`${APP}/`);
-    await S.locator(tid('signup-link')).click();
-    await S.locator(tid('signup-org')).fill(`Startup ${run}`);
-    await S.locator(tid('signup-name')).fill(dana.name);
-    await S.locator(tid('signup-email')).fill(dana.email);
-    await S.locator(tid('signup-password')).fill(PASSWORD);
-    await S.locator(tid('signup-submit')).click();
+    await signUp(`Startup ${run}`);
     await waitUntil('Dana is signed in', async () => norm(await S.locator(tid('current-user')).textContent()) === dana.name);
     // Signing up again with the same email says so.
     await S.locator(tid('logout')).click();
-    await S.locator(tid('signup-link')).click();
-    await S.locator(tid('signup-org')).fill(`Again ${run}`);
-    await S.locator(tid('signup-name')).fill(dana.name);
-    await S.locator(tid('signup-email')).fill(dana.email);
-    await S.locator(tid('signup-password')).fill(PASSWORD);
-    await S.locator(tid('signup-submit')).click();
+    await signUp(`Again ${run}`);
     await waitUntil('the duplicate is refused', async () => /already has an account/.test(norm(await S.locator(tid('signup-error')).textContent())));
     await S.locator(tid('login-link')).click();
     await signIn(S, dana);
