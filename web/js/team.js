@@ -5,6 +5,9 @@ import { h, setChildren, show, icon } from './dom.js';
 import { listOf } from './api.js';
 import { errorText } from './chat.js';
 
+/** What `GET /users` returns at most: the list says so when it is full. */
+const MEMBERS_SHOWN = 20;
+
 export class TeamPanel {
   constructor(ctx) {
     this.ctx = ctx;
@@ -22,6 +25,15 @@ export class TeamPanel {
     this.doneEl = h('div', { class: 'form-ok', testid: 'team-added', role: 'status', hidden: true });
     this.submitBtn = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'team-add', text: 'Add teammate' });
     this.members = h('ul', { class: 'team-members', testid: 'team-members' });
+    this.filter = h('input', {
+      type: 'search', class: 'share-search', testid: 'team-search', placeholder: 'Find a member by name or email',
+      'aria-label': 'Find a member', autocomplete: 'off',
+      oninput: () => {
+        clearTimeout(this.filterTimer);
+        this.filterTimer = setTimeout(() => this.refresh(), 200);
+      },
+    });
+    this.more = h('p', { class: 'muted small', testid: 'team-more', hidden: true, text: `Showing the first ${MEMBERS_SHOWN}; find others by name or email.` });
     const org = this.ctx.me.org_name || 'your organization';
     const dialog = h('div', { class: 'dialog team-panel', testid: 'team-panel', role: 'dialog', 'aria-modal': 'true', 'aria-label': `Team of ${org}` },
       h('header', { class: 'dialog-head' },
@@ -43,7 +55,9 @@ export class TeamPanel {
       this.errorEl,
       this.doneEl,
       h('h3', { text: 'Members' }),
-      this.members);
+      this.filter,
+      this.members,
+      this.more);
     return h('div', {
       class: 'overlay',
       testid: 'team-overlay',
@@ -61,6 +75,7 @@ export class TeamPanel {
   }
 
   close() {
+    clearTimeout(this.filterTimer);
     document.removeEventListener('keydown', this.onKey);
     this.el.remove();
     this.ctx.onTeamClosed(this);
@@ -68,7 +83,8 @@ export class TeamPanel {
 
   async refresh() {
     try {
-      const users = listOf(await this.ctx.api.get('/users?q='), 'users');
+      const users = listOf(await this.ctx.api.get(`/users?q=${encodeURIComponent(this.filter.value.trim())}`), 'users');
+      show(this.more, users.length >= MEMBERS_SHOWN);
       setChildren(this.members, users.map((u) => h('li', { testid: 'team-member', dataset: { userId: u.id } },
         h('span', { class: 'team-member-name', text: u.name }), h('span', { class: 'muted small', text: ` ${u.email}` }))));
     } catch (e) {

@@ -527,6 +527,11 @@ async function main() {
     await S.locator(tid('team-add')).click();
     await S.locator(tid('team-added')).waitFor({ state: 'visible', timeout: T });
     await waitUntil('Erin is listed as a member', async () => (await S.locator(tid('team-member')).allTextContents()).some((t) => t.includes(erin.name)));
+    await S.locator(tid('team-search')).fill('erin-');
+    await waitUntil('the search finds only Erin', async () => {
+      const names = await S.locator(tid('team-member')).allTextContents();
+      return names.length === 1 && names[0].includes(erin.name);
+    });
     await shot(S, 'signup-admin-added-teammate');
     await S.locator(tid('team-close')).click();
 
