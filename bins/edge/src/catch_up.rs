@@ -21,8 +21,8 @@
 //!   conversation's — ends the subscription with `cannot_recover`: the client reloads history over HTTP and
 //!   subscribes again from the `seq` it covers (Centrifugo's rule). The stream cannot say whose events it dropped,
 //!   so this errs towards a reload, which is always correct; a client whose conversation did not change since its
-//!   position (`grant_seq <= after_seq`) simply continues. Only positions older than the tail pay for the check
-//!   (one stream-info request).
+//!   position (`grant_seq <= after_seq`) simply continues. Only positions older than both the tail and the stored
+//!   history pay for the check (one stream-info request).
 
 use crate::conn::Conn;
 use crate::feed::{Decoded, Effect, Feed};
@@ -218,9 +218,14 @@ impl CatchUp<'_> {
     /// Sends the conversation's events in `(from, until]` from JetStream and prepends them to the tail. Returns
     /// `until`, or `None` if the subscription ended.
     async fn read_stream(&self, from: u64, until: u64) -> Result<Option<u64>, CatchUpError> {
-        let first_seq = self.hub.stream.get_info().await.context("reading the stream's state")?.state.first_sequence;
-        if from + 1 < first_seq && self.from.grant_seq > from {
-            return Err(CatchUpError::CannotRecover { after_seq: from, first_seq });
+        // Only a position behind the stored history can have lost something: a client subscribing from its HTTP
+        // history's `seq` (the usual case) costs no stream-info request.
+        if self.from.grant_seq > from {
+            let info = self.hub.stream.get_info().await.context("reading the stream's state")?;
+            let first_seq = info.state.first_sequence;
+            if from + 1 < first_seq {
+                return Err(CatchUpError::CannotRecover { after_seq: from, first_seq });
+            }
         }
         let filter = subjects::conv_all(self.conversation());
         let max_bytes = lock(&self.feed.state).tail.max_bytes();
