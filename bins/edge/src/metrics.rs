@@ -32,6 +32,9 @@ pub struct Metrics {
     /// From a followed delta's production (`ts_us`, stamped by the worker) to the tap receiving it: the part of
     /// delivery latency spent before this edge (worker → JetStream → tap), seconds.
     pub tap_lag_seconds: Histogram,
+    /// Time the tap spent routing events to feeds (and their sockets' queues): near one second per second means
+    /// the tap, one task, is what bounds this edge.
+    pub tap_busy_seconds: prometheus::Counter,
 }
 
 impl Metrics {
@@ -59,6 +62,10 @@ impl Metrics {
                 "catch_up_seconds",
                 "Time from subscribe to live",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            tap_busy_seconds: health.register(
+                prometheus::Counter::new("tap_busy_seconds_total", "Time the tap spent routing events to feeds")
+                    .expect("valid metric"),
             ),
             tap_lag_seconds: health.histogram(
                 "tap_lag_seconds",

@@ -78,6 +78,7 @@ async fn follow(hub: &Hub, name: &str, from: u64, health: &Health) -> anyhow::Re
     }
     while let Some(msg) = messages.next().await {
         let msg = msg.context("reading the tap")?;
+        let busy = std::time::Instant::now();
         let seq = match msg.info() {
             Ok(info) => info.stream_sequence,
             Err(e) => {
@@ -102,6 +103,7 @@ async fn follow(hub: &Hub, name: &str, from: u64, health: &Health) -> anyhow::Re
             }
             feed.deliver(hub, d);
         }
+        hub.metrics.tap_busy_seconds.inc_by(busy.elapsed().as_secs_f64());
     }
     Ok(())
 }

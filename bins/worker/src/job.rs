@@ -113,7 +113,7 @@ async fn generate(
         .subscribe(subjects::stop_control(conv))
         .await
         .map_err(|e| (format!("subscribing to stop control: {e}"), Some(Duration::from_secs(1))))?;
-    let mut publisher = Publisher::new(ctx.js.clone());
+    let mut publisher = Publisher::new(ctx.js.clone(), ctx.metrics.publish_ack_seconds.clone());
 
     // A stop recorded before the pickup (or before a crash) ends the job without generating anything.
     match ctx.stops.get(conv.to_string()).await {

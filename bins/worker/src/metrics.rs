@@ -16,6 +16,8 @@ pub struct Metrics {
     pub tokens_generated: IntCounter,
     /// From picking the job up to the provider's first token.
     pub time_to_first_token: Histogram,
+    /// From publishing an event to JetStream's ack (stored), seconds.
+    pub publish_ack_seconds: Histogram,
 }
 
 impl Metrics {
@@ -33,6 +35,11 @@ impl Metrics {
                 "time_to_first_token_seconds",
                 "From picking a job up to the provider's first token",
                 vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+            publish_ack_seconds: health.histogram(
+                "publish_ack_seconds",
+                "From publishing an event to JetStream's ack",
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
             ),
         }
     }

@@ -8,6 +8,7 @@
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use rh_protocol::Envelope;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -17,23 +18,26 @@ const MAX_IN_FLIGHT: usize = 1024;
 
 pub struct Publisher {
     js: jetstream::Context,
-    tx: Option<mpsc::Sender<PublishAckFuture>>,
+    tx: Option<mpsc::Sender<(Instant, PublishAckFuture)>>,
     task: Option<JoinHandle<()>>,
     broken: CancellationToken,
     error: Arc<Mutex<Option<String>>>,
 }
 
 impl Publisher {
-    pub fn new(js: jetstream::Context) -> Self {
-        let (tx, mut rx) = mpsc::channel::<PublishAckFuture>(MAX_IN_FLIGHT);
+    /// `ack_seconds` observes each publish's time to its ack.
+    pub fn new(js: jetstream::Context, ack_seconds: prometheus::Histogram) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(Instant, PublishAckFuture)>(MAX_IN_FLIGHT);
         let broken = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
         let task = {
             let broken = broken.clone();
             let error = error.clone();
             tokio::spawn(async move {
-                while let Some(ack) = rx.recv().await {
-                    if let Err(e) = ack.await {
+                while let Some((sent, ack)) = rx.recv().await {
+                    let acked = ack.await;
+                    ack_seconds.observe(sent.elapsed().as_secs_f64());
+                    if let Err(e) = acked {
                         if let Ok(mut slot) = error.lock() {
                             *slot = Some(format!("publish not acknowledged: {e}"));
                         }
@@ -51,9 +55,10 @@ impl Publisher {
         if self.broken.is_cancelled() {
             return Err(self.error());
         }
+        let sent = Instant::now();
         let ack = rh_bus::publish_event(&self.js, envelope).await.map_err(|e| e.to_string())?;
         let tx = self.tx.as_ref().ok_or_else(|| "publisher already finished".to_owned())?;
-        tx.send(ack).await.map_err(|_| self.error())
+        tx.send((sent, ack)).await.map_err(|_| self.error())
     }
 
     /// Resolves when an ack failed (used in the job's `select!` to stop generating at once).
