@@ -5,7 +5,7 @@
 //!
 //! Either side ending ends the other: the reader closes the [`Conn`] when the client goes away or the server
 //! shuts down (close code 1001, "going away"), the writer when a write fails; a queue overflow (`lagged`) closes
-//! it from the sending side. The writer waits on the queue alone ([`Conn::poll_take`]), which also reports the
+//! it from the sending side. The writer waits on the queue alone (`Conn::poll_take`), which also reports the
 //! close, so a delivery costs it one lock and no cancellation-token bookkeeping.
 
 use crate::cmd::Command;

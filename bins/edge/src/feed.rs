@@ -3,7 +3,7 @@
 //! A [`Feed`] has no JetStream consumer of its own: the process-wide [`crate::tap`] hands it the conversation's
 //! events in stream order. Each event is turned into its `event` frame ONCE
 //! ([`rh_protocol::frame::event_frame_json`] around the stored bytes, untouched); the same [`Utf8Bytes`]
-//! (reference counted) is queued on every live socket and kept in the [`Tail`], from which subscribers that are
+//! (reference counted) is queued on every live socket and kept in the `Tail`, from which subscribers that are
 //! behind the live position catch up (see [`crate::catch_up`]).
 //!
 //! Invariant, under the feed's lock: the feed has seen every event of its conversation up to `last_seq` (the
@@ -132,7 +132,7 @@ impl FeedState {
     }
 }
 
-/// How much a [`Tail`] keeps (`--feed-tail-bytes`, `--feed-tail-secs`).
+/// How much a `Tail` keeps (`--feed-tail-bytes`, `--feed-tail-secs`).
 #[derive(Debug, Clone, Copy)]
 pub struct TailLimits {
     pub max_bytes: usize,

@@ -34,7 +34,7 @@ pub struct Config {
     /// Simulated provider: model names it serves.
     #[arg(long, env = "RH_SIM_MODELS", default_value = "sim-1,sim-2", value_delimiter = ',')]
     pub sim_models: Vec<String>,
-    /// OpenAI-compatible provider: base URL, e.g. https://api.openai.com or http://127.0.0.1:11434.
+    /// OpenAI-compatible provider: base URL, e.g. `https://api.openai.com` or `http://127.0.0.1:11434`.
     #[arg(long, env = "RH_OPENAI_BASE_URL")]
     pub openai_base_url: Option<String>,
     /// OpenAI-compatible provider: API key (sent as a bearer token; never logged).
