@@ -185,7 +185,7 @@ function buildShell() {
     testid: 'sidebar-more',
     hidden: true,
     text: 'Show older conversations',
-    onclick: loadOlderConversations,
+    onclick: () => loadSidebar(true),
   });
   s.sidebar = h('aside', { class: 'sidebar', testid: 'sidebar', 'aria-label': 'Conversations' },
     h('button', {
@@ -257,33 +257,21 @@ export function toast(text, kind = 'info') {
 
 // ==================================================================== sidebar
 
-async function loadSidebar() {
+/** Loads the sidebar's first page, or with `older` the next, older one (the api pages newest first). */
+async function loadSidebar(older = false) {
+  if (older && !state.sidebarNext) return;
+  const before = older ? `&before=${encodeURIComponent(state.sidebarNext)}` : '';
   let page;
   try {
-    page = await api.get(`/conversations?limit=${SIDEBAR_PAGE}`);
+    page = await api.get(`/conversations?limit=${SIDEBAR_PAGE}${before}`);
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) toast(`Could not load conversations: ${errorText(e)}`, 'error');
     return;
   }
-  state.convs.clear();
-  for (const c of listOf(page, 'conversations')) state.convs.set(c.id, c);
-  state.sidebarNext = page?.next_before || null;
-  state.sidebarLoadedOnce = true;
-  renderSidebar();
-}
-
-/** The next, older page of the sidebar (newest first). */
-async function loadOlderConversations() {
-  if (!state.sidebarNext) return;
-  let page;
-  try {
-    page = await api.get(`/conversations?limit=${SIDEBAR_PAGE}&before=${encodeURIComponent(state.sidebarNext)}`);
-  } catch (e) {
-    if (!(e instanceof ApiError && e.status === 401)) toast(`Could not load conversations: ${errorText(e)}`, 'error');
-    return;
-  }
+  if (!older) state.convs.clear();
   for (const c of listOf(page, 'conversations')) if (!state.convs.has(c.id)) state.convs.set(c.id, c);
   state.sidebarNext = page?.next_before || null;
+  state.sidebarLoadedOnce = true;
   renderSidebar();
 }
 

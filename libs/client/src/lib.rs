@@ -204,9 +204,9 @@ impl Client {
             .expect(OP, Some(StatusCode::CREATED), Method::POST, "/conversations", Some(&who.token), Some(body))
             .await?;
         let v: Value = decode(OP, &bytes)?;
-        ["/id", "/conversation/id"]
-            .iter()
-            .find_map(|p| v.pointer(p).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()))
+        v["id"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
             .ok_or_else(|| Error::decode(OP, format!("no conversation id in {v}"), None))
     }
 

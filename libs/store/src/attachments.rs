@@ -75,12 +75,7 @@ pub async fn insert(db: &Db, new: &NewAttachment<'_>) -> Result<Attachment> {
     attachment_from(&row)
 }
 
-/// The attachments of a conversation, oldest first.
-pub async fn list(db: &Db, conversation_id: Uuid) -> Result<Vec<Attachment>> {
-    list_on(&db.client().await?, conversation_id).await
-}
-
-/// [`list`] on a connection the caller holds.
+/// The attachments of a conversation, oldest first, on a connection the caller holds (see [`crate::view`]).
 pub(crate) async fn list_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<Vec<Attachment>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!("SELECT {COLUMNS} FROM attachments WHERE conversation_id = $1 ORDER BY created_at, id")

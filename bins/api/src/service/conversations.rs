@@ -84,10 +84,7 @@ pub async fn update_settings(
     }
 
     let update = SettingsUpdate { model: &model, temperature, system_prompt: system_prompt.as_deref() };
-    let updated = conversations::update_settings(&state.db, conversation_id, &update).await.map_err(|e| match e {
-        rh_store::StoreError::NotFound => ApiError::conversation_not_found(),
-        other => other.into(),
-    })?;
+    let updated = conversations::update_settings(&state.db, conversation_id, &update).await.map_err(gone)?;
     let event = Event::SettingsChanged {
         changed_by: user_id,
         changed_by_name: user_name.to_owned(),
@@ -121,10 +118,7 @@ pub async fn rename(
     if current.title == title.as_str() {
         return Ok((current, None));
     }
-    let renamed = conversations::rename(&state.db, conversation_id, title.as_str()).await.map_err(|e| match e {
-        rh_store::StoreError::NotFound => ApiError::conversation_not_found(),
-        other => other.into(),
-    })?;
+    let renamed = conversations::rename(&state.db, conversation_id, title.as_str()).await.map_err(gone)?;
     let event = Event::ConversationRenamed {
         renamed_by: user_id,
         renamed_by_name: user_name.to_owned(),
@@ -133,6 +127,14 @@ pub async fn rename(
     let seq = publish(state, conversation_id, Some(user_id), event).await?;
     sidebars_changed(state, &renamed).await?;
     Ok((renamed, Some(seq)))
+}
+
+/// A conversation deleted between the access check and the write is, to the caller, one that does not exist.
+fn gone(e: rh_store::StoreError) -> ApiError {
+    match e {
+        rh_store::StoreError::NotFound => ApiError::conversation_not_found(),
+        other => other.into(),
+    }
 }
 
 /// Tells the owner and every participant that the conversation's sidebar entry changed (title, model).

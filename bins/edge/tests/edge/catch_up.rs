@@ -19,10 +19,7 @@ async fn late_joiners_of_a_streaming_response_catch_up_from_memory() -> anyhow::
     let mut ada_ws = env.connect(0, &ada).await?;
     subscribe(&mut ada_ws, conv, None).await?;
     let streaming = env.stream_deltas(conv, 200, Duration::from_millis(2));
-    rh_testkit::eventually(WAIT, "a hundred deltas out", || async {
-        (env.published_after(conv, before).len() >= 100).then_some(())
-    })
-    .await?;
+    env.until_published(conv, before, 100).await?;
     let stream_reads = env.metric(0, r#"catch_up_events_total{source="stream"}"#).await?;
     let mut late = Vec::new();
     for _ in 0..20 {
@@ -62,10 +59,7 @@ async fn a_position_older_than_the_tail_is_read_from_jetstream_then_live() -> an
     let mut watcher = env.connect(0, &ada).await?;
     subscribe(&mut watcher, conv, None).await?;
     let streaming = env.stream_deltas(conv, 120, Duration::from_millis(2));
-    rh_testkit::eventually(WAIT, "sixty deltas out", || async {
-        (env.published_after(conv, first).len() >= 60).then_some(())
-    })
-    .await?;
+    env.until_published(conv, first, 60).await?;
 
     // A socket that reconnects from the very first event: most of what it missed left the tail long ago.
     let mut back = env.connect(0, &ada).await?;

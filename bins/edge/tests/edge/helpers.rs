@@ -164,6 +164,14 @@ impl Env {
             .collect()
     }
 
+    /// Waits until at least `n` of `conv`'s events above `after` are published (e.g. by [`Env::stream_deltas`]).
+    pub async fn until_published(&self, conv: Uuid, after: u64, n: usize) -> anyhow::Result<()> {
+        rh_testkit::eventually(WAIT, &format!("{n} events published"), || async {
+            (self.published_after(conv, after).len() >= n).then_some(())
+        })
+        .await
+    }
+
     pub fn envelope(&self, seq: u64) -> Option<Envelope> {
         self.published.lock().unwrap().get(&seq).cloned()
     }
