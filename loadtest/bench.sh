@@ -16,7 +16,8 @@ log "building (release)"
 cargo build --release -q -p rh-api -p edge -p worker -p audit -p loadtest
 
 B="$PWD/target/bench"
-stop_postgres "$B/pg"
+PG_DIR="$(pg_data_dir bench-pg)"
+remove_postgres "$PG_DIR"
 rm -rf "$B"
 mkdir -p "$B/logs"
 PIDS=()
@@ -31,7 +32,7 @@ cleanup() {
     sleep 0.1
   done
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  stop_postgres "$B/pg"
+  remove_postgres "$PG_DIR"
 }
 trap cleanup INT TERM EXIT
 
@@ -40,9 +41,9 @@ PG_PORT=$(free_port)
 PG_STATS=""
 [ -f "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo /nonexistent)/pg_stat_statements.so" ] &&
   PG_STATS="-c shared_preload_libraries=pg_stat_statements"
-start_postgres "$B/pg" "$PG_PORT" "$PG_STATS"
-run_as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub
-[ -n "$PG_STATS" ] && run_as_pg "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub \
+start_postgres "$PG_DIR" "$PG_PORT" "$PG_STATS"
+pg_client createdb "$PG_PORT" relayhub
+[ -n "$PG_STATS" ] && pg_client psql "$PG_PORT" -q relayhub \
   -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 WS_PORT=$(free_port)
 cat > "$B/nats.conf" <<CONF
@@ -134,11 +135,11 @@ for i in "${!PIDS[@]}"; do
 done
 if [ -n "$PG_STATS" ]; then
   log "PostgreSQL's busiest statements (total ms, calls, mean ms):"
-  run_as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub -At -F ' | ' -c \
+  pg_client psql "$PG_PORT" relayhub -At -F ' | ' -c \
     "SELECT round(total_exec_time::numeric), calls, round(mean_exec_time::numeric, 3), left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8" || true
 fi
 # PostgreSQL: the postmaster, its live backends, and (cutime + cstime) the backends that already exited.
-PG_PID=$(head -1 "$B/pg/postmaster.pid" 2>/dev/null || true)
+PG_PID=$(head -1 "$PG_DIR/postmaster.pid" 2>/dev/null || true)
 if [ -n "$PG_PID" ]; then
   for p in $PG_PID $(pgrep -P "$PG_PID"); do cat "/proc/$p/stat" 2>/dev/null; done |
     awk -v t="$TICKS" '{ s += $14 + $15 + $16 + $17 } END { printf "postgres     %.1fs CPU\n", s / t }' |

@@ -73,32 +73,73 @@ except OSError:
     sys.exit(1)"
 }
 
-# run_as_pg CMD...: PostgreSQL refuses to run as root, so run it as the postgres user when we are root.
+# Where PostgreSQL's data lives, and why (issue: clones in a home only its owner can enter).
+# PostgreSQL refuses to run as root. As root we run it as the `postgres` user, who cannot reach a data directory
+# under a clone in /root, a mode-700 directory or a private CI workspace, and we never loosen the permissions of
+# someone's directories to let it in. So, as root, each cluster lives in a directory the postgres user owns:
+# its home (/var/lib/postgresql) / relayhub / <hash of the clone's path> / <name>. It is tied to the clone by that
+# hash (two clones never share a cluster), nobody else can create or swap it (the parent belongs to postgres), and
+# the scripts that make it remove it (scripts/test and the web test at exit; scripts/dev keeps its data between
+# runs, RH_DEV_RESET=1 wipes it). A link target/<name>.pg-data points at it, to find the server log.
+# As any other user, PostgreSQL runs as that user with its data under target/ as before.
+# Only initdb and pg_ctl run as postgres, from `/` (it may not enter the clone); clients connect over TCP as us.
+pg_data_dir() {
+  local name="$1"
+  if [ "$(id -u)" = 0 ]; then
+    local home key
+    home="$(getent passwd postgres | cut -d: -f6)"
+    [ -n "$home" ] && [ -d "$home" ] || die "the postgres user has no home directory"
+    key="$(printf '%s' "$PWD" | sha256sum | cut -c1-16)"
+    printf '%s/relayhub/%s/%s\n' "$home" "$key" "$name"
+  else
+    printf '%s/target/%s\n' "$PWD" "$name"
+  fi
+}
+
+# run_as_pg CMD...: runs a PostgreSQL server program as the postgres user when we are root, from `/`.
 run_as_pg() {
   if [ "$(id -u)" = 0 ]; then
-    su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+    (cd / && su postgres -s /bin/sh -c "$(printf '%q ' "$@")")
   else
     "$@"
   fi
 }
 
-# start_postgres DIR PORT: a private cluster in DIR (created if missing), listening on 127.0.0.1:PORT.
+# start_postgres DIR PORT [EXTRA]: a private cluster in DIR (from pg_data_dir; created if missing), listening on
+# 127.0.0.1:PORT only (no Unix socket: its path length and directory rights are then no concern).
 start_postgres() {
   local dir="$1" port="$2" extra="${3:-}"
-  mkdir -p "$dir"
-  if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
-  chmod 700 "$dir"
+  run_as_pg mkdir -p "$dir"
+  run_as_pg chmod 700 "$dir"
+  if [ "$(id -u)" = 0 ]; then
+    local name; name="$(basename "$dir")"
+    mkdir -p target && ln -sfn "$dir" "target/$name.pg-data" 2>/dev/null || true
+  fi
   if [ ! -f "$dir/PG_VERSION" ]; then
     run_as_pg "$PG_BIN/initdb" -D "$dir" -U postgres -A trust --no-sync -E UTF8 >/dev/null
   fi
   run_as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 $extra" start >/dev/null \
-    || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+    -o "-p $port -c unix_socket_directories='' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 $extra" \
+    start >/dev/null || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
 }
 
 stop_postgres() {
   local dir="$1"
   [ -f "$dir/postmaster.pid" ] && run_as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# remove_postgres DIR: stops the cluster and deletes its data (and, as root, the link in target/).
+remove_postgres() {
+  local dir="$1"
+  stop_postgres "$dir"
+  run_as_pg rm -rf "$dir"
+  rm -f "target/$(basename "$dir").pg-data"
+}
+
+# pg_client PROG PORT ARGS...: psql, createdb… as the postgres role over TCP (trust auth on 127.0.0.1).
+pg_client() {
+  local prog="$1" port="$2"; shift 2
+  "$PG_BIN/$prog" -h 127.0.0.1 -p "$port" -U postgres "$@"
 }
 
 # start_nats DIR [EXTRA_ARGS...]: a private nats-server with JetStream; sets NATS_URL and NATS_PID.

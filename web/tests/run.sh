@@ -3,8 +3,8 @@
 # apt-get, playwright-core with `npm ci` from the pinned lock file), then runs e2e.mjs.
 #
 # With RH_APP_URL set, it tests that running stack (the api URL that serves the web client). Without it, it
-# starts a private stack of its own on free ports — nats-server (JetStream), PostgreSQL with data under
-# target/web-e2e, and the api (serving web/), edge, worker (simulated AI) and audit binaries — and stops it at
+# starts a private stack of its own on free ports — nats-server (JetStream), PostgreSQL (data: pg_data_dir in
+# scripts/lib.sh), and the api (serving web/), edge, worker (simulated AI) and audit binaries — and stops it at
 # the end. Screenshots go to RH_ARTIFACTS_DIR (default target/web-artifacts). Exit status: that of the test.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -38,7 +38,8 @@ log "building api, edge, worker, audit"
 cargo build --bin api --bin edge --bin worker --bin audit
 
 STACK="$ROOT/target/web-e2e"
-stop_postgres "$STACK/pg"
+PG_DIR="$(pg_data_dir web-e2e-pg)"
+remove_postgres "$PG_DIR"
 rm -rf "$STACK"
 mkdir -p "$STACK/logs"
 PIDS=()
@@ -47,15 +48,15 @@ cleanup() {
   trap - EXIT INT TERM
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  stop_postgres "$STACK/pg"
+  remove_postgres "$PG_DIR"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 PG_PORT=$(free_port)
-start_postgres "$STACK/pg" "$PG_PORT"
-run_as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres relayhub
+start_postgres "$PG_DIR" "$PG_PORT"
+pg_client createdb "$PG_PORT" relayhub
 start_nats "$STACK/nats" -p -1 -m -1
 PIDS+=("$NATS_PID")
 
