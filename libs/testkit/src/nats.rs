@@ -30,32 +30,45 @@ impl NatsServer {
     /// Starts the server with an extra config file (e.g. to open a websocket listener).
     pub async fn start_with_config(config: Option<&str>) -> anyhow::Result<Self> {
         let dir = crate::scratch_dir("nats");
-        let mut cmd = Command::new(nats_server_bin());
-        cmd.args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1", "-js", "-sd"])
-            .arg(dir.join("js"))
-            .arg("--ports_file_dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("nats.log")).context("log file")?);
         if let Some(conf) = config {
-            let path = dir.join("extra.conf");
-            std::fs::write(&path, conf)?;
-            cmd.arg("-c").arg(path);
+            std::fs::write(dir.join("extra.conf"), conf)?;
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {:?} (run scripts/test, which installs it)", nats_server_bin()))?;
+        let child = spawn(&dir, "-1", "-1")?;
         let mut server = NatsServer { child, dir, url: String::new(), monitor_url: String::new() };
+        server.wait_for_ports().await?;
+        Ok(server)
+    }
+
+    /// Kills the server (SIGKILL, as a crash would) and leaves it down; [`NatsServer::restart`] brings it back.
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server if it runs and starts it again on the same ports with the same data directory, so
+    /// clients reconnect to the same URL and JetStream recovers its streams from disk.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        let port = |url: &str| url.rsplit(':').next().unwrap_or("-1").to_owned();
+        for entry in std::fs::read_dir(&self.dir)?.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".ports") {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        self.child = spawn(&self.dir, &port(&self.url), &port(&self.monitor_url))?;
+        self.wait_for_ports().await
+    }
+
+    async fn wait_for_ports(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(ports) = server.read_ports_file() {
-                server.url = ports.0;
-                server.monitor_url = ports.1;
-                break;
+            if let Some(ports) = self.read_ports_file() {
+                self.url = ports.0;
+                self.monitor_url = ports.1;
+                return Ok(());
             }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                let log = std::fs::read_to_string(server.dir.join("nats.log")).unwrap_or_default();
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
                 bail!("nats-server exited with {status}: {log}");
             }
             if Instant::now() > deadline {
@@ -63,7 +76,6 @@ impl NatsServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(server)
     }
 
     fn read_ports_file(&self) -> Option<(String, String)> {
@@ -103,6 +115,23 @@ impl NatsServer {
         rh_bus::Topology::default().ensure(&js).await?;
         Ok(js)
     }
+}
+
+/// `nats-server -js` with its data in `dir` (and `dir/extra.conf` when present) on the given ports (`-1`: random).
+fn spawn(dir: &std::path::Path, port: &str, monitor_port: &str) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(nats_server_bin());
+    cmd.args(["-a", "127.0.0.1", "-p", port, "-m", monitor_port, "-js", "-sd"])
+        .arg(dir.join("js"))
+        .arg("--ports_file_dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("nats.log")).context("log file")?);
+    let config = dir.join("extra.conf");
+    if config.exists() {
+        cmd.arg("-c").arg(config);
+    }
+    cmd.spawn().with_context(|| format!("starting {:?} (run scripts/test, which installs it)", nats_server_bin()))
 }
 
 impl Drop for NatsServer {

@@ -23,6 +23,22 @@ async fn two_servers_are_independent() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_restarted_nats_server_keeps_its_port_and_its_streams() -> anyhow::Result<()> {
+    let mut nats = NatsServer::start().await?;
+    let js = nats.jetstream().await?;
+    js.publish("rh.conv.x.event", "kept".into()).await?.await?;
+    let url = nats.url().to_owned();
+    nats.stop().await;
+    assert!(async_nats::connect(&url).await.is_err(), "down after stop");
+    nats.restart().await?;
+    assert_eq!(nats.url(), url, "same port");
+    let js = nats.jetstream().await?;
+    let mut stream = js.get_stream(rh_protocol::subjects::STREAM_CONV).await?;
+    assert_eq!(stream.info().await?.state.messages, 1, "the stream came back from disk");
+    Ok(())
+}
+
+#[tokio::test]
 async fn each_test_database_is_fresh_and_migrated() -> anyhow::Result<()> {
     let (a, b) = (TestDb::create().await?, TestDb::create().await?);
     assert_ne!(a.url(), b.url());
