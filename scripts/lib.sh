@@ -134,6 +134,8 @@ remove_postgres() {
   stop_postgres "$dir"
   run_as_pg rm -rf "$dir"
   rm -f "target/$(basename "$dir").pg-data"
+  # As root, the clone's own directory in the postgres home goes too once its last cluster is gone.
+  if [ "$(id -u)" = 0 ]; then run_as_pg rmdir "$(dirname "$dir")" 2>/dev/null || true; fi
 }
 
 # pg_client PROG PORT ARGS...: psql, createdb… as the postgres role over TCP (trust auth on 127.0.0.1).
