@@ -69,6 +69,15 @@ pub struct Settings {
     #[arg(long, env = "RH_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: usize,
 
+    /// Longest wait for a PostgreSQL connection (a free one from the pool, or a new one), in milliseconds; past
+    /// it the request answers 503.
+    #[arg(long, env = "RH_DB_CHECKOUT_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    pub db_checkout_timeout_ms: u64,
+
+    /// Longest time one HTTP request may take, in milliseconds; past it the request answers 503.
+    #[arg(long, env = "RH_REQUEST_TIMEOUT_MS", default_value_t = 30_000, global = true)]
+    pub request_timeout_ms: u64,
+
     /// How long to wait for the worker pool to list its models, in milliseconds.
     #[arg(long, env = "RH_MODELS_TIMEOUT_MS", default_value_t = 1500, global = true)]
     pub models_timeout_ms: u64,

@@ -34,6 +34,9 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The endpoint exists but not with this method (axum adds the `Allow` header).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A dependency (NATS, JetStream, the database) did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -70,6 +74,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -104,6 +109,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Pool(_) => ApiError::Unavailable("database unavailable".into()),
+            StoreError::Timeout => ApiError::Unavailable("the database is busy: no connection in time".into()),
+            // The validators refuse NUL first; this covers any field that reaches SQL without one.
+            e if e.is_invalid_text() => ApiError::BadRequest("text must not contain NUL characters".into()),
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }
@@ -131,6 +139,7 @@ mod tests {
             (ApiError::Conflict("x".into()), 409, "conflict"),
             (ApiError::TooLarge("x".into()), 413, "payload_too_large"),
             (ApiError::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
+            (ApiError::MethodNotAllowed("x".into()), 405, "method_not_allowed"),
             (ApiError::Unavailable("x".into()), 503, "unavailable"),
         ];
         for (e, status, code) in cases {

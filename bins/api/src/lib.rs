@@ -12,6 +12,7 @@
 //! | [`service`] | the domain operations shared by REST and NATS: access checks, events, conversations, messages, shares |
 //! | [`routes`] | one module per feature under `/api/v1` |
 //! | [`responders`] | `rh.api.access`, `rh.api.send_message`, `rh.api.stop` (queue group `api`) |
+//! | [`middleware`] | layers on every response: NUL / UTF-8 check of the URI, request timeout, JSON error bodies, security headers |
 //! | [`metrics`] | request count / latency by route template, messages accepted, rpc outcomes |
 //! | [`startup`] | connect, migrate, ensure streams, spawn responders, serve (with `/metrics`, `/healthz`, `/readyz`) |
 //! | [`seed`] | `api seed-demo` |
@@ -26,6 +27,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod middleware;
 pub mod responders;
 pub mod routes;
 pub mod seed;

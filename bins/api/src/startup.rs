@@ -2,6 +2,7 @@
 
 use crate::config::Settings;
 use crate::metrics::{self, Metrics};
+use crate::middleware;
 use crate::routes;
 use crate::service::grants::Grants;
 use crate::state::AppState;
@@ -18,7 +19,8 @@ use tower_http::services::{ServeDir, ServeFile};
 /// Connects to PostgreSQL (and migrates) and NATS (and ensures streams and buckets): everything a request needs.
 pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secret) -> anyhow::Result<AppState> {
     let url = settings.database_url.as_ref().context("--database-url (RH_DATABASE_URL) is required")?;
-    let db = Db::connect(url.expose(), settings.db_pool_size).context("database url")?;
+    let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
+    let db = Db::connect_with_timeout(url.expose(), settings.db_pool_size, checkout).context("database url")?;
     db.migrate().await.context("migrating the database")?;
     let nats = rh_bus::connect(&settings.nats_url, "api").await;
     let js = async_nats::jetstream::new(nats.clone());
@@ -27,7 +29,8 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     let attachments = js.get_object_store(subjects::OBJECT_ATTACHMENTS).await.context("object store rh_attachments")?;
     let metrics = Metrics::new(health);
     // The grants get connections of their own, so a subscribe never waits in line behind HTTP reads.
-    let grants_db = Db::connect(url.expose(), crate::service::grants::SLOTS).context("database url")?;
+    let grants_db =
+        Db::connect_with_timeout(url.expose(), crate::service::grants::SLOTS, checkout).context("database url")?;
     let grants = Grants::spawn(grants_db, metrics.grant_batch_size.clone());
     Ok(AppState {
         db,
@@ -42,21 +45,24 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     })
 }
 
-/// The whole HTTP app: `/api/v1/*`, the ops endpoints, and the web client when `--web-dir` is set.
+/// The whole HTTP app: `/api/v1/*`, the ops endpoints, and the web client when `--web-dir` is set; every
+/// response with the security headers ([`crate::middleware`] has the layers).
 pub fn app(state: AppState, health: Health) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let api = routes::api_router(&state)
-        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
-    let mut router = Router::new()
-        .nest("/api/v1", api)
-        .with_state(state.clone())
-        .merge(rh_telemetry::ops_router(health))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(from_fn_with_state(timeout, middleware::request_timeout))
+        .layer(from_fn(middleware::check_uri))
+        .layer(from_fn(middleware::json_errors));
+    let mut router =
+        Router::new().nest("/api/v1", api).with_state(state.clone()).merge(rh_telemetry::ops_router(health));
     if let Some(dir) = &state.settings.web_dir {
         // A single-page app: unknown paths get index.html so client-side routes survive a reload.
         let index = ServeFile::new(dir.join("index.html"));
         router = router.fallback_service(ServeDir::new(dir).fallback(index));
     }
-    router
+    router.layer(from_fn(middleware::security_headers)).layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Runs the api until SIGTERM / Ctrl-C.

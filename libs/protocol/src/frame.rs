@@ -170,6 +170,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// A dependency did not answer in time.
     Unavailable,
+    /// An HTTP method the endpoint does not answer (the response's `Allow` header lists those it does).
+    MethodNotAllowed,
     Internal,
 }
 
@@ -188,6 +190,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
         }
     }

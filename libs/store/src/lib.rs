@@ -23,8 +23,12 @@ pub mod shares;
 pub mod transcript;
 pub mod view;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use std::str::FromStr;
+use std::time::Duration;
+
+/// How long [`Db::client`] waits for a connection unless told otherwise.
+pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 mod embedded {
     refinery::embed_migrations!("../../sql");
@@ -41,6 +45,9 @@ pub enum StoreError {
     Db(#[from] tokio_postgres::Error),
     #[error("pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// No connection within the pool's checkout timeout.
+    #[error("no database connection in time")]
+    Timeout,
     #[error("migration: {0}")]
     Migration(String),
     #[error("bad database url: {0}")]
@@ -51,6 +58,13 @@ impl StoreError {
     /// True for a unique-constraint violation.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
+
+    /// True when PostgreSQL refused a text value it cannot store (a NUL character): bad input, not a fault.
+    pub fn is_invalid_text(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        matches!(self, StoreError::Db(e) if e.code() == Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE)
+            || e.code() == Some(&SqlState::UNTRANSLATABLE_CHARACTER))
     }
 }
 
@@ -63,22 +77,40 @@ pub struct Db {
 }
 
 impl Db {
-    /// Builds a pool of at most `max_size` connections for `url` (`postgres://user:pass@host:port/db`).
-    /// Connections are opened lazily.
+    /// Builds a pool of at most `max_size` connections for `url` (`postgres://user:pass@host:port/db`), with
+    /// [`DEFAULT_CHECKOUT_TIMEOUT`]. Connections are opened lazily.
     pub fn connect(url: &str, max_size: usize) -> Result<Self> {
+        Self::connect_with_timeout(url, max_size, DEFAULT_CHECKOUT_TIMEOUT)
+    }
+
+    /// [`Db::connect`] whose [`Db::client`] gives up after `checkout_timeout` — waiting for a free connection,
+    /// opening one, or checking a pooled one — with [`StoreError::Timeout`], so a stuck or saturated database
+    /// turns into a clear error instead of a request that hangs.
+    pub fn connect_with_timeout(url: &str, max_size: usize, checkout_timeout: Duration) -> Result<Self> {
         let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
-        let pool = Pool::builder(manager).max_size(max_size).build().map_err(|e| StoreError::Config(e.to_string()))?;
+        let timeout = Some(checkout_timeout);
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         Ok(Db { pool })
     }
 
     /// A pooled connection.
     pub async fn client(&self) -> Result<deadpool_postgres::Object> {
-        Ok(self.pool.get().await?)
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(_) => StoreError::Timeout,
+            other => StoreError::Pool(other),
+        })
     }
 
     /// Applies the migrations in `sql/` that have not run yet.

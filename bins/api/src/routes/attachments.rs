@@ -3,13 +3,13 @@
 //! tells every participant.
 
 use crate::error::ApiError;
-use crate::extract::{ApiPath, AuthUser};
+use crate::extract::{ApiMultipart, ApiPath, AuthUser};
 use crate::service;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
+use axum::extract::State;
 use axum::extract::multipart::MultipartError;
-use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rh_protocol::Event;
@@ -48,7 +48,7 @@ pub async fn upload(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<(StatusCode, Json<Attachment>), ApiError> {
     let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
     service::access::require_respond(permission, "attach files")?;
@@ -61,6 +61,10 @@ pub async fn upload(
             None => return Err(ApiError::BadRequest("expected a multipart field named \"file\"".into())),
         }
     };
+    // multer reads a non-UTF-8 file name as none at all: refuse it instead of renaming the file "file".
+    if field.headers().values().any(|v| std::str::from_utf8(v.as_bytes()).is_err()) {
+        return Err(ApiError::BadRequest("the file's multipart headers must be UTF-8 text".into()));
+    }
     let filename = clean_filename(field.file_name());
     let content_type = field
         .content_type()

@@ -71,9 +71,11 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBo
 
 /// `GET /me`: the caller, fresh from the directory, with their org's name.
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Value>, ApiError> {
-    let user = rh_store::orgs::user(&state.db, caller.id())
-        .await
-        .map_err(|_| ApiError::Unauthorized("this account no longer exists".into()))?;
+    // A database error stays a 503 (the client keeps its session through a blip); a vanished account is a 401.
+    let user = rh_store::orgs::user(&state.db, caller.id()).await.map_err(|e| match e {
+        rh_store::StoreError::NotFound => ApiError::Unauthorized("this account no longer exists".into()),
+        other => other.into(),
+    })?;
     let org = rh_store::orgs::org(&state.db, user.org_id).await?;
     let mut v = user_json(&user);
     v["org_name"] = json!(org.name);

@@ -2,7 +2,7 @@
 
 use crate::domain::{ModelName, PageCursor, PageLimit, Title};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, json_from_slice};
 use crate::service;
 use crate::service::events::summary;
 use crate::state::AppState;
@@ -28,11 +28,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // The body is optional: no body (or `{}`) creates an untitled conversation with the default model.
-    let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
+    let body: CreateBody =
+        if body.iter().all(u8::is_ascii_whitespace) { CreateBody::default() } else { json_from_slice(&body)? };
     let title = Title::parse(body.title.as_deref()).map_err(ApiError::Validation)?;
     let model = ModelName::parse(body.model.as_deref().unwrap_or(&state.settings.default_model))
         .map_err(ApiError::Validation)?;

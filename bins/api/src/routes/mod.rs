@@ -60,5 +60,7 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         .route("/admin/conversations", get(admin::conversations))
         .route("/admin/audit", get(admin::audit))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::BadRequest("method not allowed on this endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
+        })
 }

@@ -9,6 +9,7 @@ mod auth;
 mod client;
 mod conversations;
 mod history;
+mod input;
 mod messages;
 mod misc;
 mod permissions;
