@@ -6,22 +6,20 @@ use anyhow::Context;
 /// Databases are left behind (the test server's data lives under `target/` and is thrown away with it).
 pub struct TestDb {
     url: String,
+    name: String,
     db: rh_store::Db,
 }
 
 impl TestDb {
     pub async fn create() -> anyhow::Result<Self> {
         let admin_url = admin_url()?;
-        let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
-            .await
-            .with_context(|| "connecting to the test PostgreSQL".to_string())?;
-        tokio::spawn(conn);
+        let client = admin_client().await?;
         let name = format!("rh_test_{}", uuid::Uuid::new_v4().simple());
         client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
         let url = replace_db_name(&admin_url, &name);
         let db = rh_store::Db::connect(&url, 8)?;
         db.migrate().await?;
-        Ok(TestDb { url, db })
+        Ok(TestDb { url, name, db })
     }
 
     pub fn url(&self) -> &str {
@@ -32,12 +30,39 @@ impl TestDb {
         &self.db
     }
 
+    /// Makes the database refuse new connections and cuts the open ones: PostgreSQL gone, as a service sees it,
+    /// without stopping the server other tests share. [`TestDb::allow_connections`] undoes it.
+    pub async fn refuse_connections(&self) -> anyhow::Result<()> {
+        let admin = admin_client().await?;
+        admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name)).await?;
+        admin
+            .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&self.name])
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes [`TestDb::refuse_connections`].
+    pub async fn allow_connections(&self) -> anyhow::Result<()> {
+        let admin = admin_client().await?;
+        admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name)).await?;
+        Ok(())
+    }
+
     /// A direct connection (for assertions with plain SQL).
     pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
         let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
         Ok(client)
     }
+}
+
+/// A connection to the server's `postgres` database.
+async fn admin_client() -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(&admin_url()?, tokio_postgres::NoTls)
+        .await
+        .with_context(|| "connecting to the test PostgreSQL".to_string())?;
+    tokio::spawn(conn);
+    Ok(client)
 }
 
 /// `RH_TEST_PG_URL`, else the URL that a running `scripts/test` (or a developer) wrote to `target/test-pg.url`.

@@ -16,4 +16,5 @@ mod permissions;
 mod rpc;
 mod settings;
 mod sharing;
+mod timeouts;
 mod users;
