@@ -72,20 +72,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let listen = settings.listen;
     let state = build_state(settings, &health, &jwt_secret).await?;
     let _responders = crate::responders::spawn(state.clone()).await?;
-    tokio::spawn(watch_readiness(state.clone(), health.clone()));
+    watch_dependencies(&state, &health)?;
+    health.set_ready(true);
     tracing::info!("api started");
     rh_telemetry::serve("api", listen, app(state, health), rh_telemetry::shutdown_signal()).await
 }
 
-/// Ready while both PostgreSQL and NATS answer; checked every two seconds.
-async fn watch_readiness(state: AppState, health: Health) {
-    loop {
-        let nats_ok = state.nats.connection_state() == async_nats::connection::State::Connected;
-        let db_ok = state.db.ping().await;
-        if health.is_ready() != (nats_ok && db_ok) {
-            tracing::info!(nats_ok, db_ok, "readiness changed");
-        }
-        health.set_ready(nats_ok && db_ok);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+/// Ready only while NATS is connected and PostgreSQL answers. The database is asked on a connection of its own,
+/// so a pool busy with requests never reads as an outage.
+fn watch_dependencies(state: &AppState, health: &Health) -> anyhow::Result<()> {
+    health.watch_nats(&state.nats);
+    let url = state.settings.database_url.as_ref().context("--database-url (RH_DATABASE_URL) is required")?;
+    let probe = Db::connect_with_timeout(url.expose(), 1, rh_telemetry::DEPENDENCY_CHECK_TIMEOUT)?;
+    health.watch("postgres", move || {
+        let probe = probe.clone();
+        async move { probe.ping().await }
+    });
+    Ok(())
 }

@@ -48,6 +48,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let Some(client) = until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, "audit")).await else {
             return Ok(());
         };
+        health.watch_nats(&client);
+        // PostgreSQL is asked on a connection of its own: the writer's busy pool never reads as an outage.
+        let probe = Db::connect_with_timeout(&config.database_url, 1, rh_telemetry::DEPENDENCY_CHECK_TIMEOUT)?;
+        health.watch("postgres", move || {
+            let probe = probe.clone();
+            async move { probe.ping().await }
+        });
         let js = async_nats::jetstream::new(client.clone());
         let Some(mut consumer) = retry(&shutdown, "creating the streams and the consumer", || async {
             rh_bus::Topology::default().ensure(&js).await?;

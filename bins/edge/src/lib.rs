@@ -81,6 +81,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         c = rh_bus::connect(&config.nats_url, "edge") => c,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    health.watch_nats(&nats);
     let js = async_nats::jetstream::new(nats.clone());
     let (stream, position) = tokio::select! {
         r = conversation_stream(&js) => r?,

@@ -135,6 +135,7 @@ async fn run(
         c = rh_bus::connect(&config.nats_url, "relayhub-worker") => c,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    health.watch_nats(&client);
     let js = jetstream::new(client.clone());
     rh_bus::Topology::default().ensure(&js).await.context("creating the NATS topology")?;
     let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;

@@ -9,4 +9,5 @@ mod live_events;
 mod live_path;
 mod permission_matrix;
 mod permissions;
+mod readiness;
 mod web_client;

@@ -1,16 +1,26 @@
 //! Observability shared by every RelayHub binary.
 //!
 //! - [`init_tracing`]: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
-//! - [`Health`]: a readiness flag plus the Prometheus [`prometheus::Registry`] of the process.
-//! - [`ops_router`]: `/metrics`, `/healthz` (alive) and `/readyz` (dependencies connected) for any axum app.
+//! - [`Health`]: readiness — the service's own flag and its watched dependencies ([`Health::watch`]: NATS,
+//!   PostgreSQL, checked every 250 ms, so `/readyz` follows an outage within a second) — plus the Prometheus
+//!   [`prometheus::Registry`] of the process.
+//! - [`ops_router`]: `/metrics`, `/healthz` (alive) and `/readyz` (200 only when ready and every dependency is
+//!   up; the 503 body names what is down) for any axum app.
 //! - [`serve`]: binds, prints the one machine-readable stdout line that launchers and tests wait for
 //!   (`listening <name> http://<addr>`), and serves until the shutdown future resolves.
 //! - [`shutdown_signal`]: resolves on Ctrl-C or SIGTERM.
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often [`Health::watch`] checks a dependency.
+pub const DEPENDENCY_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// A dependency check that has not answered after this long counts as down.
+pub const DEPENDENCY_CHECK_TIMEOUT: Duration = Duration::from_millis(750);
 
 /// Sets up `tracing` to stderr. Safe to call once per process.
 pub fn init_tracing() {
@@ -22,7 +32,11 @@ pub fn init_tracing() {
 /// Readiness and metrics of one process. Cheap to clone.
 #[derive(Clone)]
 pub struct Health {
+    /// The service's own verdict (started, not shutting down, its own work healthy).
     ready: Arc<AtomicBool>,
+    /// Each watched dependency and whether its last check passed.
+    dependencies: Arc<Mutex<BTreeMap<&'static str, bool>>>,
+    dependency_up: prometheus::IntGaugeVec,
     registry: prometheus::Registry,
 }
 
@@ -30,19 +44,78 @@ impl Health {
     /// A new, not yet ready, process with its own registry whose metrics are prefixed `relayhub_<service>_`.
     pub fn new(service: &str) -> Self {
         let registry = prometheus::Registry::new_custom(Some(format!("relayhub_{service}")), None).unwrap_or_default();
-        Health { ready: Arc::new(AtomicBool::new(false)), registry }
+        let dependency_up = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("dependency_up", "1 while the dependency's last readiness check passed."),
+            &["dependency"],
+        )
+        .expect("valid metric");
+        let health =
+            Health { ready: Arc::new(AtomicBool::new(false)), dependencies: Arc::default(), dependency_up, registry };
+        health.register(health.dependency_up.clone());
+        health
+    }
+
+    /// Makes readiness depend on `name`: `check` runs every [`DEPENDENCY_CHECK_EVERY`] (one at a time, each
+    /// bounded by [`DEPENDENCY_CHECK_TIMEOUT`]) on a task of its own, for the life of the process, and `/readyz`
+    /// answers 503 from its first failure to its next success. Down until the first check passes.
+    pub fn watch<F, Fut>(&self, name: &'static str, mut check: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        self.set_dependency(name, false);
+        let health = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DEPENDENCY_CHECK_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let up = tokio::time::timeout(DEPENDENCY_CHECK_TIMEOUT, check()).await.unwrap_or(false);
+                health.set_dependency(name, up);
+            }
+        });
+    }
+
+    /// [`Health::watch`] of the NATS connection: up while the client is connected (a server that goes away
+    /// closes the socket, which the client notices at once).
+    pub fn watch_nats(&self, client: &async_nats::Client) {
+        let client = client.clone();
+        self.watch("nats", move || {
+            let up = client.connection_state() == async_nats::connection::State::Connected;
+            async move { up }
+        });
+    }
+
+    fn set_dependency(&self, name: &'static str, up: bool) {
+        let mut deps = self.dependencies.lock().unwrap_or_else(|e| e.into_inner());
+        if deps.insert(name, up) != Some(up) {
+            if up {
+                tracing::info!(dependency = name, "dependency up");
+            } else {
+                tracing::warn!(dependency = name, "dependency down: not ready");
+            }
+        }
+        self.dependency_up.with_label_values(&[name]).set(i64::from(up));
+    }
+
+    /// The watched dependencies that are down now.
+    pub fn down(&self) -> Vec<&'static str> {
+        let deps = self.dependencies.lock().unwrap_or_else(|e| e.into_inner());
+        deps.iter().filter(|(_, up)| !**up).map(|(name, _)| *name).collect()
     }
 
     pub fn registry(&self) -> &prometheus::Registry {
         &self.registry
     }
 
+    /// Sets the service's own verdict; `/readyz` also needs every watched dependency up.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
     }
 
+    /// The service's own verdict and every watched dependency up.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.down().is_empty()
     }
 
     /// Registers a collector, logging (not failing) on a duplicate name.
@@ -93,7 +166,14 @@ async fn metrics(State(health): State<Health>) -> impl IntoResponse {
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
-    if health.is_ready() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+    let down = health.down();
+    if !down.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} down", down.join(", ")))
+    } else if health.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready".to_owned())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
+    }
 }
 
 /// Binds `addr` (port 0 picks a free port), prints `listening <name> http://<bound addr>` on stdout, and serves
