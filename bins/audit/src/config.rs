@@ -3,8 +3,8 @@
 use clap::Parser;
 use std::net::SocketAddr;
 
-/// RelayHub audit writer: follows stream `RH_CONV` with the durable consumer `audit` and writes the transcript
-/// (`messages`) and the audit log to PostgreSQL.
+/// RelayHub audit writer: follows stream `RH_AUDIT` (the durable events of `RH_CONV`, kept until written) with the
+/// durable consumer `audit` and writes the transcript (`messages`) and the audit log to PostgreSQL.
 #[derive(Clone, Parser)]
 #[command(name = "audit", version, about)]
 pub struct Config {

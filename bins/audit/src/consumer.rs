@@ -1,4 +1,5 @@
-//! The durable consumer `audit` on stream `RH_CONV`.
+//! The durable consumer `audit` on stream `RH_AUDIT` (the copy of `RH_CONV`'s durable events that is kept until
+//! this consumer acks it).
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::PullConsumer, consumer::pull};
@@ -10,7 +11,8 @@ pub const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Most events delivered and not yet acked.
 pub const MAX_ACK_PENDING: i64 = 1024;
 
-/// The consumer's configuration: durable, every non-delta event from the start, explicit acks.
+/// The consumer's configuration: durable, every event `RH_AUDIT` holds (the non-delta events of `RH_CONV`),
+/// explicit acks. In a work-queue stream an acked event is removed.
 pub fn config() -> pull::Config {
     pull::Config {
         durable_name: Some(subjects::AUDIT_CONSUMER.to_owned()),
@@ -26,7 +28,7 @@ pub fn config() -> pull::Config {
 
 /// Gets the consumer, creating it if it does not exist (an existing one is used as it is).
 pub async fn ensure(js: &jetstream::Context) -> anyhow::Result<PullConsumer> {
-    let stream = js.get_stream(subjects::STREAM_CONV).await.context("stream RH_CONV")?;
+    let stream = js.get_stream(subjects::STREAM_AUDIT).await.context("stream RH_AUDIT")?;
     let consumer: PullConsumer =
         stream.get_or_create_consumer(subjects::AUDIT_CONSUMER, config()).await.context("consumer audit")?;
     Ok(consumer)
@@ -45,7 +47,7 @@ pub async fn ack_pending(consumer: &mut PullConsumer) -> anyhow::Result<usize> {
 /// Our own acks are flushed first so the ack floor is current.
 pub async fn rewind_to_ack_floor(client: &async_nats::Client, js: &jetstream::Context) -> anyhow::Result<()> {
     client.flush().await.context("flush acks")?;
-    let subject = format!("CONSUMER.RESET.{}.{}", subjects::STREAM_CONV, subjects::AUDIT_CONSUMER);
+    let subject = format!("CONSUMER.RESET.{}.{}", subjects::STREAM_AUDIT, subjects::AUDIT_CONSUMER);
     let reply: serde_json::Value =
         js.request(subject, &serde_json::json!({})).await.context("consumer reset request")?;
     if let Some(error) = reply.get("error") {

@@ -1,13 +1,15 @@
-//! RelayHub audit writer: the durable JetStream consumer `audit` on stream `RH_CONV` (filter `rh.conv.*.event`,
-//! so token deltas never reach it) that writes the transcript (`messages`) and the audit log (`audit_log`) to
-//! PostgreSQL and raises `conversations.applied_seq`, idempotently, strictly in stream order.
+//! RelayHub audit writer: the durable JetStream consumer `audit` on stream `RH_AUDIT` (JetStream's copy of
+//! `RH_CONV`'s `rh.conv.*.event` events, kept until this writer acks them; token deltas never reach it) that
+//! writes the transcript (`messages`) and the audit log (`audit_log`) to PostgreSQL and raises
+//! `conversations.applied_seq` to each event's `RH_CONV` seq, idempotently, strictly in stream order.
 //!
 //! | module | what it does |
 //! |---|---|
 //! | [`config`] | flags (`--nats-url`, `--ops-listen`, `--database-url`, `--batch-max`), each with its env var |
 //! | [`consumer`] | the consumer's definition (explicit acks, ack_wait 30 s, deliver all), rewind to the ack floor |
 //! | [`writer`] | the write loop: batch what is delivered, one transaction, ack after commit, retry, poison handling |
-//! | [`monitor`] | readiness (NATS ∧ PostgreSQL ∧ writes succeeding) and the lag gauges |
+//! | [`monitor`] | readiness (NATS ∧ PostgreSQL ∧ writes succeeding ∧ transcript not at risk) and the lag gauges |
+//! | [`retention`] | how close an event not yet copied into `RH_AUDIT` is to being dropped from `RH_CONV`; gaps |
 //! | [`metrics`] | Prometheus metrics (`relayhub_audit_*`) |
 //!
 //! The rows written per event are defined in `rh_store::transcript`.
@@ -19,6 +21,7 @@ pub mod config;
 pub mod consumer;
 pub mod metrics;
 pub mod monitor;
+pub mod retention;
 pub mod writer;
 
 pub use config::Config;
@@ -84,6 +87,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 consumer: consumer.clone(),
                 db: db.clone(),
                 db_failing: db_failing.clone(),
+                js: js.clone(),
             }
             .run(shutdown.clone()),
         );

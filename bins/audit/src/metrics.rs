@@ -1,6 +1,6 @@
 //! The writer's Prometheus metrics (prefixed `relayhub_audit_`).
 
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
+use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge};
 use rh_telemetry::Health;
 
 #[derive(Clone)]
@@ -26,6 +26,18 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// From the producer's timestamp to the commit, seconds.
     pub delay_seconds: Histogram,
+    /// Events in `RH_AUDIT` not yet written.
+    pub backlog: IntGauge,
+    /// `RH_AUDIT` bytes / max bytes (at 1 the copy from `RH_CONV` pauses).
+    pub backlog_fill: Gauge,
+    /// Age of the oldest event not yet written, seconds.
+    pub oldest_unwritten_seconds: Gauge,
+    /// Events of `RH_CONV` not yet copied into `RH_AUDIT`.
+    pub uncopied: IntGauge,
+    /// Share of `RH_CONV`'s retention (age or bytes) the oldest uncopied event has used up; at 1 it is dropped.
+    pub eviction_risk: Gauge,
+    /// Times an event was found dropped from `RH_CONV` before it was copied (lost to the transcript).
+    pub gaps: IntCounter,
 }
 
 impl Metrics {
@@ -53,6 +65,24 @@ impl Metrics {
                 "From the producer's timestamp to the commit",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0],
             ),
+            backlog: health.int_gauge("backlog_events", "Events in RH_AUDIT not yet written"),
+            backlog_fill: gauge(health, "backlog_fill_ratio", "RH_AUDIT bytes over its max bytes"),
+            oldest_unwritten_seconds: gauge(
+                health,
+                "oldest_unwritten_seconds",
+                "Age of the oldest event not yet written to PostgreSQL",
+            ),
+            uncopied: health.int_gauge("uncopied_events", "Events of RH_CONV not yet copied into RH_AUDIT"),
+            eviction_risk: gauge(
+                health,
+                "eviction_risk_ratio",
+                "Share of RH_CONV's retention used up by the oldest event not yet copied into RH_AUDIT (lost at 1)",
+            ),
+            gaps: health.int_counter("gaps_total", "Events dropped from RH_CONV before the writer could get them"),
         }
     }
+}
+
+fn gauge(health: &Health, name: &str, help: &str) -> Gauge {
+    health.register(Gauge::new(name, help).expect("valid metric name"))
 }

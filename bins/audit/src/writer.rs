@@ -1,5 +1,7 @@
 //! The write loop: pull events in stream order, write them to PostgreSQL, ack after the commit.
 //!
+//! - Events arrive from `RH_AUDIT` in `RH_CONV` order (the copy keeps it); each is written at its `RH_CONV` seq,
+//!   read from the `Nats-Stream-Source` header.
 //! - Events arrive in stream order from one pull stream. Every event that is already delivered when the first one
 //!   arrives (up to `--batch-max`) is written in the same transaction; nothing waits for a batch to fill.
 //! - Acks are sent only after the commit. An event whose ack is lost is delivered again and skipped as a duplicate
@@ -152,8 +154,8 @@ impl Writer {
     async fn process(&self, batch: Vec<jetstream::Message>, shutdown: &CancellationToken) -> bool {
         let mut delivered = Vec::with_capacity(batch.len());
         for message in batch {
-            let (seq, pending) = match message.info() {
-                Ok(info) => (info.stream_sequence, info.pending),
+            let pending = match message.info() {
+                Ok(info) => info.pending,
                 Err(e) => {
                     // Not a JetStream delivery: nothing to ack.
                     self.metrics.errors.with_label_values(&["poison"]).inc();
@@ -162,6 +164,13 @@ impl Writer {
                 }
             };
             self.metrics.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+            // The event's position is its seq in RH_CONV (what the edge and `applied_seq` use), not in RH_AUDIT.
+            let Some(seq) = rh_bus::source_seq(message.headers.as_ref()) else {
+                self.metrics.errors.with_label_values(&["poison"]).inc();
+                tracing::error!(subject = %message.subject, "not copied from RH_CONV; acked without writing");
+                delivered.push(Delivered { message, seq: 0, envelope: None });
+                continue;
+            };
             let envelope = match serde_json::from_slice::<Envelope>(&message.payload) {
                 Ok(envelope) => Some(envelope),
                 Err(e) => {

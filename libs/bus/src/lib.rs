@@ -3,7 +3,8 @@
 //! | item | purpose |
 //! |---|---|
 //! | [`connect`] | connect with a client name, retrying until the server answers |
-//! | [`Topology`] / [`Topology::ensure`] | the streams and buckets (`RH_CONV`, `RH_JOBS`, KV `rh_stops`, object store `rh_attachments`), created if missing |
+//! | [`Topology`] / [`Topology::ensure`] | the streams and buckets (`RH_CONV`, `RH_AUDIT`, `RH_JOBS`, KV `rh_stops`, object store `rh_attachments`), created if missing |
+//! | [`source_seq`] | the `RH_CONV` seq of an event copied into `RH_AUDIT` (its `Nats-Stream-Source` header) |
 //! | [`publish_event`] | publish an [`Envelope`] on its conversation subject with `Nats-Msg-Id` = event id (dedupe on retry), without waiting for the ack |
 //! | [`request`] / [`respond`] | typed JSON request/reply over `rh.api.*` with [`rh_protocol::rpc::Reply`] |
 //!
@@ -151,6 +152,9 @@ pub struct Topology {
     pub conv_max_age: Duration,
     /// Size cap of `RH_CONV` in bytes (oldest dropped first).
     pub conv_max_bytes: i64,
+    /// Size cap of `RH_AUDIT`, the events not yet written by the audit writer. When full, copying from `RH_CONV`
+    /// pauses (discard new) until the writer acks; nothing in `RH_AUDIT` is ever dropped by age or size.
+    pub audit_max_bytes: i64,
     /// How long an unclaimed generation job waits in `RH_JOBS`.
     pub jobs_max_age: Duration,
     /// Size cap of the attachment object store in bytes.
@@ -162,6 +166,7 @@ impl Default for Topology {
         Topology {
             conv_max_age: Duration::from_secs(7 * 24 * 3600),
             conv_max_bytes: 8 * 1024 * 1024 * 1024,
+            audit_max_bytes: 8 * 1024 * 1024 * 1024,
             jobs_max_age: Duration::from_secs(24 * 3600),
             attachments_max_bytes: 8 * 1024 * 1024 * 1024,
         }
@@ -185,6 +190,9 @@ impl Topology {
         })
         .await
         .map_err(|e| Error::with_source(TopologyErrorKind::Stream, e))?;
+        js.get_or_create_stream(self.audit_stream())
+            .await
+            .map_err(|e| Error::with_source(TopologyErrorKind::Stream, e))?;
         js.get_or_create_stream(stream::Config {
             name: subjects::STREAM_JOBS.to_owned(),
             subjects: vec![subjects::STREAM_JOBS_SUBJECTS.to_owned()],
@@ -219,6 +227,42 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+impl Topology {
+    /// `RH_AUDIT`: a copy of every durable event of `RH_CONV` (`rh.conv.*.event`, never deltas), kept until the
+    /// audit writer acks it (work queue). No age limit, and discard new: when it is full the server pauses the
+    /// copying and retries, rather than drop an event the writer has not written (`nats/README.md` says why).
+    pub fn audit_stream(&self) -> stream::Config {
+        stream::Config {
+            name: subjects::STREAM_AUDIT.to_owned(),
+            retention: stream::RetentionPolicy::WorkQueue,
+            discard: stream::DiscardPolicy::New,
+            max_bytes: self.audit_max_bytes,
+            storage: stream::StorageType::File,
+            allow_direct: true,
+            sources: Some(vec![stream::Source {
+                name: subjects::STREAM_CONV.to_owned(),
+                filter_subject: Some(subjects::AUDIT_FILTER.to_owned()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+}
+
+/// The `RH_CONV` seq of a message that JetStream copied into `RH_AUDIT`, from its `Nats-Stream-Source` header
+/// (`RH_CONV <seq> <filter> > <subject> <id>`; older servers write fewer fields after the seq). `None` when the
+/// header is missing or names another stream.
+pub fn source_seq(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
+    let value = headers?.get("Nats-Stream-Source")?.as_str();
+    let mut fields = value.split_whitespace();
+    // A source from another domain or account is written `NAME:hash`.
+    let stream = fields.next()?.split(':').next()?;
+    if stream != subjects::STREAM_CONV {
+        return None;
+    }
+    fields.next()?.parse().ok()
 }
 
 /// Publishes `envelope` on its conversation subject (`.delta` or `.event`) with `Nats-Msg-Id` set to the event
@@ -282,5 +326,28 @@ pub async fn respond<T: Serialize>(client: &async_nats::Client, request: &async_
             }
         }
         Err(e) => tracing::error!(error = %e, "could not serialize reply"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Stream-Source", value);
+        h
+    }
+
+    #[test]
+    fn source_seq_reads_the_origin_position() {
+        // As nats-server 2.15 writes it.
+        let h = headers("RH_CONV 42 rh.conv.*.event > rh.conv.abc.event CR5jwSnL");
+        assert_eq!(source_seq(Some(&h)), Some(42));
+        assert_eq!(source_seq(Some(&headers("RH_CONV:3c8d 7 rh.conv.*.event"))), Some(7));
+        assert_eq!(source_seq(Some(&headers("OTHER 42 x"))), None);
+        assert_eq!(source_seq(Some(&headers("RH_CONV x"))), None);
+        assert_eq!(source_seq(Some(&async_nats::HeaderMap::new())), None);
+        assert_eq!(source_seq(None), None);
     }
 }

@@ -4,6 +4,9 @@
 //! `delta` (only `response.delta`, the token traffic) and `event` (everything else). The split lets the audit
 //! writer's durable consumer filter on [`AUDIT_FILTER`] so token traffic never reaches it, while the edge follows
 //! `rh.conv.<id>.*` and sees one ordered sequence.
+//!
+//! The audit writer does not read [`STREAM_CONV`] itself: [`STREAM_AUDIT`] sources its [`AUDIT_FILTER`] events and
+//! keeps each until the writer acks it, so the transcript cannot age out of `RH_CONV` unwritten (`nats/README.md`).
 
 use uuid::Uuid;
 
@@ -19,7 +22,11 @@ pub const STREAM_JOBS_SUBJECTS: &str = "rh.jobs.>";
 pub const JOBS_GENERATE: &str = "rh.jobs.generate";
 /// Durable pull consumer shared by the worker pool.
 pub const WORKER_CONSUMER: &str = "workers";
-/// Durable consumer of the audit writer.
+/// Work-queue stream that sources every [`AUDIT_FILTER`] event of [`STREAM_CONV`] and keeps it until the audit
+/// writer acks it (discard new when full, no age limit). Each copy carries its `RH_CONV` seq in the
+/// `Nats-Stream-Source` header.
+pub const STREAM_AUDIT: &str = "RH_AUDIT";
+/// Durable consumer of the audit writer (on [`STREAM_AUDIT`]).
 pub const AUDIT_CONSUMER: &str = "audit";
 /// Filter of the audit writer: every conversation event except token deltas.
 pub const AUDIT_FILTER: &str = "rh.conv.*.event";

@@ -1,4 +1,4 @@
-//! The audit writer against a real nats-server and a real PostgreSQL: events published on `RH_CONV` become
+//! The audit writer against a real nats-server and a real PostgreSQL: events published on `RH_CONV` (copied into `RH_AUDIT`) become
 //! transcript rows, audit rows and `applied_seq`, once, in order, across crashes, duplicates, poison messages and
 //! database outages.
 
@@ -313,7 +313,7 @@ async fn a_killed_writer_resumes_in_order_without_loss_or_duplicates() {
             f.audit.kill().await;
             killed_at_rows = Some(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await);
             let info =
-                f.js.get_stream(rh_protocol::subjects::STREAM_CONV)
+                f.js.get_stream(rh_protocol::subjects::STREAM_AUDIT)
                     .await
                     .unwrap()
                     .consumer_info(rh_protocol::subjects::AUDIT_CONSUMER)
@@ -589,7 +589,7 @@ async fn sigterm_finishes_the_work_and_leaves_nothing_unacked() {
     f.audit.terminate(Duration::from_secs(10)).await;
     assert!(asked.elapsed() < Duration::from_secs(5), "exited on SIGTERM without being killed");
     let info =
-        f.js.get_stream(rh_protocol::subjects::STREAM_CONV)
+        f.js.get_stream(rh_protocol::subjects::STREAM_AUDIT)
             .await
             .unwrap()
             .consumer_info(rh_protocol::subjects::AUDIT_CONSUMER)
