@@ -1,6 +1,6 @@
-//! The audit writer against a real nats-server and a real PostgreSQL: events published on `RH_CONV` (copied into `RH_AUDIT`) become
-//! transcript rows, audit rows and `applied_seq`, once, in order, across crashes, duplicates, poison messages and
-//! database outages.
+//! The audit writer against a real nats-server and a real PostgreSQL: events published on `RH_CONV` (copied into
+//! `RH_AUDIT`) become transcript rows, audit rows and `applied_seq`, once, in order, across crashes, duplicates,
+//! poison messages and database outages; `retention` covers events that `RH_CONV` drops before they are written.
 
 use async_nats::jetstream;
 use rh_protocol::event::Settings;
@@ -8,6 +8,8 @@ use rh_protocol::{Envelope, Event, Permission};
 use rh_testkit::{NatsServer, Service, TestDb, eventually};
 use std::time::Duration;
 use uuid::Uuid;
+
+mod retention;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -30,7 +32,13 @@ impl Fixture {
 
     /// With extra environment for the audit process.
     async fn start_with(extra_env: &[(&str, &str)]) -> Fixture {
+        Fixture::start_on(rh_bus::Topology::default(), extra_env).await
+    }
+
+    /// With the streams created with `topology`'s limits.
+    async fn start_on(topology: rh_bus::Topology, extra_env: &[(&str, &str)]) -> Fixture {
         let nats = NatsServer::start().await.unwrap();
+        topology.ensure(&jetstream::new(nats.client().await.unwrap())).await.unwrap();
         let db = TestDb::create().await.unwrap();
         let js = nats.jetstream().await.unwrap();
         let pg = db.connect().await.unwrap();
@@ -524,19 +532,7 @@ async fn a_database_outage_delays_events_but_loses_none() {
     f.wait_applied(seq).await;
     eventually(WAIT, "ready", || async { (http_get(&f.audit, "/readyz").await.0 == 200).then_some(()) }).await.unwrap();
 
-    // Take the database away from the writer: no new connections, its connections terminated (not ours).
-    let db_name: String = f.pg.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
-    let own_pid: i32 = f.pg.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
-    let (admin, connection) = tokio_postgres::connect(&admin_url(f.db.url()), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    admin.batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false")).await.unwrap();
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2",
-            &[&db_name, &own_pid],
-        )
-        .await
-        .unwrap();
+    let outage = DbOutage::begin(&f).await;
 
     let mut during = Vec::new();
     for i in 0..5 {
@@ -553,7 +549,7 @@ async fn a_database_outage_delays_events_but_loses_none() {
     assert_eq!(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await, 1);
     assert!(f.metric(r#"relayhub_audit_errors_total{kind="db"}"#).await >= 1.0);
 
-    admin.batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS true")).await.unwrap();
+    outage.end().await;
     let (last, _, created) = message_created(f.user, "after");
     let (_, last_seq) = f.publish(Some(f.user), created).await;
     f.wait_applied(last_seq).await;
@@ -564,6 +560,36 @@ async fn a_database_outage_delays_events_but_loses_none() {
         .await
         .unwrap();
     let _ = &f.nats;
+}
+
+/// The test database taken away from the writer: no new connections, its connections terminated (not the
+/// fixture's own).
+struct DbOutage {
+    admin: tokio_postgres::Client,
+    db_name: String,
+}
+
+impl DbOutage {
+    async fn begin(f: &Fixture) -> DbOutage {
+        let db_name: String = f.pg.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
+        let own_pid: i32 = f.pg.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+        let (admin, connection) =
+            tokio_postgres::connect(&admin_url(f.db.url()), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        admin.batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false")).await.unwrap();
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2",
+                &[&db_name, &own_pid],
+            )
+            .await
+            .unwrap();
+        DbOutage { admin, db_name }
+    }
+
+    async fn end(self) {
+        self.admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.db_name)).await.unwrap();
+    }
 }
 
 /// The URL of the server's `postgres` database, from a test database's URL.
