@@ -235,31 +235,8 @@ export class ChatView {
     this.pendingSends = [];
     const messages = listOf(detail.messages, 'messages').slice().sort((a, b) => (a.seq || 0) - (b.seq || 0));
     const answered = new Set(messages.filter((m) => m.role === 'assistant').map((m) => m.reply_to));
-    for (const m of messages) {
-      if (m.role === 'assistant') {
-        this.addEntry({
-          id: m.id,
-          role: 'assistant',
-          text: m.text || '',
-          status: m.status || 'complete',
-          model: m.model,
-          replyTo: m.reply_to,
-          attempt: 1,
-          nextIndex: 0,
-          at: m.created_at,
-        });
-      } else {
-        this.addEntry({
-          id: m.id,
-          role: 'user',
-          text: m.text || '',
-          status: 'complete',
-          authorId: m.author_id,
-          authorName: m.author_name,
-          at: m.created_at,
-        });
-      }
-    }
+    for (const m of messages) this.addEntry(entryOf(m));
+    this.showEarlier(detail.has_more ? detail.next_before : null);
     // A recent question with no answer in history: its response has not started yet (queued). Show it as pending
     // so Stop is offered after a reload too; the response's events replace the placeholder.
     const last = messages[messages.length - 1];
@@ -272,6 +249,27 @@ export class ChatView {
     this.setPermission(detail.permission, { quiet: true });
     this.renderHeader();
     this.scrollToBottom(true);
+  }
+
+  /** History comes in pages, newest first: a "Load earlier messages" control above them fetches the page before. */
+  showEarlier(before) {
+    if (before === null || before === undefined) return;
+    const button = h('button', { type: 'button', class: 'load-earlier', testid: 'load-earlier', text: 'Load earlier messages' });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        const page = await this.ctx.api.get(`/conversations/${this.id}?before=${encodeURIComponent(before)}`);
+        if (this.destroyed || !button.isConnected) return;
+        const first = button.nextSibling;
+        button.remove();
+        for (const m of listOf(page.messages, 'messages')) this.messagesEl.insertBefore(this.addEntry(entryOf(m)).el, first);
+        this.showEarlier(page.has_more ? page.next_before : null);
+      } catch (err) {
+        button.disabled = false;
+        this.ctx.toast(errorText(err), 'error');
+      }
+    });
+    this.messagesEl.prepend(button);
   }
 
   subscribe() {
@@ -875,4 +873,12 @@ export class ChatView {
 export function errorText(e) {
   if (e instanceof ApiError) return e.message || e.code;
   return String(e?.message || e);
+}
+
+/** A history row as a chat entry. */
+function entryOf(m) {
+  if (m.role === 'assistant') {
+    return { id: m.id, role: 'assistant', text: m.text || '', status: m.status || 'complete', model: m.model, replyTo: m.reply_to, attempt: 1, nextIndex: 0, at: m.created_at };
+  }
+  return { id: m.id, role: 'user', text: m.text || '', status: 'complete', authorId: m.author_id, authorName: m.author_name, at: m.created_at };
 }

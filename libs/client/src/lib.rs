@@ -7,6 +7,7 @@
 //! | [`Client`] | one `reqwest::Client` and the base URL, cheap to clone; typed calls and a raw [`Client::request`] |
 //! | [`Session`] | a logged-in account: its token, user, org, email and name |
 //! | [`Accepted`] | the 202 reply of `POST /conversations/{id}/messages` |
+//! | [`HistoryPage`], [`HistoryMessage`] | a page of a conversation's history (`GET /conversations/{id}?limit=&before=`) |
 //! | [`Error`], [`ErrorKind`] | a failed call: no answer, another status (with the api's error `code`), a bad reply |
 //!
 //! A typed call fails unless the api answers with the status the contract gives (`201` for sign-up, new members
@@ -51,6 +52,33 @@ pub struct Session {
     pub email: String,
     /// Display name (empty when the login reply had none).
     pub name: String,
+}
+
+/// One page of a conversation's history: its newest turns (below `before`, when asked), in stream order.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct HistoryPage {
+    /// The stream position the history covers: subscribe after it.
+    pub seq: u64,
+    pub messages: Vec<HistoryMessage>,
+    /// Older turns exist: ask with `before` = [`HistoryPage::next_before`].
+    pub has_more: bool,
+    pub next_before: Option<u64>,
+}
+
+/// One turn of the history.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct HistoryMessage {
+    pub id: Uuid,
+    /// `user` or `assistant`.
+    pub role: String,
+    pub author_id: Option<Uuid>,
+    pub author_name: Option<String>,
+    pub text: String,
+    /// `complete`, `failed` or `stopped`.
+    pub status: String,
+    pub model: Option<String>,
+    pub reply_to: Option<Uuid>,
+    pub seq: u64,
 }
 
 /// The accepted reply (202) of `POST /conversations/{id}/messages`.
@@ -236,6 +264,44 @@ impl Client {
         let path = format!("/conversations/{conversation}");
         let bytes = self.expect(OP, Some(StatusCode::OK), Method::GET, &path, Some(token), None).await?;
         decode(OP, &bytes)
+    }
+
+    /// `GET /conversations/{id}?limit=&before=` → 200: one page of the history (the api's default size when
+    /// `limit` is `None`; the newest turns unless `before` names where the previous page began).
+    pub async fn history_page(
+        &self,
+        token: &str,
+        conversation: Uuid,
+        limit: Option<u16>,
+        before: Option<u64>,
+    ) -> Result<HistoryPage, Error> {
+        const OP: &str = "get history page";
+        let mut query = Vec::new();
+        query.extend(limit.map(|n| format!("limit={n}")));
+        query.extend(before.map(|b| format!("before={b}")));
+        let path = format!("/conversations/{conversation}?{}", query.join("&"));
+        let bytes = self.expect(OP, Some(StatusCode::OK), Method::GET, &path, Some(token), None).await?;
+        decode(OP, &bytes)
+    }
+
+    /// The whole history, `page_size` turns per request, oldest first, with the `seq` of its newest page (a
+    /// client subscribes after it; older pages never change, see `libs/store/src/history.rs`).
+    pub async fn history(
+        &self,
+        token: &str,
+        conversation: Uuid,
+        page_size: u16,
+    ) -> Result<(u64, Vec<HistoryMessage>), Error> {
+        let newest = self.history_page(token, conversation, Some(page_size), None).await?;
+        let seq = newest.seq;
+        let mut pages = vec![newest.messages];
+        let mut next = newest.next_before.filter(|_| newest.has_more);
+        while let Some(before) = next {
+            let page = self.history_page(token, conversation, Some(page_size), Some(before)).await?;
+            next = page.next_before.filter(|_| page.has_more);
+            pages.push(page.messages);
+        }
+        Ok((seq, pages.into_iter().rev().flatten().collect()))
     }
 
     /// The `seq` that `GET /conversations/{id}` (the HTTP history) covers: a client subscribes after it.

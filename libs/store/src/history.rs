@@ -21,6 +21,12 @@
 //! run it. One statement reads one snapshot — under READ COMMITTED every part of a statement, each CTE and each
 //! step of the recursion included, sees the database as of the statement's start — so the answer holds even while
 //! the audit writer commits, with no explicit REPEATABLE READ transaction (and its BEGIN and COMMIT round trips).
+//!
+//! Paging. History comes in pages of the newest rows ([`Page`]): a page is the last `limit` rows of the history
+//! at `H`, so a client that shows it and subscribes after `H` still misses nothing. Older pages name where the
+//! previous one began (`before` = its oldest row's `seq`; each row starts at its own stream event, so `seq` is
+//! unique in a conversation). They are stable: every row with `seq <= H` is final at `H` (that is what "cuts
+//! through no row" means), so the rows below a page never change.
 
 use crate::conversations::{ACCESS_FROM, ACCESS_PERMISSION, permission_from};
 use crate::{Db, Result};
@@ -49,11 +55,26 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
 }
 
-/// The history of one conversation: the stream position it covers and its rows, in stream order.
+/// One page of the history of a conversation: the stream position the history covers, and its newest rows
+/// (below `before`, when given), in stream order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct History {
     pub seq: i64,
     pub messages: Vec<Message>,
+    /// Older rows exist: ask again with `before` = the first message's `seq`.
+    pub has_more: bool,
+}
+
+/// Which rows of the history to read: the newest `limit` (all when `None`), older than `before` when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: Option<i64>,
+    pub before: Option<i64>,
+}
+
+impl Page {
+    /// The whole history.
+    pub const ALL: Page = Page { limit: None, before: None };
 }
 
 /// `history_seq` (see the module docs) of conversation `$1`, as the CTEs of a `WITH RECURSIVE` statement: after
@@ -76,16 +97,20 @@ const HISTORY_SEQ: &str = "cut(h, floor) AS ( \
          WHERE open.start IS NOT NULL), \
      history_seq(seq) AS (SELECT greatest(min(h), min(floor), 0) FROM cut)";
 
-/// `history_seq` of conversation `$1` in every row (column `history_seq`), with the rows final at it, in stream
-/// order — or one row of NULLs besides `history_seq` when there are none.
+/// `history_seq` of conversation `$1` in every row (column `history_seq`), with the newest `$2` rows final at it
+/// (all when NULL; below seq `$3` unless NULL), in stream order — or one row of NULLs besides `history_seq` when there are
+/// none.
 static LOAD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH RECURSIVE {HISTORY_SEQ} \
-         SELECT h.seq AS history_seq, m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, \
-                m.reply_to, m.seq, m.created_at \
-         FROM history_seq h \
-         LEFT JOIN (messages m LEFT JOIN users u ON u.id = m.author_id) \
-           ON m.conversation_id = $1 AND m.final_seq IS NOT NULL AND m.final_seq <= h.seq \
+         SELECT h.seq AS history_seq, m.* FROM history_seq h \
+         LEFT JOIN LATERAL ( \
+           SELECT m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, m.reply_to, m.seq, \
+                  m.created_at \
+           FROM messages m LEFT JOIN users u ON u.id = m.author_id \
+           WHERE m.conversation_id = $1 AND m.final_seq IS NOT NULL AND m.final_seq <= h.seq \
+             AND ($3::bigint IS NULL OR m.seq < $3) \
+           ORDER BY m.seq DESC, m.id DESC LIMIT $2) m ON true \
          ORDER BY m.seq, m.id"
     )
 });
@@ -132,15 +157,16 @@ pub async fn grants(db: &Db, conversation_id: Uuid, users: &[Uuid]) -> Result<Ve
         .collect()
 }
 
-/// The history of a conversation (see the module docs), from one consistent snapshot: one statement.
+/// The whole history of a conversation (see the module docs), from one consistent snapshot: one statement.
 pub async fn load(db: &Db, conversation_id: Uuid) -> Result<History> {
-    load_on(&db.client().await?, conversation_id).await
+    load_on(&db.client().await?, conversation_id, Page::ALL).await
 }
 
 /// [`load`] on a connection the caller holds.
-pub(crate) async fn load_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<History> {
+pub(crate) async fn load_on(client: &impl GenericClient, conversation_id: Uuid, page: Page) -> Result<History> {
     let statement = client.prepare_cached(&LOAD).await?;
-    let rows = client.query(&statement, &[&conversation_id]).await?;
+    // One row more than asked tells whether older ones exist.
+    let rows = client.query(&statement, &[&conversation_id, &page.limit.map(|n| n + 1), &page.before]).await?;
     // `history_seq` has exactly one row, so the LEFT JOIN yields at least one.
     let seq = match rows.first() {
         Some(row) => row.try_get("history_seq")?,
@@ -152,7 +178,11 @@ pub(crate) async fn load_on(client: &impl GenericClient, conversation_id: Uuid) 
             messages.push(message_from(row)?);
         }
     }
-    Ok(History { seq, messages })
+    let has_more = page.limit.is_some_and(|n| messages.len() as i64 > n);
+    if has_more {
+        messages.remove(0);
+    }
+    Ok(History { seq, messages, has_more })
 }
 
 /// The last `limit` finished turns of a conversation, oldest first, as `(role, text)` for a model's context.

@@ -6,7 +6,7 @@
 
 use crate::attachments::{self, Attachment};
 use crate::conversations::{self, Conversation};
-use crate::history::{self, History};
+use crate::history::{self, History, Page};
 use crate::shares::{self, Participant};
 use crate::{Db, Result};
 use rh_protocol::Permission;
@@ -22,15 +22,15 @@ pub struct ConversationView {
     pub attachments: Vec<Attachment>,
 }
 
-/// The conversation as `user_id` may see it, or `None` when [`conversations::access`] says they may not (nothing
-/// else is read then).
-pub async fn load(db: &Db, id: Uuid, user_id: Uuid) -> Result<Option<ConversationView>> {
+/// The conversation as `user_id` may see it, with one `page` of its history, or `None` when
+/// [`conversations::access`] says they may not (nothing else is read then).
+pub async fn load(db: &Db, id: Uuid, user_id: Uuid, page: Page) -> Result<Option<ConversationView>> {
     let client = db.client().await?;
     let Some((conversation, permission)) = conversations::access_on(&client, id, user_id).await? else {
         return Ok(None);
     };
     let (history, participants, attachments) = tokio::try_join!(
-        history::load_on(&client, id),
+        history::load_on(&client, id, page),
         shares::list_on(&client, id),
         attachments::list_on(&client, id),
     )?;

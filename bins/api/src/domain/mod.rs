@@ -10,7 +10,7 @@ mod settings;
 
 pub use email::Email;
 pub use names::{MessageText, OrgName, PersonName, Title};
-pub use paging::{PageCursor, PageLimit};
+pub use paging::{HistoryPage, PageCursor, PageLimit};
 pub use password::Password;
 pub use settings::{ModelName, SharePermission, SystemPrompt, Temperature};
 

@@ -24,6 +24,27 @@ impl PageLimit {
     }
 }
 
+/// Which turns of a conversation's history `GET /conversations/{id}` returns: the newest `limit` (1 to
+/// [`HistoryPage::MAX`], [`HistoryPage::DEFAULT`] when not given), older than the seq `before` when given.
+pub struct HistoryPage;
+
+impl HistoryPage {
+    pub const MAX: i64 = 500;
+    pub const DEFAULT: i64 = 100;
+
+    pub fn parse(limit: Option<i64>, before: Option<i64>) -> Result<rh_store::history::Page, String> {
+        let limit = match limit {
+            None => Self::DEFAULT,
+            Some(n) if (1..=Self::MAX).contains(&n) => n,
+            Some(n) => return Err(format!("limit must be between 1 and {}, not {n}", Self::MAX)),
+        };
+        if let Some(b) = before.filter(|b| *b < 1) {
+            return Err(format!("before must be the seq of a message (at least 1), not {b}"));
+        }
+        Ok(rh_store::history::Page { limit: Some(limit), before })
+    }
+}
+
 /// Where a page of newest-first items ended: the last item's creation time and id. Shown to clients as an opaque
 /// string (`<unix microseconds>_<id>`) they send back as `before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +81,16 @@ mod tests {
         assert_eq!(PageCursor::parse(&c.encode()), Ok(c));
         for bad in ["", "123", "x_y", "123_not-a-uuid", &format!("abc_{}", c.id)] {
             assert!(PageCursor::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn history_pages_are_bounded() {
+        let page = HistoryPage::parse(None, None).unwrap();
+        assert_eq!((page.limit, page.before), (Some(HistoryPage::DEFAULT), None));
+        assert_eq!(HistoryPage::parse(Some(5), Some(9)).unwrap().before, Some(9));
+        for (limit, before) in [(Some(0), None), (Some(501), None), (None, Some(0)), (None, Some(-3))] {
+            assert!(HistoryPage::parse(limit, before).is_err(), "{limit:?} {before:?}");
         }
     }
 

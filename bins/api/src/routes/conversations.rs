@@ -1,6 +1,6 @@
 //! Conversations: create, the sidebar list, one conversation with its history, delete.
 
-use crate::domain::{ModelName, PageCursor, PageLimit, Title};
+use crate::domain::{HistoryPage, ModelName, PageCursor, PageLimit, Title};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, json_from_slice};
 use crate::service;
@@ -34,7 +34,8 @@ pub async fn create(
     let model = ModelName::parse(body.model.as_deref().unwrap_or(&state.settings.default_model))
         .map_err(ApiError::Validation)?;
     let conversation = service::conversations::create(&state, caller.id(), caller.org(), &title, &model).await?;
-    let view = rh_store::view::load(&state.db, conversation.id, caller.id())
+    let page = HistoryPage::parse(None, None).map_err(ApiError::Validation)?;
+    let view = rh_store::view::load(&state.db, conversation.id, caller.id(), page)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("conversation {} vanished after create", conversation.id)))?;
     Ok((StatusCode::CREATED, Json(view_json(&view))))
@@ -74,14 +75,25 @@ pub async fn list(
     Ok(Json(json!({ "conversations": list, "next_before": next_before })))
 }
 
-/// `GET /conversations/{id}`: settings, my permission, participants, attachments, and the history up to `seq`
-/// (subscribe with `after_seq = seq` for the rest).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+/// `GET /conversations/{id}?limit=&before=`: settings, my permission, participants, attachments, and the newest
+/// `limit` turns (1–500, default 100) of the history up to `seq` (subscribe with `after_seq = seq` for the rest).
+/// `has_more` says older turns exist: `before` = `next_before` (the first turn's `seq`) gets the page before.
 pub async fn get_one(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = rh_store::view::load(&state.db, id, caller.id()).await?.ok_or_else(ApiError::conversation_not_found)?;
+    let page = HistoryPage::parse(query.limit, query.before).map_err(ApiError::Validation)?;
+    let view =
+        rh_store::view::load(&state.db, id, caller.id(), page).await?.ok_or_else(ApiError::conversation_not_found)?;
     Ok(Json(view_json(&view)))
 }
 
@@ -137,6 +149,8 @@ fn view_json(view: &ConversationView) -> Value {
         "permission": permission,
         "seq": u64::try_from(history.seq).unwrap_or(0),
         "messages": history.messages,
+        "has_more": history.has_more,
+        "next_before": history.messages.first().filter(|_| history.has_more).map(|m| m.seq),
         "participants": participants,
         "attachments": attachments,
     })

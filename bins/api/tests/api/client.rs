@@ -21,6 +21,19 @@ async fn the_shared_client_decodes_replies_and_keeps_the_apis_error_codes() {
     let v = client.conversation(&cy.token, conv).await.unwrap();
     assert_eq!(v["permission"], "view");
     assert_eq!(client.history_seq(&cy.token, conv).await.unwrap(), v["seq"].as_u64().unwrap());
+    // The history in pages of one turn: the same turns as one big page (the message, once the audit writer —
+    // here its own code — stored it).
+    apply_transcript(&app, conv).await;
+    client.send_message(&ada, conv, "/sim tokens=2 rate=500\nagain").await.unwrap();
+    apply_transcript(&app, conv).await;
+    let (seq, turns) = client.history(&cy.token, conv, 1).await.unwrap();
+    let whole = client.history_page(&cy.token, conv, Some(500), None).await.unwrap();
+    assert_eq!((seq, &turns), (whole.seq, &whole.messages));
+    assert_eq!(
+        turns.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["/sim tokens=2 rate=500\nhi", "/sim tokens=2 rate=500\nagain"]
+    );
+    assert!(!whole.has_more && whole.next_before.is_none());
 
     // View Only cannot send: the error says which call failed, the status and the api's code.
     let e = client.send_message(&cy, conv, "hi").await.expect_err("view only");

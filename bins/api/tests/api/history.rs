@@ -190,5 +190,77 @@ async fn one_statement_history_seq_matches_the_rule_on_random_transcripts() {
     // Unknown conversation: no grant, history_seq 0, empty history.
     let unknown = Uuid::new_v4();
     assert_eq!(history::grants(db.db(), unknown, &[owner]).await.unwrap(), vec![]);
-    assert_eq!(history::load(db.db(), unknown).await.unwrap(), history::History { seq: 0, messages: vec![] });
+    assert_eq!(
+        history::load(db.db(), unknown).await.unwrap(),
+        history::History { seq: 0, messages: vec![], has_more: false }
+    );
+}
+
+/// History in pages: the newest page, then older ones with `before`, together are the whole history in order,
+/// each turn once; and the newest page plus the stream after its `seq` misses nothing (a response still streams).
+#[tokio::test]
+async fn history_in_pages_keeps_the_seq_rule() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Pages").await;
+    let mut sent_ids = Vec::new();
+    for i in 0..5 {
+        let sent = app.api.send_message(&team.ben, conv, &format!("question {i}")).await.unwrap();
+        let message_id: uuid::Uuid = sent["message_id"].as_str().unwrap().parse().unwrap();
+        let response_id: uuid::Uuid = sent["response_id"].as_str().unwrap().parse().unwrap();
+        sent_ids.extend([message_id, response_id]);
+        let started = Event::ResponseStarted { response_id, message_id, model: "sim-1".into(), attempt: 1 };
+        publish(&app, conv, started).await;
+        // The last response is still streaming when history is read.
+        if i < 4 {
+            let text = format!("answer {i}");
+            publish(&app, conv, Event::ResponseCompleted { response_id, attempt: 1, model: "sim-1".into(), text })
+                .await;
+        }
+    }
+    apply_transcript(&app, conv).await;
+    let cy = app.api.as_user(&team.cy);
+
+    let (s, whole) = cy.get(&format!("/conversations/{conv}?limit=500")).await.unwrap();
+    assert_eq!(s.as_u16(), 200, "{whole}");
+    assert_eq!((whole["has_more"].as_bool(), whole["next_before"].is_null()), (Some(false), true), "{whole}");
+    let history_seq = whole["seq"].as_u64().unwrap();
+    assert_eq!(ids(&whole).len(), 9, "4 answered questions and the last one: {whole}");
+
+    // Pages of 2, newest first, until none is left.
+    let (_, newest) = cy.get(&format!("/conversations/{conv}?limit=2")).await.unwrap();
+    assert_eq!(newest["seq"].as_u64(), Some(history_seq), "a page covers the same stream prefix");
+    assert_eq!(ids(&newest), ids(&whole)[7..], "the newest page is the end of the history");
+    let mut pages = vec![ids(&newest)];
+    let mut page = newest;
+    while page["has_more"] == true {
+        let before = page["next_before"].as_u64().expect("next_before while has_more");
+        assert_eq!(Some(before), page["messages"][0]["seq"].as_u64());
+        page = cy.get(&format!("/conversations/{conv}?limit=2&before={before}")).await.unwrap().1;
+        assert!(ids(&page).len() <= 2, "{page}");
+        pages.push(ids(&page));
+    }
+    assert!(page["next_before"].is_null(), "{page}");
+    let stitched: Vec<String> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(stitched, ids(&whole), "the pages are the history, in order, each turn once");
+
+    // The history plus the stream after its seq: every message and response exactly once.
+    let mut seen = ids(&whole);
+    for (seq, env) in conv_events(&app.js, conv).await {
+        match env.event {
+            Event::MessageCreated { message_id, .. } if seq > history_seq => seen.push(message_id.to_string()),
+            Event::ResponseStarted { response_id, .. } if seq > history_seq => seen.push(response_id.to_string()),
+            _ => {}
+        }
+    }
+    seen.sort();
+    let mut want: Vec<String> = sent_ids.iter().map(|id| id.to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want);
+
+    // Bad paging parameters: 400.
+    for query in ["limit=0", "limit=501", "before=0", "before=abc", "page=2"] {
+        let (s, v) = cy.get(&format!("/conversations/{conv}?{query}")).await.unwrap();
+        assert_error(s, &v, 400, "bad_request");
+    }
 }
