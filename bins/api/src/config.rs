@@ -78,6 +78,11 @@ pub struct Settings {
     #[arg(long, env = "RH_REQUEST_TIMEOUT_MS", default_value_t = 30_000, global = true)]
     pub request_timeout_ms: u64,
 
+    /// Most bytes of context (system prompt, earlier turns, the new message) a generation job carries; the oldest
+    /// turns are dropped to fit. Never more than the NATS server's max payload allows.
+    #[arg(long, env = "RH_MAX_CONTEXT_BYTES", default_value_t = 768 * 1024, global = true)]
+    pub max_context_bytes: usize,
+
     /// How long to wait for the worker pool to list its models, in milliseconds.
     #[arg(long, env = "RH_MODELS_TIMEOUT_MS", default_value_t = 1500, global = true)]
     pub models_timeout_ms: u64,

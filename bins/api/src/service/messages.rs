@@ -2,6 +2,7 @@
 //! `message.created` and a generation job; the audit writer stores the transcript from the stream.
 
 use super::access::{authorize, require_respond};
+use super::context;
 use super::events::publish;
 use crate::domain::MessageText;
 use crate::error::ApiError;
@@ -19,7 +20,8 @@ const MAX_CLIENT_MSG_ID: usize = 128;
 
 /// Sends a message (Can Respond or owner): publishes `message.created` (acked → its seq), then a
 /// [`GenerateJob`] on `rh.jobs.generate` (acked, `Nats-Msg-Id` = response id so a retry is stored once) whose
-/// context is the stored transcript, the system prompt first, ending with the new message.
+/// context is the stored transcript, the system prompt first, ending with the new message, capped by bytes
+/// ([`context::fit`]).
 pub async fn send(
     state: &AppState,
     user_id: Uuid,
@@ -37,12 +39,13 @@ pub async fn send(
 
     let message_id = Uuid::now_v7();
     let response_id = Uuid::now_v7();
-    let mut context = Vec::with_capacity(earlier.len() + 2);
-    if let Some(prompt) = conversation.system_prompt.as_deref().filter(|p| !p.trim().is_empty()) {
-        context.push(ChatMessage { role: "system".into(), content: prompt.to_owned() });
-    }
-    context.extend(earlier.into_iter().map(|(role, content)| ChatMessage { role, content }));
-    context.push(ChatMessage { role: "user".into(), content: text.as_str().to_owned() });
+    let system = conversation.system_prompt.as_deref().filter(|p| !p.trim().is_empty());
+    let system = system.map(|prompt| ChatMessage { role: "system".into(), content: prompt.to_owned() });
+    let earlier = earlier.into_iter().map(|(role, content)| ChatMessage { role, content }).collect();
+    let new = ChatMessage { role: "user".into(), content: text.as_str().to_owned() };
+    let max_payload = usize::try_from(state.nats.server_info().max_payload).unwrap_or(usize::MAX);
+    let budget = state.settings.max_context_bytes.min(max_payload.saturating_sub(context::JOB_ROOM));
+    let context = context::fit(system, earlier, new, budget);
 
     let event = Event::MessageCreated {
         message_id,

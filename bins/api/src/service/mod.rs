@@ -7,10 +7,12 @@
 //! | [`grants`] | `rh.api.access` answered in batches: one statement per conversation for everything queued |
 //! | [`events`] | publishing conversation events (acked) and sidebar inbox messages |
 //! | [`conversations`] | create, change settings, delete |
+//! | [`context`] | a generation job's context, capped by bytes (oldest turns dropped first) |
 //! | [`messages`] | send a message (event + generation job), stop a response |
 //! | [`shares`] | share with several people, change, revoke |
 
 pub mod access;
+pub mod context;
 pub mod conversations;
 pub mod events;
 pub mod grants;

@@ -105,3 +105,33 @@ async fn stop_is_recorded_and_sent_to_the_worker() {
     let at: i64 = std::str::from_utf8(&stored).unwrap().parse().unwrap();
     assert_eq!(at, stop.at_us);
 }
+
+/// A long conversation whose transcript is larger than a NATS message: sending still works, and the job carries
+/// the system prompt, the newest turns that fit and the new message — the oldest turns are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_context_is_capped_to_fit_in_a_nats_message() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Long").await;
+    let settings = json!({"system_prompt": "Be brief."});
+    app.api.as_user(&team.ada).patch(&format!("/conversations/{conv}/settings"), settings).await.unwrap();
+    // 40 turns of 30,000 characters: 1.2 MB of transcript, more than the server's 1 MiB max payload.
+    let turn = |i: usize| format!("turn {i:02} {}", "x".repeat(30_000 - 8));
+    for i in 0..40 {
+        app.api.send_message(&team.ben, conv, &turn(i)).await.unwrap();
+    }
+    apply_transcript(&app, conv).await;
+
+    let sent = app.api.send_message(&team.ben, conv, "and now?").await.expect("accepted despite the long history");
+    let job = jobs(&app.js).await.into_iter().last().unwrap();
+    assert_eq!(job.response_id.to_string(), sent["response_id"].as_str().unwrap());
+    let size = serde_json::to_vec(&job).unwrap().len();
+    assert!(size < 1024 * 1024, "the job fits in a NATS message: {size} bytes");
+    let roles: Vec<&str> = job.messages.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!((roles[0], job.messages[0].content.as_str()), ("system", "Be brief."));
+    assert_eq!(job.messages.last().unwrap().content, "and now?");
+    let earlier: Vec<&str> = job.messages[1..job.messages.len() - 1].iter().map(|m| &m.content[..7]).collect();
+    assert!(earlier.len() >= 20 && earlier.len() < 40, "{} turns kept", earlier.len());
+    let newest: Vec<String> = (40 - earlier.len()..40).map(|i| turn(i)[..7].to_owned()).collect();
+    assert_eq!(earlier, newest, "the newest turns, in order; the oldest dropped");
+}
