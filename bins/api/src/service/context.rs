@@ -74,6 +74,7 @@ mod tests {
         let earlier = vec![msg("user", &"\u{1}".repeat(100))];
         let new = msg("user", "n");
         assert_eq!(fit(None, earlier.clone(), new.clone(), json_size(&new) + 300).len(), 1);
-        assert_eq!(fit(None, earlier, new, json_size(&new) + 700).len(), 2);
+        let room = json_size(&new) + 700;
+        assert_eq!(fit(None, earlier, new, room).len(), 2);
     }
 }

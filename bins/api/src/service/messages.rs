@@ -43,7 +43,7 @@ pub async fn send(
     let system = system.map(|prompt| ChatMessage { role: "system".into(), content: prompt.to_owned() });
     let earlier = earlier.into_iter().map(|(role, content)| ChatMessage { role, content }).collect();
     let new = ChatMessage { role: "user".into(), content: text.as_str().to_owned() };
-    let max_payload = usize::try_from(state.nats.server_info().max_payload).unwrap_or(usize::MAX);
+    let max_payload = state.nats.server_info().max_payload;
     let budget = state.settings.max_context_bytes.min(max_payload.saturating_sub(context::JOB_ROOM));
     let context = context::fit(system, earlier, new, budget);
 
