@@ -108,8 +108,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Pool(_) => ApiError::Unavailable("database unavailable".into()),
             StoreError::Timeout => ApiError::Unavailable("the database is busy: no connection in time".into()),
+            e if e.is_unavailable() => ApiError::Unavailable("database unavailable".into()),
             // The validators refuse NUL first; this covers any field that reaches SQL without one.
             e if e.is_invalid_text() => ApiError::BadRequest("text must not contain NUL characters".into()),
             other => ApiError::Internal(anyhow::Error::new(other)),

@@ -60,6 +60,21 @@ impl StoreError {
         matches!(self, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
     }
 
+    /// True when the database could not be reached or went away mid-statement (no connection in time, a
+    /// connection closed or refused, the server shutting down): worth a retry later, not a fault of the request.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) | StoreError::Timeout => true,
+            StoreError::Db(e) => {
+                let class = e.code().map(|c| &c.code()[..2]);
+                e.is_closed()
+                    || matches!(class, Some("08") | Some("57"))
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            _ => false,
+        }
+    }
+
     /// True when PostgreSQL refused a text value it cannot store (a NUL character): bad input, not a fault.
     pub fn is_invalid_text(&self) -> bool {
         use tokio_postgres::error::SqlState;

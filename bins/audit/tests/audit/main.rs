@@ -573,8 +573,7 @@ impl DbOutage {
     async fn begin(f: &Fixture) -> DbOutage {
         let db_name: String = f.pg.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
         let own_pid: i32 = f.pg.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
-        let (admin, connection) =
-            tokio_postgres::connect(&admin_url(f.db.url()), tokio_postgres::NoTls).await.unwrap();
+        let (admin, connection) = tokio_postgres::connect(&admin_url(f.db.url()), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         admin.batch_execute(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false")).await.unwrap();
         admin

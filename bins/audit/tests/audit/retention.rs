@@ -71,9 +71,7 @@ async fn events_dropped_from_rh_conv_while_the_database_is_away_are_still_writte
     let written: Vec<u64> = f.history().await.messages.iter().map(|m| m.seq as u64).collect();
     assert_eq!(written, seqs);
     assert_eq!(f.metric("relayhub_audit_gaps_total").await, 0.0);
-    eventually(WAIT, "ready", || async { (http_get(&f.audit, "/readyz").await.0 == 200).then_some(()) })
-        .await
-        .unwrap();
+    eventually(WAIT, "ready", || async { (http_get(&f.audit, "/readyz").await.0 == 200).then_some(()) }).await.unwrap();
 }
 
 #[tokio::test]
@@ -101,11 +99,9 @@ async fn a_full_rh_audit_raises_the_alarm_and_a_lost_event_is_a_gap() {
     // Deltas push the waiting events out of RH_CONV before they could be copied.
     flood_deltas(&f, 200).await;
     assert!(!conv_holds(&f, *seqs.last().unwrap()).await);
-    eventually(WAIT, "a gap counted", || async {
-        (f.metric("relayhub_audit_gaps_total").await >= 1.0).then_some(())
-    })
-    .await
-    .unwrap();
+    eventually(WAIT, "a gap counted", || async { (f.metric("relayhub_audit_gaps_total").await >= 1.0).then_some(()) })
+        .await
+        .unwrap();
 
     // With the database back, what RH_AUDIT held is written, and the next events too, but the writer stays not
     // ready: events were lost, and an operator must look.
