@@ -9,5 +9,6 @@ mod live_events;
 mod live_path;
 mod permission_matrix;
 mod permissions;
+mod postgres_outage;
 mod readiness;
 mod web_client;

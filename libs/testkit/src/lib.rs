@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`NatsServer`] | a private `nats-server` with JetStream on random ports, data in `target/test-data/`, killed on `Drop` |
 //! | [`TestDb`] | a fresh PostgreSQL database with the migrations applied, on the server named by `RH_TEST_PG_URL` |
+//! | [`PgCluster`] | a private PostgreSQL server a test can stop and start (outage tests) |
 //! | [`Service`] | one of our binaries (`api`, `edge`, `worker`, `audit`) as a child process, ready once it printed its `listening` line; SIGKILL on `Drop` |
 //! | [`Stack`] | all of the above wired together, plus [`Api`] (REST, `rh-client`) and [`WsClient`] (a socket client) |
 //!
@@ -13,6 +14,7 @@
 mod api;
 mod nats;
 mod pg;
+mod pg_cluster;
 mod service;
 mod stack;
 mod ws;
@@ -20,6 +22,7 @@ mod ws;
 pub use api::{Api, Session};
 pub use nats::NatsServer;
 pub use pg::TestDb;
+pub use pg_cluster::PgCluster;
 pub use service::Service;
 pub use stack::{Stack, StackOptions};
 pub use ws::WsClient;

@@ -6,20 +6,25 @@ use anyhow::Context;
 /// Databases are left behind (the test server's data lives under `target/` and is thrown away with it).
 pub struct TestDb {
     url: String,
+    admin_url: String,
     name: String,
     db: rh_store::Db,
 }
 
 impl TestDb {
     pub async fn create() -> anyhow::Result<Self> {
-        let admin_url = admin_url()?;
-        let client = admin_client().await?;
+        Self::create_on(&admin_url()?).await
+    }
+
+    /// A new database, migrated, on the server of `admin_url` (e.g. a [`crate::PgCluster`]'s).
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
+        let client = admin_client(admin_url).await?;
         let name = format!("rh_test_{}", uuid::Uuid::new_v4().simple());
         client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-        let url = replace_db_name(&admin_url, &name);
+        let url = replace_db_name(admin_url, &name);
         let db = rh_store::Db::connect(&url, 8)?;
         db.migrate().await?;
-        Ok(TestDb { url, name, db })
+        Ok(TestDb { url, admin_url: admin_url.to_owned(), name, db })
     }
 
     pub fn url(&self) -> &str {
@@ -33,7 +38,7 @@ impl TestDb {
     /// Makes the database refuse new connections and cuts the open ones: PostgreSQL gone, as a service sees it,
     /// without stopping the server other tests share. [`TestDb::allow_connections`] undoes it.
     pub async fn refuse_connections(&self) -> anyhow::Result<()> {
-        let admin = admin_client().await?;
+        let admin = admin_client(&self.admin_url).await?;
         admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name)).await?;
         admin
             .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&self.name])
@@ -43,7 +48,7 @@ impl TestDb {
 
     /// Undoes [`TestDb::refuse_connections`].
     pub async fn allow_connections(&self) -> anyhow::Result<()> {
-        let admin = admin_client().await?;
+        let admin = admin_client(&self.admin_url).await?;
         admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name)).await?;
         Ok(())
     }
@@ -57,8 +62,8 @@ impl TestDb {
 }
 
 /// A connection to the server's `postgres` database.
-async fn admin_client() -> anyhow::Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(&admin_url()?, tokio_postgres::NoTls)
+async fn admin_client(admin_url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
         .await
         .with_context(|| "connecting to the test PostgreSQL".to_string())?;
     tokio::spawn(conn);

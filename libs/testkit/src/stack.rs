@@ -15,11 +15,23 @@ pub struct StackOptions {
     pub edges: usize,
     /// Extra environment for the api (e.g. `RH_WEB_DIR`).
     pub api_env: Vec<(String, String)>,
+    /// Stream limits (e.g. a small `RH_CONV`); the services find the streams made and keep them.
+    pub topology: rh_bus::Topology,
+    /// The PostgreSQL server for the database (e.g. a [`crate::PgCluster`]'s); `None`: `RH_TEST_PG_URL`'s.
+    pub pg_admin_url: Option<String>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        StackOptions { workers: 1, worker_env: Vec::new(), audit: true, edges: 1, api_env: Vec::new() }
+        StackOptions {
+            workers: 1,
+            worker_env: Vec::new(),
+            audit: true,
+            edges: 1,
+            api_env: Vec::new(),
+            topology: rh_bus::Topology::default(),
+            pg_admin_url: None,
+        }
     }
 }
 
@@ -39,8 +51,11 @@ impl Stack {
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
         let nats = NatsServer::start().await?;
         // Create the streams before any service races to.
-        nats.jetstream().await?;
-        let db = TestDb::create().await?;
+        options.topology.ensure(&async_nats::jetstream::new(nats.client().await?)).await?;
+        let db = match &options.pg_admin_url {
+            Some(url) => TestDb::create_on(url).await?,
+            None => TestDb::create().await?,
+        };
         let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4());
         let mut api_env: Vec<(&str, &str)> = vec![
             ("RH_NATS_URL", nats.url()),
