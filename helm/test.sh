@@ -99,7 +99,7 @@ postgres:
   existingSecret: relayhub-pg
   existingSecretKey: url
 secrets:
-  jwtSecret: test-jwt-secret-test-jwt-secret
+  jwtSecret: test-jwt-secret-test-jwt-secret-test
   openaiApiKey: sk-test
 nats:
   enabled: true

@@ -55,7 +55,7 @@ PIDS+=("$NATS_PID")
 NAMES=(nats-server)
 
 export RH_NATS_URL="$NATS_URL" RH_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/relayhub"
-export RH_JWT_SECRET="bench-$(date +%s%N)" RUST_LOG="${RUST_LOG:-warn}"
+export RH_JWT_SECRET="bench-$(python3 -c 'import secrets; print(secrets.token_hex(32))')" RUST_LOG="${RUST_LOG:-warn}"
 BIN="$PWD/target/release"
 ADDRS=()
 # start NAME VAR=VALUE...: starts a release binary and prints its announced http://addr.

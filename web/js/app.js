@@ -60,7 +60,9 @@ function renderSignUp() {
       await api.post('/orgs', { org_name: org.value.trim(), name: name.value.trim(), email: e, password: password.value });
       await signIn(e, password.value);
     },
-    failure: (err) => (err instanceof ApiError && err.status === 409 ? 'That email already has an account: sign in instead.' : errorText(err)),
+    // Sign-up answers alike whether or not the email has an account (no one can probe emails); with a taken one the
+    // sign-in after it fails like a wrong password.
+    failure: (err) => (err instanceof ApiError && err.status === 401 ? 'Could not sign you in: if this email already has an account, sign in with its password instead.' : errorText(err)),
     other: ['Already have an account? ', 'login-link', 'Sign in', () => renderLogin()],
   });
 }

@@ -501,9 +501,9 @@ async function main() {
     const S = (pages.signup = await ctxS.newPage());
     S.on('pageerror', (e) => consoleErrors.push(`signup: ${e.message}`));
     const dana = { name: `Dana Founder ${run}`, email: `dana-${run}@e2e.test` };
-    const signUp = async (org) => {
+    const signUp = async (org, password = PASSWORD) => {
       await S.locator(tid('signup-link')).click();
-      for (const [field, value] of [['org', org], ['name', dana.name], ['email', dana.email], ['password', PASSWORD]]) {
+      for (const [field, value] of [['org', org], ['name', dana.name], ['email', dana.email], ['password', password]]) {
         await S.locator(tid(`signup-${field}`)).fill(value);
       }
       await S.locator(tid('signup-submit')).click();
@@ -511,9 +511,9 @@ async function main() {
     await S.goto(`${APP}/`);
     await signUp(`Startup ${run}`);
     await waitUntil('Dana is signed in', async () => norm(await S.locator(tid('current-user')).textContent()) === dana.name);
-    // Signing up again with the same email says so.
+    // Signing up again with the same email (another password) creates nothing and cannot sign in.
     await S.locator(tid('logout')).click();
-    await signUp(`Again ${run}`);
+    await signUp(`Again ${run}`, `${PASSWORD}-other`);
     await waitUntil('the duplicate is refused', async () => /already has an account/.test(norm(await S.locator(tid('signup-error')).textContent())));
     await S.locator(tid('login-link')).click();
     await signIn(S, dana);

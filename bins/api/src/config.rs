@@ -41,8 +41,9 @@ pub struct Settings {
     #[arg(long, env = "RH_DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<Secret>,
 
-    /// Key that signs login tokens (HS256); the edge verifies with the same key. Required to serve.
-    #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true, global = true)]
+    /// Key that signs login tokens (HS256), at least 32 bytes; the edge verifies with the same key. Required to
+    /// serve.
+    #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true, global = true, value_parser = rh_auth::parse_jwt_secret)]
     pub jwt_secret: Option<Secret>,
 
     /// Lifetime of a login token, in seconds.
@@ -94,7 +95,8 @@ mod tests {
 
     #[test]
     fn defaults_and_redaction() {
-        let cli = Cli::try_parse_from(["api", "--database-url", "postgres://u:hunter2@h/db", "--jwt-secret", "s3cret"])
+        let key = "s3cret-s3cret-s3cret-s3cret-s3cret";
+        let cli = Cli::try_parse_from(["api", "--database-url", "postgres://u:hunter2@h/db", "--jwt-secret", key])
             .expect("parses");
         assert_eq!(cli.command, None);
         assert_eq!(cli.settings.listen.port(), 8080);
@@ -102,6 +104,8 @@ mod tests {
         assert_eq!(cli.settings.max_attachment_bytes, 10 * 1024 * 1024);
         let printed = format!("{cli:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+        let short = Cli::try_parse_from(["api", "--jwt-secret", "s3cret"]).expect_err("too short");
+        assert!(short.to_string().contains("at least 32 bytes"), "{short}");
     }
 
     #[test]

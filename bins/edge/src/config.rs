@@ -17,8 +17,8 @@ pub struct Config {
     #[arg(long, env = "RH_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
-    /// HS256 key the api signs tokens with. Never printed.
-    #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true)]
+    /// HS256 key the api signs tokens with, at least 32 bytes. Never printed.
+    #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true, value_parser = rh_auth::parse_jwt_secret)]
     pub jwt_secret: Secret,
 
     /// Most sockets open at once; the next upgrade is refused with 503 so that an overloaded node sheds load
@@ -59,10 +59,11 @@ mod tests {
 
     #[test]
     fn defaults_and_redaction() {
-        let c = Config::try_parse_from(["edge", "--jwt-secret", "hunter2"]).unwrap();
+        let c = Config::try_parse_from(["edge", "--jwt-secret", &"hunter2".repeat(5)]).unwrap();
         assert_eq!(c.listen.port(), 8081);
         assert_eq!(c.max_connections, 100_000);
         assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(Config::try_parse_from(["edge", "--jwt-secret", "hunter2"]).is_err(), "shorter than 32 bytes");
         assert!(Config::try_parse_from(["edge"]).is_err(), "the secret is required");
     }
 }

@@ -41,6 +41,21 @@ impl FromStr for Secret {
     }
 }
 
+/// Shortest `--jwt-secret` accepted, in bytes: an HS256 key shorter than the hash (32 bytes) makes a token
+/// easier to forge by guessing the key offline from any token seen.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// The clap value parser of `--jwt-secret` (api and edge): refuses a key shorter than [`MIN_JWT_SECRET_BYTES`].
+pub fn parse_jwt_secret(s: &str) -> Result<Secret, String> {
+    if s.len() < MIN_JWT_SECRET_BYTES {
+        return Err(format!(
+            "must be at least {MIN_JWT_SECRET_BYTES} bytes (it has {}); e.g. `openssl rand -hex 32`",
+            s.len()
+        ));
+    }
+    Ok(Secret::new(s))
+}
+
 /// Role of a person in their org.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,6 +205,9 @@ mod tests {
 
     #[test]
     fn secret_never_prints() {
+        assert!(parse_jwt_secret("short").is_err());
+        assert!(parse_jwt_secret(&"k".repeat(31)).is_err());
+        assert_eq!(parse_jwt_secret(&"k".repeat(32)).map(|s| s.expose().len()), Ok(32));
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
     }

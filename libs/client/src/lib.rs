@@ -11,7 +11,7 @@
 //! | [`Error`], [`ErrorKind`] | a failed call: no answer, another status (with the api's error `code`), a bad reply |
 //!
 //! A typed call fails unless the api answers with the status the contract gives (`201` for sign-up, new members
-//! and conversations, `202` for messages, `200` for login and reads, any success for shares). Nothing is retried:
+//! and conversations, `202` for sign-up and messages, `200` for login and reads, any success for shares). Nothing is retried:
 //! the caller decides (the load tool counts the error, a test fails).
 //!
 //! The workspace builds reqwest with `rustls-no-provider`: install a rustls crypto provider (e.g.
@@ -208,10 +208,11 @@ impl Client {
         })
     }
 
-    /// `POST /orgs` → 201 (sign-up: a new org and its admin), then logs the admin in.
+    /// `POST /orgs` → 202 (sign-up: a new org and its admin, unless the email is taken — the api answers the same
+    /// either way), then logs the admin in (which fails like a wrong password when the email was taken).
     pub async fn sign_up(&self, org: &str, name: &str, email: &str, password: &str) -> Result<Session, Error> {
         let body = json!({"org_name": org, "name": name, "email": email, "password": password});
-        self.expect("sign up", Some(StatusCode::CREATED), Method::POST, "/orgs", None, Some(body)).await?;
+        self.expect("sign up", Some(StatusCode::ACCEPTED), Method::POST, "/orgs", None, Some(body)).await?;
         self.login(email, password).await
     }
 

@@ -18,7 +18,7 @@ pub struct LoginBody {
 }
 
 /// Issues a token for `user`.
-pub fn issue_token(state: &AppState, user: &User) -> Result<String, ApiError> {
+fn issue_token(state: &AppState, user: &User) -> Result<String, ApiError> {
     let role: Role = user.role.parse().map_err(|_| ApiError::Internal(anyhow::anyhow!("bad role {}", user.role)))?;
     let claims = Claims {
         sub: user.id,

@@ -1,6 +1,6 @@
 //! Sign-up (a new org and its admin) and adding members.
 
-use super::auth::{hash_password, issue_token, user_json};
+use super::auth::{hash_password, user_json};
 use crate::domain::{Email, OrgName, Password, PersonName};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser};
@@ -8,9 +8,10 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use rh_store::StoreError;
 use rh_store::orgs::{NewUser, Org};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Deserialize)]
@@ -21,11 +22,20 @@ pub struct SignUpBody {
     password: String,
 }
 
-/// `POST /orgs {org_name,name,email,password}` → 201 `{org:{id,name}, user, token}`; 409 when the email is taken.
+/// The reply of `POST /orgs`, the same whether the email was free or taken.
+#[derive(Serialize)]
+pub struct SignUpAccepted {
+    message: &'static str,
+}
+
+/// `POST /orgs {org_name,name,email,password}` → 202 `{message}`: a new org with this person as its admin — unless
+/// the email is taken, when nothing is created. Both answer the same (and both hash the password first, so they
+/// take as long): sign-up does not tell anyone which emails have accounts. The client signs in next; with a taken
+/// email that fails like any wrong password. `SECURITY.md` has the trade-off.
 pub async fn sign_up(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignUpBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SignUpAccepted>), ApiError> {
     let org_name = OrgName::parse(&body.org_name).map_err(ApiError::Validation)?;
     let name = PersonName::parse(&body.name).map_err(ApiError::Validation)?;
     let email = Email::parse(&body.email).map_err(ApiError::Validation)?;
@@ -40,10 +50,13 @@ pub async fn sign_up(
         password_hash: &hash,
         role: "admin",
     };
-    let user = rh_store::orgs::create_org_with_admin(&state.db, &org, &admin).await?;
-    let token = issue_token(&state, &user)?;
-    tracing::info!(org_id = %org.id, user_id = %user.id, "org created");
-    Ok((StatusCode::CREATED, Json(json!({ "org": org, "user": user_json(&user), "token": token }))))
+    match rh_store::orgs::create_org_with_admin(&state.db, &org, &admin).await {
+        Ok(user) => tracing::info!(org_id = %org.id, user_id = %user.id, "org created"),
+        Err(StoreError::Conflict(_)) => tracing::info!("sign-up with a registered email: nothing created"),
+        Err(e) => return Err(e.into()),
+    }
+    let message = "If this email has no account yet, your organization is ready: sign in with it.";
+    Ok((StatusCode::ACCEPTED, Json(SignUpAccepted { message })))
 }
 
 #[derive(Deserialize)]

@@ -5,22 +5,21 @@ use serde_json::json;
 async fn sign_up_login_me_and_refusals() {
     let app = spawn_app().await;
     let email = format!("ada-{}@acme.test", tag());
-    let (s, v) = app
+    let (s, accepted) = app
         .api
         .post("/orgs", json!({"org_name": "Acme", "name": "Ada Lovelace", "email": email.to_uppercase(), "password": "pw-ada-123456"}))
         .await
         .unwrap();
-    assert_eq!(s.as_u16(), 201, "{v}");
-    assert_eq!(v["org"]["name"], "Acme");
-    assert_eq!(v["user"]["role"], "admin");
-    assert_eq!(v["user"]["email"], email, "emails are stored lower-case");
-    assert_eq!(v["user"]["org_id"], v["org"]["id"]);
+    assert_eq!(s.as_u16(), 202, "{accepted}");
+    assert!(accepted.get("token").is_none() && accepted.get("user").is_none(), "{accepted}");
 
     // Login is case-insensitive on the email and returns the user.
     let (s, v) =
         app.api.post("/auth/login", json!({"email": email.to_uppercase(), "password": "pw-ada-123456"})).await.unwrap();
     assert_eq!(s.as_u16(), 200, "{v}");
     assert_eq!(v["user"]["name"], "Ada Lovelace");
+    assert_eq!(v["user"]["role"], "admin");
+    assert_eq!(v["user"]["email"], email, "emails are stored lower-case");
     let token = v["token"].as_str().unwrap().to_owned();
 
     let (s, me) = app.api.with_token(&token).get("/me").await.unwrap();
@@ -43,13 +42,23 @@ async fn sign_up_login_me_and_refusals() {
     let (s, v) = app.api.with_token("not-a-token").get("/conversations").await.unwrap();
     assert_error(s, &v, 401, "unauthorized");
 
-    // Email taken (any case) → 409; invalid fields → 400.
+    // Email taken (any case): the same answer as a free one, and nothing created — the account keeps its org and
+    // password; the new password does not sign in.
     let (s, v) = app
         .api
-        .post("/orgs", json!({"org_name": "Other", "name": "Ada Again", "email": email.to_uppercase(), "password": "pw-ada-123456"}))
+        .post("/orgs", json!({"org_name": "Other", "name": "Ada Again", "email": email.to_uppercase(), "password": "pw-other-12345"}))
         .await
         .unwrap();
-    assert_error(s, &v, 409, "conflict");
+    assert_eq!((s.as_u16(), &v), (202, &accepted), "a taken email is not revealed");
+    let (s, v) = app.api.post("/auth/login", json!({"email": email, "password": "pw-other-12345"})).await.unwrap();
+    assert_error(s, &v, 401, "unauthorized");
+    let (_, me) = app.api.with_token(&token).get("/me").await.unwrap();
+    assert_eq!((me["org_name"].as_str(), me["name"].as_str()), (Some("Acme"), Some("Ada Lovelace")));
+    let pg = app.db.connect().await.unwrap();
+    let orgs: i64 = pg.query_one("SELECT count(*) FROM orgs", &[]).await.unwrap().get(0);
+    assert_eq!(orgs, 1, "no org for the refused sign-up");
+
+    // Invalid fields → 400.
     for body in [
         json!({"org_name": "X", "name": "X", "email": "not-an-email", "password": "pw-123456789"}),
         json!({"org_name": "X", "name": "X", "email": "x@x.test", "password": "short"}),

@@ -37,7 +37,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     let mut env = vec![
         ("RH_NATS_URL", nats.url()),
         ("RH_DATABASE_URL", db.url()),
-        ("RH_JWT_SECRET", "api-test-secret"),
+        ("RH_JWT_SECRET", "api-test-secret-api-test-secret-0"),
         ("RH_API_LISTEN", "127.0.0.1:0"),
         ("RH_MAX_ATTACHMENT_BYTES", max.as_str()),
     ];

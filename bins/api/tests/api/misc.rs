@@ -121,3 +121,24 @@ async fn seed_demo_is_idempotent() {
     let (_, users) = app.api.as_user(&ada).get("/users").await.unwrap();
     assert_eq!(users["users"].as_array().unwrap().len(), 4);
 }
+
+/// A JWT key shorter than 32 bytes stops the api and the edge at startup, saying why.
+#[tokio::test]
+async fn a_short_jwt_secret_stops_the_api_and_the_edge_at_startup() {
+    let nats = rh_testkit::NatsServer::start().await.unwrap();
+    let db = rh_testkit::TestDb::create().await.unwrap();
+    for bin in ["api", "edge"] {
+        let out = tokio::process::Command::new(rh_testkit::target_dir().join("debug").join(bin))
+            .env("RH_NATS_URL", nats.url())
+            .env("RH_DATABASE_URL", db.url())
+            .env("RH_JWT_SECRET", "only-31-bytes-long-secret-here!")
+            .env("RH_API_LISTEN", "127.0.0.1:0")
+            .env("RH_EDGE_LISTEN", "127.0.0.1:0")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bin} started with a short secret");
+        assert!(stderr.contains("at least 32 bytes"), "{bin}: {stderr}");
+    }
+}
