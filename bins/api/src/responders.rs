@@ -5,6 +5,7 @@
 
 use crate::domain::MessageText;
 use crate::error::ApiError;
+use crate::extract::json_from_slice;
 use crate::service;
 use crate::state::AppState;
 use futures::StreamExt;
@@ -50,9 +51,10 @@ where
             let state = state.clone();
             let received = std::time::Instant::now();
             tokio::spawn(async move {
-                let result = match serde_json::from_slice::<Req>(&msg.payload) {
+                // The same checks as a REST body (NUL characters included): a socket's frame arrives this way.
+                let result = match json_from_slice::<Req>(&msg.payload) {
                     Ok(req) => handler(state.clone(), req).await,
-                    Err(e) => Err(ApiError::BadRequest(format!("bad {subject} request: {e}"))),
+                    Err(e) => Err(ApiError::BadRequest(format!("bad {subject} request: {}", e.public_message()))),
                 };
                 let reply = match result {
                     Ok(resp) => {

@@ -123,3 +123,21 @@ async fn a_burst_of_access_requests_gets_each_persons_own_answer() {
         .expect("the batch size metric");
     assert_eq!(batched, asked.len() as f64, "every request went through a batch once");
 }
+
+/// What a socket sends reaches the api over NATS: a NUL in any field is refused there too (bad_request), so it
+/// never reaches an event the audit writer could not store.
+#[tokio::test]
+async fn nul_characters_over_nats_are_refused() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Socket NUL").await;
+    for (text, client_msg_id) in [("hi\u{0}", None), ("hi", Some("id\u{0}".to_owned()))] {
+        let req =
+            SendMessageRequest { user_id: team.ben.user_id, conversation_id: conv, text: text.into(), client_msg_id };
+        let e =
+            rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
+        assert_eq!(e.kind(), RequestErrorKind::Rejected);
+        assert_eq!(e.rejection.unwrap().code, ErrorCode::BadRequest);
+    }
+    assert!(!event_kinds(&app.js, conv).await.contains(&"message.created"), "nothing was published");
+}
