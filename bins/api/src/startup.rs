@@ -1,6 +1,7 @@
 //! Wiring: connect, migrate, ensure the NATS topology, start the responders, serve HTTP.
 
 use crate::config::Settings;
+use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::middleware;
 use crate::routes;
@@ -52,17 +53,19 @@ pub fn app(state: AppState, health: Health) -> Router {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let api = routes::api_router(&state)
         .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
-        .layer(from_fn_with_state(timeout, middleware::request_timeout))
-        .layer(from_fn(middleware::check_uri))
-        .layer(from_fn(middleware::json_errors));
+        .layer(from_fn_with_state(timeout, middleware::request_timeout));
     let mut router =
         Router::new().nest("/api/v1", api).with_state(state.clone()).merge(rh_telemetry::ops_router(health));
-    if let Some(dir) = &state.settings.web_dir {
+    router = match &state.settings.web_dir {
         // A single-page app: unknown paths get index.html so client-side routes survive a reload.
-        let index = ServeFile::new(dir.join("index.html"));
-        router = router.fallback_service(ServeDir::new(dir).fallback(index));
-    }
-    router.layer(from_fn(middleware::security_headers)).layer(tower_http::trace::TraceLayer::new_for_http())
+        Some(dir) => router.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => router.fallback(|| async { ApiError::NotFound("no such endpoint".into()) }),
+    };
+    router
+        .layer(from_fn(middleware::check_uri))
+        .layer(from_fn(middleware::json_errors))
+        .layer(from_fn(middleware::security_headers))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Runs the api until SIGTERM / Ctrl-C.

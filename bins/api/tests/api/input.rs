@@ -148,8 +148,10 @@ async fn what_axum_refuses_is_answered_in_the_json_error_shape() {
     }
 
     // An unknown route: 404; a known one with the wrong method: 405 with the methods it does answer.
-    let (s, v) = status_json(http.get(format!("{base}/nothing/here")).send().await.unwrap()).await;
-    assert_error(s, &v, 404, "not_found");
+    for url in [format!("{base}/nothing/here"), format!("{}/nothing/here", app.process.http_url())] {
+        let (s, v) = status_json(http.get(url).send().await.unwrap()).await;
+        assert_error(s, &v, 404, "not_found");
+    }
     let r = http.delete(format!("{base}/users")).bearer_auth(token).send().await.unwrap();
     let allow = r.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (s, v) = status_json(r).await;
@@ -172,4 +174,7 @@ async fn security_headers_on_the_api_and_the_web_client() {
         assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
     }
+    // The web client's files answer a wrong method in the JSON error shape too.
+    let (s, v) = status_json(http.post(format!("{base}/")).send().await.unwrap()).await;
+    assert_error(s, &v, 405, "method_not_allowed");
 }
