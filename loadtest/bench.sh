@@ -122,7 +122,7 @@ mean() {
 }
 mean relayhub_edge_access_seconds '' "$B"/metrics/edge-*.prom
 mean relayhub_edge_catch_up_seconds '' "$B"/metrics/edge-*.prom
-mean relayhub_edge_tap_lag_seconds '' "$B"/metrics/edge-*.prom
+mean relayhub_edge_live_lag_seconds '' "$B"/metrics/edge-*.prom
 mean relayhub_worker_publish_ack_seconds '' "$B"/metrics/worker-*.prom
 mean relayhub_api_rpc_duration_seconds '{subject="rh.api.access"}' "$B"/metrics/api-*.prom
 MEAN_UNIT=requests mean relayhub_api_grant_batch_size '' "$B"/metrics/api-*.prom

@@ -3,18 +3,16 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`config`] | flags (`--nats-url`, `--listen`, `--jwt-secret`, `--max-connections`, ...), each with its env var |
-//! | [`server`] | the listener: `GET /ws` (JWT auth before the upgrade, connection limit) + `/metrics` `/healthz` `/readyz` |
-//! | [`connection`] | one socket: a reader task applying commands and a writer task draining its bounded queue |
-//! | [`conn`] | a socket's shared handle: user, outbound queue (overflow closes it as `lagged`), subscriptions |
-//! | [`cmd`] | one file per client command: `subscribe`, `unsubscribe`, `send_message`, `stop`, `ping` |
-//! | [`tap`] | ONE JetStream ordered consumer per process over every conversation, routing events to feeds |
-//! | [`hub`] | the followed conversations and their subscriptions: join, catch-up → live hand-off, revocation |
-//! | [`feed`] | one followed conversation: fan-out (an event's frame built once for all sockets), in-memory tail |
-//! | [`compact`] | merging runs of queued deltas into one for subscriptions that ask for it (catch-up, slow sockets) |
-//! | [`catch_up`] | a subscriber behind the live position: from the tail, or JetStream for what is older |
-//! | [`sidebar`] | `rh.user.*.inbox` (one wildcard subscription per process) → `sidebar` frames of local users |
+//! | [`socket`] | the listener (`GET /ws`, JWT auth before the upgrade, connection limit), one socket's life, its commands |
+//! | [`fanout`] | the followed conversations: live subscriptions, feeds, in-memory tails, catch-up, compact delivery |
+//! | [`hub`] | what a socket works with: the registry of followed conversations, inboxes, NATS, metrics, shutdown |
+//! | [`sidebar`] | `rh.user.<id>.inbox` of each connected user → `sidebar` frames of their sockets |
 //! | [`presence`] | per-node viewer announcements on `rh.presence.<conv>`, merged across nodes → `presence` frames |
 //! | [`metrics`] | Prometheus metrics (`relayhub_edge_*`) |
+//!
+//! The edge receives from NATS only what its sockets follow ([`fanout`] says how, `docs/edge-fanout.md` why): more
+//! edges behind a load balancer add event capacity as well as connection capacity. Any edge can serve any client:
+//! no sticky sessions.
 //!
 //! ## Connection limit
 //! `--max-connections` permits of a semaphore; a socket holds one for its whole life. When none is left the
@@ -27,19 +25,13 @@
 //! withdraws this node's viewers; (4) we wait up to `--shutdown-grace-secs` for all sockets to close (their
 //! connection permits to come back), then drain the NATS connection and exit.
 
-pub mod catch_up;
-pub mod cmd;
-pub mod compact;
 pub mod config;
-pub mod conn;
-pub mod connection;
-pub mod feed;
+pub mod fanout;
 pub mod hub;
 pub mod metrics;
 pub mod presence;
-pub mod server;
 pub mod sidebar;
-pub mod tap;
+pub mod socket;
 
 pub use config::Config;
 
@@ -56,16 +48,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The conversation stream (created if this is the first binary up) and its last seq, where the tap starts (the
-/// lookup answers with the stream's state).
+/// The conversation stream (created if this is the first binary up).
 async fn conversation_stream(
     js: &async_nats::jetstream::Context,
-) -> anyhow::Result<(async_nats::jetstream::stream::Stream, u64)> {
+) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
     rh_bus::Topology::default().ensure(js).await.context("creating the NATS streams")?;
-    let stream =
-        js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
-    let position = stream.cached_info().state.last_sequence;
-    Ok((stream, position))
+    js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")
 }
 
 /// Runs the edge until `shutdown` is cancelled (see the crate docs for the shutdown sequence).
@@ -82,26 +70,43 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         _ = shutdown.cancelled() => return Ok(()),
     };
     health.watch_nats(&nats);
+    metrics::NatsMessagesIn::register(&health, &nats);
     let js = async_nats::jetstream::new(nats.clone());
-    let (stream, position) = tokio::select! {
+    let stream = tokio::select! {
         r = conversation_stream(&js) => r?,
         _ = shutdown.cancelled() => return Ok(()),
     };
     let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
-    let hub = Arc::new(hub::Hub::new(config, nats.clone(), stream, position, metrics, shutdown.clone(), presence_tx));
-    tokio::spawn(tap::run(hub.clone(), health.clone()));
-    let presence = presence::start(hub.clone(), presence_rx).await.context("subscribing to presence")?;
-    let presence = tokio::spawn(presence);
-    let inboxes = sidebar::start(hub.clone()).await.context("subscribing to the user inboxes")?;
-    tokio::spawn(inboxes);
-    // Both subscriptions are registered once the server answered something sent after them: a request nobody
-    // listens to comes back at once as "no responders".
-    let probe = format!("rh.edge.probe.{}", hub.node_id.simple());
-    let _ = tokio::time::timeout(Duration::from_secs(5), nats.request(probe, bytes::Bytes::new())).await;
+    let limits = fanout::tail::TailLimits {
+        max_bytes: config.feed_tail_bytes,
+        max_age: Duration::from_secs(config.feed_tail_secs),
+    };
+    let registry = Arc::new(fanout::Registry::new(
+        nats.clone(),
+        stream,
+        metrics.clone(),
+        limits,
+        config.socket_queue as usize,
+        presence_tx,
+    ));
+    let presence = presence::Presence {
+        registry: registry.clone(),
+        nats: nats.clone(),
+        node_id: uuid::Uuid::new_v4(),
+        ttl: Duration::from_millis(config.presence_ttl_ms),
+        shutdown: shutdown.clone(),
+    };
+    let presence = tokio::spawn(presence.run(presence_rx));
+    let inboxes = Arc::new(sidebar::Inboxes::new(nats.clone(), registry.clone()));
+    let hub = Arc::new(hub::Hub::new(config, nats.clone(), registry, inboxes, metrics, shutdown.clone()));
 
     let limiter = Arc::new(Semaphore::new(max_connections));
-    let app = server::App { hub: hub.clone(), keys, limiter: limiter.clone() };
-    // Ready once the tap's consumer exists (the tap sets it, and clears it while it cannot follow the stream).
+    let app = socket::server::App { hub: hub.clone(), keys, limiter: limiter.clone() };
+    // Ready once set up (and while NATS is up: `watch_nats`). Feeds subscribe as sockets follow conversations;
+    // after a reconnect the client re-subscribes and the feeds repair what they missed (`fanout::live`).
+    if !shutdown.is_cancelled() {
+        health.set_ready(true);
+    }
     let stop_accepting = {
         let shutdown = shutdown.clone();
         let health = health.clone();
@@ -110,7 +115,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             health.set_ready(false);
         }
     };
-    rh_telemetry::serve("edge", listen, server::router(app, health), stop_accepting).await?;
+    rh_telemetry::serve("edge", listen, socket::server::router(app, health), stop_accepting).await?;
 
     // The listener has stopped; sockets were told to go away when `shutdown` was cancelled.
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);

@@ -1,7 +1,11 @@
 //! The edge's Prometheus metrics (prefixed `relayhub_edge_`).
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 use rh_telemetry::Health;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -27,14 +31,15 @@ pub struct Metrics {
     pub catch_up_events: IntCounterVec,
     /// Deltas folded into merged deltas for compact subscriptions (frames saved).
     pub deltas_merged: IntCounter,
-    /// Events received by the tap (every conversation's, followed here or not).
+    /// Conversation events received by the feeds' live subscriptions (only followed conversations').
     pub events_in: IntCounter,
-    /// From a followed delta's production (`ts_us`, stamped by the worker) to the tap receiving it: the part of
-    /// delivery latency spent before this edge (worker → JetStream → tap), seconds.
-    pub tap_lag_seconds: Histogram,
-    /// Time the tap spent routing events to feeds (and their sockets' queues): near one second per second means
-    /// the tap, one task, is what bounds this edge.
-    pub tap_busy_seconds: prometheus::Counter,
+    /// Repairs of a feed's live subscription from the stream (a gap, a reconnect, a trailing loss).
+    pub live_repairs: IntCounter,
+    /// Events delivered by those repairs.
+    pub events_repaired: IntCounter,
+    /// From a followed delta's production (`ts_us`, stamped by the worker) to its feed receiving it: the part of
+    /// delivery latency spent before this edge (worker → JetStream → republish → edge), seconds.
+    pub live_lag_seconds: Histogram,
 }
 
 impl Metrics {
@@ -63,13 +68,9 @@ impl Metrics {
                 "Time from subscribe to live",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             ),
-            tap_busy_seconds: health.register(
-                prometheus::Counter::new("tap_busy_seconds_total", "Time the tap spent routing events to feeds")
-                    .expect("valid metric"),
-            ),
-            tap_lag_seconds: health.histogram(
-                "tap_lag_seconds",
-                "Time from a followed delta's production to the tap receiving it (worker -> JetStream -> edge)",
+            live_lag_seconds: health.histogram(
+                "live_lag_seconds",
+                "Time from a followed delta's production to its feed receiving it (worker -> JetStream -> edge)",
                 vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
             ),
             catch_up_events: health.int_counter_vec(
@@ -81,11 +82,45 @@ impl Metrics {
                 "deltas_merged_total",
                 "Deltas folded into merged deltas for compact subscriptions (frames not sent)",
             ),
-            events_in: health.int_counter("events_in_total", "Conversation events received by the tap"),
+            events_in: health.int_counter("events_in_total", "Conversation events received by live subscriptions"),
+            live_repairs: health
+                .int_counter("live_repairs_total", "Live subscriptions repaired from the stream (gap, reconnect)"),
+            events_repaired: health.int_counter("events_repaired_total", "Events delivered by live repairs"),
         };
         for source in ["memory", "stream"] {
             metrics.catch_up_events.with_label_values(&[source]);
         }
         metrics
+    }
+}
+
+/// `relayhub_edge_nats_messages_in_total`: every message this process's NATS connection received (events, inboxes,
+/// presence, replies), read from the client's statistics when scraped.
+#[derive(Clone)]
+pub struct NatsMessagesIn {
+    counter: IntCounter,
+    stats: Arc<async_nats::Statistics>,
+}
+
+impl NatsMessagesIn {
+    pub fn register(health: &Health, nats: &async_nats::Client) -> Self {
+        let counter = IntCounter::new("nats_messages_in_total", "Messages received from NATS by this process")
+            .expect("valid metric");
+        health.register(NatsMessagesIn { counter, stats: nats.statistics() })
+    }
+}
+
+impl Collector for NatsMessagesIn {
+    fn desc(&self) -> Vec<&Desc> {
+        self.counter.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let now = self.stats.in_messages.load(Ordering::Relaxed);
+        let have = self.counter.get();
+        if now > have {
+            self.counter.inc_by(now - have);
+        }
+        self.counter.collect()
     }
 }

@@ -2,104 +2,161 @@
 //! node. A `removed` also ends that user's subscription to the conversation with `access_revoked` (if the
 //! conversation's own `participant.removed` did not already).
 //!
-//! ## One wildcard subscription per process, not one per user
-//! Each process subscribes `rh.user.*.inbox` once and routes by the user id in the subject to its local sockets;
-//! messages for users with no socket here are dropped after one map lookup, without decoding. A NATS subscription
-//! per user costs about 8 KiB of resident memory in the client (its message channel), which alone would be
-//! 40 % of the 20 KiB budget of an idle connection; inbox traffic is human-rate (shares, revocations, deletes),
-//! so receiving all of it on every node is cheap. It also makes a new socket's sidebar live at once: the
-//! subscription exists before the edge reports ready.
+//! ## One subscription per connected user
+//! An edge receives only the inboxes of the users connected to it: the first socket of a user subscribes
+//! `rh.user.<id>.inbox`, the last one to close unsubscribes. The subscription is registered at the server (a flush)
+//! before the socket's upgrade is answered, so a client's sidebar is live as soon as its socket is open. It costs
+//! one NATS subscription per connected user (its message channel, a few KiB of resident memory in the client),
+//! paid once per user however many tabs they open.
 
-use crate::conn::Conn;
-use crate::hub::Hub;
+use crate::fanout::Registry;
 use crate::lock;
+use crate::socket::conn::Conn;
 use futures::StreamExt;
 use rh_protocol::frame::SidebarAction;
 use rh_protocol::rpc::InboxMessage;
 use rh_protocol::{ServerFrame, subjects};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Local sockets by user.
-#[derive(Default)]
+/// How long a socket's upgrade waits for its user's inbox subscription to be registered.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+enum InboxError {
+    #[error("subscribing: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("registering the subscription: {0}")]
+    Flush(#[from] async_nats::client::FlushError),
+    #[error("the server did not confirm the subscription in time")]
+    Timeout,
+}
+
+/// Local sockets by user, each user with its inbox subscription.
 pub struct Inboxes {
-    users: Mutex<HashMap<Uuid, Vec<Arc<Conn>>>>,
+    nats: async_nats::Client,
+    registry: Arc<Registry>,
+    users: Mutex<HashMap<Uuid, UserInbox>>,
+    next_id: AtomicU64,
+}
+
+struct UserInbox {
+    /// Tells this subscription from a later one of the same user (after all their sockets closed in between).
+    id: u64,
+    conns: Vec<Arc<Conn>>,
+    /// True once the subscription is registered at the server.
+    ready: watch::Receiver<bool>,
+    /// Cancelled when the user's last socket closes: the subscription ends.
+    stop: CancellationToken,
+}
+
+/// A socket's attachment to its user's inbox; detaches when dropped.
+pub struct Attached {
+    inboxes: Arc<Inboxes>,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.inboxes.detach(&self.conn);
+    }
 }
 
 impl Inboxes {
-    /// Routes the user's inbox to this socket from now on.
-    pub fn attach(&self, conn: &Arc<Conn>) {
-        lock(&self.users).entry(conn.user.id).or_default().push(conn.clone());
+    pub fn new(nats: async_nats::Client, registry: Arc<Registry>) -> Self {
+        Inboxes { nats, registry, users: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }
     }
 
-    /// Stops routing to a closing socket.
-    pub fn detach(&self, conn: &Arc<Conn>) {
+    /// Routes the user's inbox to this socket from now on, subscribing it if this is the user's first socket here.
+    /// Returns once the subscription is registered at the server (or after [`ATTACH_TIMEOUT`], logged).
+    pub async fn attach(self: &Arc<Self>, conn: &Arc<Conn>) -> Attached {
+        let user = conn.user.id;
+        let (mut ready, start) = {
+            let mut users = lock(&self.users);
+            match users.get_mut(&user) {
+                Some(inbox) => {
+                    inbox.conns.push(conn.clone());
+                    (inbox.ready.clone(), None)
+                }
+                None => {
+                    let (tx, rx) = watch::channel(false);
+                    let (id, stop) = (self.next_id.fetch_add(1, Ordering::Relaxed), CancellationToken::new());
+                    let inbox = UserInbox { id, conns: vec![conn.clone()], ready: rx.clone(), stop: stop.clone() };
+                    users.insert(user, inbox);
+                    (rx, Some((tx, id, stop)))
+                }
+            }
+        };
+        let attached = Attached { inboxes: self.clone(), conn: conn.clone() };
+        if let Some((tx, id, stop)) = start {
+            match self.subscribe(user).await {
+                Ok(sub) => {
+                    tokio::spawn(self.clone().route(user, id, sub, stop));
+                }
+                Err(e) => tracing::warn!(%user, error = %e, "could not subscribe the user's inbox"),
+            }
+            tx.send_replace(true);
+        }
+        if tokio::time::timeout(ATTACH_TIMEOUT, ready.wait_for(|r| *r)).await.is_err() {
+            tracing::warn!(%user, "the user's inbox subscription is not confirmed yet");
+        }
+        attached
+    }
+
+    async fn subscribe(&self, user: Uuid) -> Result<async_nats::Subscriber, InboxError> {
+        let sub = self.nats.subscribe(subjects::user_inbox(user)).await?;
+        tokio::time::timeout(ATTACH_TIMEOUT, self.nats.flush()).await.map_err(|_| InboxError::Timeout)??;
+        Ok(sub)
+    }
+
+    /// Stops routing to a closing socket; the user's last socket ends the subscription.
+    fn detach(&self, conn: &Arc<Conn>) {
         let mut users = lock(&self.users);
-        if let Some(conns) = users.get_mut(&conn.user.id) {
-            conns.retain(|c| !Arc::ptr_eq(c, conn));
-            if conns.is_empty() {
+        if let Some(inbox) = users.get_mut(&conn.user.id) {
+            inbox.conns.retain(|c| !Arc::ptr_eq(c, conn));
+            if inbox.conns.is_empty() {
+                inbox.stop.cancel();
                 users.remove(&conn.user.id);
             }
         }
     }
 
-    fn sockets_of(&self, user: Uuid) -> Vec<Arc<Conn>> {
-        lock(&self.users).get(&user).cloned().unwrap_or_default()
+    /// The user's sockets, if `id` is still their current subscription.
+    fn sockets_of(&self, user: Uuid, id: u64) -> Vec<Arc<Conn>> {
+        lock(&self.users).get(&user).filter(|i| i.id == id).map(|i| i.conns.clone()).unwrap_or_default()
     }
-}
 
-/// `rh.user.<id>.inbox` → the id.
-fn user_of(subject: &str) -> Option<Uuid> {
-    let mut parts = subject.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("rh"), Some("user"), Some(id), Some("inbox")) => Uuid::parse_str(id).ok(),
-        _ => None,
-    }
-}
-
-/// Subscribes `rh.user.*.inbox` (before the edge reports ready) and returns the task to spawn.
-pub async fn start(hub: Arc<Hub>) -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    let sub = hub.nats.subscribe(subjects::USER_INBOX_ALL).await?;
-    Ok(run(hub, sub))
-}
-
-async fn run(hub: Arc<Hub>, mut sub: async_nats::Subscriber) {
-    while let Some(msg) = sub.next().await {
-        let Some(user) = user_of(msg.subject.as_str()) else { continue };
-        let targets = hub.inboxes.sockets_of(user);
-        if targets.is_empty() {
-            continue;
-        }
-        let m: InboxMessage = match serde_json::from_slice(&msg.payload) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(%user, error = %e, "not an inbox message");
-                continue;
+    async fn route(self: Arc<Self>, user: Uuid, id: u64, mut sub: async_nats::Subscriber, stop: CancellationToken) {
+        loop {
+            let msg = tokio::select! {
+                _ = stop.cancelled() => return,
+                m = sub.next() => match m { Some(m) => m, None => return },
+            };
+            let m: InboxMessage = match serde_json::from_slice(&msg.payload) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%user, error = %e, "not an inbox message");
+                    continue;
+                }
+            };
+            let frame: axum::extract::ws::Utf8Bytes = ServerFrame::Sidebar {
+                action: m.action,
+                conversation_id: m.conversation_id,
+                conversation: m.conversation,
             }
-        };
-        let frame: axum::extract::ws::Utf8Bytes =
-            ServerFrame::Sidebar { action: m.action, conversation_id: m.conversation_id, conversation: m.conversation }
-                .to_json()
-                .into();
-        for conn in targets {
-            let _ = conn.send(frame.clone());
-            if m.action == SidebarAction::Removed {
-                hub.revoke(&conn, m.conversation_id, None);
+            .to_json()
+            .into();
+            for conn in self.sockets_of(user, id) {
+                let _ = conn.send(frame.clone());
+                if m.action == SidebarAction::Removed {
+                    self.registry.revoke(&conn, m.conversation_id, None);
+                }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_from_subject() {
-        let id = Uuid::new_v4();
-        assert_eq!(user_of(&subjects::user_inbox(id)), Some(id));
-        assert_eq!(user_of("rh.user.x.inbox"), None);
-        assert_eq!(user_of("rh.conv.x.event"), None);
     }
 }

@@ -186,6 +186,12 @@ impl Topology {
             storage: stream::StorageType::File,
             duplicate_window: Duration::from_secs(120),
             allow_direct: true,
+            // Live fan-out: edges subscribe the conversations they follow on the republished subjects.
+            republish: Some(stream::Republish {
+                source: subjects::STREAM_CONV_SUBJECTS.to_owned(),
+                destination: subjects::LIVE_CONV_SUBJECTS.to_owned(),
+                headers_only: false,
+            }),
             ..Default::default()
         })
         .await

@@ -60,6 +60,16 @@ pub fn conv_all(conversation_id: Uuid) -> String {
     format!("rh.conv.{conversation_id}.*")
 }
 
+/// Where [`STREAM_CONV`] republishes every event it stores (core NATS, with the `Nats-Sequence` and
+/// `Nats-Last-Sequence` headers): `rh.conv.<id>.<kind>` → `rh.live.conv.<id>.<kind>`. An edge subscribes the
+/// conversations its sockets follow here, so it receives only those.
+pub const LIVE_CONV_SUBJECTS: &str = "rh.live.conv.>";
+
+/// Everything of one conversation as republished live, in stream order.
+pub fn live_conv_all(conversation_id: Uuid) -> String {
+    format!("rh.live.conv.{conversation_id}.*")
+}
+
 /// Sidebar changes for one user (shared with you, permission changed, revoked, deleted). Core NATS.
 pub fn user_inbox(user_id: Uuid) -> String {
     format!("rh.user.{user_id}.inbox")
@@ -107,5 +117,6 @@ mod tests {
         assert_eq!(conversation_of(&conv_event(id)), Some(id));
         assert_eq!(conversation_of("rh.jobs.generate"), None);
         assert!(conv_all(id).ends_with(".*"));
+        assert_eq!(live_conv_all(id), format!("rh.live.{}", conv_all(id).trim_start_matches("rh.")));
     }
 }

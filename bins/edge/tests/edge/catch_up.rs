@@ -41,11 +41,11 @@ async fn late_joiners_of_a_streaming_response_catch_up_from_memory() -> anyhow::
     read_until_seq(&mut ada_ws, conv, last, &mut got).await?;
     assert_gapless(&got.seqs(), &want);
 
-    // Everything the late joiners missed came from the feed's memory, none from JetStream, and the edge still
-    // has one consumer: its tap.
+    // Everything the late joiners missed came from the feed's memory, none from JetStream, and the edge has no
+    // JetStream consumer at all (live events come from its core subscription).
     assert!(env.metric(0, r#"catch_up_events_total{source="memory"}"#).await? >= 20.0 * 100.0);
     assert_eq!(env.metric(0, r#"catch_up_events_total{source="stream"}"#).await?, stream_reads);
-    assert_eq!(env.conv_consumers().await?, 1);
+    assert_eq!(env.conv_consumers().await?, 0);
     Ok(())
 }
 
@@ -73,12 +73,12 @@ async fn a_position_older_than_the_tail_is_read_from_jetstream_then_live() -> an
         assert_eq!(Some(event), env.envelope(*seq).as_ref(), "event at seq {seq}");
     }
     assert!(env.metric(0, r#"catch_up_events_total{source="stream"}"#).await? >= 50.0);
-    assert_eq!(env.conv_consumers().await?, 1);
+    assert_eq!(env.conv_consumers().await?, 0);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_conversations_on_one_edge_share_one_consumer() -> anyhow::Result<()> {
+async fn many_conversations_on_one_edge_need_no_consumer() -> anyhow::Result<()> {
     let env = Env::start(1).await?;
     let ada = env.user("Ada")?;
     let mut convs = Vec::new();
@@ -111,7 +111,7 @@ async fn many_conversations_on_one_edge_share_one_consumer() -> anyhow::Result<(
         assert_gapless(&seen[conv], &want);
     }
     assert_eq!(env.metric(0, "feeds").await?, 50.0);
-    assert_eq!(env.conv_consumers().await?, 1);
+    assert_eq!(env.conv_consumers().await?, 0);
     Ok(())
 }
 
@@ -122,7 +122,7 @@ async fn subscribers_of_a_quiet_conversation_go_live_while_others_are_busy() -> 
     let quiet = env.conversation(&ada).await?;
     let busy = env.conversation(&ada).await?;
     let mut sockets = Vec::new();
-    // Each socket subscribes after more traffic elsewhere: the quiet conversation's feed is behind the tap's
+    // Each socket subscribes after more traffic elsewhere: the quiet conversation's feed is behind the stream's
     // position with nothing of its own to send, and each subscriber must still go live.
     for round in 0..3 {
         for index in 0..5 {

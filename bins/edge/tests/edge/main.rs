@@ -8,4 +8,5 @@ mod catch_up;
 mod helpers;
 mod ops;
 mod presence;
+mod scaleout;
 mod streaming;

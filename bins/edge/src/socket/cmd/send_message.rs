@@ -5,8 +5,8 @@
 //! The cached permission of a subscription refuses view-only senders without a round trip; a socket that is not
 //! subscribed asks `rh.api.access` first. The api checks again either way: the edge's check only saves work.
 
-use crate::conn::Conn;
 use crate::hub::Hub;
+use crate::socket::conn::Conn;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::{AccessGrant, AccessRequest, MessageAccepted, SendMessageRequest};
 use rh_protocol::{Permission, ServerFrame, subjects};
@@ -43,7 +43,7 @@ impl SendMessage {
         let conv = self.conversation_id;
         if cached.is_none() {
             let req = AccessRequest { user_id: conn.user.id, conversation_id: conv };
-            match rh_bus::request::<_, AccessGrant>(&hub.nats, subjects::API_ACCESS, &req, hub.request_timeout()).await
+            match rh_bus::request::<_, AccessGrant>(hub.nats(), subjects::API_ACCESS, &req, hub.request_timeout()).await
             {
                 Ok(g) if !g.permission.can_respond() => {
                     let _ = conn.send_frame(&forbidden(&self.client_msg_id));
@@ -62,7 +62,7 @@ impl SendMessage {
             text: self.text,
             client_msg_id: Some(self.client_msg_id.clone()),
         };
-        match rh_bus::request::<_, MessageAccepted>(&hub.nats, subjects::API_SEND_MESSAGE, &req, hub.request_timeout())
+        match rh_bus::request::<_, MessageAccepted>(hub.nats(), subjects::API_SEND_MESSAGE, &req, hub.request_timeout())
             .await
         {
             Ok(ok) => {

@@ -1,8 +1,8 @@
 //! `unsubscribe {conversation_id}`: ends the socket's subscription (no reply; unknown ones are ignored, so a
 //! client may unsubscribe blindly).
 
-use crate::conn::Conn;
 use crate::hub::Hub;
+use crate::socket::conn::Conn;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -13,6 +13,6 @@ pub struct Unsubscribe {
 
 impl Unsubscribe {
     pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
-        hub.end_subscription(conn, self.conversation_id, None);
+        hub.registry().end_subscription(conn, self.conversation_id, None);
     }
 }

@@ -1,14 +1,15 @@
 //! `subscribe {conversation_id, after_seq?}`: asks the api whether the user may see the conversation
 //! (`rh.api.access`), answers `subscribed {conversation_id, permission, seq}` (seq = `after_seq`, or the
-//! `history_seq` the api reports), then catches the client up on what it missed and continues live (see [`crate::hub`]).
+//! `history_seq` the api reports), then catches the client up on what it missed and continues live (see [`crate::fanout::registry`]).
 //! A refusal is an `error` frame (`not_found` / `forbidden`) with `ref` = the conversation id.
 //!
 //! Subscribing again to a conversation the socket already follows replaces the old subscription.
 
-use crate::catch_up::CatchUpFrom;
-use crate::conn::{Conn, SubState};
-use crate::hub::{Hub, Joined};
+use crate::fanout::Joined;
+use crate::fanout::catch_up::CatchUpFrom;
+use crate::hub::Hub;
 use crate::lock;
+use crate::socket::conn::{Conn, SubState};
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::{AccessGrant, AccessRequest};
 use rh_protocol::{ServerFrame, subjects};
@@ -24,14 +25,14 @@ pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 64;
 pub struct Subscribe {
     pub conversation_id: Uuid,
     pub after_seq: Option<u64>,
-    /// Merge runs of missed deltas into one (see [`crate::catch_up`]).
+    /// Merge runs of missed deltas into one (see [`crate::fanout::catch_up`]).
     pub compact: bool,
 }
 
 impl Subscribe {
     pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
         let conv = self.conversation_id;
-        hub.end_subscription(conn, conv, None);
+        hub.registry().end_subscription(conn, conv, None);
         let generation = hub.next_id();
         let cancel = CancellationToken::new();
         {
@@ -57,9 +58,9 @@ impl Subscribe {
         let req = AccessRequest { user_id: conn.user.id, conversation_id: conv };
         let grant = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = rh_bus::request::<_, AccessGrant>(&hub.nats, subjects::API_ACCESS, &req, hub.request_timeout()) => r,
+            r = rh_bus::request::<_, AccessGrant>(hub.nats(), subjects::API_ACCESS, &req, hub.request_timeout()) => r,
         };
-        hub.metrics.access_seconds.observe(started.elapsed().as_secs_f64());
+        hub.metrics().access_seconds.observe(started.elapsed().as_secs_f64());
         let grant = match grant {
             Ok(g) => g,
             Err(e) => {
@@ -86,16 +87,17 @@ impl Subscribe {
         if conn.send_frame(&subscribed).is_err() {
             return;
         }
-        match hub.join(conn, conv, generation, after_seq, &grant, self.compact) {
+        let registry = hub.registry();
+        match registry.join(conn, conv, generation, after_seq, grant.history_seq, self.compact) {
             Joined::Gone => {}
             Joined::Live => {
-                hub.metrics.catch_up_seconds.observe(started.elapsed().as_secs_f64());
-                hub.presence_touch(conv, Some(conn.clone()));
+                hub.metrics().catch_up_seconds.observe(started.elapsed().as_secs_f64());
+                registry.presence_touch(conv, Some(conn.clone()));
             }
             Joined::CatchUp { feed, joined_at } => {
-                hub.presence_touch(conv, Some(conn.clone()));
+                registry.presence_touch(conv, Some(conn.clone()));
                 let how = CatchUpFrom { after_seq, grant_seq: grant.history_seq, joined_at, compact: self.compact };
-                hub.catch_up(feed, conn, generation, how, cancel, started).await;
+                registry.catch_up(feed, conn, generation, how, cancel, started).await;
             }
         }
     }

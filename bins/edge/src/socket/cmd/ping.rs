@@ -1,6 +1,6 @@
 //! `ping` → `pong`: lets a client check the socket end to end.
 
-use crate::conn::Conn;
+use crate::socket::conn::Conn;
 use rh_protocol::ServerFrame;
 
 #[derive(Debug)]

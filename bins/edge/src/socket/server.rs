@@ -1,5 +1,6 @@
 //! The listener: `GET /ws` (JWT auth, connection limit, upgrade) merged with the ops endpoints.
 
+use super::conn::{Conn, User};
 use crate::hub::Hub;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -54,7 +55,8 @@ fn token<'a>(headers: &'a HeaderMap, query: &'a WsQuery) -> Option<&'a str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Authenticates BEFORE upgrading (a bad or missing token is a plain 401), then takes a connection slot.
+/// Authenticates BEFORE upgrading (a bad or missing token is a plain 401), then takes a connection slot, then
+/// attaches the user's inbox: once the client sees the socket open, its sidebar is live.
 async fn upgrade(
     State(app): State<App>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
@@ -73,18 +75,22 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    if app.hub.shutdown.is_cancelled() {
+    if app.hub.shutdown().is_cancelled() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "shutting down");
     }
     let Ok(permit) = app.limiter.clone().try_acquire_owned() else {
-        app.hub.metrics.connections_refused.inc();
+        app.hub.metrics().connections_refused.inc();
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this edge is at its connection limit");
     };
     let hub = app.hub.clone();
+    let user = User { id: claims.sub, name: claims.name };
+    let conn = Arc::new(Conn::new(hub.next_id(), user, hub.config().socket_queue as usize));
+    // Detached when dropped: at the socket's end, or with the upgrade callback if the upgrade fails.
+    let inbox = hub.inboxes().attach(&conn).await;
     ws.max_message_size(WS_MAX_MESSAGE_BYTES)
         .max_frame_size(WS_MAX_MESSAGE_BYTES)
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(WS_WRITE_BUFFER_BYTES)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| crate::connection::run(hub, socket, claims, permit))
+        .on_upgrade(move |socket| super::connection::run(hub, socket, conn, inbox, permit))
 }

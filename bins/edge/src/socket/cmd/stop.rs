@@ -2,8 +2,8 @@
 //! subscribers are refused here already (`forbidden`); the api enforces it again. Success has no frame of its
 //! own: the `response.stopped` event follows on the subscription.
 
-use crate::conn::Conn;
 use crate::hub::Hub;
+use crate::socket::conn::Conn;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::{StopAccepted, StopRequest};
 use rh_protocol::{ServerFrame, subjects};
@@ -30,7 +30,7 @@ impl Stop {
         tokio::spawn(async move {
             let req = StopRequest { user_id: conn.user.id, conversation_id: conv };
             let res: Result<StopAccepted, _> =
-                rh_bus::request(&hub.nats, subjects::API_STOP, &req, hub.request_timeout()).await;
+                rh_bus::request(hub.nats(), subjects::API_STOP, &req, hub.request_timeout()).await;
             if let Err(e) = res {
                 let _ = conn.send_frame(&super::request_error(&e, conv.to_string()));
             }

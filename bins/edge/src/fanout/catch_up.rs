@@ -1,11 +1,12 @@
 //! Catch-up: sending a subscriber behind the live position what it missed, `(after_seq, feed.last_seq]`, then
-//! turning it live (see [`crate::hub`] for the hand-over rule).
+//! turning it live (see [`super::registry`] for the hand-over rule). A subscriber of a feed that is not anchored
+//! yet waits for the anchor first.
 //!
 //! - From the feed's in-memory tail when the position is inside it: a late joiner of a streaming response, or a
 //!   socket reconnecting with its last `seq`, costs the broker nothing and is served in batches as large as the
 //!   socket's queue has room for, under the feed's lock.
 //! - With `compact` (the web client asks for it) the socket's writer sends each run of consecutive deltas of
-//!   such a batch as ONE merged delta ([`crate::compact`]): a late joiner of a response 2,000 tokens in gets it in
+//!   such a batch as ONE merged delta ([`super::compact`]): a late joiner of a response 2,000 tokens in gets it in
 //!   a handful of frames instead of hundreds, which is most of what a burst of late joiners costs the edge, the
 //!   network and the clients.
 //! - What is older than the tail is read from JetStream, one "next message of `rh.conv.<id>.*` from seq"
@@ -14,8 +15,8 @@
 //!   per socket hit nats-server's consumer limit). The request goes to the stream leader, never to a replica that
 //!   could be behind (a direct get may be answered by one). What was read is prepended to the tail, so the next
 //!   subscriber from that position catches up from memory: typically the first subscriber of a conversation on
-//!   this node reads `(history_seq, tap position]` (usually one request that finds nothing) and everyone after
-//!   it is served from memory.
+//!   this node reads `(history_seq, anchor]` (usually one request that finds nothing) and everyone after it is
+//!   served from memory.
 //! - A position the stream no longer covers — retention (`max_age`, `max_bytes`) dropped events after it, and the
 //!   conversation's stored history (`grant_seq`) has moved past it, so some of what dropped may have been this
 //!   conversation's — ends the subscription with `cannot_recover`: the client reloads history over HTTP and
@@ -24,10 +25,11 @@
 //!   position (`grant_seq <= after_seq`) simply continues. Only positions older than both the tail and the stored
 //!   history pay for the check (one stream-info request).
 
-use crate::conn::Conn;
-use crate::feed::{Decoded, Effect, Feed};
-use crate::hub::Hub;
+use super::feed::Feed;
+use super::registry::Registry;
+use super::tail::{Decoded, Effect};
 use crate::lock;
+use crate::socket::conn::Conn;
 use anyhow::Context as _;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use rh_protocol::frame::ErrorCode;
@@ -44,21 +46,22 @@ pub struct CatchUpFrom {
     pub after_seq: u64,
     /// Access events above it were not reflected in the grant...
     pub grant_seq: u64,
-    /// ...and those up to here predate the join, so the catch-up applies them (the feed applies later ones).
-    pub joined_at: u64,
-    /// The socket's writer may merge runs of deltas ([`crate::compact`]).
+    /// ...and those up to here predate the join, so the catch-up applies them (the feed applies later ones);
+    /// `None`: up to the feed's anchor (the subscription joined before it).
+    pub joined_at: Option<u64>,
+    /// The socket's writer may merge runs of deltas ([`super::compact`]).
     pub compact: bool,
 }
 
 /// One catching-up subscription.
 struct CatchUp<'a> {
-    hub: &'a Hub,
+    reg: &'a Registry,
     feed: &'a Feed,
     conn: &'a Arc<Conn>,
     generation: u64,
     from: CatchUpFrom,
-    /// Frames left free in the socket's queue for control frames (presence, errors) while catching up.
-    reserve: usize,
+    /// Access events up to here are this catch-up's to apply (known once the feed is anchored).
+    joined_at: u64,
 }
 
 /// Why a catch-up ended without turning live, other than the subscription or the socket ending.
@@ -79,7 +82,7 @@ enum Step {
     Stream { until: u64 },
 }
 
-impl Hub {
+impl Registry {
     /// Catches a subscription up from `after_seq`, then turns it live. Runs in the subscribe command's task; ends
     /// early when the subscription or the socket ends. On a broker error the subscription ends with an
     /// `unavailable` error frame (the client subscribes again with its last seq).
@@ -93,12 +96,17 @@ impl Hub {
         started: Instant,
     ) {
         let conversation = feed.conversation;
-        let reserve = (self.config.socket_queue as usize / 4).max(4);
-        let job = CatchUp { hub: self, feed: &feed, conn, generation, from, reserve };
+        let job = async {
+            if !feed.started().await {
+                return Err(CatchUpError::Broker(anyhow::anyhow!("could not start following the conversation")));
+            }
+            let joined_at = from.joined_at.unwrap_or_else(|| lock(&feed.state).anchored_at);
+            CatchUp { reg: self, feed: &feed, conn, generation, from, joined_at }.run().await
+        };
         let result = tokio::select! {
             _ = cancel.cancelled() => Ok(false),
             _ = conn.closed().cancelled() => Ok(false),
-            r = job.run() => r,
+            r = job => r,
         };
         match result {
             Ok(true) => self.metrics.catch_up_seconds.observe(started.elapsed().as_secs_f64()),
@@ -140,7 +148,7 @@ impl CatchUp<'_> {
             let Some(room) = self.room().await else { return Ok(false) };
             let step = {
                 let mut st = lock(&self.feed.state);
-                if st.closed {
+                if self.feed.closed().is_cancelled() {
                     return Ok(false);
                 }
                 let (last_seq, floor) = (st.last_seq, st.tail.floor());
@@ -159,14 +167,14 @@ impl CatchUp<'_> {
                 } else {
                     let batch = st.tail.after(pos, room);
                     // All of the tail above `pos` fits: once sent, the client has everything up to `last_seq`
-                    // (which need not be an event of this conversation: the tap's position at the feed's start).
+                    // (which need not be an event of this conversation: the feed's anchor).
                     let reaches = if batch.len() < room { last_seq } else { pos };
                     Step::Memory { batch, reaches }
                 }
             };
             match step {
                 Step::Memory { batch, reaches } => {
-                    self.hub.metrics.catch_up_events.with_label_values(&["memory"]).inc_by(batch.len() as u64);
+                    self.reg.metrics.catch_up_events.with_label_values(&["memory"]).inc_by(batch.len() as u64);
                     for d in &batch {
                         if !self.send(d) {
                             return Ok(false);
@@ -189,7 +197,7 @@ impl CatchUp<'_> {
             if self.conn.is_closed() {
                 return None;
             }
-            let room = self.conn.queue_room().saturating_sub(self.reserve);
+            let room = self.conn.queue_room().saturating_sub(self.reg.catch_up_reserve);
             if room > 0 {
                 return Some(room);
             }
@@ -204,10 +212,10 @@ impl CatchUp<'_> {
         }
         if let Some(effect) = d.effect
             && d.seq > self.from.grant_seq
-            && d.seq <= self.from.joined_at
+            && d.seq <= self.joined_at
             && effect.affects(self.conn.user.id)
         {
-            self.hub.apply(effect, self.conn, self.conversation(), self.generation);
+            self.reg.apply(effect, self.conn, self.conversation(), self.generation);
             if matches!(effect, Effect::Revoke(_)) {
                 return false;
             }
@@ -221,7 +229,7 @@ impl CatchUp<'_> {
         // Only a position behind the stored history can have lost something: a client subscribing from its HTTP
         // history's `seq` (the usual case) costs no stream-info request.
         if self.from.grant_seq > from {
-            let info = self.hub.stream.get_info().await.context("reading the stream's state")?;
+            let info = self.reg.stream.get_info().await.context("reading the stream's state")?;
             let first_seq = info.state.first_sequence;
             if from + 1 < first_seq {
                 return Err(CatchUpError::CannotRecover { after_seq: from, first_seq });
@@ -232,7 +240,7 @@ impl CatchUp<'_> {
         let (mut read, mut read_bytes) = (Vec::new(), 0usize);
         let mut pos = from;
         loop {
-            let request = self.hub.stream.raw_message_builder().sequence(pos + 1).next_by_subject(filter.clone());
+            let request = self.reg.stream.raw_message_builder().sequence(pos + 1).next_by_subject(filter.clone());
             let msg = match request.send().await {
                 Ok(msg) if msg.sequence <= until => msg,
                 Ok(_) => break,
@@ -240,7 +248,7 @@ impl CatchUp<'_> {
                 Err(e) => return Err(anyhow::Error::new(e).context("reading the conversation from the stream").into()),
             };
             pos = msg.sequence;
-            self.hub.metrics.catch_up_events.with_label_values(&["stream"]).inc();
+            self.reg.metrics.catch_up_events.with_label_values(&["stream"]).inc();
             let Some(d) = Decoded::new(self.conversation(), msg.sequence, msg.subject.as_str(), &msg.payload) else {
                 continue;
             };

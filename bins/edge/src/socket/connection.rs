@@ -1,21 +1,21 @@
 //! One socket's life: two tasks. The reader (the upgrade task itself) parses client frames and applies commands;
 //! the writer drains the socket's bounded queue, writing everything pending together (`feed` each frame, one
 //! `flush`), so a burst costs one syscall rather than one per frame (tungstenite writes out on its own only when
-//! its write buffer passes [`crate::server`]'s `WS_WRITE_BUFFER_BYTES`).
+//! its write buffer passes [`super::server`]'s `WS_WRITE_BUFFER_BYTES`).
 //!
 //! Either side ending ends the other: the reader closes the [`Conn`] when the client goes away or the server
 //! shuts down (close code 1001, "going away"), the writer when a write fails; a queue overflow (`lagged`) closes
 //! it from the sending side. The writer waits on the queue alone (`Conn::poll_take`), which also reports the
 //! close, so a delivery costs it one lock and no cancellation-token bookkeeping.
 
-use crate::cmd::Command;
-use crate::compact::Outgoing;
-use crate::conn::{Conn, User};
+use super::cmd::Command;
+use super::conn::Conn;
+use crate::fanout::compact::Outgoing;
 use crate::hub::Hub;
+use crate::sidebar::Attached;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
-use rh_auth::Claims;
 use rh_protocol::ServerFrame;
 use rh_protocol::frame::ErrorCode;
 use std::collections::VecDeque;
@@ -23,21 +23,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
-/// Serves one upgraded socket until it closes. `_permit` is the connection-limit slot, returned on drop.
-pub async fn run(hub: Arc<Hub>, socket: WebSocket, claims: Claims, _permit: OwnedSemaphorePermit) {
-    let user = User { id: claims.sub, name: claims.name };
-    let conn = Arc::new(Conn::new(hub.next_id(), user, hub.config.socket_queue as usize));
-    hub.metrics.connections.inc();
+/// Serves one upgraded socket until it closes. `inbox` routes its user's inbox to it until dropped
+/// ([`super::server`] attached it before the upgrade); `_permit` is the connection-limit slot, returned on drop.
+pub async fn run(hub: Arc<Hub>, socket: WebSocket, conn: Arc<Conn>, inbox: Attached, _permit: OwnedSemaphorePermit) {
+    hub.metrics().connections.inc();
     tracing::debug!(conn = conn.id, user = %conn.user.id, "socket open");
 
-    hub.inboxes.attach(&conn);
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(hub.clone(), conn.clone(), sink));
 
     loop {
         let msg = tokio::select! {
             _ = conn.closed().cancelled() => break,
-            _ = hub.shutdown.cancelled() => {
+            _ = hub.shutdown().cancelled() => {
                 conn.go_away();
                 break;
             }
@@ -47,12 +45,12 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, claims: Claims, _permit: Owne
             Some(Ok(Message::Text(text))) => match Command::parse(text.as_str()) {
                 Ok(cmd) => cmd.apply(&hub, &conn),
                 Err(refusal) => {
-                    hub.metrics.frames_refused.with_label_values(&[refusal.code.as_str()]).inc();
+                    hub.metrics().frames_refused.with_label_values(&[refusal.code.as_str()]).inc();
                     let _ = conn.send_frame(&refusal.frame());
                 }
             },
             Some(Ok(Message::Binary(_))) => {
-                hub.metrics.frames_refused.with_label_values(&[ErrorCode::BadRequest.as_str()]).inc();
+                hub.metrics().frames_refused.with_label_values(&[ErrorCode::BadRequest.as_str()]).inc();
                 let _ = conn.send_frame(&ServerFrame::error(
                     ErrorCode::BadRequest,
                     "binary frames are not supported; send JSON text frames",
@@ -69,9 +67,10 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, claims: Claims, _permit: Owne
     }
 
     conn.close();
-    hub.disconnect(&conn);
+    hub.registry().disconnect(&conn);
+    drop(inbox);
     let _ = writer.await;
-    hub.metrics.connections.dec();
+    hub.metrics().connections.dec();
     tracing::debug!(conn = conn.id, "socket closed");
 }
 
@@ -81,9 +80,9 @@ async fn write_loop(hub: Arc<Hub>, conn: Arc<Conn>, mut sink: SplitSink<WebSocke
         if !std::future::poll_fn(|cx| conn.poll_take(cx, &mut batch)).await {
             break;
         }
-        let folded = crate::compact::merge_runs(&mut batch);
+        let folded = crate::fanout::compact::merge_runs(&mut batch);
         if folded > 0 {
-            hub.metrics.deltas_merged.inc_by(folded as u64);
+            hub.metrics().deltas_merged.inc_by(folded as u64);
         }
         // A client that stops reading blocks the write; closing the conn (e.g. when its queue overflows) must
         // still end it. `biased`: the write usually completes at once, and the close branch is then never polled.
@@ -93,7 +92,7 @@ async fn write_loop(hub: Arc<Hub>, conn: Arc<Conn>, mut sink: SplitSink<WebSocke
             _ = conn.closed().cancelled() => Err(()),
         };
         match wrote {
-            Ok(n) => hub.metrics.frames_out.inc_by(n as u64),
+            Ok(n) => hub.metrics().frames_out.inc_by(n as u64),
             Err(()) => {
                 conn.close();
                 break;

@@ -17,8 +17,8 @@ pub use stop::Stop;
 pub use subscribe::Subscribe;
 pub use unsubscribe::Unsubscribe;
 
-use crate::conn::Conn;
 use crate::hub::Hub;
+use crate::socket::conn::Conn;
 use rh_bus::{RequestError, RequestErrorKind};
 use rh_protocol::frame::{ErrorCode, MAX_CLIENT_FRAME_BYTES};
 use rh_protocol::{ClientFrame, ServerFrame};

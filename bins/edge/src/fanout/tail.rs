@@ -1,136 +1,14 @@
-//! One conversation followed by this process: its local subscriptions and an in-memory tail of its recent events.
-//!
-//! A [`Feed`] has no JetStream consumer of its own: the process-wide [`crate::tap`] hands it the conversation's
-//! events in stream order. Each event is turned into its `event` frame ONCE
-//! ([`rh_protocol::frame::event_frame_json`] around the stored bytes, untouched); the same [`Utf8Bytes`]
-//! (reference counted) is queued on every live socket and kept in the `Tail`, from which subscribers that are
-//! behind the live position catch up (see [`crate::catch_up`]).
-//!
-//! Invariant, under the feed's lock: the feed has seen every event of its conversation up to `last_seq` (the
-//! highest seq it delivered, or the tap's position when it was created), and the tail holds exactly the
-//! conversation's events in `(tail.floor, last_seq]`.
+//! What a feed keeps and sends: each event decoded ONCE into its `event` frame ([`Decoded`]), and the
+//! conversation's recent events in memory ([`Tail`]), from which subscribers behind the live position catch up.
 
-use crate::compact::Outgoing;
-use crate::conn::{Conn, SendError};
-use crate::hub::Hub;
-use crate::lock;
+use super::compact::Outgoing;
 use axum::extract::ws::Utf8Bytes;
 use rh_protocol::frame::event_frame_json;
 use rh_protocol::{Envelope, Event, Permission};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-/// One conversation followed by this process.
-pub struct Feed {
-    pub(crate) conversation: Uuid,
-    pub(crate) state: Mutex<FeedState>,
-}
-
-pub(crate) struct FeedState {
-    /// The feed has seen every event of the conversation up to here.
-    pub last_seq: u64,
-    /// The conversation's events in `(tail.floor, last_seq]`.
-    pub tail: Tail,
-    /// By socket id (a socket has at most one subscription per conversation).
-    pub entries: HashMap<u64, Entry>,
-    /// Entries per user (with the user's name), kept with `entries` so presence asks for the unique viewers without
-    /// walking every entry: presence asks after every join, and walking 10,000 entries per join was quadratic.
-    pub users: HashMap<Uuid, (usize, String)>,
-    /// Removed from the hub; no more entries may join.
-    pub closed: bool,
-}
-
-pub(crate) struct Entry {
-    pub conn: Arc<Conn>,
-    pub generation: u64,
-    /// Highest seq sent to this socket.
-    pub last_seq: u64,
-    /// False while it catches up; the feed only sends to live entries.
-    pub live: bool,
-    /// `history_seq` of the grant: access events at or below it were already reflected in the grant.
-    pub grant_seq: u64,
-    /// Deltas may be merged on this socket ([`crate::compact`]).
-    pub compact: bool,
-}
-
-impl Feed {
-    /// A feed that has seen everything up to `position` (the tap's position) and holds nothing yet.
-    pub(crate) fn new(conversation: Uuid, position: u64, tail_limits: TailLimits) -> Feed {
-        Feed {
-            conversation,
-            state: Mutex::new(FeedState {
-                last_seq: position,
-                tail: Tail::new(position, tail_limits),
-                entries: HashMap::new(),
-                users: HashMap::new(),
-                closed: false,
-            }),
-        }
-    }
-
-    /// Called by the tap with each of the conversation's events, in stream order: fans it out to the live entries,
-    /// keeps it in the tail, then applies its access effect.
-    pub(crate) fn deliver(&self, hub: &Hub, d: Decoded) {
-        let mut affected: Vec<(Arc<Conn>, u64)> = Vec::new();
-        let effect = d.effect;
-        {
-            let mut st = lock(&self.state);
-            if st.closed || d.seq <= st.last_seq {
-                return;
-            }
-            st.last_seq = d.seq;
-            for e in st.entries.values_mut() {
-                if e.live && e.last_seq < d.seq {
-                    e.last_seq = d.seq;
-                    if e.conn.send_outgoing(d.outgoing(e.compact)) == Err(SendError::Lagged) {
-                        hub.metrics.slow_consumers_dropped.inc();
-                        tracing::info!(user = %e.conn.user.id, "slow socket closed");
-                    }
-                }
-            }
-            if let Some(effect) = effect {
-                for e in st.entries.values() {
-                    if d.seq > e.grant_seq && effect.affects(e.conn.user.id) {
-                        affected.push((e.conn.clone(), e.generation));
-                    }
-                }
-            }
-            st.tail.push(d);
-        }
-        if let Some(effect) = effect {
-            for (conn, generation) in affected {
-                hub.apply(effect, &conn, self.conversation, generation);
-            }
-        }
-    }
-}
-
-impl FeedState {
-    /// Adds an entry; false if the socket already had one (replaced; same user).
-    pub fn add(&mut self, conn_id: u64, entry: Entry) -> bool {
-        let conn = entry.conn.clone();
-        match self.entries.insert(conn_id, entry) {
-            Some(_) => false,
-            None => {
-                self.users.entry(conn.user.id).or_insert_with(|| (0, conn.user.name.clone())).0 += 1;
-                true
-            }
-        }
-    }
-
-    pub fn remove(&mut self, conn_id: u64) {
-        if let Some(e) = self.entries.remove(&conn_id)
-            && let std::collections::hash_map::Entry::Occupied(mut u) = self.users.entry(e.conn.user.id)
-        {
-            u.get_mut().0 -= 1;
-            if u.get().0 == 0 {
-                u.remove();
-            }
-        }
-    }
-}
 
 /// How much a `Tail` keeps (`--feed-tail-bytes`, `--feed-tail-secs`).
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +30,7 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
-    fn new(floor: u64, limits: TailLimits) -> Tail {
+    pub(super) fn new(floor: u64, limits: TailLimits) -> Tail {
         Tail { events: VecDeque::new(), floor, bytes: 0, limits }
     }
 
@@ -161,7 +39,7 @@ impl Tail {
         self.floor
     }
 
-    fn push(&mut self, d: Decoded) {
+    pub(super) fn push(&mut self, d: Decoded) {
         self.bytes += d.size();
         self.events.push_back(d);
         self.evict_over_limits();

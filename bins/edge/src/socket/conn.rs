@@ -11,7 +11,7 @@
 //! and writes it with one flush. Closing the socket is signalled through the same lock, so the writer waits on
 //! one thing only instead of re-registering on cancellation tokens at every wake-up.
 
-use crate::compact::Outgoing;
+use crate::fanout::compact::Outgoing;
 use axum::extract::ws::Utf8Bytes;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::{Permission, ServerFrame};
@@ -94,7 +94,7 @@ impl Conn {
         self.send_outgoing(frame.into())
     }
 
-    /// [`Conn::send`] for a frame that may carry a delta to merge ([`crate::compact`]).
+    /// [`Conn::send`] for a frame that may carry a delta to merge ([`crate::fanout::compact`]).
     pub fn send_outgoing(&self, frame: Outgoing) -> Result<(), SendError> {
         let waker = {
             let mut out = crate::lock(&self.outbox);
