@@ -73,7 +73,7 @@ impl Inboxes {
     }
 
     /// Routes the user's inbox to this socket from now on, subscribing it if this is the user's first socket here.
-    /// Returns once the subscription is registered at the server (or after [`ATTACH_TIMEOUT`], logged).
+    /// Returns once the subscription is registered at the server (or after `ATTACH_TIMEOUT`, logged).
     pub async fn attach(self: &Arc<Self>, conn: &Arc<Conn>) -> Attached {
         let user = conn.user.id;
         let (mut ready, start) = {

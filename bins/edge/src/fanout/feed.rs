@@ -1,8 +1,8 @@
 //! One conversation followed by this process: its local subscriptions and an in-memory tail of its recent events.
 //!
 //! A [`Feed`] is fed by its own live subscription ([`super::live`]), in stream order. Each event is turned into its
-//! `event` frame ONCE ([`Decoded`]); the same [`axum::extract::ws::Utf8Bytes`] (reference counted) is queued on
-//! every live socket and kept in the [`Tail`], from which subscribers that are behind the live position catch up
+//! `event` frame ONCE (`Decoded`); the same [`axum::extract::ws::Utf8Bytes`] (reference counted) is queued on
+//! every live socket and kept in the `Tail`, from which subscribers that are behind the live position catch up
 //! (see [`super::catch_up`]).
 //!
 //! A feed starts *unanchored*: its live subscription is being set up and it does not know yet from which position it

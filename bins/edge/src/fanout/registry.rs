@@ -17,7 +17,7 @@
 //! Events `participant.removed`, `participant.changed` and `conversation.deleted` act on the subscriptions whose
 //! grant predates them (`seq > grant_seq`, the `history_seq` the api answered with): revoked subscriptions end with
 //! `access_revoked`, changed ones get `permission_changed` and a new cached permission. The feed reports them for
-//! entries that were joined when it saw the event ([`Feed::deliver`] returns them); a catch-up applies those it
+//! entries that were joined when it saw the event (`Feed::deliver` returns them); a catch-up applies those it
 //! sends from before it joined.
 //!
 //! Lock order: `Registry::feeds` → `Conn::subs` → `Feed::state`. No lock is held across an `.await`.

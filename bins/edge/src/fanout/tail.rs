@@ -1,5 +1,5 @@
-//! What a feed keeps and sends: each event decoded ONCE into its `event` frame ([`Decoded`]), and the
-//! conversation's recent events in memory ([`Tail`]), from which subscribers behind the live position catch up.
+//! What a feed keeps and sends: each event decoded ONCE into its `event` frame (`Decoded`), and the
+//! conversation's recent events in memory (`Tail`), from which subscribers behind the live position catch up.
 
 use super::compact::Outgoing;
 use axum::extract::ws::Utf8Bytes;
