@@ -36,7 +36,9 @@ use uuid::Uuid;
 
 /// How long after the last message (or a reconnect) a feed checks the stream for a trailing loss.
 pub const IDLE_CHECK: Duration = Duration::from_secs(1);
-/// Longest pause between attempts to repair from a stream that does not answer.
+/// How long a new feed keeps trying to subscribe and anchor before its subscribers get `unavailable`.
+const START_PATIENCE: Duration = Duration::from_secs(10);
+/// Longest pause between attempts to start or repair while the broker does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Why a feed could not start or repair.
@@ -67,18 +69,13 @@ impl Kind {
 
 /// Follows the feed's conversation until the feed closes. Spawned by [`Registry::join`] for a new feed.
 pub(crate) async fn follow(reg: Arc<Registry>, feed: Arc<Feed>) {
-    let conversation = feed.conversation;
     let started = tokio::select! {
         _ = feed.closed().cancelled() => return,
-        r = start(&reg, &feed) => r,
+        r = start_with_retries(&reg, &feed) => r,
     };
-    let mut sub = match started {
-        Ok(sub) => sub,
-        Err(e) => {
-            tracing::warn!(%conversation, error = %e, "could not follow the conversation");
-            feed.fail();
-            return;
-        }
+    let Some(mut sub) = started else {
+        feed.fail();
+        return;
     };
     let anchor = feed.last_seq();
     let mut link = Link { known: [anchor; 2], connects: connects(&reg), idle_check: false };
@@ -102,6 +99,25 @@ pub(crate) async fn follow(reg: Arc<Registry>, feed: Arc<Feed>) {
 
 fn connects(reg: &Registry) -> u64 {
     reg.nats.statistics().connects.load(Ordering::Relaxed)
+}
+
+/// [`start`], retried (a NATS reconnect in progress) for up to [`START_PATIENCE`]; `None` if it never succeeded.
+async fn start_with_retries(reg: &Registry, feed: &Feed) -> Option<async_nats::Subscriber> {
+    let give_up = tokio::time::Instant::now() + START_PATIENCE;
+    let mut failures = 0u32;
+    loop {
+        match start(reg, feed).await {
+            Ok(sub) => return Some(sub),
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(conversation = %feed.conversation, error = %e, failures, "could not follow the conversation");
+                if tokio::time::Instant::now() >= give_up {
+                    return None;
+                }
+                tokio::time::sleep((Duration::from_millis(100) * failures).min(MAX_BACKOFF)).await;
+            }
+        }
+    }
 }
 
 /// Subscribes the live subject, makes sure the server has the subscription, and anchors the feed.

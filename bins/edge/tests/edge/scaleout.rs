@@ -74,21 +74,25 @@ async fn a_nats_restart_mid_stream_loses_nothing() -> anyhow::Result<()> {
     let mut ws = env.connect(0, &ada).await?;
     let (_, from) = subscribe(&mut ws, conv, None).await?;
     let rid = Uuid::new_v4();
+    let mut last = 0;
     for index in 0..10 {
-        env.publish(conv, None, delta(rid, index, "a")).await?;
+        last = env.publish(conv, None, delta(rid, index, "a")).await?;
     }
+    let mut got = Received::default();
+    read_until_seq(&mut ws, conv, last, &mut got).await?;
     // The server restarts; the edge reconnects and re-subscribes on its own, while the response goes on: what was
     // published before the edge's subscription was back is not republished to it, and it must repair that from the
     // stream.
     env.nats.restart().await?;
-    let mut last = 0;
     for index in 10..30 {
+        // Retried with the same event (same `Nats-Msg-Id`) while the test's own client reconnects: stored once.
+        let event = rh_protocol::Envelope::new(conv, None, delta(rid, index, "b"));
         last = rh_testkit::eventually(WAIT, "publishing after the restart", || async {
-            env.publish(conv, None, delta(rid, index, "b")).await.ok()
+            rh_bus::publish_event_acked(&env.js, &event).await.ok()
         })
         .await?;
+        env.published.lock().unwrap().insert(last, event);
     }
-    let mut got = Received::default();
     read_until_seq(&mut ws, conv, last, &mut got).await?;
     assert_gapless(&got.seqs(), &env.published_after(conv, from));
     assert!(env.metric(0, "live_repairs_total").await? >= 1.0);
