@@ -87,6 +87,15 @@ pub struct Settings {
     /// How long to wait for the worker pool to list its models, in milliseconds.
     #[arg(long, env = "RH_MODELS_TIMEOUT_MS", default_value_t = 1500, global = true)]
     pub models_timeout_ms: u64,
+
+    /// Seconds after a delete when the erase job purges the conversation's subjects a last time (catching what a
+    /// response that was generating at the delete published after the first purge); see docs/erasure.md.
+    #[arg(long, env = "RH_ERASE_SETTLE_SECS", default_value_t = 60, global = true)]
+    pub erase_settle_secs: u64,
+
+    /// How often the retention task looks for conversations that their org's retention has expired, in seconds.
+    #[arg(long, env = "RH_RETENTION_INTERVAL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub retention_interval_secs: u64,
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
         settings: Arc::new(settings),
         metrics,
         grants,
+        erase_wake: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -77,6 +78,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _responders = crate::responders::spawn(state.clone()).await?;
     watch_dependencies(&state, &health)?;
     health.set_ready(true);
+    crate::service::erase::Eraser::spawn(state.clone(), &health);
+    crate::service::retention::spawn(state.clone());
     tracing::info!("api started");
     rh_telemetry::serve("api", listen, app(state, health), rh_telemetry::shutdown_signal()).await
 }

@@ -21,4 +21,6 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The queue `rh.api.access` requests are answered from, in batches.
     pub grants: crate::service::grants::Grants,
+    /// Wakes the erase runner when a delete committed an erase job ([`crate::service::erase`]).
+    pub erase_wake: Arc<tokio::sync::Notify>,
 }

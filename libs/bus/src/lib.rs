@@ -7,8 +7,11 @@
 //! | [`source_seq`] | the `RH_CONV` seq of an event copied into `RH_AUDIT` (its `Nats-Stream-Source` header) |
 //! | [`publish_event`] | publish an [`Envelope`] on its conversation subject with `Nats-Msg-Id` = event id (dedupe on retry), without waiting for the ack |
 //! | [`request`] / [`respond`] | typed JSON request/reply over `rh.api.*` with [`rh_protocol::rpc::Reply`] |
+//! | [`erase`] | erasing a conversation: purge its subjects from every stream holding them, delete its objects |
 //!
 //! Errors follow the nats.rs shape: [`Error<Kind>`] with one kind enum per operation that callers match on.
+
+pub mod erase;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, stream};
 use rh_protocol::Envelope;

@@ -23,6 +23,7 @@ pub use error::{Error, ErrorKind};
 pub use reqwest::{Method, StatusCode};
 
 use bytes::Bytes;
+use rh_protocol::admin::RetentionSettings;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -303,6 +304,17 @@ impl Client {
             pages.push(page.messages);
         }
         Ok((seq, pages.into_iter().rev().flatten().collect()))
+    }
+
+    /// `PUT /orgs/{id}/retention` → 200 as an admin of `org`: erase conversations not updated for `days` days
+    /// (`None`: keep them).
+    pub async fn set_retention(&self, admin: &Session, days: Option<u32>) -> Result<RetentionSettings, Error> {
+        const OP: &str = "set retention";
+        let body = serde_json::to_value(RetentionSettings { retention_days: days })
+            .map_err(|e| Error::decode(OP, e.to_string(), None))?;
+        let path = format!("/orgs/{}/retention", admin.org_id);
+        let bytes = self.expect(OP, Some(StatusCode::OK), Method::PUT, &path, Some(&admin.token), Some(body)).await?;
+        decode(OP, &bytes)
     }
 
     /// The `seq` that `GET /conversations/{id}` (the HTTP history) covers: a client subscribes after it.

@@ -6,10 +6,12 @@
 //! | [`event`] | the events of a conversation as stored in stream `RH_CONV` ([`Envelope`] + [`Event`]) |
 //! | [`frame`] | WebSocket frames: [`ClientFrame`] (client → edge) and server frames built by [`frame::ServerFrame`] |
 //! | [`rpc`] | request/reply payloads on `rh.api.*` (edge → api), generation jobs, control and inbox messages |
+//! | [`admin`] | org admin settings over REST ([`admin::RetentionSettings`]) |
 //! | [`permission`] | [`Permission`]: `owner`, `respond` (Can Respond), `view` (View Only) |
 //!
 //! Everything here is plain serde data; no I/O.
 
+pub mod admin;
 pub mod event;
 pub mod frame;
 pub mod permission;

@@ -216,18 +216,6 @@ pub async fn touch(db: &Db, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Soft-deletes the conversation (rows stay for the audit log). False when it was already deleted.
-pub async fn soft_delete(db: &Db, id: Uuid) -> Result<bool> {
-    let client = db.client().await?;
-    let n = client
-        .execute(
-            "UPDATE conversations SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
-            &[&id],
-        )
-        .await?;
-    Ok(n > 0)
-}
-
 /// Owner reference in the admin view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OwnerRef {

@@ -10,6 +10,8 @@
 //! | [`history`] | reads `messages` for `GET /conversations/{id}` and job context | api (reads) |
 //! | [`view`] | reads all of `GET /conversations/{id}` on one connection, pipelined | api (reads) |
 //! | [`audit_log`] | reads `audit_log` for admins | api (reads) |
+//! | [`erase`] | `erase_jobs`: marking a conversation deleted with its erase job; claiming and running the PostgreSQL part | api |
+//! | [`retention`] | `orgs.retention_days` and the conversations it expired | api |
 //! | [`transcript`] | writes `messages`, `audit_log`, `conversations.applied_seq` from stream events, idempotently | audit writer |
 //!
 //! Errors: [`StoreError`] (`thiserror`), with `NotFound`/`Conflict` for the cases callers turn into HTTP statuses.
@@ -17,8 +19,10 @@
 pub mod attachments;
 pub mod audit_log;
 pub mod conversations;
+pub mod erase;
 pub mod history;
 pub mod orgs;
+pub mod retention;
 pub mod shares;
 pub mod transcript;
 pub mod view;

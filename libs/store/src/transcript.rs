@@ -11,6 +11,11 @@
 //!
 //! Every applied event also raises `conversations.applied_seq` to its stream seq (never lowers it).
 //!
+//! A deleted conversation (its content is being or has been erased, see [`crate::erase`]) gets no transcript rows
+//! from events still in flight: only their audit rows, without the attachment's file name. The check reads
+//! `deleted_at` from the row the `applied_seq` update locks, so it cannot race the delete: either the delete
+//! waits for this transaction (and the erasure then removes what it wrote), or this sees the delete.
+//!
 //! Idempotence, so redelivery (same seq) and re-publication (same event id, a later seq) change nothing twice:
 //! - an audited event first inserts its audit row (`id` = event id, `ON CONFLICT DO NOTHING`); if that row
 //!   already exists the event is a duplicate and nothing else is written;
@@ -76,8 +81,8 @@ pub fn is_data_error(error: &StoreError) -> bool {
     }
 }
 
-const BUMP_APPLIED_SEQ: &str =
-    "UPDATE conversations SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1 RETURNING org_id";
+const BUMP_APPLIED_SEQ: &str = "UPDATE conversations SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1 \
+     RETURNING org_id, deleted_at IS NOT NULL AS deleted";
 
 // A message whose author is not (or no longer) a user keeps its row, without author.
 const INSERT_USER_MESSAGE: &str = "INSERT INTO messages \
@@ -126,10 +131,14 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
         return Ok(Applied::UnknownConversation);
     };
     let org_id: Uuid = row.try_get(0)?;
+    let deleted: bool = row.try_get(1)?;
 
     // Audited events are identified by their event id: when the audit row exists, the event was applied before
     // (redelivery, or the same event published again) and nothing else is written.
-    if let Some(detail) = audit_detail(&env.event) {
+    if let Some(mut detail) = audit_detail(&env.event) {
+        if deleted && let Some(fields) = detail.as_object_mut() {
+            fields.remove("filename");
+        }
         let stmt = tx.prepare_cached(INSERT_AUDIT).await?;
         let actor = env.actor.or_else(|| actor_of(&env.event));
         let action = env.event.kind();
@@ -141,6 +150,9 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
         }
     }
 
+    if deleted {
+        return Ok(Applied::Written);
+    }
     let transcript_changed = match &env.event {
         Event::MessageCreated { message_id, author_id, text, client_msg_id, .. } => {
             let stmt = tx.prepare_cached(INSERT_USER_MESSAGE).await?;

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`auth`] | `POST /auth/login`, `GET /me` |
 //! | [`orgs`] | `POST /orgs` (sign-up), `POST /orgs/{id}/members` |
+//! | [`retention`] | `GET/PUT /orgs/{id}/retention` (org admins) |
 //! | [`users`] | `GET /users?q=` |
 //! | [`models`] | `GET /models` |
 //! | [`conversations`] | `POST/GET /conversations`, `GET/DELETE /conversations/{id}` |
@@ -22,6 +23,7 @@ pub mod conversations;
 pub mod messages;
 pub mod models;
 pub mod orgs;
+pub mod retention;
 pub mod settings;
 pub mod shares;
 pub mod users;
@@ -42,6 +44,7 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         .route("/me", get(auth::me))
         .route("/orgs", post(orgs::sign_up))
         .route("/orgs/{org_id}/members", post(orgs::add_member))
+        .route("/orgs/{org_id}/retention", get(retention::get).put(retention::put))
         .route("/users", get(users::search))
         .route("/models", get(models::list))
         .route("/config", get(config::get_config))

@@ -148,19 +148,10 @@ async fn sidebars_changed(state: &AppState, conversation: &Conversation) -> Resu
     Ok(())
 }
 
-/// Deletes a conversation (owner only): marks it deleted, publishes `conversation.deleted` (every live
-/// subscription ends), and removes it from every participant's sidebar.
+/// Deletes a conversation (owner only): see [`super::erase::delete`] — it is erased everywhere, and every viewer
+/// and sidebar sees it go.
 pub async fn delete(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<(), ApiError> {
     let (conversation, permission) = authorize(state, conversation_id, user_id).await?;
     require_owner(permission, "delete it")?;
-    let participants = shares::list(&state.db, conversation_id).await?;
-    if !conversations::soft_delete(&state.db, conversation_id).await? {
-        return Err(ApiError::conversation_not_found());
-    }
-    publish(state, conversation_id, Some(user_id), Event::ConversationDeleted {}).await?;
-    inbox(state, conversation.owner_id, SidebarAction::Removed, conversation_id, None).await;
-    for p in participants {
-        inbox(state, p.user_id, SidebarAction::Removed, conversation_id, None).await;
-    }
-    Ok(())
+    super::erase::delete(state, &conversation, Some(user_id), rh_store::erase::Reason::Deleted).await
 }

@@ -8,13 +8,17 @@
 //! | [`events`] | publishing conversation events (acked) and sidebar inbox messages |
 //! | [`conversations`] | create, change settings, delete |
 //! | [`context`] | a generation job's context, capped by bytes (oldest turns dropped first) |
+//! | [`erase`] | delete = erase everywhere: the erase job and its runner |
+//! | [`retention`] | per-org retention: the setting and the task that deletes what it expired |
 //! | [`messages`] | send a message (event + generation job), stop a response |
 //! | [`shares`] | share with several people, change, revoke |
 
 pub mod access;
 pub mod context;
 pub mod conversations;
+pub mod erase;
 pub mod events;
 pub mod grants;
 pub mod messages;
+pub mod retention;
 pub mod shares;

@@ -1,0 +1,40 @@
+//! `GET`/`PUT /orgs/{org_id}/retention`: the org's "erase conversations not updated for N days" (admins of that
+//! org only; everyone else gets 403).
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, AuthUser};
+use crate::service::retention;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use rh_protocol::admin::RetentionSettings;
+use uuid::Uuid;
+
+fn require_org_admin(caller: &AuthUser, org_id: Uuid) -> Result<(), ApiError> {
+    if caller.org() == org_id && caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("only an admin of this organization can see or change its retention".into()))
+    }
+}
+
+/// `GET /orgs/{id}/retention` → `{retention_days}` (`null`: off).
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(org_id): ApiPath<Uuid>,
+) -> Result<Json<RetentionSettings>, ApiError> {
+    require_org_admin(&caller, org_id)?;
+    Ok(Json(retention::get(&state, org_id).await?))
+}
+
+/// `PUT /orgs/{id}/retention {retention_days}` (1-36500, or `null` to turn it off) → the new setting.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(org_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RetentionSettings>,
+) -> Result<Json<RetentionSettings>, ApiError> {
+    require_org_admin(&caller, org_id)?;
+    Ok(Json(retention::set(&state, org_id, body).await?))
+}
