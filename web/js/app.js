@@ -474,7 +474,7 @@ const ctx = {
   },
   async deleteConversation(view) {
     const title = view.conv?.title || 'this conversation';
-    if (!confirm(`Delete “${title}” for everyone it is shared with?`)) return;
+    if (!confirm(`Delete “${title}”? Its messages, responses and files will be erased for everyone it is shared with. This cannot be undone.`)) return;
     try {
       await api.del(`/conversations/${view.id}`);
       closeView(view, 'deleted');

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod crash_recovery;
+mod erasure;
 mod helpers;
 mod live_events;
 mod live_path;

@@ -52,8 +52,9 @@ pub async fn delete(
     if erase::delete(&state.db, id, actor, reason).await?.is_none() {
         return Err(ApiError::conversation_not_found());
     }
+    let published = publish(state, id, actor, Event::ConversationDeleted {}).await;
     state.erase_wake.notify_one();
-    publish(state, id, actor, Event::ConversationDeleted {}).await?;
+    published?;
     inbox(state, conversation.owner_id, SidebarAction::Removed, id, None).await;
     for p in participants {
         inbox(state, p.user_id, SidebarAction::Removed, id, None).await;

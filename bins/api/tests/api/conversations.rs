@@ -86,7 +86,12 @@ async fn create_list_get_delete() {
     assert_eq!(list["conversations"], json!([]));
     let (s, _) = app.api.as_user(&team.ben).delete(&format!("/conversations/{id}")).await.unwrap();
     assert_eq!(s.as_u16(), 404, "deleting twice");
-    assert_eq!(event_kinds(&app.js, id).await.last(), Some(&"conversation.deleted"));
+    // Its erasure is queued, with who asked (e2e/tests/e2e/erasure.rs checks what it erases).
+    let pg = app.db.connect().await.unwrap();
+    let job =
+        pg.query_one("SELECT requested_by, reason FROM erase_jobs WHERE conversation_id = $1", &[&id]).await.unwrap();
+    assert_eq!(job.get::<_, Option<uuid::Uuid>>(0), Some(team.ben.user_id));
+    assert_eq!(job.get::<_, String>(1), "deleted");
 }
 
 #[tokio::test]
