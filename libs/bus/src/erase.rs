@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 /// The streams that hold `rh.conv.<id>.*` messages: every one is purged of an erased conversation. A stream added
 /// to [`crate::Topology`] that stores or sources conversation subjects belongs here.
-pub const CONVERSATION_STREAMS: &[&str] = &[subjects::STREAM_CONV];
+pub const CONVERSATION_STREAMS: &[&str] = &[subjects::STREAM_CONV, subjects::STREAM_AUDIT];
 
 /// JetStream's "stream not found" error code: nothing to purge there.
 const STREAM_NOT_FOUND: u64 = 10059;
