@@ -1,5 +1,6 @@
 // The team panel (org admins): everyone in the organization, and a form to add a teammate with a first password
 // (`POST /orgs/{id}/members`). Teammates then sign in and find conversations shared with them in their sidebar.
+// Also the org's retention (`GET`/`PUT /orgs/{id}/retention`): erase conversations not updated for N days.
 
 import { h, setChildren, show, icon } from './dom.js';
 import { listOf } from './api.js';
@@ -34,6 +35,8 @@ export class TeamPanel {
       },
     });
     this.more = h('p', { class: 'muted small', testid: 'team-more', hidden: true, text: `Showing the first ${MEMBERS_SHOWN}; find others by name or email.` });
+    this.retention = h('input', { type: 'number', min: '1', max: '36500', testid: 'retention-days', placeholder: 'off', 'aria-label': 'Days' });
+    this.retentionMsg = h('span', { class: 'muted small', testid: 'retention-status', role: 'status' });
     const org = this.ctx.me.org_name || 'your organization';
     const dialog = h('div', { class: 'dialog team-panel', testid: 'team-panel', role: 'dialog', 'aria-modal': 'true', 'aria-label': `Team of ${org}` },
       h('header', { class: 'dialog-head' },
@@ -57,7 +60,17 @@ export class TeamPanel {
       h('h3', { text: 'Members' }),
       this.filter,
       this.members,
-      this.more);
+      this.more,
+      h('h3', { text: 'Retention' }),
+      h('form', {
+        class: 'team-form', testid: 'retention-form',
+        onsubmit: (e) => {
+          e.preventDefault();
+          this.saveRetention();
+        },
+      },
+      h('label', {}, 'Erase conversations not updated for this many days (empty: keep them)', this.retention),
+      h('div', { class: 'dialog-actions' }, this.retentionMsg, h('button', { type: 'submit', class: 'btn', testid: 'retention-save', text: 'Save' }))));
     return h('div', {
       class: 'overlay',
       testid: 'team-overlay',
@@ -71,6 +84,7 @@ export class TeamPanel {
     document.body.appendChild(this.el);
     document.addEventListener('keydown', this.onKey);
     this.refresh();
+    this.loadRetention();
     this.name.focus();
   }
 
@@ -107,6 +121,27 @@ export class TeamPanel {
       this.showError(errorText(e));
     } finally {
       this.submitBtn.disabled = false;
+    }
+  }
+
+  retentionPath() { return `/orgs/${this.ctx.me.org_id}/retention`; }
+
+  async loadRetention() {
+    try {
+      const r = await this.ctx.api.get(this.retentionPath());
+      this.retention.value = r.retention_days ?? '';
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  async saveRetention() {
+    const text = this.retention.value.trim();
+    try {
+      const r = await this.ctx.api.put(this.retentionPath(), { retention_days: text === '' ? null : Number(text) });
+      this.retentionMsg.textContent = r.retention_days ? `Saved: erased after ${r.retention_days} days without updates.` : 'Saved: conversations are kept.';
+    } catch (e) {
+      this.retentionMsg.textContent = errorText(e);
     }
   }
 
