@@ -5,13 +5,20 @@
 #
 #   loadtest/bench.sh --conversations 1 --viewers-per-conversation 10000 --tokens 500 --rate 50 --report r.json
 #
-# Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_KEEP=1 keeps the logs of the last run.
+# Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_KEEP=1 keeps the logs of the last run,
+# RH_BENCH_LB=haproxy puts a private HAProxy (round robin, no sticky sessions, health-checked on /readyz; installed
+# when missing) in front of the edges and gives the load tool its one URL instead of the edges' own.
 # The edge pid(s) and the nats-ws URL are passed to the load tool (--edge-pid, --nats-ws-url) automatically.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_tools
+case "${RH_BENCH_LB:-}" in
+  "") ;;
+  haproxy) command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt_install haproxy ;;
+  *) die "RH_BENCH_LB: only haproxy is supported" ;;
+esac
 log "building (release)"
 cargo build --release -q -p rh-api -p edge -p worker -p audit -p loadtest
 
@@ -85,6 +92,32 @@ for _ in $(seq 1 "${RH_BENCH_EDGES:-1}"); do
   WS+=("ws://$LAST_ADDR/ws")
   EDGE_PIDS+=("$LAST_PID")
 done
+if [ "${RH_BENCH_LB:-}" = haproxy ]; then
+  # Each connection holds two file descriptors in HAProxy (client and edge side).
+  LB_PORT=$(free_port) LB_MAXCONN=$((($(ulimit -n) - 100) / 2))
+  {
+    printf 'global\n  maxconn %s\n' "$LB_MAXCONN"
+    printf 'defaults\n  mode http\n  timeout connect 2s\n  timeout client 120s\n  timeout server 120s\n'
+    printf '  timeout tunnel 1h\n  retries 3\n  option redispatch\n'
+    printf 'frontend ws\n  bind 127.0.0.1:%s\n  default_backend edges\n' "$LB_PORT"
+    printf 'backend edges\n  balance roundrobin\n  option httpchk GET /readyz\n  http-check expect status 200\n'
+    printf '  default-server inter 500ms fall 2 rise 1 maxconn %s\n' "$LB_MAXCONN"
+    for i in "${!WS[@]}"; do
+      addr=${WS[$i]#ws://}
+      printf '  server edge%s %s check\n' "$i" "${addr%/ws}"
+    done
+  } >"$B/haproxy.cfg"
+  HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+  "$HAPROXY" -db -f "$B/haproxy.cfg" >"$B/logs/haproxy.log" 2>&1 &
+  PIDS+=("$!")
+  NAMES+=(haproxy)
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$LB_PORT/readyz" >/dev/null && break
+    kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$B/logs/haproxy.log" >&2; die "haproxy exited"; }
+    sleep 0.1
+  done
+  WS=("ws://127.0.0.1:$LB_PORT/ws")
+fi
 start audit RH_AUDIT_OPS_LISTEN=127.0.0.1:0
 for _ in $(seq 1 "${RH_BENCH_WORKERS:-1}"); do
   start worker RH_WORKER_OPS_LISTEN=127.0.0.1:0 RH_WORKER_CONCURRENCY=2000

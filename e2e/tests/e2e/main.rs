@@ -8,6 +8,7 @@ mod erasure;
 mod helpers;
 mod live_events;
 mod live_path;
+mod load_balancer;
 mod permission_matrix;
 mod permissions;
 mod postgres_outage;

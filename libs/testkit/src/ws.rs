@@ -60,6 +60,26 @@ impl WsClient {
         }
     }
 
+    /// The next server frame, or `Err(code)` once the server closed the socket (`None`: without a close frame, e.g.
+    /// its process was killed). Errors only on a timeout or a frame that is not a server frame.
+    pub async fn next_or_close(&mut self, timeout: Duration) -> anyhow::Result<Result<ServerFrame, Option<u16>>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, self.socket.next()).await.context("no frame in time")? {
+                None | Some(Err(_)) => return Ok(Err(None)),
+                Some(Ok(m)) => m,
+            };
+            match msg {
+                Message::Text(t) => {
+                    let f = serde_json::from_str(t.as_str()).with_context(|| format!("not a server frame: {t}"))?;
+                    return Ok(Ok(f));
+                }
+                Message::Close(c) => return Ok(Err(c.map(|c| u16::from(c.code)))),
+                _ => continue,
+            }
+        }
+    }
+
     /// Reads frames until `pred` accepts one (returned); the frames before it are returned too.
     pub async fn until(
         &mut self,
