@@ -69,7 +69,8 @@ async fn put(
     api.as_user(who).send(reqwest::Method::PUT, path, Some(body)).await
 }
 
-/// Every table of the database whose rows, as text (every column), contain `marker`, with how many rows.
+/// Every table of the database whose rows, as text (every column; `bytea` shows as hex), contain `marker`, with
+/// how many rows.
 async fn marker_in_database(db: &TestDb, marker: &str) -> anyhow::Result<Vec<(String, i64)>> {
     let pg = db.connect().await?;
     let tables = pg
@@ -81,7 +82,10 @@ async fn marker_in_database(db: &TestDb, marker: &str) -> anyhow::Result<Vec<(St
     anyhow::ensure!(tables.iter().any(|t| t == "messages"), "no tables found: {tables:?}");
     let mut found = Vec::new();
     for table in tables {
-        let sql = format!("SELECT count(*) FROM \"{table}\" t WHERE t::text LIKE '%' || $1 || '%'");
+        let sql = format!(
+            "SELECT count(*) FROM \"{table}\" t \
+             WHERE t::text LIKE '%' || $1 || '%' OR t::text LIKE '%' || encode(convert_to($1, 'UTF8'), 'hex') || '%'"
+        );
         let n: i64 = pg.query_one(&sql, &[&marker]).await?.get(0);
         if n > 0 {
             found.push((table, n));
