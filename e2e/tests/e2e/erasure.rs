@@ -243,3 +243,49 @@ async fn retention_erases_what_was_not_updated_for_the_period() -> anyhow::Resul
     assert_eq!(client.set_retention(&t.owner, None).await?.retention_days, None);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_replicas_erase_each_expired_conversation_exactly_once() -> anyhow::Result<()> {
+    let t = team(options()).await?;
+    let s = &t.stack;
+    let second = rh_testkit::Service::spawn(
+        "api",
+        &[
+            ("RH_NATS_URL", s.nats.url()),
+            ("RH_DATABASE_URL", s.db.url()),
+            ("RH_JWT_SECRET", s.jwt_secret()),
+            ("RH_API_LISTEN", "127.0.0.1:0"),
+            ("RH_ERASE_SETTLE_SECS", "3"),
+            ("RH_RETENTION_INTERVAL_SECS", "1"),
+        ],
+    )
+    .await?;
+    let marker = format!("SECRET{}", Uuid::new_v4().simple());
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(t.api.create_conversation(&t.owner, &format!("{marker} {i}")).await?);
+    }
+    let pg = s.db.connect().await?;
+    pg.execute("UPDATE conversations SET updated_at = now() - interval '3 days' WHERE id = ANY($1)", &[&ids]).await?;
+    // Both replicas' retention passes and erasers race for the same conversations.
+    t.api.client().set_retention(&t.owner, Some(2)).await?;
+    rh_testkit::eventually(Duration::from_secs(40), "every erase job done", || async {
+        let left: i64 = pg
+            .query_one("SELECT count(*) FROM erase_jobs WHERE done_at IS NULL OR conversation_id <> ALL($1)", &[&ids])
+            .await
+            .ok()?
+            .get(0);
+        let done: i64 =
+            pg.query_one("SELECT count(*) FROM erase_jobs WHERE done_at IS NOT NULL", &[]).await.ok()?.get(0);
+        (left == 0 && done == ids.len() as i64).then_some(())
+    })
+    .await?;
+    let rows = pg
+        .query("SELECT conversation_id, count(*) FROM audit_log WHERE action = 'conversation.erased' GROUP BY 1", &[])
+        .await?;
+    assert_eq!(rows.len(), ids.len(), "one erasure per conversation");
+    assert!(rows.iter().all(|r| r.get::<_, i64>(1) == 1), "each erased exactly once");
+    assert_eq!(marker_in_database(&s.db, &marker).await?, vec![]);
+    drop(second);
+    Ok(())
+}

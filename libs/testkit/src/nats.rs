@@ -30,9 +30,10 @@ impl NatsServer {
     /// Starts the server with an extra config file (e.g. to open a websocket listener).
     pub async fn start_with_config(config: Option<&str>) -> anyhow::Result<Self> {
         let dir = crate::scratch_dir("nats");
-        if let Some(conf) = config {
-            std::fs::write(dir.join("extra.conf"), conf)?;
-        }
+        // RelayHub's streams reserve 24 GiB of max bytes; without a limit of its own the server allows 75 % of the
+        // free disk, and a busy disk would refuse to create them.
+        let limits = "jetstream { max_file_store: 1TB }\n";
+        std::fs::write(dir.join("extra.conf"), format!("{limits}{}", config.unwrap_or_default()))?;
         let child = spawn(&dir, "-1", "-1")?;
         let mut server = NatsServer { child, dir, url: String::new(), monitor_url: String::new() };
         server.wait_for_ports().await?;
