@@ -13,4 +13,5 @@ mod permission_matrix;
 mod permissions;
 mod postgres_outage;
 mod readiness;
+mod transcript_nats_restart;
 mod web_client;
