@@ -156,7 +156,9 @@ pub struct Topology {
     /// Size cap of `RH_CONV` in bytes (oldest dropped first).
     pub conv_max_bytes: i64,
     /// Size cap of `RH_AUDIT`, the events not yet written by the audit writer. When full, copying from `RH_CONV`
-    /// pauses (discard new) until the writer acks; nothing in `RH_AUDIT` is ever dropped by age or size.
+    /// pauses (discard new) until the writer acks; nothing in `RH_AUDIT` is ever dropped by age or size. 1 GiB
+    /// by default: JetStream reserves a stream's max bytes on disk, and durable events are a small share of the
+    /// traffic (`nats/README.md`).
     pub audit_max_bytes: i64,
     /// How long an unclaimed generation job waits in `RH_JOBS`.
     pub jobs_max_age: Duration,
@@ -169,7 +171,7 @@ impl Default for Topology {
         Topology {
             conv_max_age: Duration::from_secs(7 * 24 * 3600),
             conv_max_bytes: 8 * 1024 * 1024 * 1024,
-            audit_max_bytes: 8 * 1024 * 1024 * 1024,
+            audit_max_bytes: 1024 * 1024 * 1024,
             jobs_max_age: Duration::from_secs(24 * 3600),
             attachments_max_bytes: 8 * 1024 * 1024 * 1024,
         }
