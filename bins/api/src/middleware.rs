@@ -7,12 +7,19 @@
 //!   multipart body it cannot read), a wrong method — gets the `{"error":{"code","message"}}` body with the same
 //!   status (422 becomes 400) and headers (a 405 keeps `Allow`). Our handlers' errors are JSON already.
 //! - [`security_headers`]: CSP (with `frame-ancestors 'none'`), `X-Content-Type-Options`, `Referrer-Policy`.
+//! - [`drain_unread_body`]: the rest of a body a handler refused (too large, unauthenticated...) is read and
+//!   discarded after the answer, so a client still sending gets that answer, not a reset connection.
 
 use crate::error::ApiError;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http_body::{Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The web client's policy (also its `<meta>` tag), plus what only a header can say: no framing anywhere.
@@ -88,6 +95,60 @@ fn error_for(status: StatusCode, text: String) -> ApiError {
         }
         s if s.is_server_error() => ApiError::Internal(anyhow::anyhow!("{s}: {text}")),
         _ => ApiError::BadRequest(text),
+    }
+}
+
+/// Most bytes of a refused body read after the answer, and for how long at most.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
+/// Gives the request a body that, when dropped before its end, keeps reading (and discarding) the rest on a task
+/// of its own, up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`]. Without it the server closes a connection with
+/// unread data, the kernel resets it, and a client still sending a 10 MB body sees a broken pipe instead of the
+/// 413 it was answered.
+pub async fn drain_unread_body(req: Request, next: Next) -> Response {
+    next.run(req.map(|body| Body::new(DrainOnDrop(Some(body))))).await
+}
+
+struct DrainOnDrop(Option<Body>);
+
+impl http_body::Body for DrainOnDrop {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self.0.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.as_ref().map(http_body::Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let Some(body) = self.0.take().filter(|b| !http_body::Body::is_end_stream(b)) else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let mut rest = body.into_data_stream();
+            let mut read = 0u64;
+            let drain = async {
+                while let Some(Ok(chunk)) = rest.next().await {
+                    read += chunk.len() as u64;
+                    if read > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        });
     }
 }
 

@@ -1,10 +1,10 @@
 //! `/readyz` of every binary follows its dependencies, as a load balancer sees it: the api and the audit writer
-//! need NATS and PostgreSQL, the edge and the worker need NATS. The test kills the stack's nats-server (and later
-//! makes its database refuse connections) and watches each `/readyz` turn 503 within a second or two, then 200
-//! again once the dependency is back.
+//! need NATS and PostgreSQL, the edge and the worker need NATS. The test kills the stack's nats-server, and later
+//! stops its PostgreSQL server (a private one, [`PgCluster`]), and watches each `/readyz` turn 503 within a second
+//! or two, then 200 again once the dependency is back.
 
 use crate::helpers::WAIT;
-use rh_testkit::{Stack, StackOptions};
+use rh_testkit::{PgCluster, Stack, StackOptions};
 use std::time::{Duration, Instant};
 
 /// How soon a binary must notice: it checks every 250 ms, a check may take up to 750 ms; the rest is headroom
@@ -33,7 +33,9 @@ async fn all_answer(http: &reqwest::Client, services: &[(&str, String)], want: u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_nats_and_postgres_on_every_binary() {
-    let mut stack = Stack::start(StackOptions::default()).await.unwrap();
+    let pg = PgCluster::start().unwrap();
+    let options = StackOptions { pg_admin_url: Some(pg.admin_url()), ..StackOptions::default() };
+    let mut stack = Stack::start(options).await.unwrap();
     rh_testkit::init_crypto();
     let http = reqwest::Client::new();
     let url = |s: &rh_testkit::Service| s.http_url();
@@ -52,15 +54,15 @@ async fn readyz_follows_nats_and_postgres_on_every_binary() {
     let took = all_answer(&http, &everyone, 200, WAIT).await;
     eprintln!("NATS back: every /readyz 200 after {took:?}");
 
-    // PostgreSQL refuses connections: the api and the audit writer stop being ready; the edge and the worker,
-    // which never touch it, stay ready.
-    stack.db.refuse_connections().await.unwrap();
+    // PostgreSQL stops: the api and the audit writer stop being ready; the edge and the worker, which never touch
+    // it, stay ready.
+    pg.stop().unwrap();
     let took = all_answer(&http, &[api.clone(), audit.clone()], 503, NOTICE).await;
-    eprintln!("PostgreSQL gone: api and audit /readyz 503 after {took:?}");
+    eprintln!("PostgreSQL stopped: api and audit /readyz 503 after {took:?}");
     for (name, url) in [&edge, &worker] {
         assert_eq!(readyz(&http, url).await, 200, "{name} does not need PostgreSQL");
     }
-    stack.db.allow_connections().await.unwrap();
+    pg.resume().unwrap();
     let took = all_answer(&http, &everyone, 200, WAIT).await;
     eprintln!("PostgreSQL back: every /readyz 200 after {took:?}");
 }
