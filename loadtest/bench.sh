@@ -56,6 +56,9 @@ WS_PORT=$(free_port)
 cat > "$B/nats.conf" <<CONF
 websocket { host: 127.0.0.1, port: $WS_PORT, no_tls: true, compression: false }
 max_pending: 256MB
+# The streams reserve 3 x 8 GiB (RH_CONV, RH_AUDIT, attachments); JetStream's default limit is 75 % of the free
+# disk, which a busy build machine may not have. The bench writes far less.
+jetstream { max_file_store: 1TB }
 CONF
 start_nats "$B/nats" -p -1 -m -1 -c "$B/nats.conf"
 PIDS+=("$NATS_PID")
