@@ -96,6 +96,26 @@ pub struct Settings {
     /// How often the retention task looks for conversations that their org's retention has expired, in seconds.
     #[arg(long, env = "RH_RETENTION_INTERVAL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub retention_interval_secs: u64,
+
+    /// Outbox relay: how often a replica that does not lead tries to take over, and the leader's backstop poll
+    /// (commits wake it at once), in milliseconds.
+    #[arg(long, env = "RH_OUTBOX_POLL_MS", default_value_t = 1000, global = true)]
+    pub outbox_poll_ms: u64,
+
+    /// Outbox relay: after (re)connecting to NATS, how long sidebar messages (core NATS) wait so that edges have
+    /// resubscribed, in milliseconds. Longer than the NATS clients' reconnect back-off (4 s).
+    #[arg(long, env = "RH_OUTBOX_SETTLE_MS", default_value_t = 5000, global = true)]
+    pub outbox_settle_ms: u64,
+
+    /// How long a request that answers with its event's `seq` (create, rename, settings) waits for the relay to
+    /// publish it; `seq` is null when it has not (NATS down: the change is stored and goes out later).
+    #[arg(long, env = "RH_OUTBOX_SEQ_WAIT_MS", default_value_t = 1000, global = true)]
+    pub outbox_seq_wait_ms: u64,
+
+    /// Test-only failpoint: abort the process right after the relay published an event of this kind and before
+    /// it marked it published (e.g. `participant.removed`). Off unless set.
+    #[arg(long, env = "RH_OUTBOX_CRASH_AFTER", hide = true, global = true)]
+    pub outbox_crash_after: Option<String>,
 }
 
 #[cfg(test)]

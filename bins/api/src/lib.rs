@@ -1,7 +1,8 @@
 //! RelayHub api: the REST API v1 (login, the org directory, conversations, shares — the ACL —, settings,
 //! attachments, admin views) and the `rh.api.*` NATS responders the edge asks (access, send message, stop).
-//! It never holds a WebSocket. PostgreSQL is the system of record; every change to a conversation is also
-//! published on its JetStream subject so live viewers (through the edge) and the audit writer see it.
+//! It never holds a WebSocket. PostgreSQL is the system of record; every state change commits its events (and
+//! sidebar messages) to the outbox in the same transaction, and the [`relay`] publishes them on the conversation's
+//! JetStream subject so live viewers (through the edge) and the audit writer see it.
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -11,6 +12,7 @@
 //! | [`extract`] | the bearer-token caller ([`extract::AuthUser`]) and JSON / path / query extractors with `ApiError` rejections |
 //! | [`service`] | the domain operations shared by REST and NATS: access checks, events, conversations, messages, shares |
 //! | [`routes`] | one module per feature under `/api/v1` |
+//! | [`relay`] | the outbox relay: publishes what state changes committed to `outbox`, in order, exactly once in the stream |
 //! | [`responders`] | `rh.api.access`, `rh.api.send_message`, `rh.api.stop` (queue group `api`) |
 //! | [`middleware`] | layers on every response: NUL / UTF-8 check of the URI, request timeout, JSON error bodies, security headers |
 //! | [`metrics`] | request count / latency by route template, messages accepted, rpc outcomes |
@@ -28,6 +30,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod relay;
 pub mod responders;
 pub mod routes;
 pub mod seed;

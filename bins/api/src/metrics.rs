@@ -20,6 +20,14 @@ pub struct Metrics {
     pub rpc_latency: HistogramVec,
     /// Requests answered together per batch of `rh.api.access` ([`crate::service::grants`]).
     pub grant_batch_size: prometheus::Histogram,
+    /// Outbox rows waiting to be published ([`crate::relay`]; set by the leading replica).
+    pub outbox_backlog: prometheus::IntGauge,
+    /// Age of the oldest waiting outbox row, in seconds (0 when none).
+    pub outbox_oldest_seconds: prometheus::Gauge,
+    /// Outbox rows published.
+    pub outbox_published: prometheus::IntCounter,
+    /// Outbox publishes NATS refused or did not ack in time (each is retried).
+    pub outbox_publish_failures: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -61,7 +69,26 @@ impl Metrics {
             "rh.api.access requests answered together in one batch.",
             vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
         );
-        Metrics { http_requests, http_latency, messages_accepted, rpc_requests, rpc_latency, grant_batch_size }
+        let outbox_backlog = health.int_gauge("outbox_backlog", "Outbox rows waiting to be published.");
+        let outbox_oldest_seconds = health.register(
+            prometheus::Gauge::new("outbox_oldest_seconds", "Age of the oldest waiting outbox row, in seconds.")
+                .expect("valid metric"),
+        );
+        let outbox_published = health.int_counter("outbox_published_total", "Outbox rows published.");
+        let outbox_publish_failures = health
+            .int_counter("outbox_publish_failures_total", "Outbox publishes NATS refused or did not ack in time.");
+        Metrics {
+            http_requests,
+            http_latency,
+            messages_accepted,
+            rpc_requests,
+            rpc_latency,
+            grant_batch_size,
+            outbox_backlog,
+            outbox_oldest_seconds,
+            outbox_published,
+            outbox_publish_failures,
+        }
     }
 }
 

@@ -33,7 +33,9 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     let grants_db =
         Db::connect_with_timeout(url.expose(), crate::service::grants::SLOTS, checkout).context("database url")?;
     let grants = Grants::spawn(grants_db, metrics.grant_batch_size.clone());
+    let outbox = crate::relay::Outbox::new(db.clone());
     Ok(AppState {
+        outbox,
         db,
         nats,
         js,
@@ -77,6 +79,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let listen = settings.listen;
     let state = build_state(settings, &health, &jwt_secret).await?;
     let _responders = crate::responders::spawn(state.clone()).await?;
+    let relay =
+        crate::relay::run(state.outbox.clone(), state.nats.clone(), state.settings.clone(), state.metrics.clone());
+    tokio::spawn(relay);
     watch_dependencies(&state, &health)?;
     health.set_ready(true);
     crate::service::erase::Eraser::spawn(state.clone(), &health);

@@ -23,4 +23,6 @@ pub struct AppState {
     pub grants: crate::service::grants::Grants,
     /// Wakes the erase runner when a delete committed an erase job ([`crate::service::erase`]).
     pub erase_wake: Arc<tokio::sync::Notify>,
+    /// The outbox relay's handle: wake it after a commit, wait for an event's seq.
+    pub outbox: crate::relay::Outbox,
 }

@@ -52,8 +52,7 @@ pub struct NewAttachment<'a> {
 }
 
 /// Inserts the metadata row; returns it as stored.
-pub async fn insert(db: &Db, new: &NewAttachment<'_>) -> Result<Attachment> {
-    let client = db.client().await?;
+pub async fn insert(client: &impl GenericClient, new: &NewAttachment<'_>) -> Result<Attachment> {
     let sql = format!(
         "INSERT INTO attachments (id, conversation_id, uploaded_by, filename, content_type, size, object_name) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"

@@ -77,44 +77,44 @@ pub(crate) fn permission_from(s: &str) -> Permission {
     s.parse().unwrap_or(Permission::View)
 }
 
-/// Inserts a conversation (before its `conversation.created` event is published).
-pub async fn insert(db: &Db, new: &NewConversation<'_>) -> Result<()> {
-    let client = db.client().await?;
-    client
-        .execute(
-            "INSERT INTO conversations (id, org_id, owner_id, title, model) VALUES ($1, $2, $3, $4, $5)",
-            &[&new.id, &new.org_id, &new.owner_id, &new.title, &new.model],
-        )
-        .await?;
+/// Inserts a conversation, in the transaction that also queues its `conversation.created` event.
+pub async fn insert(tx: &impl GenericClient, new: &NewConversation<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO conversations (id, org_id, owner_id, title, model) VALUES ($1, $2, $3, $4, $5)",
+        &[&new.id, &new.org_id, &new.owner_id, &new.title, &new.model],
+    )
+    .await?;
     Ok(())
 }
 
-/// Records the stream position of `conversation.created`.
-pub async fn set_created_seq(db: &Db, id: Uuid, seq: i64) -> Result<()> {
-    let client = db.client().await?;
-    client.execute("UPDATE conversations SET created_seq = $2 WHERE id = $1", &[&id, &seq]).await?;
-    Ok(())
+/// Locks a conversation that is not deleted for the rest of the caller's transaction and returns it (`NotFound`
+/// when it is gone). Every state change of a conversation takes this lock first, so changes of one conversation
+/// commit one after the other — and their outbox rows in the order of their ids (see [`crate::outbox`]).
+pub async fn lock(tx: &impl GenericClient, id: Uuid) -> Result<Conversation> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM conversations c JOIN users o ON o.id = c.owner_id \
+             WHERE c.id = $1 AND c.deleted_at IS NULL FOR UPDATE OF c"
+        )
+    });
+    let statement = tx.prepare_cached(&SQL).await?;
+    let row = tx.query_opt(&statement, &[&id]).await?.ok_or(StoreError::NotFound)?;
+    conversation_from(&row)
 }
 
-/// Renames a conversation that is not deleted; returns it as it is now (`NotFound` if it is gone).
-pub async fn rename(db: &Db, id: Uuid, title: &str) -> Result<Conversation> {
-    let client = db.client().await?;
-    let n = client
-        .execute(
-            "UPDATE conversations SET title = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
-            &[&id, &title],
-        )
-        .await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    drop(client);
-    get(db, id).await
+/// Renames a locked conversation ([`lock`]); returns it as it is now.
+pub async fn rename(tx: &impl GenericClient, id: Uuid, title: &str) -> Result<Conversation> {
+    tx.execute("UPDATE conversations SET title = $2, updated_at = now() WHERE id = $1", &[&id, &title]).await?;
+    get_on(tx, id).await
 }
 
 /// A conversation that is not deleted, whoever asks (callers check access first).
 pub async fn get(db: &Db, id: Uuid) -> Result<Conversation> {
-    let client = db.client().await?;
+    get_on(&db.client().await?, id).await
+}
+
+/// [`get`] on a connection (or transaction) the caller holds.
+pub async fn get_on(client: &impl GenericClient, id: Uuid) -> Result<Conversation> {
     let sql = format!(
         "SELECT {COLUMNS} FROM conversations c JOIN users o ON o.id = c.owner_id \
          WHERE c.id = $1 AND c.deleted_at IS NULL"
@@ -192,21 +192,14 @@ pub async fn list_for_user(
         .collect()
 }
 
-/// Stores new settings; returns the conversation as it is now. `NotFound` when deleted meanwhile.
-pub async fn update_settings(db: &Db, id: Uuid, settings: &SettingsUpdate<'_>) -> Result<Conversation> {
-    let client = db.client().await?;
-    let n = client
-        .execute(
-            "UPDATE conversations SET model = $2, temperature = $3, system_prompt = $4, updated_at = now() \
-             WHERE id = $1 AND deleted_at IS NULL",
-            &[&id, &settings.model, &settings.temperature, &settings.system_prompt],
-        )
-        .await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    drop(client);
-    get(db, id).await
+/// Stores new settings of a locked conversation ([`lock`]); returns it as it is now.
+pub async fn update_settings(tx: &impl GenericClient, id: Uuid, settings: &SettingsUpdate<'_>) -> Result<Conversation> {
+    tx.execute(
+        "UPDATE conversations SET model = $2, temperature = $3, system_prompt = $4, updated_at = now() WHERE id = $1",
+        &[&id, &settings.model, &settings.temperature, &settings.system_prompt],
+    )
+    .await?;
+    get_on(tx, id).await
 }
 
 /// Marks the conversation as recently active (a message was sent), for sidebars ordered by activity.

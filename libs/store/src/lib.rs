@@ -12,6 +12,7 @@
 //! | [`audit_log`] | reads `audit_log` for admins | api (reads) |
 //! | [`erase`] | `erase_jobs`: marking a conversation deleted with its erase job; claiming and running the PostgreSQL part | api |
 //! | [`retention`] | `orgs.retention_days` and the conversations it expired | api |
+//! | [`outbox`] | `outbox`: messages of a state change, committed with it, published by the api's relay | api |
 //! | [`transcript`] | writes `messages`, `audit_log`, `conversations.applied_seq` from stream events, idempotently | audit writer |
 //!
 //! Errors: [`StoreError`] (`thiserror`), with `NotFound`/`Conflict` for the cases callers turn into HTTP statuses.
@@ -23,6 +24,7 @@ pub mod erase;
 pub mod history;
 pub mod orgs;
 pub mod retention;
+pub mod outbox;
 pub mod shares;
 pub mod transcript;
 pub mod view;
@@ -93,6 +95,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    config: tokio_postgres::Config,
 }
 
 impl Db {
@@ -108,7 +111,7 @@ impl Db {
     pub fn connect_with_timeout(url: &str, max_size: usize, checkout_timeout: Duration) -> Result<Self> {
         let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
@@ -121,7 +124,7 @@ impl Db {
             .recycle_timeout(timeout)
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(Db { pool })
+        Ok(Db { pool, config })
     }
 
     /// A pooled connection.
@@ -130,6 +133,11 @@ impl Db {
             PoolError::Timeout(_) => StoreError::Timeout,
             other => StoreError::Pool(other),
         })
+    }
+
+    /// The connection settings, for a dedicated connection outside the pool (the outbox relay's leader).
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     /// Applies the migrations in `sql/` that have not run yet.

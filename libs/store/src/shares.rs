@@ -37,8 +37,8 @@ pub async fn list(db: &Db, conversation_id: Uuid) -> Result<Vec<Participant>> {
     list_on(&db.client().await?, conversation_id).await
 }
 
-/// [`list`] on a connection the caller holds.
-pub(crate) async fn list_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<Vec<Participant>> {
+/// [`list`] on a connection (or transaction) the caller holds.
+pub async fn list_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<Vec<Participant>> {
     let statement = client
         .prepare_cached(
             "SELECT s.user_id, u.name, u.email, s.permission, s.granted_by, s.created_at, s.updated_at \
@@ -63,16 +63,15 @@ pub(crate) async fn list_on(client: &impl GenericClient, conversation_id: Uuid) 
         .collect()
 }
 
-/// Shares with several people at once, all or nothing: new shares are added, existing ones get the given
-/// permission. Returns what happened to each, in the order given. `permission` must be `view` or `respond`.
+/// Shares with several people at once, in the caller's transaction (all or nothing): new shares are added,
+/// existing ones get the given permission. Returns what happened to each, in the order given. `permission` must
+/// be `view` or `respond`.
 pub async fn upsert_many(
-    db: &Db,
+    tx: &impl GenericClient,
     conversation_id: Uuid,
     granted_by: Uuid,
     shares: &[(Uuid, Permission)],
 ) -> Result<Vec<Upserted>> {
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
     let mut out = Vec::with_capacity(shares.len());
     for (user_id, permission) in shares {
         let before = tx
@@ -98,14 +97,17 @@ pub async fn upsert_many(
             Some(from) => Upserted::Changed { from },
         });
     }
-    tx.commit().await?;
     Ok(out)
 }
 
-/// Changes an existing share; returns the previous permission. `NotFound` when there is no such share.
-pub async fn update(db: &Db, conversation_id: Uuid, user_id: Uuid, permission: Permission) -> Result<Permission> {
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
+/// Changes an existing share, in the caller's transaction; returns the previous permission. `NotFound` when
+/// there is no such share.
+pub async fn update(
+    tx: &impl GenericClient,
+    conversation_id: Uuid,
+    user_id: Uuid,
+    permission: Permission,
+) -> Result<Permission> {
     let row = tx
         .query_opt(
             "SELECT permission FROM shares WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE",
@@ -119,14 +121,12 @@ pub async fn update(db: &Db, conversation_id: Uuid, user_id: Uuid, permission: P
         &[&conversation_id, &user_id, &permission.as_str()],
     )
     .await?;
-    tx.commit().await?;
     Ok(permission_from(&before))
 }
 
-/// Revokes a share. `NotFound` when there was none.
-pub async fn delete(db: &Db, conversation_id: Uuid, user_id: Uuid) -> Result<()> {
-    let client = db.client().await?;
-    let n = client
+/// Revokes a share, in the caller's transaction. `NotFound` when there was none.
+pub async fn delete(tx: &impl GenericClient, conversation_id: Uuid, user_id: Uuid) -> Result<()> {
+    let n = tx
         .execute("DELETE FROM shares WHERE conversation_id = $1 AND user_id = $2", &[&conversation_id, &user_id])
         .await?;
     if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }

@@ -95,8 +95,10 @@ pub async fn upload(
         .await
         .map_err(|e| ApiError::Unavailable(format!("could not store the file: {e}")))?;
     let size = bytes.len() as i64;
+    let mut client = state.db.client().await?;
+    let (mut change, _) = service::events::Change::begin(&mut client, id, caller.id()).await?;
     let attachment = rh_store::attachments::insert(
-        &state.db,
+        change.tx(),
         &NewAttachment {
             id: attachment_id,
             conversation_id: id,
@@ -115,7 +117,8 @@ pub async fn upload(
         size: size as u64,
         uploaded_by: caller.id(),
     };
-    service::events::publish(&state, id, Some(caller.id()), event).await?;
+    change.event(event)?;
+    change.commit(&state).await?;
     Ok((StatusCode::CREATED, Json(attachment)))
 }
 

@@ -1,7 +1,7 @@
 //! Creating a conversation, changing its settings, deleting it.
 
 use super::access::{authorize, require_owner, require_respond};
-use super::events::{inbox, publish, summary};
+use super::events::{Change, seq, summary};
 use crate::domain::{ModelName, SystemPrompt, Temperature, Title};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -12,8 +12,10 @@ use rh_store::conversations::{self, Conversation, NewConversation, SettingsUpdat
 use rh_store::shares;
 use uuid::Uuid;
 
-/// Creates a conversation: the row first (so every event of it has a row to attach to), then
-/// `conversation.created` (acked; its seq is stored in `created_seq`), then the owner's other devices learn of it.
+/// Creates a conversation: the row, `conversation.created` and the owner's sidebar message (their other
+/// devices) commit together. The relay publishes the event and records its seq in `created_seq`; this waits
+/// briefly for that, so the conversation returned normally has it (0 while NATS is down; sends are refused until
+/// it is set, see [`super::messages::send`]).
 pub async fn create(
     state: &AppState,
     owner_id: Uuid,
@@ -22,20 +24,23 @@ pub async fn create(
     model: &ModelName,
 ) -> Result<Conversation, ApiError> {
     let id = Uuid::now_v7();
-    conversations::insert(
-        &state.db,
-        &NewConversation { id, org_id, owner_id, title: title.as_str(), model: model.as_str() },
-    )
-    .await?;
+    let mut client = state.db.client().await?;
+    let mut change = Change::begin_create(&mut client, id, owner_id).await?;
+    let new = NewConversation { id, org_id, owner_id, title: title.as_str(), model: model.as_str() };
+    conversations::insert(change.tx(), &new).await?;
+    let conversation = conversations::get_on(change.tx(), id).await?;
     let event = Event::ConversationCreated {
         owner_id,
         title: title.as_str().to_owned(),
         settings: Settings { model: model.as_str().to_owned(), temperature: None, system_prompt: None },
     };
-    let seq = publish(state, id, Some(owner_id), event).await?;
-    conversations::set_created_seq(&state.db, id, i64::try_from(seq).unwrap_or(i64::MAX)).await?;
-    let conversation = conversations::get(&state.db, id).await?;
-    inbox(state, owner_id, SidebarAction::Added, id, Some(summary(&conversation, Permission::Owner))).await;
+    let event_id = change.event(event)?;
+    change.inbox(owner_id, SidebarAction::Added, Some(summary(&conversation, Permission::Owner)))?;
+    change.commit(state).await?;
+    drop(client);
+    if seq(state, event_id).await.is_some() {
+        return Ok(conversations::get(&state.db, id).await?);
+    }
     Ok(conversation)
 }
 
@@ -57,8 +62,10 @@ pub async fn update_settings(
     conversation_id: Uuid,
     patch: SettingsPatch,
 ) -> Result<(Conversation, Vec<String>, Option<u64>), ApiError> {
-    let (current, permission) = authorize(state, conversation_id, user_id).await?;
+    let (_, permission) = authorize(state, conversation_id, user_id).await?;
     require_respond(permission, "change the model or settings")?;
+    let mut client = state.db.client().await?;
+    let (mut change, current) = Change::begin(&mut client, conversation_id, user_id).await?;
 
     let model = patch.model.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_else(|| current.model.clone());
     let temperature = match patch.temperature {
@@ -84,7 +91,7 @@ pub async fn update_settings(
     }
 
     let update = SettingsUpdate { model: &model, temperature, system_prompt: system_prompt.as_deref() };
-    let updated = conversations::update_settings(&state.db, conversation_id, &update).await.map_err(gone)?;
+    let updated = conversations::update_settings(change.tx(), conversation_id, &update).await?;
     let event = Event::SettingsChanged {
         changed_by: user_id,
         changed_by_name: user_name.to_owned(),
@@ -95,17 +102,18 @@ pub async fn update_settings(
             system_prompt: updated.system_prompt.clone(),
         },
     };
-    let seq = publish(state, conversation_id, Some(user_id), event).await?;
-
+    let event_id = change.event(event)?;
     if changed.iter().any(|c| c == "model") {
-        sidebars_changed(state, &updated).await?;
+        sidebars_changed(&mut change, &updated).await?;
     }
-    Ok((updated, changed, Some(seq)))
+    change.commit(state).await?;
+    drop(client);
+    Ok((updated, changed, seq(state, event_id).await))
 }
 
 /// Renames a conversation (owner only): publishes `conversation.renamed` (every open view's header) and updates
 /// every participant's sidebar. Returns the conversation and the event's `seq` (`None` when the title is the
-/// same).
+/// same, or when the event is not published yet).
 pub async fn rename(
     state: &AppState,
     user_id: Uuid,
@@ -113,37 +121,31 @@ pub async fn rename(
     conversation_id: Uuid,
     title: &Title,
 ) -> Result<(Conversation, Option<u64>), ApiError> {
-    let (current, permission) = authorize(state, conversation_id, user_id).await?;
+    let (_, permission) = authorize(state, conversation_id, user_id).await?;
     require_owner(permission, "rename it")?;
+    let mut client = state.db.client().await?;
+    let (mut change, current) = Change::begin(&mut client, conversation_id, user_id).await?;
     if current.title == title.as_str() {
         return Ok((current, None));
     }
-    let renamed = conversations::rename(&state.db, conversation_id, title.as_str()).await.map_err(gone)?;
+    let renamed = conversations::rename(change.tx(), conversation_id, title.as_str()).await?;
     let event = Event::ConversationRenamed {
         renamed_by: user_id,
         renamed_by_name: user_name.to_owned(),
         title: renamed.title.clone(),
     };
-    let seq = publish(state, conversation_id, Some(user_id), event).await?;
-    sidebars_changed(state, &renamed).await?;
-    Ok((renamed, Some(seq)))
-}
-
-/// A conversation deleted between the access check and the write is, to the caller, one that does not exist.
-fn gone(e: rh_store::StoreError) -> ApiError {
-    match e {
-        rh_store::StoreError::NotFound => ApiError::conversation_not_found(),
-        other => other.into(),
-    }
+    let event_id = change.event(event)?;
+    sidebars_changed(&mut change, &renamed).await?;
+    change.commit(state).await?;
+    drop(client);
+    Ok((renamed, seq(state, event_id).await))
 }
 
 /// Tells the owner and every participant that the conversation's sidebar entry changed (title, model).
-async fn sidebars_changed(state: &AppState, conversation: &Conversation) -> Result<(), ApiError> {
-    let id = conversation.id;
-    inbox(state, conversation.owner_id, SidebarAction::Changed, id, Some(summary(conversation, Permission::Owner)))
-        .await;
-    for p in shares::list(&state.db, id).await? {
-        inbox(state, p.user_id, SidebarAction::Changed, id, Some(summary(conversation, p.permission))).await;
+async fn sidebars_changed(change: &mut Change<'_>, conversation: &Conversation) -> Result<(), ApiError> {
+    change.inbox(conversation.owner_id, SidebarAction::Changed, Some(summary(conversation, Permission::Owner)))?;
+    for p in shares::list_on(change.tx(), conversation.id).await? {
+        change.inbox(p.user_id, SidebarAction::Changed, Some(summary(conversation, p.permission)))?;
     }
     Ok(())
 }

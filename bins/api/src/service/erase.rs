@@ -1,7 +1,8 @@
 //! Deleting a conversation erases its content everywhere (issue 17; `docs/erasure.md` has the whole design).
 //!
 //! [`delete`] — the one path for the owner's delete and for retention — marks the conversation deleted and
-//! enqueues its erase job in one PostgreSQL transaction, then tells viewers and sidebars. The [`Eraser`] (one per
+//! enqueues its erase job in one PostgreSQL transaction, together with `conversation.deleted` and the sidebar
+//! messages in the outbox ([`super::events::Change`]). The [`Eraser`] (one per
 //! api replica; replicas share the jobs through `FOR UPDATE SKIP LOCKED` and a lease, see `rh_store::erase`)
 //! runs each job until it is done:
 //! 1. PostgreSQL: messages, attachment rows and shares deleted, title and system prompt blanked (once);
@@ -15,7 +16,7 @@
 //! A step that fails (NATS down, PostgreSQL down) is retried with back-off; a replica that dies mid-job loses
 //! its lease and another one takes over. Every step can run twice without harm.
 
-use super::events::{inbox, publish};
+use super::events::Change;
 use crate::error::ApiError;
 use crate::state::AppState;
 use chrono::Utc;
@@ -38,9 +39,9 @@ const POLL: Duration = Duration::from_secs(2);
 /// The longest back-off between two attempts of a failing job.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Deletes `conversation` (the caller checked who may): marks it deleted and enqueues its erasure in one
-/// transaction, wakes the eraser, then publishes `conversation.deleted` (every live subscription ends) and
-/// removes it from every participant's sidebar. `actor` is `None` for retention. 404 when already deleted.
+/// Deletes `conversation` (the caller checked who may): marks it deleted, enqueues its erasure and queues
+/// `conversation.deleted` (every live subscription ends) and its removal from every participant's sidebar, in one
+/// transaction; then wakes the eraser. `actor` is `None` for retention. 404 when already deleted.
 pub async fn delete(
     state: &AppState,
     conversation: &Conversation,
@@ -48,17 +49,19 @@ pub async fn delete(
     reason: Reason,
 ) -> Result<(), ApiError> {
     let id = conversation.id;
-    let participants = shares::list(&state.db, id).await?;
-    if erase::delete(&state.db, id, actor, reason).await?.is_none() {
+    let mut client = state.db.client().await?;
+    let (mut change, conversation) = Change::begin(&mut client, id, actor).await?;
+    let participants = shares::list_on(change.tx(), id).await?;
+    if erase::mark_deleted(change.tx(), id, actor, reason).await?.is_none() {
         return Err(ApiError::conversation_not_found());
     }
-    let published = publish(state, id, actor, Event::ConversationDeleted {}).await;
-    state.erase_wake.notify_one();
-    published?;
-    inbox(state, conversation.owner_id, SidebarAction::Removed, id, None).await;
+    change.event(Event::ConversationDeleted {})?;
+    change.inbox(conversation.owner_id, SidebarAction::Removed, None)?;
     for p in participants {
-        inbox(state, p.user_id, SidebarAction::Removed, id, None).await;
+        change.inbox(p.user_id, SidebarAction::Removed, None)?;
     }
+    change.commit(state).await?;
+    state.erase_wake.notify_one();
     Ok(())
 }
 

@@ -1,9 +1,11 @@
 //! Sending a message and stopping a response. The api never writes `messages` rows: it publishes
-//! `message.created` and a generation job; the audit writer stores the transcript from the stream.
+//! `message.created` and a generation job; the audit writer stores the transcript from the stream. Sending
+//! changes no PostgreSQL state, so it publishes directly (not through the outbox of [`super::events`]) and
+//! answers 2xx only once JetStream has stored both: an accepted message is never lost, a refused one (503) was
+//! never accepted.
 
 use super::access::{authorize, require_respond};
 use super::context;
-use super::events::publish;
 use crate::domain::MessageText;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,6 +33,11 @@ pub async fn send(
 ) -> Result<MessageAccepted, ApiError> {
     let (conversation, permission) = authorize(state, conversation_id, user_id).await?;
     require_respond(permission, "send messages")?;
+    if conversation.created_seq == 0 {
+        // Its `conversation.created` is still in the outbox (NATS was down): a message published now would come
+        // before it in the stream, under the history rule's floor (`libs/store/src/history.rs`).
+        return Err(ApiError::Unavailable("this conversation is still being set up; try again shortly".into()));
+    }
     if client_msg_id.as_ref().is_some_and(|id| id.chars().count() > MAX_CLIENT_MSG_ID) {
         return Err(ApiError::Validation(format!("client_msg_id must have at most {MAX_CLIENT_MSG_ID} characters")));
     }
@@ -55,7 +62,10 @@ pub async fn send(
         client_msg_id,
         response_id,
     };
-    let seq = publish(state, conversation_id, Some(user_id), event).await?;
+    let envelope = rh_protocol::Envelope::new(conversation_id, Some(user_id), event);
+    let seq = rh_bus::publish_event_acked(&state.js, &envelope)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("could not publish the message: {e}")))?;
 
     let job = GenerateJob {
         conversation_id,

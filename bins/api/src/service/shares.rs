@@ -1,9 +1,10 @@
 //! Sharing (owner only). Targets must be people of the conversation's org other than the owner. Every change is
-//! stored, published on the conversation (`participant.added|changed|removed`, which the edge acts on: a removed
-//! person's live subscription ends) and sent to the person's inbox (their sidebar).
+//! stored together with its event on the conversation (`participant.added|changed|removed`, which the edge acts
+//! on: a removed person's live subscription ends) and the message to the person's inbox (their sidebar), through
+//! [`super::events::Change`].
 
 use super::access::{authorize, require_owner};
-use super::events::{inbox, publish, summary};
+use super::events::{Change, summary};
 use crate::domain::SharePermission;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -24,8 +25,10 @@ pub async fn share_many(
     conversation_id: Uuid,
     targets: &[(Uuid, SharePermission)],
 ) -> Result<Vec<Participant>, ApiError> {
-    let (conversation, permission) = authorize(state, conversation_id, owner_id).await?;
+    let (_, permission) = authorize(state, conversation_id, owner_id).await?;
     require_owner(permission, "share it")?;
+    let mut client = state.db.client().await?;
+    let (mut change, conversation) = Change::begin(&mut client, conversation_id, owner_id).await?;
     if targets.is_empty() {
         return Err(ApiError::Validation("shares must name at least one person".into()));
     }
@@ -49,7 +52,7 @@ pub async fn share_many(
     }
 
     let rows: Vec<_> = targets.iter().map(|(id, p)| (*id, p.permission())).collect();
-    let outcomes = shares::upsert_many(&state.db, conversation_id, owner_id, &rows).await?;
+    let outcomes = shares::upsert_many(change.tx(), conversation_id, owner_id, &rows).await?;
     for ((user_id, permission), outcome) in rows.iter().zip(outcomes) {
         let (event, action) = match outcome {
             Upserted::Unchanged => continue,
@@ -67,10 +70,12 @@ pub async fn share_many(
                 (Event::ParticipantChanged { user_id: *user_id, permission: *permission }, SidebarAction::Changed)
             }
         };
-        publish(state, conversation_id, Some(owner_id), event).await?;
-        inbox(state, *user_id, action, conversation_id, Some(summary(&conversation, *permission))).await;
+        change.event(event)?;
+        change.inbox(*user_id, action, Some(summary(&conversation, *permission)))?;
     }
-    Ok(shares::list(&state.db, conversation_id).await?)
+    let participants = shares::list_on(change.tx(), conversation_id).await?;
+    change.commit(state).await?;
+    Ok(participants)
 }
 
 /// Changes one person's permission. 404 when the conversation is not shared with them.
@@ -81,19 +86,23 @@ pub async fn change(
     user_id: Uuid,
     permission: SharePermission,
 ) -> Result<Participant, ApiError> {
-    let (conversation, caller) = authorize(state, conversation_id, owner_id).await?;
+    let (_, caller) = authorize(state, conversation_id, owner_id).await?;
     require_owner(caller, "change who has access")?;
+    let mut client = state.db.client().await?;
+    let (mut change, conversation) = Change::begin(&mut client, conversation_id, owner_id).await?;
     let permission = permission.permission();
-    let before = shares::update(&state.db, conversation_id, user_id, permission).await.map_err(no_share)?;
+    let before = shares::update(change.tx(), conversation_id, user_id, permission).await.map_err(no_share)?;
     if before != permission {
-        publish(state, conversation_id, Some(owner_id), Event::ParticipantChanged { user_id, permission }).await?;
-        inbox(state, user_id, SidebarAction::Changed, conversation_id, Some(summary(&conversation, permission))).await;
+        change.event(Event::ParticipantChanged { user_id, permission })?;
+        change.inbox(user_id, SidebarAction::Changed, Some(summary(&conversation, permission)))?;
     }
-    shares::list(&state.db, conversation_id)
+    let participant = shares::list_on(change.tx(), conversation_id)
         .await?
         .into_iter()
         .find(|p| p.user_id == user_id)
-        .ok_or_else(|| no_share(rh_store::StoreError::NotFound))
+        .ok_or_else(|| no_share(rh_store::StoreError::NotFound))?;
+    change.commit(state).await?;
+    Ok(participant)
 }
 
 /// Revokes one person's access: their live subscription ends and the conversation leaves their sidebar. The
@@ -104,10 +113,12 @@ pub async fn revoke(state: &AppState, caller_id: Uuid, conversation_id: Uuid, us
     if user_id != caller_id {
         require_owner(caller, "change who has access")?;
     }
-    shares::delete(&state.db, conversation_id, user_id).await.map_err(no_share)?;
-    publish(state, conversation_id, Some(caller_id), Event::ParticipantRemoved { user_id }).await?;
-    inbox(state, user_id, SidebarAction::Removed, conversation_id, None).await;
-    Ok(())
+    let mut client = state.db.client().await?;
+    let (mut change, _) = Change::begin(&mut client, conversation_id, caller_id).await?;
+    shares::delete(change.tx(), conversation_id, user_id).await.map_err(no_share)?;
+    change.event(Event::ParticipantRemoved { user_id })?;
+    change.inbox(user_id, SidebarAction::Removed, None)?;
+    change.commit(state).await
 }
 
 fn no_share(e: rh_store::StoreError) -> ApiError {

@@ -49,7 +49,7 @@ async fn upload_download_and_limits() {
     // Every participant sees it: in the conversation and as an event.
     let got = app.api.conversation(&team.cy, conv).await.unwrap();
     assert_eq!(got["attachments"][0]["id"], id.as_str());
-    let events = conv_events(&app.js, conv).await;
+    let events = conv_events(&app, conv).await;
     assert!(events.iter().any(|(_, e)| matches!(&e.event,
         Event::AttachmentAdded { attachment_id, filename, size, uploaded_by, .. }
             if attachment_id.to_string() == id && filename == "diagram.png" && *size == content.len() as u64 && *uploaded_by == team.ben.user_id)));

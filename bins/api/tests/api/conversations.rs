@@ -42,7 +42,7 @@ async fn create_list_get_delete() {
     assert_error(s, &v, 400, "bad_request");
 
     // The conversation.created event is on the stream, first.
-    let events = conv_events(&app.js, id).await;
+    let events = conv_events(&app, id).await;
     let (_, first) = &events[0];
     assert!(
         matches!(&first.event, Event::ConversationCreated { owner_id, title, settings } if *owner_id == team.ben.user_id && title == "Launch plan" && settings.model == "sim-2")
@@ -179,7 +179,7 @@ async fn the_owner_renames_and_every_participant_is_told() {
     assert_eq!(s.as_u16(), 200, "{v}");
     assert_eq!(v["title"], "Launch plan v2");
     let seq = v["seq"].as_u64().expect("seq of the event");
-    let events = conv_events(&app.js, conv).await;
+    let events = conv_events(&app, conv).await;
     let (_, env) = events.iter().find(|(s, _)| *s == seq).expect("the event in the stream");
     assert_eq!(
         env.event,

@@ -72,9 +72,22 @@ pub async fn outsider(app: &App) -> Session {
     app.api.sign_up("Globex", "Gil Bates", &format!("gil-{}@globex.test", tag()), "pw-gil-123456").await.unwrap()
 }
 
-/// Every event of a conversation stored in `RH_CONV`, in stream order, with its seq.
-pub async fn conv_events(js: &jetstream::Context, conversation: Uuid) -> Vec<(u64, Envelope)> {
-    let stream = js.get_stream(subjects::STREAM_CONV).await.expect("stream");
+/// Waits until the api's outbox relay has published everything committed so far.
+pub async fn outbox_drained(app: &App) {
+    let client = app.db.connect().await.expect("database");
+    rh_testkit::eventually(WAIT, "the outbox to drain", || async {
+        let row = client.query_one("SELECT count(*) FROM outbox WHERE published_seq IS NULL", &[]).await.ok()?;
+        (row.get::<_, i64>(0) == 0).then_some(())
+    })
+    .await
+    .expect("outbox drained");
+}
+
+/// Every event of a conversation stored in `RH_CONV`, in stream order, with its seq — once the outbox has
+/// published every change made so far.
+pub async fn conv_events(app: &App, conversation: Uuid) -> Vec<(u64, Envelope)> {
+    outbox_drained(app).await;
+    let stream = app.js.get_stream(subjects::STREAM_CONV).await.expect("stream");
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
             filter_subject: subjects::conv_all(conversation),
@@ -97,8 +110,8 @@ pub async fn conv_events(js: &jetstream::Context, conversation: Uuid) -> Vec<(u6
 }
 
 /// The `type`s of a conversation's events, in order.
-pub async fn event_kinds(js: &jetstream::Context, conversation: Uuid) -> Vec<&'static str> {
-    conv_events(js, conversation).await.iter().map(|(_, e)| e.event.kind()).collect()
+pub async fn event_kinds(app: &App, conversation: Uuid) -> Vec<&'static str> {
+    conv_events(app, conversation).await.iter().map(|(_, e)| e.event.kind()).collect()
 }
 
 /// Returns once the server has processed everything `nc` sent before (e.g. a SUB), so another connection's
@@ -158,7 +171,7 @@ pub async fn shared_conversation(app: &App, team: &Team, title: &str) -> Uuid {
 /// Writes a conversation's events to the transcript as the audit writer does (its own code, in-process).
 pub async fn apply_transcript(app: &App, conversation: Uuid) {
     let mut client = app.db.db().client().await.unwrap();
-    for (seq, env) in conv_events(&app.js, conversation).await {
+    for (seq, env) in conv_events(app, conversation).await {
         rh_store::transcript::apply(&mut client, seq, &env).await.unwrap();
     }
 }

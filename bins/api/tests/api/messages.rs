@@ -43,7 +43,7 @@ async fn a_message_is_published_and_queued_for_the_workers() {
     let response_id: uuid::Uuid = v["response_id"].as_str().unwrap().parse().unwrap();
     let seq = v["seq"].as_u64().unwrap();
 
-    let events = conv_events(&app.js, conv).await;
+    let events = conv_events(&app, conv).await;
     let (event_seq, env) = events.iter().find(|(_, e)| e.event.kind() == "message.created").unwrap();
     assert_eq!(*event_seq, seq, "the reply's seq is the event's stream position");
     assert_eq!(env.actor, Some(team.ben.user_id));
@@ -81,7 +81,7 @@ async fn a_message_is_published_and_queued_for_the_workers() {
             .unwrap();
         assert_error(s, &v, 400, "bad_request");
     }
-    assert_eq!(conv_events(&app.js, conv).await.len(), events.len());
+    assert_eq!(conv_events(&app, conv).await.len(), events.len());
 }
 
 #[tokio::test]

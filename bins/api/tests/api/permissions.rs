@@ -34,7 +34,7 @@ async fn view_only_can_read_but_every_write_is_forbidden() {
     let app = spawn_app().await;
     let team = team(&app).await;
     let conv = shared_conversation(&app, &team, "Review").await;
-    let before = conv_events(&app.js, conv).await.len();
+    let before = conv_events(&app, conv).await.len();
 
     for (method, suffix, body) in writes(team.ben.user_id) {
         let (s, v) = app
@@ -53,7 +53,7 @@ async fn view_only_can_read_but_every_write_is_forbidden() {
     let (s, v) = upload(&app, &team.cy, conv).await;
     assert_eq!(s, 403, "{v}");
     assert_eq!(v["error"]["code"], "forbidden");
-    assert_eq!(conv_events(&app.js, conv).await.len(), before, "no refused write reached the stream");
+    assert_eq!(conv_events(&app, conv).await.len(), before, "no refused write reached the stream");
 
     // Reading works.
     let v = app.api.conversation(&team.cy, conv).await.unwrap();
@@ -95,7 +95,7 @@ async fn people_without_a_share_get_404_on_every_path() {
         assert_eq!(s, 201, "{v}");
         v["id"].as_str().unwrap().to_owned()
     };
-    let before = conv_events(&app.js, conv).await.len();
+    let before = conv_events(&app, conv).await.len();
 
     // Ada is the org admin but it is not shared with her; Gil is in another org.
     for who in [&team.ada, &gil] {
@@ -115,5 +115,5 @@ async fn people_without_a_share_get_404_on_every_path() {
         let (s, v) = upload(&app, who, conv).await;
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
     }
-    assert_eq!(conv_events(&app.js, conv).await.len(), before);
+    assert_eq!(conv_events(&app, conv).await.len(), before);
 }

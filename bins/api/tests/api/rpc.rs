@@ -46,7 +46,7 @@ async fn access_send_and_stop_over_nats() {
         rh_bus::request(&app.nc, subjects::API_SEND_MESSAGE, &send(team.ben.user_id, "from a socket"), WAIT)
             .await
             .unwrap();
-    let events = conv_events(&app.js, conv).await;
+    let events = conv_events(&app, conv).await;
     let (seq, env) = events.iter().find(|(_, e)| e.event.kind() == "message.created").unwrap();
     assert_eq!(*seq, ok.seq);
     assert!(

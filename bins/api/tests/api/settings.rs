@@ -21,7 +21,7 @@ async fn settings_changed_says_who_changed_what() {
     assert_eq!(v["changed"], json!(["model", "temperature", "system_prompt"]));
     let seq = v["seq"].as_u64().unwrap();
 
-    let events = conv_events(&app.js, conv).await;
+    let events = conv_events(&app, conv).await;
     let (event_seq, env) = events.iter().find(|(_, e)| e.event.kind() == "settings.changed").unwrap();
     assert_eq!(*event_seq, seq);
     assert_eq!(env.actor, Some(team.ben.user_id));
@@ -44,11 +44,11 @@ async fn settings_changed_says_who_changed_what() {
     let (_, v) = app.api.as_user(&team.ada).patch(&path, json!({"model": "sim-2", "temperature": null})).await.unwrap();
     assert_eq!(v["changed"], json!(["temperature"]));
     assert_eq!(v["temperature"], json!(null));
-    let count = conv_events(&app.js, conv).await.len();
+    let count = conv_events(&app, conv).await.len();
     let (s, v) = app.api.as_user(&team.ada).patch(&path, json!({"model": "sim-2"})).await.unwrap();
     assert_eq!(s.as_u16(), 200);
     assert_eq!(v["changed"], json!([]));
-    assert_eq!(conv_events(&app.js, conv).await.len(), count);
+    assert_eq!(conv_events(&app, conv).await.len(), count);
 
     // Invalid values and unknown fields are refused.
     for body in

@@ -85,7 +85,7 @@ async fn share_with_several_change_and_revoke() {
     assert_error(s, &v, 404, "not_found");
 
     // The stream tells live viewers (the edge) the same story, in order.
-    let events = conv_events(&app.js, conv).await;
+    let events = conv_events(&app, conv).await;
     let participant_events: Vec<_> = events
         .iter()
         .filter_map(|(_, e)| match &e.event {
@@ -146,7 +146,7 @@ async fn sharing_is_refused_outside_the_rules() {
     assert_eq!(s.as_u16(), 400);
     let (_, v) = app.api.as_user(&team.ada).get(&path).await.unwrap();
     assert_eq!(v["shares"], json!([]));
-    assert!(!event_kinds(&app.js, conv).await.iter().any(|k| k.starts_with("participant.")));
+    assert!(!event_kinds(&app, conv).await.iter().any(|k| k.starts_with("participant.")));
 
     // Only the owner shares: a Can Respond participant gets 403; the other org's person 404.
     app.api.share(&team.ada, conv, &team.ben, "respond").await.unwrap();
@@ -190,7 +190,7 @@ async fn a_participant_leaves_on_their_own() {
     assert_eq!(s.as_u16(), 204, "{v}");
     let m = cy_inbox.next_where(|m| m.action == SidebarAction::Removed).await;
     assert_eq!(m.conversation_id, conv);
-    let events = conv_events(&app.js, conv).await;
+    let events = conv_events(&app, conv).await;
     assert!(events.iter().any(|(_, e)| e.event == Event::ParticipantRemoved { user_id: team.cy.user_id }));
     let (s, v) = app.api.as_user(&team.cy).get(&format!("/conversations/{conv}")).await.unwrap();
     assert_error(s, &v, 404, "not_found");

@@ -1,0 +1,238 @@
+//! The outbox relay: publishes the rows every state change committed to `outbox` ([`rh_store::outbox`]), in
+//! order, until NATS has them, then marks them published.
+//!
+//! **One leader.** Of all api replicas, the one holding a session advisory lock on a dedicated PostgreSQL
+//! connection relays; the others try again every [`Settings::outbox_poll_ms`]. Chosen over `FOR UPDATE SKIP
+//! LOCKED` workers because order is the point: one publisher reading in id order keeps every conversation's
+//! events (and every sidebar's messages) in commit order with no per-conversation bookkeeping, and state changes
+//! are human-rate (shares, renames, deletes), far below what one publisher sends. The lock dies with the
+//! connection, so a crashed or partitioned leader is replaced within a poll interval; the leader reads and marks
+//! on that same connection, so one that lost its lock cannot mark rows.
+//!
+//! **Exactly once in the stream.** A conversation event is published with `Nats-Msg-Id` = its event id and
+//! retried until JetStream acks it; only then is the row marked. A crash between the ack and the mark (or a
+//! leader change) publishes the row again, and JetStream's duplicate window (120 s) stores it once and acks with
+//! the first copy's seq. Sidebar messages (`rh.user.<id>.inbox`) are core NATS: at most once per successful
+//! flush, and only to subscribers connected at that moment. So that edges that reconnect after a NATS outage
+//! still get them, inbox rows wait until the api's own connection has been up for
+//! [`Settings::outbox_settle_ms`] (longer than the clients' reconnect back-off); conversation events before them
+//! are not held back.
+//!
+//! **Woken at commit.** A commit on this replica wakes the relay in-process; commits on other replicas reach the
+//! leader by `NOTIFY rh_outbox` (sent at commit); a slow poll is the backstop.
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use async_nats::connection::State;
+use async_nats::jetstream;
+use rh_store::Db;
+use rh_store::outbox::{self, Leader, Pending};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// Rows read per round.
+const BATCH: i64 = 256;
+/// How long published rows are kept for [`Outbox::seqs`] lookups before they are pruned.
+const KEEP_PUBLISHED_SECS: f64 = 600.0;
+/// Longest pause between retries while NATS refuses.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Why a leader stepped down.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("outbox store: {0}")]
+    Store(#[from] rh_store::StoreError),
+    #[error("the leader's database connection ended")]
+    ConnectionLost,
+}
+
+/// The api's handle on its relay: wakes it after a commit, and waits for an event's seq. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Db,
+    wake: Arc<Notify>,
+    /// Bumped whenever this replica's relay has marked rows published.
+    marked: watch::Sender<u64>,
+}
+
+impl Outbox {
+    pub fn new(db: Db) -> Self {
+        Outbox { db, wake: Arc::new(Notify::new()), marked: watch::Sender::new(0) }
+    }
+
+    /// A transaction with outbox rows committed: publish now.
+    pub fn committed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The stream seq of each event in `event_ids` that is published within `within` (absent: not yet, e.g.
+    /// NATS is down; it still goes out later). Woken by this replica's relay; polls when another replica leads.
+    pub async fn seqs(&self, event_ids: &[Uuid], within: Duration) -> HashMap<Uuid, u64> {
+        let deadline = Instant::now() + within;
+        let mut marked = self.marked.subscribe();
+        loop {
+            let found: HashMap<Uuid, u64> = match outbox::published_seqs(&self.db, event_ids).await {
+                Ok(rows) => rows.into_iter().map(|(id, seq)| (id, u64::try_from(seq).unwrap_or(0))).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look up published events");
+                    return HashMap::new();
+                }
+            };
+            let now = Instant::now();
+            if found.len() == event_ids.len() || now >= deadline {
+                return found;
+            }
+            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(50)), marked.changed()).await;
+        }
+    }
+}
+
+/// Runs the relay for the life of the process: leads when it gets the lock, otherwise waits and tries again.
+pub async fn run(outbox: Outbox, nats: async_nats::Client, settings: Arc<Settings>, metrics: Metrics) {
+    let js = jetstream::new(nats.clone());
+    let poll = Duration::from_millis(settings.outbox_poll_ms);
+    loop {
+        match outbox::lead(&outbox.db).await {
+            Ok(Some(leader)) => {
+                tracing::info!("outbox relay: leading");
+                let mut relay =
+                    Relay { outbox: &outbox, leader, nats: &nats, js: &js, settings: &settings, metrics: &metrics };
+                let e = relay.lead().await;
+                tracing::warn!(error = %e, "outbox relay: stepped down");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox relay: cannot reach the database"),
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+struct Relay<'a> {
+    outbox: &'a Outbox,
+    leader: Leader,
+    nats: &'a async_nats::Client,
+    js: &'a jetstream::Context,
+    settings: &'a Settings,
+    metrics: &'a Metrics,
+}
+
+/// How far one round got.
+enum Round {
+    /// Everything read was published.
+    Done,
+    /// An inbox row waits for the NATS connection to settle.
+    Settling(Duration),
+    /// NATS refused; try again after a pause.
+    Failed,
+}
+
+impl Relay<'_> {
+    async fn lead(&mut self) -> RelayError {
+        let poll = Duration::from_millis(self.settings.outbox_poll_ms);
+        let mut backoff = Duration::from_millis(50);
+        let mut connects = self.nats.statistics().connects.load(std::sync::atomic::Ordering::Relaxed);
+        let mut up_since = Instant::now() - Duration::from_millis(self.settings.outbox_settle_ms);
+        let mut last_prune = Instant::now();
+        loop {
+            let now_connects = self.nats.statistics().connects.load(std::sync::atomic::Ordering::Relaxed);
+            if now_connects != connects {
+                (connects, up_since) = (now_connects, Instant::now());
+            }
+            let (count, oldest) = match outbox::backlog(&self.leader).await {
+                Ok(b) => b,
+                Err(e) => return e.into(),
+            };
+            self.metrics.outbox_backlog.set(count);
+            self.metrics.outbox_oldest_seconds.set(oldest);
+            if last_prune.elapsed() > Duration::from_secs(60) {
+                last_prune = Instant::now();
+                if let Err(e) = outbox::prune(&self.leader, KEEP_PUBLISHED_SECS).await {
+                    return e.into();
+                }
+            }
+            let pause = match self.round(up_since).await {
+                Err(e) => return e,
+                Ok(Round::Done) if count == 0 => poll,
+                Ok(Round::Done) => {
+                    backoff = Duration::from_millis(50);
+                    continue;
+                }
+                Ok(Round::Settling(left)) => left,
+                Ok(Round::Failed) => {
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.outbox.wake.notified() => {}
+                alive = self.leader.woken() => if !alive { return RelayError::ConnectionLost },
+            }
+            if !self.leader.is_alive() {
+                return RelayError::ConnectionLost;
+            }
+        }
+    }
+
+    /// Publishes the pending rows in order, stopping at the first that cannot go out now, and marks what went.
+    async fn round(&mut self, up_since: Instant) -> Result<Round, RelayError> {
+        let rows = outbox::pending(&self.leader, BATCH).await?;
+        let mut published = Vec::with_capacity(rows.len());
+        let mut outcome = Round::Done;
+        for row in &rows {
+            if self.nats.connection_state() != State::Connected {
+                outcome = Round::Failed;
+                break;
+            }
+            let settle = Duration::from_millis(self.settings.outbox_settle_ms);
+            if row.msg_id.is_none() && up_since.elapsed() < settle {
+                outcome = Round::Settling(settle - up_since.elapsed());
+                break;
+            }
+            match self.publish(row).await {
+                Ok(seq) => published.push((row.id, seq)),
+                Err(e) => {
+                    self.metrics.outbox_publish_failures.inc();
+                    tracing::warn!(kind = %row.kind, subject = %row.subject, error = %e, "outbox relay: publish failed, will retry");
+                    outcome = Round::Failed;
+                    break;
+                }
+            }
+            if self.settings.outbox_crash_after.as_deref() == Some(row.kind.as_str()) {
+                // Test-only failpoint (off by default): die between the publish and the mark.
+                tracing::error!(kind = %row.kind, "outbox failpoint: aborting after publish");
+                std::process::abort();
+            }
+        }
+        if !published.is_empty() {
+            outbox::mark_published(&self.leader, &published).await?;
+            self.metrics.outbox_published.inc_by(published.len() as u64);
+            self.outbox.marked.send_modify(|n| *n += 1);
+        }
+        Ok(outcome)
+    }
+
+    /// Publishes one row; the stream seq for a JetStream event, 0 for a core NATS message.
+    async fn publish(&self, row: &Pending) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+        let timeout = Duration::from_secs(5);
+        let payload = bytes::Bytes::copy_from_slice(&row.payload);
+        match row.msg_id {
+            Some(id) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", id.to_string().as_str());
+                let ack = self.js.publish_with_headers(row.subject.clone(), headers, payload).await?;
+                let ack = tokio::time::timeout(timeout, ack).await??;
+                Ok(i64::try_from(ack.sequence)?)
+            }
+            None => {
+                self.nats.publish(row.subject.clone(), payload).await?;
+                tokio::time::timeout(timeout, self.nats.flush()).await??;
+                Ok(0)
+            }
+        }
+    }
+}
