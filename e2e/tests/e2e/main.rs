@@ -5,6 +5,7 @@
 mod bad_input;
 mod crash_recovery;
 mod erasure;
+mod faults;
 mod helpers;
 mod live_events;
 mod live_path;

@@ -57,16 +57,8 @@ impl Stack {
             None => TestDb::create().await?,
         };
         let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4());
-        let mut api_env: Vec<(&str, &str)> = vec![
-            ("RH_NATS_URL", nats.url()),
-            ("RH_DATABASE_URL", db.url()),
-            ("RH_JWT_SECRET", &jwt_secret),
-            ("RH_API_LISTEN", "127.0.0.1:0"),
-        ];
-        for (k, v) in &options.api_env {
-            api_env.push((k, v));
-        }
-        let api = Service::spawn("api", &api_env).await?;
+        let extra: Vec<(&str, &str)> = options.api_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let api = spawn_api(&nats, &db, &jwt_secret, &extra).await?;
         let mut stack = Stack {
             nats,
             db,
@@ -89,6 +81,12 @@ impl Stack {
             stack.workers.push(w);
         }
         Ok(stack)
+    }
+
+    /// Another api process with `env` instead of the stack's extra api environment (e.g. to restart the api
+    /// without a failpoint).
+    pub async fn spawn_api(&self, env: &[(&str, &str)]) -> anyhow::Result<Service> {
+        spawn_api(&self.nats, &self.db, &self.jwt_secret, env).await
     }
 
     pub async fn spawn_edge(&self) -> anyhow::Result<Service> {
@@ -139,4 +137,20 @@ impl Stack {
     pub fn jwt_secret(&self) -> &str {
         &self.jwt_secret
     }
+}
+
+async fn spawn_api(
+    nats: &NatsServer,
+    db: &TestDb,
+    jwt_secret: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Service> {
+    let mut env: Vec<(&str, &str)> = vec![
+        ("RH_NATS_URL", nats.url()),
+        ("RH_DATABASE_URL", db.url()),
+        ("RH_JWT_SECRET", jwt_secret),
+        ("RH_API_LISTEN", "127.0.0.1:0"),
+    ];
+    env.extend_from_slice(extra);
+    Service::spawn("api", &env).await
 }
