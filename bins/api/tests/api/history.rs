@@ -246,7 +246,7 @@ async fn history_in_pages_keeps_the_seq_rule() {
 
     // The history plus the stream after its seq: every message and response exactly once.
     let mut seen = ids(&whole);
-    for (seq, env) in conv_events(&app.js, conv).await {
+    for (seq, env) in conv_events(&app, conv).await {
         match env.event {
             Event::MessageCreated { message_id, .. } if seq > history_seq => seen.push(message_id.to_string()),
             Event::ResponseStarted { response_id, .. } if seq > history_seq => seen.push(response_id.to_string()),
