@@ -139,5 +139,5 @@ async fn nul_characters_over_nats_are_refused() {
         assert_eq!(e.kind(), RequestErrorKind::Rejected);
         assert_eq!(e.rejection.unwrap().code, ErrorCode::BadRequest);
     }
-    assert!(!event_kinds(&app.js, conv).await.contains(&"message.created"), "nothing was published");
+    assert!(!event_kinds(&app, conv).await.contains(&"message.created"), "nothing was published");
 }
