@@ -20,5 +20,6 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending_idx ON outbox (id) WHERE published_seq IS NULL;
 -- The api waits briefly for its own events' seq by event id.
 CREATE INDEX outbox_msg_id_idx ON outbox (msg_id) WHERE msg_id IS NOT NULL;
+CREATE INDEX outbox_conversation_idx ON outbox (conversation_id);
 -- Published rows are kept a while (so any replica can answer a request with the seq) and then pruned.
 CREATE INDEX outbox_published_idx ON outbox (published_at) WHERE published_at IS NOT NULL;

@@ -32,8 +32,8 @@ pub struct NewMessage {
     /// `Nats-Msg-Id` of a JetStream message (the event id); `None` for a core NATS message.
     pub msg_id: Option<Uuid>,
     pub payload: Vec<u8>,
-    /// Set on `conversation.created`: the relay records its seq in `conversations.created_seq`.
-    pub created_conversation: Option<Uuid>,
+    /// The conversation the change is about.
+    pub conversation_id: Uuid,
 }
 
 /// A row the relay has yet to publish.
@@ -55,17 +55,17 @@ pub async fn enqueue(tx: &impl GenericClient, messages: &[NewMessage]) -> Result
     let subjects: Vec<&str> = messages.iter().map(|m| m.subject.as_str()).collect();
     let msg_ids: Vec<Option<Uuid>> = messages.iter().map(|m| m.msg_id).collect();
     let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
-    let created: Vec<Option<Uuid>> = messages.iter().map(|m| m.created_conversation).collect();
+    let conversations: Vec<Uuid> = messages.iter().map(|m| m.conversation_id).collect();
     // Ids are drawn in the SELECT's order, so they follow the order given.
     let statement = tx
         .prepare_cached(
-            "INSERT INTO outbox (kind, subject, msg_id, payload, created_conversation) \
-             SELECT kind, subject, msg_id, payload, created FROM \
+            "INSERT INTO outbox (kind, subject, msg_id, payload, conversation_id) \
+             SELECT kind, subject, msg_id, payload, conversation_id FROM \
                unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[], $5::uuid[]) WITH ORDINALITY \
-               AS m(kind, subject, msg_id, payload, created, n) ORDER BY n",
+               AS m(kind, subject, msg_id, payload, conversation_id, n) ORDER BY n",
         )
         .await?;
-    tx.execute(&statement, &[&kinds, &subjects, &msg_ids, &payloads, &created]).await?;
+    tx.execute(&statement, &[&kinds, &subjects, &msg_ids, &payloads, &conversations]).await?;
     tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
     Ok(())
 }
@@ -103,9 +103,9 @@ pub async fn mark_published(leader: &Leader, published: &[(i64, i64)]) -> Result
             "WITH marked AS ( \
                UPDATE outbox o SET published_seq = p.seq, published_at = now() \
                FROM unnest($1::bigint[], $2::bigint[]) AS p(id, seq) WHERE o.id = p.id \
-               RETURNING o.created_conversation, o.published_seq) \
+               RETURNING o.kind, o.conversation_id, o.published_seq) \
              UPDATE conversations c SET created_seq = marked.published_seq \
-             FROM marked WHERE c.id = marked.created_conversation",
+             FROM marked WHERE marked.kind = 'conversation.created' AND c.id = marked.conversation_id",
             &[&ids, &seqs],
         )
         .await?;
@@ -133,6 +133,23 @@ pub async fn backlog(leader: &Leader) -> Result<(i64, f64)> {
         )
         .await?;
     Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// Deletes the published rows of a conversation being erased, in the erasure's transaction (they hold its
+/// title, settings, file names). `Conflict` while some are still unpublished: the erasure retries after the relay
+/// has sent them (the stream purge after that removes them from NATS).
+pub async fn erase(tx: &impl GenericClient, conversation_id: Uuid) -> Result<()> {
+    let row = tx
+        .query_one(
+            "WITH gone AS (DELETE FROM outbox WHERE conversation_id = $1 AND published_seq IS NOT NULL) \
+             SELECT count(*) FROM outbox WHERE conversation_id = $1 AND published_seq IS NULL",
+            &[&conversation_id],
+        )
+        .await?;
+    match row.try_get::<_, i64>(0)? {
+        0 => Ok(()),
+        n => Err(crate::StoreError::Conflict(format!("{n} outbox rows of the conversation are not published yet"))),
+    }
 }
 
 /// Deletes rows published more than `grace_secs` ago; returns how many.

@@ -64,7 +64,6 @@ impl<'a> Change<'a> {
 
     /// Queues `event` on the conversation; returns its event id (also its `Nats-Msg-Id`).
     pub fn event(&mut self, event: Event) -> Result<Uuid, ApiError> {
-        let created = matches!(event, Event::ConversationCreated { .. }).then_some(self.conversation_id);
         let envelope = Envelope::new(self.conversation_id, self.actor, event);
         let payload = serde_json::to_vec(&envelope).map_err(|e| ApiError::Internal(e.into()))?;
         self.messages.push(NewMessage {
@@ -72,7 +71,7 @@ impl<'a> Change<'a> {
             subject: envelope.subject(),
             msg_id: Some(envelope.event_id),
             payload,
-            created_conversation: created,
+            conversation_id: self.conversation_id,
         });
         Ok(envelope.event_id)
     }
@@ -91,7 +90,7 @@ impl<'a> Change<'a> {
             subject: subjects::user_inbox(user_id),
             msg_id: None,
             payload,
-            created_conversation: None,
+            conversation_id: self.conversation_id,
         });
         Ok(())
     }
