@@ -9,8 +9,9 @@ CREATE TABLE outbox (
     subject         text NOT NULL,
     msg_id          uuid,
     payload         bytea NOT NULL,
-    -- Set on a conversation.created row: the relay stores its stream seq in conversations.created_seq.
-    created_conversation uuid,
+    -- The conversation the change was about: the relay records a conversation.created's seq in its
+    -- created_seq; erasure deletes its rows.
+    conversation_id uuid NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     -- Stream seq JetStream acked (0 for a core NATS message); NULL until published.
     published_seq   bigint,
@@ -20,6 +21,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending_idx ON outbox (id) WHERE published_seq IS NULL;
 -- The api waits briefly for its own events' seq by event id.
 CREATE INDEX outbox_msg_id_idx ON outbox (msg_id) WHERE msg_id IS NOT NULL;
+-- Erasure finds a conversation's rows.
 CREATE INDEX outbox_conversation_idx ON outbox (conversation_id);
 -- Published rows are kept a while (so any replica can answer a request with the seq) and then pruned.
 CREATE INDEX outbox_published_idx ON outbox (published_at) WHERE published_at IS NOT NULL;
