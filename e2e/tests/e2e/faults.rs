@@ -209,3 +209,85 @@ async fn killing_the_api_during_a_burst_of_sends_loses_no_accepted_message() -> 
     assert_eq!(distinct.len(), stored.len(), "no message stored twice");
     Ok(())
 }
+
+/// `relayhub_api_outbox_published_total` of one api process.
+async fn published_by(api: &rh_testkit::Service) -> anyhow::Result<u64> {
+    let text = reqwest::get(format!("{}/metrics", api.http_url())).await?.text().await?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("relayhub_api_outbox_published_total "))
+        .ok_or_else(|| anyhow::anyhow!("no outbox metric"))?;
+    Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
+}
+
+/// The titles of `conversation.renamed` in the stream, in stream order.
+async fn renames(t: &Team, conversation: Uuid) -> anyhow::Result<Vec<String>> {
+    Ok(stored_events(t, conversation)
+        .await?
+        .into_iter()
+        .filter_map(|(_, e)| match e.event {
+            Event::ConversationRenamed { title, .. } => Some(title),
+            _ => None,
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_replicas_publish_each_change_once_in_order_and_survive_the_leaders_death() -> anyhow::Result<()> {
+    let mut t = team(StackOptions { workers: 0, ..StackOptions::default() }).await?;
+    let mut other = t.stack.spawn_api(&[]).await?;
+    let conv = t.api.create_conversation(&t.owner, "Replicas").await?;
+    let apis = [t.stack.api(), rh_testkit::Api::new(&other.http_url())];
+
+    // Renames alternate between the replicas: one of them relays all of them, in the order they were made.
+    let mut want = Vec::new();
+    for i in 0..10 {
+        let title = format!("title {i}");
+        let (s, body) = apis[i % 2]
+            .as_user(&t.owner)
+            .patch(&format!("/conversations/{conv}"), serde_json::json!({"title": title}))
+            .await?;
+        assert!(s.is_success(), "{s} {body}");
+        want.push(title);
+    }
+    outbox_drained(&t).await?;
+    assert_eq!(renames(&t, conv).await?, want, "each once, in commit order");
+
+    // The leader dies (SIGKILL); the other replica takes over and relays what is committed from now on.
+    let (a, b) = (published_by(&t.stack.api).await?, published_by(&other).await?);
+    assert!((a == 0) != (b == 0), "exactly one replica relays: {a} and {b}");
+    let survivor = if a > 0 {
+        t.stack.api.kill().await;
+        rh_testkit::Api::new(&other.http_url())
+    } else {
+        other.kill().await;
+        t.stack.api()
+    };
+    let mut ben = bens_socket_after_share(&t, &survivor, conv).await?;
+    for i in 10..15 {
+        let title = format!("title {i}");
+        let (s, body) = survivor
+            .as_user(&t.owner)
+            .patch(&format!("/conversations/{conv}"), serde_json::json!({"title": title}))
+            .await?;
+        assert!(s.is_success(), "{s} {body}");
+        want.push(title);
+    }
+    ben.until(WAIT, |f| {
+        matches!(f, ServerFrame::Event { event, .. }
+            if matches!(&event.event, Event::ConversationRenamed { title, .. } if title == "title 14"))
+    })
+    .await?;
+    outbox_drained(&t).await?;
+    assert_eq!(renames(&t, conv).await?, want, "each once, in commit order, across the leader's death");
+    Ok(())
+}
+
+/// Shares `conversation` with Ben through `api` and opens his socket on it.
+async fn bens_socket_after_share(t: &Team, api: &rh_testkit::Api, conversation: Uuid) -> anyhow::Result<WsClient> {
+    api.share(&t.owner, conversation, &t.ben, "view").await?;
+    let mut ws = WsClient::connect(&t.stack.ws_url(), &t.ben.token).await?;
+    ws.subscribe(conversation, None).await?;
+    ws.until(WAIT, |f| matches!(f, ServerFrame::Subscribed { .. })).await?;
+    Ok(ws)
+}
