@@ -9,9 +9,27 @@
 # RH_BENCH_LB=haproxy puts a private HAProxy (round robin, no sticky sessions, health-checked on /readyz; installed
 # when missing) in front of the edges and gives the load tool its one URL instead of the edges' own.
 # The edge pid(s) and the nats-ws URL are passed to the load tool (--edge-pid, --nats-ws-url) automatically.
+#
+# Chaos: with `--chaos edge,worker,nats [--chaos-every 10s]` (flags of the load tool, read here too) this script
+# kills (SIGKILL) a random process of those kinds every interval while the tool runs, and starts it again on the
+# same address (nats-server: same port and data). Workers then run with a 5 s job ack wait, so a killed worker's
+# job comes back quickly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+
+CHAOS="" CHAOS_EVERY=10
+args=("$@")
+for i in "${!args[@]}"; do
+  case "${args[$i]}" in
+    --chaos) CHAOS="${args[$((i + 1))]:-}" ;;
+    --chaos=*) CHAOS="${args[$i]#--chaos=}" ;;
+    --chaos-every) CHAOS_EVERY="${args[$((i + 1))]:-10}" ;;
+    --chaos-every=*) CHAOS_EVERY="${args[$i]#--chaos-every=}" ;;
+  esac
+done
+CHAOS_EVERY="${CHAOS_EVERY%s}"
+[[ "$CHAOS_EVERY" =~ ^[0-9]+$ ]] || die "--chaos-every: whole seconds, e.g. 10s"
 
 ensure_tools
 case "${RH_BENCH_LB:-}" in
@@ -63,6 +81,7 @@ CONF
 start_nats "$B/nats" -p -1 -m -1 -c "$B/nats.conf"
 PIDS+=("$NATS_PID")
 NAMES=(nats-server)
+NATS_PORT="${NATS_URL##*:}"
 
 export RH_NATS_URL="$NATS_URL" RH_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/relayhub"
 export RH_JWT_SECRET="bench-$(python3 -c 'import secrets; print(secrets.token_hex(32))')" RUST_LOG="${RUST_LOG:-warn}"
@@ -89,11 +108,14 @@ start() {
 
 start api RH_API_LISTEN=127.0.0.1:0
 API="http://$LAST_ADDR"
-WS=() EDGE_PIDS=()
+WS=() EDGE_PIDS=() EDGE_ADDRS=() WORKER_PIDS=()
+WORKER_ENV=(RH_WORKER_OPS_LISTEN=127.0.0.1:0 RH_WORKER_CONCURRENCY=2000)
+[ -n "$CHAOS" ] && WORKER_ENV+=(RH_JOB_ACK_WAIT_SECS=5)
 for _ in $(seq 1 "${RH_BENCH_EDGES:-1}"); do
   start edge RH_EDGE_LISTEN=127.0.0.1:0
   WS+=("ws://$LAST_ADDR/ws")
   EDGE_PIDS+=("$LAST_PID")
+  EDGE_ADDRS+=("$LAST_ADDR")
 done
 if [ "${RH_BENCH_LB:-}" = haproxy ]; then
   # Each connection holds two file descriptors in HAProxy (client and edge side).
@@ -123,15 +145,64 @@ if [ "${RH_BENCH_LB:-}" = haproxy ]; then
 fi
 start audit RH_AUDIT_OPS_LISTEN=127.0.0.1:0
 for _ in $(seq 1 "${RH_BENCH_WORKERS:-1}"); do
-  start worker RH_WORKER_OPS_LISTEN=127.0.0.1:0 RH_WORKER_CONCURRENCY=2000
+  start worker "${WORKER_ENV[@]}"
+  WORKER_PIDS+=("$LAST_PID")
 done
+
+# chaos_kill KIND: SIGKILL one random process of KIND and start it again where it was.
+chaos_kill() {
+  local kind="$1" i pid t0
+  t0=$(date +%s%N)
+  case "$kind" in
+    edge)
+      i=$((RANDOM % ${#EDGE_PIDS[@]})) pid=${EDGE_PIDS[$i]}
+      kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+      start edge "RH_EDGE_LISTEN=${EDGE_ADDRS[$i]}"
+      EDGE_PIDS[$i]=$LAST_PID ;;
+    worker)
+      i=$((RANDOM % ${#WORKER_PIDS[@]})) pid=${WORKER_PIDS[$i]}
+      kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+      start worker "${WORKER_ENV[@]}"
+      WORKER_PIDS[$i]=$LAST_PID ;;
+    nats)
+      pid=$NATS_PID
+      kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+      start_nats "$B/nats" -p "$NATS_PORT" -m -1 -c "$B/nats.conf"
+      PIDS+=("$NATS_PID") NAMES+=(nats-server) ;;
+    *) die "--chaos: unknown kind $kind (edge, worker, nats)" ;;
+  esac
+  log "chaos: killed $kind $pid, back in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+}
+
+# chaos_loop PID: every CHAOS_EVERY seconds while PID (the load tool) runs, kills a random one of CHAOS.
+chaos_loop() {
+  local tool="$1" kinds
+  IFS=, read -r -a kinds <<<"$CHAOS"
+  while kill -0 "$tool" 2>/dev/null; do
+    for _ in $(seq 1 $((CHAOS_EVERY * 10))); do
+      kill -0 "$tool" 2>/dev/null || return 0
+      sleep 0.1
+    done
+    chaos_kill "${kinds[$((RANDOM % ${#kinds[@]}))]}"
+  done
+}
 log "stack up: api $API, edges ${WS[*]}, nats $NATS_URL, nats-ws ws://127.0.0.1:$WS_PORT"
 
 join() { local IFS=,; echo "$*"; }
 status=0
 TIMEFORMAT="load tool: %Us user + %Ss system CPU in %Rs"
-time "$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
-  --nats-ws-url "ws://127.0.0.1:$WS_PORT" "$@" || status=$?
+run_tool() {
+  time "$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
+    --nats-ws-url "ws://127.0.0.1:$WS_PORT" "$@"
+}
+if [ -n "$CHAOS" ]; then
+  run_tool "$@" &
+  TOOL_PID=$!
+  chaos_loop "$TOOL_PID"
+  wait "$TOOL_PID" || status=$?
+else
+  run_tool "$@" || status=$?
+fi
 for pid in "${EDGE_PIDS[@]}"; do
   log "edge $pid: $(grep -E 'VmRSS|VmHWM' /proc/$pid/status | tr -s ' \n' ' ')"
 done

@@ -147,6 +147,25 @@ pub struct Config {
     /// Violations printed (and kept in the report) in full; all are counted.
     #[arg(long, env = "RH_LOADTEST_VIOLATION_SAMPLES", default_value_t = 50)]
     pub violation_samples: usize,
+
+    /// Chaos run: `loadtest/bench.sh` kills (SIGKILL) and restarts a random process of these kinds every
+    /// `--chaos-every` while the tool runs. The tool then rides the faults out — sockets reconnect and resume,
+    /// refused sends are retried — counting them as disruptions, not errors; violations still fail the run.
+    #[arg(long, env = "RH_LOADTEST_CHAOS", value_delimiter = ',')]
+    pub chaos: Vec<ChaosTarget>,
+
+    /// Time between two chaos kills (read by bench.sh; recorded in the report).
+    #[arg(long, env = "RH_LOADTEST_CHAOS_EVERY", default_value = "10s", value_parser = parse_duration)]
+    pub chaos_every: Duration,
+}
+
+/// What a chaos run kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChaosTarget {
+    Edge,
+    Worker,
+    Nats,
 }
 
 /// The broker-only comparison run.

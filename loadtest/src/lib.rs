@@ -11,10 +11,12 @@
 //! | [`check`] | the per-viewer correctness rules (order, gaps, duplicates, final text) on a fast wire decoder |
 //! | [`baseline`] | the `nats-ws` baseline: NATS text protocol over nats-server's WebSocket listener |
 //! | [`metrics`] | sharded HDR histograms and counters shared by thousands of tasks |
+//! | [`silence`] | the time a viewer spends without events (chaos runs report it) |
 //! | [`scenario`] | one phase: open sockets, drive the responders and late joiners, drain, measure |
 //! | [`report`] | the JSON report and the human summary |
 //!
-//! A run fails (non-zero exit) on any correctness violation or any error; the summary prints both.
+//! A run fails (non-zero exit) on any correctness violation or any error; the summary prints both. In a chaos run
+//! (`--chaos`, with `bench.sh` killing processes) lost sockets and refused sends are disruptions, not errors.
 
 pub mod baseline;
 pub mod check;
@@ -24,6 +26,7 @@ pub mod net;
 pub mod report;
 pub mod scenario;
 pub mod setup;
+pub mod silence;
 pub mod viewer;
 
 pub use config::{Baseline, Config};

@@ -161,6 +161,12 @@ pub struct Metrics {
     pub completions_ok: AtomicU64,
     /// Viewers that saw every response they had to see completed.
     pub viewers_all_completed: AtomicU64,
+    /// Chaos runs: sockets lost, connects refused and sends retried because a process was killed.
+    pub disruptions: AtomicU64,
+    /// Per viewer, the longest time between two events it received.
+    pub silence_max: SharedHist,
+    /// Summed over viewers, the time spent in silences longer than [`crate::silence::SILENT`].
+    pub silent_us: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
     violations: Mutex<BTreeMap<&'static str, u64>>,
     violation_total: AtomicU64,
@@ -190,6 +196,9 @@ impl Metrics {
             completions_expected: AtomicU64::new(0),
             viewers_all_completed: AtomicU64::new(0),
             completions_ok: AtomicU64::new(0),
+            disruptions: AtomicU64::new(0),
+            silence_max: SharedHist::default(),
+            silent_us: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
             violations: Mutex::new(BTreeMap::new()),
             violation_total: AtomicU64::new(0),

@@ -124,6 +124,12 @@ pub struct PhaseReport {
     pub viewers_all_completed: u64,
     pub completions_expected: u64,
     pub completions_ok: u64,
+    /// Per viewer, the longest time between two events it received.
+    pub silence_max_us: HistSummary,
+    /// Summed over viewers: time spent in gaps between events longer than 500 ms (`silence::SILENT`).
+    pub silent_secs: f64,
+    /// Chaos runs: sockets lost, connects refused and sends retried because a process was killed.
+    pub disruptions: u64,
     pub errors: BTreeMap<String, u64>,
     pub error_total: u64,
     pub violations: BTreeMap<&'static str, u64>,
@@ -176,6 +182,9 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let c = &self.config;
+        if !c.chaos.is_empty() {
+            let _ = writeln!(s, "CHAOS: a random one of {:?} killed and restarted every {:?}", c.chaos, c.chaos_every);
+        }
         let _ = writeln!(
             s,
             "RelayHub load test: {} conversation(s) × {} viewer(s) (+{} late, churn {:.0}%), {} responder(s) × {} message(s), {} tokens at {}/s",
@@ -240,6 +249,15 @@ impl Report {
                 line(&mut s, "to-live", &p.catchup_live_us);
             }
             line(&mut s, "response", &p.response_time_us);
+            line(&mut s, "silence", &p.silence_max_us);
+            let viewers = p.silence_max_us.count.max(1) as f64;
+            let _ = writeln!(
+                s,
+                "without events {:.1}s over all viewers ({:.2}s per viewer) in gaps > 500 ms; {} disruptions",
+                p.silent_secs,
+                p.silent_secs / viewers,
+                p.disruptions
+            );
             if let Some(m) = &p.memory {
                 let _ = writeln!(
                     s,

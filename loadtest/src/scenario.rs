@@ -92,6 +92,29 @@ async fn open_all(
 }
 
 /// Runs the scenario over `transport`; `world` was created by setup.
+/// Sends a message. In a chaos run a refused send (the api cannot reach NATS while it restarts, ...) is retried for
+/// up to a minute, each refusal counted as a disruption.
+async fn send(
+    cfg: &Config,
+    api: &Client,
+    who: &rh_client::Session,
+    conversation: Uuid,
+    text: &str,
+    metrics: &Metrics,
+) -> Result<Accepted, rh_client::Error> {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        match api.send_message(who, conversation, text).await {
+            Err(e) if !cfg.chaos.is_empty() && Instant::now() < give_up => {
+                Metrics::inc(&metrics.disruptions);
+                tracing::debug!(%conversation, error = %e, "send refused during chaos; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Transport) -> anyhow::Result<PhaseReport> {
     let name = transport.name();
     let is_edge = matches!(transport, Transport::Edge(_));
@@ -109,6 +132,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
         response_time: cfg.response_time(),
         churn_pause: cfg.churn_pause,
         compact: !cfg.no_compact,
+        chaos: !cfg.chaos.is_empty(),
     });
     let states: Vec<Arc<ConvState>> = world.conversations.iter().map(|&c| ConvState::new(c)).collect();
     let mut history = Vec::with_capacity(states.len());
@@ -223,7 +247,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
                 let mut m = 0;
                 while m < cfg.messages || cfg.duration.is_some_and(|d| load_started.elapsed() < d) {
                     let sent = Instant::now();
-                    let acc = match api.send_message(&who, st.id, &cfg.prompt(c, r, m)).await {
+                    let acc = match send(&cfg, &api, &who, st.id, &cfg.prompt(c, r, m), &metrics).await {
                         Ok(a) => a,
                         Err(e) => {
                             metrics.error("send_message");
@@ -408,6 +432,9 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
         catchup_replay_us: metrics.catchup_replay.summary(),
         catchup_live_us: metrics.catchup_live.summary(),
         response_time_us: metrics.response_time.summary(),
+        silence_max_us: metrics.silence_max.summary(),
+        silent_secs: Metrics::get(&metrics.silent_us) as f64 / 1e6,
+        disruptions: Metrics::get(&metrics.disruptions),
         viewers_checked: Metrics::get(&metrics.viewers_done),
         viewers_all_completed: Metrics::get(&metrics.viewers_all_completed),
         completions_expected: Metrics::get(&metrics.completions_expected),

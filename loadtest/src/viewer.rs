@@ -14,6 +14,7 @@ use crate::baseline::NatsWs;
 use crate::check::{Checker, EndKind, Seen, WireEvent, WireFrame};
 use crate::metrics::{LocalHist, Metrics};
 use crate::net::{Net, Target, Ws};
+use crate::silence::Silence;
 use futures::{SinkExt, StreamExt};
 use rh_client::Client;
 use rh_protocol::{ClientFrame, ServerFrame};
@@ -31,6 +32,10 @@ use uuid::Uuid;
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reconnects after unexpected closes before a viewer gives up.
 const MAX_RECONNECTS: u32 = 5;
+/// In a chaos run a viewer may lose its socket at every kill.
+const CHAOS_MAX_RECONNECTS: u32 = 1000;
+/// In a chaos run, how long a viewer keeps trying to get back onto an edge.
+const CHAOS_RECONNECT_FOR: Duration = Duration::from_secs(60);
 
 /// Where viewers connect.
 #[derive(Clone)]
@@ -111,6 +116,8 @@ pub struct PhaseCtx {
     pub churn_pause: Duration,
     /// Subscribe with `compact` catch-up.
     pub compact: bool,
+    /// A chaos run: lost sockets and refused connects are disruptions to ride out, not errors.
+    pub chaos: bool,
 }
 
 #[derive(Clone)]
@@ -225,6 +232,7 @@ struct Viewer {
     catchup: Option<Catchup>,
     /// Event frames that arrived before `subscribed`.
     early: Vec<String>,
+    silence: Silence,
 }
 
 /// Runs one viewer to the end. `ready` gets `true` once it is subscribed (`false` if it never got there).
@@ -245,6 +253,7 @@ pub async fn run(spec: ViewerSpec, ctx: Arc<PhaseCtx>, ready: Option<mpsc::Unbou
         connects: 0,
         catchup: None,
         early: Vec::new(),
+        silence: Silence::default(),
     };
     if let Role::Late(_) = v.spec.role {
         match v.ctx.api.history_seq(&v.spec.token, v.spec.conversation).await {
@@ -323,7 +332,11 @@ impl Viewer {
         match res {
             Ok(c) => Some(c),
             Err((kind, detail)) => {
-                self.metrics().error(kind);
+                if self.ctx.chaos {
+                    Metrics::inc(&self.metrics().disruptions);
+                } else {
+                    self.metrics().error(kind);
+                }
                 tracing::debug!(viewer = self.spec.name, detail, "connect failed");
                 None
             }
@@ -475,11 +488,16 @@ impl Viewer {
                     let planned = why.is_empty();
                     if !planned {
                         self.reconnects += 1;
-                        self.metrics().error("socket_closed");
+                        if self.ctx.chaos {
+                            Metrics::inc(&self.metrics().disruptions);
+                        } else {
+                            self.metrics().error("socket_closed");
+                        }
                         tracing::debug!(viewer = self.spec.name, why, "socket closed unexpectedly");
                     }
                     let can_resume = matches!(self.ctx.transport, Transport::Edge(_));
-                    if !can_resume || self.reconnects > MAX_RECONNECTS {
+                    let max_reconnects = if self.ctx.chaos { CHAOS_MAX_RECONNECTS } else { MAX_RECONNECTS };
+                    if !can_resume || self.reconnects > max_reconnects {
                         return Some(conn);
                     }
                     conn.close().await;
@@ -500,17 +518,31 @@ impl Viewer {
                                 }
                             }
                         }
-                        None => {
-                            // Counted by connect; try once more after a pause, then give up.
-                            self.reconnects += 1;
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            match self.connect(Some(last)).await {
-                                Some(c) => conn = c,
-                                None => return None,
-                            }
-                        }
+                        None => match self.reconnect_again(last).await {
+                            Some(c) => conn = c,
+                            None => return None,
+                        },
                     }
                 }
+            }
+        }
+    }
+
+    /// After a failed reconnect: once more after a pause, or, in a chaos run, until the edge is back (up to
+    /// [`CHAOS_RECONNECT_FOR`]). Failures are counted by `connect`.
+    async fn reconnect_again(&mut self, last: u64) -> Option<Conn> {
+        let give_up = Instant::now() + if self.ctx.chaos { CHAOS_RECONNECT_FOR } else { Duration::ZERO };
+        loop {
+            self.reconnects += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Some(c) = self.connect(Some(last)).await {
+                return Some(c);
+            }
+            if Instant::now() >= give_up {
+                if self.ctx.chaos {
+                    self.metrics().error("reconnect_gave_up");
+                }
+                return None;
             }
         }
     }
@@ -579,6 +611,7 @@ impl Viewer {
     /// One event envelope at `seq`.
     fn on_envelope(&mut self, seq: Option<u64>, json: &[u8]) -> Next {
         let now_us = rh_protocol::now_us();
+        self.silence.on_event(Instant::now().into_std());
         let ev: WireEvent = match serde_json::from_slice(json) {
             Ok(e) => e,
             Err(e) => {
@@ -694,6 +727,7 @@ impl Viewer {
     /// Final checks: every expected response ended here, with the monitor's text.
     fn finish(&mut self) {
         self.lat.flush(&self.ctx.metrics.latency);
+        self.silence.flush(self.spec.index, &self.ctx.metrics);
         let metrics = self.ctx.metrics.clone();
         Metrics::inc(&metrics.viewers_done);
         let Some(plan) = self.plan.clone() else {
