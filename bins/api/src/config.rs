@@ -46,9 +46,14 @@ pub struct Settings {
     #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true, global = true, value_parser = rh_auth::parse_jwt_secret)]
     pub jwt_secret: Option<Secret>,
 
-    /// Lifetime of a login token, in seconds.
-    #[arg(long, env = "RH_TOKEN_TTL_SECS", default_value_t = 86_400, global = true)]
+    /// Lifetime of an access token, in seconds: how long a stolen one works, and how long a socket stays open
+    /// without re-authenticating. The web client refreshes before it ends.
+    #[arg(long, env = "RH_TOKEN_TTL_SECS", default_value_t = 900, global = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub token_ttl_secs: u64,
+
+    /// How long a session lasts without being used, in seconds: each refresh moves its end this far ahead.
+    #[arg(long, env = "RH_REFRESH_TTL_SECS", default_value_t = 30 * 86_400, global = true, value_parser = clap::value_parser!(u64).range(60..))]
+    pub refresh_ttl_secs: u64,
 
     /// Directory of the static web client, served at `/` (unknown paths fall back to its index.html).
     #[arg(long, env = "RH_WEB_DIR", global = true)]

@@ -15,8 +15,9 @@ use rh_auth::{Claims, Role};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// The caller, from `Authorization: Bearer <token>`: the token's claims (id, org, name, role), for a person who
-/// still exists — a validly signed token of a deleted account is a 401, not a failure further down.
+/// The caller, from `Authorization: Bearer <token>`: the token's claims (id, org, name, role), while its session
+/// is open — a validly signed token of a session that ended (logout, removed member, reset password) or of a
+/// deleted account is a 401, not a failure further down.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
 
@@ -29,6 +30,9 @@ impl AuthUser {
     }
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+    pub fn session(&self) -> uuid::Uuid {
+        self.0.sid
     }
     pub fn is_admin(&self) -> bool {
         self.0.role == Role::Admin
@@ -51,8 +55,8 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".into()))?;
         let claims = state.keys.verify(token).map_err(|_| ApiError::Unauthorized("invalid or expired token".into()))?;
         // A database error is a 503 (the client keeps its session), never a 401 that would sign it out.
-        if !rh_store::orgs::user_exists(&state.db, claims.sub).await? {
-            return Err(ApiError::Unauthorized("this account no longer exists".into()));
+        if !rh_store::sessions::is_active(&state.db, claims.sid, claims.sub).await? {
+            return Err(ApiError::Unauthorized("this session has ended; sign in again".into()));
         }
         Ok(AuthUser(claims))
     }

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub outbox_published: prometheus::IntCounter,
     /// Outbox publishes NATS refused or did not ack in time (each is retried).
     pub outbox_publish_failures: prometheus::IntCounter,
+    /// Sessions ended, by reason (`logout`, `refresh_reuse`, `member_removed`, `password_reset`).
+    pub sessions_ended: IntCounterVec,
 }
 
 impl Metrics {
@@ -77,6 +79,7 @@ impl Metrics {
         let outbox_published = health.int_counter("outbox_published_total", "Outbox rows published.");
         let outbox_publish_failures = health
             .int_counter("outbox_publish_failures_total", "Outbox publishes NATS refused or did not ack in time.");
+        let sessions_ended = health.int_counter_vec("sessions_ended_total", "Sessions ended, by reason.", &["reason"]);
         Metrics {
             http_requests,
             http_latency,
@@ -88,6 +91,7 @@ impl Metrics {
             outbox_oldest_seconds,
             outbox_published,
             outbox_publish_failures,
+            sessions_ended,
         }
     }
 }

@@ -2,6 +2,9 @@
 //!
 //! - [`TokenKeys`]: HS256 JWTs issued by the api at login and verified by the api and the edge (which never
 //!   touches PostgreSQL: everything it needs about the caller is in [`Claims`]).
+//!   A token names its session (`sid`): the api refuses it once that session ended (logout, a removed member, a
+//!   reset password), the edge closes its sockets on the `session_ended` inbox event (`SECURITY.md`, "Sessions").
+//! - [`RefreshToken`]: the opaque, rotating refresh token; PostgreSQL keeps only its SHA-256 ([`refresh_hash`]).
 //! - [`hash_password`] / [`verify_password`]: Argon2id in PHC string format.
 //! - [`Secret`]: a string that never prints (`Debug`/`Display` show `[redacted]`).
 
@@ -93,8 +96,39 @@ pub struct Claims {
     pub name: String,
     pub email: String,
     pub role: Role,
+    /// The session (login) this token belongs to: ends with it.
+    pub sid: Uuid,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+}
+
+/// A new refresh token: 32 bytes from the OS RNG, hex. Only the holder has it; the database keeps its hash.
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    pub fn generate() -> Result<Self, AuthError> {
+        use ring::rand::SecureRandom;
+        let mut bytes = [0u8; 32];
+        ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| AuthError::Issue("no randomness".into()))?;
+        Ok(RefreshToken(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn hash(&self) -> Vec<u8> {
+        refresh_hash(&self.0)
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken([redacted])")
+    }
+}
+
+/// SHA-256 of a refresh token, as stored. A fast hash is enough: the token has 256 random bits, nothing to guess.
+pub fn refresh_hash(token: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +207,7 @@ mod tests {
             name: "Ada".into(),
             email: "ada@x.io".into(),
             role: Role::Member,
+            sid: Uuid::new_v4(),
             exp,
         }
     }
@@ -193,6 +228,17 @@ mod tests {
         let keys = TokenKeys::new(&Secret::new("k1"));
         let t = keys.issue(&claims(1_000)).unwrap();
         assert!(keys.verify(&t).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashed() {
+        let a = RefreshToken::generate().unwrap();
+        let b = RefreshToken::generate().unwrap();
+        assert_eq!(a.expose().len(), 64);
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.hash(), refresh_hash(a.expose()));
+        assert_ne!(a.hash(), b.hash());
+        assert!(!format!("{a:?}").contains(a.expose()));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use reqwest::{Method, StatusCode};
 
 use bytes::Bytes;
 use rh_protocol::admin::RetentionSettings;
+use rh_protocol::auth::{LoginRequest, RefreshRequest, Tokens};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -46,8 +47,10 @@ pub struct Client {
 /// A logged-in account.
 #[derive(Clone, Debug)]
 pub struct Session {
-    /// Bearer token.
+    /// Bearer (access) token: short-lived; [`Client::refresh`] gets the next one.
     pub token: String,
+    /// Works once: [`Client::refresh`] replaces it.
+    pub refresh_token: String,
     pub user_id: Uuid,
     pub org_id: Uuid,
     pub email: String,
@@ -91,19 +94,15 @@ pub struct Accepted {
     pub seq: u64,
 }
 
-/// `POST /auth/login` reply.
-#[derive(Deserialize)]
-struct LoginReply {
-    token: String,
-    user: LoginUser,
-}
-
-#[derive(Deserialize)]
-struct LoginUser {
-    id: Uuid,
-    org_id: Uuid,
-    #[serde(default)]
-    name: String,
+fn session(t: Tokens) -> Session {
+    Session {
+        token: t.token,
+        refresh_token: t.refresh_token,
+        user_id: t.user.id,
+        org_id: t.user.org_id,
+        email: t.user.email,
+        name: t.user.name,
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, Error> {
@@ -194,19 +193,27 @@ impl Client {
         Ok(bytes)
     }
 
-    /// `POST /auth/login` → 200 `{token, user}`.
+    /// `POST /auth/login` → 200 [`Tokens`]: a new session.
     pub async fn login(&self, email: &str, password: &str) -> Result<Session, Error> {
         const OP: &str = "login";
-        let body = json!({"email": email, "password": password});
+        let body = json!(LoginRequest { email: email.to_owned(), password: password.to_owned() });
         let bytes = self.expect(OP, Some(StatusCode::OK), Method::POST, "/auth/login", None, Some(body)).await?;
-        let r: LoginReply = decode(OP, &bytes)?;
-        Ok(Session {
-            token: r.token,
-            user_id: r.user.id,
-            org_id: r.user.org_id,
-            email: email.to_owned(),
-            name: r.user.name,
-        })
+        Ok(session(decode(OP, &bytes)?))
+    }
+
+    /// `POST /auth/refresh` → 200 [`Tokens`]: the session with a new access token and the next refresh token
+    /// (`refresh_token` of `who` no longer works).
+    pub async fn refresh(&self, who: &Session) -> Result<Session, Error> {
+        const OP: &str = "refresh";
+        let body = json!(RefreshRequest { refresh_token: who.refresh_token.clone() });
+        let bytes = self.expect(OP, Some(StatusCode::OK), Method::POST, "/auth/refresh", None, Some(body)).await?;
+        Ok(session(decode(OP, &bytes)?))
+    }
+
+    /// `POST /auth/logout` → 204: ends the session (its tokens are refused from now on).
+    pub async fn logout(&self, who: &Session) -> Result<(), Error> {
+        let ok = Some(StatusCode::NO_CONTENT);
+        self.expect("logout", ok, Method::POST, "/auth/logout", Some(&who.token), None).await.map(|_| ())
     }
 
     /// `POST /orgs` → 202 (sign-up: a new org and its admin, unless the email is taken — the api answers the same

@@ -7,11 +7,13 @@
 //! | [`frame`] | WebSocket frames: [`ClientFrame`] (client → edge) and server frames built by [`frame::ServerFrame`] |
 //! | [`rpc`] | request/reply payloads on `rh.api.*` (edge → api), generation jobs, control and inbox messages |
 //! | [`admin`] | org admin settings over REST ([`admin::RetentionSettings`]) |
+//! | [`auth`] | login, refresh and their tokens ([`auth::Tokens`]) |
 //! | [`permission`] | [`Permission`]: `owner`, `respond` (Can Respond), `view` (View Only) |
 //!
 //! Everything here is plain serde data; no I/O.
 
 pub mod admin;
+pub mod auth;
 pub mod event;
 pub mod frame;
 pub mod permission;

@@ -132,6 +132,15 @@ pub struct InboxMessage {
     pub conversation: Option<ConversationSummary>,
 }
 
+/// Published on [`crate::subjects::SESSION_ENDED`]: the sockets of `user_id` opened with session `session_id`
+/// (every session of theirs when `None`) must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnded {
+    pub user_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Uuid>,
+}
+
 /// A model the worker pool serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {

@@ -83,6 +83,10 @@ pub fn stop_control(conversation_id: Uuid) -> String {
     format!("rh.ctl.{conversation_id}.stop")
 }
 
+/// Sessions that ended (logout, a removed member, a reset password, a reused refresh token): the api publishes
+/// [`crate::rpc::SessionEnded`]; every edge closes the matching sockets.
+pub const SESSION_ENDED: &str = "rh.ctl.session.ended";
+
 /// Presence of one conversation (core NATS): each edge node publishes a [`crate::rpc::PresenceAnnounce`] with its
 /// local viewers whenever they change (and periodically), and every node merges what all nodes announce.
 pub fn presence(conversation_id: Uuid) -> String {

@@ -10,6 +10,7 @@
 //! | [`history`] | reads `messages` for `GET /conversations/{id}` and job context | api (reads) |
 //! | [`view`] | reads all of `GET /conversations/{id}` on one connection, pipelined | api (reads) |
 //! | [`audit_log`] | reads `audit_log` for admins | api (reads) |
+//! | [`sessions`] | `sessions`, `refresh_tokens`: logins, rotating refresh tokens (hashes), revocation | api |
 //! | [`erase`] | `erase_jobs`: marking a conversation deleted with its erase job; claiming and running the PostgreSQL part | api |
 //! | [`retention`] | `orgs.retention_days` and the conversations it expired | api |
 //! | [`outbox`] | `outbox`: messages of a state change, committed with it, published by the api's relay | api |
@@ -25,6 +26,7 @@ pub mod history;
 pub mod orgs;
 pub mod outbox;
 pub mod retention;
+pub mod sessions;
 pub mod shares;
 pub mod transcript;
 pub mod view;

@@ -110,13 +110,6 @@ pub async fn user(db: &Db, id: Uuid) -> Result<User> {
     user_from(&row)
 }
 
-/// True while the person exists (a token outlives a deleted account).
-pub async fn user_exists(db: &Db, id: Uuid) -> Result<bool> {
-    let client = db.client().await?;
-    let statement = client.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)").await?;
-    Ok(client.query_one(&statement, &[&id]).await?.try_get(0)?)
-}
-
 /// A person and their password hash, by email (case-insensitive), for login.
 pub async fn user_for_login(db: &Db, email: &str) -> Result<Option<(User, String)>> {
     let client = db.client().await?;

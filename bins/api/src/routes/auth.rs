@@ -1,35 +1,16 @@
-//! Login and "who am I".
+//! Login, refresh, logout and "who am I" (thin: the sessions are [`crate::service::sessions`]).
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthUser};
+use crate::service::sessions;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use rh_auth::{Claims, Role};
+use axum::http::StatusCode;
+use rh_protocol::auth::{LoginRequest, RefreshRequest, Tokens};
 use rh_store::orgs::User;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
-
-#[derive(Deserialize)]
-pub struct LoginBody {
-    email: String,
-    password: String,
-}
-
-/// Issues a token for `user`.
-fn issue_token(state: &AppState, user: &User) -> Result<String, ApiError> {
-    let role: Role = user.role.parse().map_err(|_| ApiError::Internal(anyhow::anyhow!("bad role {}", user.role)))?;
-    let claims = Claims {
-        sub: user.id,
-        org: user.org_id,
-        name: user.name.clone(),
-        email: user.email.clone(),
-        role,
-        exp: rh_auth::expiry_in(state.settings.token_ttl_secs),
-    };
-    state.keys.issue(&claims).map_err(|e| ApiError::Internal(e.into()))
-}
 
 /// A hash no password matches, verified when the email is unknown so that both failures take as long.
 fn dummy_hash() -> &'static str {
@@ -52,9 +33,12 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// `POST /auth/login {email,password}` → `{token, user}`; 401 for an unknown email or a wrong password (the same
-/// answer for both).
-pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBody>) -> Result<Json<Value>, ApiError> {
+/// `POST /auth/login {email,password}` → [`Tokens`] (a new session); 401 for an unknown email or a wrong password
+/// (the same answer for both).
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<Tokens>, ApiError> {
     let wrong = || ApiError::Unauthorized("wrong email or password".into());
     let email = body.email.trim().to_lowercase();
     let found = rh_store::orgs::user_for_login(&state.db, &email).await?;
@@ -65,8 +49,22 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBo
     if !verify_password(body.password, hash).await? {
         return Err(wrong());
     }
-    let token = issue_token(&state, &user)?;
-    Ok(Json(json!({ "token": token, "user": user_json(&user) })))
+    Ok(Json(sessions::open(&state, &user).await?))
+}
+
+/// `POST /auth/refresh {refresh_token}` → [`Tokens`] (the refresh token rotates); 401 when it is unknown, expired,
+/// its session ended, or it was used before (which also ends the session).
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    Ok(Json(sessions::refresh(&state, &body.refresh_token).await?))
+}
+
+/// `POST /auth/logout` → 204: ends the caller's session (its tokens are refused from now on, its sockets close).
+pub async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode, ApiError> {
+    sessions::end(&state, caller.id(), caller.session()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /me`: the caller, fresh from the directory, with their org's name.

@@ -2,7 +2,7 @@
 //!
 //! | module | endpoints |
 //! |---|---|
-//! | [`auth`] | `POST /auth/login`, `GET /me` |
+//! | [`auth`] | `POST /auth/login`, `POST /auth/refresh`, `POST /auth/logout`, `GET /me` |
 //! | [`orgs`] | `POST /orgs` (sign-up), `POST /orgs/{id}/members` |
 //! | [`retention`] | `GET/PUT /orgs/{id}/retention` (org admins) |
 //! | [`users`] | `GET /users?q=` |
@@ -41,6 +41,8 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         usize::try_from(state.settings.max_attachment_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     Router::new()
         .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/orgs", post(orgs::sign_up))
         .route("/orgs/{org_id}/members", post(orgs::add_member))

@@ -138,3 +138,18 @@ pub fn summary(conversation: &Conversation, permission: Permission) -> Conversat
         updated_at: conversation.updated_at.to_rfc3339(),
     }
 }
+
+/// Tells every edge that a session (or, with `None`, every session of `user_id`) ended, so it closes those sockets
+/// now. Core NATS: if it is lost, the sockets still close when their access token expires (minutes).
+pub async fn session_ended(state: &AppState, user_id: Uuid, session_id: Option<Uuid>) {
+    let msg = rh_protocol::rpc::SessionEnded { user_id, session_id };
+    match serde_json::to_vec(&msg) {
+        Ok(body) => {
+            if let Err(e) = state.nats.publish(subjects::SESSION_ENDED, body.into()).await {
+                tracing::warn!(%user_id, error = %e, "could not publish session_ended");
+            }
+            let _ = state.nats.flush().await;
+        }
+        Err(e) => tracing::error!(error = %e, "could not serialize session_ended"),
+    }
+}

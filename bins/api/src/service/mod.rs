@@ -11,6 +11,7 @@
 //! | [`erase`] | delete = erase everywhere: the erase job and its runner |
 //! | [`retention`] | per-org retention: the setting and the task that deletes what it expired |
 //! | [`messages`] | send a message (event + generation job), stop a response |
+//! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke |
 
 pub mod access;
@@ -21,4 +22,5 @@ pub mod events;
 pub mod grants;
 pub mod messages;
 pub mod retention;
+pub mod sessions;
 pub mod shares;

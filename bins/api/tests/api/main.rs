@@ -14,6 +14,7 @@ mod messages;
 mod misc;
 mod permissions;
 mod rpc;
+mod sessions;
 mod settings;
 mod sharing;
 mod timeouts;

@@ -86,6 +86,7 @@ impl Env {
             name: name.to_owned(),
             email: format!("{}@acme.test", name.to_lowercase()),
             role: Role::Member,
+            sid: Uuid::new_v4(),
             exp: rh_auth::expiry_in(3600),
         };
         Ok(TestUser { id, name: name.to_owned(), token: self.keys.issue(&claims)? })

@@ -37,6 +37,7 @@ async fn bad_or_missing_token_is_401_and_ops_endpoints_answer() -> anyhow::Resul
         name: "Mallory".into(),
         email: "m@evil.test".into(),
         role: rh_auth::Role::Member,
+        sid: uuid::Uuid::new_v4(),
         exp: rh_auth::expiry_in(3600),
     };
     assert_eq!(upgrade_status(&format!("{url}?token={}", other.issue(&claims)?), None).await?, 401);

@@ -1,0 +1,132 @@
+//! `sessions` and `refresh_tokens` (`sql/V4__sessions.sql`): logins, their rotating refresh tokens (hashes only),
+//! and revocation. The api checks [`is_active`] on every authenticated request.
+
+use crate::{Db, Result};
+use uuid::Uuid;
+
+/// Why a session ended (the `revoked_reason` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Logout,
+    /// A rotated refresh token was presented again: someone else holds a copy.
+    RefreshReuse,
+    MemberRemoved,
+    PasswordReset,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::RefreshReuse => "refresh_reuse",
+            EndReason::MemberRemoved => "member_removed",
+            EndReason::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: it is now used, and the new one is the session's current token.
+    Rotated { session_id: Uuid, user_id: Uuid },
+    /// The token had been rotated already: the session is now revoked (theft detection).
+    Reused { session_id: Uuid, user_id: Uuid },
+    /// Unknown token, or its session is revoked or expired.
+    Invalid,
+}
+
+/// Opens a session for `user_id` whose first refresh token has hash `refresh_hash`; returns its id.
+pub async fn create(db: &Db, user_id: Uuid, refresh_hash: &[u8], ttl_secs: u64) -> Result<Uuid> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let id = Uuid::now_v7();
+    tx.execute(
+        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, now() + $3::float8 * interval '1 second')",
+        &[&id, &user_id, &(ttl_secs as f64)],
+    )
+    .await?;
+    tx.execute("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)", &[&refresh_hash, &id]).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Rotates refresh token `old_hash` to `new_hash` (one transaction, rows locked, so two presentations of one token
+/// cannot both rotate it), sliding the session's expiry; see [`Rotation`].
+pub async fn rotate(db: &Db, old_hash: &[u8], new_hash: &[u8], ttl_secs: u64) -> Result<Rotation> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT s.id, s.user_id, t.used_at IS NOT NULL, s.revoked_at IS NULL AND s.expires_at > now() \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1 FOR UPDATE",
+            &[&old_hash],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(Rotation::Invalid) };
+    let (session_id, user_id): (Uuid, Uuid) = (row.try_get(0)?, row.try_get(1)?);
+    let (used, active): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
+    if !active {
+        return Ok(Rotation::Invalid);
+    }
+    if used {
+        revoke_in(&tx, session_id, EndReason::RefreshReuse).await?;
+        tx.commit().await?;
+        return Ok(Rotation::Reused { session_id, user_id });
+    }
+    tx.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", &[&old_hash]).await?;
+    tx.execute("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)", &[&new_hash, &session_id])
+        .await?;
+    tx.execute(
+        "UPDATE sessions SET expires_at = now() + $2::float8 * interval '1 second' WHERE id = $1",
+        &[&session_id, &(ttl_secs as f64)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Rotation::Rotated { session_id, user_id })
+}
+
+async fn revoke_in(tx: &tokio_postgres::Transaction<'_>, session_id: Uuid, reason: EndReason) -> Result<u64> {
+    Ok(tx
+        .execute(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&session_id, &reason.as_str()],
+        )
+        .await?)
+}
+
+/// Ends session `session_id` of `user_id`; true if it was still open.
+pub async fn revoke(db: &Db, session_id: Uuid, user_id: Uuid, reason: EndReason) -> Result<bool> {
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            &[&session_id, &user_id, &reason.as_str()],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Ends every open session of `user_id`; returns how many.
+pub async fn revoke_all(db: &Db, user_id: Uuid, reason: EndReason) -> Result<u64> {
+    let client = db.client().await?;
+    Ok(client
+        .execute(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            &[&user_id, &reason.as_str()],
+        )
+        .await?)
+}
+
+/// True while session `session_id` of `user_id` is open (not revoked, not expired, the person still exists).
+pub async fn is_active(db: &Db, session_id: Uuid, user_id: Uuid) -> Result<bool> {
+    let client = db.client().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 \
+             AND revoked_at IS NULL AND expires_at > now())",
+        )
+        .await?;
+    Ok(client.query_one(&statement, &[&session_id, &user_id]).await?.try_get(0)?)
+}
