@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`access`] | who may do what: [`access::authorize`] (404 when the caller cannot see it), `require_*` (403), the `rh.api.access` grant |
 //! | [`grants`] | `rh.api.access` answered in batches: one statement per conversation for everything queued |
-//! | [`events`] | publishing conversation events (acked) and sidebar inbox messages |
+//! | [`events`] | the one path of a state change: [`events::Change`] commits it with its events and sidebar messages (the outbox the relay publishes) |
 //! | [`conversations`] | create, change settings, delete |
 //! | [`context`] | a generation job's context, capped by bytes (oldest turns dropped first) |
 //! | [`erase`] | delete = erase everywhere: the erase job and its runner |
