@@ -48,12 +48,29 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The conversation stream (created if this is the first binary up).
+/// The conversation stream (created if this is the first binary up). It must republish its events on the live
+/// subjects the feeds subscribe: a stream created before that existed would leave every socket without live
+/// events, so the edge refuses to start and says what to do.
 async fn conversation_stream(
     js: &async_nats::jetstream::Context,
 ) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
     rh_bus::Topology::default().ensure(js).await.context("creating the NATS streams")?;
-    js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")
+    let stream =
+        js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
+    let republish = stream.cached_info().config.republish.as_ref();
+    if republish.is_none_or(|r| r.destination != rh_protocol::subjects::LIVE_CONV_SUBJECTS || r.headers_only) {
+        anyhow::bail!(
+            "stream {} does not republish its events on {} (it predates live fan-out): run `nats stream edit {} \
+             --republish-source '{}' --republish-destination '{}'` (nats/README.md); with scripts/dev, \
+             RH_DEV_RESET=1 starts afresh",
+            rh_protocol::subjects::STREAM_CONV,
+            rh_protocol::subjects::LIVE_CONV_SUBJECTS,
+            rh_protocol::subjects::STREAM_CONV,
+            rh_protocol::subjects::STREAM_CONV_SUBJECTS,
+            rh_protocol::subjects::LIVE_CONV_SUBJECTS,
+        );
+    }
+    Ok(stream)
 }
 
 /// Runs the edge until `shutdown` is cancelled (see the crate docs for the shutdown sequence).

@@ -191,3 +191,29 @@ async fn bench_fan_in() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_refuses_a_conversation_stream_that_does_not_republish() -> anyhow::Result<()> {
+    // RH_CONV as an older version created it: no republish, so a feed would never hear a live event.
+    let nats = rh_testkit::NatsServer::start().await?;
+    let js = async_nats::jetstream::new(nats.client().await?);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: rh_protocol::subjects::STREAM_CONV.into(),
+        subjects: vec![rh_protocol::subjects::STREAM_CONV_SUBJECTS.into()],
+        ..Default::default()
+    })
+    .await?;
+    let vars = [
+        ("RH_NATS_URL", nats.url()),
+        ("RH_JWT_SECRET", "an-edge-test-secret-of-32-bytes-or-more"),
+        ("RH_EDGE_LISTEN", "127.0.0.1:0"),
+        ("RUST_BACKTRACE", "0"),
+        ("RUST_LIB_BACKTRACE", "0"),
+    ];
+    let Err(refused) = rh_testkit::Service::spawn("edge", &vars).await else {
+        anyhow::bail!("the edge started on a stream without the live republish");
+    };
+    let why = format!("{refused:#}");
+    assert!(why.contains("nats stream edit RH_CONV"), "the operator is told what to do: {why}");
+    Ok(())
+}
