@@ -12,6 +12,7 @@ mod history;
 mod input;
 mod messages;
 mod misc;
+mod outbox;
 mod permissions;
 mod rpc;
 mod sessions;
