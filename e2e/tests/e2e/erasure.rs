@@ -190,6 +190,32 @@ async fn a_deleted_conversation_leaves_nothing_to_read() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_deleted_while_nats_is_down_is_erased_when_it_returns() -> anyhow::Result<()> {
+    let mut t = team(options()).await?;
+    let marker = format!("SECRET{}", Uuid::new_v4().simple());
+    let (conv, attachment, seq) = sensitive_conversation(&t, &marker).await?;
+
+    t.stack.nats.stop().await;
+    let (s, v) = t.api.as_user(&t.owner).delete(&format!("/conversations/{conv}")).await?;
+    assert!(s.is_success(), "delete with NATS down: {s} {v}");
+    // PostgreSQL does not wait for NATS.
+    rh_testkit::eventually(WAIT, "PostgreSQL erased", || async {
+        marker_in_database(&t.stack.db, &marker).await.ok()?.is_empty().then_some(())
+    })
+    .await?;
+    let js_down = t.stack.db.connect().await?;
+    let pending: i64 = js_down
+        .query_one("SELECT count(*) FROM erase_jobs WHERE conversation_id = $1 AND done_at IS NULL", &[&conv])
+        .await?
+        .get(0);
+    assert_eq!(pending, 1, "the NATS part waits for NATS");
+
+    t.stack.nats.restart().await?;
+    erased(&t.stack.db, conv, Duration::from_secs(60)).await?;
+    nothing_left(&t, conv, attachment, seq, &marker).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_erases_what_was_not_updated_for_the_period() -> anyhow::Result<()> {
     let t = team(options()).await?;
     let client = t.api.client();

@@ -119,7 +119,8 @@ pub async fn claim(db: &Db, lease: Duration) -> Result<Option<EraseJob>> {
 
 /// Erases the conversation's content from PostgreSQL in one transaction: its messages, attachment rows and
 /// shares are deleted, its title and system prompt blanked, and file names removed from its audit rows (which
-/// keep who did what and when); its published outbox rows are deleted (not before they are all published). The attachments' object names move into the job. Returns the job as it is now.
+/// keep who did what and when). The attachments' object names move into the job. Returns the job as it is now.
+/// It does not wait for NATS: the conversation's outbox rows are the job's NATS part ([`crate::outbox::erase`]).
 /// A job whose database part is done is returned unchanged.
 pub async fn erase_database(db: &Db, job: &EraseJob) -> Result<EraseJob> {
     if job.database_done {
@@ -131,7 +132,6 @@ pub async fn erase_database(db: &Db, job: &EraseJob) -> Result<EraseJob> {
     // Lock the conversation row first: the audit writer's transactions lock it too, so one of theirs that wrote
     // a message before the delete has committed by now (see `transcript`).
     tx.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", &[&id]).await?;
-    crate::outbox::erase(&tx, id).await?;
     let objects: Vec<String> = tx
         .query("DELETE FROM attachments WHERE conversation_id = $1 RETURNING object_name", &[&id])
         .await?

@@ -135,21 +135,19 @@ pub async fn backlog(leader: &Leader) -> Result<(i64, f64)> {
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
-/// Deletes the published rows of a conversation being erased, in the erasure's transaction (they hold its
-/// title, settings, file names). `Conflict` while some are still unpublished: the erasure retries after the relay
-/// has sent them (the stream purge after that removes them from NATS).
-pub async fn erase(tx: &impl GenericClient, conversation_id: Uuid) -> Result<()> {
-    let row = tx
+/// Deletes the published rows of a conversation being erased (they hold its title, settings, file names);
+/// returns how many of its rows are still unpublished. The erase job runs this on every attempt and is not done
+/// while that is above 0: once the relay has sent them, the next attempt purges them from NATS and deletes them
+/// here.
+pub async fn erase(client: &impl GenericClient, conversation_id: Uuid) -> Result<i64> {
+    let row = client
         .query_one(
             "WITH gone AS (DELETE FROM outbox WHERE conversation_id = $1 AND published_seq IS NOT NULL) \
              SELECT count(*) FROM outbox WHERE conversation_id = $1 AND published_seq IS NULL",
             &[&conversation_id],
         )
         .await?;
-    match row.try_get::<_, i64>(0)? {
-        0 => Ok(()),
-        n => Err(crate::StoreError::Conflict(format!("{n} outbox rows of the conversation are not published yet"))),
-    }
+    Ok(row.try_get(0)?)
 }
 
 /// Deletes rows published more than `grace_secs` ago; returns how many.

@@ -9,7 +9,8 @@
 //! 2. the stop recorded for the conversation (KV `rh_stops` and `rh.ctl.<id>.stop`), so a response generating now,
 //!    or a job picked up later, ends;
 //! 3. its attachment objects deleted from `rh_attachments`;
-//! 4. its subjects `rh.conv.<id>.>` purged from every stream that holds them;
+//! 4. its subjects `rh.conv.<id>.>` purged from every stream that holds them, and its published outbox rows
+//!    deleted (while some are unpublished, e.g. NATS was down at the delete, the job looks again a second later);
 //! 5. once `--erase-settle-secs` have passed since the delete, steps 2-4 once more (what a response that was
 //!    generating published after the first purge), then the job is done and `conversation.erased` is audited.
 //!
@@ -36,6 +37,8 @@ use uuid::Uuid;
 const LEASE: Duration = Duration::from_secs(60);
 /// How often the runner looks for due jobs when nothing wakes it (jobs due after a back-off, other replicas').
 const POLL: Duration = Duration::from_secs(2);
+/// How soon to look again when some of the conversation's outbox rows are not published yet.
+const OUTBOX_WAIT: Duration = Duration::from_secs(1);
 /// The longest back-off between two attempts of a failing job.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -158,12 +161,16 @@ impl Eraser {
     async fn step(&self, job: &EraseJob) -> Result<Option<Duration>, StepError> {
         let state = &self.state;
         let job = erase::erase_database(&state.db, job).await?;
+        // Published outbox rows go now; what the relay has yet to publish (the delete's own event, when NATS was
+        // down) is purged by a later attempt: counted before the purge, so a row counted as published is purged.
+        let unpublished = rh_store::outbox::erase(&state.db.client().await?, job.conversation_id).await?;
         record_stop(state, &job).await?;
         rh_bus::erase::delete_objects(&state.attachments, &job.object_names).await?;
         let purged = rh_bus::erase::purge_conversation(&state.js, job.conversation_id).await?;
         tracing::debug!(conversation_id = %job.conversation_id, purged, "conversation purged from the streams");
         let since_delete = (Utc::now() - job.created_at).to_std().unwrap_or_default();
-        Ok(self.settle.checked_sub(since_delete).filter(|left| !left.is_zero()))
+        let settle_left = self.settle.checked_sub(since_delete).filter(|left| !left.is_zero());
+        Ok(settle_left.or((unpublished > 0).then_some(OUTBOX_WAIT)))
     }
 }
 
