@@ -121,6 +121,38 @@ pub struct Settings {
     /// it marked it published (e.g. `participant.removed`). Off unless set.
     #[arg(long, env = "RH_OUTBOX_CRASH_AFTER", hide = true, global = true)]
     pub outbox_crash_after: Option<String>,
+
+    #[command(flatten)]
+    pub limits: LimitSettings,
+}
+
+/// Limits on abuse, shared by every replica (see [`crate::service::limits`]). A token bucket holds at most
+/// its burst and refills at its rate; a burst of 0 turns that limit off.
+#[derive(Debug, Clone, Args)]
+pub struct LimitSettings {
+    /// AI replies one person may start at once (token bucket size).
+    #[arg(long, env = "RH_LIMIT_USER_REPLIES_BURST", default_value_t = 20, global = true)]
+    pub user_replies_burst: u32,
+
+    /// AI replies per minute one person gets back (bucket refill).
+    #[arg(long, env = "RH_LIMIT_USER_REPLIES_PER_MIN", default_value_t = 10.0, global = true)]
+    pub user_replies_per_min: f64,
+
+    /// AI replies one organization may start at once (token bucket size).
+    #[arg(long, env = "RH_LIMIT_ORG_REPLIES_BURST", default_value_t = 200, global = true)]
+    pub org_replies_burst: u32,
+
+    /// AI replies per minute one organization gets back (bucket refill).
+    #[arg(long, env = "RH_LIMIT_ORG_REPLIES_PER_MIN", default_value_t = 100.0, global = true)]
+    pub org_replies_per_min: f64,
+
+    /// `max_tokens` of a generation job whose request names none.
+    #[arg(long, env = "RH_DEFAULT_MAX_TOKENS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub default_max_tokens: u32,
+
+    /// Largest `max_tokens` a request may ask for (more is a 400).
+    #[arg(long, env = "RH_MAX_TOKENS_LIMIT", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_tokens_limit: u32,
 }
 
 #[cfg(test)]
@@ -136,6 +168,7 @@ mod tests {
         assert_eq!(cli.settings.listen.port(), 8080);
         assert_eq!(cli.settings.default_model, "sim-1");
         assert_eq!(cli.settings.max_attachment_bytes, 10 * 1024 * 1024);
+        assert_eq!(cli.settings.limits.default_max_tokens, 1024);
         let printed = format!("{cli:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
         let short = Cli::try_parse_from(["api", "--jwt-secret", "s3cret"]).expect_err("too short");

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The endpoint exists but not with this method (axum adds the `Allow` header).
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// Over a limit ([`crate::service::limits`]): 429 with `Retry-After`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: std::time::Duration },
     /// A dependency (NATS, JetStream, the database) did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::TooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,10 +93,18 @@ impl ApiError {
         }
     }
 
+    /// How long a rate-limited caller should wait, in milliseconds (at least 1).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after, .. } => Some((retry_after.as_millis() as u64).max(1)),
+            _ => None,
+        }
+    }
+
     /// The same error as an `rh.api.*` reply.
     pub fn to_rpc(&self) -> RpcError {
         self.log_if_internal();
-        RpcError::new(self.code(), self.public_message())
+        RpcError { retry_after_ms: self.retry_after_ms(), ..RpcError::new(self.code(), self.public_message()) }
     }
 
     fn log_if_internal(&self) {
@@ -120,8 +133,14 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log_if_internal();
-        let body = serde_json::json!({"error": {"code": self.code().as_str(), "message": self.public_message()}});
-        (self.status(), Json(body)).into_response()
+        let mut body = serde_json::json!({"error": {"code": self.code().as_str(), "message": self.public_message()}});
+        let Some(ms) = self.retry_after_ms() else {
+            return (self.status(), Json(body)).into_response();
+        };
+        body["error"]["retry_after_ms"] = ms.into();
+        // Retry-After counts whole seconds: rounded up, so a client that waits that long finds a token.
+        let secs = ms.div_ceil(1000).to_string();
+        (self.status(), [(axum::http::header::RETRY_AFTER, secs)], Json(body)).into_response()
     }
 }
 
@@ -141,11 +160,20 @@ mod tests {
             (ApiError::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
             (ApiError::MethodNotAllowed("x".into()), 405, "method_not_allowed"),
             (ApiError::Unavailable("x".into()), 503, "unavailable"),
+            (
+                ApiError::RateLimited { message: "x".into(), retry_after: std::time::Duration::from_millis(1500) },
+                429,
+                "rate_limited",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status().as_u16(), status);
             assert_eq!(e.code().as_str(), code);
         }
+        let limited =
+            ApiError::RateLimited { message: "x".into(), retry_after: std::time::Duration::from_millis(1500) };
+        let response = limited.into_response();
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "2");
         let internal = ApiError::Internal(anyhow::anyhow!("SELECT secret"));
         assert_eq!(internal.public_message(), "internal error");
     }

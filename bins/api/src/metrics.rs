@@ -18,6 +18,8 @@ pub struct Metrics {
     pub rpc_requests: IntCounterVec,
     /// `rh.api.*` time from receipt to reply, by subject.
     pub rpc_latency: HistogramVec,
+    /// Requests refused by a limit ([`crate::service::limits`]), by limit.
+    pub limit_refusals: IntCounterVec,
     /// Requests answered together per batch of `rh.api.access` ([`crate::service::grants`]).
     pub grant_batch_size: prometheus::Histogram,
     /// Outbox rows waiting to be published ([`crate::relay`]; set by the leading replica).
@@ -80,6 +82,8 @@ impl Metrics {
         let outbox_publish_failures = health
             .int_counter("outbox_publish_failures_total", "Outbox publishes NATS refused or did not ack in time.");
         let sessions_ended = health.int_counter_vec("sessions_ended_total", "Sessions ended, by reason.", &["reason"]);
+        let limit_refusals =
+            health.int_counter_vec("limit_refusals_total", "Requests refused by a limit (429), by limit.", &["limit"]);
         Metrics {
             http_requests,
             http_latency,
@@ -92,6 +96,7 @@ impl Metrics {
             outbox_published,
             outbox_publish_failures,
             sessions_ended,
+            limit_refusals,
         }
     }
 }

@@ -25,7 +25,8 @@ pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
         .await?,
         serve(state.clone(), subjects::API_SEND_MESSAGE, |state, req: SendMessageRequest| async move {
             let text = MessageText::parse(&req.text).map_err(ApiError::Validation)?;
-            service::messages::send(&state, req.user_id, req.conversation_id, text, req.client_msg_id).await
+            service::messages::send(&state, req.user_id, req.conversation_id, text, req.client_msg_id, req.max_tokens)
+                .await
         })
         .await?,
         serve(state, subjects::API_STOP, |state, req: StopRequest| async move {

@@ -111,13 +111,26 @@ pub enum ServerFrame {
         message: String,
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// With `rate_limited`: how long to wait before trying again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     Pong,
 }
 
 impl ServerFrame {
     pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> Self {
-        ServerFrame::Error { code: code.as_str().to_owned(), message: message.into(), reference }
+        ServerFrame::Error { code: code.as_str().to_owned(), message: message.into(), reference, retry_after_ms: None }
+    }
+
+    /// A `rate_limited` error frame: the client may try again after `retry_after_ms`.
+    pub fn rate_limited(message: impl Into<String>, retry_after_ms: u64, reference: Option<String>) -> Self {
+        ServerFrame::Error {
+            code: ErrorCode::RateLimited.as_str().to_owned(),
+            message: message.into(),
+            reference,
+            retry_after_ms: Some(retry_after_ms),
+        }
     }
 
     /// The JSON text of this frame.
@@ -172,6 +185,9 @@ pub enum ErrorCode {
     Unavailable,
     /// An HTTP method the endpoint does not answer (the response's `Allow` header lists those it does).
     MethodNotAllowed,
+    /// Over a limit (AI replies, commands per second, sign-in attempts, storage...): try again after the
+    /// `Retry-After` header (REST) or `retry_after_ms` (socket).
+    RateLimited,
     Internal,
 }
 
@@ -191,6 +207,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
         }
     }

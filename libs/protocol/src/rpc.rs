@@ -20,11 +20,14 @@ pub enum Reply<T> {
 pub struct RpcError {
     pub code: ErrorCode,
     pub message: String,
+    /// With [`ErrorCode::RateLimited`]: how long to wait before trying again, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl RpcError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into() }
+        RpcError { code, message: message.into(), retry_after_ms: None }
     }
 }
 
@@ -49,6 +52,9 @@ pub struct SendMessageRequest {
     pub conversation_id: Uuid,
     pub text: String,
     pub client_msg_id: Option<String>,
+    /// Longest reply in tokens; `None`: the api's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
 }
 
 /// `rh.api.send_message` reply (also the body of `POST /conversations/{id}/messages`' 202).

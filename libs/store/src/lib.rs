@@ -9,6 +9,7 @@
 //! | [`attachments`] | `attachments` (metadata; bytes in the object store) | api |
 //! | [`history`] | reads `messages` for `GET /conversations/{id}` and job context | api (reads) |
 //! | [`view`] | reads all of `GET /conversations/{id}` on one connection, pipelined | api (reads) |
+//! | [`limits`] | `rate_buckets`: token buckets shared by every api replica (AI replies, sign-in attempts) | api |
 //! | [`audit_log`] | reads `audit_log` for admins | api (reads) |
 //! | [`sessions`] | `sessions`, `refresh_tokens`: logins, rotating refresh tokens (hashes), revocation | api |
 //! | [`erase`] | `erase_jobs`: marking a conversation deleted with its erase job; claiming and running the PostgreSQL part | api |
@@ -23,6 +24,7 @@ pub mod audit_log;
 pub mod conversations;
 pub mod erase;
 pub mod history;
+pub mod limits;
 pub mod orgs;
 pub mod outbox;
 pub mod retention;

@@ -17,9 +17,11 @@ use uuid::Uuid;
 pub struct SendBody {
     text: String,
     client_msg_id: Option<String>,
+    /// Longest reply in tokens (default and bound: `--default-max-tokens`, `--max-tokens-limit`).
+    max_tokens: Option<u32>,
 }
 
-/// `POST /conversations/{id}/messages {text, client_msg_id?}` → 202 `{message_id, response_id, seq}`.
+/// `POST /conversations/{id}/messages {text, client_msg_id?, max_tokens?}` → 202 `{message_id, response_id, seq}`.
 pub async fn send(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -30,7 +32,7 @@ pub async fn send(
     let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
     service::access::require_respond(permission, "send messages")?;
     let text = MessageText::parse(&body.text).map_err(ApiError::Validation)?;
-    let accepted = service::messages::send(&state, caller.id(), id, text, body.client_msg_id).await?;
+    let accepted = service::messages::send(&state, caller.id(), id, text, body.client_msg_id, body.max_tokens).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 

@@ -6,6 +6,7 @@
 
 use super::access::{authorize, require_respond};
 use super::context;
+use super::limits;
 use crate::domain::MessageText;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -20,7 +21,8 @@ const CONTEXT_TURNS: i64 = 50;
 /// Longest `client_msg_id` echoed back (it is the client's own correlation id).
 const MAX_CLIENT_MSG_ID: usize = 128;
 
-/// Sends a message (Can Respond or owner): publishes `message.created` (acked → its seq), then a
+/// Sends a message (Can Respond or owner) if the limits allow ([`limits::ai_reply`]; `max_tokens` defaulted and
+/// bounded by [`limits::max_tokens`]): publishes `message.created` (acked → its seq), then a
 /// [`GenerateJob`] on `rh.jobs.generate` (acked, `Nats-Msg-Id` = response id so a retry is stored once) whose
 /// context is the stored transcript, the system prompt first, ending with the new message, capped by bytes
 /// ([`context::fit`]).
@@ -30,6 +32,7 @@ pub async fn send(
     conversation_id: Uuid,
     text: MessageText,
     client_msg_id: Option<String>,
+    max_tokens: Option<u32>,
 ) -> Result<MessageAccepted, ApiError> {
     let (conversation, permission) = authorize(state, conversation_id, user_id).await?;
     require_respond(permission, "send messages")?;
@@ -41,7 +44,10 @@ pub async fn send(
     if client_msg_id.as_ref().is_some_and(|id| id.chars().count() > MAX_CLIENT_MSG_ID) {
         return Err(ApiError::Validation(format!("client_msg_id must have at most {MAX_CLIENT_MSG_ID} characters")));
     }
+    let max_tokens = limits::max_tokens(&state.settings.limits, max_tokens)?;
     let author = rh_store::orgs::user(&state.db, user_id).await?;
+    // Before anything is published: a refused send leaves no message behind.
+    limits::ai_reply(state, user_id, author.org_id).await?;
     let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS).await?;
 
     let message_id = Uuid::now_v7();
@@ -73,7 +79,7 @@ pub async fn send(
         message_id,
         model: conversation.model,
         temperature: conversation.temperature,
-        max_tokens: None,
+        max_tokens: Some(max_tokens),
         messages: context,
         requested_by: user_id,
         requested_at_us: rh_protocol::now_us(),

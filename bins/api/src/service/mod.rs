@@ -10,6 +10,7 @@
 //! | [`context`] | a generation job's context, capped by bytes (oldest turns dropped first) |
 //! | [`erase`] | delete = erase everywhere: the erase job and its runner |
 //! | [`retention`] | per-org retention: the setting and the task that deletes what it expired |
+//! | [`limits`] | every limit on abuse, shared by the replicas (AI replies, `max_tokens`, ...): checked before acting |
 //! | [`messages`] | send a message (event + generation job), stop a response |
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke |
@@ -20,6 +21,7 @@ pub mod conversations;
 pub mod erase;
 pub mod events;
 pub mod grants;
+pub mod limits;
 pub mod messages;
 pub mod retention;
 pub mod sessions;

@@ -33,6 +33,17 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     let nats = NatsServer::start().await.expect("nats-server");
     let js = nats.jetstream().await.expect("jetstream");
     let db = TestDb::create().await.expect("database");
+    let (process, api) = spawn_api(&nats, &db, extra).await;
+    let nc = nats.client().await.expect("nats client");
+    App { nats, db, process, api, nc, js }
+}
+
+/// Another api replica of `app` (same NATS, same database), with extra environment.
+pub async fn spawn_replica(app: &App, extra: &[(&str, &str)]) -> (Service, Api) {
+    spawn_api(&app.nats, &app.db, extra).await
+}
+
+async fn spawn_api(nats: &NatsServer, db: &TestDb, extra: &[(&str, &str)]) -> (Service, Api) {
     let max = MAX_ATTACHMENT.to_string();
     let mut env = vec![
         ("RH_NATS_URL", nats.url()),
@@ -44,8 +55,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     env.extend_from_slice(extra);
     let process = Service::spawn("api", &env).await.expect("api starts (cargo build -p rh-api --bin api first)");
     let api = Api::new(&process.http_url());
-    let nc = nats.client().await.expect("nats client");
-    App { nats, db, process, api, nc, js }
+    (process, api)
 }
 
 /// Ada (admin) with Ben and Cy in org Acme.

@@ -10,6 +10,7 @@ mod client;
 mod conversations;
 mod history;
 mod input;
+mod limits;
 mod messages;
 mod misc;
 mod outbox;

@@ -41,6 +41,7 @@ async fn access_send_and_stop_over_nats() {
         conversation_id: conv,
         text: text.into(),
         client_msg_id: Some("sock-1".into()),
+        max_tokens: None,
     };
     let ok: MessageAccepted =
         rh_bus::request(&app.nc, subjects::API_SEND_MESSAGE, &send(team.ben.user_id, "from a socket"), WAIT)
@@ -132,8 +133,13 @@ async fn nul_characters_over_nats_are_refused() {
     let team = team(&app).await;
     let conv = shared_conversation(&app, &team, "Socket NUL").await;
     for (text, client_msg_id) in [("hi\u{0}", None), ("hi", Some("id\u{0}".to_owned()))] {
-        let req =
-            SendMessageRequest { user_id: team.ben.user_id, conversation_id: conv, text: text.into(), client_msg_id };
+        let req = SendMessageRequest {
+            user_id: team.ben.user_id,
+            conversation_id: conv,
+            text: text.into(),
+            client_msg_id,
+            max_tokens: None,
+        };
         let e =
             rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
         assert_eq!(e.kind(), RequestErrorKind::Rejected);

@@ -21,6 +21,7 @@ use crate::hub::Hub;
 use crate::socket::conn::Conn;
 use rh_bus::{RequestError, RequestErrorKind};
 use rh_protocol::frame::{ErrorCode, MAX_CLIENT_FRAME_BYTES};
+use rh_protocol::rpc::RpcError;
 use rh_protocol::{ClientFrame, ServerFrame};
 use std::sync::Arc;
 
@@ -125,6 +126,9 @@ fn classify(text: &str, error: serde_json::Error) -> Refusal {
 /// The error frame for a failed `rh.api.*` request.
 pub(crate) fn request_error(e: &RequestError, reference: String) -> ServerFrame {
     let (code, message) = match (&e.rejection, e.kind()) {
+        (Some(RpcError { retry_after_ms: Some(ms), message, .. }), _) => {
+            return ServerFrame::rate_limited(message.clone(), *ms, Some(reference));
+        }
         (Some(r), _) => (r.code, r.message.clone()),
         (None, RequestErrorKind::Unavailable) => (ErrorCode::Unavailable, "the api did not answer; try again".into()),
         (None, _) => (ErrorCode::Internal, "unexpected answer from the api".into()),
@@ -155,5 +159,16 @@ mod tests {
         let huge = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(MAX_CLIENT_FRAME_BYTES));
         assert_eq!(code(&huge), ErrorCode::FrameTooLarge);
         assert!(matches!(Command::parse(r#"{"type":"ping"}"#), Ok(Command::Ping(_))));
+    }
+
+    #[test]
+    fn a_rate_limited_reply_becomes_a_rate_limited_frame_with_its_wait() {
+        let rejection = RpcError { retry_after_ms: Some(1500), ..RpcError::new(ErrorCode::RateLimited, "slow down") };
+        let e = RequestError { error: rh_bus::Error::new(RequestErrorKind::Rejected), rejection: Some(rejection) };
+        let frame = serde_json::to_value(request_error(&e, "m1".into())).unwrap();
+        assert_eq!(
+            frame,
+            serde_json::json!({"type": "error", "code": "rate_limited", "message": "slow down", "ref": "m1", "retry_after_ms": 1500})
+        );
     }
 }

@@ -61,6 +61,7 @@ impl SendMessage {
             conversation_id: conv,
             text: self.text,
             client_msg_id: Some(self.client_msg_id.clone()),
+            max_tokens: None,
         };
         match rh_bus::request::<_, MessageAccepted>(hub.nats(), subjects::API_SEND_MESSAGE, &req, hub.request_timeout())
             .await

@@ -1,0 +1,128 @@
+//! Limits on abuse, shared by api replicas: every test runs two api processes on the same PostgreSQL and NATS
+//! and spreads its requests over both. Buckets are small and refill slowly (one token in hours), so which
+//! request is refused never depends on the clock.
+
+use crate::helpers::*;
+use rh_protocol::frame::ErrorCode;
+use rh_protocol::rpc::{MessageAccepted, SendMessageRequest};
+use rh_protocol::subjects;
+use rh_testkit::Api;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A refill so slow that no token comes back during a test (one a day).
+const SLOW: &str = "0.0007";
+
+/// `POST /conversations/{id}/messages` on `api` as `token`: status, `Retry-After`, body.
+async fn post_message(api: &Api, token: &str, conv: Uuid, body: Value) -> (u16, Option<String>, Value) {
+    let (http, base, _) = api.raw();
+    let response =
+        http.post(format!("{base}/conversations/{conv}/messages")).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts a 429 `rate_limited` with a `Retry-After` of whole seconds matching `retry_after_ms`.
+fn assert_rate_limited((status, retry, body): &(u16, Option<String>, Value)) {
+    assert_eq!(*status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let ms = body["error"]["retry_after_ms"].as_u64().expect("retry_after_ms");
+    let secs: u64 = retry.as_deref().expect("Retry-After").parse().unwrap();
+    assert!(ms > 60_000 && secs == ms.div_ceil(1000), "{ms} ms vs Retry-After {secs}");
+}
+
+async fn metrics(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap()
+}
+
+async fn created_messages(app: &App, conv: Uuid) -> usize {
+    conv_events(&app.js, conv).await.iter().filter(|(_, e)| e.event.kind() == "message.created").count()
+}
+
+#[tokio::test]
+async fn ai_replies_per_person_are_counted_across_replicas_and_a_refused_send_leaves_nothing() {
+    let limits = [("RH_LIMIT_USER_REPLIES_BURST", "2"), ("RH_LIMIT_USER_REPLIES_PER_MIN", SLOW)];
+    let app = spawn_app_with(&limits).await;
+    let (replica, api_b) = spawn_replica(&app, &limits).await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Busy").await;
+    let ben = team.ben.token.as_str();
+
+    assert_eq!(post_message(&app.api, ben, conv, json!({"text": "one"})).await.0, 202);
+    assert_eq!(post_message(&api_b, ben, conv, json!({"text": "two"})).await.0, 202);
+    // Ben's third, on either replica, is refused: the bucket is shared.
+    assert_rate_limited(&post_message(&app.api, ben, conv, json!({"text": "three"})).await);
+    assert_rate_limited(&post_message(&api_b, ben, conv, json!({"text": "three again"})).await);
+    // The same over NATS (what the edge sends for a socket): rate_limited with retry_after_ms.
+    let req = SendMessageRequest {
+        user_id: team.ben.user_id,
+        conversation_id: conv,
+        text: "from a socket".into(),
+        client_msg_id: Some("s-1".into()),
+        max_tokens: None,
+    };
+    let e = rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
+    let rejection = e.rejection.expect("an error reply");
+    assert_eq!(rejection.code, ErrorCode::RateLimited);
+    assert!(rejection.retry_after_ms.is_some_and(|ms| ms > 60_000), "{rejection:?}");
+
+    // Nothing of the refused sends was published; Ada (same org, own bucket) still may send.
+    assert_eq!(created_messages(&app, conv).await, 2);
+    assert_eq!(post_message(&api_b, &team.ada.token, conv, json!({"text": "mine"})).await.0, 202);
+    assert_eq!(created_messages(&app, conv).await, 3);
+
+    // Each replica counts its own refusals.
+    let refused =
+        |m: &str| m.lines().any(|l| l.starts_with("relayhub_api_limit_refusals_total{limit=\"user_replies\"}"));
+    assert!(refused(&metrics(&app.process.http_url()).await));
+    assert!(refused(&metrics(&replica.http_url()).await));
+}
+
+#[tokio::test]
+async fn ai_replies_per_organization_are_counted_across_replicas() {
+    let limits = [
+        ("RH_LIMIT_USER_REPLIES_BURST", "0"),
+        ("RH_LIMIT_ORG_REPLIES_BURST", "3"),
+        ("RH_LIMIT_ORG_REPLIES_PER_MIN", SLOW),
+    ];
+    let app = spawn_app_with(&limits).await;
+    let (_replica, api_b) = spawn_replica(&app, &limits).await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let conv = shared_conversation(&app, &team, "Team").await;
+    let own = app.api.create_conversation(&gil, "Globex").await.unwrap();
+
+    for (api, who) in [(&app.api, &team.ada), (&api_b, &team.ben), (&app.api, &team.ada)] {
+        assert_eq!(post_message(api, &who.token, conv, json!({"text": "go"})).await.0, 202);
+    }
+    let refused = post_message(&api_b, &team.ben.token, conv, json!({"text": "one more"})).await;
+    assert_rate_limited(&refused);
+    assert!(refused.2["error"]["message"].as_str().unwrap().contains("organization"), "{}", refused.2);
+    assert_eq!(created_messages(&app, conv).await, 3);
+    // Another organization has its own bucket.
+    assert_eq!(post_message(&api_b, &gil.token, own, json!({"text": "hello"})).await.0, 202);
+}
+
+#[tokio::test]
+async fn max_tokens_has_a_default_and_a_bound() {
+    let limits = [("RH_DEFAULT_MAX_TOKENS", "300"), ("RH_MAX_TOKENS_LIMIT", "1000")];
+    let app = spawn_app_with(&limits).await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Tokens").await;
+    let ben = team.ben.token.as_str();
+    let last_job = || async {
+        let stream = app.js.get_stream(subjects::STREAM_JOBS).await.unwrap();
+        let last = stream.get_last_raw_message_by_subject(subjects::JOBS_GENERATE).await.unwrap();
+        serde_json::from_slice::<rh_protocol::rpc::GenerateJob>(&last.payload).unwrap()
+    };
+
+    assert_eq!(post_message(&app.api, ben, conv, json!({"text": "a"})).await.0, 202);
+    assert_eq!(last_job().await.max_tokens, Some(300));
+    assert_eq!(post_message(&app.api, ben, conv, json!({"text": "b", "max_tokens": 1000})).await.0, 202);
+    assert_eq!(last_job().await.max_tokens, Some(1000));
+    let (status, _, body) = post_message(&app.api, ben, conv, json!({"text": "c", "max_tokens": 1001})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("1000"), "{body}");
+    assert_eq!(created_messages(&app, conv).await, 2);
+}
