@@ -110,7 +110,8 @@ async fn stop_is_recorded_and_sent_to_the_worker() {
 /// the system prompt, the newest turns that fit and the new message — the oldest turns are dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jobs_context_is_capped_to_fit_in_a_nats_message() {
-    let app = spawn_app().await;
+    // 41 messages from Ben: over the default reply limit, which this test is not about.
+    let app = spawn_app_with(&[("RH_LIMIT_USER_REPLIES_BURST", "0")]).await;
     let team = team(&app).await;
     let conv = shared_conversation(&app, &team, "Long").await;
     let settings = json!({"system_prompt": "Be brief."});
