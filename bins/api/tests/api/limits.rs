@@ -37,7 +37,7 @@ async fn metrics(url: &str) -> String {
 }
 
 async fn created_messages(app: &App, conv: Uuid) -> usize {
-    conv_events(&app.js, conv).await.iter().filter(|(_, e)| e.event.kind() == "message.created").count()
+    conv_events(app, conv).await.iter().filter(|(_, e)| e.event.kind() == "message.created").count()
 }
 
 #[tokio::test]
