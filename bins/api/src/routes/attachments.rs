@@ -94,32 +94,41 @@ pub async fn upload(
         .put(object_name.as_str(), &mut bytes.as_slice())
         .await
         .map_err(|e| ApiError::Unavailable(format!("could not store the file: {e}")))?;
-    let size = bytes.len() as i64;
-    let mut client = state.db.client().await?;
-    let (mut change, _) = service::events::Change::begin(&mut client, id, caller.id()).await?;
-    let attachment = rh_store::attachments::insert(
-        change.tx(),
-        &NewAttachment {
-            id: attachment_id,
-            conversation_id: id,
-            uploaded_by: caller.id(),
-            filename: &filename,
-            content_type: &content_type,
-            size,
-            object_name: &object_name,
-        },
-    )
-    .await?;
-    let event = Event::AttachmentAdded {
-        attachment_id,
-        filename: filename.clone(),
-        content_type: content_type.clone(),
-        size: size as u64,
+    let new = NewAttachment {
+        id: attachment_id,
+        conversation_id: id,
         uploaded_by: caller.id(),
+        filename: &filename,
+        content_type: &content_type,
+        size: bytes.len() as i64,
+        object_name: &object_name,
     };
-    change.event(event)?;
-    change.commit(&state).await?;
-    Ok((StatusCode::CREATED, Json(attachment)))
+    match record(&state, &new).await {
+        Ok(attachment) => Ok((StatusCode::CREATED, Json(attachment))),
+        Err(e) => {
+            // Deleted meanwhile (or the database failed): no row points at the object, so no erasure would find it.
+            if let Err(d) = state.attachments.delete(object_name.as_str()).await {
+                tracing::warn!(%object_name, error = %d, "could not delete the object of an unrecorded upload");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Records a stored upload: its row and `attachment.added`, in one change of the (not deleted) conversation.
+async fn record(state: &AppState, new: &NewAttachment<'_>) -> Result<Attachment, ApiError> {
+    let mut client = state.db.client().await?;
+    let (mut change, _) = service::events::Change::begin(&mut client, new.conversation_id, new.uploaded_by).await?;
+    let attachment = rh_store::attachments::insert(change.tx(), new).await?;
+    change.event(Event::AttachmentAdded {
+        attachment_id: attachment.id,
+        filename: attachment.filename.clone(),
+        content_type: attachment.content_type.clone(),
+        size: attachment.size.max(0) as u64,
+        uploaded_by: attachment.uploaded_by,
+    })?;
+    change.commit(state).await?;
+    Ok(attachment)
 }
 
 /// `GET /conversations/{id}/attachments/{attachment_id}`: the bytes, streamed from the object store, with their
