@@ -53,10 +53,15 @@ impl Target {
         Ok(Target { url: url.to_owned(), addr })
     }
 
-    /// `url` with `?token=` (or `&token=`) appended.
-    pub fn with_token(&self, token: &str) -> String {
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}token={token}", self.url)
+    /// The upgrade request: `url` with `Authorization: Bearer <token>` (never the token in the URL).
+    pub fn request(&self, token: &str) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = self.url.as_str().into_client_request().context("websocket url")?;
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().context("token")?,
+        );
+        Ok(req)
     }
 }
 
@@ -103,11 +108,12 @@ impl Net {
     }
 
     /// TCP connect + WebSocket handshake to `url` (which names `target`); returns the socket and the time taken.
-    pub async fn websocket(&self, target: &Target, url: &str) -> anyhow::Result<(Ws, Duration)> {
+    pub async fn websocket(&self, target: &Target, token: &str) -> anyhow::Result<(Ws, Duration)> {
         let started = Instant::now();
         let fut = async {
+            let req = target.request(token)?;
             let tcp = self.tcp(target.addr).await?;
-            let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(self.config()))
+            let (ws, _) = tokio_tungstenite::client_async_with_config(req, tcp, Some(self.config()))
                 .await
                 .context("websocket handshake")?;
             anyhow::Ok(ws)
@@ -177,7 +183,9 @@ mod tests {
     async fn urls_resolve_and_take_a_token() {
         let t = Target::resolve("ws://127.0.0.1:8081/ws").await.unwrap();
         assert_eq!(t.addr, "127.0.0.1:8081".parse().unwrap());
-        assert_eq!(t.with_token("abc"), "ws://127.0.0.1:8081/ws?token=abc");
+        let req = t.request("abc").unwrap();
+        assert_eq!(req.uri().to_string(), "ws://127.0.0.1:8081/ws");
+        assert_eq!(req.headers()["authorization"], "Bearer abc");
         assert!(Target::resolve("wss://x/ws").await.is_err());
     }
 

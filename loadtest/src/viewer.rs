@@ -344,9 +344,12 @@ impl Viewer {
     }
 
     async fn connect_edge(&mut self, target: &Target, after_seq: Option<u64>) -> Result<Conn, (String, String)> {
-        let url = target.with_token(&self.spec.token);
-        let (mut ws, took) =
-            self.ctx.net.websocket(target, &url).await.map_err(|e| ("connect_failed".to_owned(), format!("{e:#}")))?;
+        let (mut ws, took) = self
+            .ctx
+            .net
+            .websocket(target, &self.spec.token)
+            .await
+            .map_err(|e| ("connect_failed".to_owned(), format!("{e:#}")))?;
         let m = self.metrics();
         m.connect.record(self.spec.index, took.as_micros() as u64);
         Metrics::inc(&m.connections_opened);

@@ -69,7 +69,7 @@ function renderSignUp() {
 
 async function signIn(email, password) {
   const r = await api.post('/auth/login', { email, password });
-  api.setSession(r.token, r.user);
+  api.setSession(r);
   await startApp(r.user);
 }
 
@@ -118,7 +118,7 @@ async function startApp(user) {
   try {
     const me = await api.get('/me');
     state.me = normalizeUser(me?.user || me || user);
-    api.setSession(api.token, state.me);
+    api.setUser(state.me);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return; // onUnauthorized already showed the login
     // /me unavailable: go on with what login returned.
@@ -243,8 +243,9 @@ function showEmpty(notice) {
     h('p', { class: 'muted', testid: 'empty-state', text: 'Pick a conversation in the sidebar, or start a new one.' })));
 }
 
-function logout() {
-  api.setSession(null);
+async function logout() {
+  teardown();
+  await api.logout();
   location.hash = '';
   renderLogin();
 }
@@ -503,7 +504,9 @@ async function wsUrl() {
   let url = state.config.ws_url;
   if (!url) url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
   else if (url.startsWith('/')) url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${url}`;
-  return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(api.token || '')}`;
+  // A one-time ticket, never the token: URLs end up in proxy logs.
+  const { ticket } = await api.post('/auth/ticket');
+  return `${url}${url.includes('?') ? '&' : '?'}ticket=${encodeURIComponent(ticket)}`;
 }
 
 function startSocket() {
@@ -544,6 +547,7 @@ function handleFrame(f) {
       return;
     case 'pong':
     case 'message_accepted':
+    case 'authenticated':
       return;
     case 'error':
       if (f.code === 'unauthorized') {
@@ -563,6 +567,9 @@ function handleFrame(f) {
 }
 
 // ==================================================================== boot
+
+// A silent refresh: the open socket re-authenticates with the new token instead of closing at the old one's expiry.
+api.onRefreshed = (token) => state.socket?.send({ type: 'auth', token });
 
 api.onUnauthorized = () => {
   api.setSession(null);

@@ -1,5 +1,5 @@
 //! NATS request/reply for the edge, in queue group `api` (replicas share the load): `rh.api.access`,
-//! `rh.api.send_message`, `rh.api.stop`. Each calls the same domain function as the REST route, so permissions
+//! `rh.api.send_message`, `rh.api.stop`, `rh.api.socket_auth`. Each calls the same domain function as the REST route, so permissions
 //! and effects are identical on both paths. Replies are [`Reply`]s; errors carry the REST error codes
 //! (`not_found` for a conversation the user cannot see, `forbidden` for View Only, ...).
 
@@ -9,14 +9,14 @@ use crate::extract::json_from_slice;
 use crate::service;
 use crate::state::AppState;
 use futures::StreamExt;
-use rh_protocol::rpc::{AccessRequest, Reply, SendMessageRequest, StopAccepted, StopRequest};
+use rh_protocol::rpc::{AccessRequest, Reply, SendMessageRequest, SocketCredential, StopAccepted, StopRequest};
 use rh_protocol::subjects;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use tokio::task::JoinHandle;
 
-/// Subscribes the three responders; each runs until the NATS client closes.
+/// Subscribes the responders; each runs until the NATS client closes.
 pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
     Ok(vec![
         serve(state.clone(), subjects::API_ACCESS, |state, req: AccessRequest| async move {
@@ -27,6 +27,10 @@ pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
             let text = MessageText::parse(&req.text).map_err(ApiError::Validation)?;
             service::messages::send(&state, req.user_id, req.conversation_id, text, req.client_msg_id, req.max_tokens)
                 .await
+        })
+        .await?,
+        serve(state.clone(), subjects::API_SOCKET_AUTH, |state, req: SocketCredential| async move {
+            service::sessions::socket_auth(&state, req).await
         })
         .await?,
         serve(state, subjects::API_STOP, |state, req: StopRequest| async move {

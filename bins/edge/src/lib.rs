@@ -3,9 +3,10 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`config`] | flags (`--nats-url`, `--listen`, `--jwt-secret`, `--max-connections`, ...), each with its env var |
-//! | [`socket`] | the listener (`GET /ws`, JWT auth before the upgrade, connection limit), one socket's life, its commands |
+//! | [`socket`] | the listener (`GET /ws`, ticket or bearer auth through the api before the upgrade, connection limit), one socket's life, its commands |
 //! | [`fanout`] | the followed conversations: live subscriptions, feeds, in-memory tails, catch-up, compact delivery |
 //! | [`hub`] | what a socket works with: the registry of followed conversations, inboxes, NATS, metrics, shutdown |
+//! | [`sessions`] | `rh.ctl.session.ended` → close that session's sockets (sockets also close when their token expires, unless an `auth` frame renewed it) |
 //! | [`sidebar`] | `rh.user.<id>.inbox` of each connected user → `sidebar` frames of their sockets |
 //! | [`presence`] | per-node viewer announcements on `rh.presence.<conv>`, merged across nodes → `presence` frames |
 //! | [`metrics`] | Prometheus metrics (`relayhub_edge_*`) |
@@ -30,6 +31,7 @@ pub mod fanout;
 pub mod hub;
 pub mod metrics;
 pub mod presence;
+pub mod sessions;
 pub mod sidebar;
 pub mod socket;
 
@@ -117,6 +119,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let inboxes = Arc::new(sidebar::Inboxes::new(nats.clone(), registry.clone()));
     let hub = Arc::new(hub::Hub::new(config, nats.clone(), registry, inboxes, metrics, shutdown.clone()));
 
+    let _sessions = sessions::watch(hub.clone()).await.context("subscribing to ended sessions")?;
     let limiter = Arc::new(Semaphore::new(max_connections));
     let app = socket::server::App { hub: hub.clone(), keys, limiter: limiter.clone() };
     // Ready once set up (and while NATS is up: `watch_nats`). Feeds subscribe as sockets follow conversations;

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub connections: IntGauge,
     /// Upgrades refused because `--max-connections` were open.
     pub connections_refused: IntCounter,
+    /// Sockets closed by the session rules, by reason (`token_expired`, `session_ended`).
+    pub sockets_ended: prometheus::IntCounterVec,
     /// Subscriptions (socket × conversation) joined to a feed, replaying or live.
     pub subscriptions: IntGauge,
     /// Conversations followed by this process (each with local subscribers).
@@ -48,6 +50,11 @@ impl Metrics {
             connections: health.int_gauge("connections", "Open WebSocket connections"),
             connections_refused: health
                 .int_counter("connections_refused_total", "Upgrades refused at the connection limit"),
+            sockets_ended: health.int_counter_vec(
+                "sockets_ended_total",
+                "Sockets closed because their token expired or their session ended",
+                &["reason"],
+            ),
             subscriptions: health.int_gauge("subscriptions", "Socket subscriptions to conversations"),
             feeds: health.int_gauge("feeds", "Conversations followed by this process"),
             frames_out: health.int_counter("frames_out_total", "Frames written to sockets"),

@@ -126,6 +126,17 @@ impl Inboxes {
         }
     }
 
+    /// Closes `user`'s sockets of session `session` (all of theirs when `None`): the session ended.
+    pub fn end_session(&self, user: Uuid, session: Option<Uuid>) -> usize {
+        let conns = lock(&self.users).get(&user).map(|i| i.conns.clone()).unwrap_or_default();
+        let mut closed = 0;
+        for conn in conns.iter().filter(|c| session.is_none_or(|s| s == c.user.session)) {
+            conn.close_for(rh_protocol::frame::ErrorCode::Unauthorized, "your session ended; sign in again");
+            closed += 1;
+        }
+        closed
+    }
+
     /// The user's sockets, if `id` is still their current subscription.
     fn sockets_of(&self, user: Uuid, id: u64) -> Vec<Arc<Conn>> {
         lock(&self.users).get(&user).filter(|i| i.id == id).map(|i| i.conns.clone()).unwrap_or_default()

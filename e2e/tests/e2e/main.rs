@@ -14,5 +14,6 @@ mod permission_matrix;
 mod permissions;
 mod postgres_outage;
 mod readiness;
+mod sessions;
 mod transcript_nats_restart;
 mod web_client;

@@ -24,7 +24,7 @@ pub use reqwest::{Method, StatusCode};
 
 use bytes::Bytes;
 use rh_protocol::admin::RetentionSettings;
-use rh_protocol::auth::{LoginRequest, RefreshRequest, Tokens};
+use rh_protocol::auth::{LoginRequest, RefreshRequest, SocketTicket, Tokens};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -208,6 +208,13 @@ impl Client {
         let body = json!(RefreshRequest { refresh_token: who.refresh_token.clone() });
         let bytes = self.expect(OP, Some(StatusCode::OK), Method::POST, "/auth/refresh", None, Some(body)).await?;
         Ok(session(decode(OP, &bytes)?))
+    }
+
+    /// `POST /auth/ticket` → 200 [`SocketTicket`]: a one-time ticket for `GET /ws?ticket=`.
+    pub async fn socket_ticket(&self, who: &Session) -> Result<SocketTicket, Error> {
+        const OP: &str = "socket ticket";
+        let bytes = self.expect(OP, Some(StatusCode::OK), Method::POST, "/auth/ticket", Some(&who.token), None).await?;
+        decode(OP, &bytes)
     }
 
     /// `POST /auth/logout` → 204: ends the session (its tokens are refused from now on).

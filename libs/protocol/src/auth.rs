@@ -36,3 +36,10 @@ pub struct Tokens {
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
+
+/// `POST /auth/ticket` reply: a one-time socket ticket for `GET /ws?ticket=`, valid for `expires_in` seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SocketTicket {
+    pub ticket: String,
+    pub expires_in: u64,
+}

@@ -39,6 +39,11 @@ pub enum ClientFrame {
     Stop {
         conversation_id: Uuid,
     },
+    /// Re-authenticate the socket with a fresh access token of the same session before the current one expires
+    /// (otherwise the edge closes it with `token_expired`). Answered with `authenticated`.
+    Auth {
+        token: String,
+    },
     Ping,
 }
 
@@ -115,6 +120,10 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+    /// The socket is authenticated until `expires_at` (seconds since the Unix epoch): send `auth` before then.
+    Authenticated {
+        expires_at: u64,
+    },
     Pong,
 }
 
@@ -165,8 +174,10 @@ pub enum ErrorCode {
     UnknownType,
     /// A frame larger than [`MAX_CLIENT_FRAME_BYTES`].
     FrameTooLarge,
-    /// Missing or invalid token.
+    /// Missing or invalid token, or its session ended.
     Unauthorized,
+    /// The socket's access token expired without an `auth` frame: the socket is closed.
+    TokenExpired,
     /// Authenticated, but not allowed to do this.
     Forbidden,
     /// No such thing, or not visible to you (a foreign conversation is `not_found`, never `forbidden`).
@@ -198,6 +209,7 @@ impl ErrorCode {
             ErrorCode::UnknownType => "unknown_type",
             ErrorCode::FrameTooLarge => "frame_too_large",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",

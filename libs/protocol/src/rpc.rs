@@ -38,6 +38,25 @@ pub struct AccessRequest {
     pub conversation_id: Uuid,
 }
 
+/// `rh.api.socket_auth` request: who opens a socket (a one-time ticket from `POST /auth/ticket`, or a bearer
+/// token from a programmatic client), or re-authenticates one (an `auth` frame's token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketCredential {
+    Ticket(String),
+    Token(String),
+}
+
+/// `rh.api.socket_auth` reply: the person, their open session, and when the socket must re-authenticate (the
+/// access token's expiry, seconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SocketGrant {
+    pub user_id: Uuid,
+    pub name: String,
+    pub session_id: Uuid,
+    pub expires_at: u64,
+}
+
 /// `rh.api.access` reply: the caller's permission and the `seq` its HTTP history covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessGrant {

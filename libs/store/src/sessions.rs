@@ -130,3 +130,50 @@ pub async fn is_active(db: &Db, session_id: Uuid, user_id: Uuid) -> Result<bool>
         .await?;
     Ok(client.query_one(&statement, &[&session_id, &user_id]).await?.try_get(0)?)
 }
+
+/// A redeemed socket ticket: who, which session, and the expiry (Unix seconds) of the token it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeemed {
+    pub user_id: Uuid,
+    pub name: String,
+    pub session_id: Uuid,
+    pub token_exp: u64,
+}
+
+/// Stores a socket ticket of session `session_id` valid for `ttl_secs` (and drops expired ones).
+pub async fn create_ticket(db: &Db, ticket_hash: &[u8], session_id: Uuid, token_exp: u64, ttl_secs: u64) -> Result<()> {
+    let client = db.client().await?;
+    client.execute("DELETE FROM socket_tickets WHERE expires_at < now()", &[]).await?;
+    client
+        .execute(
+            "INSERT INTO socket_tickets (ticket_hash, session_id, token_exp, expires_at) \
+             VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')",
+            &[&ticket_hash, &session_id, &(token_exp as i64), &(ttl_secs as f64)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Redeems a socket ticket: deletes it (so it works once) and returns it if it was unexpired and its session open.
+pub async fn redeem_ticket(db: &Db, ticket_hash: &[u8]) -> Result<Option<Redeemed>> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt(
+            "WITH t AS (DELETE FROM socket_tickets WHERE ticket_hash = $1 RETURNING session_id, token_exp, expires_at) \
+             SELECT s.user_id, u.name, s.id, t.token_exp FROM t \
+             JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+             WHERE t.expires_at > now() AND s.revoked_at IS NULL AND s.expires_at > now()",
+            &[&ticket_hash],
+        )
+        .await?;
+    row.map(|r| {
+        let exp: i64 = r.try_get(3)?;
+        Ok(Redeemed {
+            user_id: r.try_get(0)?,
+            name: r.try_get(1)?,
+            session_id: r.try_get(2)?,
+            token_exp: u64::try_from(exp).unwrap_or(0),
+        })
+    })
+    .transpose()
+}

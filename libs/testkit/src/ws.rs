@@ -15,11 +15,43 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    /// Connects to `ws_url` (`ws://host:port/ws`) with `?token=`.
+    /// Connects to `ws_url` (`ws://host:port/ws`) with `Authorization: Bearer <token>`.
     pub async fn connect(ws_url: &str, token: &str) -> anyhow::Result<Self> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = ws_url.into_client_request().context("websocket url")?;
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().context("token")?);
+        Self::connect_request(req).await
+    }
+
+    /// Connects to `ws_url` with a one-time socket ticket (`?ticket=`), as the web client does.
+    pub async fn connect_ticket(ws_url: &str, ticket: &str) -> anyhow::Result<Self> {
+        Self::connect_request(format!("{ws_url}?ticket={ticket}")).await
+    }
+
+    /// The HTTP status of an upgrade to `url` (with `Authorization: Bearer` when `bearer`): 101 when it opened
+    /// (the socket is closed again), else the refusal's status.
+    pub async fn upgrade_status(url: &str, bearer: Option<&str>) -> anyhow::Result<u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         crate::init_crypto();
-        let (socket, _) =
-            tokio_tungstenite::connect_async(format!("{ws_url}?token={token}")).await.context("websocket connect")?;
+        let mut req = url.into_client_request().context("websocket url")?;
+        if let Some(t) = bearer {
+            req.headers_mut().insert("authorization", format!("Bearer {t}").parse().context("token")?);
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((mut ws, resp)) => {
+                let _ = ws.close(None).await;
+                Ok(resp.status().as_u16())
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Ok(resp.status().as_u16()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn connect_request(
+        req: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+    ) -> anyhow::Result<Self> {
+        crate::init_crypto();
+        let (socket, _) = tokio_tungstenite::connect_async(req).await.context("websocket connect")?;
         Ok(WsClient { socket })
     }
 

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use rh_protocol::auth::{LoginRequest, RefreshRequest, Tokens};
+use rh_protocol::auth::{LoginRequest, RefreshRequest, SocketTicket, Tokens};
 use rh_store::orgs::User;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
@@ -83,4 +83,10 @@ pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<
 /// The public shape of a person: `{id, org_id, name, email, role}`.
 pub fn user_json(user: &User) -> Value {
     json!({ "id": user.id, "org_id": user.org_id, "name": user.name, "email": user.email, "role": user.role })
+}
+
+/// `POST /auth/ticket` → [`SocketTicket`]: a one-time ticket for `GET /ws?ticket=` (30 s, only while the session
+/// is open), so the access token never rides in a URL.
+pub async fn ticket(State(state): State<AppState>, caller: AuthUser) -> Result<Json<SocketTicket>, ApiError> {
+    Ok(Json(sessions::ticket(&state, &caller.0).await?))
 }

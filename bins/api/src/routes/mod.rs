@@ -2,7 +2,7 @@
 //!
 //! | module | endpoints |
 //! |---|---|
-//! | [`auth`] | `POST /auth/login`, `POST /auth/refresh`, `POST /auth/logout`, `GET /me` |
+//! | [`auth`] | `POST /auth/login`, `POST /auth/refresh`, `POST /auth/logout`, `POST /auth/ticket`, `GET /me` |
 //! | [`orgs`] | `POST /orgs` (sign-up), `POST /orgs/{id}/members` |
 //! | [`retention`] | `GET/PUT /orgs/{id}/retention` (org admins) |
 //! | [`users`] | `GET /users?q=` |
@@ -43,6 +43,7 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/ticket", post(auth::ticket))
         .route("/me", get(auth::me))
         .route("/orgs", post(orgs::sign_up))
         .route("/orgs/{org_id}/members", post(orgs::add_member))

@@ -5,7 +5,8 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use rh_auth::{Claims, RefreshToken, Role};
-use rh_protocol::auth::{SessionUser, Tokens};
+use rh_protocol::auth::{SessionUser, SocketTicket, Tokens};
+use rh_protocol::rpc::{SocketCredential, SocketGrant};
 use rh_store::orgs::User;
 use rh_store::sessions::{self, EndReason, Rotation};
 use uuid::Uuid;
@@ -83,5 +84,36 @@ pub fn session_user(user: &User) -> SessionUser {
         name: user.name.clone(),
         email: user.email.clone(),
         role: user.role.clone(),
+    }
+}
+
+/// How long a socket ticket works.
+pub const TICKET_TTL_SECS: u64 = 30;
+
+/// A one-time socket ticket for the caller's session (`GET /ws?ticket=`), so the token stays out of URLs.
+pub async fn ticket(state: &AppState, claims: &Claims) -> Result<SocketTicket, ApiError> {
+    let ticket = RefreshToken::generate().map_err(|e| ApiError::Internal(e.into()))?;
+    sessions::create_ticket(&state.db, &ticket.hash(), claims.sid, claims.exp, TICKET_TTL_SECS).await?;
+    Ok(SocketTicket { ticket: ticket.expose().to_owned(), expires_in: TICKET_TTL_SECS })
+}
+
+/// `rh.api.socket_auth`: who a socket's credential belongs to, if its session is open. A ticket works once.
+pub async fn socket_auth(state: &AppState, credential: SocketCredential) -> Result<SocketGrant, ApiError> {
+    let refused = || ApiError::Unauthorized("invalid or expired credential, or the session ended".into());
+    match credential {
+        SocketCredential::Ticket(ticket) => {
+            let r = sessions::redeem_ticket(&state.db, &rh_auth::refresh_hash(&ticket)).await?.ok_or_else(refused)?;
+            if r.token_exp <= rh_auth::expiry_in(0) {
+                return Err(refused());
+            }
+            Ok(SocketGrant { user_id: r.user_id, name: r.name, session_id: r.session_id, expires_at: r.token_exp })
+        }
+        SocketCredential::Token(token) => {
+            let claims = state.keys.verify(&token).map_err(|_| refused())?;
+            if !sessions::is_active(&state.db, claims.sid, claims.sub).await? {
+                return Err(refused());
+            }
+            Ok(SocketGrant { user_id: claims.sub, name: claims.name, session_id: claims.sid, expires_at: claims.exp })
+        }
     }
 }

@@ -16,17 +16,19 @@ use axum::extract::ws::Utf8Bytes;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::{Permission, ServerFrame};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// The authenticated person behind a socket (from the token's claims).
+/// The authenticated person behind a socket (from the api's `socket_auth` grant).
 #[derive(Debug)]
 pub struct User {
     pub id: Uuid,
     pub name: String,
+    /// The login session: the socket closes when it ends (`rh.ctl.session.ended`).
+    pub session: Uuid,
 }
 
 /// This socket's view of one of its subscriptions.
@@ -62,6 +64,10 @@ pub struct Conn {
     /// The last frame to send before closing (e.g. the `lagged` error), set once.
     farewell: OnceLock<Utf8Bytes>,
     pub subs: Mutex<HashMap<Uuid, SubState>>,
+    /// When the socket's access token expires (Unix seconds): it closes then, unless an `auth` frame moved it.
+    expires_at: AtomicU64,
+    /// Woken when `expires_at` moves.
+    reauthenticated: tokio::sync::Notify,
 }
 
 /// Why [`Conn::send`] did not queue a frame.
@@ -75,7 +81,7 @@ pub enum SendError {
 
 impl Conn {
     /// A socket whose queue holds at most `queue` frames.
-    pub fn new(id: u64, user: User, queue: usize) -> Self {
+    pub fn new(id: u64, user: User, queue: usize, expires_at: u64) -> Self {
         Conn {
             id,
             user,
@@ -85,6 +91,36 @@ impl Conn {
             going_away: AtomicBool::new(false),
             farewell: OnceLock::new(),
             subs: Mutex::new(HashMap::new()),
+            expires_at: AtomicU64::new(expires_at),
+            reauthenticated: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// When the socket's token expires (Unix seconds).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at.load(Ordering::Relaxed)
+    }
+
+    /// A fresh token of the same session was presented: the socket lives until `expires_at`.
+    pub fn reauthenticate(&self, expires_at: u64) {
+        self.expires_at.fetch_max(expires_at, Ordering::Relaxed);
+        self.reauthenticated.notify_waiters();
+    }
+
+    /// Resolves when the token expires (and no `auth` frame extended it).
+    pub async fn expired(&self) {
+        loop {
+            let woken = self.reauthenticated.notified();
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let left = self.expires_at().saturating_sub(now);
+            if left == 0 {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(left)) => {}
+                _ = woken => {}
+            }
         }
     }
 
@@ -191,6 +227,11 @@ impl Conn {
 
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
+    }
+
+    /// Closes the socket with an `error` frame (e.g. its session ended, its token expired).
+    pub fn close_for(&self, code: ErrorCode, message: &str) {
+        self.close_with(ServerFrame::error(code, message, None));
     }
 
     pub(crate) fn farewell(&self) -> Option<Utf8Bytes> {

@@ -39,6 +39,11 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, conn: Arc<Conn>, inbox: Attac
                 conn.go_away();
                 break;
             }
+            _ = conn.expired() => {
+                hub.metrics().sockets_ended.with_label_values(&["token_expired"]).inc();
+                conn.close_for(ErrorCode::TokenExpired, "your token expired; reconnect with a new ticket (or send auth before it expires)");
+                break;
+            }
             m = stream.next() => m,
         };
         match msg {
@@ -102,7 +107,8 @@ async fn write_loop(hub: Arc<Hub>, conn: Arc<Conn>, mut sink: SplitSink<WebSocke
     let close = if conn.is_going_away() {
         CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from_static("server shutting down; reconnect") }
     } else if conn.farewell().is_some() {
-        CloseFrame { code: close_code::POLICY, reason: Utf8Bytes::from_static("lagged") }
+        // The farewell `error` frame says why (lagged, token_expired, unauthorized).
+        CloseFrame { code: close_code::POLICY, reason: Utf8Bytes::from_static("closed; see the last error frame") }
     } else {
         CloseFrame { code: close_code::NORMAL, reason: Utf8Bytes::from_static("") }
     };

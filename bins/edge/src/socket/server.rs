@@ -1,4 +1,9 @@
-//! The listener: `GET /ws` (JWT auth, connection limit, upgrade) merged with the ops endpoints.
+//! The listener: `GET /ws` (auth, connection limit, upgrade) merged with the ops endpoints.
+//!
+//! A socket opens with a one-time ticket (`?ticket=`, from the api's `POST /auth/ticket`; browsers cannot set
+//! headers on a WebSocket) or `Authorization: Bearer <token>` (programmatic clients). Never a token in the URL:
+//! proxies and load balancers log URLs. Either way the api checks it (`rh.api.socket_auth`): a ticket works once,
+//! and only while its session is open.
 
 use super::conn::{Conn, User};
 use crate::hub::Hub;
@@ -8,7 +13,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rh_auth::{Claims, TokenKeys};
+use rh_auth::TokenKeys;
+use rh_protocol::rpc::{SocketCredential, SocketGrant};
+use rh_protocol::subjects;
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -36,23 +43,46 @@ pub fn router(app: App, health: rh_telemetry::Health) -> Router {
 
 #[derive(Deserialize)]
 struct WsQuery {
-    token: Option<String>,
+    ticket: Option<String>,
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({"error": {"code": code, "message": message}}))).into_response()
 }
 
-/// The bearer token from `Authorization: Bearer ...`, else from `?token=` (browsers cannot set headers on a
-/// WebSocket).
-fn token<'a>(headers: &'a HeaderMap, query: &'a WsQuery) -> Option<&'a str> {
-    headers
+/// The socket's credential: `Authorization: Bearer ...`, else `?ticket=`.
+fn credential(headers: &HeaderMap, query: WsQuery) -> Option<SocketCredential> {
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .or(query.token.as_deref())
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty());
+    match (bearer, query.ticket) {
+        (Some(token), _) => Some(SocketCredential::Token(token.to_owned())),
+        (None, Some(ticket)) if !ticket.is_empty() => Some(SocketCredential::Ticket(ticket)),
+        _ => None,
+    }
+}
+
+/// Asks the api who the credential belongs to. A forged bearer token is refused here without asking.
+async fn authenticate(app: &App, credential: SocketCredential) -> Result<SocketGrant, Response> {
+    if let SocketCredential::Token(t) = &credential
+        && app.keys.verify(t).is_err()
+    {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "invalid or expired token"));
+    }
+    let hub = &app.hub;
+    rh_bus::request(hub.nats(), subjects::API_SOCKET_AUTH, &credential, hub.request_timeout()).await.map_err(
+        |e| match e.rejection {
+            Some(_) => error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "invalid, used or expired ticket or token, or the session ended",
+            ),
+            None => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the api did not answer; try again"),
+        },
+    )
 }
 
 /// Authenticates BEFORE upgrading (a bad or missing token is a plain 401), then takes a connection slot, then
@@ -63,13 +93,17 @@ async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let query = query.map(|q| q.0).unwrap_or(WsQuery { token: None });
-    let Some(token) = token(&headers, &query) else {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing token (?token= or Authorization: Bearer)");
+    let query = query.map(|q| q.0).unwrap_or(WsQuery { ticket: None });
+    let Some(credential) = credential(&headers, query) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing credential (?ticket= from POST /api/v1/auth/ticket, or Authorization: Bearer)",
+        );
     };
-    let claims: Claims = match app.keys.verify(token) {
-        Ok(c) => c,
-        Err(_) => return error(StatusCode::UNAUTHORIZED, "unauthorized", "invalid or expired token"),
+    let grant = match authenticate(&app, credential).await {
+        Ok(g) => g,
+        Err(refusal) => return refusal,
     };
     let ws = match ws {
         Ok(ws) => ws,
@@ -83,8 +117,8 @@ async fn upgrade(
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this edge is at its connection limit");
     };
     let hub = app.hub.clone();
-    let user = User { id: claims.sub, name: claims.name };
-    let conn = Arc::new(Conn::new(hub.next_id(), user, hub.config().socket_queue as usize));
+    let user = User { id: grant.user_id, name: grant.name, session: grant.session_id };
+    let conn = Arc::new(Conn::new(hub.next_id(), user, hub.config().socket_queue as usize, grant.expires_at));
     // Detached when dropped: at the socket's end, or with the upgrade callback if the upgrade fails.
     let inbox = hub.inboxes().attach(&conn).await;
     ws.max_message_size(WS_MAX_MESSAGE_BYTES)

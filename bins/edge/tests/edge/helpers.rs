@@ -6,7 +6,8 @@ use rh_auth::{Claims, Role, Secret, TokenKeys};
 use rh_protocol::event::Settings;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::{
-    AccessGrant, AccessRequest, MessageAccepted, Reply, RpcError, SendMessageRequest, StopAccepted, StopRequest,
+    AccessGrant, AccessRequest, MessageAccepted, Reply, RpcError, SendMessageRequest, SocketCredential, SocketGrant,
+    StopAccepted, StopRequest,
 };
 use rh_protocol::{Envelope, Event, Permission, ServerFrame, subjects};
 use rh_testkit::{NatsServer, Service, WsClient};
@@ -90,6 +91,18 @@ impl Env {
             exp: rh_auth::expiry_in(3600),
         };
         Ok(TestUser { id, name: name.to_owned(), token: self.keys.issue(&claims)? })
+    }
+
+    /// The upgrade request of `user` to edge `edge` (`Authorization: Bearer`), for raw tungstenite sockets.
+    pub fn request(
+        &self,
+        edge: usize,
+        user: &TestUser,
+    ) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = self.ws_url(edge).into_client_request()?;
+        req.headers_mut().insert("authorization", format!("Bearer {}", user.token).parse()?);
+        Ok(req)
     }
 
     pub async fn connect(&self, edge: usize, user: &TestUser) -> anyhow::Result<WsClient> {
@@ -183,7 +196,9 @@ impl Env {
         let mut access = client.queue_subscribe(subjects::API_ACCESS, subjects::API_QUEUE.into()).await?;
         let mut send = client.queue_subscribe(subjects::API_SEND_MESSAGE, subjects::API_QUEUE.into()).await?;
         let mut stop = client.queue_subscribe(subjects::API_STOP, subjects::API_QUEUE.into()).await?;
+        let mut socket_auth = client.queue_subscribe(subjects::API_SOCKET_AUTH, subjects::API_QUEUE.into()).await?;
         client.flush().await?;
+        let keys = self.keys.clone();
         let acl = self.acl.clone();
         let js = self.js.clone();
         let published = self.published.clone();
@@ -241,6 +256,18 @@ impl Env {
                                 Some(p) if !p.can_respond() => Reply::Error(RpcError::new(ErrorCode::Forbidden, "view only")),
                                 Some(_) => Reply::Ok(StopAccepted {}),
                             },
+                            Err(e) => Reply::Error(RpcError::new(ErrorCode::BadRequest, e.to_string())),
+                        };
+                        rh_bus::respond(&client, &m, &reply).await;
+                    }
+                    Some(m) = socket_auth.next() => {
+                        // Like the api, minus the session lookup: the token's claims, if it verifies.
+                        let reply: Reply<SocketGrant> = match serde_json::from_slice::<SocketCredential>(&m.payload) {
+                            Ok(SocketCredential::Token(t)) => match keys.verify(&t) {
+                                Ok(c) => Reply::Ok(SocketGrant { user_id: c.sub, name: c.name, session_id: c.sid, expires_at: c.exp }),
+                                Err(_) => Reply::Error(RpcError::new(ErrorCode::Unauthorized, "invalid token")),
+                            },
+                            Ok(SocketCredential::Ticket(_)) => Reply::Error(RpcError::new(ErrorCode::Unauthorized, "no tickets here")),
                             Err(e) => Reply::Error(RpcError::new(ErrorCode::BadRequest, e.to_string())),
                         };
                         rh_bus::respond(&client, &m, &reply).await;

@@ -40,10 +40,13 @@ async fn bad_or_missing_token_is_401_and_ops_endpoints_answer() -> anyhow::Resul
         sid: uuid::Uuid::new_v4(),
         exp: rh_auth::expiry_in(3600),
     };
-    assert_eq!(upgrade_status(&format!("{url}?token={}", other.issue(&claims)?), None).await?, 401);
-
-    // The Authorization header works as well as ?token=.
+    assert_eq!(upgrade_status(&url, Some(&other.issue(&claims)?)).await?, 401);
+    // A token in the URL is not looked at (URLs end up in logs); an unknown ticket is refused.
     let ada = env.user("Ada")?;
+    assert_eq!(upgrade_status(&format!("{url}?token={}", ada.token), None).await?, 401);
+    assert_eq!(upgrade_status(&format!("{url}?ticket=not-a-ticket"), None).await?, 401);
+
+    // The Authorization header.
     assert_eq!(upgrade_status(&url, Some(&ada.token)).await?, 101);
     let mut ws = env.connect(0, &ada).await?;
     ws.send(&ClientFrame::Ping).await?;
@@ -63,7 +66,7 @@ async fn sigterm_tells_sockets_to_go_away() -> anyhow::Result<()> {
     rh_testkit::init_crypto();
     let mut env = Env::start(1).await?;
     let ada = env.user("Ada")?;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?token={}", env.ws_url(0), ada.token)).await?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(env.request(0, &ada)?).await?;
     ws.send(tungstenite::Message::Text(serde_json::to_string(&ClientFrame::Ping)?.into())).await?;
     let edge = &mut env.edges[0];
     let terminate = edge.terminate(Duration::from_secs(10));

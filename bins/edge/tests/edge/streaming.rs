@@ -159,7 +159,7 @@ async fn a_socket_that_stops_reading_is_dropped_without_stalling_the_others() ->
     let (_, after) = subscribe(&mut reader, conv, None).await?;
 
     // Ben subscribes, then never reads again.
-    let (mut stuck, _) = tokio_tungstenite::connect_async(format!("{}?token={}", env.ws_url(0), ben.token)).await?;
+    let (mut stuck, _) = tokio_tungstenite::connect_async(env.request(0, &ben)?).await?;
     let sub =
         serde_json::to_string(&ClientFrame::Subscribe { conversation_id: conv, after_seq: None, compact: false })?;
     stuck.send(tokio_tungstenite::tungstenite::Message::Text(sub.into())).await?;

@@ -5,12 +5,14 @@
 //! `send_message`, `stop`) answer in a task of their own. A frame that cannot be parsed gets an `error` frame and
 //! changes nothing else.
 
+mod auth;
 mod ping;
 mod send_message;
 mod stop;
 mod subscribe;
 mod unsubscribe;
 
+pub use auth::Auth;
 pub use ping::Ping;
 pub use send_message::SendMessage;
 pub use stop::Stop;
@@ -26,7 +28,7 @@ use rh_protocol::{ClientFrame, ServerFrame};
 use std::sync::Arc;
 
 /// The frame types a client may send.
-const KNOWN_TYPES: [&str; 5] = ["subscribe", "unsubscribe", "send_message", "stop", "ping"];
+const KNOWN_TYPES: [&str; 6] = ["subscribe", "unsubscribe", "send_message", "stop", "auth", "ping"];
 
 #[derive(Debug)]
 pub enum Command {
@@ -34,6 +36,7 @@ pub enum Command {
     Unsubscribe(Unsubscribe),
     SendMessage(SendMessage),
     Stop(Stop),
+    Auth(Auth),
     Ping(Ping),
 }
 
@@ -73,6 +76,7 @@ impl Command {
             Command::Unsubscribe(c) => c.apply(hub, conn),
             Command::SendMessage(c) => c.apply(hub, conn),
             Command::Stop(c) => c.apply(hub, conn),
+            Command::Auth(c) => c.apply(hub, conn),
             Command::Ping(c) => c.apply(conn),
         }
     }
@@ -89,6 +93,7 @@ impl From<ClientFrame> for Command {
                 Command::SendMessage(SendMessage { conversation_id, text, client_msg_id })
             }
             ClientFrame::Stop { conversation_id } => Command::Stop(Stop { conversation_id }),
+            ClientFrame::Auth { token } => Command::Auth(Auth { token }),
             ClientFrame::Ping => Command::Ping(Ping),
         }
     }
