@@ -153,6 +153,35 @@ pub struct LimitSettings {
     /// Largest `max_tokens` a request may ask for (more is a 400).
     #[arg(long, env = "RH_MAX_TOKENS_LIMIT", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_tokens_limit: u32,
+
+    /// Sign-in and sign-up attempts one client address may make at once (token bucket size).
+    #[arg(long, env = "RH_LIMIT_SIGNIN_ADDR_BURST", default_value_t = 50, global = true)]
+    pub signin_addr_burst: u32,
+
+    /// Sign-in and sign-up attempts per minute one client address gets back.
+    #[arg(long, env = "RH_LIMIT_SIGNIN_ADDR_PER_MIN", default_value_t = 20.0, global = true)]
+    pub signin_addr_per_min: f64,
+
+    /// Sign-in and sign-up attempts for one email at once (token bucket size).
+    #[arg(long, env = "RH_LIMIT_SIGNIN_EMAIL_BURST", default_value_t = 10, global = true)]
+    pub signin_email_burst: u32,
+
+    /// Sign-in and sign-up attempts per minute one email gets back.
+    #[arg(long, env = "RH_LIMIT_SIGNIN_EMAIL_PER_MIN", default_value_t = 3.0, global = true)]
+    pub signin_email_per_min: f64,
+
+    /// Header holding the client's address, set by the proxy in front (e.g. `x-forwarded-for`: its last entry is
+    /// used). Unset: the TCP peer's address. Set it only behind a proxy that sets it: a client can forge it.
+    #[arg(long, env = "RH_CLIENT_IP_HEADER", global = true)]
+    pub client_ip_header: Option<String>,
+
+    /// Password hashes (Argon2, ~19 MiB each) one api process runs at once; more wait for a slot.
+    #[arg(long, env = "RH_MAX_CONCURRENT_HASHES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_concurrent_hashes: u32,
+
+    /// Longest wait for a password-hash slot, in milliseconds; past it the request gets 429.
+    #[arg(long, env = "RH_HASH_WAIT_MS", default_value_t = 5_000, global = true)]
+    pub hash_wait_ms: u64,
 }
 
 #[cfg(test)]

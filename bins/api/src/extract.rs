@@ -15,6 +15,20 @@ use rh_auth::{Claims, Role};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// The client's address for the sign-in limits ([`crate::service::limits::client_addr`]): the TCP peer's, or
+/// what `--client-ip-header` says behind a proxy; `None` when neither is known.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+        Ok(ClientAddr(crate::service::limits::client_addr(&state.settings.limits, peer, &parts.headers)))
+    }
+}
+
 /// The caller, from `Authorization: Bearer <token>`: the token's claims (id, org, name, role), while its session
 /// is open — a validly signed token of a session that ended (logout, removed member, reset password) or of a
 /// deleted account is a 401, not a failure further down.

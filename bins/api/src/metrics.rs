@@ -20,6 +20,8 @@ pub struct Metrics {
     pub rpc_latency: HistogramVec,
     /// Requests refused by a limit ([`crate::service::limits`]), by limit.
     pub limit_refusals: IntCounterVec,
+    /// The most password hashes this process has run at once (bounded by `--max-concurrent-hashes`).
+    pub password_hashes_most: prometheus::IntGauge,
     /// Requests answered together per batch of `rh.api.access` ([`crate::service::grants`]).
     pub grant_batch_size: prometheus::Histogram,
     /// Outbox rows waiting to be published ([`crate::relay`]; set by the leading replica).
@@ -84,6 +86,8 @@ impl Metrics {
         let sessions_ended = health.int_counter_vec("sessions_ended_total", "Sessions ended, by reason.", &["reason"]);
         let limit_refusals =
             health.int_counter_vec("limit_refusals_total", "Requests refused by a limit (429), by limit.", &["limit"]);
+        let password_hashes_most =
+            health.int_gauge("password_hashes_most", "The most password hashes this process has run at once.");
         Metrics {
             http_requests,
             http_latency,
@@ -97,6 +101,7 @@ impl Metrics {
             outbox_publish_failures,
             sessions_ended,
             limit_refusals,
+            password_hashes_most,
         }
     }
 }

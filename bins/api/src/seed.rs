@@ -41,7 +41,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
 /// Creates whatever part of the demo data is missing.
 pub async fn seed(state: &AppState) -> anyhow::Result<()> {
-    let hash = hash_password(DEMO_PASSWORD.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = hash_password(state, DEMO_PASSWORD.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let ada = ensure_user(state, "Acme", "Ada Lovelace", "ada@acme.test", "admin", &hash).await?;
     let ben = ensure_user(state, "Acme", "Ben Okafor", "ben@acme.test", "member", &hash).await?;
     let cy = ensure_user(state, "Acme", "Cy Tanaka", "cy@acme.test", "member", &hash).await?;

@@ -6,6 +6,7 @@ use crate::metrics::{self, Metrics};
 use crate::middleware;
 use crate::routes;
 use crate::service::grants::Grants;
+use crate::service::limits::HashSlots;
 use crate::state::AppState;
 use anyhow::Context as _;
 use axum::Router;
@@ -34,8 +35,10 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
         Db::connect_with_timeout(url.expose(), crate::service::grants::SLOTS, checkout).context("database url")?;
     let grants = Grants::spawn(grants_db, metrics.grant_batch_size.clone());
     let outbox = crate::relay::Outbox::new(db.clone());
+    let hash_slots = Arc::new(HashSlots::new(&settings.limits, metrics.password_hashes_most.clone()));
     Ok(AppState {
         outbox,
+        hash_slots,
         db,
         nats,
         js,

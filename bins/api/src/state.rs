@@ -25,4 +25,6 @@ pub struct AppState {
     pub erase_wake: Arc<tokio::sync::Notify>,
     /// The outbox relay's handle: wake it after a commit, wait for an event's seq.
     pub outbox: crate::relay::Outbox,
+    /// The bound on concurrent password hashes ([`crate::service::limits::HashSlots`]).
+    pub hash_slots: Arc<crate::service::limits::HashSlots>,
 }

@@ -1,8 +1,8 @@
 //! Login, refresh, logout and "who am I" (thin: the sessions are [`crate::service::sessions`]).
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, AuthUser};
-use crate::service::sessions;
+use crate::extract::{ApiJson, AuthUser, ClientAddr};
+use crate::service::{limits, sessions};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -18,35 +18,35 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| rh_auth::hash_password("relayhub-no-such-user").unwrap_or_default())
 }
 
-/// Argon2 is deliberately slow: verify on the blocking pool, not on a runtime thread.
-pub async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || rh_auth::verify_password(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
+/// Argon2 is deliberately slow and holds ~19 MiB: verify on the blocking pool, within the process's bound
+/// ([`limits::password_hash`]).
+pub async fn verify_password(state: &AppState, password: String, hash: String) -> Result<bool, ApiError> {
+    limits::password_hash(state, move || rh_auth::verify_password(&password, &hash)).await
 }
 
-/// Hashes on the blocking pool.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || rh_auth::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+/// Hashes on the blocking pool, within the same bound.
+pub async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    limits::password_hash(state, move || rh_auth::hash_password(&password))
+        .await?
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// `POST /auth/login {email,password}` → [`Tokens`] (a new session); 401 for an unknown email or a wrong password
-/// (the same answer for both).
+/// (the same answer for both); 429 past the sign-in limits ([`limits::sign_in_attempt`]).
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     let wrong = || ApiError::Unauthorized("wrong email or password".into());
     let email = body.email.trim().to_lowercase();
+    limits::sign_in_attempt(&state, addr, &email).await?;
     let found = rh_store::orgs::user_for_login(&state.db, &email).await?;
     let Some((user, hash)) = found else {
-        let _ = verify_password(body.password, dummy_hash().to_owned()).await;
+        verify_password(&state, body.password, dummy_hash().to_owned()).await?;
         return Err(wrong());
     };
-    if !verify_password(body.password, hash).await? {
+    if !verify_password(&state, body.password, hash).await? {
         return Err(wrong());
     }
     Ok(Json(sessions::open(&state, &user).await?))

@@ -3,7 +3,8 @@
 use super::auth::{hash_password, user_json};
 use crate::domain::{Email, OrgName, Password, PersonName};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, AuthUser};
+use crate::extract::{ApiJson, ApiPath, AuthUser, ClientAddr};
+use crate::service::limits;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -31,16 +32,19 @@ pub struct SignUpAccepted {
 /// `POST /orgs {org_name,name,email,password}` → 202 `{message}`: a new org with this person as its admin — unless
 /// the email is taken, when nothing is created. Both answer the same (and both hash the password first, so they
 /// take as long): sign-up does not tell anyone which emails have accounts. The client signs in next; with a taken
-/// email that fails like any wrong password. `SECURITY.md` has the trade-off.
+/// email that fails like any wrong password. `SECURITY.md` has the trade-off. Counted as a sign-in attempt
+/// ([`limits::sign_in_attempt`]) before the hash.
 pub async fn sign_up(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(body): ApiJson<SignUpBody>,
 ) -> Result<(StatusCode, Json<SignUpAccepted>), ApiError> {
     let org_name = OrgName::parse(&body.org_name).map_err(ApiError::Validation)?;
     let name = PersonName::parse(&body.name).map_err(ApiError::Validation)?;
     let email = Email::parse(&body.email).map_err(ApiError::Validation)?;
     let password = Password::parse(&body.password).map_err(ApiError::Validation)?;
-    let hash = hash_password(password.expose().to_owned()).await?;
+    limits::sign_in_attempt(&state, addr, email.as_str()).await?;
+    let hash = hash_password(&state, password.expose().to_owned()).await?;
     let org = Org { id: Uuid::now_v7(), name: org_name.as_str().to_owned() };
     let admin = NewUser {
         id: Uuid::now_v7(),
@@ -85,7 +89,7 @@ pub async fn add_member(
         Some("admin") => "admin",
         Some(other) => return Err(ApiError::Validation(format!("role {other:?} is not \"member\" or \"admin\""))),
     };
-    let hash = hash_password(password.expose().to_owned()).await?;
+    let hash = hash_password(&state, password.expose().to_owned()).await?;
     let new =
         NewUser { id: Uuid::now_v7(), org_id, name: name.as_str(), email: email.as_str(), password_hash: &hash, role };
     let user = rh_store::orgs::insert_user(&state.db, &new).await?;

@@ -11,18 +11,29 @@
 //!
 //! A refusal is [`ApiError::RateLimited`] (429, `Retry-After`, `rate_limited` on the socket) and counts in
 //! `relayhub_api_limit_refusals_total{limit}`.
+//!
+//! Sign-in and sign-up attempts are counted per client address and per email before any password is hashed;
+//! every hash (and verification) then waits for one of this process's [`HashSlots`].
 
 use crate::config::LimitSettings;
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::http::HeaderMap;
 use rh_store::limits::{self, Bucket};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 /// The names of the limits, as the `limit` label of the refusals metric.
 pub mod name {
     pub const USER_REPLIES: &str = "user_replies";
     pub const ORG_REPLIES: &str = "org_replies";
+    pub const SIGNIN_ADDR: &str = "signin_addr";
+    pub const SIGNIN_EMAIL: &str = "signin_email";
+    pub const PASSWORD_HASHES: &str = "password_hashes";
 }
 
 /// A bucket of `burst` tokens refilled at `per_min` a minute; `None` when the limit is off (burst 0).
@@ -42,6 +53,77 @@ pub async fn ai_reply(state: &AppState, user_id: Uuid, org_id: Uuid) -> Result<(
         _ => "you have started too many AI replies",
     })
     .await
+}
+
+/// One sign-in or sign-up attempt from `addr` for `email` (lowercased): spends from the address's and the email's
+/// buckets, or refuses, before any password is hashed.
+pub async fn sign_in_attempt(state: &AppState, addr: Option<IpAddr>, email: &str) -> Result<(), ApiError> {
+    let l = &state.settings.limits;
+    let addr = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let email = email.trim().to_lowercase();
+    let buckets = [
+        (name::SIGNIN_ADDR, bucket(format!("signin:addr:{addr}"), l.signin_addr_burst, l.signin_addr_per_min)),
+        (name::SIGNIN_EMAIL, bucket(format!("signin:email:{email}"), l.signin_email_burst, l.signin_email_per_min)),
+    ];
+    take(state, &buckets, |_| "too many sign-in attempts").await
+}
+
+/// The client's address: the last entry of `--client-ip-header` when set (what the proxy in front saw), else the
+/// TCP peer's.
+pub fn client_addr(limits: &LimitSettings, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    let Some(header) = &limits.client_ip_header else {
+        return peer.map(|p| p.ip());
+    };
+    let value = headers.get_all(header.as_str()).iter().next_back()?.to_str().ok()?;
+    value.rsplit(',').next()?.trim().parse().ok()
+}
+
+/// The bound on concurrent password hashes of this process (memory is per process, so the bound is too).
+pub struct HashSlots {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+    running: AtomicUsize,
+    most: prometheus::IntGauge,
+}
+
+impl HashSlots {
+    /// `most` is the gauge of the most hashes ever run at once (`relayhub_api_password_hashes_most`).
+    pub fn new(limits: &LimitSettings, most: prometheus::IntGauge) -> Self {
+        HashSlots {
+            slots: Arc::new(Semaphore::new(limits.max_concurrent_hashes as usize)),
+            wait: Duration::from_millis(limits.hash_wait_ms),
+            running: AtomicUsize::new(0),
+            most,
+        }
+    }
+
+    /// Runs `hash` (Argon2) on the blocking pool once a slot is free; `Err(None)` when none frees up in time.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        hash: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Option<ApiError>> {
+        let acquired = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await;
+        let permit: OwnedSemaphorePermit = match acquired {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(None),
+        };
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.set(self.most.get().max(now as i64));
+        let result = tokio::task::spawn_blocking(hash).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        drop(permit);
+        result.map_err(|e| Some(ApiError::Internal(e.into())))
+    }
+}
+
+/// Hashes or verifies a password within the bound ([`HashSlots`]); 429 when no slot frees up in time.
+pub async fn password_hash<T: Send + 'static>(
+    state: &AppState,
+    hash: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    state.hash_slots.run(hash).await.map_err(|e| {
+        e.unwrap_or_else(|| refuse(state, name::PASSWORD_HASHES, "too many sign-ins at once", Duration::from_secs(1)))
+    })
 }
 
 /// The `max_tokens` of a generation job: the request's, at most [`LimitSettings::max_tokens_limit`], or the
@@ -93,7 +175,35 @@ mod tests {
             org_replies_per_min: 1.0,
             default_max_tokens: 512,
             max_tokens_limit: 2048,
+            signin_addr_burst: 1,
+            signin_addr_per_min: 1.0,
+            signin_email_burst: 1,
+            signin_email_per_min: 1.0,
+            client_ip_header: None,
+            max_concurrent_hashes: 1,
+            hash_wait_ms: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn a_hash_waits_for_a_slot_and_is_refused_when_none_frees_up() {
+        let slots = HashSlots::new(&settings(), prometheus::IntGauge::new("most", "most").unwrap());
+        assert_eq!(slots.run(|| 7).await.ok(), Some(7));
+        let _held = slots.slots.clone().try_acquire_owned().unwrap();
+        assert!(matches!(slots.run(|| 8).await, Err(None)), "no slot, no wait: refused");
+        assert_eq!(slots.most.get(), 1);
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_or_the_proxy_header() {
+        let peer: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.2.3.4, 5.6.7.8".parse().unwrap());
+        let direct = settings();
+        assert_eq!(client_addr(&direct, Some(peer), &headers), Some(peer.ip()));
+        let proxied = LimitSettings { client_ip_header: Some("x-forwarded-for".into()), ..settings() };
+        assert_eq!(client_addr(&proxied, Some(peer), &headers), "5.6.7.8".parse().ok());
+        assert_eq!(client_addr(&proxied, Some(peer), &HeaderMap::new()), None);
     }
 
     #[test]

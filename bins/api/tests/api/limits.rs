@@ -126,3 +126,82 @@ async fn max_tokens_has_a_default_and_a_bound() {
     assert!(body["error"]["message"].as_str().unwrap().contains("1000"), "{body}");
     assert_eq!(created_messages(&app, conv).await, 2);
 }
+
+/// `POST {path}` with `body`, as coming from `addr` (the proxy header the test api trusts).
+async fn post_from(api: &Api, addr: &str, path: &str, body: Value) -> (u16, Option<String>, Value) {
+    let (http, base, _) = api.raw();
+    let response = http.post(format!("{base}{path}")).header("x-forwarded-for", addr).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn sign_in_attempts_per_email_are_counted_across_replicas() {
+    let limits = [
+        ("RH_LIMIT_SIGNIN_ADDR_BURST", "0"),
+        ("RH_LIMIT_SIGNIN_EMAIL_BURST", "4"),
+        ("RH_LIMIT_SIGNIN_EMAIL_PER_MIN", SLOW),
+    ];
+    let app = spawn_app_with(&limits).await;
+    let (_replica, api_b) = spawn_replica(&app, &limits).await;
+    let team = team(&app).await; // Ada's email: sign-up and sign-in, two attempts
+    let ada_email = team.ada.email.clone();
+    let login = |password: &str| json!({"email": ada_email.to_uppercase(), "password": password});
+
+    assert_eq!(post_from(&api_b, "192.0.2.1", "/auth/login", login("wrong-password")).await.0, 401);
+    assert_eq!(post_from(&app.api, "192.0.2.2", "/auth/login", login("wrong-password")).await.0, 401);
+    // The fifth attempt for this email, from anywhere, on either replica: refused, even with the right password.
+    assert_rate_limited(&post_from(&api_b, "192.0.2.3", "/auth/login", login("pw-ada-123456")).await);
+    let sign_up = json!({"org_name": "Again", "name": "Ada", "email": ada_email, "password": "pw-ada-123456"});
+    assert_rate_limited(&post_from(&app.api, "192.0.2.4", "/orgs", sign_up).await);
+    // Someone else's email is not held up.
+    app.api.login(&team.ben.email, "pw-ben-123456").await.expect("Ben signs in");
+}
+
+#[tokio::test]
+async fn sign_in_attempts_per_address_are_counted_across_replicas() {
+    let limits = [
+        ("RH_LIMIT_SIGNIN_EMAIL_BURST", "0"),
+        ("RH_LIMIT_SIGNIN_ADDR_BURST", "3"),
+        ("RH_LIMIT_SIGNIN_ADDR_PER_MIN", SLOW),
+        ("RH_CLIENT_IP_HEADER", "x-forwarded-for"),
+    ];
+    let app = spawn_app_with(&limits).await;
+    let (replica, api_b) = spawn_replica(&app, &limits).await;
+    let attempt = |i: usize| json!({"email": format!("guess-{i}@acme.test"), "password": "pw-guess-1234"});
+
+    for (i, api) in [&app.api, &api_b, &app.api].into_iter().enumerate() {
+        // The proxy appended the client's address last; what the client put first is not trusted.
+        assert_eq!(post_from(api, "10.9.9.9, 198.51.100.7", "/auth/login", attempt(i)).await.0, 401);
+    }
+    let refused = post_from(&api_b, "198.51.100.7", "/auth/login", attempt(3)).await;
+    assert_rate_limited(&refused);
+    let sign_up = json!({"org_name": "Spam", "name": "Sam", "email": "sam@spam.test", "password": "pw-spam-1234"});
+    assert_rate_limited(&post_from(&app.api, "198.51.100.7", "/orgs", sign_up.clone()).await);
+    // Another address still may sign up.
+    assert_eq!(post_from(&api_b, "198.51.100.8", "/orgs", sign_up).await.0, 202);
+    let m = metrics(&replica.http_url()).await;
+    assert!(m.lines().any(|l| l.starts_with("relayhub_api_limit_refusals_total{limit=\"signin_addr\"}")), "{m}");
+}
+
+#[tokio::test]
+async fn password_hashes_run_at_most_the_bound_at_once() {
+    let limits = [
+        ("RH_LIMIT_SIGNIN_ADDR_BURST", "0"),
+        ("RH_LIMIT_SIGNIN_EMAIL_BURST", "0"),
+        ("RH_MAX_CONCURRENT_HASHES", "1"),
+        ("RH_HASH_WAIT_MS", "120000"),
+    ];
+    let app = spawn_app_with(&limits).await;
+    let team = team(&app).await;
+    let logins = (0..8).map(|_| {
+        let (api, email) = (app.api.clone(), team.ben.email.clone());
+        tokio::spawn(async move { api.login(&email, "pw-ben-123456").await })
+    });
+    for login in logins.collect::<Vec<_>>() {
+        login.await.unwrap().expect("every sign-in waits for its turn and succeeds");
+    }
+    let m = metrics(&app.process.http_url()).await;
+    assert!(m.lines().any(|l| l == "relayhub_api_password_hashes_most 1"), "{m}");
+}
