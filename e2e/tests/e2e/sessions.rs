@@ -112,3 +112,61 @@ async fn a_socket_closes_when_its_token_expires_unless_it_reauthenticates() -> a
     assert_eq!(closed_with(&mut ws).await?.as_deref(), Some("unauthorized"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_removes_a_member_or_resets_a_password_and_their_sessions_end() -> anyhow::Result<()> {
+    let t = team(StackOptions { workers: 0, audit: false, ..Default::default() }).await?;
+    let (client, url) = (t.api.client(), t.stack.ws_url());
+    let org = t.owner.org_id;
+    let mut ben_ws = WsClient::connect(&url, &t.ben.token).await?;
+    let mut cy_ws = WsClient::connect(&url, &t.cy.token).await?;
+
+    // Refused from the side of whoever may not: a member, and an admin of another org.
+    let gil =
+        t.api.sign_up("Globex", "Gil", &format!("gil-{}@globex.test", uuid::Uuid::new_v4()), "pw-gil-123456").await?;
+    let remove_ben = format!("/orgs/{org}/members/{}", t.ben.user_id);
+    for who in [&t.cy, &gil] {
+        let (s, v) = t.api.as_user(who).delete(&remove_ben).await?;
+        assert_eq!(s.as_u16(), 403, "{v}");
+        assert_eq!(v["error"]["code"], "forbidden");
+    }
+    let (s, _) = t
+        .api
+        .as_user(&gil)
+        .put(
+            &format!("/orgs/{}/members/{}/password", gil.org_id, t.cy.user_id),
+            serde_json::json!({"password": "pw-stolen-12345"}),
+        )
+        .await?;
+    assert_eq!(s.as_u16(), 404, "another org's member is not found");
+    pong(&mut ben_ws).await?;
+
+    // Removed: Ben's open socket closes, his token and refresh token are refused, he cannot sign in again.
+    let (s, v) = t.api.as_user(&t.owner).delete(&remove_ben).await?;
+    assert_eq!(s.as_u16(), 204, "{v}");
+    assert_eq!(closed_with(&mut ben_ws).await?.as_deref(), Some("unauthorized"));
+    let (s, _) = t.api.as_user(&t.ben).get("/conversations").await?;
+    assert_eq!(s.as_u16(), 401);
+    assert_eq!(WsClient::upgrade_status(&url, Some(&t.ben.token)).await?, 401);
+    assert!(client.refresh(&t.ben).await.is_err());
+    assert!(client.login(&t.ben.email, "pw-ben-123456").await.is_err());
+
+    // Password reset: Cy's sessions end; the new password works, the old one does not.
+    let (s, v) = t
+        .api
+        .as_user(&t.owner)
+        .put(
+            &format!("/orgs/{org}/members/{}/password", t.cy.user_id),
+            serde_json::json!({"password": "pw-cy-new-12345"}),
+        )
+        .await?;
+    assert_eq!(s.as_u16(), 204, "{v}");
+    assert_eq!(closed_with(&mut cy_ws).await?.as_deref(), Some("unauthorized"));
+    let (s, _) = t.api.as_user(&t.cy).get("/me").await?;
+    assert_eq!(s.as_u16(), 401);
+    assert!(client.login(&t.cy.email, "pw-cy-1234567").await.is_err());
+    let cy = client.login(&t.cy.email, "pw-cy-new-12345").await?;
+    let mut ws = WsClient::connect(&url, &cy.token).await?;
+    pong(&mut ws).await?;
+    Ok(())
+}

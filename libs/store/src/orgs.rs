@@ -113,7 +113,9 @@ pub async fn user(db: &Db, id: Uuid) -> Result<User> {
 /// A person and their password hash, by email (case-insensitive), for login.
 pub async fn user_for_login(db: &Db, email: &str) -> Result<Option<(User, String)>> {
     let client = db.client().await?;
-    let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE lower(u.email) = lower($1)");
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE lower(u.email) = lower($1) AND u.removed_at IS NULL"
+    );
     match client.query_opt(&sql, &[&email]).await? {
         Some(row) => Ok(Some((user_from(&row)?, row.try_get("password_hash")?))),
         None => Ok(None),
@@ -123,7 +125,8 @@ pub async fn user_for_login(db: &Db, email: &str) -> Result<Option<(User, String
 /// People of `org_id` with these ids (ids of other orgs, or unknown ids, are simply absent).
 pub async fn users_in_org(db: &Db, org_id: Uuid, ids: &[Uuid]) -> Result<Vec<User>> {
     let client = db.client().await?;
-    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.org_id = $1 AND u.id = ANY($2)");
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM users u WHERE u.org_id = $1 AND u.id = ANY($2) AND u.removed_at IS NULL");
     let rows = client.query(&sql, &[&org_id, &ids]).await?;
     rows.iter().map(user_from).collect()
 }
@@ -146,12 +149,36 @@ pub async fn search_users(db: &Db, org_id: Uuid, query: &str, limit: i64) -> Res
     let client = db.client().await?;
     let pattern = format!("%{}%", like_literal(query.trim()));
     let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.org_id = $1 \
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.org_id = $1 AND u.removed_at IS NULL \
            AND (u.name ILIKE $2 ESCAPE '\\' OR u.email ILIKE $2 ESCAPE '\\') \
          ORDER BY lower(u.name), u.email LIMIT $3"
     );
     let rows = client.query(&sql, &[&org_id, &pattern, &limit]).await?;
     rows.iter().map(user_from).collect()
+}
+
+/// Marks member `user_id` of `org_id` removed (they can no longer sign in). `NotFound` when no such member.
+pub async fn remove_member(db: &Db, org_id: Uuid, user_id: Uuid) -> Result<()> {
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE users SET removed_at = now() WHERE id = $1 AND org_id = $2 AND removed_at IS NULL",
+            &[&user_id, &org_id],
+        )
+        .await?;
+    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// Sets the password hash of member `user_id` of `org_id`. `NotFound` when no such member.
+pub async fn set_password(db: &Db, org_id: Uuid, user_id: Uuid, password_hash: &str) -> Result<()> {
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND org_id = $2 AND removed_at IS NULL",
+            &[&user_id, &org_id, &password_hash],
+        )
+        .await?;
+    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 #[cfg(test)]

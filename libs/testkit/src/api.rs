@@ -53,6 +53,9 @@ impl Api {
     pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
         self.send(reqwest::Method::PATCH, path, Some(body)).await
     }
+    pub async fn put(&self, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
     pub async fn delete(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
         self.send(reqwest::Method::DELETE, path, None).await
     }

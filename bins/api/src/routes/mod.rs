@@ -3,7 +3,7 @@
 //! | module | endpoints |
 //! |---|---|
 //! | [`auth`] | `POST /auth/login`, `POST /auth/refresh`, `POST /auth/logout`, `POST /auth/ticket`, `GET /me` |
-//! | [`orgs`] | `POST /orgs` (sign-up), `POST /orgs/{id}/members` |
+//! | [`orgs`] | `POST /orgs` (sign-up), `POST /orgs/{id}/members`, `DELETE /orgs/{id}/members/{user_id}`, `PUT /orgs/{id}/members/{user_id}/password` |
 //! | [`retention`] | `GET/PUT /orgs/{id}/retention` (org admins) |
 //! | [`users`] | `GET /users?q=` |
 //! | [`models`] | `GET /models` |
@@ -32,7 +32,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 /// Every v1 route (paths relative to `/api/v1`). Unknown paths under it answer a JSON 404.
 pub fn api_router(state: &AppState) -> Router<AppState> {
@@ -47,6 +47,8 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         .route("/me", get(auth::me))
         .route("/orgs", post(orgs::sign_up))
         .route("/orgs/{org_id}/members", post(orgs::add_member))
+        .route("/orgs/{org_id}/members/{user_id}", delete(orgs::remove_member))
+        .route("/orgs/{org_id}/members/{user_id}/password", put(orgs::reset_password))
         .route("/orgs/{org_id}/retention", get(retention::get).put(retention::put))
         .route("/users", get(users::search))
         .route("/models", get(models::list))

@@ -1,4 +1,4 @@
-//! Sign-up (a new org and its admin) and adding members.
+//! Sign-up (a new org and its admin), adding, removing members and resetting their passwords (org admins).
 
 use super::auth::{hash_password, user_json};
 use crate::domain::{Email, OrgName, Password, PersonName};
@@ -95,4 +95,30 @@ pub async fn add_member(
     let user = rh_store::orgs::insert_user(&state.db, &new).await?;
     tracing::info!(%org_id, user_id = %user.id, role, "member added");
     Ok((StatusCode::CREATED, Json(user_json(&user))))
+}
+
+/// `DELETE /orgs/{id}/members/{user_id}` → 204: the member can no longer sign in; their sessions and sockets end.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((org_id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    crate::service::members::remove(&state, &caller, org_id, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordBody {
+    password: String,
+}
+
+/// `PUT /orgs/{id}/members/{user_id}/password {password}` → 204: a new password; the member's sessions end.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((org_id, user_id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    crate::service::members::reset_password(&state, &caller, org_id, user_id, &body.password).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

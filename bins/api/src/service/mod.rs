@@ -11,6 +11,7 @@
 //! | [`erase`] | delete = erase everywhere: the erase job and its runner |
 //! | [`retention`] | per-org retention: the setting and the task that deletes what it expired |
 //! | [`limits`] | every limit on abuse, shared by the replicas (AI replies, `max_tokens`, ...): checked before acting |
+//! | [`members`] | an org admin removes a member or resets their password (both end their sessions) |
 //! | [`messages`] | send a message (event + generation job), stop a response |
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke |
@@ -22,6 +23,7 @@ pub mod erase;
 pub mod events;
 pub mod grants;
 pub mod limits;
+pub mod members;
 pub mod messages;
 pub mod retention;
 pub mod sessions;

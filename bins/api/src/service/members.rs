@@ -1,0 +1,53 @@
+//! What an org admin does to a member's account: remove them, reset their password. Both end every session of
+//! theirs at once (the api refuses their tokens, the edges close their sockets).
+
+use crate::domain::Password;
+use crate::error::ApiError;
+use crate::extract::AuthUser;
+use crate::state::AppState;
+use rh_store::StoreError;
+use rh_store::sessions::EndReason;
+use uuid::Uuid;
+
+fn require_admin(caller: &AuthUser, org_id: Uuid, what: &str) -> Result<(), ApiError> {
+    if caller.org() != org_id || !caller.is_admin() {
+        return Err(ApiError::Forbidden(format!("only an admin of this organization can {what}")));
+    }
+    Ok(())
+}
+
+fn no_member(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::NotFound("no such member in this organization".into()),
+        other => other.into(),
+    }
+}
+
+/// Removes member `user_id` from `org_id`: they cannot sign in again and their sessions end now.
+pub async fn remove(state: &AppState, caller: &AuthUser, org_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
+    require_admin(caller, org_id, "remove members")?;
+    if user_id == caller.id() {
+        return Err(ApiError::Validation("you cannot remove yourself".into()));
+    }
+    rh_store::orgs::remove_member(&state.db, org_id, user_id).await.map_err(no_member)?;
+    super::sessions::end_all(state, user_id, EndReason::MemberRemoved).await?;
+    tracing::info!(%org_id, %user_id, by = %caller.id(), "member removed");
+    Ok(())
+}
+
+/// Sets member `user_id`'s password and ends their sessions (whoever knew the old one is signed out).
+pub async fn reset_password(
+    state: &AppState,
+    caller: &AuthUser,
+    org_id: Uuid,
+    user_id: Uuid,
+    password: &str,
+) -> Result<(), ApiError> {
+    require_admin(caller, org_id, "reset passwords")?;
+    let password = Password::parse(password).map_err(ApiError::Validation)?;
+    let hash = crate::routes::auth::hash_password(password.expose().to_owned()).await?;
+    rh_store::orgs::set_password(&state.db, org_id, user_id, &hash).await.map_err(no_member)?;
+    super::sessions::end_all(state, user_id, EndReason::PasswordReset).await?;
+    tracing::info!(%org_id, %user_id, by = %caller.id(), "password reset");
+    Ok(())
+}
