@@ -45,7 +45,7 @@ pub async fn reset_password(
 ) -> Result<(), ApiError> {
     require_admin(caller, org_id, "reset passwords")?;
     let password = Password::parse(password).map_err(ApiError::Validation)?;
-    let hash = crate::routes::auth::hash_password(password.expose().to_owned()).await?;
+    let hash = crate::routes::auth::hash_password(state, password.expose().to_owned()).await?;
     rh_store::orgs::set_password(&state.db, org_id, user_id, &hash).await.map_err(no_member)?;
     super::sessions::end_all(state, user_id, EndReason::PasswordReset).await?;
     tracing::info!(%org_id, %user_id, by = %caller.id(), "password reset");
