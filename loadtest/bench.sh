@@ -107,9 +107,10 @@ start() {
 }
 
 # The load tool's few senders start thousands of replies, and its viewers all sign in from one address: the reply
-# and sign-in limits are off here.
+# and sign-in limits are off here. Its viewers hold one access token for the whole run (they do not refresh):
+# tokens live a day here instead of 15 minutes, or long runs' sockets would close at expiry.
 start api RH_API_LISTEN=127.0.0.1:0 RH_LIMIT_USER_REPLIES_BURST=0 RH_LIMIT_ORG_REPLIES_BURST=0 \
-  RH_LIMIT_SIGNIN_ADDR_BURST=0 RH_LIMIT_SIGNIN_EMAIL_BURST=0
+  RH_LIMIT_SIGNIN_ADDR_BURST=0 RH_LIMIT_SIGNIN_EMAIL_BURST=0 RH_TOKEN_TTL_SECS=86400
 API="http://$LAST_ADDR"
 WS=() EDGE_PIDS=() EDGE_ADDRS=() WORKER_PIDS=()
 WORKER_ENV=(RH_WORKER_OPS_LISTEN=127.0.0.1:0 RH_WORKER_CONCURRENCY=2000)
