@@ -51,6 +51,14 @@ pub struct Config {
     /// On SIGTERM, how long (s) to wait for sockets to close after they were told to go away.
     #[arg(long, env = "RH_EDGE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Commands (client frames) one socket may send at once; past it they get `rate_limited`. 0: no limit.
+    #[arg(long, env = "RH_EDGE_COMMANDS_BURST", default_value_t = 40)]
+    pub commands_burst: u32,
+
+    /// Commands per second one socket gets back after its burst.
+    #[arg(long, env = "RH_EDGE_COMMANDS_PER_SEC", default_value_t = 20.0)]
+    pub commands_per_sec: f64,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod crash_recovery;
 mod erasure;
 mod faults;
 mod helpers;
+mod limits;
 mod live_events;
 mod live_path;
 mod load_balancer;

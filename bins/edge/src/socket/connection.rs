@@ -10,6 +10,7 @@
 
 use super::cmd::Command;
 use super::conn::Conn;
+use super::rate::CommandRate;
 use crate::fanout::compact::Outgoing;
 use crate::hub::Hub;
 use crate::sidebar::Attached;
@@ -20,7 +21,7 @@ use rh_protocol::ServerFrame;
 use rh_protocol::frame::ErrorCode;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Serves one upgraded socket until it closes. `inbox` routes its user's inbox to it until dropped
@@ -31,6 +32,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, conn: Arc<Conn>, inbox: Attac
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(hub.clone(), conn.clone(), sink));
+    let mut rate = CommandRate::new(hub.config().commands_burst, hub.config().commands_per_sec, Instant::now());
 
     loop {
         let msg = tokio::select! {
@@ -46,6 +48,14 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, conn: Arc<Conn>, inbox: Attac
             }
             m = stream.next() => m,
         };
+        if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &msg
+            && let Err(wait) = rate.take(Instant::now())
+        {
+            hub.metrics().frames_refused.with_label_values(&[ErrorCode::RateLimited.as_str()]).inc();
+            let message = "too many commands on this socket; slow down";
+            let _ = conn.send_frame(&ServerFrame::rate_limited(message, wait.as_millis() as u64 + 1, None));
+            continue;
+        }
         match msg {
             Some(Ok(Message::Text(text))) => match Command::parse(text.as_str()) {
                 Ok(cmd) => cmd.apply(&hub, &conn),

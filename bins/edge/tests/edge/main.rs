@@ -6,6 +6,7 @@
 mod access;
 mod catch_up;
 mod helpers;
+mod limits;
 mod ops;
 mod presence;
 mod scaleout;
