@@ -13,22 +13,28 @@ async fn a_send_over_the_reply_limit_gets_a_rate_limited_frame_and_stores_nothin
     let conv = t.api.create_conversation(&t.owner, "Limited").await?;
     let mut viewer = Viewer::join(&t.stack.ws_url(), &t.owner, conv, None).await?;
 
-    for id in ["m-1", "m-2"] {
-        let text = "/sim tokens=2\nhello".to_owned();
-        viewer.ws.send(&ClientFrame::SendMessage { conversation_id: conv, text, client_msg_id: id.into() }).await?;
-    }
+    // One after the other: two sends in flight at once race for the one token.
+    let send = |id: &str| ClientFrame::SendMessage {
+        conversation_id: conv,
+        text: "/sim tokens=2\nhello".into(),
+        client_msg_id: id.into(),
+    };
+    viewer.ws.send(&send("m-1")).await?;
     viewer
         .until_frame(|f| matches!(f, ServerFrame::MessageAccepted { client_msg_id, .. } if client_msg_id == "m-1"))
         .await?;
+    viewer.ws.send(&send("m-2")).await?;
     let refused = viewer.until_frame(|f| matches!(f, ServerFrame::Error { .. })).await?;
     let ServerFrame::Error { code, reference, retry_after_ms, .. } = &refused else { unreachable!() };
     assert_eq!((code.as_str(), reference.as_deref()), ("rate_limited", Some("m-2")), "{refused:?}");
     assert!(retry_after_ms.is_some_and(|ms| ms > 60_000), "{refused:?}");
 
-    // Only the first message is in the transcript once its response completed.
-    viewer
-        .until_frame(|f| matches!(f, ServerFrame::Event { event, .. } if event.event.kind() == "response.completed"))
-        .await?;
+    // Only the first message is in the transcript once its response completed (which may have come while the
+    // refusal was awaited).
+    let completed = |kind: &str| kind == "response.completed";
+    if !viewer.seen.iter().any(|s| completed(s.event.event.kind())) {
+        viewer.until_frame(|f| matches!(f, ServerFrame::Event { event, .. } if completed(event.event.kind()))).await?;
+    }
     let pg = t.stack.db.connect().await?;
     let stored = rh_testkit::eventually(WAIT, "the first message stored", || async {
         let n: i64 = pg
