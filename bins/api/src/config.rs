@@ -32,6 +32,10 @@ pub struct Settings {
     #[arg(long, env = "RH_NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
     pub nats_url: String,
 
+    /// NATS credentials and TLS (`--nats-user`, `--nats-password`, `--nats-tls-ca`).
+    #[command(flatten)]
+    pub nats_auth: rh_bus::NatsAuth,
+
     /// Address of the public HTTP listener (also serves /metrics, /healthz, /readyz). Port 0 picks a free port.
     #[arg(long, env = "RH_API_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,

@@ -24,7 +24,7 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
     let db = Db::connect_with_timeout(url.expose(), settings.db_pool_size, checkout).context("database url")?;
     db.migrate().await.context("migrating the database")?;
-    let nats = rh_bus::connect(&settings.nats_url, "api").await;
+    let nats = rh_bus::connect(&settings.nats_url, &settings.nats_auth, rh_bus::Role::Api).await;
     let js = async_nats::jetstream::new(nats.clone());
     rh_bus::Topology::default().ensure(&js).await.context("creating the NATS streams and buckets")?;
     let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;

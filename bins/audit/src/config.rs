@@ -12,6 +12,10 @@ pub struct Config {
     #[arg(long, env = "RH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
+    /// NATS credentials and TLS (`--nats-user`, `--nats-password`, `--nats-tls-ca`).
+    #[command(flatten)]
+    pub nats_auth: rh_bus::NatsAuth,
+
     /// Address of the ops endpoints (/metrics, /healthz, /readyz). Port 0 picks a free port.
     #[arg(long, env = "RH_AUDIT_OPS_LISTEN", default_value = "127.0.0.1:9103")]
     pub ops_listen: SocketAddr,
@@ -29,7 +33,8 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("nats_url", &self.nats_url)
+            .field("nats_url", &rh_bus::redact_url(&self.nats_url))
+            .field("nats_auth", &self.nats_auth)
             .field("ops_listen", &self.ops_listen)
             .field("database_url", &"<redacted>")
             .field("batch_max", &self.batch_max)

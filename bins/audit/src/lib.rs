@@ -48,7 +48,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let work = async {
         let db = Db::connect(&config.database_url, 2).context("database url")?;
-        let Some(client) = until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, "audit")).await else {
+        let Some(client) = until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, &config.nats_auth, rh_bus::Role::Audit)).await else {
             return Ok(());
         };
         health.watch_nats(&client);
@@ -59,8 +59,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             async move { probe.ping().await }
         });
         let js = async_nats::jetstream::new(client.clone());
-        let Some(mut consumer) = retry(&shutdown, "creating the streams and the consumer", || async {
-            rh_bus::Topology::default().ensure(&js).await?;
+        let streams = [rh_protocol::subjects::STREAM_CONV, rh_protocol::subjects::STREAM_AUDIT];
+        if until_shutdown(&shutdown, rh_bus::wait_for_streams(&js, &streams)).await.is_none() {
+            return Ok(());
+        }
+        let Some(mut consumer) = retry(&shutdown, "creating the consumer", || async {
             consumer::ensure(&js).await
         })
         .await

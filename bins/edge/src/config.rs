@@ -13,6 +13,10 @@ pub struct Config {
     #[arg(long, env = "RH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
+    /// NATS credentials and TLS (`--nats-user`, `--nats-password`, `--nats-tls-ca`).
+    #[command(flatten)]
+    pub nats_auth: rh_bus::NatsAuth,
+
     /// Public address: `GET /ws` plus `/metrics`, `/healthz`, `/readyz`. Port 0 picks a free port.
     #[arg(long, env = "RH_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,

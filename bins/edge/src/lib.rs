@@ -50,13 +50,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The conversation stream (created if this is the first binary up). It must republish its events on the live
+/// The conversation stream, once the api has created it. It must republish its events on the live
 /// subjects the feeds subscribe: a stream created before that existed would leave every socket without live
 /// events, so the edge refuses to start and says what to do.
 async fn conversation_stream(
     js: &async_nats::jetstream::Context,
 ) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
-    rh_bus::Topology::default().ensure(js).await.context("creating the NATS streams")?;
+    rh_bus::wait_for_streams(js, &[rh_protocol::subjects::STREAM_CONV]).await;
     let stream =
         js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
     let republish = stream.cached_info().config.republish.as_ref();
@@ -85,7 +85,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let grace = Duration::from_secs(config.shutdown_grace_secs);
 
     let nats = tokio::select! {
-        c = rh_bus::connect(&config.nats_url, "edge") => c,
+        c = rh_bus::connect(&config.nats_url, &config.nats_auth, rh_bus::Role::Edge) => c,
         _ = shutdown.cancelled() => return Ok(()),
     };
     health.watch_nats(&nats);

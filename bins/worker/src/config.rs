@@ -20,6 +20,10 @@ pub enum ProviderKind {
 pub struct Config {
     #[arg(long, env = "RH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    /// NATS credentials and TLS (`--nats-user`, `--nats-password`, `--nats-tls-ca`).
+    #[command(flatten)]
+    pub nats_auth: rh_bus::NatsAuth,
     /// Ops HTTP listener: /metrics, /healthz, /readyz.
     #[arg(long, env = "RH_WORKER_OPS_LISTEN", default_value = "127.0.0.1:9092")]
     pub ops_listen: SocketAddr,

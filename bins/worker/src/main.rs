@@ -132,12 +132,13 @@ async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let client = tokio::select! {
-        c = rh_bus::connect(&config.nats_url, "relayhub-worker") => c,
+        c = rh_bus::connect(&config.nats_url, &config.nats_auth, rh_bus::Role::Worker) => c,
         _ = shutdown.cancelled() => return Ok(()),
     };
     health.watch_nats(&client);
     let js = jetstream::new(client.clone());
-    rh_bus::Topology::default().ensure(&js).await.context("creating the NATS topology")?;
+    let stops_stream = format!("KV_{}", subjects::KV_STOPS);
+    rh_bus::wait_for_streams(&js, &[subjects::STREAM_JOBS, &stops_stream]).await;
     let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;
     let mut consumer = ensure_consumer(&js, config).await?;
 

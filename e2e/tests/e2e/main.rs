@@ -3,6 +3,7 @@
 //! Run them with `scripts/test`.
 
 mod bad_input;
+mod closed_bus;
 mod crash_recovery;
 mod erasure;
 mod faults;

@@ -2,8 +2,9 @@
 //!
 //! | item | purpose |
 //! |---|---|
-//! | [`connect`] | connect with a client name, retrying until the server answers |
-//! | [`Topology`] / [`Topology::ensure`] | the streams and buckets (`RH_CONV`, `RH_AUDIT`, `RH_JOBS`, KV `rh_stops`, object store `rh_attachments`), created if missing |
+//! | [`connect`] | connect as a [`Role`] with its [`NatsAuth`] credentials and inbox prefix, retrying until the server answers |
+//! | [`Topology`] / [`Topology::ensure`] | the streams and buckets (`RH_CONV`, `RH_AUDIT`, `RH_JOBS`, KV `rh_stops`, object store `rh_attachments`), created if missing (only the api may) |
+//! | [`wait_for_streams`] | the other services wait until the streams they use exist |
 //! | [`source_seq`] | the `RH_CONV` seq of an event copied into `RH_AUDIT` (its `Nats-Stream-Source` header) |
 //! | [`publish_event`] | publish an [`Envelope`] on its conversation subject with `Nats-Msg-Id` = event id (dedupe on retry), without waiting for the ack |
 //! | [`request`] / [`respond`] | typed JSON request/reply over `rh.api.*` with [`rh_protocol::rpc::Reply`] |
@@ -11,7 +12,10 @@
 //!
 //! Errors follow the nats.rs shape: [`Error<Kind>`] with one kind enum per operation that callers match on.
 
+mod auth;
 pub mod erase;
+
+pub use auth::{NatsAuth, Role, redact_url};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, stream};
 use rh_protocol::Envelope;
@@ -127,27 +131,42 @@ impl fmt::Display for RequestError {
 }
 impl std::error::Error for RequestError {}
 
-/// Connects to NATS as `name`, retrying with back-off until the server answers.
-pub async fn connect(url: &str, name: &str) -> async_nats::Client {
+/// Connects to NATS as `role` with `auth`, retrying with back-off until the server answers. A refused login is
+/// retried too (a Secret being rolled out), but logged as an error.
+pub async fn connect(url: &str, auth: &NatsAuth, role: Role) -> async_nats::Client {
     let mut delay = Duration::from_millis(100);
+    let shown = redact_url(url);
     loop {
-        match async_nats::ConnectOptions::new().name(name).connection_timeout(Duration::from_secs(5)).connect(url).await
-        {
+        match auth.options(role).connection_timeout(Duration::from_secs(5)).connect(url).await {
             Ok(client) => {
-                tracing::info!(%url, "connected to NATS");
+                tracing::info!(url = %shown, user = role.user(), "connected to NATS");
                 return client;
             }
-            Err(e) => {
-                tracing::warn!(%url, error = %e, "NATS not reachable yet, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(3));
+            Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
+                tracing::error!(url = %shown, user = role.user(), "NATS refused our credentials (RH_NATS_USER, RH_NATS_PASSWORD); retrying");
             }
+            Err(e) => tracing::warn!(url = %shown, error = %e, "NATS not reachable yet, retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(3));
+    }
+}
+
+/// Waits until every stream in `names` exists (the api creates them, [`Topology::ensure`]; the other services
+/// may only look them up), checking with back-off.
+pub async fn wait_for_streams(js: &jetstream::Context, names: &[&str]) {
+    for name in names {
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = js.get_stream(*name).await {
+            tracing::info!(stream = name, error = %e, "waiting for the api to create the stream");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(3));
         }
     }
 }
 
-/// Limits of the streams. Every service calls [`Topology::ensure`] at start; the first one creates what is
-/// missing, later ones leave existing streams as they are (change limits with the NATS tooling, not by restarting
+/// Limits of the streams. The api calls [`Topology::ensure`] at start and creates what is missing (the other
+/// services have no right to create streams: they [`wait_for_streams`]); existing streams are left as they are (change limits with the NATS tooling, not by restarting
 /// a service with other flags).
 #[derive(Debug, Clone)]
 pub struct Topology {

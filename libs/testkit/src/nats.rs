@@ -1,16 +1,50 @@
-//! A private nats-server per test.
+//! A private nats-server per test, with RelayHub's authorization (`nats/auth.conf`) on.
 
 use anyhow::{Context, bail};
+use rh_bus::Role;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A running `nats-server -js` on random ports; killed and its data removed on `Drop`.
+/// A running `nats-server -js` on random ports with `nats/auth.conf` and fresh passwords for every user; killed
+/// and its data removed on `Drop`.
 pub struct NatsServer {
     child: Child,
     dir: PathBuf,
     url: String,
     monitor_url: String,
+    passwords: Passwords,
+}
+
+/// Every NATS user's password on one server: each service's, and `admin` (test fixtures).
+#[derive(Clone)]
+struct Passwords(HashMap<&'static str, String>);
+
+const ADMIN: &str = "admin";
+
+impl Passwords {
+    fn generate() -> Self {
+        // A letter first: nats-server reads these from its environment and would take digits for a number.
+        let users = Role::ALL.iter().map(|r| r.user()).chain([ADMIN]);
+        Passwords(users.map(|u| (u, format!("rh{}", uuid::Uuid::new_v4().simple()))).collect())
+    }
+    fn of(&self, user: &str) -> &str {
+        self.0.get(user).map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// The servers of this test process by URL, so [`crate::Service::spawn`] can give a binary its credentials.
+static SERVERS: Mutex<Option<HashMap<String, Passwords>>> = Mutex::new(None);
+
+/// `RH_NATS_USER` / `RH_NATS_PASSWORD` of the service `bin` (`api`, `edge`, `worker`, `audit`) on the running
+/// server at `url`; `None` for any other binary or URL.
+pub(crate) fn credentials_env(url: &str, bin: &str) -> Option<Vec<(String, String)>> {
+    let role = Role::ALL.into_iter().find(|r| r.user() == bin)?;
+    let servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let password = servers.as_ref()?.get(url)?.of(role.user()).to_owned();
+    Some(vec![("RH_NATS_USER".into(), role.user().into()), ("RH_NATS_PASSWORD".into(), password)])
 }
 
 fn nats_server_bin() -> PathBuf {
@@ -27,16 +61,23 @@ impl NatsServer {
         Self::start_with_config(None).await
     }
 
-    /// Starts the server with an extra config file (e.g. to open a websocket listener).
+    /// Starts the server with extra config (e.g. to open a websocket listener) after the authorization block.
     pub async fn start_with_config(config: Option<&str>) -> anyhow::Result<Self> {
         let dir = crate::scratch_dir("nats");
+        let auth = crate::workspace_root().join("nats/auth.conf");
+        std::fs::copy(&auth, dir.join("auth.conf")).with_context(|| format!("copying {}", auth.display()))?;
         // RelayHub's streams reserve 24 GiB of max bytes; without a limit of its own the server allows 75 % of the
         // free disk, and a busy disk would refuse to create them.
         let limits = "jetstream { max_file_store: 1TB }\n";
-        std::fs::write(dir.join("extra.conf"), format!("{limits}{}", config.unwrap_or_default()))?;
-        let child = spawn(&dir, "-1", "-1")?;
-        let mut server = NatsServer { child, dir, url: String::new(), monitor_url: String::new() };
+        let conf = format!("include ./auth.conf\n{limits}{}", config.unwrap_or_default());
+        std::fs::write(dir.join("nats.conf"), conf)?;
+        let passwords = Passwords::generate();
+        let child = spawn(&dir, &passwords, "-1", "-1")?;
+        let mut server = NatsServer { child, dir, url: String::new(), monitor_url: String::new(), passwords };
         server.wait_for_ports().await?;
+        let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+        servers.get_or_insert_with(HashMap::new).insert(server.url.clone(), server.passwords.clone());
+        drop(servers);
         Ok(server)
     }
 
@@ -56,7 +97,7 @@ impl NatsServer {
                 std::fs::remove_file(entry.path())?;
             }
         }
-        self.child = spawn(&self.dir, &port(&self.url), &port(&self.monitor_url))?;
+        self.child = spawn(&self.dir, &self.passwords, &port(&self.url), &port(&self.monitor_url))?;
         self.wait_for_ports().await
     }
 
@@ -106,9 +147,42 @@ impl NatsServer {
         &self.dir
     }
 
+    /// A client with every right (user `admin`): test fixtures publishing as if they were a service.
     pub async fn client(&self) -> anyhow::Result<async_nats::Client> {
-        Ok(async_nats::connect(&self.url).await?)
+        let options = async_nats::ConnectOptions::with_user_and_password(ADMIN.into(), self.passwords.of(ADMIN).into());
+        Ok(options.connect(&self.url).await?)
     }
+
+    /// `role`'s connect options (its user, password and inbox prefix), as the service itself connects.
+    pub fn options_as(&self, role: Role) -> async_nats::ConnectOptions {
+        let auth = rh_bus::NatsAuth {
+            nats_password: Some(rh_auth::Secret::new(self.passwords.of(role.user()))),
+            ..Default::default()
+        };
+        auth.options(role)
+    }
+
+    /// A client connected as the service `role`, with only that service's rights.
+    pub async fn client_as(&self, role: Role) -> anyhow::Result<async_nats::Client> {
+        Ok(self.options_as(role).connect(&self.url).await?)
+    }
+
+    /// `RH_NATS_USER` and `RH_NATS_PASSWORD` for a process of the service `role` (e.g. `api seed-demo`).
+    /// [`crate::Service::spawn`] adds them by itself when its environment names this server's URL.
+    pub fn service_env(&self, role: Role) -> Vec<(String, String)> {
+        vec![
+            ("RH_NATS_USER".into(), role.user().into()),
+            ("RH_NATS_PASSWORD".into(), self.passwords.of(role.user()).into()),
+        ]
+    }
+
+    /// Every permissions violation the server logged so far (`"$G/user:edge" - Publish Violation - Subject
+    /// "rh.conv.….event"`): what it refused, and to whom.
+    pub fn violations(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains(" Violation - ")).map(str::to_owned).collect()
+    }
+
 
     /// A JetStream context with RelayHub's streams and buckets created.
     pub async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
@@ -118,9 +192,13 @@ impl NatsServer {
     }
 }
 
-/// `nats-server -js` with its data in `dir` (and `dir/extra.conf` when present) on the given ports (`-1`: random).
-fn spawn(dir: &std::path::Path, port: &str, monitor_port: &str) -> anyhow::Result<Child> {
+/// `nats-server -js` with its data and `nats.conf` in `dir` on the given ports (`-1`: random), the users'
+/// `passwords` in its environment (`nats/auth.conf` reads them from there).
+fn spawn(dir: &std::path::Path, passwords: &Passwords, port: &str, monitor_port: &str) -> anyhow::Result<Child> {
     let mut cmd = Command::new(nats_server_bin());
+    for (user, password) in &passwords.0 {
+        cmd.env(format!("RH_NATS_{}_PASSWORD", user.to_uppercase()), password);
+    }
     cmd.args(["-a", "127.0.0.1", "-p", port, "-m", monitor_port, "-js", "-sd"])
         .arg(dir.join("js"))
         .arg("--ports_file_dir")
@@ -128,15 +206,19 @@ fn spawn(dir: &std::path::Path, port: &str, monitor_port: &str) -> anyhow::Resul
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("nats.log")).context("log file")?);
-    let config = dir.join("extra.conf");
-    if config.exists() {
-        cmd.arg("-c").arg(config);
-    }
+    cmd.arg("-c").arg(dir.join("nats.conf"));
     cmd.spawn().with_context(|| format!("starting {:?} (run scripts/test, which installs it)", nats_server_bin()))
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        if let Some(servers) = SERVERS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            servers.remove(&self.url);
+        }
+        // Shown with a failing test's output: a missing right in nats/auth.conf shows up here first.
+        for refused in self.violations() {
+            eprintln!("nats-server refused: {refused}");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -33,7 +33,15 @@ impl Service {
         Self::spawn_owned(bin, env).await
     }
 
-    async fn spawn_owned(bin: &str, env: Vec<(String, String)>) -> anyhow::Result<Self> {
+    async fn spawn_owned(bin: &str, mut env: Vec<(String, String)>) -> anyhow::Result<Self> {
+        // A service started against one of this process's nats-servers gets that server's credentials for it.
+        let nats_url = env.iter().find(|(k, _)| k == "RH_NATS_URL").map(|(_, v)| v.clone());
+        if let Some(url) = nats_url
+            && !env.iter().any(|(k, _)| k == "RH_NATS_PASSWORD")
+            && let Some(credentials) = crate::nats::credentials_env(&url, bin)
+        {
+            env.extend(credentials);
+        }
         let path = bin_path(bin);
         if !path.exists() {
             bail!(

@@ -95,6 +95,7 @@ async fn seed_demo_is_idempotent() {
         let out = tokio::process::Command::new(&bin)
             .arg("seed-demo")
             .env("RH_NATS_URL", app.nats.url())
+            .envs(app.nats.service_env(rh_bus::Role::Api))
             .env("RH_DATABASE_URL", app.db.url())
             .output()
             .await
