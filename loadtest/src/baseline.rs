@@ -123,19 +123,72 @@ pub struct NatsWs {
     parser: NatsParser,
 }
 
+/// The NATS login of the baseline's subscribers: nats-server's WebSocket listener asks for one like any client.
+#[derive(Clone)]
+pub struct NatsLogin {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for NatsLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NatsLogin {{ user: {:?}, password: [redacted] }}", self.user)
+    }
+}
+
 /// `CONNECT` options: no echo of our own publishes (we never publish), no headers (payload only).
-const CONNECT: &str = r#"CONNECT {"verbose":false,"pedantic":false,"tls_required":false,"name":"rh-loadtest","lang":"rust","version":"0.1.0","protocol":1,"headers":false,"no_responders":false,"echo":false}"#;
+#[derive(serde::Serialize)]
+struct Connect<'a> {
+    verbose: bool,
+    pedantic: bool,
+    tls_required: bool,
+    name: &'a str,
+    lang: &'a str,
+    version: &'a str,
+    protocol: u8,
+    headers: bool,
+    no_responders: bool,
+    echo: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass: Option<&'a str>,
+}
+
+fn connect_line(login: Option<&NatsLogin>) -> String {
+    let options = Connect {
+        verbose: false,
+        pedantic: false,
+        tls_required: false,
+        name: "rh-loadtest",
+        lang: "rust",
+        version: "0.1.0",
+        protocol: 1,
+        headers: false,
+        no_responders: false,
+        echo: false,
+        user: login.map(|l| l.user.as_str()),
+        pass: login.map(|l| l.password.as_str()),
+    };
+    // A struct of strings and booleans always serializes.
+    format!("CONNECT {}", serde_json::to_string(&options).unwrap_or_default())
+}
 
 impl NatsWs {
     /// Connects, subscribes to every subject of `conversation`, and waits until the server answered a `PING`
     /// sent after the `SUB` (so the subscription is in place). Returns the socket, the connect time (TCP +
     /// WebSocket handshake) and the subscribe time.
-    pub async fn connect(net: &Net, target: &Target, conversation: Uuid) -> anyhow::Result<(Self, Duration, Duration)> {
+    pub async fn connect(
+        net: &Net,
+        target: &Target,
+        login: Option<&NatsLogin>,
+        conversation: Uuid,
+    ) -> anyhow::Result<(Self, Duration, Duration)> {
         let (ws, connect_time) = net.websocket(target, &target.url).await?;
         let mut s = NatsWs { ws, parser: NatsParser::default() };
         let started = Instant::now();
         let subject = rh_protocol::subjects::conv_all(conversation);
-        let hello = format!("{CONNECT}\r\nSUB {subject} 1\r\nPING\r\n");
+        let hello = format!("{}\r\nSUB {subject} 1\r\nPING\r\n", connect_line(login));
         s.ws.send(Message::Binary(Bytes::from(hello))).await?;
         let waited = tokio::time::timeout(Duration::from_secs(30), async {
             loop {

@@ -136,6 +136,15 @@ pub struct Config {
     #[arg(long, env = "RH_LOADTEST_NATS_WS_URL", default_value = "ws://127.0.0.1:9222")]
     pub nats_ws_url: String,
 
+    /// NATS user of the baseline's subscribers (with `--nats-ws-password`).
+    #[arg(long, env = "RH_LOADTEST_NATS_WS_USER")]
+    pub nats_ws_user: Option<String>,
+
+    /// NATS password of the baseline's subscribers. Never printed nor written to the report.
+    #[arg(long, env = "RH_LOADTEST_NATS_WS_PASSWORD", hide_env_values = true)]
+    #[serde(skip)]
+    pub nats_ws_password: Option<rh_auth::Secret>,
+
     /// Run only the baseline phase (needs `--baseline`).
     #[arg(long, env = "RH_LOADTEST_BASELINE_ONLY", default_value_t = false)]
     pub baseline_only: bool,
@@ -177,6 +186,11 @@ pub enum Baseline {
 }
 
 impl Config {
+    /// The baseline's login, when both its user and password are set.
+    pub fn nats_ws_login(&self) -> Option<crate::baseline::NatsLogin> {
+        Some(crate::baseline::NatsLogin { user: self.nats_ws_user.clone()?, password: self.nats_ws_password.as_ref()?.expose().to_owned() })
+    }
+
     /// A small scenario with defaults (used by tests before they adjust fields).
     pub fn new(api: impl Into<String>, ws: Vec<String>) -> Self {
         let mut c = Config::parse_from(["loadtest"]);

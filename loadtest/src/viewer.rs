@@ -42,15 +42,15 @@ const CHAOS_RECONNECT_FOR: Duration = Duration::from_secs(60);
 pub enum Transport {
     /// Our edge(s): viewer `i` uses edge `i mod n`; each reconnect moves on to the next.
     Edge(Vec<Target>),
-    /// nats-server's WebSocket listener.
-    NatsWs(Target),
+    /// nats-server's WebSocket listener, and the login it asks for.
+    NatsWs(Target, Option<crate::baseline::NatsLogin>),
 }
 
 impl Transport {
     pub fn name(&self) -> &'static str {
         match self {
             Transport::Edge(_) => "edge",
-            Transport::NatsWs(_) => "nats-ws",
+            Transport::NatsWs(..) => "nats-ws",
         }
     }
 }
@@ -318,7 +318,14 @@ impl Viewer {
                 let target = &targets[(self.spec.index + attempt) % targets.len()];
                 self.connect_edge(target, after_seq).await
             }
-            Transport::NatsWs(target) => match NatsWs::connect(&self.ctx.net, target, self.spec.conversation).await {
+            Transport::NatsWs(target, login) => match NatsWs::connect(
+                &self.ctx.net,
+                target,
+                login.as_ref(),
+                self.spec.conversation,
+            )
+            .await
+            {
                 Ok((n, connect, subscribe)) => {
                     let m = self.metrics();
                     m.connect.record(self.spec.index, connect.as_micros() as u64);
@@ -602,7 +609,7 @@ impl Viewer {
             Transport::Edge(t) => {
                 t[(self.spec.index + self.connects.saturating_sub(1) as usize) % t.len()].addr.to_string()
             }
-            Transport::NatsWs(t) => t.addr.to_string(),
+            Transport::NatsWs(t, _) => t.addr.to_string(),
         };
         let detail = format!(
             "{detail} [asked after_seq {:?}, subscribed at {:?}, on {edge}]",
@@ -710,7 +717,7 @@ impl Viewer {
     /// The plan arrived: which responses this viewer must see end. Returns true if it already has.
     fn on_plan(&mut self) -> bool {
         let Some(plan) = self.plan.clone() else { return false };
-        let baseline = matches!(self.ctx.transport, Transport::NatsWs(_));
+        let baseline = matches!(self.ctx.transport, Transport::NatsWs(..));
         let after = self.initial_after.unwrap_or(0);
         self.expected = plan
             .responses
@@ -737,7 +744,7 @@ impl Viewer {
             self.violation("no_plan", "the run ended before the responders finished".into());
             return;
         };
-        let baseline = matches!(self.ctx.transport, Transport::NatsWs(_));
+        let baseline = matches!(self.ctx.transport, Transport::NatsWs(..));
         let after = self.initial_after.unwrap_or(0);
         let mut all = true;
         for p in plan.responses.get(&self.spec.conversation).into_iter().flatten() {

@@ -2,7 +2,7 @@
 //! JetStream (with a `Nats-Msg-Id` header, as the api and worker publish them) reach a subscriber of
 //! `rh.conv.<id>.*` as plain envelopes, in order, split into WebSocket frames however the server likes.
 
-use loadtest::baseline::NatsWs;
+use loadtest::baseline::{NatsLogin, NatsWs};
 use loadtest::check::{Checker, WireEvent};
 use loadtest::net::{Net, Target};
 use rh_protocol::{Envelope, Event};
@@ -26,7 +26,9 @@ async fn envelopes_published_to_jetstream_reach_a_nats_ws_subscriber() -> anyhow
     let other = Uuid::new_v4();
     let net = Net::new(4, 4096);
     let target = Target::resolve(&url).await?;
-    let (mut sub, _, _) = NatsWs::connect(&net, &target, conv).await?;
+    let (user, password) = nats.admin_login();
+    let login = NatsLogin { user: user.into(), password: password.into() };
+    let (mut sub, _, _) = NatsWs::connect(&net, &target, Some(&login), conv).await?;
 
     let rid = Uuid::new_v4();
     let mut events = vec![Event::ResponseStarted {

@@ -108,6 +108,9 @@ async fn the_nats_ws_baseline_runs_beside_the_edge() -> anyhow::Result<()> {
     cfg.viewer_users = 3;
     cfg.baseline = Some(Baseline::NatsWs);
     cfg.nats_ws_url = nats_ws.replace("wss://", "ws://");
+    let (user, password) = nats.admin_login();
+    cfg.nats_ws_user = Some(user.into());
+    cfg.nats_ws_password = Some(rh_auth::Secret::new(password));
     let report = loadtest::run(cfg).await?;
     println!("{}", report.summary());
     assert_eq!(report.phases.len(), 2);

@@ -153,6 +153,12 @@ impl NatsServer {
         Ok(options.connect(&self.url).await?)
     }
 
+    /// User and password of `admin`, the operators' user with every right (e.g. for the load tool's nats-ws
+    /// baseline, which subscribes to conversations directly).
+    pub fn admin_login(&self) -> (&str, &str) {
+        (ADMIN, self.passwords.of(ADMIN))
+    }
+
     /// `role`'s connect options (its user, password and inbox prefix), as the service itself connects.
     pub fn options_as(&self, role: Role) -> async_nats::ConnectOptions {
         let auth = rh_bus::NatsAuth {
