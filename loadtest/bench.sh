@@ -71,14 +71,12 @@ pg_client createdb "$PG_PORT" relayhub
 [ -n "$PG_STATS" ] && pg_client psql "$PG_PORT" -q relayhub \
   -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 WS_PORT=$(free_port)
-cat > "$B/nats.conf" <<CONF
-websocket { host: 127.0.0.1, port: $WS_PORT, no_tls: true, compression: false }
-max_pending: 256MB
 # The streams reserve 3 x 8 GiB (RH_CONV, RH_AUDIT, attachments); JetStream's default limit is 75 % of the free
 # disk, which a busy build machine may not have. The bench writes far less.
-jetstream { max_file_store: 1TB }
-CONF
-start_nats "$B/nats" -p -1 -m -1 -c "$B/nats.conf"
+NATS_EXTRA_CONF="websocket { host: 127.0.0.1, port: $WS_PORT, no_tls: true, compression: false }
+max_pending: 256MB
+jetstream { max_file_store: 1TB }"
+start_nats "$B/nats" -p -1 -m -1
 PIDS+=("$NATS_PID")
 NAMES=(nats-server)
 NATS_PORT="${NATS_URL##*:}"
@@ -91,7 +89,8 @@ ADDRS=()
 start() {
   local name="$1" out="$B/logs/$1.$RANDOM"; shift
   NAMES+=("$name")
-  env "$@" "$BIN/$name" >"$out.out" 2>"$out.log" &
+  # shellcheck disable=SC2046 # nats_login prints two words, hex only
+  env $(nats_login "$name") "$@" "$BIN/$name" >"$out.out" 2>"$out.log" &
   PIDS+=("$!")
   LAST_PID=$!
   for _ in $(seq 1 300); do
@@ -171,7 +170,7 @@ chaos_kill() {
     nats)
       pid=$NATS_PID
       kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-      start_nats "$B/nats" -p "$NATS_PORT" -m -1 -c "$B/nats.conf"
+      start_nats "$B/nats" -p "$NATS_PORT" -m -1
       PIDS+=("$NATS_PID") NAMES+=(nats-server) ;;
     *) die "--chaos: unknown kind $kind (edge, worker, nats)" ;;
   esac
@@ -196,8 +195,8 @@ join() { local IFS=,; echo "$*"; }
 status=0
 TIMEFORMAT="load tool: %Us user + %Ss system CPU in %Rs"
 run_tool() {
-  time "$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
-    --nats-ws-url "ws://127.0.0.1:$WS_PORT" "$@"
+  time env RH_LOADTEST_NATS_WS_PASSWORD="${NATS_PASS[admin]}" "$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
+    --nats-ws-url "ws://127.0.0.1:$WS_PORT" --nats-ws-user admin "$@"
 }
 if [ -n "$CHAOS" ]; then
   run_tool "$@" &

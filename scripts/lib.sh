@@ -144,12 +144,31 @@ pg_client() {
   "$PG_BIN/$prog" -h 127.0.0.1 -p "$port" -U postgres "$@"
 }
 
-# start_nats DIR [EXTRA_ARGS...]: a private nats-server with JetStream; sets NATS_URL and NATS_PID.
+# NATS users of nats/auth.conf; start_nats gives each a fresh password (NATS_PASS[user]).
+NATS_USERS="api edge worker audit admin"
+declare -A NATS_PASS
+
+# start_nats DIR [EXTRA_ARGS...]: a private nats-server with JetStream and RelayHub's authorization
+# (nats/auth.conf; $NATS_EXTRA_CONF is appended to its config); sets NATS_URL and NATS_PID. The passwords,
+# new each run (kept when the same shell restarts it), are in DIR/auth.env (mode 600; `admin` is for the nats CLI); `nats_login USER` gives a service
+# its own.
 start_nats() {
   local dir="$1"; shift
   mkdir -p "$dir"
   rm -f "$dir"/*.ports
-  "$NATS_SERVER_BIN" -a 127.0.0.1 -js -sd "$dir/js" --ports_file_dir "$dir" "$@" >"$dir/nats.log" 2>&1 &
+  cp "$(dirname "${BASH_SOURCE[0]}")/../nats/auth.conf" "$dir/auth.conf"
+  printf 'include ./auth.conf\n%s\n' "${NATS_EXTRA_CONF:-}" > "$dir/nats.conf"
+  local u envs=()
+  (umask 077; : > "$dir/auth.env")
+  for u in $NATS_USERS; do
+    # New each run; a restart from the same shell keeps them, so the running services log in again.
+    # A letter first: nats-server reads these from its environment and would take digits for a number.
+    [ -n "${NATS_PASS[$u]:-}" ] || NATS_PASS[$u]="rh$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    envs+=("RH_NATS_${u^^}_PASSWORD=${NATS_PASS[$u]}")
+    echo "RH_NATS_${u^^}_PASSWORD=${NATS_PASS[$u]}" >> "$dir/auth.env"
+  done
+  env "${envs[@]}" "$NATS_SERVER_BIN" -a 127.0.0.1 -js -sd "$dir/js" --ports_file_dir "$dir" -c "$dir/nats.conf" "$@" \
+    >"$dir/nats.log" 2>&1 &
   NATS_PID=$!
   for _ in $(seq 1 100); do
     if ls "$dir"/*.ports >/dev/null 2>&1; then break; fi
@@ -158,4 +177,10 @@ start_nats() {
   done
   NATS_URL=$(python3 -c 'import json,sys,glob; print(json.load(open(glob.glob(sys.argv[1]+"/*.ports")[0]))["nats"][0])' "$dir")
   [ -n "$NATS_URL" ] || die "nats-server did not report its port"
+}
+
+# nats_login USER: `RH_NATS_USER=USER RH_NATS_PASSWORD=...` for `env`, the login of service USER on the server
+# start_nats started.
+nats_login() {
+  echo "RH_NATS_USER=$1" "RH_NATS_PASSWORD=${NATS_PASS[$1]}"
 }

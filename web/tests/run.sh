@@ -74,7 +74,8 @@ export RH_PROVIDER=simulated
 
 start_service() {
   local name="$1"
-  "$ROOT/target/debug/$name" >"$STACK/logs/$name.out" 2>"$STACK/logs/$name.log" &
+  # shellcheck disable=SC2046 # nats_login prints two words, hex only
+  env $(nats_login "$name") "$ROOT/target/debug/$name" >"$STACK/logs/$name.out" 2>"$STACK/logs/$name.log" &
   local pid=$!
   PIDS+=("$pid")
   for _ in $(seq 1 300); do
