@@ -188,7 +188,10 @@ pub enum Baseline {
 impl Config {
     /// The baseline's login, when both its user and password are set.
     pub fn nats_ws_login(&self) -> Option<crate::baseline::NatsLogin> {
-        Some(crate::baseline::NatsLogin { user: self.nats_ws_user.clone()?, password: self.nats_ws_password.as_ref()?.expose().to_owned() })
+        Some(crate::baseline::NatsLogin {
+            user: self.nats_ws_user.clone()?,
+            password: self.nats_ws_password.as_ref()?.expose().to_owned(),
+        })
     }
 
     /// A small scenario with defaults (used by tests before they adjust fields).

@@ -75,7 +75,8 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     }
     if let Some(Baseline::NatsWs) = config.baseline {
         let target = net::Target::resolve(&config.nats_ws_url).await?;
-        phases.push(scenario::run_phase(&config, &api, &world, Transport::NatsWs(target, config.nats_ws_login())).await?);
+        phases
+            .push(scenario::run_phase(&config, &api, &world, Transport::NatsWs(target, config.nats_ws_login())).await?);
     }
     let comparison = Report::compare(&phases);
     let passed = phases.iter().all(PhaseReport::passed);

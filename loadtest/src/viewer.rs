@@ -318,23 +318,18 @@ impl Viewer {
                 let target = &targets[(self.spec.index + attempt) % targets.len()];
                 self.connect_edge(target, after_seq).await
             }
-            Transport::NatsWs(target, login) => match NatsWs::connect(
-                &self.ctx.net,
-                target,
-                login.as_ref(),
-                self.spec.conversation,
-            )
-            .await
-            {
-                Ok((n, connect, subscribe)) => {
-                    let m = self.metrics();
-                    m.connect.record(self.spec.index, connect.as_micros() as u64);
-                    m.subscribe.record(self.spec.index, subscribe.as_micros() as u64);
-                    Metrics::inc(&m.connections_opened);
-                    Ok(Conn::Nats(n))
+            Transport::NatsWs(target, login) => {
+                match NatsWs::connect(&self.ctx.net, target, login.as_ref(), self.spec.conversation).await {
+                    Ok((n, connect, subscribe)) => {
+                        let m = self.metrics();
+                        m.connect.record(self.spec.index, connect.as_micros() as u64);
+                        m.subscribe.record(self.spec.index, subscribe.as_micros() as u64);
+                        Metrics::inc(&m.connections_opened);
+                        Ok(Conn::Nats(n))
+                    }
+                    Err(e) => Err(("connect_failed".to_owned(), e.to_string())),
                 }
-                Err(e) => Err(("connect_failed".to_owned(), e.to_string())),
-            },
+            }
         };
         match res {
             Ok(c) => Some(c),

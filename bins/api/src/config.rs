@@ -36,9 +36,15 @@ pub struct Settings {
     #[command(flatten)]
     pub nats_auth: rh_bus::NatsAuth,
 
-    /// Address of the public HTTP listener (also serves /metrics, /healthz, /readyz). Port 0 picks a free port.
+    /// Address of the public HTTP listener (also serves /metrics, /healthz, /readyz unless `--ops-listen` is
+    /// set). Port 0 picks a free port.
     #[arg(long, env = "RH_API_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
+
+    /// Address of a separate ops listener for /metrics, /healthz, /readyz; when set, the public listener serves
+    /// none of them (so an ingress in front of it cannot expose /metrics).
+    #[arg(long, env = "RH_API_OPS_LISTEN", global = true)]
+    pub ops_listen: Option<SocketAddr>,
 
     /// PostgreSQL URL (`postgres://user:password@host:port/db`). Required (optional here only because clap
     /// cannot require a flag that may come before or after the subcommand).

@@ -60,8 +60,10 @@ pub fn app(state: AppState, health: Health) -> Router {
     let api = routes::api_router(&state)
         .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(from_fn_with_state(timeout, middleware::request_timeout));
-    let mut router =
-        Router::new().nest("/api/v1", api).with_state(state.clone()).merge(rh_telemetry::ops_router(health));
+    let mut router = Router::new().nest("/api/v1", api).with_state(state.clone());
+    if state.settings.ops_listen.is_none() {
+        router = router.merge(rh_telemetry::ops_router(health));
+    }
     router = match &state.settings.web_dir {
         // A single-page app: unknown paths get index.html so client-side routes survive a reload.
         Some(dir) => router.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
@@ -90,6 +92,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     crate::service::erase::Eraser::spawn(state.clone(), &health);
     crate::service::retention::spawn(state.clone());
     tracing::info!("api started");
+    if let Some(ops) = state.settings.ops_listen {
+        let router = rh_telemetry::ops_router(health.clone());
+        tokio::spawn(rh_telemetry::serve("api_ops", ops, router, rh_telemetry::shutdown_signal()));
+    }
     rh_telemetry::serve("api", listen, app(state, health), rh_telemetry::shutdown_signal()).await
 }
 

@@ -48,7 +48,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let work = async {
         let db = Db::connect(&config.database_url, 2).context("database url")?;
-        let Some(client) = until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, &config.nats_auth, rh_bus::Role::Audit)).await else {
+        let Some(client) =
+            until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, &config.nats_auth, rh_bus::Role::Audit)).await
+        else {
             return Ok(());
         };
         health.watch_nats(&client);
@@ -63,10 +65,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         if until_shutdown(&shutdown, rh_bus::wait_for_streams(&js, &streams)).await.is_none() {
             return Ok(());
         }
-        let Some(mut consumer) = retry(&shutdown, "creating the consumer", || async {
-            consumer::ensure(&js).await
-        })
-        .await
+        let Some(mut consumer) =
+            retry(&shutdown, "creating the consumer", || async { consumer::ensure(&js).await }).await
         else {
             return Ok(());
         };

@@ -21,6 +21,11 @@ pub struct Config {
     #[arg(long, env = "RH_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
+    /// Address of a separate ops listener for /metrics, /healthz, /readyz; when set, the public listener serves
+    /// only `GET /ws` (so a load balancer in front of it cannot expose /metrics).
+    #[arg(long, env = "RH_EDGE_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
+
     /// HS256 key the api signs tokens with, at least 32 bytes. Never printed.
     #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true, value_parser = rh_auth::parse_jwt_secret)]
     pub jwt_secret: Secret,

@@ -81,6 +81,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let metrics = metrics::Metrics::new(&health);
     let keys = TokenKeys::new(&config.jwt_secret);
     let listen = config.listen;
+    let ops_listen = config.ops_listen;
     let max_connections = config.max_connections;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
 
@@ -135,7 +136,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             health.set_ready(false);
         }
     };
-    rh_telemetry::serve("edge", listen, socket::server::router(app, health), stop_accepting).await?;
+    let public_ops = match ops_listen {
+        Some(addr) => {
+            let router = rh_telemetry::ops_router(health.clone());
+            tokio::spawn(rh_telemetry::serve("edge_ops", addr, router, shutdown.clone().cancelled_owned()));
+            None
+        }
+        None => Some(health.clone()),
+    };
+    rh_telemetry::serve("edge", listen, socket::server::router(app, public_ops), stop_accepting).await?;
 
     // The listener has stopped; sockets were told to go away when `shutdown` was cancelled.
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);

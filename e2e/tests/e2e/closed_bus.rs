@@ -13,7 +13,6 @@ use rh_testkit::{NatsServer, StackOptions, WsClient};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-
 /// A connection as `role` that records what the server refused it.
 struct As {
     client: Client,
@@ -91,9 +90,8 @@ async fn anonymous_and_wrong_password_connections_are_refused() -> anyhow::Resul
     let nats = NatsServer::start().await?;
     let anonymous = async_nats::ConnectOptions::new().connect(nats.url()).await;
     assert_eq!(anonymous.err().map(|e| e.kind()), Some(ConnectErrorKind::AuthorizationViolation));
-    let wrong = async_nats::ConnectOptions::with_user_and_password("api".into(), "guess".into())
-        .connect(nats.url())
-        .await;
+    let wrong =
+        async_nats::ConnectOptions::with_user_and_password("api".into(), "guess".into()).connect(nats.url()).await;
     assert_eq!(wrong.err().map(|e| e.kind()), Some(ConnectErrorKind::AuthorizationViolation));
     // The same server lets each service in with its own password.
     for role in Role::ALL {
@@ -212,7 +210,8 @@ async fn the_stack_works_and_nothing_it_does_is_refused() -> anyhow::Result<()> 
         client_msg_id: "m1".into(),
     })
     .await?;
-    let (f, _) = ben.until(WAIT, |f| matches!(f, ServerFrame::MessageAccepted { .. } | ServerFrame::Error { .. })).await?;
+    let (f, _) =
+        ben.until(WAIT, |f| matches!(f, ServerFrame::MessageAccepted { .. } | ServerFrame::Error { .. })).await?;
     let ServerFrame::MessageAccepted { response_id, .. } = f else { anyhow::bail!("send refused: {f:?}") };
     ada.until_response_end(response_id).await?;
     let text = check_response(&ada.seen, response_id)?;
@@ -241,7 +240,8 @@ async fn the_stack_works_and_nothing_it_does_is_refused() -> anyhow::Result<()> 
         .await?;
     assert_eq!(up.status().as_u16(), 201);
     let id = up.json::<serde_json::Value>().await?["id"].as_str().unwrap_or_default().to_owned();
-    let down = http.get(format!("{base}/conversations/{conv}/attachments/{id}")).bearer_auth(&t.owner.token).send().await?;
+    let down =
+        http.get(format!("{base}/conversations/{conv}/attachments/{id}")).bearer_auth(&t.owner.token).send().await?;
     assert_eq!(down.bytes().await?.as_ref(), b"bus");
     let (status, models) = t.api.as_user(&t.owner).get("/models").await?;
     assert_eq!(status.as_u16(), 200, "{models}");
@@ -256,3 +256,43 @@ async fn the_stack_works_and_nothing_it_does_is_refused() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// With an ops listener, `/metrics` (and the probes) are there and not on the public port an ingress or load
+/// balancer routes to.
+#[tokio::test]
+async fn metrics_are_only_on_the_ops_port_when_there_is_one() -> anyhow::Result<()> {
+    let options = StackOptions {
+        edges: 0,
+        workers: 0,
+        audit: false,
+        api_env: vec![("RH_API_OPS_LISTEN".into(), "127.0.0.1:0".into())],
+        ..Default::default()
+    };
+    let stack = rh_testkit::Stack::start(options).await?;
+    let edge = rh_testkit::Service::spawn(
+        "edge",
+        &[
+            ("RH_NATS_URL", stack.nats.url()),
+            ("RH_JWT_SECRET", stack.jwt_secret()),
+            ("RH_EDGE_LISTEN", "127.0.0.1:0"),
+            ("RH_EDGE_OPS_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    for (public, ops, service) in [
+        (stack.api.addr(), stack.api.listener("api_ops").await?, "api"),
+        (edge.addr(), edge.listener("edge_ops").await?, "edge"),
+    ] {
+        let public = http.get(format!("http://{public}/metrics")).send().await?;
+        assert_eq!(public.status().as_u16(), 404, "{service} serves /metrics publicly");
+        let metrics = http.get(format!("http://{ops}/metrics")).send().await?;
+        assert_eq!(metrics.status().as_u16(), 200);
+        assert!(metrics.text().await?.contains(&format!("relayhub_{service}_")), "{service} metrics");
+        let ready = rh_testkit::eventually(WAIT, "ready on the ops port", || async {
+            let r = http.get(format!("http://{ops}/readyz")).send().await.ok()?;
+            (r.status().as_u16() == 200).then_some(())
+        });
+        ready.await?;
+    }
+    Ok(())
+}

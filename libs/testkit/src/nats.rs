@@ -189,7 +189,6 @@ impl NatsServer {
         log.lines().filter(|l| l.contains(" Violation - ")).map(str::to_owned).collect()
     }
 
-
     /// A JetStream context with RelayHub's streams and buckets created.
     pub async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
         let js = async_nats::jetstream::new(self.client().await?);

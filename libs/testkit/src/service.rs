@@ -1,9 +1,11 @@
 //! One of our binaries as a child process.
 
 use anyhow::{Context, bail};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -15,6 +17,14 @@ pub struct Service {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// Every `listening <name> http://<addr>` line it printed (e.g. `api_ops` for a separate ops listener).
+    announced: Arc<Mutex<HashMap<String, SocketAddr>>>,
+}
+
+/// `(name, addr)` of a `listening <name> http://<addr>` line.
+fn announcement(line: &str) -> Option<(String, SocketAddr)> {
+    let (name, addr) = line.strip_prefix("listening ")?.split_once(" http://")?;
+    Some((name.to_owned(), addr.trim().parse().ok()?))
 }
 
 /// `target/debug/<bin>` (or `$RH_BIN_DIR/<bin>`).
@@ -64,11 +74,20 @@ impl Service {
         let mut child = cmd.spawn().with_context(|| format!("spawning {}", path.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let prefix = format!("listening {bin} http://");
+        let announced: Arc<Mutex<HashMap<String, SocketAddr>>> = Arc::default();
+        let record = |line: &str| {
+            let found = announcement(line);
+            if let Some((name, addr)) = &found {
+                announced.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), *addr);
+            }
+            found
+        };
         let found = tokio::time::timeout(Duration::from_secs(30), async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.strip_prefix(&prefix) {
-                    return rest.trim().parse::<SocketAddr>().ok();
+                if let Some((name, addr)) = record(&line)
+                    && name == bin
+                {
+                    return Some(addr);
                 }
             }
             None
@@ -84,14 +103,29 @@ impl Service {
                 bail!("{bin} did not announce its address; log {}:\n{tail}", log.display());
             }
         };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Service { bin: bin.to_owned(), env, child, addr, log })
+        // Keep draining stdout so the child never blocks on a full pipe (and note later listeners).
+        let later = announced.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some((name, addr)) = announcement(&line) {
+                    later.lock().unwrap_or_else(|e| e.into_inner()).insert(name, addr);
+                }
+            }
+        });
+        Ok(Service { bin: bin.to_owned(), env, child, addr, log, announced })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of another listener it announced (`listening <name> http://<addr>`), waiting up to 10 s.
+    pub async fn listener(&self, name: &str) -> anyhow::Result<SocketAddr> {
+        crate::eventually(Duration::from_secs(10), &format!("{} announcing {name}", self.bin), || async {
+            self.announced.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied()
+        })
+        .await
     }
 
     /// `http://<addr>`.

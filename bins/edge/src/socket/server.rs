@@ -37,8 +37,13 @@ pub struct App {
     pub limiter: Arc<Semaphore>,
 }
 
-pub fn router(app: App, health: rh_telemetry::Health) -> Router {
-    Router::new().route("/ws", get(upgrade)).with_state(app).merge(rh_telemetry::ops_router(health))
+/// `GET /ws`, plus the ops endpoints when `health` is given (no separate ops listener).
+pub fn router(app: App, health: Option<rh_telemetry::Health>) -> Router {
+    let router = Router::new().route("/ws", get(upgrade)).with_state(app);
+    match health {
+        Some(health) => router.merge(rh_telemetry::ops_router(health)),
+        None => router,
+    }
 }
 
 #[derive(Deserialize)]
