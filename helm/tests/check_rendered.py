@@ -13,6 +13,8 @@ SET, PATH = sys.argv[1], sys.argv[2]
 DOCS = [d for d in yaml.safe_load_all(open(PATH)) if d]
 FULL = "rh-relayhub"
 COMPONENTS = {"api": 8080, "edge": 8081, "worker": 9092, "audit": 9103}
+# /metrics and the probes: on their own port for the api and the edge (check_security.py checks it is not public).
+OPS_PORTS = {"api": 9091, "edge": 9094}
 
 
 def check(name, cond, why=""):
@@ -57,14 +59,16 @@ for comp, port in COMPONENTS.items():
     check(f"{comp}: runs the `{comp}` binary", c.get("command") == [comp], c.get("command"))
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     check(f"{comp}: container port http = {port}", ports.get("http") == port, ports)
+    ops_name, ops_port = ("ops", OPS_PORTS[comp]) if comp in OPS_PORTS else ("http", port)
+    check(f"{comp}: ops port {ops_name} = {ops_port}", ports.get(ops_name) == ops_port, ports)
     lp, rp = c.get("livenessProbe", {}).get("httpGet", {}), c.get("readinessProbe", {}).get("httpGet", {})
-    check(f"{comp}: liveness GET /healthz on its port", lp.get("path") == "/healthz" and lp.get("port") == "http", lp)
-    check(f"{comp}: readiness GET /readyz on its port", rp.get("path") == "/readyz" and rp.get("port") == "http", rp)
+    check(f"{comp}: liveness GET /healthz on its ops port", lp.get("path") == "/healthz" and lp.get("port") == ops_name, lp)
+    check(f"{comp}: readiness GET /readyz on its ops port", rp.get("path") == "/readyz" and rp.get("port") == ops_name, rp)
     ann = pod["metadata"].get("annotations", {})
     check(
-        f"{comp}: Prometheus scrape annotations for /metrics on {port}",
+        f"{comp}: Prometheus scrape annotations for /metrics on {ops_port}",
         ann.get("prometheus.io/scrape") == "true"
-        and ann.get("prometheus.io/port") == str(port)
+        and ann.get("prometheus.io/port") == str(ops_port)
         and ann.get("prometheus.io/path") == "/metrics",
         ann,
     )
@@ -195,7 +199,8 @@ elif SET == "full":
           w_env["RH_PROVIDER"]["value"] == "openai" and w_env["RH_OPENAI_BASE_URL"]["value"] == "http://vllm:8000/v1"
           and w_env.get("RH_OPENAI_MODELS", {}).get("value") == "llama-3.1-8b", w_env)
 elif SET == "existing":
-    check("no Secret created when secrets.existingSecret is set", not find("Secret"), secret_names)
+    check("no Secret created when secrets.existingSecret and nats.auth.existingSecret are set", not find("Secret"),
+          secret_names)
     conf = (one("ConfigMap", f"{FULL}-nats") or {}).get("data", {}).get("nats.conf", "")
     sts = one("StatefulSet", f"{FULL}-nats")
     check("single-node NATS: 1 replica, no cluster block", sts and sts["spec"]["replicas"] == 1 and "cluster {" not in conf)

@@ -278,6 +278,7 @@ async fn metrics_are_only_on_the_ops_port_when_there_is_one() -> anyhow::Result<
         ],
     )
     .await?;
+    rh_testkit::init_crypto();
     let http = reqwest::Client::new();
     for (public, ops, service) in [
         (stack.api.addr(), stack.api.listener("api_ops").await?, "api"),

@@ -74,6 +74,29 @@ app.kubernetes.io/part-of: relayhub
 {{- end }}
 {{- end }}
 
+{{/* The Secret with one NATS password per user (files/nats-auth.conf): the chart's, or nats.auth.existingSecret. */}}
+{{- define "relayhub.natsAuthSecretName" -}}
+{{- default (printf "%s-nats-auth" (include "relayhub.fullname" .)) .Values.nats.auth.existingSecret }}
+{{- end }}
+
+{{/* Where pods mount nats.tls.secretName (its ca.crt is what the services verify the server with). */}}
+{{- define "relayhub.natsTlsDir" -}}/etc/relayhub/nats-tls{{- end }}
+
+{{/* The NATS login of one service. Call with (dict "root" $ "user" "api"). */}}
+{{- define "relayhub.envNatsLogin" -}}
+- name: RH_NATS_USER
+  value: {{ .user | quote }}
+- name: RH_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "relayhub.natsAuthSecretName" .root }}
+      key: {{ index .root.Values.nats.auth.keys .user }}
+{{- if .root.Values.nats.tls.enabled }}
+- name: RH_NATS_TLS_CA
+  value: {{ include "relayhub.natsTlsDir" .root }}/ca.crt
+{{- end }}
+{{- end }}
+
 {{/* Replicas for RelayHub's streams: 0 = automatic. */}}
 {{- define "relayhub.streamReplicas" -}}
 {{- $r := int .Values.streamReplicas.replicas }}
@@ -118,7 +141,9 @@ app.kubernetes.io/part-of: relayhub
 {{/*
 A RelayHub Deployment. Call with (dict "root" $ "component" "api" "values" .Values.api "env" <yaml list string>
 "extraPod" <yaml string, optional> "extraContainer" <yaml string, optional> "strategy" <yaml string, optional>).
-The container runs the binary named after the component; its one HTTP port serves /healthz, /readyz, /metrics.
+The container runs the binary named after the component, logged in to NATS as the user of the same name. Its
+port `http` serves /healthz, /readyz, /metrics, unless the component has an `opsPort` (api, edge): then those are
+on port `ops` only, which neither the ingress nor the edge's load balancer routes.
 */}}
 {{- define "relayhub.deployment" -}}
 {{- $root := .root }}
@@ -149,7 +174,7 @@ spec:
       annotations:
         {{- if $root.Values.metrics.podAnnotations }}
         prometheus.io/scrape: "true"
-        prometheus.io/port: {{ $v.port | quote }}
+        prometheus.io/port: {{ default $v.port $v.opsPort | quote }}
         prometheus.io/path: /metrics
         {{- end }}
         {{- if include "relayhub.chartOwnsSecret" $root }}
@@ -179,21 +204,28 @@ spec:
             - name: http
               containerPort: {{ $v.port }}
               protocol: TCP
+            {{- if $v.opsPort }}
+            - name: ops
+              containerPort: {{ $v.opsPort }}
+              protocol: TCP
+            {{- end }}
           env:
             {{- include "relayhub.commonEnv" $root | nindent 12 }}
+            {{- include "relayhub.envNatsLogin" (dict "root" $root "user" .component) | nindent 12 }}
             {{- .env | nindent 12 }}
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
+          {{- $probePort := ternary "ops" "http" (not (empty $v.opsPort)) }}
           startupProbe:
-            httpGet: { path: /healthz, port: http }
+            httpGet: { path: /healthz, port: {{ $probePort }} }
             periodSeconds: {{ $root.Values.probes.startup.periodSeconds }}
             failureThreshold: {{ $root.Values.probes.startup.failureThreshold }}
           livenessProbe:
-            httpGet: { path: /healthz, port: http }
+            httpGet: { path: /healthz, port: {{ $probePort }} }
             {{- toYaml $root.Values.probes.liveness | nindent 12 }}
           readinessProbe:
-            httpGet: { path: /readyz, port: http }
+            httpGet: { path: /readyz, port: {{ $probePort }} }
             {{- toYaml $root.Values.probes.readiness | nindent 12 }}
           {{- with .extraContainer }}
           {{- . | nindent 10 }}
@@ -205,9 +237,20 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if $root.Values.nats.tls.enabled }}
+            - name: nats-tls
+              mountPath: {{ include "relayhub.natsTlsDir" $root }}
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir: {}
+        {{- if $root.Values.nats.tls.enabled }}
+        - name: nats-tls
+          secret:
+            secretName: {{ required "nats.tls.secretName is required when nats.tls.enabled" $root.Values.nats.tls.secretName }}
+            items: [{ key: ca.crt, path: ca.crt }]
+        {{- end }}
       {{- if $root.Values.topologySpread.enabled }}
       topologySpreadConstraints:
         - maxSkew: 1
