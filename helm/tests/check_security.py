@@ -77,9 +77,9 @@ else:
     blocks = dict(re.findall(r"user: (\w+)(.*?)(?=\n    \{|\Z)", auth, re.S))
     check("auth.conf: only the edge publishes rh.api.*",
           [u for u, b in blocks.items() if '"rh.api.*"' in b] == ["edge"], [u for u, b in blocks.items() if "rh.api" in b])
-    check("auth.conf: only the api publishes rh.user.*.inbox and rh.ctl.*.stop",
+    check("auth.conf: only the api publishes rh.user.*.inbox and rh.ctl.*",
           [u for u, b in blocks.items() if '"rh.user.*.inbox"' in b.split("subscribe")[0]
-           or '"rh.ctl.*.stop"' in b.split("subscribe")[0]] == ["api"])
+           or '"rh.ctl.' in b.split("subscribe")[0]] == ["api"])
     env = env_of(sts["spec"]["template"]["spec"]["containers"][0])
     refs = {u: secret_ref(env.get(f"RH_NATS_{u.upper()}_PASSWORD")) for u in USERS}
     check("NATS server: every user's password from the Secret",

@@ -117,6 +117,8 @@ async fn services_may_not_publish_what_is_not_theirs() -> anyhow::Result<()> {
         (Role::Worker, subjects::user_inbox(user)),
         (Role::Worker, subjects::stop_control(conv)),
         (Role::Worker, subjects::JOBS_GENERATE.to_owned()),
+        (Role::Edge, subjects::SESSION_ENDED.to_owned()),
+        (Role::Worker, subjects::SESSION_ENDED.to_owned()),
         (Role::Audit, format!("rh.conv.{conv}.event")),
         (Role::Audit, subjects::user_inbox(user)),
         // Only the edge asks the api to act for a person.
