@@ -202,3 +202,56 @@ pub fn sim_env(pairs: &[(&str, &str)]) -> StackOptions {
         ..StackOptions::default()
     }
 }
+
+/// Asks `n` questions in `conversation` as the owner, each `sim` (a `/sim …` line) then "question i"; returns
+/// each response's id → its message's id.
+pub async fn ask_questions(
+    t: &Team,
+    conversation: Uuid,
+    n: usize,
+    sim: &str,
+) -> anyhow::Result<std::collections::HashMap<Uuid, Uuid>> {
+    let mut asked = std::collections::HashMap::new();
+    for i in 0..n {
+        let reply = t.api.send_message(&t.owner, conversation, &format!("{sim}\nquestion {i}")).await?;
+        let message_id = Uuid::parse_str(reply["message_id"].as_str().unwrap_or_default())?;
+        asked.insert(response_id(&reply)?, message_id);
+    }
+    Ok(asked)
+}
+
+/// Waits until each response has ended on the viewer's socket (it may have ended while the viewer waited for
+/// another); returns each one's text, checked complete and gapless.
+pub async fn ended_texts(v: &mut Viewer, rids: &[Uuid]) -> anyhow::Result<std::collections::HashMap<Uuid, String>> {
+    let mut texts = std::collections::HashMap::new();
+    for rid in rids {
+        let ended = |s: &Seen| s.event.event.is_response_end() && s.event.event.response_id() == Some(*rid);
+        if !v.seen.iter().any(ended) {
+            v.until_response_end(*rid).await?;
+        }
+        texts.insert(*rid, check_response(&v.seen, *rid)?);
+    }
+    Ok(texts)
+}
+
+/// Every asked message and its response is stored exactly once, and the conversation holds nothing else.
+pub async fn assert_stored_exactly_once(
+    t: &Team,
+    conversation: Uuid,
+    asked: &std::collections::HashMap<Uuid, Uuid>,
+) -> anyhow::Result<()> {
+    let db = t.stack.db.connect().await?;
+    let ids: Vec<Uuid> = asked.iter().flat_map(|(r, m)| [*r, *m]).collect();
+    let count = |sql: &'static str| {
+        let (db, ids) = (&db, ids.clone());
+        async move { db.query_one(sql, &[&ids, &conversation]).await.map(|r| r.get::<_, i64>(0)) }
+    };
+    let stored = count("SELECT count(*) FROM messages WHERE id = ANY($1) AND conversation_id = $2").await?;
+    let all = count("SELECT count(*) FROM messages WHERE conversation_id = $2 OR id = ANY($1)").await?;
+    anyhow::ensure!(
+        (stored, all) == (ids.len() as i64, ids.len() as i64),
+        "each exactly once, nothing else: {stored} of {} stored, {all} in all",
+        ids.len()
+    );
+    Ok(())
+}

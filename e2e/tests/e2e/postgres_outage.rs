@@ -8,7 +8,6 @@
 use crate::helpers::*;
 use rh_protocol::Event;
 use rh_testkit::{PgCluster, StackOptions};
-use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -26,11 +25,7 @@ async fn postgres_stopped_mid_stream_answers_503_keeps_streaming_and_loses_nothi
     let h = history_seq(&t.api, &t.owner, conv).await?;
     let mut v = Viewer::join(&t.stack.ws_url(), &t.owner, conv, Some(h)).await?;
 
-    let mut asked = HashMap::new();
-    for i in 0..RESPONSES {
-        let reply = t.api.send_message(&t.owner, conv, &format!("/sim tokens=150 rate=30\nquestion {i}")).await?;
-        asked.insert(response_id(&reply)?, Uuid::parse_str(reply["message_id"].as_str().unwrap_or_default())?);
-    }
+    let asked = ask_questions(&t, conv, RESPONSES, "/sim tokens=150 rate=30").await?;
     let rids: Vec<Uuid> = asked.keys().copied().collect();
     v.until_deltas(rids[0], 5).await?;
 
@@ -51,15 +46,7 @@ async fn postgres_stopped_mid_stream_answers_503_keeps_streaming_and_loses_nothi
     t.stack.audit.as_mut().ok_or_else(|| anyhow::anyhow!("no audit writer"))?.kill().await;
 
     // The live stream goes on: every response streams to its end, complete and in order.
-    let mut texts = HashMap::new();
-    for rid in &rids {
-        // It may have ended while the viewer waited for another one.
-        let ended = |s: &Seen| s.event.event.is_response_end() && s.event.event.response_id() == Some(*rid);
-        if !v.seen.iter().any(ended) {
-            v.until_response_end(*rid).await?;
-        }
-        texts.insert(*rid, check_response(&v.seen, *rid)?);
-    }
+    let texts = ended_texts(&mut v, &rids).await?;
     // RH_CONV has dropped the messages' events by now: the transcript can only come from RH_AUDIT.
     let js = async_nats::jetstream::new(t.stack.nats.client().await?);
     let conv_stream = js.get_stream(rh_protocol::subjects::STREAM_CONV).await?;
@@ -87,10 +74,5 @@ async fn postgres_stopped_mid_stream_answers_503_keeps_streaming_and_loses_nothi
         let asked_by = asked[rid].to_string();
         assert!(messages.iter().any(|m| m["id"] == asked_by && m["role"] == "user"), "message {asked_by}");
     }
-    let db = t.stack.db.connect().await?;
-    let ids: Vec<Uuid> = asked.iter().flat_map(|(r, m)| [*r, *m]).collect();
-    let stored: i64 = db.query_one("SELECT count(*) FROM messages WHERE id = ANY($1)", &[&ids]).await?.get(0);
-    let all: i64 = db.query_one("SELECT count(*) FROM messages WHERE conversation_id = $1", &[&conv]).await?.get(0);
-    assert_eq!((stored, all), (ids.len() as i64, ids.len() as i64), "each exactly once, nothing else");
-    Ok(())
+    assert_stored_exactly_once(&t, conv, &asked).await
 }
