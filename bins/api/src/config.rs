@@ -132,6 +132,11 @@ pub struct Settings {
     #[arg(long, env = "RH_OUTBOX_CRASH_AFTER", hide = true, global = true)]
     pub outbox_crash_after: Option<String>,
 
+    /// After this many seconds with no worker starting an answer, every viewer is told the AI is unavailable
+    /// (`response.delayed`; the job stays queued) and the answer counts in `responses_waiting_for_worker`.
+    #[arg(long, env = "RH_AI_WAIT_SECS", default_value_t = 15, global = true)]
+    pub ai_wait_secs: u64,
+
     #[command(flatten)]
     pub limits: LimitSettings,
 }

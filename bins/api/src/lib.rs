@@ -15,6 +15,7 @@
 //! | [`relay`] | the outbox relay: publishes what state changes committed to `outbox`, in order, exactly once in the stream |
 //! | [`responders`] | `rh.api.access`, `rh.api.send_message`, `rh.api.stop` (queue group `api`) |
 //! | [`middleware`] | layers on every response: NUL / UTF-8 check of the URI, request timeout, JSON error bodies, security headers |
+//! | [`waiting`] | answers no worker has started: `response.delayed` after `--ai-wait-secs`, the waiting gauge |
 //! | [`metrics`] | request count / latency by route template, messages accepted, rpc outcomes |
 //! | [`startup`] | connect, migrate, ensure streams, spawn responders, serve (with `/metrics`, `/healthz`, `/readyz`) |
 //! | [`seed`] | `api seed-demo` |
@@ -37,3 +38,4 @@ pub mod seed;
 pub mod service;
 pub mod startup;
 pub mod state;
+pub mod waiting;

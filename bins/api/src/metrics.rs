@@ -22,6 +22,10 @@ pub struct Metrics {
     pub limit_refusals: IntCounterVec,
     /// The most password hashes this process has run at once (bounded by `--max-concurrent-hashes`).
     pub password_hashes_most: prometheus::IntGauge,
+    /// Answers no worker has started within `--ai-wait-secs` ([`crate::waiting`]).
+    pub responses_waiting_for_worker: prometheus::IntGauge,
+    /// Answers the api ended itself because no worker held them when they were stopped.
+    pub responses_stopped_unclaimed: prometheus::IntCounter,
     /// Requests answered together per batch of `rh.api.access` ([`crate::service::grants`]).
     pub grant_batch_size: prometheus::Histogram,
     /// Outbox rows waiting to be published ([`crate::relay`]; set by the leading replica).
@@ -88,6 +92,12 @@ impl Metrics {
             health.int_counter_vec("limit_refusals_total", "Requests refused by a limit (429), by limit.", &["limit"]);
         let password_hashes_most =
             health.int_gauge("password_hashes_most", "The most password hashes this process has run at once.");
+        let responses_waiting_for_worker = health.int_gauge(
+            "responses_waiting_for_worker",
+            "Answers queued longer than --ai-wait-secs with no worker starting them (the AI is unavailable).",
+        );
+        let responses_stopped_unclaimed =
+            health.int_counter("responses_stopped_unclaimed_total", "Answers stopped before any worker started them.");
         Metrics {
             http_requests,
             http_latency,
@@ -102,6 +112,8 @@ impl Metrics {
             sessions_ended,
             limit_refusals,
             password_hashes_most,
+            responses_waiting_for_worker,
+            responses_stopped_unclaimed,
         }
     }
 }

@@ -34,7 +34,9 @@ pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
         })
         .await?,
         serve(state, subjects::API_STOP, |state, req: StopRequest| async move {
-            service::messages::stop(&state, req.user_id, req.conversation_id).await.map(|()| StopAccepted {})
+            service::stops::stop(&state, req.user_id, req.conversation_id, req.response_id)
+                .await
+                .map(|()| StopAccepted {})
         })
         .await?,
     ])

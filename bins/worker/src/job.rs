@@ -5,6 +5,11 @@
 //! The job message is acked only after all of those are stored, so a worker that dies at any point leaves the job
 //! to be redelivered, and the next worker starts a new attempt (its `response.started` tells viewers to drop the
 //! partial text of the earlier one).
+//!
+//! At pickup the worker takes the response's claim ([`rh_bus::claims`]): `queued` → `running` by compare-and-set.
+//! If the api got there first (the answer was stopped while no worker held it, and the api ended it), the job is
+//! acked and dropped without an event; a stop asked while an earlier attempt ran (`stop_requested`) ends it as
+//! stopped without generating. The claim is removed once the job is acked.
 
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
@@ -53,15 +58,17 @@ enum End {
 pub struct Stop {
     pub at_us: i64,
     pub by: Option<Uuid>,
+    /// Only this answer; `None`: every answer of the conversation requested before `at_us`.
+    pub response_id: Option<Uuid>,
 }
 
 /// Reads a stop record: a [`StopControl`] as JSON, or just the time in µs (as text or a JSON number).
 pub fn parse_stop(bytes: &[u8]) -> Option<Stop> {
     if let Ok(c) = serde_json::from_slice::<StopControl>(bytes) {
-        return Some(Stop { at_us: c.at_us, by: Some(c.requested_by) });
+        return Some(Stop { at_us: c.at_us, by: Some(c.requested_by), response_id: c.response_id });
     }
     let text = std::str::from_utf8(bytes).ok()?.trim().trim_matches('"');
-    text.parse::<i64>().ok().map(|at_us| Stop { at_us, by: None })
+    text.parse::<i64>().ok().map(|at_us| Stop { at_us, by: None, response_id: None })
 }
 
 /// Runs `msg` (a [`GenerateJob`]) to its end. `abort` is cancelled when the process gives up on running jobs
@@ -85,6 +92,12 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
         ctx.metrics.jobs_running.inc();
         let end = generate(&ctx, &msg, &job, attempt, abort).await;
         ctx.metrics.jobs_running.dec();
+        if end.is_ok() {
+            let key = subjects::response_claim(job.conversation_id, job.response_id);
+            if let Err(e) = rh_bus::claims::remove(&ctx.stops, &key).await {
+                tracing::warn!(error = %e, "could not remove the response claim");
+            }
+        }
         if let Err((reason, delay)) = end {
             ctx.metrics.jobs_requeued.inc();
             tracing::warn!(%reason, "handing the job back for redelivery");
@@ -114,6 +127,22 @@ async fn generate(
         .await
         .map_err(|e| (format!("subscribing to stop control: {e}"), Some(Duration::from_secs(1))))?;
     let mut publisher = Publisher::new(ctx.js.clone(), ctx.metrics.publish_ack_seconds.clone());
+
+    match take_claim(ctx, job, attempt).await {
+        Pickup::Ours => {}
+        Pickup::EndedByApi => {
+            tracing::info!("stopped before any worker took it, and ended by the api: dropping the job");
+            ctx.metrics.jobs_dropped.inc();
+            if let Err(e) = msg.double_ack().await {
+                tracing::warn!(error = %e, "job ack not confirmed; it may be redelivered");
+            }
+            return Ok(());
+        }
+        Pickup::StopRequested(by) => {
+            tracing::info!("stop requested while an earlier attempt ran, not generating");
+            return finish(ctx, msg, job, attempt, &mut publisher, String::new(), End::Stopped(Some(by))).await;
+        }
+    }
 
     // A stop recorded before the pickup (or before a crash) ends the job without generating anything.
     match ctx.stops.get(conv.to_string()).await {
@@ -169,7 +198,10 @@ async fn generate(
             }
             m = stop_sub.next(), if stop_open => match m {
                 Some(m) => match parse_stop(&m.payload) {
-                    Some(stop) if stop.at_us > job.requested_at_us => break End::Stopped(stop.by),
+                    Some(stop) if stop.response_id.is_some_and(|r| r != job.response_id) => {}
+                    Some(stop) if stop.response_id.is_some() || stop.at_us > job.requested_at_us => {
+                        break End::Stopped(stop.by)
+                    }
                     Some(_) => tracing::debug!("ignoring a stop older than the job"),
                     None => tracing::warn!("unreadable stop control message"),
                 },
@@ -222,6 +254,50 @@ async fn generate(
         .await
         .map_err(|e| (e, Some(Duration::from_secs(1))))?;
     finish(ctx, msg, job, attempt, &mut publisher, text, end).await
+}
+
+/// What the response's claim says at pickup.
+enum Pickup {
+    /// We hold it now (it was queued, an earlier attempt's, or has no claim: a job from before claims).
+    Ours,
+    /// The api stopped it before any worker took it, and published its end.
+    EndedByApi,
+    /// Stopped while an earlier attempt held it: end it as stopped.
+    StopRequested(Uuid),
+}
+
+/// Takes the response's claim (compare-and-set, again after losing a race with a stop). When the bucket cannot
+/// be read or written the job runs anyway, as it did before claims: an answer is better than a stuck one.
+async fn take_claim(ctx: &JobContext, job: &GenerateJob, attempt: u32) -> Pickup {
+    use rh_bus::claims::{self, Stored};
+    use rh_protocol::rpc::ResponseClaim;
+    let key = subjects::response_claim(job.conversation_id, job.response_id);
+    let running = ResponseClaim::Running { attempt };
+    for _ in 0..4 {
+        let read = match claims::read(&ctx.stops, &key).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the response claim; generating anyway");
+                return Pickup::Ours;
+            }
+        };
+        let expected = match read {
+            None => None,
+            Some(Stored { claim: ResponseClaim::Stopped { .. }, .. }) => return Pickup::EndedByApi,
+            Some(Stored { claim: ResponseClaim::StopRequested { by }, .. }) => return Pickup::StopRequested(by),
+            Some(Stored { revision, .. }) => Some(revision),
+        };
+        match claims::swap(&ctx.stops, &key, expected, &running).await {
+            Ok(true) => return Pickup::Ours,
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the response claim; generating anyway");
+                return Pickup::Ours;
+            }
+        }
+    }
+    tracing::warn!("the response claim kept changing; generating anyway");
+    Pickup::Ours
 }
 
 /// The provider's answer to the start of a generation; pending forever once taken (the branch is then disabled).
@@ -326,11 +402,14 @@ mod tests {
     #[test]
     fn stop_records_in_either_shape() {
         let by = Uuid::new_v4();
-        let c = StopControl { conversation_id: Uuid::new_v4(), requested_by: by, at_us: 42 };
+        let c = StopControl { conversation_id: Uuid::new_v4(), requested_by: by, at_us: 42, response_id: None };
         let json = serde_json::to_vec(&c).unwrap_or_default();
-        assert_eq!(parse_stop(&json), Some(Stop { at_us: 42, by: Some(by) }));
-        assert_eq!(parse_stop(b"1700000000000000"), Some(Stop { at_us: 1_700_000_000_000_000, by: None }));
-        assert_eq!(parse_stop(b"\"17\""), Some(Stop { at_us: 17, by: None }));
+        assert_eq!(parse_stop(&json), Some(Stop { at_us: 42, by: Some(by), response_id: None }));
+        assert_eq!(
+            parse_stop(b"1700000000000000"),
+            Some(Stop { at_us: 1_700_000_000_000_000, by: None, response_id: None })
+        );
+        assert_eq!(parse_stop(b"\"17\""), Some(Stop { at_us: 17, by: None, response_id: None }));
         assert_eq!(parse_stop(b"nope"), None);
     }
 }

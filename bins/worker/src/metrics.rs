@@ -9,6 +9,8 @@ pub struct Metrics {
     pub jobs_completed: IntCounter,
     pub jobs_failed: IntCounter,
     pub jobs_stopped: IntCounter,
+    /// Jobs acked without generating because the api had already ended their answer (stopped while queued).
+    pub jobs_dropped: IntCounter,
     /// Jobs handed back to JetStream (publish failure, shutdown) to be generated again.
     pub jobs_requeued: IntCounter,
     pub jobs_running: IntGauge,
@@ -27,6 +29,10 @@ impl Metrics {
             jobs_completed: health.int_counter("jobs_completed_total", "Responses completed"),
             jobs_failed: health.int_counter("jobs_failed_total", "Responses failed (provider error, bad job)"),
             jobs_stopped: health.int_counter("jobs_stopped_total", "Responses stopped by a person"),
+            jobs_dropped: health.int_counter(
+                "jobs_dropped_total",
+                "Jobs dropped: stopped and ended by the api before any worker took them",
+            ),
             jobs_requeued: health.int_counter("jobs_requeued_total", "Jobs handed back for redelivery"),
             jobs_running: health.int_gauge("jobs_running", "Jobs being generated now"),
             deltas_published: health.int_counter("deltas_published_total", "response.delta events published"),

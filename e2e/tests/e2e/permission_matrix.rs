@@ -348,7 +348,7 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
             _ => unreachable!(),
         }
 
-        ws.send(&ClientFrame::Stop { conversation_id: conv }).await?;
+        ws.send(&ClientFrame::Stop { conversation_id: conv, response_id: None }).await?;
         if !RESPONDERS.contains(&who) {
             let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
             let want = if who == Who::View { "forbidden" } else { "not_found" };

@@ -41,7 +41,7 @@ async fn view_only_is_refused_on_the_socket_until_upgraded() -> anyhow::Result<(
     let mut ben = Viewer::join(&t.stack.ws_url(), &t.ben, conv, None).await?;
     let f = send_over_socket(&mut ben, conv, "m1").await?;
     assert!(is_forbidden(&f), "view only cannot send: {f:?}");
-    ben.ws.send(&ClientFrame::Stop { conversation_id: conv }).await?;
+    ben.ws.send(&ClientFrame::Stop { conversation_id: conv, response_id: None }).await?;
     let f = ben.until_frame(|f| matches!(f, ServerFrame::Error { .. })).await?;
     assert!(is_forbidden(&f), "view only cannot stop: {f:?}");
 

@@ -7,12 +7,14 @@
 //! | [`wait_for_streams`] | the other services wait until the streams they use exist |
 //! | [`source_seq`] | the `RH_CONV` seq of an event copied into `RH_AUDIT` (its `Nats-Stream-Source` header) |
 //! | [`publish_event`] | publish an [`Envelope`] on its conversation subject with `Nats-Msg-Id` = event id (dedupe on retry), without waiting for the ack |
+//! | [`claims`] | who may end a response (a queued job the api can stop vs a worker's): compare-and-set in KV `rh_stops` |
 //! | [`request`] / [`respond`] | typed JSON request/reply over `rh.api.*` with [`rh_protocol::rpc::Reply`] |
 //! | [`erase`] | erasing a conversation: purge its subjects from every stream holding them, delete its objects |
 //!
 //! Errors follow the nats.rs shape: [`Error<Kind>`] with one kind enum per operation that callers match on.
 
 mod auth;
+pub mod claims;
 pub mod erase;
 
 pub use auth::{NatsAuth, Role, redact_url};

@@ -92,7 +92,8 @@ pub enum Event {
     /// The provider failed; `text` is what was generated before.
     #[serde(rename = "response.failed")]
     ResponseFailed { response_id: Uuid, attempt: u32, error: String, text: String },
-    /// Someone stopped the response; `text` is what was generated before.
+    /// Someone stopped the response; `text` is what was generated before. `attempt` 0: stopped before any worker
+    /// started it (the api ended it).
     #[serde(rename = "response.stopped")]
     ResponseStopped {
         response_id: Uuid,
@@ -101,6 +102,10 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stopped_by: Option<Uuid>,
     },
+    /// No worker has started the response within the api's wait (`--ai-wait-secs`): the AI is unavailable; the
+    /// job stays queued and starts when a worker returns (`response.started` follows), unless it is stopped.
+    #[serde(rename = "response.delayed")]
+    ResponseDelayed { response_id: Uuid, queued_at_us: i64 },
     /// Model or settings changed. `changed` names the fields that changed; `settings` is the result.
     #[serde(rename = "settings.changed")]
     SettingsChanged { changed_by: Uuid, changed_by_name: String, changed: Vec<String>, settings: Settings },
@@ -133,6 +138,7 @@ impl Event {
             Event::ResponseCompleted { .. } => "response.completed",
             Event::ResponseFailed { .. } => "response.failed",
             Event::ResponseStopped { .. } => "response.stopped",
+            Event::ResponseDelayed { .. } => "response.delayed",
             Event::SettingsChanged { .. } => "settings.changed",
             Event::ConversationRenamed { .. } => "conversation.renamed",
             Event::AttachmentAdded { .. } => "attachment.added",
@@ -161,7 +167,8 @@ impl Event {
             | Event::ResponseDelta { response_id, .. }
             | Event::ResponseCompleted { response_id, .. }
             | Event::ResponseFailed { response_id, .. }
-            | Event::ResponseStopped { response_id, .. } => Some(*response_id),
+            | Event::ResponseStopped { response_id, .. }
+            | Event::ResponseDelayed { response_id, .. } => Some(*response_id),
             _ => None,
         }
     }

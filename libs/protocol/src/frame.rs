@@ -38,6 +38,9 @@ pub enum ClientFrame {
     },
     Stop {
         conversation_id: Uuid,
+        /// The answer to stop; without it, every answer of the conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_id: Option<Uuid>,
     },
     /// Re-authenticate the socket with a fresh access token of the same session before the current one expires
     /// (otherwise the edge closes it with `token_expired`). Answered with `authenticated`.

@@ -90,6 +90,9 @@ pub struct MessageAccepted {
 pub struct StopRequest {
     pub user_id: Uuid,
     pub conversation_id: Uuid,
+    /// The answer to stop; `None` stops every answer of the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<Uuid>,
 }
 
 /// `rh.api.stop` reply.
@@ -102,6 +105,27 @@ pub struct StopControl {
     pub conversation_id: Uuid,
     pub requested_by: Uuid,
     pub at_us: i64,
+    /// The answer to stop; `None` stops every answer of the conversation requested before `at_us`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<Uuid>,
+}
+
+/// Who holds one response, in KV `rh_stops` under [`crate::subjects::response_claim`]. Every change is a
+/// compare-and-set on the key's revision, so exactly one of the api (stopping a response no worker holds) and a
+/// worker (picking the job up) wins, and a response is ended by exactly one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ResponseClaim {
+    /// Queued by the api at `queued_at_us`; no worker has picked it up yet.
+    Queued { queued_at_us: i64 },
+    /// A worker generates it (delivery `attempt`).
+    Running { attempt: u32 },
+    /// Stopped before any worker took it: the api published `response.stopped`. A worker that picks the job up
+    /// later drops it without a word.
+    Stopped { by: Uuid },
+    /// Stopped while a worker held it: the holder ends it (a worker that picks the job up again after a crash
+    /// ends it as stopped without generating).
+    StopRequested { by: Uuid },
 }
 
 /// One message of the context sent to the model.

@@ -90,6 +90,28 @@ pub fn stop_control(conversation_id: Uuid) -> String {
 /// [`crate::rpc::SessionEnded`]; every edge closes the matching sockets.
 pub const SESSION_ENDED: &str = "rh.ctl.session.ended";
 
+/// The KV `rh_stops` key of one response's [`crate::rpc::ResponseClaim`].
+pub fn response_claim(conversation_id: Uuid, response_id: Uuid) -> String {
+    format!("response.{conversation_id}.{response_id}")
+}
+
+/// KV key filter over the response claims of one conversation.
+pub fn response_claims_of(conversation_id: Uuid) -> String {
+    format!("response.{conversation_id}.*")
+}
+
+/// KV key filter over every response claim.
+pub const RESPONSE_CLAIMS_ALL: &str = "response.>";
+
+/// The (conversation, response) of a [`response_claim`] key.
+pub fn parse_response_claim(key: &str) -> Option<(Uuid, Uuid)> {
+    let mut parts = key.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("response"), Some(c), Some(r), None) => Some((Uuid::parse_str(c).ok()?, Uuid::parse_str(r).ok()?)),
+        _ => None,
+    }
+}
+
 /// Presence of one conversation (core NATS): each edge node publishes a [`crate::rpc::PresenceAnnounce`] with its
 /// local viewers whenever they change (and periodically), and every node merges what all nodes announce.
 pub fn presence(conversation_id: Uuid) -> String {
@@ -125,5 +147,8 @@ mod tests {
         assert_eq!(conversation_of("rh.jobs.generate"), None);
         assert!(conv_all(id).ends_with(".*"));
         assert_eq!(live_conv_all(id), format!("rh.live.{}", conv_all(id).trim_start_matches("rh.")));
+        let r = Uuid::new_v4();
+        assert_eq!(parse_response_claim(&response_claim(id, r)), Some((id, r)));
+        assert_eq!(parse_response_claim(&id.to_string()), None);
     }
 }

@@ -223,7 +223,7 @@ fn audit_detail(event: &Event) -> Option<Value> {
             "author_id": author_id,
             "chars": text.chars().count(),
         }),
-        Event::ResponseStarted { .. } | Event::ResponseDelta { .. } => return None,
+        Event::ResponseStarted { .. } | Event::ResponseDelta { .. } | Event::ResponseDelayed { .. } => return None,
         Event::ResponseCompleted { response_id, attempt, model, text } => json!({
             "response_id": response_id,
             "attempt": attempt,

@@ -36,13 +36,26 @@ pub async fn send(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// `POST /conversations/{id}/stop` → 202 `{}`: the running response (if any) stops; every participant sees
-/// `response.stopped`.
+#[derive(Deserialize, Default)]
+pub struct StopBody {
+    response_id: Option<Uuid>,
+}
+
+/// `POST /conversations/{id}/stop {response_id?}` → 202 `{}`: that answer (without `response_id`: every answer of
+/// the conversation) stops, also one no worker has started yet; every participant sees `response.stopped`.
 pub async fn stop(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    service::messages::stop(&state, caller.id(), id).await?;
+    // The body is optional (older clients send none), so it is parsed only when present.
+    let body: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StopBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("bad stop request: {e}")))?
+    };
+    let response_id = body.response_id;
+    service::stops::stop(&state, caller.id(), id, response_id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }

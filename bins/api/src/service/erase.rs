@@ -180,8 +180,12 @@ async fn record_stop(state: &AppState, job: &EraseJob) -> Result<(), StepError> 
     let at_us = rh_protocol::now_us();
     let key = job.conversation_id.to_string();
     state.stops.put(key, at_us.to_string().into_bytes().into()).await.map_err(|e| StepError::Stop(e.to_string()))?;
-    let control =
-        StopControl { conversation_id: job.conversation_id, requested_by: job.requested_by.unwrap_or_default(), at_us };
+    let control = StopControl {
+        conversation_id: job.conversation_id,
+        requested_by: job.requested_by.unwrap_or_default(),
+        at_us,
+        response_id: None,
+    };
     let payload = serde_json::to_vec(&control).map_err(|e| StepError::Stop(e.to_string()))?;
     state
         .nats

@@ -1,8 +1,7 @@
-//! Sending a message and stopping a response. The api never writes `messages` rows: it publishes
-//! `message.created` and a generation job; the audit writer stores the transcript from the stream. Sending
-//! changes no PostgreSQL state, so it publishes directly (not through the outbox of [`super::events`]) and
-//! answers 2xx only once JetStream has stored both: an accepted message is never lost, a refused one (503) was
-//! never accepted.
+//! Sending a message. The api never writes `messages` rows: it publishes `message.created` and a generation job;
+//! the audit writer stores the transcript from the stream. Sending changes no PostgreSQL state, so it publishes
+//! directly (not through the outbox of [`super::events`]) and answers 2xx only once JetStream has stored both: an
+//! accepted message is never lost, a refused one (503) was never accepted. Stopping is in [`super::stops`].
 
 use super::access::{authorize, require_respond};
 use super::context;
@@ -11,7 +10,7 @@ use crate::domain::MessageText;
 use crate::error::ApiError;
 use crate::state::AppState;
 use rh_protocol::Event;
-use rh_protocol::rpc::{ChatMessage, GenerateJob, MessageAccepted, StopControl};
+use rh_protocol::rpc::{ChatMessage, GenerateJob, MessageAccepted, ResponseClaim};
 use rh_protocol::subjects;
 use uuid::Uuid;
 
@@ -22,7 +21,8 @@ const CONTEXT_TURNS: i64 = 50;
 const MAX_CLIENT_MSG_ID: usize = 128;
 
 /// Sends a message (Can Respond or owner) if the limits allow ([`limits::ai_reply`]; `max_tokens` defaulted and
-/// bounded by [`limits::max_tokens`]): publishes `message.created` (acked → its seq), then a
+/// bounded by [`limits::max_tokens`]): publishes `message.created` (acked → its seq), records the response
+/// as queued in its claim (so a stop can end it while no worker holds it, [`rh_bus::claims`]), then a
 /// [`GenerateJob`] on `rh.jobs.generate` (acked, `Nats-Msg-Id` = response id so a retry is stored once) whose
 /// context is the stored transcript, the system prompt first, ending with the new message, capped by bytes
 /// ([`context::fit`]).
@@ -73,6 +73,12 @@ pub async fn send(
         .await
         .map_err(|e| ApiError::Unavailable(format!("could not publish the message: {e}")))?;
 
+    let requested_at_us = rh_protocol::now_us();
+    let claim_key = subjects::response_claim(conversation_id, response_id);
+    let queued = ResponseClaim::Queued { queued_at_us: requested_at_us };
+    rh_bus::claims::swap(&state.stops, &claim_key, None, &queued)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("could not queue the response: {e}")))?;
     let job = GenerateJob {
         conversation_id,
         response_id,
@@ -82,40 +88,31 @@ pub async fn send(
         max_tokens: Some(max_tokens),
         messages: context,
         requested_by: user_id,
-        requested_at_us: rh_protocol::now_us(),
+        requested_at_us,
     };
-    let payload = serde_json::to_vec(&job).map_err(|e| ApiError::Internal(e.into()))?;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", response_id.to_string().as_str());
-    let ack = state
-        .js
-        .publish_with_headers(subjects::JOBS_GENERATE, headers, payload.into())
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("could not queue the response: {e}")))?;
-    ack.await.map_err(|e| ApiError::Unavailable(format!("could not queue the response: {e}")))?;
+    if let Err(e) = queue_job(state, &job).await {
+        // No job, so nothing will ever take the claim: drop it, or it would be reported as waiting for a worker.
+        if let Err(e) = rh_bus::claims::remove(&state.stops, &claim_key).await {
+            tracing::warn!(error = %e, %response_id, "could not remove the claim of an unqueued response");
+        }
+        return Err(e);
+    }
 
     state.metrics.messages_accepted.inc();
     Ok(MessageAccepted { message_id, response_id, seq })
 }
 
-/// Stops the conversation's response (Can Respond or owner): records now (µs, decimal text) in KV `rh_stops`
-/// under the conversation id — so a job picked up later, e.g. redelivered after a worker crash, does not start —
-/// and publishes [`StopControl`] on `rh.ctl.<id>.stop` for the worker generating right now.
-pub async fn stop(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<(), ApiError> {
-    let (_, permission) = authorize(state, conversation_id, user_id).await?;
-    require_respond(permission, "stop responses")?;
-    let at_us = rh_protocol::now_us();
-    state
-        .stops
-        .put(conversation_id.to_string(), at_us.to_string().into_bytes().into())
+/// Publishes `job` on `rh.jobs.generate` and waits for JetStream to store it (`Nats-Msg-Id` = response id).
+async fn queue_job(state: &AppState, job: &GenerateJob) -> Result<(), ApiError> {
+    let payload = serde_json::to_vec(job).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", job.response_id.to_string().as_str());
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("could not queue the response: {e}"));
+    let ack = state
+        .js
+        .publish_with_headers(subjects::JOBS_GENERATE, headers, payload.into())
         .await
-        .map_err(|e| ApiError::Unavailable(format!("could not record the stop: {e}")))?;
-    let control = StopControl { conversation_id, requested_by: user_id, at_us };
-    let payload = serde_json::to_vec(&control).map_err(|e| ApiError::Internal(e.into()))?;
-    state
-        .nats
-        .publish(subjects::stop_control(conversation_id), payload.into())
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("could not send the stop: {e}")))?;
+        .map_err(|e| unavailable(&e))?;
+    ack.await.map_err(|e| unavailable(&e))?;
     Ok(())
 }

@@ -12,7 +12,8 @@
 //! | [`retention`] | per-org retention: the setting and the task that deletes what it expired |
 //! | [`limits`] | every limit on abuse, shared by the replicas (AI replies, `max_tokens`, ...): checked before acting |
 //! | [`members`] | an org admin removes a member or resets their password (both end their sessions) |
-//! | [`messages`] | send a message (event + generation job), stop a response |
+//! | [`messages`] | send a message (event + response claim + generation job) |
+//! | [`stops`] | stop one answer or all of a conversation's, also one no worker holds yet |
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke |
 
@@ -28,3 +29,4 @@ pub mod messages;
 pub mod retention;
 pub mod sessions;
 pub mod shares;
+pub mod stops;

@@ -66,7 +66,7 @@ async fn access_send_and_stop_over_nats() {
     assert_eq!(e.rejection.unwrap().code, ErrorCode::BadRequest);
 
     // stop.
-    let stop = |user: uuid::Uuid| StopRequest { user_id: user, conversation_id: conv };
+    let stop = |user: uuid::Uuid| StopRequest { user_id: user, conversation_id: conv, response_id: None };
     let _: StopAccepted = rh_bus::request(&app.nc, subjects::API_STOP, &stop(team.ada.user_id), WAIT).await.unwrap();
     let e = rh_bus::request::<_, StopAccepted>(&app.nc, subjects::API_STOP, &stop(team.cy.user_id), WAIT)
         .await

@@ -134,7 +134,7 @@ async fn permission_changed_reaches_the_socket_and_unlocks_sending() -> anyhow::
         "{f:?}"
     );
     // And stop goes through for a respond-level subscriber (no error comes back).
-    b.send(&ClientFrame::Stop { conversation_id: conv }).await?;
+    b.send(&ClientFrame::Stop { conversation_id: conv, response_id: None }).await?;
     b.send(&ClientFrame::Ping).await?;
     let (_, before) = b.until(WAIT, |f| matches!(f, ServerFrame::Pong)).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -46,7 +46,7 @@ impl Bus {
 
     /// Records a stop the way the api does: KV `rh_stops[conv]`, then `StopControl` on `rh.ctl.<conv>.stop`.
     pub async fn stop(&self, conv: Uuid, by: Uuid, at_us: i64) -> anyhow::Result<()> {
-        let control = StopControl { conversation_id: conv, requested_by: by, at_us };
+        let control = StopControl { conversation_id: conv, requested_by: by, at_us, response_id: None };
         let kv = self.js.get_key_value(subjects::KV_STOPS).await?;
         kv.put(conv.to_string(), serde_json::to_vec(&control)?.into()).await?;
         self.client.publish(subjects::stop_control(conv), serde_json::to_vec(&control)?.into()).await?;
@@ -253,7 +253,8 @@ async fn stop_mid_stream_ends_with_the_partial_text_and_later_jobs_still_run() -
     r.until_deltas(j.response_id, 2).await?;
 
     // A stop from before this job was asked for (an earlier response's) does not stop it.
-    let old = StopControl { conversation_id: conv, requested_by: owner, at_us: j.requested_at_us - 1 };
+    let old =
+        StopControl { conversation_id: conv, requested_by: owner, at_us: j.requested_at_us - 1, response_id: None };
     bus.client.publish(subjects::stop_control(conv), serde_json::to_vec(&old)?.into()).await?;
     let seen_before = deltas(&r.seen, j.response_id, None).len();
     r.until_deltas(j.response_id, seen_before + 2).await?;

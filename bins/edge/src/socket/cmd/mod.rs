@@ -92,7 +92,7 @@ impl From<ClientFrame> for Command {
             ClientFrame::SendMessage { conversation_id, text, client_msg_id } => {
                 Command::SendMessage(SendMessage { conversation_id, text, client_msg_id })
             }
-            ClientFrame::Stop { conversation_id } => Command::Stop(Stop { conversation_id }),
+            ClientFrame::Stop { conversation_id, response_id } => Command::Stop(Stop { conversation_id, response_id }),
             ClientFrame::Auth { token } => Command::Auth(Auth { token }),
             ClientFrame::Ping => Command::Ping(Ping),
         }

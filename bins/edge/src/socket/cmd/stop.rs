@@ -1,4 +1,5 @@
-//! `stop {conversation_id}`: asks the api (`rh.api.stop`) to stop the conversation's response. View-only
+//! `stop {conversation_id, response_id?}`: asks the api (`rh.api.stop`) to stop that answer (without
+//! `response_id`, every answer of the conversation). View-only
 //! subscribers are refused here already (`forbidden`); the api enforces it again. Success has no frame of its
 //! own: the `response.stopped` event follows on the subscription.
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub struct Stop {
     pub conversation_id: Uuid,
+    pub response_id: Option<Uuid>,
 }
 
 impl Stop {
@@ -28,7 +30,7 @@ impl Stop {
         }
         let (hub, conn) = (hub.clone(), conn.clone());
         tokio::spawn(async move {
-            let req = StopRequest { user_id: conn.user.id, conversation_id: conv };
+            let req = StopRequest { user_id: conn.user.id, conversation_id: conv, response_id: self.response_id };
             let res: Result<StopAccepted, _> =
                 rh_bus::request(hub.nats(), subjects::API_STOP, &req, hub.request_timeout()).await;
             if let Err(e) = res {
