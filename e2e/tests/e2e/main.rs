@@ -12,6 +12,7 @@ mod limits;
 mod live_events;
 mod live_path;
 mod load_balancer;
+mod no_worker;
 mod permission_matrix;
 mod permissions;
 mod postgres_outage;
