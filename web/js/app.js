@@ -315,11 +315,11 @@ function isShared(c) {
 
 function handleSidebarFrame(f) {
   const id = f.conversation_id;
-  if (f.action === 'removed') {
+  if (f.action === 'removed' || f.action === 'deleted') {
     const c = state.convs.get(id);
     state.convs.delete(id);
     renderSidebar();
-    if (state.view && state.view.id === id) closeView(state.view, 'revoked', c);
+    if (state.view && state.view.id === id) closeView(state.view, f.action === 'deleted' ? 'deleted' : 'revoked', c);
   } else if (f.conversation) {
     state.convs.set(id, { ...(state.convs.get(id) || {}), ...f.conversation });
     renderSidebar();
@@ -574,6 +574,16 @@ api.onRefreshed = (token) => state.socket?.send({ type: 'auth', token });
 api.onUnauthorized = () => {
   api.setSession(null);
   renderLogin('Your session has ended. Please sign in again.');
+};
+
+// Another tab signed out (or in as someone else): this one follows, so a signed-out person cannot go on sending.
+api.onSessionChange = (token) => {
+  if (!token) {
+    location.hash = '';
+    renderLogin('You signed out in another tab.');
+  } else {
+    startApp(api.storedUser).catch((e) => renderLogin(errorText(e)));
+  }
 };
 
 window.addEventListener('hashchange', route);

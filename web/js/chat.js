@@ -10,6 +10,12 @@ import { ApiError, listOf } from './api.js';
 const VIEW_ONLY_TEXT = 'View only — you can watch but not send';
 /** A user message from history with no answer yet is treated as still waiting for one for this long. */
 const PENDING_WINDOW_MS = 120000;
+/**
+ * The api's default `--ai-wait-secs`: a question from history unanswered for longer is shown as "AI unavailable"
+ * (live, the api's `response.delayed` event says it; that event is not in the history a reload starts from).
+ */
+const AI_WAIT_MS = 15000;
+const UNAVAILABLE_TEXT = 'The AI is unavailable — still trying…';
 
 let localIds = 0;
 
@@ -29,7 +35,6 @@ export class ChatView {
     this.viewers = [];
     this.renderQueued = new Set();
     this.renderScheduled = false;
-    this.stopRequested = false;
     this.el = this.build();
   }
 
@@ -148,7 +153,8 @@ export class ChatView {
       onkeydown: (e) => {
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
           e.preventDefault();
-          if (!this.isStreaming()) this.send();
+          // Sending while another answer streams is fine: the server answers each question in turn.
+          this.send();
         }
       },
     });
@@ -168,13 +174,6 @@ export class ChatView {
       onclick: () => this.fileInput.click(),
     }, icon('attach'));
     this.sendBtn = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'send-button', text: 'Send' });
-    this.stopBtn = h('button', {
-      type: 'button',
-      class: 'btn btn-danger',
-      testid: 'stop-button',
-      hidden: true,
-      onclick: () => this.stop(),
-    }, icon('stop'), ' Stop');
     this.composer = h('form', {
       class: 'composer',
       testid: 'composer',
@@ -183,9 +182,8 @@ export class ChatView {
         e.preventDefault();
         this.send();
       },
-    }, this.attachBtn, this.fileInput, this.input, this.sendBtn, this.stopBtn);
+    }, this.attachBtn, this.fileInput, this.input, this.sendBtn);
     this.uploadStatus = h('div', { class: 'upload-status', testid: 'upload-status', hidden: true });
-    this.watchStop = h('div', { class: 'watch-stop', hidden: true });
 
     return h('section', { class: 'chat', testid: 'chat-view', dataset: { conversationId: this.id } },
       h('header', { class: 'chat-header' },
@@ -243,7 +241,9 @@ export class ChatView {
     if (last && last.role === 'user' && !answered.has(last.id)) {
       const age = Date.now() - new Date(last.created_at).getTime();
       if (Number.isFinite(age) && age < PENDING_WINDOW_MS) {
-        this.addEntry({ id: `pending:${last.id}`, role: 'assistant', text: '', status: 'pending', replyTo: last.id, attempt: 0, nextIndex: 0 });
+        this.addEntry({
+          id: `pending:${last.id}`, role: 'assistant', text: '', status: 'pending', replyTo: last.id, attempt: 0, nextIndex: 0, delayed: age > AI_WAIT_MS,
+        });
       }
     }
     this.setPermission(detail.permission, { quiet: true });
@@ -306,7 +306,7 @@ export class ChatView {
         this.setPermission(f.permission);
         break;
       case 'access_revoked':
-        this.ctx.closeView(this, 'revoked');
+        this.ctx.closeView(this, f.reason === 'deleted' ? 'deleted' : 'revoked');
         break;
       default:
         break;
@@ -372,6 +372,7 @@ export class ChatView {
           e.attempt = attempt;
         }
         e.status = 'streaming';
+        e.delayed = false;
         e.model = ev.model || e.model;
         this.queueRender(e);
         break;
@@ -391,6 +392,14 @@ export class ChatView {
         e.nextIndex = index + 1;
         if (e.status === 'pending') e.status = 'streaming';
         this.queueRender(e);
+        break;
+      }
+      case 'response.delayed': {
+        const e = this.ensureResponse(ev.response_id, null, at, true);
+        if (e.status === 'pending') {
+          e.delayed = true;
+          this.queueRender(e);
+        }
         break;
       }
       case 'response.completed':
@@ -491,12 +500,16 @@ export class ChatView {
     const author = h('span', { class: 'msg-author', testid: 'message-author' });
     const status = h('span', { class: 'msg-status', testid: 'message-status' });
     const meta = h('span', { class: 'msg-meta-extra' });
+    // Stop sits on the answer it stops, never where Send is: stopping someone else's answer is a deliberate act.
+    const stopBtn = entry.role === 'assistant'
+      ? h('button', { type: 'button', class: 'btn btn-ghost btn-small msg-stop', testid: 'stop-answer', hidden: true, onclick: () => this.stop(entry) }, icon('stop'), h('span', { class: 'stop-label' }))
+      : null;
     const el = h('article', {
       class: `msg msg-${entry.role}`,
       testid: 'message',
       dataset: { role: entry.role, messageId: entry.id },
-    }, h('header', { class: 'msg-head' }, author, meta, status), body);
-    Object.assign(entry, { el, body, author, status: entry.status, statusEl: status, meta });
+    }, h('header', { class: 'msg-head' }, author, meta, status, stopBtn), body);
+    Object.assign(entry, { el, body, author, status: entry.status, statusEl: status, meta, stopBtn });
     this.entries.set(entry.id, entry);
     const stick = this.nearBottom();
     this.messagesEl.appendChild(el);
@@ -517,14 +530,16 @@ export class ChatView {
       e.meta.textContent = e.model ? ` · ${e.model}` : '';
     }
     if (e.at) el.title = formatTime(e.at);
+    el.dataset.delayed = String(!!(e.delayed && e.status === 'pending'));
     const statusText = {
-      pending: 'waiting for the AI…',
+      pending: e.delayed ? UNAVAILABLE_TEXT : 'waiting for the AI…',
       streaming: 'streaming…',
       failed: `failed${e.error ? ': ' + e.error : ''}`,
       stopped: `stopped${e.stoppedBy ? ' by ' + e.stoppedBy : ''}`,
       sending: 'sending…',
     }[e.status] || '';
     e.statusEl.textContent = statusText;
+    if (e.stopBtn) this.renderStop(e);
     setChildren(e.body, renderMarkdown(e.text));
     if (e.status === 'streaming' || e.status === 'pending') {
       // The cursor goes at the end of the last paragraph, where the next words will appear.
@@ -566,11 +581,23 @@ export class ChatView {
     this.messagesEl.scrollTop = this.messagesEl.scrollHeight;
   }
 
-  isStreaming() {
-    for (const e of this.entries.values()) {
-      if (e.role === 'assistant' && (e.status === 'pending' || e.status === 'streaming')) return true;
-    }
-    return false;
+  /** Who asked for an answer: `{ mine, name }`. */
+  askerOf(e) {
+    const q = e.replyTo ? this.entries.get(e.replyTo) : null;
+    if (!q) return { mine: false, name: null };
+    return { mine: !!q.authorId && q.authorId === this.ctx.me.id, name: q.authorName || null };
+  }
+
+  /** The Stop button of one running answer: for Can Respond and the owner, named after whose answer it stops. */
+  renderStop(e) {
+    const running = e.status === 'pending' || e.status === 'streaming';
+    show(e.stopBtn, running && canRespond(this.permission));
+    if (!running) return;
+    const { mine, name } = this.askerOf(e);
+    const label = mine ? 'Stop' : `Stop ${name ? name + '’s' : 'this'} answer`;
+    e.stopBtn.querySelector('.stop-label').textContent = ` ${label}`;
+    e.stopBtn.setAttribute('aria-label', mine ? 'Stop your answer' : `${label} (for everyone)`);
+    e.stopBtn.disabled = !!e.stopRequested;
   }
 
   // ---------------------------------------------------------------- permission & header
@@ -626,7 +653,6 @@ export class ChatView {
   updateControls() {
     const respond = canRespond(this.permission);
     const owner = this.permission === 'owner';
-    const streaming = this.isStreaming();
     show(this.viewOnlyEl, !!this.permission && !respond);
     show(this.composer, respond);
     show(this.modelSelect, respond);
@@ -638,10 +664,7 @@ export class ChatView {
     if (!owner) this.endRename();
     show(this.deleteBtn, owner);
     show(this.leaveBtn, !!this.permission && !owner);
-    show(this.stopBtn, respond && streaming);
-    show(this.sendBtn, !streaming);
-    this.stopBtn.disabled = this.stopRequested && streaming;
-    if (!streaming) this.stopRequested = false;
+    for (const e of this.entries.values()) if (e.stopBtn) this.renderStop(e);
   }
 
   setViewers(viewers) {
@@ -700,14 +723,19 @@ export class ChatView {
     this.pendingSends = this.pendingSends.filter((x) => x !== p);
   }
 
-  async stop() {
-    this.stopRequested = true;
-    this.updateControls();
+  /** Stops one answer; someone else's only after a confirmation naming them. */
+  async stop(entry) {
+    const { mine, name } = this.askerOf(entry);
+    if (!mine && !confirm(`Stop ${name ? name + '’s' : 'this'} answer for everyone? ${name || 'They'} will see it stopped by you.`)) return;
+    entry.stopRequested = true;
+    this.renderStop(entry);
+    // A placeholder from history does not know its response id: then every answer of the conversation stops.
+    const body = String(entry.id).startsWith('pending:') ? {} : { response_id: entry.id };
     try {
-      await this.ctx.api.post(`/conversations/${this.id}/stop`, {});
+      await this.ctx.api.post(`/conversations/${this.id}/stop`, body);
     } catch (e) {
-      this.stopRequested = false;
-      this.updateControls();
+      entry.stopRequested = false;
+      this.renderStop(entry);
       this.ctx.toast(`Could not stop: ${errorText(e)}`, 'error');
     }
   }

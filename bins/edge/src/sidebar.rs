@@ -1,6 +1,7 @@
 //! Sidebars: `rh.user.<id>.inbox` messages forwarded as `sidebar` frames to every socket of that user on this
-//! node. A `removed` also ends that user's subscription to the conversation with `access_revoked` (if the
-//! conversation's own `participant.removed` did not already).
+//! node. A `removed` (or `deleted`) also ends that user's subscription to the conversation with `access_revoked`
+//! (if the conversation's own `participant.removed` / `conversation.deleted` did not already), with the same
+//! reason: the inbox message can overtake the stream event, and a deletion must never read as a removed access.
 //!
 //! ## One subscription per connected user
 //! An edge receives only the inboxes of the users connected to it: the first socket of a user subscribes
@@ -13,7 +14,7 @@ use crate::fanout::Registry;
 use crate::lock;
 use crate::socket::conn::Conn;
 use futures::StreamExt;
-use rh_protocol::frame::SidebarAction;
+use rh_protocol::frame::{RevokeReason, SidebarAction};
 use rh_protocol::rpc::InboxMessage;
 use rh_protocol::{ServerFrame, subjects};
 use std::collections::HashMap;
@@ -164,8 +165,14 @@ impl Inboxes {
             .into();
             for conn in self.sockets_of(user, id) {
                 let _ = conn.send(frame.clone());
-                if m.action == SidebarAction::Removed {
-                    self.registry.revoke(&conn, m.conversation_id, None);
+                match m.action {
+                    SidebarAction::Removed => {
+                        self.registry.revoke(&conn, m.conversation_id, None, RevokeReason::Removed)
+                    }
+                    SidebarAction::Deleted => {
+                        self.registry.revoke(&conn, m.conversation_id, None, RevokeReason::Deleted)
+                    }
+                    SidebarAction::Added | SidebarAction::Changed => {}
                 }
             }
         }

@@ -176,7 +176,10 @@ async fn a_deleted_conversation_leaves_nothing_to_read() -> anyhow::Result<()> {
     // Ben, watching, sees it go.
     viewer
         .until_frame(|f| match f {
-            ServerFrame::AccessRevoked { conversation_id } => *conversation_id == conv,
+            ServerFrame::AccessRevoked { conversation_id, reason } => {
+                assert_eq!(*reason, Some(rh_protocol::frame::RevokeReason::Deleted), "announced as deleted");
+                *conversation_id == conv
+            }
             ServerFrame::Event { event, .. } => matches!(event.event, Event::ConversationDeleted {}),
             _ => false,
         })

@@ -3,7 +3,7 @@
 //! (The full REST matrix lives in the api's own tests.)
 
 use crate::helpers::*;
-use rh_protocol::frame::SidebarAction;
+use rh_protocol::frame::{RevokeReason, SidebarAction};
 use rh_protocol::{ClientFrame, Permission, ServerFrame};
 use rh_testkit::{StackOptions, WsClient};
 use serde_json::json;
@@ -88,7 +88,7 @@ async fn a_revoked_viewer_stops_within_a_second_while_others_keep_streaming() ->
         .ws
         .until(
             Duration::from_secs(2),
-            |f| matches!(f, ServerFrame::AccessRevoked { conversation_id } if *conversation_id == conv),
+            |f| matches!(f, ServerFrame::AccessRevoked { conversation_id, reason: Some(RevokeReason::Removed) } if *conversation_id == conv),
         )
         .await?;
     let took = t0.elapsed();
@@ -160,7 +160,7 @@ async fn sidebar_frames_follow_share_change_revoke_and_delete() -> anyhow::Resul
     ben.until(WAIT, sidebar(SidebarAction::Added)).await?;
     let (s, _) = t.api.as_user(&t.owner).delete(&format!("/conversations/{conv}")).await?;
     assert!(s.is_success());
-    ben.until(WAIT, sidebar(SidebarAction::Removed)).await?;
+    ben.until(WAIT, sidebar(SidebarAction::Deleted)).await?;
     let (s, _) = t.api.as_user(&t.owner).get(&format!("/conversations/{conv}")).await?;
     assert_eq!(s.as_u16(), 404, "deleted for the owner too");
     Ok(())

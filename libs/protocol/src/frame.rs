@@ -65,8 +65,20 @@ pub enum SidebarAction {
     Added,
     /// Your permission, the title or the model changed.
     Changed,
-    /// Access revoked or the conversation deleted.
+    /// Your access was revoked (or you left).
     Removed,
+    /// The owner deleted the conversation.
+    Deleted,
+}
+
+/// Why a subscription ended with `access_revoked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    /// Your access was removed (or you left).
+    Removed,
+    /// The owner deleted the conversation.
+    Deleted,
 }
 
 /// Edge → client.
@@ -93,6 +105,9 @@ pub enum ServerFrame {
     /// Your access was revoked (or the conversation deleted): the subscription has ended.
     AccessRevoked {
         conversation_id: Uuid,
+        /// Why, so a deletion is never announced as a removed access (absent from older edges).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<RevokeReason>,
     },
     /// Your permission on a subscribed conversation changed (takes effect at once).
     PermissionChanged {

@@ -59,9 +59,9 @@ pub async fn delete(
         return Err(ApiError::conversation_not_found());
     }
     change.event(Event::ConversationDeleted {})?;
-    change.inbox(conversation.owner_id, SidebarAction::Removed, None)?;
+    change.inbox(conversation.owner_id, SidebarAction::Deleted, None)?;
     for p in participants {
-        change.inbox(p.user_id, SidebarAction::Removed, None)?;
+        change.inbox(p.user_id, SidebarAction::Deleted, None)?;
     }
     change.commit(state).await?;
     state.erase_wake.notify_one();

@@ -76,7 +76,7 @@ async fn create_list_get_delete() {
     let mut cy_inbox = Inbox::open(&app.nc, team.cy.user_id).await;
     let (s, _) = app.api.as_user(&team.ben).delete(&format!("/conversations/{id}")).await.unwrap();
     assert_eq!(s.as_u16(), 204);
-    let m = cy_inbox.next_where(|m| m.action == rh_protocol::frame::SidebarAction::Removed).await;
+    let m = cy_inbox.next_where(|m| m.action == rh_protocol::frame::SidebarAction::Deleted).await;
     assert_eq!(m.conversation_id, id);
     for who in [&team.ben, &team.cy] {
         let (s, v) = app.api.as_user(who).get(&format!("/conversations/{id}")).await.unwrap();

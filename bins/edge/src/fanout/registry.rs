@@ -31,7 +31,7 @@ use crate::socket::conn::{Conn, SendError};
 use async_nats::jetstream;
 use axum::extract::ws::Utf8Bytes;
 use rh_protocol::ServerFrame;
-use rh_protocol::frame::Viewer;
+use rh_protocol::frame::{RevokeReason, Viewer};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -169,10 +169,11 @@ impl Registry {
         true
     }
 
-    /// Ends a subscription because access is gone, and tells the client (once).
-    pub fn revoke(&self, conn: &Conn, conversation: Uuid, generation: Option<u64>) {
+    /// Ends a subscription because access is gone, and tells the client (once) why.
+    pub fn revoke(&self, conn: &Conn, conversation: Uuid, generation: Option<u64>, reason: RevokeReason) {
         if self.end_subscription(conn, conversation, generation) {
-            let _ = conn.send_frame(&ServerFrame::AccessRevoked { conversation_id: conversation });
+            let _ =
+                conn.send_frame(&ServerFrame::AccessRevoked { conversation_id: conversation, reason: Some(reason) });
             tracing::info!(user = %conn.user.id, %conversation, "access revoked; subscription ended");
         }
     }
@@ -195,7 +196,10 @@ impl Registry {
 
     pub(super) fn apply(&self, effect: Effect, conn: &Conn, conversation: Uuid, generation: u64) {
         match effect {
-            Effect::Revoke(_) => self.revoke(conn, conversation, Some(generation)),
+            Effect::Revoke(who) => {
+                let reason = if who.is_some() { RevokeReason::Removed } else { RevokeReason::Deleted };
+                self.revoke(conn, conversation, Some(generation), reason)
+            }
             Effect::Permission(_, permission) => {
                 conn.set_permission(conversation, generation, permission);
                 let _ = conn.send_frame(&ServerFrame::PermissionChanged { conversation_id: conversation, permission });

@@ -1,7 +1,7 @@
 //! Access changes on open sockets: revocation, permission changes, deletion, sidebars; sending over the socket.
 
 use crate::helpers::*;
-use rh_protocol::frame::SidebarAction;
+use rh_protocol::frame::{RevokeReason, SidebarAction};
 use rh_protocol::rpc::{ConversationSummary, InboxMessage};
 use rh_protocol::{ClientFrame, Event, Permission, ServerFrame, subjects};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ async fn participant_removed_ends_that_users_subscription_within_a_second() -> a
     let (_, before) = b
         .until(
             Duration::from_secs(2),
-            |f| matches!(f, ServerFrame::AccessRevoked { conversation_id } if *conversation_id == conv),
+            |f| matches!(f, ServerFrame::AccessRevoked { conversation_id, .. } if *conversation_id == conv),
         )
         .await?;
     let took = t0.elapsed();
@@ -72,7 +72,7 @@ async fn conversation_deleted_revokes_every_subscriber() -> anyhow::Result<()> {
     subscribe(&mut b, conv, None).await?;
     env.publish(conv, Some(ada.id), Event::ConversationDeleted {}).await?;
     for ws in [&mut a, &mut b] {
-        ws.until(WAIT, |f| matches!(f, ServerFrame::AccessRevoked { conversation_id } if *conversation_id == conv))
+        ws.until(WAIT, |f| matches!(f, ServerFrame::AccessRevoked { conversation_id, reason: Some(RevokeReason::Deleted) } if *conversation_id == conv))
             .await?;
     }
     rh_testkit::eventually(WAIT, "no subscriptions left", || async {
@@ -195,7 +195,7 @@ async fn inbox_messages_become_sidebar_frames_and_removed_ends_the_subscription(
         InboxMessage { user_id: ben.id, action: SidebarAction::Removed, conversation_id: conv, conversation: None };
     env.client.publish(subjects::user_inbox(ben.id), serde_json::to_vec(&removed)?.into()).await?;
     let (_, before) = b1
-        .until(WAIT, |f| matches!(f, ServerFrame::AccessRevoked { conversation_id } if *conversation_id == conv))
+        .until(WAIT, |f| matches!(f, ServerFrame::AccessRevoked { conversation_id, .. } if *conversation_id == conv))
         .await?;
     assert!(
         before.iter().any(|f| matches!(f, ServerFrame::Sidebar { action: SidebarAction::Removed, .. })),
