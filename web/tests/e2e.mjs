@@ -12,19 +12,10 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const APP = (process.env.RH_APP_URL || '').replace(/\/+$/, '');
-const ARTIFACTS = path.resolve(process.env.RH_ARTIFACTS_DIR || path.join(here, '../../target/web-artifacts'));
-const CHROMIUM = process.env.RH_CHROMIUM || '/usr/bin/chromium';
-const T = 20000; // default wait for anything a user would see
-
-if (!APP) {
-  console.error('RH_APP_URL is not set (the api base URL serving the web client, e.g. http://127.0.0.1:8080)');
-  process.exit(2);
-}
-fs.mkdirSync(ARTIFACTS, { recursive: true });
+import {
+  APP, ARTIFACTS, CHROMIUM, T, apiCall, tid, shot, norm, waitUntil, isVisible, signIn as signInWith, convItem,
+  assistantMsgs, userMsgs, stepRunner, finish,
+} from './lib.mjs';
 
 const run = Math.random().toString(36).slice(2, 8);
 const PASSWORD = 'e2e-password-' + run;
@@ -32,19 +23,6 @@ const alice = { name: `Alice Owner ${run}`, email: `alice-${run}@e2e.test` };
 const bob = { name: `Bob Viewer ${run}`, email: `bob-${run}@e2e.test` };
 
 // ------------------------------------------------------------------ API set-up (a fresh org per run)
-
-async function apiCall(method, p, body, token) {
-  const res = await fetch(`${APP}/api/v1${p}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = text; }
-  if (!res.ok) throw new Error(`${method} ${p} → ${res.status}: ${text.slice(0, 300)}`);
-  return json;
-}
 
 async function setUpOrg() {
   await apiCall('POST', '/orgs', { org_name: `E2E Org ${run}`, name: alice.name, email: alice.email, password: PASSWORD });
@@ -60,58 +38,11 @@ async function setUpOrg() {
 
 // ------------------------------------------------------------------ helpers
 
-const tid = (id) => `[data-testid="${id}"]`;
-let shotNo = 0;
-
-async function shot(page, name) {
-  shotNo += 1;
-  const file = path.join(ARTIFACTS, `${String(shotNo).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
-  return file;
-}
-
-function norm(s) {
-  return String(s || '').replace(/\s+/g, ' ').trim();
-}
-
-async function waitUntil(what, fn, timeout = T) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > timeout) throw new Error(`timed out after ${timeout} ms waiting for: ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function listOfShares(v) {
   return Array.isArray(v) ? v : v?.shares || [];
 }
 
-async function isVisible(page, selector) {
-  return page.locator(selector).first().isVisible();
-}
-
-async function signIn(page, who) {
-  await page.goto(`${APP}/`);
-  await page.locator(tid('login-email')).fill(who.email);
-  await page.locator(tid('login-password')).fill(PASSWORD);
-  await page.locator(tid('login-submit')).click();
-  await page.locator(tid('sidebar')).waitFor({ state: 'visible', timeout: T });
-  await waitUntil(`${who.name} shown as signed in`, async () => norm(await page.locator(tid('current-user')).textContent()) === who.name);
-}
-
-function convItem(id) {
-  return `${tid('conversation-item')}[data-conversation-id="${id}"]`;
-}
-
-const assistantMsgs = `${tid('messages')} ${tid('message')}[data-role="assistant"]`;
-const userMsgs = `${tid('messages')} ${tid('message')}[data-role="user"]`;
+const signIn = (page, who) => signInWith(page, who, PASSWORD);
 
 async function assistantTexts(page) {
   return page.locator(`${assistantMsgs} ${tid('message-text')}`).allTextContents();
@@ -119,31 +50,9 @@ async function assistantTexts(page) {
 
 // ------------------------------------------------------------------ the scenario
 
-const results = [];
-let failed = false;
 let browser;
 const pages = {};
-
-async function step(name, fn) {
-  if (failed) {
-    results.push({ name, status: 'skipped' });
-    console.log(`- skip  ${name}`);
-    return;
-  }
-  const started = Date.now();
-  try {
-    await fn();
-    results.push({ name, status: 'passed' });
-    console.log(`✔ pass  ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    failed = true;
-    results.push({ name, status: 'failed', error: e });
-    console.log(`✘ FAIL  ${name}\n        ${String(e?.stack || e).split('\n').slice(0, 6).join('\n        ')}`);
-    for (const [who, page] of Object.entries(pages)) {
-      try { await shot(page, `FAILED-${who}`); } catch { /* page gone */ }
-    }
-  }
-}
+const { step, results } = stepRunner(pages);
 
 async function main() {
   console.log(`RelayHub web e2e against ${APP}; screenshots in ${ARTIFACTS}`);
@@ -262,7 +171,7 @@ async function main() {
     await B.locator(tid('view-only-notice')).waitFor({ state: 'visible', timeout: T });
     const notice = norm(await B.locator(tid('view-only-notice')).textContent());
     if (!/view only/i.test(notice) || !/cannot send|can watch/i.test(notice)) throw new Error(`notice: ${notice}`);
-    for (const id of ['composer', 'composer-input', 'send-button', 'stop-button', 'attach-button', 'model-select', 'settings-button', 'share-button']) {
+    for (const id of ['composer', 'composer-input', 'send-button', 'stop-answer', 'attach-button', 'model-select', 'settings-button', 'share-button']) {
       if (await isVisible(B, tid(id))) throw new Error(`B (view only) can see ${id}`);
     }
     await B.locator(tid('model-label')).waitFor({ state: 'visible', timeout: T });
@@ -288,9 +197,10 @@ async function main() {
       return t.length > 0 ? t : null;
     });
     await shot(B, 'b-answer-streaming');
-    // … A (who may respond) has Stop instead of Send while it streams.
-    if (!(await isVisible(A, tid('stop-button')))) throw new Error('A has no Stop button while the answer streams');
-    if (await isVisible(B, tid('stop-button'))) throw new Error('B (view only) has a Stop button');
+    // … A (who may respond) has Stop on the answer while it streams, and Send stays where it is.
+    if (!(await isVisible(A, `${assistantMsgs} ${tid('stop-answer')}`))) throw new Error('A has no Stop on the streaming answer');
+    if (!(await isVisible(A, tid('send-button')))) throw new Error('Send is gone while an answer streams');
+    if (await isVisible(B, tid('stop-answer'))) throw new Error('B (view only) has a Stop button');
     await shot(A, 'a-answer-streaming-with-stop');
     // … then the completed text.
     await waitUntil('B sees the answer complete', async () => (await bAnswer.getAttribute('data-status')) === 'complete', 60000);
@@ -415,13 +325,13 @@ async function main() {
     const answer = A.locator(assistantMsgs).nth(before);
     await waitUntil('the answer streams on after the reload', async () =>
       (await answer.getAttribute('data-status')) === 'streaming' && norm(await answer.locator(tid('message-text')).textContent()).length > 0);
-    await A.locator(tid('stop-button')).waitFor({ state: 'visible', timeout: T });
+    await answer.locator(tid('stop-answer')).waitFor({ state: 'visible', timeout: T });
     await shot(A, 'a-after-reload-streaming-with-stop');
-    await A.locator(tid('stop-button')).click();
+    await answer.locator(tid('stop-answer')).click();
     await waitUntil('A sees the answer stopped', async () => (await answer.getAttribute('data-status')) === 'stopped');
     await waitUntil('B sees the answer stopped', async () => (await B.locator(assistantMsgs).nth(before).getAttribute('data-status')) === 'stopped');
     await A.locator(tid('send-button')).waitFor({ state: 'visible', timeout: T });
-    if (await isVisible(A, tid('stop-button'))) throw new Error('Stop still shown after the answer stopped');
+    if (await isVisible(A, tid('stop-answer'))) throw new Error('Stop still shown after the answer stopped');
     await shot(B, 'b-sees-stopped');
   });
 
@@ -564,18 +474,4 @@ async function main() {
   });
 }
 
-let crashed = null;
-try {
-  await main();
-} catch (e) {
-  crashed = e;
-  console.log(`✘ the test itself failed: ${e?.stack || e}`);
-} finally {
-  if (browser) await browser.close().catch(() => {});
-}
-const passed = results.filter((r) => r.status === 'passed').length;
-const failedN = results.filter((r) => r.status === 'failed').length + (crashed ? 1 : 0);
-const skipped = results.filter((r) => r.status === 'skipped').length;
-console.log(`\nscreenshots: ${ARTIFACTS}`);
-console.log(`web-e2e: ${passed} passed, ${failedN} failed, ${skipped} skipped`);
-process.exit(failedN > 0 ? 1 : 0);
+await finish('web-e2e', main, results, async () => { if (browser) await browser.close(); });

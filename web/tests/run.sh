@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The web client's end-to-end test in headless Chromium: installs what is missing (nodejs + npm + chromium with
-# apt-get, playwright-core with `npm ci` from the pinned lock file), then runs e2e.mjs.
+# The web client's end-to-end tests in headless Chromium: installs what is missing (nodejs + npm + chromium with
+# apt-get, playwright-core with `npm ci` from the pinned lock file), then runs e2e.mjs and, on its private stack
+# (it pauses the stack's worker and edge), stuck.mjs.
 #
 # With RH_APP_URL set, it tests that running stack (the api URL that serves the web client). Without it, it
 # starts a private stack of its own on free ports — nats-server (JetStream), PostgreSQL (data: pg_data_dir in
@@ -46,7 +47,8 @@ PIDS=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # stuck.mjs pauses the worker and the edge: a stopped process would hold SIGTERM until continued.
+  for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   remove_postgres "$PG_DIR"
   exit "$rc"
@@ -71,6 +73,8 @@ export RH_PUBLIC_WS_URL="ws://127.0.0.1:$EDGE_PORT/ws"
 export RH_WEB_DIR="$ROOT/web"
 export RH_WORKER_OPS_LISTEN="127.0.0.1:0" RH_AUDIT_OPS_LISTEN="127.0.0.1:0"
 export RH_PROVIDER=simulated
+# stuck.mjs waits for the "AI unavailable" state: shorter than the default 15 s to keep the test quick.
+export RH_AI_WAIT_SECS=3
 
 start_service() {
   local name="$1"
@@ -78,6 +82,7 @@ start_service() {
   env $(nats_login "$name") "$ROOT/target/debug/$name" >"$STACK/logs/$name.out" 2>"$STACK/logs/$name.log" &
   local pid=$!
   PIDS+=("$pid")
+  LAST_PID=$pid
   for _ in $(seq 1 300); do
     grep -q "^listening $name " "$STACK/logs/$name.out" 2>/dev/null && return
     kill -0 "$pid" 2>/dev/null || { tail -20 "$STACK/logs/$name.log" >&2; die "$name exited"; }
@@ -87,13 +92,16 @@ start_service() {
 }
 start_service api
 start_service edge
+export RH_EDGE_PID=$LAST_PID
 start_service audit
 start_service worker
+export RH_WORKER_PID=$LAST_PID
 log "stack up: api http://127.0.0.1:$API_PORT (logs in $STACK/logs)"
 
 export RH_APP_URL="http://127.0.0.1:$API_PORT"
 status=0
 node "$HERE/e2e.mjs" || status=$?
+if [ "$status" = 0 ]; then node "$HERE/stuck.mjs" || status=$?; fi
 if [ "$status" != 0 ]; then
   rm -rf "$RH_ARTIFACTS_DIR/stack-logs" && cp -r "$STACK/logs" "$RH_ARTIFACTS_DIR/stack-logs" || true
   log "failed; service logs copied to $RH_ARTIFACTS_DIR/stack-logs"
