@@ -156,8 +156,10 @@ export class RealtimeSocket {
   }
 
   ping() {
+    // A ping still unanswered keeps its deadline: a new ping must not push it back (or a silent socket that gets
+    // a ping every PING_EVERY_MS would never time out).
+    if (this.pongTimer) return;
     if (!this.send({ type: 'ping' })) return;
-    clearTimeout(this.pongTimer);
     // Any frame counts as proof of life; a silent socket is half-open and gets replaced.
     this.pongTimer = setTimeout(() => this.drop(), PONG_TIMEOUT_MS);
   }
