@@ -53,7 +53,7 @@ pub async fn stop(
     let body: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
         StopBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("bad stop request: {e}")))?
+        crate::extract::json_from_slice(&body)?
     };
     let response_id = body.response_id;
     service::stops::stop(&state, caller.id(), id, response_id).await?;
