@@ -91,7 +91,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     health.set_ready(true);
     crate::service::erase::Eraser::spawn(state.clone(), &health);
     crate::service::retention::spawn(state.clone());
-    tokio::spawn(crate::waiting::run(state.clone()));
+    tokio::spawn(crate::waiting::run(state.clone(), health.clone()));
     tracing::info!("api started");
     if let Some(ops) = state.settings.ops_listen {
         let router = rh_telemetry::ops_router(health.clone());

@@ -1,6 +1,8 @@
 //! Answers no worker has started: after `--ai-wait-secs` in the `queued` state of their claim
 //! ([`rh_bus::claims`]) every viewer is told the AI is unavailable (`response.delayed`, once per answer; the job
-//! stays queued and starts when a worker returns), and they count in `responses_waiting_for_worker`.
+//! stays queued and starts when a worker returns), and they count in `responses_waiting_for_worker` and in
+//! `/readyz`, which stays 200 (the api serves; pulling it out of a load balancer would help nobody) with the body
+//! `ready, degraded: ai workers: N answers waiting with no worker`.
 //!
 //! It lives in the api because the api is what is still there when the worker pool is not (a watcher in the
 //! workers would go down with them), and it already writes the `queued` claims. Each api process watches the
@@ -12,6 +14,7 @@ use async_nats::jetstream::kv;
 use futures::StreamExt;
 use rh_protocol::rpc::ResponseClaim;
 use rh_protocol::{Envelope, Event, subjects};
+use rh_telemetry::Health;
 use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
@@ -40,18 +43,18 @@ struct Queued {
 }
 
 /// Runs for the life of the process; a broken watch is started again (with the current state of every claim).
-pub async fn run(state: AppState) {
+pub async fn run(state: AppState, health: Health) {
     let wait = Duration::from_secs(state.settings.ai_wait_secs);
     loop {
-        if let Err(e) = watch(&state, wait).await {
+        if let Err(e) = watch(&state, &health, wait).await {
             tracing::warn!(error = %e, "response claims watch failed; starting again");
         }
-        state.metrics.responses_waiting_for_worker.set(0);
+        report(&state, &health, 0);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-async fn watch(state: &AppState, wait: Duration) -> Result<(), WatchError> {
+async fn watch(state: &AppState, health: &Health, wait: Duration) -> Result<(), WatchError> {
     let mut entries = state.stops.watch_with_history(subjects::RESPONSE_CLAIMS_ALL).await?;
     let mut queued: HashMap<Uuid, Queued> = HashMap::new();
     let mut check = tokio::time::interval(CHECK_EVERY);
@@ -62,7 +65,10 @@ async fn watch(state: &AppState, wait: Duration) -> Result<(), WatchError> {
                 Some(entry) => apply(&mut queued, entry?),
                 None => return Err(WatchError::Ended),
             },
-            _ = check.tick() => announce(state, &mut queued, wait).await,
+            _ = check.tick() => {
+                let waiting = announce(state, &mut queued, wait).await;
+                report(state, health, waiting);
+            }
         }
     }
 }
@@ -84,8 +90,14 @@ fn apply(queued: &mut HashMap<Uuid, Queued>, entry: kv::Entry) {
     }
 }
 
-/// Announces the answers that have waited longer than `wait` (once each) and sets the gauge.
-async fn announce(state: &AppState, queued: &mut HashMap<Uuid, Queued>, wait: Duration) {
+/// The gauge and `/readyz`'s degraded note.
+fn report(state: &AppState, health: &Health, waiting: i64) {
+    state.metrics.responses_waiting_for_worker.set(waiting);
+    health.set_degraded("ai workers", (waiting > 0).then(|| format!("{waiting} answers waiting with no worker")));
+}
+
+/// Announces the answers that have waited longer than `wait` (once each); returns how many are waiting.
+async fn announce(state: &AppState, queued: &mut HashMap<Uuid, Queued>, wait: Duration) -> i64 {
     let cutoff = rh_protocol::now_us() - i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
     let mut waiting = 0;
     for (response_id, q) in queued.iter_mut() {
@@ -110,5 +122,5 @@ async fn announce(state: &AppState, queued: &mut HashMap<Uuid, Queued>, wait: Du
             Err(e) => tracing::warn!(error = %e, %response_id, "could not announce a waiting answer"),
         }
     }
-    state.metrics.responses_waiting_for_worker.set(waiting);
+    waiting
 }

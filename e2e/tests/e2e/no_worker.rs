@@ -14,6 +14,12 @@ async fn metric(service: &Service, name: &str) -> Option<f64> {
     body.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
 }
 
+/// The api's `/readyz`: status and body.
+async fn readyz(service: &Service) -> anyhow::Result<(u16, String)> {
+    let r = reqwest::get(format!("{}/readyz", service.http_url())).await?;
+    Ok((r.status().as_u16(), r.text().await?))
+}
+
 /// Waits until `viewer` has seen an event for which `pred` holds (reading more frames as needed).
 async fn until_seen(viewer: &mut Viewer, pred: impl Fn(&Event) -> bool) -> anyhow::Result<()> {
     while !viewer.seen.iter().any(|s| pred(&s.event.event)) {
@@ -68,6 +74,9 @@ async fn with_no_worker_viewers_see_the_ai_unavailable_and_stop_ends_the_answer_
         (metric(&t.stack.api, "relayhub_api_responses_waiting_for_worker").await? == 2.0).then_some(())
     })
     .await?;
+    // Still ready (it serves), and says what is missing.
+    let (status, body) = readyz(&t.stack.api).await?;
+    assert_eq!((status, body.as_str()), (200, "ready, degraded: ai workers: 2 answers waiting with no worker"));
 
     // Ben stops Ada's answer, on that answer: it ends at once for both, stopped by Ben; his own keeps waiting.
     ben.ws.send(&ClientFrame::Stop { conversation_id: conv, response_id: Some(ada_rid) }).await?;
@@ -100,6 +109,7 @@ async fn with_no_worker_viewers_see_the_ai_unavailable_and_stop_ends_the_answer_
         (metric(&t.stack.api, "relayhub_api_responses_waiting_for_worker").await? == 0.0).then_some(())
     })
     .await?;
+    assert_eq!(readyz(&t.stack.api).await?, (200, "ready".to_owned()));
     // The transcript has it as stopped.
     rh_testkit::eventually(WAIT, "the stopped answer in the stored history", || async {
         let v = t.api.conversation(&t.owner, conv).await.ok()?;

@@ -5,7 +5,8 @@
 //!   PostgreSQL, checked every 250 ms, so `/readyz` follows an outage within a second) — plus the Prometheus
 //!   [`prometheus::Registry`] of the process.
 //! - [`ops_router`]: `/metrics`, `/healthz` (alive) and `/readyz` (200 only when ready and every dependency is
-//!   up; the 503 body names what is down) for any axum app.
+//!   up; the 503 body names what is down; a ready service that serves with something missing says
+//!   `ready, degraded: …`, see [`Health::set_degraded`]) for any axum app.
 //! - [`serve`]: binds, prints the one machine-readable stdout line that launchers and tests wait for
 //!   (`listening <name> http://<addr>`), and serves until the shutdown future resolves.
 //! - [`shutdown_signal`]: resolves on Ctrl-C or SIGTERM.
@@ -37,6 +38,8 @@ pub struct Health {
     /// Each watched dependency and whether its last check passed.
     dependencies: Arc<Mutex<BTreeMap<&'static str, bool>>>,
     dependency_up: prometheus::IntGaugeVec,
+    /// What works less well right now without making the service unready (e.g. the api with no AI worker).
+    degraded: Arc<Mutex<BTreeMap<&'static str, String>>>,
     registry: prometheus::Registry,
 }
 
@@ -49,8 +52,13 @@ impl Health {
             &["dependency"],
         )
         .expect("valid metric");
-        let health =
-            Health { ready: Arc::new(AtomicBool::new(false)), dependencies: Arc::default(), dependency_up, registry };
+        let health = Health {
+            ready: Arc::new(AtomicBool::new(false)),
+            dependencies: Arc::default(),
+            dependency_up,
+            degraded: Arc::default(),
+            registry,
+        };
         health.register(health.dependency_up.clone());
         health
     }
@@ -114,6 +122,16 @@ impl Health {
     }
 
     /// The service's own verdict and every watched dependency up.
+    /// Notes (or with `None` clears) that `what` is degraded: `/readyz` stays 200 — the service can still serve,
+    /// so a load balancer must keep it — and its body says `ready, degraded: <what>: <why>`.
+    pub fn set_degraded(&self, what: &'static str, why: Option<String>) {
+        let mut degraded = self.degraded.lock().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(why) => degraded.insert(what, why),
+            None => degraded.remove(what),
+        };
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire) && self.down().is_empty()
     }
@@ -170,7 +188,13 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     if !down.is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} down", down.join(", ")))
     } else if health.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready".to_owned())
+        let degraded = health.degraded.lock().unwrap_or_else(|e| e.into_inner());
+        let notes: Vec<String> = degraded.iter().map(|(what, why)| format!("{what}: {why}")).collect();
+        if notes.is_empty() {
+            (StatusCode::OK, "ready".to_owned())
+        } else {
+            (StatusCode::OK, format!("ready, degraded: {}", notes.join("; ")))
+        }
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
     }

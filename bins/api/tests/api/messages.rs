@@ -1,7 +1,7 @@
 use crate::helpers::*;
 use async_nats::jetstream;
 use futures::StreamExt;
-use rh_protocol::rpc::{GenerateJob, StopControl};
+use rh_protocol::rpc::{GenerateJob, ResponseClaim, StopControl};
 use rh_protocol::{Event, subjects};
 use serde_json::json;
 
@@ -104,6 +104,65 @@ async fn stop_is_recorded_and_sent_to_the_worker() {
     let stored = kv.get(conv.to_string()).await.unwrap().expect("a stop time in rh_stops");
     let at: i64 = std::str::from_utf8(&stored).unwrap().parse().unwrap();
     assert_eq!(at, stop.at_us);
+}
+
+/// The claim of one answer, as the api and the workers read it in KV `rh_stops`.
+async fn claim(app: &App, conv: uuid::Uuid, response: uuid::Uuid) -> Option<ResponseClaim> {
+    let kv = app.js.get_key_value(subjects::KV_STOPS).await.unwrap();
+    let stored = rh_bus::claims::read(&kv, &subjects::response_claim(conv, response)).await.unwrap();
+    stored.map(|s| s.claim)
+}
+
+/// No worker runs in these tests: each answer stays queued until someone stops it, and then the api ends it.
+#[tokio::test]
+async fn stopping_one_queued_answer_ends_it_and_leaves_the_others_waiting() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Two questions").await;
+    let send = |who: rh_testkit::Session, text: &'static str| {
+        let api = app.api.as_user(&who);
+        async move {
+            let (s, v) = api.post(&format!("/conversations/{conv}/messages"), json!({ "text": text })).await.unwrap();
+            assert_eq!(s.as_u16(), 202, "{v}");
+            v["response_id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap()
+        }
+    };
+    let ada_answer = send(team.ada.clone(), "First?").await;
+    let ben_answer = send(team.ben.clone(), "Second?").await;
+    assert!(matches!(claim(&app, conv, ada_answer).await, Some(ResponseClaim::Queued { .. })));
+
+    // Cy (View only) may not stop anything; a broken body is a 400; neither changes the claim.
+    let stop = format!("/conversations/{conv}/stop");
+    let (s, v) = app.api.as_user(&team.cy).post(&stop, json!({ "response_id": ada_answer })).await.unwrap();
+    assert_error(s, &v, 403, "forbidden");
+    let (s, v) = app.api.as_user(&team.ben).post(&stop, json!({ "response_id": "not-an-id" })).await.unwrap();
+    assert_error(s, &v, 400, "bad_request");
+    assert!(matches!(claim(&app, conv, ada_answer).await, Some(ResponseClaim::Queued { .. })));
+
+    // Ben stops Ada's answer (twice: the second changes nothing): ended once, by the api, stopped by Ben.
+    for _ in 0..2 {
+        let (s, v) = app.api.as_user(&team.ben).post(&stop, json!({ "response_id": ada_answer })).await.unwrap();
+        assert_eq!(s.as_u16(), 202, "{v}");
+    }
+    let ends: Vec<Event> =
+        conv_events(&app.js, conv).await.into_iter().map(|(_, e)| e.event).filter(|e| e.is_response_end()).collect();
+    assert_eq!(
+        ends,
+        [Event::ResponseStopped {
+            response_id: ada_answer,
+            attempt: 0,
+            text: String::new(),
+            stopped_by: Some(team.ben.user_id)
+        }]
+    );
+    assert_eq!(claim(&app, conv, ada_answer).await, Some(ResponseClaim::Stopped { by: team.ben.user_id }));
+    assert!(matches!(claim(&app, conv, ben_answer).await, Some(ResponseClaim::Queued { .. })), "Ben's still waits");
+
+    // The transcript shows it stopped, as viewers saw it.
+    apply_transcript(&app, conv).await;
+    let (_, v) = app.api.as_user(&team.cy).get(&format!("/conversations/{conv}")).await.unwrap();
+    let stored = v["messages"].as_array().unwrap().iter().find(|m| m["id"] == ada_answer.to_string()).cloned();
+    assert_eq!(stored.unwrap()["status"], "stopped");
 }
 
 /// A long conversation whose transcript is larger than a NATS message: sending still works, and the job carries
