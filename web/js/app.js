@@ -161,10 +161,17 @@ function buildShell() {
   s.banner = h('div', { class: 'offline-banner', testid: 'offline-banner', role: 'status', hidden: true },
     h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' Offline — reconnecting…');
   s.newTitle = h('input', { type: 'text', testid: 'new-conversation-title', placeholder: 'Title (optional)', maxlength: 200, 'aria-label': 'Title' });
+  const closeNewForm = () => {
+    show(s.newForm, false);
+    s.newButton.focus();
+  };
   s.newForm = h('form', {
     class: 'new-form',
     testid: 'new-conversation-form',
     hidden: true,
+    onkeydown: (e) => {
+      if (e.key === 'Escape') closeNewForm();
+    },
     onsubmit: (e) => {
       e.preventDefault();
       createConversation(s.newTitle.value.trim());
@@ -176,7 +183,7 @@ function buildShell() {
       type: 'button',
       class: 'btn btn-ghost',
       text: 'Cancel',
-      onclick: () => show(s.newForm, false),
+      onclick: closeNewForm,
     })));
   s.ownList = h('ul', { class: 'conv-list', testid: 'sidebar-own' });
   s.sharedList = h('ul', { class: 'conv-list', testid: 'sidebar-shared' });
@@ -189,16 +196,28 @@ function buildShell() {
     text: 'Show older conversations',
     onclick: () => loadSidebar(true),
   });
-  s.sidebar = h('aside', { class: 'sidebar', testid: 'sidebar', 'aria-label': 'Conversations' },
-    h('button', {
-      type: 'button',
-      class: 'btn btn-primary btn-block',
-      testid: 'new-conversation',
-      onclick: () => {
-        show(s.newForm, s.newForm.hidden);
-        if (!s.newForm.hidden) s.newTitle.focus();
-      },
-    }, '+ New conversation'),
+  s.newButton = h('button', {
+    type: 'button',
+    class: 'btn btn-primary btn-block',
+    testid: 'new-conversation',
+    onclick: () => {
+      show(s.newForm, s.newForm.hidden);
+      if (!s.newForm.hidden) s.newTitle.focus();
+    },
+  }, '+ New conversation');
+  s.sidebar = h('aside', {
+    class: 'sidebar',
+    testid: 'sidebar',
+    'aria-label': 'Conversations',
+    // On a phone the sidebar is a drawer: Escape closes it, back to its button.
+    onkeydown: (e) => {
+      if (e.key === 'Escape' && s.root.classList.contains('sidebar-open')) {
+        setSidebarOpen(false);
+        s.toggle.focus();
+      }
+    },
+  },
+    s.newButton,
     s.newForm,
     h('h2', { class: 'sidebar-head', text: 'My conversations' }),
     s.ownList,
@@ -386,6 +405,8 @@ async function openConversation(id) {
   renderSidebar();
   try {
     await view.load();
+    // The focus was on the sidebar link (now re-rendered): continue where the person will type or read.
+    if (state.view === view && (!document.activeElement || document.activeElement === document.body || !document.activeElement.isConnected)) view.focusDefault();
   } catch (e) {
     if (state.view !== view) return;
     if (e instanceof ApiError && (e.status === 404 || e.status === 403)) closeView(view, 'not_found');

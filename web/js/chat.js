@@ -47,7 +47,7 @@ export class ChatView {
     this.renameInput = h('input', {
       type: 'text', maxlength: '200', class: 'rename-input', testid: 'rename-input', 'aria-label': 'Title',
       onkeydown: (e) => {
-        if (e.key === 'Escape') this.endRename();
+        if (e.key === 'Escape') this.endRename(true);
       },
     });
     this.renameForm = h('form', {
@@ -60,7 +60,7 @@ export class ChatView {
       },
     }, this.renameInput,
     h('button', { type: 'submit', class: 'btn btn-primary', testid: 'rename-save', text: 'Save' }),
-    h('button', { type: 'button', class: 'btn btn-ghost', text: 'Cancel', onclick: () => this.endRename() }));
+    h('button', { type: 'button', class: 'btn btn-ghost', text: 'Cancel', onclick: () => this.endRename(true) }));
     this.renameBtn = h('button', {
       type: 'button',
       class: 'btn btn-ghost',
@@ -102,6 +102,13 @@ export class ChatView {
       class: 'settings-panel',
       testid: 'settings-panel',
       hidden: true,
+      'aria-label': 'Temperature and system prompt',
+      onkeydown: (e) => {
+        if (e.key === 'Escape') {
+          this.toggleSettings(false);
+          this.settingsBtn.focus();
+        }
+      },
       onsubmit: (e) => {
         e.preventDefault();
         this.saveSettings();
@@ -139,7 +146,8 @@ export class ChatView {
     }, icon('trash'), h('span', { class: 'btn-label', text: 'Delete' }));
 
     this.attachmentsEl = h('div', { class: 'attachments', testid: 'attachments', hidden: true });
-    this.messagesEl = h('div', { class: 'messages', testid: 'messages', role: 'log', 'aria-live': 'polite' });
+    // Focusable, so the history scrolls with the keyboard (arrows, Page Up/Down) like any page.
+    this.messagesEl = h('div', { class: 'messages', testid: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
 
     this.viewOnlyEl = h('div', { class: 'view-only-notice', testid: 'view-only-notice', role: 'status', hidden: true },
       icon('eye'), h('span', { text: VIEW_ONLY_TEXT }));
@@ -270,6 +278,11 @@ export class ChatView {
       }
     });
     this.messagesEl.prepend(button);
+  }
+
+  /** Where the keyboard goes when the conversation opens: the composer, or the history for View only. */
+  focusDefault() {
+    (canRespond(this.permission) ? this.input : this.messagesEl).focus();
   }
 
   subscribe() {
@@ -763,11 +776,12 @@ export class ChatView {
     this.renameInput.select();
   }
 
-  endRename() {
+  endRename(refocus = false) {
     if (this.renameForm.hidden) return;
     show(this.renameForm, false);
     show(this.titleEl, true);
     show(this.renameBtn, this.permission === 'owner');
+    if (refocus && !this.renameBtn.hidden) this.renameBtn.focus();
   }
 
   async rename(title) {

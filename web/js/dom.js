@@ -103,3 +103,51 @@ export function icon(name, cls = 'icon') {
   svg.appendChild(path);
   return svg;
 }
+
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/**
+ * Makes `dialog` modal for the keyboard: Tab and Shift+Tab cycle inside it, Escape calls `onEscape`. Returns the
+ * function that undoes it and gives the focus back to where it was when the dialog opened.
+ */
+export function trapFocus(dialog, onEscape) {
+  const opener = document.activeElement;
+  const onKey = (e) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      onEscape();
+      return;
+    }
+    if (e.key !== 'Tab') return;
+    const items = [...dialog.querySelectorAll(FOCUSABLE)].filter((el) => !el.closest('[hidden]'));
+    if (items.length === 0) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    const inside = dialog.contains(document.activeElement);
+    if (e.shiftKey && (document.activeElement === first || !inside)) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && (document.activeElement === last || !inside)) {
+      e.preventDefault();
+      first.focus();
+    }
+  };
+  document.addEventListener('keydown', onKey);
+  return () => {
+    document.removeEventListener('keydown', onKey);
+    if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
+  };
+}
+
+/** Arrow keys move the focus through `items()` (a list of buttons); returns the keydown handler. */
+export function arrowKeys(items) {
+  return (e) => {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    const list = items().filter((el) => !el.disabled);
+    if (list.length === 0) return;
+    e.preventDefault();
+    const at = list.indexOf(document.activeElement);
+    const next = at < 0 ? (e.key === 'ArrowDown' ? 0 : list.length - 1) : (at + (e.key === 'ArrowDown' ? 1 : list.length - 1)) % list.length;
+    list[next].focus();
+  };
+}

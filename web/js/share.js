@@ -1,7 +1,7 @@
 // The sharing panel (owner only): search teammates by name or email, pick one or several, choose View Only or
 // Can Respond for each, Share; below, everyone with access, with a permission picker and Remove for each.
 
-import { h, clear, setChildren, show, icon, PERMISSION_LABEL } from './dom.js';
+import { h, clear, setChildren, show, icon, trapFocus, arrowKeys, PERMISSION_LABEL } from './dom.js';
 import { listOf } from './api.js';
 import { errorText } from './chat.js';
 
@@ -15,9 +15,6 @@ export class SharePanel {
     this.searchTimer = null;
     this.refreshTimer = null;
     this.el = this.build();
-    this.onKey = (e) => {
-      if (e.key === 'Escape') this.close();
-    };
   }
 
   build() {
@@ -29,8 +26,11 @@ export class SharePanel {
       'aria-label': 'Search teammates by name or email',
       autocomplete: 'off',
       oninput: () => this.scheduleSearch(),
+      onkeydown: (e) => this.resultKeys(e),
     });
-    this.results = h('ul', { class: 'share-results', testid: 'share-results', role: 'listbox', 'aria-label': 'Teammates' });
+    // Arrow keys move from the search field through the results (buttons: Enter or Space picks one).
+    this.resultKeys = arrowKeys(() => [...this.results.querySelectorAll('[data-testid="share-result"]')]);
+    this.results = h('ul', { class: 'share-results', testid: 'share-results', 'aria-label': 'Teammates found', onkeydown: (e) => this.resultKeys(e) });
     this.pickedEl = h('ul', { class: 'share-picked', testid: 'share-picked' });
     this.submitBtn = h('button', {
       type: 'button',
@@ -71,7 +71,7 @@ export class SharePanel {
 
   open() {
     document.body.appendChild(this.el);
-    document.addEventListener('keydown', this.onKey);
+    this.release = trapFocus(this.dialog, () => this.close());
     this.renderPicked();
     this.refresh();
     this.search.focus();
@@ -80,8 +80,8 @@ export class SharePanel {
   close() {
     clearTimeout(this.searchTimer);
     clearTimeout(this.refreshTimer);
-    document.removeEventListener('keydown', this.onKey);
     this.el.remove();
+    this.release?.();
     this.ctx.onShareClosed(this);
   }
 
@@ -133,7 +133,6 @@ export class SharePanel {
           type: 'button',
           class: 'share-result',
           testid: 'share-result',
-          role: 'option',
           dataset: { userId: id, email: u.email || '' },
           disabled: !!has || picked,
           onclick: () => this.pick(u),
@@ -150,12 +149,14 @@ export class SharePanel {
     this.picked.set(id, { user: u, permission: 'view' });
     this.renderPicked();
     this.runSearch();
+    // The picked button is gone from under the focus: continue on the new row's permission.
+    this.pickedEl.querySelector(`[data-user-id="${id}"] select`)?.focus();
   }
 
   renderPicked() {
     clear(this.pickedEl);
     for (const [id, p] of this.picked) {
-      const select = permissionSelect(p.permission, 'share-picked-permission', (v) => {
+      const select = permissionSelect(p.permission, 'share-picked-permission', p.user.name || p.user.email, (v) => {
         p.permission = v;
       });
       this.pickedEl.appendChild(h('li', { class: 'person-row', testid: 'share-picked-row', dataset: { userId: id } },
@@ -171,6 +172,7 @@ export class SharePanel {
             this.picked.delete(id);
             this.renderPicked();
             this.runSearch();
+            this.search.focus();
           },
         }, icon('close'))));
     }
@@ -190,6 +192,7 @@ export class SharePanel {
       clear(this.results);
       this.renderPicked();
       this.showError('');
+      this.search.focus(); // Share is disabled now, and a disabled button loses the focus
       this.ctx.toast(`Shared with ${names.join(', ')}`);
       await this.refresh();
     } catch (e) {
@@ -235,7 +238,8 @@ export class SharePanel {
       h('span', { class: 'badge badge-owner', text: 'Owner' })));
     for (const a of this.access) {
       if (a.user_id === ownerId || a.permission === 'owner') continue;
-      const select = permissionSelect(a.permission, 'share-access-permission', (v) => this.change(a, v, select));
+      const who = a.name || a.email || 'this person';
+      const select = permissionSelect(a.permission, 'share-access-permission', who, (v) => this.change(a, v, select));
       rows.push(h('li', { class: 'person-row', testid: 'share-access-row', dataset: { userId: a.user_id, permission: a.permission, email: a.email || '' } },
         h('span', { class: 'person' }, h('span', { class: 'person-name', text: a.name || a.email || a.user_id }),
           h('span', { class: 'muted small', text: ` ${a.email || ''}` })),
@@ -244,10 +248,16 @@ export class SharePanel {
           type: 'button',
           class: 'btn btn-ghost btn-danger-text',
           testid: 'share-remove',
+          'aria-label': `Remove ${who}`,
           onclick: () => this.remove(a),
         }, 'Remove')));
     }
+    // A re-render replaces the row that had the focus (after a change): the focus stays on the same control of the
+    // same person, or goes to the search when that person is gone (never onto someone else's Remove).
+    const focused = this.accessEl.contains(document.activeElement) ? document.activeElement : null;
+    const was = focused && { user: focused.closest('[data-user-id]')?.dataset.userId, testid: focused.dataset.testid };
     setChildren(this.accessEl, rows);
+    if (was) (this.accessEl.querySelector(`[data-user-id="${was.user}"] [data-testid="${was.testid}"]`) || this.search).focus();
     if (this.access.filter((a) => a.user_id !== ownerId).length === 0) {
       this.accessEl.appendChild(h('li', { class: 'muted small', testid: 'share-nobody', text: 'Not shared with anyone yet.' }));
     }
@@ -281,8 +291,8 @@ function userId(u) {
   return u.id || u.user_id;
 }
 
-function permissionSelect(value, testid, onChange) {
-  const select = h('select', { class: 'perm-select', testid, 'aria-label': 'Permission', onchange: () => onChange(select.value) },
+function permissionSelect(value, testid, who, onChange) {
+  const select = h('select', { class: 'perm-select', testid, 'aria-label': `Permission of ${who}`, onchange: () => onChange(select.value) },
     h('option', { value: 'view', text: 'View Only' }),
     h('option', { value: 'respond', text: 'Can Respond' }));
   select.value = value === 'respond' ? 'respond' : 'view';

@@ -2,7 +2,7 @@
 // (`POST /orgs/{id}/members`). Teammates then sign in and find conversations shared with them in their sidebar.
 // Also the org's retention (`GET`/`PUT /orgs/{id}/retention`): erase conversations not updated for N days.
 
-import { h, setChildren, show, icon } from './dom.js';
+import { h, setChildren, show, icon, trapFocus } from './dom.js';
 import { listOf } from './api.js';
 import { errorText } from './chat.js';
 
@@ -13,9 +13,6 @@ export class TeamPanel {
   constructor(ctx) {
     this.ctx = ctx;
     this.el = this.build();
-    this.onKey = (e) => {
-      if (e.key === 'Escape') this.close();
-    };
   }
 
   build() {
@@ -38,7 +35,7 @@ export class TeamPanel {
     this.retention = h('input', { type: 'number', min: '1', max: '36500', testid: 'retention-days', placeholder: 'off', 'aria-label': 'Days' });
     this.retentionMsg = h('span', { class: 'muted small', testid: 'retention-status', role: 'status' });
     const org = this.ctx.me.org_name || 'your organization';
-    const dialog = h('div', { class: 'dialog team-panel', testid: 'team-panel', role: 'dialog', 'aria-modal': 'true', 'aria-label': `Team of ${org}` },
+    const dialog = this.dialog = h('div', { class: 'dialog team-panel', testid: 'team-panel', role: 'dialog', 'aria-modal': 'true', 'aria-label': `Team of ${org}` },
       h('header', { class: 'dialog-head' },
         h('h2', { text: `Team — ${org}` }),
         h('button', { type: 'button', class: 'btn btn-ghost', testid: 'team-close', 'aria-label': 'Close', onclick: () => this.close() }, icon('close'))),
@@ -82,7 +79,7 @@ export class TeamPanel {
 
   open() {
     document.body.appendChild(this.el);
-    document.addEventListener('keydown', this.onKey);
+    this.release = trapFocus(this.dialog, () => this.close());
     this.refresh();
     this.loadRetention();
     this.name.focus();
@@ -90,8 +87,8 @@ export class TeamPanel {
 
   close() {
     clearTimeout(this.filterTimer);
-    document.removeEventListener('keydown', this.onKey);
     this.el.remove();
+    this.release?.();
     this.ctx.onTeamClosed(this);
   }
 

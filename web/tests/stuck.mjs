@@ -8,15 +8,20 @@
 // - Deleting and revoking, several times over: a deletion always reads as deleted, a revocation as removed access.
 // - Ben signs out in one tab: his other tab (opened from a conversation link, signed in without asking) ends too.
 // - The edge paused (SIGSTOP): the offline banner shows within a few seconds, and goes once it resumes.
+// - Keyboard and screen readers: axe-core finds no serious or critical violation on the chat, settings, share and
+//   team views; dialogs keep the focus inside, Escape closes them and the focus returns to their button; a walk
+//   share → change permission → remove with the keyboard alone.
 //
 // Environment: what e2e.mjs needs, plus RH_WORKER_PID and RH_EDGE_PID (the private stack of run.sh sets them).
 
 import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
 import {
   APP, CHROMIUM, T, apiCall, tid, shot, norm, waitUntil, isVisible, signIn, convItem, assistantMsgs, userMsgs,
   stepRunner, finish,
 } from './lib.mjs';
 
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const WORKER_PID = Number(process.env.RH_WORKER_PID);
 const EDGE_PID = Number(process.env.RH_EDGE_PID);
 if (!WORKER_PID || !EDGE_PID) {
@@ -62,6 +67,19 @@ async function send(page, text) {
 const answer = (page, n) => page.locator(assistantMsgs).nth(n);
 const status = (page, n) => answer(page, n).getAttribute('data-status');
 
+/** Serious and critical axe-core violations on the page as it is now (axe injected on first use). */
+async function axeViolations(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.addScriptTag({ path: AXE });
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  return found.map((f) => `${what}: ${f}`);
+}
+
+const focusedTestId = (page) => page.evaluate(() => document.activeElement?.dataset?.testid || document.activeElement?.tagName);
+
 async function metric(name) {
   const body = await (await fetch(`${APP}/metrics`)).text();
   const line = body.split('\n').find((l) => l.startsWith(`${name} `));
@@ -81,7 +99,8 @@ async function main() {
     args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
   });
   const newPage = async (who) => {
-    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    // bypassCSP: the app's CSP allows no inline script, and axe-core is injected as one.
+    const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
     const page = (pages[who] = await context.newPage());
     page.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
     return page;
@@ -195,6 +214,69 @@ async function main() {
     console.log(`        offline banner after ${took} ms`);
     if (took > 10000) throw new Error(`a dead edge went unnoticed for ${took} ms`);
     await A.locator(tid('offline-banner')).waitFor({ state: 'hidden', timeout: 30000 });
+  });
+
+  await step('axe: no serious or critical violation on the chat, settings, share and team views; Escape closes each', async () => {
+    await open(A, conv, title);
+    const found = await axeViolations(A, 'chat');
+    await A.locator(tid('settings-button')).click();
+    found.push(...(await axeViolations(A, 'settings')));
+    await A.keyboard.press('Escape');
+    await A.locator(tid('settings-panel')).waitFor({ state: 'hidden', timeout: T });
+    for (const [button, panel, what] of [['share-button', 'share-panel', 'share'], ['team-button', 'team-panel', 'team']]) {
+      await A.locator(tid(button)).focus();
+      await A.keyboard.press('Enter');
+      await A.locator(tid(panel)).waitFor({ state: 'visible', timeout: T });
+      await A.waitForTimeout(300); // let the panel's lists load before auditing them
+      found.push(...(await axeViolations(A, what)));
+      // The focus stays in the dialog however often Tab is pressed.
+      for (let i = 0; i < 12; i++) await A.keyboard.press('Tab');
+      if (!(await A.evaluate((p) => document.querySelector(`[data-testid="${p}"]`).contains(document.activeElement), panel))) throw new Error(`Tab left the ${what} dialog`);
+      await A.keyboard.press('Escape');
+      await A.locator(tid(panel)).waitFor({ state: 'detached', timeout: T });
+      if ((await focusedTestId(A)) !== button) throw new Error(`after closing ${what} the focus is on ${await focusedTestId(A)}`);
+    }
+    if (found.length) throw new Error(found.join('\n'));
+  });
+
+  await step('keyboard only: share with Cy, make her Can respond, remove her', async () => {
+    const t = `Keyboard ${run}`;
+    const id = (await apiCall('POST', '/conversations', { title: t }, ada.token)).id;
+    await open(A, id, t);
+    const shares = async () => (await apiCall('GET', `/conversations/${id}/shares`, undefined, ada.token)).shares || [];
+    const cyHas = async () => (await shares()).find((s) => (s.user_id || s.id) === cy.id)?.permission;
+    await A.locator(tid('share-button')).focus();
+    await A.keyboard.press('Enter');
+    await A.locator(tid('share-panel')).waitFor({ state: 'visible', timeout: T });
+    await A.keyboard.type(cy.email);
+    await A.locator(`${tid('share-result')}[data-user-id="${cy.id}"]`).waitFor({ state: 'visible', timeout: T });
+    await A.keyboard.press('ArrowDown');
+    if ((await focusedTestId(A)) !== 'share-result') throw new Error('ArrowDown did not reach the results');
+    await A.keyboard.press('Enter'); // picks Cy; the focus moves to her permission
+    await waitUntil('the focus on Cy\'s permission', async () => (await focusedTestId(A)) === 'share-picked-permission');
+    const label = await A.evaluate(() => document.activeElement.getAttribute('aria-label'));
+    if (!label.includes(cy.name)) throw new Error(`the permission is announced as ${JSON.stringify(label)}`);
+    await A.keyboard.press('Tab'); // past "do not share"
+    await A.keyboard.press('Tab');
+    if ((await focusedTestId(A)) !== 'share-submit') throw new Error(`Tab went to ${await focusedTestId(A)}, not Share`);
+    await A.keyboard.press('Enter');
+    await waitUntil('Cy can view', async () => (await cyHas()) === 'view');
+    // From the search field, Tab reaches Cy's row in "People with access": change it with the arrow keys.
+    await waitUntil('the focus back on the search', async () => (await focusedTestId(A)) === 'share-search');
+    await A.locator(`${tid('share-access-row')}[data-user-id="${cy.id}"]`).waitFor({ state: 'visible', timeout: T });
+    await A.keyboard.press('Tab');
+    if ((await focusedTestId(A)) !== 'share-access-permission') throw new Error(`Tab went to ${await focusedTestId(A)}`);
+    await A.keyboard.press('ArrowDown');
+    await waitUntil('Cy can respond', async () => (await cyHas()) === 'respond');
+    await waitUntil('the focus stays on Cy\'s permission', async () => (await focusedTestId(A)) === 'share-access-permission');
+    await A.keyboard.press('Tab');
+    const remove = await A.evaluate(() => document.activeElement.getAttribute('aria-label'));
+    if (remove !== `Remove ${cy.name}`) throw new Error(`the focused button is ${JSON.stringify(remove)}`);
+    await A.keyboard.press('Enter');
+    await waitUntil('Cy has no access', async () => (await cyHas()) === undefined);
+    await A.locator(`${tid('share-access-row')}[data-user-id="${cy.id}"]`).waitFor({ state: 'detached', timeout: T });
+    await A.keyboard.press('Escape');
+    await A.locator(tid('share-panel')).waitFor({ state: 'detached', timeout: T });
   });
 
   await step('no script errors in the pages', async () => {
