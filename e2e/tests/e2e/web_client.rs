@@ -1,13 +1,18 @@
 //! The web client in a real headless Chromium: `web/tests/e2e.mjs` (Playwright) drives two teammates through
-//! sharing, live streaming, an upgrade and a removal against this stack. Screenshots of every step land in
-//! `target/web-artifacts/`. `web/tests/run.sh` installs Node, Chromium and the npm packages when missing.
+//! sharing, live streaming, an upgrade and a removal against this stack; then `web/tests/stuck.mjs` takes three
+//! people through a paused worker and a paused edge (it gets their pids), delete vs revoke, sign-out across tabs
+//! and the keyboard / axe-core checks. Screenshots of every step land in `target/web-artifacts/`.
+//! `web/tests/run.sh` installs Node, Chromium and the npm packages when missing.
 
 use rh_testkit::{Service, Stack, StackOptions};
 use std::path::PathBuf;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_teammates_in_a_browser_share_watch_upgrade_and_remove() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::default()).await?;
+    // stuck.mjs waits for the "AI unavailable" state: a short wait keeps it quick.
+    let wait = ("RH_AI_WAIT_SECS", "3");
+    let options = StackOptions { api_env: vec![(wait.0.into(), wait.1.into())], ..StackOptions::default() };
+    let stack = Stack::start(options).await?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let web_dir = root.join("web");
     let ws_url = stack.ws_url();
@@ -22,13 +27,17 @@ async fn two_teammates_in_a_browser_share_watch_upgrade_and_remove() -> anyhow::
             ("RH_API_LISTEN", "127.0.0.1:0"),
             ("RH_WEB_DIR", web_dir.to_str().unwrap_or("web")),
             ("RH_PUBLIC_WS_URL", &ws_url),
+            wait,
         ],
     )
     .await?;
     let artifacts = root.join("target/web-artifacts");
+    let pid = |s: Option<&Service>| s.and_then(Service::pid).map(|p| p.to_string()).unwrap_or_default();
     let out = tokio::process::Command::new("bash")
         .arg(web_dir.join("tests/run.sh"))
         .env("RH_APP_URL", web.http_url())
+        .env("RH_WORKER_PID", pid(stack.workers.first()))
+        .env("RH_EDGE_PID", pid(stack.edges.first()))
         .env("RH_ARTIFACTS_DIR", &artifacts)
         .output()
         .await?;
