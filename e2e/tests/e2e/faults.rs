@@ -70,7 +70,7 @@ async fn until_revoked_and_removed(ws: &mut WsClient, conversation: Uuid) -> any
     while !(revoked && removed) {
         let (f, _) = ws
             .until(Duration::from_secs(30), |f| {
-                matches!(f, ServerFrame::AccessRevoked { conversation_id } if *conversation_id == conversation)
+                matches!(f, ServerFrame::AccessRevoked { conversation_id, .. } if *conversation_id == conversation)
                     || matches!(f, ServerFrame::Sidebar { action: SidebarAction::Removed, conversation_id, .. }
                         if *conversation_id == conversation)
             })

@@ -145,7 +145,7 @@ async fn stopping_one_queued_answer_ends_it_and_leaves_the_others_waiting() {
         assert_eq!(s.as_u16(), 202, "{v}");
     }
     let ends: Vec<Event> =
-        conv_events(&app.js, conv).await.into_iter().map(|(_, e)| e.event).filter(|e| e.is_response_end()).collect();
+        conv_events(&app, conv).await.into_iter().map(|(_, e)| e.event).filter(|e| e.is_response_end()).collect();
     assert_eq!(
         ends,
         [Event::ResponseStopped {
