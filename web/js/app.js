@@ -597,16 +597,6 @@ api.onUnauthorized = () => {
   renderLogin('Your session has ended. Please sign in again.');
 };
 
-// Another tab signed out (or in as someone else): this one follows, so a signed-out person cannot go on sending.
-api.onSessionChange = (token) => {
-  if (!token) {
-    location.hash = '';
-    renderLogin('You signed out in another tab.');
-  } else {
-    startApp(api.storedUser).catch((e) => renderLogin(errorText(e)));
-  }
-};
-
 window.addEventListener('hashchange', route);
 
 // A handle for tests and for debugging from the console; holds no secrets.
