@@ -226,7 +226,7 @@ async fn the_stack_works_and_nothing_it_does_is_refused() -> anyhow::Result<()> 
     assert_eq!(check_response(&late.seen, response_id)?, text);
     let long = response_id_of(&t.api.send_message(&t.ben, conv, "/sim tokens=400 rate=20\nlong").await?)?;
     late.until_deltas(long, 2).await?;
-    late.ws.send(&ClientFrame::Stop { conversation_id: conv }).await?;
+    late.ws.send(&ClientFrame::Stop { conversation_id: conv, response_id: None }).await?;
     let end = late.until_response_end(long).await?;
     assert!(matches!(end.event.event, Event::ResponseStopped { .. }), "{end:?}");
 
