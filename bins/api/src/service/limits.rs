@@ -36,6 +36,33 @@ pub mod name {
     pub const PASSWORD_HASHES: &str = "password_hashes";
 }
 
+/// How long after its last use any bucket is full again under these limits: a bucket idle that long is the
+/// same as none, so [`forget_idle`] may delete it. `None` when some limit never refills (its buckets are kept).
+pub fn full_again_after(l: &LimitSettings) -> Option<Duration> {
+    let limits = [
+        (l.user_replies_burst, l.user_replies_per_min),
+        (l.org_replies_burst, l.org_replies_per_min),
+        (l.signin_addr_burst, l.signin_addr_per_min),
+        (l.signin_email_burst, l.signin_email_per_min),
+    ];
+    let mut longest = Duration::ZERO;
+    for (burst, per_min) in limits.into_iter().filter(|(burst, _)| *burst > 0) {
+        if per_min <= 0.0 {
+            return None;
+        }
+        longest = longest.max(Duration::from_secs_f64(f64::from(burst) / per_min * 60.0));
+    }
+    Some(longest)
+}
+
+/// Deletes the buckets that are full again (see [`full_again_after`]), so `rate_buckets` does not grow with every
+/// address and email ever seen. Called by the periodic retention task.
+pub async fn forget_idle(state: &AppState) -> Result<u64, ApiError> {
+    let Some(after) = full_again_after(&state.settings.limits) else { return Ok(0) };
+    // A minute of margin: a bucket used at the very end of the window is not yet full.
+    Ok(rh_store::limits::forget_idle(&state.db, after + Duration::from_secs(60)).await?)
+}
+
 /// A bucket of `burst` tokens refilled at `per_min` a minute; `None` when the limit is off (burst 0).
 fn bucket(key: String, burst: u32, per_min: f64) -> Option<Bucket> {
     (burst > 0).then(|| Bucket { key, capacity: f64::from(burst), per_sec: per_min.max(0.0) / 60.0 })
@@ -215,6 +242,19 @@ mod tests {
         assert!(matches!(max_tokens(&l, Some(0)), Err(ApiError::Validation(_))));
         let small = LimitSettings { default_max_tokens: 9000, ..l };
         assert_eq!(max_tokens(&small, None).unwrap(), 2048);
+    }
+
+    #[test]
+    fn idle_buckets_are_forgotten_only_once_every_limit_has_refilled() {
+        let mut l = settings();
+        // The slowest to refill from empty: 30 at 10 a minute, 3 minutes (the others take 1).
+        (l.org_replies_burst, l.org_replies_per_min) = (30, 10.0);
+        assert_eq!(full_again_after(&l), Some(Duration::from_secs(180)));
+        l.user_replies_burst = 0;
+        l.user_replies_per_min = 0.0;
+        assert_eq!(full_again_after(&l), Some(Duration::from_secs(180)), "a limit that is off does not count");
+        l.signin_email_per_min = 0.0;
+        assert_eq!(full_again_after(&l), None, "a limit that never refills keeps its buckets");
     }
 
     #[test]

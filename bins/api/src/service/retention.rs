@@ -47,6 +47,9 @@ pub fn spawn(state: AppState) {
             if let Err(e) = pass(&state).await {
                 tracing::warn!(error = %e, "retention pass failed, trying again next time");
             }
+            if let Err(e) = crate::service::limits::forget_idle(&state).await {
+                tracing::warn!(error = %e, "forgetting idle rate buckets failed, trying again next time");
+            }
             tokio::time::sleep(every).await;
         }
     });
