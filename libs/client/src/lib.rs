@@ -1,5 +1,5 @@
 //! `rh-client`: RelayHub's v1 REST API (`{base}/api/v1`) as the web client, the load tool (`loadtest`) and the
-//! tests (`rh-testkit`) call it. The contract is in `../shared/DESIGN.md`, "API contract v1": JSON bodies,
+//! tests (`rh-testkit`) call it. The contract is in `docs/design.md`, "API contract v1": JSON bodies,
 //! `Authorization: Bearer <token>`, errors as `{"error":{"code","message"}}` with a fitting status.
 //!
 //! | item | what it is |
