@@ -147,6 +147,12 @@ export class Api {
   del(path) { return this.request('DELETE', path); }
 }
 
+/** What to tell a person about a failed request. */
+export function errorText(e) {
+  if (e instanceof ApiError) return e.message || e.code;
+  return String(e?.message || e);
+}
+
 /** Lists in responses may be bare arrays or wrapped (`{conversations:[…]}`); accept both. */
 export function listOf(value, key) {
   if (Array.isArray(value)) return value;

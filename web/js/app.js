@@ -1,11 +1,12 @@
 // RelayHub web client: login, sidebar, routing (#/c/<id>), the socket and its frames, toasts.
 
-import { Api, ApiError, listOf } from './api.js';
+import { Api, ApiError, listOf, errorText } from './api.js';
 import { RealtimeSocket } from './socket.js';
-import { ChatView, errorText } from './chat.js';
+import { ChatView } from './chat.js';
 import { SharePanel } from './share.js';
 import { TeamPanel } from './team.js';
-import { h, setChildren, show, icon, PERMISSION_LABEL } from './dom.js';
+import { h, setChildren, show, icon } from './dom.js';
+import { PERMISSION_LABEL } from './permissions.js';
 
 const root = document.getElementById('app');
 const api = new Api();

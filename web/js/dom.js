@@ -50,12 +50,6 @@ export function show(el, visible) {
   el.hidden = !visible;
 }
 
-export const PERMISSION_LABEL = { view: 'View only', respond: 'Can respond', owner: 'Owner' };
-
-export function canRespond(permission) {
-  return permission === 'respond' || permission === 'owner';
-}
-
 export function formatSize(bytes) {
   const n = Number(bytes) || 0;
   if (n < 1024) return `${n} B`;

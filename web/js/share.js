@@ -1,9 +1,9 @@
 // The sharing panel (owner only): search teammates by name or email, pick one or several, choose View Only or
 // Can Respond for each, Share; below, everyone with access, with a permission picker and Remove for each.
 
-import { h, clear, setChildren, show, icon, trapFocus, arrowKeys, PERMISSION_LABEL } from './dom.js';
-import { listOf } from './api.js';
-import { errorText } from './chat.js';
+import { h, clear, setChildren, show, icon, trapFocus, arrowKeys } from './dom.js';
+import { PERMISSION_LABEL } from './permissions.js';
+import { listOf, errorText } from './api.js';
 
 export class SharePanel {
   constructor(ctx, view) {

@@ -3,8 +3,7 @@
 // Also the org's retention (`GET`/`PUT /orgs/{id}/retention`): erase conversations not updated for N days.
 
 import { h, setChildren, show, icon, trapFocus } from './dom.js';
-import { listOf } from './api.js';
-import { errorText } from './chat.js';
+import { listOf, errorText } from './api.js';
 
 /** What `GET /users` returns at most: the list says so when it is full. */
 const MEMBERS_SHOWN = 20;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The web client's end-to-end tests in headless Chromium: installs what is missing (nodejs + npm + chromium with
-# apt-get, playwright-core and axe-core with `npm ci` from the pinned lock file), then runs e2e.mjs and stuck.mjs
+# apt-get, playwright-core and axe-core with `npm ci` from the pinned lock file), runs the unit tests (`node --test
+# web/tests/unit`; `run.sh unit` stops after them), then e2e.mjs and stuck.mjs
 # (which pauses the stack's worker and edge: on a running stack only when RH_WORKER_PID and RH_EDGE_PID name them).
 #
 # With RH_APP_URL set, it tests that running stack (the api URL that serves the web client). Without it, it
@@ -17,6 +18,10 @@ source "$ROOT/scripts/lib.sh"
 
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || die "node >= 18 needed, found $(node --version)"
+# The unit tests of the client's pure parts (the conversation reducer): node's own test runner, no browser.
+log "node --test web/tests/unit"
+node --test "$HERE/unit/"
+[ "${1:-}" = unit ] && exit 0
 export RH_CHROMIUM="${RH_CHROMIUM:-/usr/bin/chromium}"
 [ -x "$RH_CHROMIUM" ] || apt_install chromium fonts-dejavu-core
 [ -x "$RH_CHROMIUM" ] || die "chromium not found at $RH_CHROMIUM"

@@ -2,7 +2,8 @@
 //! sharing, live streaming, an upgrade and a removal against this stack; then `web/tests/stuck.mjs` takes three
 //! people through a paused worker and a paused edge (it gets their pids), delete vs revoke, sign-out across tabs
 //! and the keyboard / axe-core checks. Screenshots of every step land in `target/web-artifacts/`.
-//! `web/tests/run.sh` installs Node, Chromium and the npm packages when missing.
+//! `web/tests/run.sh` installs Node, Chromium and the npm packages when missing. The client's pure parts (the
+//! conversation reducer) have unit tests of their own, run first and also alone by `web_client_unit_tests`.
 
 use rh_testkit::{Service, Stack, StackOptions};
 use std::path::PathBuf;
@@ -45,5 +46,16 @@ async fn two_teammates_in_a_browser_share_watch_upgrade_and_remove() -> anyhow::
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "web client scenario failed ({}):\n{stdout}\n{stderr}", out.status);
     assert!(std::fs::read_dir(&artifacts)?.count() >= 5, "a screenshot of each step in {}", artifacts.display());
+    Ok(())
+}
+
+/// `node --test web/tests/unit/`: the conversation reducer (`web/js/conversation/state.js`), no browser or stack.
+#[tokio::test]
+async fn web_client_unit_tests() -> anyhow::Result<()> {
+    let run = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web/tests/run.sh");
+    let out = tokio::process::Command::new("bash").arg(run).arg("unit").output().await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "web client unit tests failed ({}):\n{stdout}\n{stderr}", out.status);
     Ok(())
 }

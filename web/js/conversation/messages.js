@@ -1,0 +1,150 @@
+// The message history view: draws the timeline of the conversation state (state.js), one element per item, kept
+// by id. An item is redrawn only when its object changed (the reducer gives a changed item a new object), so a
+// streaming answer redraws itself and nothing else.
+
+import { h, setChildren, icon, formatTime } from '../dom.js';
+import { renderMarkdown } from '../markdown.js';
+import { timeline, stopOf, statusText } from './state.js';
+
+export class MessageList {
+  /**
+   * @param {object} o
+   * @param {string} o.meName  the signed-in person's name, for their own messages on the way
+   * @param {(item: object) => void} o.onStop  Stop clicked on a running answer
+   * @param {(before: string) => void} o.onLoadEarlier  "Load earlier messages" clicked
+   */
+  constructor({ meName, onStop, onLoadEarlier }) {
+    this.meName = meName;
+    this.onStop = onStop;
+    this.records = new Map(); // item id → { item, permission, el, parts }
+    // Focusable, so the history scrolls with the keyboard (arrows, Page Up/Down) like any page.
+    this.el = h('div', { class: 'messages', testid: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
+    this.earlierBtn = h('button', {
+      type: 'button', class: 'load-earlier', testid: 'load-earlier', text: 'Load earlier messages',
+      onclick: () => {
+        this.earlierBtn.disabled = true;
+        onLoadEarlier(this.earlierBefore);
+      },
+    });
+    this.earlierBefore = null;
+  }
+
+  render(state) {
+    const stick = this.follow || this.nearBottom();
+    this.follow = false;
+    this.earlierBefore = state.earlier;
+    let prev = null;
+    if (state.earlier != null) {
+      this.earlierBtn.disabled = false;
+      if (this.el.firstChild !== this.earlierBtn) this.el.prepend(this.earlierBtn);
+      prev = this.earlierBtn;
+    } else {
+      this.earlierBtn.remove();
+    }
+    const seen = new Set();
+    for (const item of timeline(state)) {
+      seen.add(item.id);
+      let rec = this.records.get(item.id);
+      if (!rec || rec.item.kind !== item.kind) {
+        if (rec) rec.el.remove();
+        rec = this.create(item);
+        this.records.set(item.id, rec);
+      }
+      if (!rec.drawn || rec.item !== item || rec.permission !== state.permission) this.draw(rec, item, state);
+      const at = prev ? prev.nextSibling : this.el.firstChild;
+      if (at !== rec.el) this.el.insertBefore(rec.el, at);
+      prev = rec.el;
+    }
+    for (const [id, rec] of this.records) {
+      if (!seen.has(id)) {
+        rec.el.remove();
+        this.records.delete(id);
+      }
+    }
+    if (stick) this.scrollToBottom();
+  }
+
+  create(item) {
+    if (item.kind === 'system') return { item, el: h('div', { class: 'system-line', testid: 'system-note' }) };
+    if (item.kind === 'sending') {
+      const el = h('article', { class: 'msg msg-user msg-mine msg-sending', testid: 'message-sending', dataset: { status: 'sending' } },
+        h('header', { class: 'msg-head' }, h('span', { class: 'msg-author', text: `${this.meName || 'You'} (you)` }), h('span', { class: 'msg-status', text: statusText(item) })),
+        h('div', { class: 'msg-body markdown' }));
+      return { item, el, body: el.lastChild };
+    }
+    const parts = {
+      body: h('div', { class: 'msg-body markdown', testid: 'message-text' }),
+      author: h('span', { class: 'msg-author', testid: 'message-author' }),
+      status: h('span', { class: 'msg-status', testid: 'message-status' }),
+      meta: h('span', { class: 'msg-meta-extra' }),
+      // Stop sits on the answer it stops, never where Send is: stopping someone else's answer is a deliberate act.
+      stop: item.role === 'assistant'
+        ? h('button', { type: 'button', class: 'btn btn-ghost btn-small msg-stop', testid: 'stop-answer', hidden: true }, icon('stop'), h('span', { class: 'stop-label' }))
+        : null,
+    };
+    const el = h('article', { class: `msg msg-${item.role}`, testid: 'message', dataset: { role: item.role, messageId: item.id } },
+      h('header', { class: 'msg-head' }, parts.author, parts.meta, parts.status, parts.stop), parts.body);
+    const rec = { item, el, ...parts };
+    if (parts.stop) parts.stop.addEventListener('click', () => this.onStop(rec.item));
+    return rec;
+  }
+
+  draw(rec, item, state) {
+    rec.item = item;
+    rec.permission = state.permission;
+    rec.drawn = true;
+    if (item.kind === 'system') {
+      rec.el.textContent = item.text;
+      rec.el.title = formatTime(item.at);
+      return;
+    }
+    if (item.kind === 'sending') {
+      setChildren(rec.body, renderMarkdown(item.text));
+      return;
+    }
+    const el = rec.el;
+    el.dataset.status = item.status;
+    if (item.role === 'user') {
+      const mine = !!item.authorId && item.authorId === state.me;
+      rec.author.textContent = mine ? `${item.authorName || 'You'} (you)` : item.authorName || 'Someone';
+      el.classList.toggle('msg-mine', mine);
+    } else {
+      rec.author.textContent = 'AI';
+      rec.meta.textContent = item.model ? ` · ${item.model}` : '';
+    }
+    if (item.at) el.title = formatTime(item.at);
+    el.dataset.delayed = String(!!(item.delayed && item.status === 'pending'));
+    rec.status.textContent = statusText(item);
+    if (rec.stop) drawStop(rec.stop, stopOf(state, item));
+    setChildren(rec.body, renderMarkdown(item.text));
+    if (item.status === 'streaming' || item.status === 'pending') {
+      // The cursor goes at the end of the last paragraph, where the next words will appear.
+      const last = rec.body.lastElementChild;
+      const host = last && (last.nodeName === 'P' || /^H\d$/.test(last.nodeName)) ? last
+        : last && (last.nodeName === 'UL' || last.nodeName === 'OL') && last.lastElementChild ? last.lastElementChild : rec.body;
+      host.appendChild(h('span', { class: 'cursor', 'aria-hidden': 'true' }));
+    }
+  }
+
+  /** The next render scrolls to the end whatever the position (the person just sent something). */
+  followNext() {
+    this.follow = true;
+  }
+
+  nearBottom() {
+    const m = this.el;
+    return m.scrollHeight - m.scrollTop - m.clientHeight < 120;
+  }
+
+  scrollToBottom() {
+    this.el.scrollTop = this.el.scrollHeight;
+  }
+}
+
+function drawStop(button, stop) {
+  button.hidden = !stop;
+  if (!stop) return;
+  button.querySelector('.stop-label').textContent = ` ${stop.label}`;
+  button.setAttribute('aria-label', stop.ariaLabel);
+  button.disabled = stop.disabled;
+}
