@@ -1,13 +1,17 @@
 // A small markdown renderer that builds DOM nodes only (createElement + text nodes): message and model text is
 // never parsed as HTML, so `<img onerror=…>` in a message shows up as those characters. Supports what chat
-// answers use: fenced code blocks (also an unterminated one while a response is still streaming), inline code,
-// headings, lists, block quotes, rules, bold, italic, strikethrough and links (http, https, mailto only).
+// answers use: fenced code blocks, syntax-highlighted (also an unterminated one while a response is still
+// streaming), tables (GitHub's pipe tables), inline code, headings, lists, block quotes, rules, bold, italic,
+// strikethrough and links (http, https, mailto only).
+
+import { highlightInto } from './highlight.js';
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)\s*$/;
 const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
 const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
 const QUOTE = /^ {0,3}>\s?(.*)$/;
 const LIST_ITEM = /^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/;
+const TABLE_DELIMITER = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
 
 /** Renders markdown text into a DocumentFragment. */
 export function renderMarkdown(text) {
@@ -18,6 +22,12 @@ export function renderMarkdown(text) {
 
 function isBlockStart(line) {
   return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) || LIST_ITEM.test(line);
+}
+
+/** A pipe table starts with a header row followed by a delimiter row with as many cells (`| --- | :-: |`). */
+function isTableStart(lines, i) {
+  return i + 1 < lines.length && lines[i].includes('|') && TABLE_DELIMITER.test(lines[i + 1])
+    && lines[i + 1].includes('-') && splitRow(lines[i]).length === splitRow(lines[i + 1]).length;
 }
 
 function renderBlocks(lines, parent, depth) {
@@ -75,9 +85,14 @@ function renderBlocks(lines, parent, depth) {
       continue;
     }
 
+    if (isTableStart(lines, i)) {
+      i = renderTable(lines, i, parent);
+      continue;
+    }
+
     // Paragraph: until a blank line or the start of another block.
     const para = [];
-    while (i < lines.length && lines[i].trim() !== '' && (para.length === 0 || !isBlockStart(lines[i]))) {
+    while (i < lines.length && lines[i].trim() !== '' && (para.length === 0 || (!isBlockStart(lines[i]) && !isTableStart(lines, i)))) {
       para.push(lines[i]);
       i++;
     }
@@ -143,6 +158,49 @@ function renderList(lines, start, parent, depth) {
   return i;
 }
 
+/** A row's cells: outer pipes dropped, split on pipes not escaped with a backslash (`\|` is a literal pipe). */
+function splitRow(line) {
+  let t = line.trim();
+  if (t.startsWith('|')) t = t.slice(1);
+  if (t.endsWith('|') && !t.endsWith('\\|')) t = t.slice(0, -1);
+  return t.split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, '|'));
+}
+
+/** Renders the table starting at `start` (header, delimiter, rows until a blank line or another block). */
+function renderTable(lines, start, parent) {
+  const head = splitRow(lines[start]);
+  const align = splitRow(lines[start + 1]).map((d) => (d.startsWith(':') && d.endsWith(':') ? 'center' : d.endsWith(':') ? 'right' : d.startsWith(':') ? 'left' : ''));
+  const table = document.createElement('table');
+  const row = (cells, tag) => {
+    const tr = document.createElement('tr');
+    head.forEach((_, k) => {
+      const cell = document.createElement(tag);
+      if (align[k]) cell.className = `align-${align[k]}`;
+      renderInline(cells[k] ?? '', cell);
+      tr.appendChild(cell);
+    });
+    return tr;
+  };
+  const thead = document.createElement('thead');
+  thead.appendChild(row(head, 'th'));
+  table.appendChild(thead);
+  const tbody = document.createElement('tbody');
+  let i = start + 2;
+  while (i < lines.length && lines[i].trim() !== '' && !isBlockStart(lines[i])) {
+    tbody.appendChild(row(splitRow(lines[i]), 'td'));
+    i++;
+  }
+  if (tbody.firstChild) table.appendChild(tbody);
+  // Wide tables scroll sideways inside the message; focusable so the keyboard can scroll them too.
+  const wrap = document.createElement('div');
+  wrap.className = 'table-wrap';
+  wrap.dataset.testid = 'md-table';
+  wrap.tabIndex = 0;
+  wrap.appendChild(table);
+  parent.appendChild(wrap);
+  return i;
+}
+
 function codeBlock(text, lang, closed) {
   const wrap = document.createElement('div');
   wrap.className = 'code-block';
@@ -169,9 +227,10 @@ function codeBlock(text, lang, closed) {
     bar.appendChild(copy);
   }
   const pre = document.createElement('pre');
+  pre.tabIndex = 0; // a long line scrolls sideways: the keyboard can scroll it too
   const code = document.createElement('code');
   if (lang) code.className = 'language-' + lang;
-  code.textContent = text;
+  if (highlightInto(code, text, lang)) code.dataset.highlighted = 'true';
   pre.appendChild(code);
   wrap.appendChild(bar);
   wrap.appendChild(pre);

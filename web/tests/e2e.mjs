@@ -123,6 +123,46 @@ async function main() {
     if (await A.evaluate(() => window.__xss !== undefined)) throw new Error('injected script ran');
   });
 
+  await step('markdown tables and highlighted code (also a half-streamed fence) are nodes only', async () => {
+    const report = await A.evaluate(async () => {
+      const { renderMarkdown } = await import('/js/markdown.js');
+      const box = document.createElement('div');
+      const js = 'const x = "<img src=x onerror=window.__xss=6>"; // <b>not bold</b>\nfunction f() { return 1; }';
+      box.appendChild(renderMarkdown([
+        'A table:',
+        '| Name | Qty | Note |\n|:-----|----:|:----:|\n| <b>apple</b> | 3 | [x](javascript:alert(1)) |\n| **pear** | 10 | a \\| b |',
+        '```js\n' + js + '\n```',
+        '```html\n<script>window.__xss=7</script><div onclick="x()">hi</div>\n```',
+        '```python\ndef half(',
+      ].join('\n\n')));
+      document.body.appendChild(box);
+      const code = [...box.querySelectorAll('pre code')];
+      const out = {
+        dangerous: box.querySelectorAll('script, img, iframe, b, div[onclick]').length,
+        onattrs: [...box.querySelectorAll('*')].some((el) => [...el.attributes].some((a) => a.name.startsWith('on'))),
+        links: box.querySelectorAll('a').length,
+        head: [...box.querySelectorAll('table th')].map((c) => [c.textContent, c.className]),
+        cells: [...box.querySelectorAll('table tbody tr')].map((r) => [...r.children].map((c) => c.textContent)),
+        strongInCell: box.querySelectorAll('td strong').length,
+        codeText: code.map((c) => c.textContent),
+        highlighted: code.map((c) => c.dataset.highlighted === 'true'),
+        keywords: code.map((c) => c.querySelectorAll('.hljs-keyword, .hljs-tag, .hljs-name').length),
+      };
+      box.remove();
+      return { ...out, js };
+    });
+    if (report.dangerous !== 0 || report.onattrs || report.links !== 0) throw new Error(`markup got through: ${JSON.stringify(report)}`);
+    if (JSON.stringify(report.head) !== JSON.stringify([['Name', 'align-left'], ['Qty', 'align-right'], ['Note', 'align-center']])) throw new Error(`table head: ${JSON.stringify(report.head)}`);
+    if (JSON.stringify(report.cells) !== JSON.stringify([['<b>apple</b>', '3', '[x](javascript:alert(1))'], ['pear', '10', 'a | b']]) || report.strongInCell !== 1) {
+      throw new Error(`table cells: ${JSON.stringify(report.cells)}`);
+    }
+    if (report.codeText[0] !== report.js || report.codeText[1] !== '<script>window.__xss=7</script><div onclick="x()">hi</div>' || report.codeText[2] !== 'def half(') {
+      throw new Error(`code text changed: ${JSON.stringify(report.codeText)}`);
+    }
+    if (!report.highlighted.every(Boolean) || !report.keywords.every((n) => n > 0)) throw new Error(`not highlighted: ${JSON.stringify(report)}`);
+    if (await A.evaluate(() => window.__xss !== undefined)) throw new Error('injected script ran');
+  });
+
   await step('A creates a conversation', async () => {
     await A.locator(tid('new-conversation')).click();
     await A.locator(tid('new-conversation-title')).fill(title);
@@ -350,6 +390,33 @@ async function main() {
     await shot(B, 'b-sees-rename');
     await renameTo(title);
     await waitUntil("B's header is back", async () => norm(await B.locator(tid('chat-title')).textContent()) === title);
+  });
+
+  await step('A posts a table and code; B sees them rendered, the code highlighted', async () => {
+    const text = [
+      '/sim tokens=5 rate=50',
+      'Budget by quarter:',
+      '',
+      '| Quarter | Spend | Owner |',
+      '|---|---:|---|',
+      '| Q1 | 1,200 | **Alice** |',
+      '| Q2 | 3,400 | Bob |',
+      '',
+      '```python',
+      'def total(rows):',
+      '    # sum the spend column',
+      '    return sum(r["spend"] for r in rows)',
+      '```',
+    ].join('\n');
+    await A.locator(tid('composer-input')).fill(text);
+    await A.locator(tid('send-button')).click();
+    const msg = B.locator(userMsgs).last();
+    await waitUntil('B sees the table', async () => (await msg.locator(`${tid('md-table')} tbody tr`).count()) === 2);
+    await waitUntil('B sees highlighted code', async () => (await msg.locator('pre code .hljs-keyword').count()) > 0);
+    const cells = await msg.locator(`${tid('md-table')} td`).allTextContents();
+    if (cells.join('|') !== 'Q1|1,200|Alice|Q2|3,400|Bob') throw new Error(`cells: ${JSON.stringify(cells)}`);
+    await msg.scrollIntoViewIfNeeded();
+    await shot(B, 'b-sees-table-and-highlighted-code');
   });
 
   await step('A removes B; the conversation leaves B\'s sidebar and B\'s view closes', async () => {
