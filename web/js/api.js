@@ -1,6 +1,8 @@
-// REST client for /api/v1. The session lives in sessionStorage (per tab, gone when the tab closes): a short-lived
-// access token and a one-time refresh token. The client refreshes silently before the access token expires (and
-// once on a 401), one refresh at a time: a refresh token presented twice ends the session (theft detection).
+// REST client for /api/v1. The session (a short-lived access token and a one-time refresh token) is shared by all
+// tabs through session.js. The client refreshes silently before the access token expires (and once on a 401), one
+// refresh at a time across tabs: a refresh token presented twice ends the session (theft detection).
+
+import { readSession, readLatest, writeSession, withRefreshLock, watchSession } from './session.js';
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -10,85 +12,110 @@ export class ApiError extends Error {
   }
 }
 
-const TOKEN_KEY = 'relayhub.token';
-const USER_KEY = 'relayhub.user';
-const REFRESH_KEY = 'relayhub.refresh';
 const NO_RETRY = new Set(['/auth/login', '/auth/refresh', '/auth/logout']);
 
 export class Api {
   constructor(base = '/api/v1') {
     this.base = base;
-    this.token = sessionStorage.getItem(TOKEN_KEY);
-    this.refreshToken = sessionStorage.getItem(REFRESH_KEY);
+    this.token = null;
+    this.refreshToken = null;
     this.onUnauthorized = () => {};
     /** Called with each new access token (the socket re-authenticates with it). */
     this.onRefreshed = () => {};
+    /** Another tab signed out (null) or in as someone else (the stored session). */
+    this.onSessionChanged = () => {};
     this.refreshing = null;
     this.refreshTimer = null;
+    this.adopt(readSession());
+    watchSession((stored) => this.sessionChangedElsewhere(stored));
   }
 
   get storedUser() {
-    try {
-      return JSON.parse(sessionStorage.getItem(USER_KEY) || 'null');
-    } catch {
-      return null;
-    }
+    return readSession()?.user || null;
   }
 
-  /** Stores a login or refresh reply (`{token, refresh_token, expires_in, user}`), or clears the session (null). */
+  /**
+   * Stores a login or refresh reply (`{token, refresh_token, expires_in, user}`), or clears the session (null), for
+   * every tab; resolves once all tabs can read it.
+   */
   setSession(tokens) {
+    const session = tokens?.token
+      ? { token: tokens.token, refresh_token: tokens.refresh_token || null, expires_at: Date.now() + (tokens.expires_in || 0) * 1000, user: tokens.user || this.storedUser }
+      : null;
+    this.adopt(session);
+    return writeSession(session);
+  }
+
+  /** Uses `session` (as stored) in this tab, renewing it at 80 % of its lifetime so it never expires while awake. */
+  adopt(session) {
     clearTimeout(this.refreshTimer);
-    this.token = tokens?.token || null;
-    this.refreshToken = tokens?.refresh_token || null;
-    if (this.token) {
-      sessionStorage.setItem(TOKEN_KEY, this.token);
-      sessionStorage.setItem(REFRESH_KEY, this.refreshToken || '');
-      if (tokens.user) this.setUser(tokens.user);
-      // Renew at 80 % of the lifetime, so requests and the socket never see it expire while the tab is awake.
-      const ms = Math.max(1, (tokens.expires_in || 0) * 800);
-      this.refreshTimer = setTimeout(() => this.refresh().catch(() => {}), ms);
-    } else {
-      sessionStorage.removeItem(TOKEN_KEY);
-      sessionStorage.removeItem(REFRESH_KEY);
-      sessionStorage.removeItem(USER_KEY);
-    }
+    this.token = session?.token || null;
+    this.refreshToken = session?.refresh_token || null;
+    this.userId = session?.user?.id || session?.user?.user_id || null;
+    if (!this.token) return;
+    const ms = Math.max(1000, ((session.expires_at || 0) - Date.now()) * 0.8);
+    this.refreshTimer = setTimeout(() => this.refresh().catch(() => {}), ms);
   }
 
+  /** Keeps the user's profile with the session (only over the tokens this tab holds: never over newer ones). */
   setUser(user) {
-    sessionStorage.setItem(USER_KEY, JSON.stringify(user || null));
+    const s = readSession();
+    if (s && s.token === this.token) writeSession({ ...s, user: user || null });
   }
 
-  /** Trades the refresh token for new tokens; one at a time. Resolves true when renewed, false when the session ended. */
+  /** Another tab refreshed (take its tokens), signed out, or signed in (maybe as someone else). */
+  sessionChangedElsewhere(stored) {
+    const was = this.userId;
+    const had = !!this.token;
+    this.adopt(stored);
+    if (had && stored && this.userId === was) this.onRefreshed(stored.token);
+    else if (had || stored) this.onSessionChanged(stored);
+  }
+
+  /** Trades the refresh token for new tokens; one at a time, across tabs. Resolves true when renewed, false when the session ended. */
   refresh() {
     if (!this.refreshing) {
-      this.refreshing = (async () => {
-        if (!this.refreshToken) return false;
+      const held = this.refreshToken;
+      this.refreshing = withRefreshLock(async () => {
+        // Another tab may have rotated the token while we waited for the lock: then ours is spent; take theirs.
+        const stored = await readLatest();
+        if (stored?.refresh_token && stored.refresh_token !== held) {
+          this.adopt(stored);
+          this.onRefreshed(stored.token);
+          return true;
+        }
+        if (!held) return false;
         try {
-          const r = await this.request('POST', '/auth/refresh', { refresh_token: this.refreshToken });
-          this.setSession(r);
+          const r = await this.request('POST', '/auth/refresh', { refresh_token: held });
+          await this.setSession(r); // before the lock goes: the next tab in line must see the new token
           this.onRefreshed(r.token);
           return true;
         } catch (e) {
           if (e instanceof ApiError && e.status === 401) {
-            this.setSession(null);
+            await this.setSession(null);
             this.onUnauthorized();
             return false;
           }
           throw e;
         }
-      })().finally(() => { this.refreshing = null; });
+      }).finally(() => { this.refreshing = null; });
     }
     return this.refreshing;
   }
 
-  /** Ends the session on the server (its tokens stop working everywhere), then forgets it here. */
+  /**
+   * Forgets the session in every tab at once (they see the store emptied), then ends it on the server: its tokens
+   * stop working everywhere. In this order, other tabs say they were signed out here, not that it "ended".
+   */
   async logout() {
+    const token = this.token;
+    this.setSession(null);
+    if (!token) return;
     try {
-      if (this.token) await this.request('POST', '/auth/logout', {});
+      await fetch(`${this.base}/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' });
     } catch {
       /* signed out here anyway; the access token expires within minutes */
     }
-    this.setSession(null);
   }
 
   headers(extra = {}) {

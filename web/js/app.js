@@ -161,7 +161,7 @@ function buildShell() {
   }, icon('menu'));
   s.banner = h('div', { class: 'offline-banner', testid: 'offline-banner', role: 'status', hidden: true },
     h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' Offline — reconnecting…');
-  s.newTitle = h('input', { type: 'text', testid: 'new-conversation-title', placeholder: 'Title (optional)', maxlength: 200, 'aria-label': 'Title' });
+  s.newTitle = h('input', { type: 'text', dir: 'auto', testid: 'new-conversation-title', placeholder: 'Title (optional)', maxlength: 200, 'aria-label': 'Title' });
   const closeNewForm = () => {
     show(s.newForm, false);
     s.newButton.focus();
@@ -316,7 +316,7 @@ function renderSidebar() {
         'aria-current': c.id === current ? 'page' : null,
         onclick: () => setSidebarOpen(false),
       },
-      h('span', { class: 'conv-title', testid: 'conversation-title', text: c.title || 'Untitled conversation' }),
+      h('span', { class: 'conv-title', testid: 'conversation-title', dir: 'auto', text: c.title || 'Untitled conversation' }),
       sharedC
         ? h('span', { class: 'conv-meta' },
           h('span', { class: `badge badge-${c.permission}`, testid: 'shared-badge', text: PERMISSION_LABEL[c.permission] || c.permission }),
@@ -598,11 +598,23 @@ api.onUnauthorized = () => {
   renderLogin('Your session has ended. Please sign in again.');
 };
 
+// Tabs share the session (session.js): signing out in one ends the others; signing in in one starts the others.
+api.onSessionChanged = (stored) => {
+  if (stored) {
+    startApp(stored.user).catch((e) => renderLogin(errorText(e)));
+  } else {
+    teardown();
+    renderLogin('You signed out in another tab.');
+  }
+};
+
 window.addEventListener('hashchange', route);
 
 // A handle for tests and for debugging from the console; holds no secrets.
 window.__relayhub = {
   dropConnection: () => state.socket?.drop(),
+  /** Renews the tokens now (as the timer would): resolves whether the session is still good. */
+  refreshSession: () => api.refresh(),
   get status() {
     return state.socket?.status;
   },

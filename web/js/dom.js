@@ -64,6 +64,24 @@ export function formatTime(value) {
   return d.toLocaleString();
 }
 
+/** A short time for a message: "14:03" today, "Dec 1, 14:03" before. Null when `value` is no time. */
+export function shortTime(value, now = new Date()) {
+  if (!value) return null;
+  const d = typeof value === 'number' ? new Date(value) : new Date(String(value));
+  if (Number.isNaN(d.getTime())) return null;
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (d.toDateString() === now.toDateString()) return time;
+  return `${d.toLocaleDateString([], { month: 'short', day: 'numeric', ...(d.getFullYear() !== now.getFullYear() ? { year: 'numeric' } : {}) })}, ${time}`;
+}
+
+/** A <time> element showing `shortTime(value)`, the full date and time on hover; null when `value` is no time. */
+export function timeEl(value) {
+  const text = shortTime(value);
+  if (!text) return null;
+  const d = typeof value === 'number' ? new Date(value) : new Date(String(value));
+  return h('time', { class: 'msg-time', testid: 'message-time', datetime: d.toISOString(), title: formatTime(value), text });
+}
+
 const SVG_NS = 'http://www.w3.org/2000/svg';
 /** Static icon paths (24×24, stroked): drawn as SVG so they do not depend on an emoji font being installed. */
 const ICONS = {

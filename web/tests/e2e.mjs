@@ -419,6 +419,22 @@ async function main() {
     await shot(B, 'b-sees-table-and-highlighted-code');
   });
 
+  await step('right-to-left text is laid out right to left; messages and system lines carry their time', async () => {
+    await A.locator(tid('composer-input')).fill('مرحبا بالفريق، ما هي الخطة؟');
+    await A.locator(tid('send-button')).click();
+    const msg = B.locator(userMsgs).last();
+    await waitUntil('B sees the Arabic message', async () => norm(await msg.locator(tid('message-text')).textContent()).startsWith('مرحبا'));
+    const dir = await msg.locator(tid('message-text')).evaluate((el) => getComputedStyle(el).direction);
+    if (dir !== 'rtl') throw new Error(`the Arabic message is laid out ${dir}`);
+    const time = msg.locator(tid('message-time'));
+    if (!/\d{1,2}[:.]\d{2}/.test(await time.textContent())) throw new Error(`message time reads ${await time.textContent()}`);
+    const at = Date.parse(await time.getAttribute('datetime'));
+    if (!(Math.abs(Date.now() - at) < 120000)) throw new Error(`message time is ${await time.getAttribute('datetime')}`);
+    const note = B.locator(tid('system-note')).last();
+    if ((await note.locator(tid('message-time')).count()) !== 1) throw new Error('a system line has no time');
+    await shot(B, 'b-sees-rtl-and-times');
+  });
+
   await step('A removes B; the conversation leaves B\'s sidebar and B\'s view closes', async () => {
     await A.locator(tid('share-button')).click();
     const row = A.locator(`${tid('share-access-row')}[data-user-id="${bob.id}"]`);

@@ -267,6 +267,34 @@ async function main() {
     await A.locator(tid('share-panel')).waitFor({ state: 'detached', timeout: T });
   });
 
+  await step('two tabs share the session: a link opens signed in, refreshes do not race, sign-out ends both', async () => {
+    const A2 = (pages.ada2 = await A.context().newPage());
+    A2.on('pageerror', (e) => errors.push(`ada2: ${e.message}`));
+    await open(A2, conv, title); // a conversation link in a new tab: no sign-in asked
+    if (await isVisible(A2, tid('login-form'))) throw new Error('the new tab asked to sign in');
+    // Both tabs renew at the same instant: one trades the refresh token, the other takes its result. Presenting
+    // one refresh token twice would make the api revoke the session (theft detection).
+    for (let round = 0; round < 10; round++) {
+      const renewed = await Promise.all([A, A2, A, A2].map((p) => p.evaluate(() => window.__relayhub.refreshSession())));
+      if (!renewed.every(Boolean)) throw new Error(`a refresh failed in round ${round}: ${JSON.stringify(renewed)}`);
+    }
+    const token = await A.evaluate(() => JSON.parse(localStorage.getItem('relayhub.session')).token);
+    await apiCall('GET', '/me', undefined, token); // still signed in, with the token both tabs now use
+    await send(A, 'Sent after the refresh');
+    await waitUntil('the message went through', async () => (await A.locator(userMsgs).last().textContent()).includes('Sent after the refresh'));
+    // Sign out in the new tab: the first one is signed out too, within a moment, and its token no longer works.
+    await A2.locator(tid('logout')).click();
+    await A.locator(tid('login-form')).waitFor({ state: 'visible', timeout: 5000 });
+    const said = norm(await A.locator(tid('login-error')).textContent());
+    if (!/signed out in another tab/i.test(said)) throw new Error(`the first tab says ${JSON.stringify(said)}`);
+    if (await isVisible(A, tid('composer-input'))) throw new Error('the first tab can still type a message');
+    const refused = await fetch(`${APP}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    if (refused.status !== 401) throw new Error(`the signed-out token got ${refused.status}`);
+    await shot(A, 'stuck-signed-out-in-other-tab');
+    await A2.close();
+    delete pages.ada2;
+  });
+
   await step('no script errors in the pages', async () => {
     if (errors.length) throw new Error(errors.join('\n'));
   });

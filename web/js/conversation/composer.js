@@ -13,7 +13,7 @@ export class Composer {
     this.viewOnlyEl = h('div', { class: 'view-only-notice', testid: 'view-only-notice', role: 'status', hidden: true },
       icon('eye'), h('span', { text: VIEW_ONLY_TEXT }));
     this.input = h('textarea', {
-      class: 'composer-input', testid: 'composer-input', rows: 2, placeholder: 'Message the AI…',
+      class: 'composer-input', testid: 'composer-input', rows: 2, dir: 'auto', placeholder: 'Message the AI…',
       title: 'Enter sends, Shift+Enter starts a new line', 'aria-label': 'Message',
       onkeydown: (e) => {
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {

@@ -20,11 +20,11 @@ export class ChatHeader {
 
   build() {
     const a = this.actions;
-    this.titleEl = h('h1', { class: 'chat-title', testid: 'chat-title', text: 'Loading…' });
+    this.titleEl = h('h1', { class: 'chat-title', testid: 'chat-title', dir: 'auto', text: 'Loading…' });
     this.permBadge = h('span', { class: 'badge', testid: 'permission-badge', hidden: true });
     // Renaming (owner): the title becomes a field; Enter saves, Escape cancels.
     this.renameInput = h('input', {
-      type: 'text', maxlength: '200', class: 'rename-input', testid: 'rename-input', 'aria-label': 'Title',
+      type: 'text', maxlength: '200', dir: 'auto', class: 'rename-input', testid: 'rename-input', 'aria-label': 'Title',
       onkeydown: (e) => { if (e.key === 'Escape') this.endRename(true); },
     });
     this.renameForm = h('form', {
@@ -73,7 +73,7 @@ export class ChatHeader {
       class: 'settings-temperature', testid: 'settings-temperature', 'aria-label': 'Temperature',
     });
     this.systemPromptInput = h('textarea', {
-      rows: 3, maxlength: '16000', placeholder: 'None',
+      rows: 3, maxlength: '16000', placeholder: 'None', dir: 'auto',
       class: 'settings-system-prompt', testid: 'settings-system-prompt', 'aria-label': 'System prompt',
     });
     this.settingsPanel = h('form', {

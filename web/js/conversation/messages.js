@@ -2,7 +2,7 @@
 // by id. An item is redrawn only when its object changed (the reducer gives a changed item a new object), so a
 // streaming answer redraws itself and nothing else.
 
-import { h, setChildren, icon, formatTime } from '../dom.js';
+import { h, setChildren, icon, timeEl } from '../dom.js';
 import { renderMarkdown } from '../markdown.js';
 import { timeline, stopOf, statusText } from './state.js';
 
@@ -69,21 +69,23 @@ export class MessageList {
     if (item.kind === 'sending') {
       const el = h('article', { class: 'msg msg-user msg-mine msg-sending', testid: 'message-sending', dataset: { status: 'sending' } },
         h('header', { class: 'msg-head' }, h('span', { class: 'msg-author', text: `${this.meName || 'You'} (you)` }), h('span', { class: 'msg-status', text: statusText(item) })),
-        h('div', { class: 'msg-body markdown' }));
+        h('div', { class: 'msg-body markdown', dir: 'auto' }));
       return { item, el, body: el.lastChild };
     }
     const parts = {
-      body: h('div', { class: 'msg-body markdown', testid: 'message-text' }),
+      // dir="auto": a message in Arabic or Hebrew is laid out right to left (by its first strong character).
+      body: h('div', { class: 'msg-body markdown', testid: 'message-text', dir: 'auto' }),
       author: h('span', { class: 'msg-author', testid: 'message-author' }),
       status: h('span', { class: 'msg-status', testid: 'message-status' }),
       meta: h('span', { class: 'msg-meta-extra' }),
+      time: h('span', { class: 'msg-time-slot' }),
       // Stop sits on the answer it stops, never where Send is: stopping someone else's answer is a deliberate act.
       stop: item.role === 'assistant'
         ? h('button', { type: 'button', class: 'btn btn-ghost btn-small msg-stop', testid: 'stop-answer', hidden: true }, icon('stop'), h('span', { class: 'stop-label' }))
         : null,
     };
     const el = h('article', { class: `msg msg-${item.role}`, testid: 'message', dataset: { role: item.role, messageId: item.id } },
-      h('header', { class: 'msg-head' }, parts.author, parts.meta, parts.status, parts.stop), parts.body);
+      h('header', { class: 'msg-head' }, parts.author, parts.meta, parts.time, parts.status, parts.stop), parts.body);
     const rec = { item, el, ...parts };
     if (parts.stop) parts.stop.addEventListener('click', () => this.onStop(rec.item));
     return rec;
@@ -94,8 +96,7 @@ export class MessageList {
     rec.permission = state.permission;
     rec.drawn = true;
     if (item.kind === 'system') {
-      rec.el.textContent = item.text;
-      rec.el.title = formatTime(item.at);
+      setChildren(rec.el, h('span', { dir: 'auto', text: item.text }), timeEl(item.at) ? ' · ' : null, timeEl(item.at));
       return;
     }
     if (item.kind === 'sending') {
@@ -112,7 +113,7 @@ export class MessageList {
       rec.author.textContent = 'AI';
       rec.meta.textContent = item.model ? ` · ${item.model}` : '';
     }
-    if (item.at) el.title = formatTime(item.at);
+    setChildren(rec.time, timeEl(item.at));
     el.dataset.delayed = String(!!(item.delayed && item.status === 'pending'));
     rec.status.textContent = statusText(item);
     if (rec.stop) drawStop(rec.stop, stopOf(state, item));
