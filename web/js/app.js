@@ -3,6 +3,7 @@
 import { Api, ApiError, listOf, errorText } from './api.js';
 import { RealtimeSocket } from './socket.js';
 import { ChatView } from './chat.js';
+import { titleProblem } from './conversation/header.js';
 import { SharePanel } from './share.js';
 import { TeamPanel } from './team.js';
 import { h, setChildren, show, icon } from './dom.js';
@@ -161,7 +162,7 @@ function buildShell() {
   }, icon('menu'));
   s.banner = h('div', { class: 'offline-banner', testid: 'offline-banner', role: 'status', hidden: true },
     h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' Offline — reconnecting…');
-  s.newTitle = h('input', { type: 'text', dir: 'auto', testid: 'new-conversation-title', placeholder: 'Title (optional)', maxlength: 200, 'aria-label': 'Title' });
+  s.newTitle = h('input', { type: 'text', dir: 'auto', testid: 'new-conversation-title', placeholder: 'Title (optional)', 'aria-label': 'Title' });
   const closeNewForm = () => {
     show(s.newForm, false);
     s.newButton.focus();
@@ -175,7 +176,10 @@ function buildShell() {
     },
     onsubmit: (e) => {
       e.preventDefault();
-      createConversation(s.newTitle.value.trim());
+      const title = s.newTitle.value.trim();
+      const why = title ? titleProblem(title) : null;
+      if (why) toast(why, 'error', 'title');
+      else createConversation(title);
     },
   }, s.newTitle,
   h('div', { class: 'row' },
@@ -255,12 +259,49 @@ function setSidebarOpen(open) {
   s.toggle.setAttribute('aria-expanded', String(open));
 }
 
-function showEmpty(notice) {
+/**
+ * The main area with no conversation open: why (`notice`), the unsent `draft` of a conversation that just closed
+ * (kept readable so it can be copied), and where to start.
+ */
+function showEmpty(notice, draft) {
   const s = state.shell;
   if (!s) return;
+  document.title = 'RelayHub';
   setChildren(s.main, h('div', { class: 'empty' },
     notice ? h('div', { class: 'access-notice', testid: 'access-notice', role: 'alert', text: notice }) : null,
-    h('p', { class: 'muted', testid: 'empty-state', text: 'Pick a conversation in the sidebar, or start a new one.' })));
+    draft ? keptDraft(draft) : null,
+    startHere()));
+}
+
+function keptDraft(draft) {
+  const text = h('textarea', { class: 'kept-draft-text', testid: 'kept-draft-text', readonly: true, rows: 4, dir: 'auto', 'aria-label': 'Your unsent message' });
+  text.value = draft;
+  const copy = h('button', {
+    type: 'button', class: 'btn btn-ghost', testid: 'kept-draft-copy', text: 'Copy',
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(draft);
+        copy.textContent = 'Copied';
+      } catch {
+        text.select(); // the clipboard is not ours here: selected, Ctrl+C copies it
+      }
+    },
+  });
+  return h('div', { class: 'kept-draft', testid: 'kept-draft' }, h('p', { class: 'small', text: 'Your unsent message was kept:' }), text, copy);
+}
+
+/** What to do next: pick or start a conversation; in a new organization, the admin is pointed at Team. */
+function startHere() {
+  const none = state.sidebarLoadedOnce && state.convs.size === 0;
+  if (none && state.me?.role === 'admin') {
+    return h('div', { class: 'first-use', testid: 'first-use' },
+      h('p', { text: 'Welcome! Start a conversation with the AI, then share it: your teammates watch the answer stream in live.' }),
+      h('div', { class: 'row' },
+        h('button', { type: 'button', class: 'btn btn-primary', testid: 'first-use-team', onclick: openTeam, text: 'Add teammates' }),
+        h('button', { type: 'button', class: 'btn btn-ghost', testid: 'first-use-new', onclick: () => state.shell?.newButton.click(), text: 'New conversation' })));
+  }
+  if (none) return h('p', { class: 'muted', testid: 'empty-state', text: 'Nothing here yet: start a new conversation, or wait for a teammate to share one with you.' });
+  return h('p', { class: 'muted', testid: 'empty-state', text: 'Pick a conversation in the sidebar, or start a new one.' });
 }
 
 async function logout() {
@@ -270,10 +311,12 @@ async function logout() {
   renderLogin();
 }
 
-export function toast(text, kind = 'info') {
+/** Shows a toast; one with the `key` of a toast still shown replaces it (five quick changes: one toast, the last). */
+export function toast(text, kind = 'info', key = null) {
   const s = state.shell;
   if (!s) return;
-  const t = h('div', { class: `toast toast-${kind}`, testid: 'toast', role: kind === 'error' ? 'alert' : 'status', text });
+  if (key) for (const old of s.toasts.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)) old.remove();
+  const t = h('div', { class: `toast toast-${kind}`, testid: 'toast', role: kind === 'error' ? 'alert' : 'status', dataset: key ? { key } : null, text });
   s.toasts.appendChild(t);
   setTimeout(() => t.remove(), kind === 'error' ? 7000 : 4000);
 }
@@ -421,6 +464,8 @@ function closeView(view, reason, summary, detail) {
   // Leaving is a revocation the person asked for; its socket frames usually arrive before the HTTP reply.
   if (view.leaving && reason === 'revoked') reason = 'left';
   const title = view.conv?.title || summary?.title || state.convs.get(view.id)?.title || 'this conversation';
+  const draft = reason === 'left' ? '' : view.composer.text.trim() ? view.composer.text : '';
+  sessionStorage.removeItem(view.composer.draftKey); // shown once below; the conversation is gone for this person
   if (state.share) state.share.close();
   view.destroy();
   state.view = null;
@@ -436,7 +481,7 @@ function closeView(view, reason, summary, detail) {
     error: `Could not open the conversation: ${detail || 'unknown error'}`,
   }[reason];
   history.replaceState(null, '', location.pathname + location.search);
-  showEmpty(notice);
+  showEmpty(notice, draft);
 }
 
 const ctx = {
@@ -449,16 +494,13 @@ const ctx = {
   },
   toast,
   closeView,
+  /** The model ids the workers serve (the api's default when none answers). */
   async getModels() {
-    if (!state.models) {
-      state.models = api.get('/models')
-        .then((r) => listOf(r, 'models').map((m) => (typeof m === 'string' ? m : m.id)).filter(Boolean))
-        .catch(() => {
-          state.models = null;
-          return [];
-        });
-    }
-    return state.models;
+    return (await modelInfo()).map((m) => m.id);
+  },
+  /** Whether a worker serves the simulated provider (then the composer says how to steer it). */
+  async simulated() {
+    return (await modelInfo()).some((m) => m.provider === 'simulated');
   },
   ownerNameOf(id) {
     return state.convs.get(id)?.owner_name;
@@ -506,6 +548,19 @@ const ctx = {
     }
   },
 };
+
+/** `[{id, provider}]` from `GET /models`, asked once per sign-in. */
+function modelInfo() {
+  if (!state.models) {
+    state.models = api.get('/models')
+      .then((r) => listOf(r, 'models').map((m) => (typeof m === 'string' ? { id: m } : m)).filter((m) => m?.id))
+      .catch(() => {
+        state.models = null;
+        return [];
+      });
+  }
+  return state.models;
+}
 
 function openTeam() {
   if (state.team) state.team.close();

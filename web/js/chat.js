@@ -4,12 +4,22 @@
 // file does what needs the network: loading, subscribing, sending, stopping, renaming, settings and files.
 
 import { h } from './dom.js';
-import { canRespond, PERMISSION_LABEL } from './permissions.js';
+import { canRespond } from './permissions.js';
+
+/** Shown under the composer when the simulated AI serves: its answers can be steered from the first line. */
+const SIM_HINT = 'Simulated AI: start a message with “/sim tokens=300 rate=40” for a longer answer streamed at 40 tokens a second.';
+
+/** What a person is told when their permission changes while they look. */
+const PERMISSION_NEWS = {
+  view: 'You can now only view this conversation.',
+  respond: 'You can now send messages here.',
+  owner: 'You now own this conversation.',
+};
 import { ApiError, errorText } from './api.js';
 import { initialState, reduce, askerOf } from './conversation/state.js';
 import { MessageList } from './conversation/messages.js';
 import { ChatHeader } from './conversation/header.js';
-import { Composer, AttachmentBar, VIEW_ONLY_TEXT } from './conversation/composer.js';
+import { Composer, AttachmentBar, VIEW_ONLY_TEXT, MAX_MESSAGE_CHARS } from './conversation/composer.js';
 
 let localIds = 0;
 
@@ -32,7 +42,7 @@ export class ChatView {
       toast: ctx.toast,
     });
     this.messages = new MessageList({ meName: ctx.me.name, onStop: (item) => this.stop(item), onLoadEarlier: (before) => this.loadEarlier(before) });
-    this.composer = new Composer({ send: () => this.send(), upload: (files) => this.upload(files) });
+    this.composer = new Composer({ id, send: () => this.send(), upload: (files) => this.upload(files) });
     this.attachments = new AttachmentBar((att) => this.download(att));
     this.el = h('section', { class: 'chat', testid: 'chat-view', dataset: { conversationId: id } },
       this.header.el, this.header.settingsPanel, this.attachments.el, this.messages.el, this.composer.el);
@@ -56,7 +66,7 @@ export class ChatView {
     if (next === prev) return;
     this.state = next;
     if (prev.permission && next.permission !== prev.permission && action.type !== 'loaded') {
-      this.ctx.toast(`Your access is now: ${PERMISSION_LABEL[next.permission] || next.permission}`);
+      this.ctx.toast(PERMISSION_NEWS[next.permission] || `Your access is now: ${next.permission}`, 'info', `permission:${this.id}`);
     }
     const summary = {};
     if (next.permission !== prev.permission) summary.permission = next.permission;
@@ -78,7 +88,10 @@ export class ChatView {
     const run = () => {
       this.renderScheduled = false;
       if (this.destroyed) return;
-      if (this.headerDirty) this.header.render(this.state);
+      if (this.headerDirty) {
+      this.header.render(this.state);
+      document.title = `${this.state.conv?.title || 'Untitled conversation'} — RelayHub`;
+    }
       this.headerDirty = false;
       this.composer.render(this.state);
       this.attachments.render(this.state);
@@ -106,9 +119,13 @@ export class ChatView {
     this.subscribe();
     // Draw at once: the person is waiting for this, and the focus goes into it next.
     this.header.render(this.state);
+    document.title = `${this.state.conv?.title || 'Untitled conversation'} — RelayHub`;
     this.composer.render(this.state);
     this.messages.render(this.state);
     this.messages.scrollToBottom();
+    this.ctx.simulated().then((yes) => {
+      if (yes && !this.destroyed) this.composer.setHint(SIM_HINT);
+    });
   }
 
   /** History comes in pages, newest first: "Load earlier messages" fetches the page before. */
@@ -124,7 +141,7 @@ export class ChatView {
 
   /** Where the keyboard goes when the conversation opens: the composer, or the history for View only. */
   focusDefault() {
-    (canRespond(this.state.permission) ? this.composer.input : this.messages.el).focus();
+    (canRespond(this.state.permission) ? this.composer.input : this.messages.scroller).focus();
   }
 
   subscribe() {
@@ -190,14 +207,17 @@ export class ChatView {
   // ---------------------------------------------------------------- actions
 
   async send() {
-    const input = this.composer.input;
-    const text = input.value;
+    const text = this.composer.text;
     if (!text.trim()) return;
     if (!canRespond(this.state.permission)) {
       this.ctx.toast(VIEW_ONLY_TEXT, 'error');
       return;
     }
-    input.value = '';
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.ctx.toast(`A message has at most ${MAX_MESSAGE_CHARS.toLocaleString()} characters; this one has ${text.length.toLocaleString()}.`, 'error', 'too-long');
+      return;
+    }
+    this.composer.setText('');
     const localId = ++localIds;
     this.messages.followNext();
     this.dispatch({ type: 'send', localId, text, now: Date.now() });
@@ -206,7 +226,7 @@ export class ChatView {
       this.dispatch({ type: 'sent', localId, messageId: r?.message_id });
     } catch (e) {
       this.dispatch({ type: 'send_failed', localId });
-      if (!input.value) input.value = text;
+      if (!this.composer.text) this.composer.setText(text);
       this.ctx.toast(e instanceof ApiError && e.status === 403 ? VIEW_ONLY_TEXT : `Not sent: ${errorText(e)}`, 'error');
     }
   }

@@ -90,6 +90,7 @@ const ICONS = {
   file: 'M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6',
   share: 'M4 12v8a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2v-8M16 6l-4-4-4 4M12 2v13',
   stop: 'M6 6h12v12H6z',
+  down: 'M12 5v14M5 12l7 7 7-7',
   menu: 'M3 6h18M3 12h18M3 18h18',
   close: 'M18 6L6 18M6 6l12 12',
   trash: 'M3 6h18M8 6V4h8v2M19 6l-1 14H6L5 6',

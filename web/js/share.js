@@ -1,5 +1,5 @@
-// The sharing panel (owner only): search teammates by name or email, pick one or several, choose View Only or
-// Can Respond for each, Share; below, everyone with access, with a permission picker and Remove for each.
+// The sharing panel (owner only): search teammates by name or email, pick one or several, choose View only or
+// Can respond for each, Share; below, everyone with access, with a permission picker and Remove for each.
 
 import { h, clear, setChildren, show, icon, trapFocus, arrowKeys } from './dom.js';
 import { PERMISSION_LABEL } from './permissions.js';
@@ -293,8 +293,8 @@ function userId(u) {
 
 function permissionSelect(value, testid, who, onChange) {
   const select = h('select', { class: 'perm-select', testid, 'aria-label': `Permission of ${who}`, onchange: () => onChange(select.value) },
-    h('option', { value: 'view', text: 'View Only' }),
-    h('option', { value: 'respond', text: 'Can Respond' }));
+    h('option', { value: 'view', text: PERMISSION_LABEL.view }),
+    h('option', { value: 'respond', text: PERMISSION_LABEL.respond }));
   select.value = value === 'respond' ? 'respond' : 'view';
   return select;
 }

@@ -435,7 +435,37 @@ async function main() {
     await shot(B, 'b-sees-rtl-and-times');
   });
 
+  await step('scrolling: a small scroll up while text streams stays put, a cue says new text is below and jumps there', async () => {
+    if (!(await A.title()).startsWith(title)) throw new Error(`the tab title is ${JSON.stringify(await A.title())}`);
+    const hint = norm(await A.locator(tid('composer-hint')).textContent());
+    if (!hint.includes('/sim tokens=')) throw new Error(`the composer hint reads ${JSON.stringify(hint)}`);
+    // The message limit shows before Send, and a message over it is not sent.
+    await A.locator(tid('composer-input')).fill('x'.repeat(32001));
+    await waitUntil('the counter shows', async () => /32,001 \/ 32,000/.test(norm(await A.locator(tid('composer-count')).textContent())));
+    const sent = await A.locator(userMsgs).count();
+    await A.locator(tid('composer-input')).press('Enter');
+    await waitUntil('too long is refused', async () => (await A.locator(tid('toast')).allTextContents()).some((t) => /at most 32,000/.test(t)));
+    if ((await A.locator(userMsgs).count()) !== sent) throw new Error('a too-long message was sent');
+    await A.locator(tid('composer-input')).fill('/sim tokens=300 rate=25\nA long one to scroll by.');
+    await A.locator(tid('composer-input')).press('Enter');
+    const answer = B.locator(assistantMsgs).last();
+    await waitUntil('B sees it stream', async () => (await answer.getAttribute('data-status')) === 'streaming');
+    const scroller = B.locator(tid('messages'));
+    const at = await scroller.evaluate((el) => { el.scrollTop = el.scrollHeight - el.clientHeight - 60; return el.scrollTop; });
+    await waitUntil('B is told new text is below', async () => norm(await B.locator(tid('jump-latest')).textContent()) === 'New text below');
+    const now = await scroller.evaluate((el) => el.scrollTop);
+    if (Math.abs(now - at) > 1) throw new Error(`a 60 px scroll up snapped from ${at} to ${now}`);
+    await shot(B, 'b-new-text-below');
+    await B.locator(tid('jump-latest')).click();
+    await waitUntil('B is at the latest text, following again', async () => (await scroller.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight)) < 4
+      && !(await isVisible(B, tid('jump-latest'))));
+    await A.locator(assistantMsgs).last().locator(tid('stop-answer')).click();
+    await waitUntil('the long answer stopped', async () => (await answer.getAttribute('data-status')) === 'stopped');
+  });
+
   await step('A removes B; the conversation leaves B\'s sidebar and B\'s view closes', async () => {
+    // B has a message typed but not sent: it stays readable after the access ends, to copy.
+    await B.locator(tid('composer-input')).fill(`My unsent thoughts ${run}`);
     await A.locator(tid('share-button')).click();
     const row = A.locator(`${tid('share-access-row')}[data-user-id="${bob.id}"]`);
     await row.waitFor({ state: 'visible', timeout: T });
@@ -447,6 +477,7 @@ async function main() {
     await B.locator(tid('access-notice')).waitFor({ state: 'visible', timeout: T });
     if (await isVisible(B, tid('chat-view'))) throw new Error('B still sees the chat');
     if (!(await B.evaluate(() => window.__noReload === true))) throw new Error("B's page was reloaded");
+    if ((await B.locator(tid('kept-draft-text')).inputValue()) !== `My unsent thoughts ${run}`) throw new Error('B\'s draft is gone');
     await shot(B, 'b-access-removed');
   });
 
@@ -512,7 +543,10 @@ async function main() {
     await signIn(S, dana);
 
     const erin = { name: `Erin Teammate ${run}`, email: `erin-${run}@e2e.test` };
-    await S.locator(tid('team-button')).click();
+    // A new organization's empty workspace points its admin at adding teammates.
+    await S.locator(tid('first-use')).waitFor({ state: 'visible', timeout: T });
+    await shot(S, 'signup-first-use');
+    await S.locator(tid('first-use-team')).click();
     await S.locator(tid('team-panel')).waitFor({ state: 'visible', timeout: T });
     await S.locator(tid('team-name')).fill(erin.name);
     await S.locator(tid('team-email')).fill(erin.email);

@@ -6,15 +6,23 @@ import { canRespond } from '../permissions.js';
 import { nameOf } from './state.js';
 
 export const VIEW_ONLY_TEXT = 'View only — you can watch but not send';
+/** The api's longest message; a counter shows from COUNT_FROM on, so nobody learns it only after Send. */
+export const MAX_MESSAGE_CHARS = 32000;
+const COUNT_FROM = 30000;
 
 export class Composer {
-  /** @param {object} o  `send(text)`, `upload(files)` */
-  constructor({ send, upload }) {
+  /**
+   * @param {object} o  `id` (the conversation: its unsent draft is kept per tab while you look elsewhere), `send()`,
+   *   `upload(files)`
+   */
+  constructor({ id, send, upload }) {
+    this.draftKey = `relayhub.draft.${id}`;
     this.viewOnlyEl = h('div', { class: 'view-only-notice', testid: 'view-only-notice', role: 'status', hidden: true },
       icon('eye'), h('span', { text: VIEW_ONLY_TEXT }));
     this.input = h('textarea', {
       class: 'composer-input', testid: 'composer-input', rows: 2, dir: 'auto', placeholder: 'Message the AI…',
       title: 'Enter sends, Shift+Enter starts a new line', 'aria-label': 'Message',
+      oninput: () => this.changed(),
       onkeydown: (e) => {
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
           e.preventDefault();
@@ -43,7 +51,35 @@ export class Composer {
       },
     }, attachBtn, this.fileInput, this.input, h('button', { type: 'submit', class: 'btn btn-primary', testid: 'send-button', text: 'Send' }));
     this.uploadStatus = h('div', { class: 'upload-status', testid: 'upload-status', hidden: true });
-    this.el = h('footer', { class: 'chat-footer' }, this.viewOnlyEl, this.form, this.uploadStatus);
+    this.hint = h('div', { class: 'composer-hint muted small', testid: 'composer-hint', hidden: true });
+    this.count = h('div', { class: 'composer-count small', testid: 'composer-count', 'aria-live': 'polite', hidden: true });
+    this.el = h('footer', { class: 'chat-footer' }, this.viewOnlyEl, this.form, h('div', { class: 'composer-notes' }, this.hint, this.count), this.uploadStatus);
+    this.setText(sessionStorage.getItem(this.draftKey) || '');
+  }
+
+  get text() {
+    return this.input.value;
+  }
+
+  /** Replaces the draft (and what is kept of it). */
+  setText(text) {
+    this.input.value = text;
+    this.changed();
+  }
+
+  changed() {
+    const n = this.input.value.length;
+    if (n) sessionStorage.setItem(this.draftKey, this.input.value);
+    else sessionStorage.removeItem(this.draftKey);
+    this.count.hidden = n < COUNT_FROM;
+    this.count.textContent = `${n.toLocaleString()} / ${MAX_MESSAGE_CHARS.toLocaleString()} characters`;
+    this.count.classList.toggle('over', n > MAX_MESSAGE_CHARS);
+  }
+
+  /** A line under the composer (e.g. how to steer the simulated AI); '' hides it. */
+  setHint(text) {
+    this.hint.textContent = text;
+    this.hint.hidden = !text;
   }
 
   render(state) {

@@ -24,15 +24,18 @@ export class ChatHeader {
     this.permBadge = h('span', { class: 'badge', testid: 'permission-badge', hidden: true });
     // Renaming (owner): the title becomes a field; Enter saves, Escape cancels.
     this.renameInput = h('input', {
-      type: 'text', maxlength: '200', dir: 'auto', class: 'rename-input', testid: 'rename-input', 'aria-label': 'Title',
+      type: 'text', dir: 'auto', class: 'rename-input', testid: 'rename-input', 'aria-label': 'Title',
       onkeydown: (e) => { if (e.key === 'Escape') this.endRename(true); },
     });
     this.renameForm = h('form', {
       class: 'rename-form', testid: 'rename-form', hidden: true,
+      // Clicking or tabbing away cancels, as Escape does; the form's own buttons keep it open.
+      onfocusout: (e) => { if (!this.renameForm.contains(e.relatedTarget)) this.endRename(); },
       onsubmit: async (e) => {
         e.preventDefault();
         const t = this.renameInput.value.trim();
-        if (!t) a.toast('A title cannot be blank', 'error');
+        const why = titleProblem(t);
+        if (why) a.toast(why, 'error', 'title');
         else if (await a.rename(t)) this.endRename();
       },
     }, this.renameInput,
@@ -222,6 +225,15 @@ export class ChatHeader {
     }
     if (Object.keys(patch).length === 0 || (await this.actions.saveSettings(patch))) this.toggleSettings(false);
   }
+}
+
+export const MAX_TITLE_CHARS = 200;
+
+/** Why `title` (trimmed) cannot be a title, or null. */
+export function titleProblem(title) {
+  if (!title) return 'A title cannot be blank';
+  const n = [...title].length;
+  return n > MAX_TITLE_CHARS ? `A title has at most ${MAX_TITLE_CHARS} characters; this one has ${n}.` : null;
 }
 
 function button(testid, iconName, label, title, onclick, cls = 'btn btn-ghost') {

@@ -1,6 +1,10 @@
 // The message history view: draws the timeline of the conversation state (state.js), one element per item, kept
 // by id. An item is redrawn only when its object changed (the reducer gives a changed item a new object), so a
 // streaming answer redraws itself and nothing else.
+//
+// Scrolling: the view follows new text only while the person is at the bottom. Any scroll up, however small,
+// stops following (nothing snaps back); then a "Jump to latest" button shows, saying "New text below" once more
+// arrives, and following resumes at the bottom again.
 
 import { h, setChildren, icon, timeEl } from '../dom.js';
 import { renderMarkdown } from '../markdown.js';
@@ -18,7 +22,19 @@ export class MessageList {
     this.onStop = onStop;
     this.records = new Map(); // item id → { item, permission, el, parts }
     // Focusable, so the history scrolls with the keyboard (arrows, Page Up/Down) like any page.
-    this.el = h('div', { class: 'messages', testid: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
+    this.scroller = h('div', {
+      class: 'messages', testid: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0',
+      onscroll: () => this.onScroll(),
+    });
+    this.following = true;
+    this.jumpBtn = h('button', {
+      type: 'button', class: 'btn jump-latest', testid: 'jump-latest', hidden: true,
+      onclick: () => {
+        this.scrollToBottom();
+        this.scroller.focus();
+      },
+    }, icon('down'), h('span', { class: 'jump-label', text: 'Jump to latest' }));
+    this.el = h('div', { class: 'messages-wrap' }, this.scroller, this.jumpBtn);
     this.earlierBtn = h('button', {
       type: 'button', class: 'load-earlier', testid: 'load-earlier', text: 'Load earlier messages',
       onclick: () => {
@@ -30,13 +46,14 @@ export class MessageList {
   }
 
   render(state) {
-    const stick = this.follow || this.nearBottom();
+    const stick = this.follow || this.following;
     this.follow = false;
+    const before = this.scroller.scrollHeight;
     this.earlierBefore = state.earlier;
     let prev = null;
     if (state.earlier != null) {
       this.earlierBtn.disabled = false;
-      if (this.el.firstChild !== this.earlierBtn) this.el.prepend(this.earlierBtn);
+      if (this.scroller.firstChild !== this.earlierBtn) this.scroller.prepend(this.earlierBtn);
       prev = this.earlierBtn;
     } else {
       this.earlierBtn.remove();
@@ -51,8 +68,8 @@ export class MessageList {
         this.records.set(item.id, rec);
       }
       if (!rec.drawn || rec.item !== item || rec.permission !== state.permission) this.draw(rec, item, state);
-      const at = prev ? prev.nextSibling : this.el.firstChild;
-      if (at !== rec.el) this.el.insertBefore(rec.el, at);
+      const at = prev ? prev.nextSibling : this.scroller.firstChild;
+      if (at !== rec.el) this.scroller.insertBefore(rec.el, at);
       prev = rec.el;
     }
     for (const [id, rec] of this.records) {
@@ -62,6 +79,27 @@ export class MessageList {
       }
     }
     if (stick) this.scrollToBottom();
+    else if (this.scroller.scrollHeight > before) this.showJump(true);
+  }
+
+  /** The person scrolled (or we did): follow new text only from the very bottom. */
+  onScroll() {
+    this.following = this.distanceFromBottom() < 4;
+    if (this.following) this.showJump(false);
+    else if (this.distanceFromBottom() > this.scroller.clientHeight / 2) this.showJump(false, true);
+  }
+
+  /** Shows the jump button: `fresh` says new text arrived below; hides it when neither is true. */
+  showJump(fresh, far = false) {
+    if (this.following) {
+      this.jumpBtn.hidden = true;
+      this.jumpBtn.classList.remove('has-new');
+      return;
+    }
+    const isNew = fresh || this.jumpBtn.classList.contains('has-new');
+    this.jumpBtn.classList.toggle('has-new', isNew);
+    this.jumpBtn.querySelector('.jump-label').textContent = isNew ? 'New text below' : 'Jump to latest';
+    this.jumpBtn.hidden = !(isNew || far || !this.jumpBtn.hidden);
   }
 
   create(item) {
@@ -132,13 +170,15 @@ export class MessageList {
     this.follow = true;
   }
 
-  nearBottom() {
-    const m = this.el;
-    return m.scrollHeight - m.scrollTop - m.clientHeight < 120;
+  distanceFromBottom() {
+    const m = this.scroller;
+    return m.scrollHeight - m.scrollTop - m.clientHeight;
   }
 
   scrollToBottom() {
-    this.el.scrollTop = this.el.scrollHeight;
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.following = true;
+    this.showJump(false);
   }
 }
 
