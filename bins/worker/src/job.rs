@@ -33,6 +33,8 @@ pub const MAX_ATTEMPTS: u32 = 10;
 pub struct JobContext {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
+    /// Where the events go ([`crate::publisher`] says why not on `client`).
+    pub publishing: crate::publisher::Connection,
     pub stops: kv::Store,
     pub provider: Arc<dyn Provider>,
     pub metrics: Metrics,
@@ -74,7 +76,7 @@ pub fn parse_stop(bytes: &[u8]) -> Option<Stop> {
 /// Runs `msg` (a [`GenerateJob`]) to its end. `abort` is cancelled when the process gives up on running jobs
 /// (shutdown grace period over): the job is then handed back at once for another worker to take.
 pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: CancellationToken) {
-    let attempt = msg.info().map(|i| u32::try_from(i.delivered.max(1)).unwrap_or(u32::MAX)).unwrap_or(1);
+    let delivered = msg.info().map(|i| u32::try_from(i.delivered.max(1)).unwrap_or(u32::MAX)).unwrap_or(1);
     let job: GenerateJob = match serde_json::from_slice(&msg.payload) {
         Ok(job) => job,
         Err(e) => {
@@ -87,10 +89,10 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
             return;
         }
     };
-    let span = tracing::info_span!("job", conversation = %job.conversation_id, response = %job.response_id, attempt);
+    let span = tracing::info_span!("job", conversation = %job.conversation_id, response = %job.response_id, delivered, attempt = tracing::field::Empty);
     async move {
         ctx.metrics.jobs_running.inc();
-        let end = generate(&ctx, &msg, &job, attempt, abort).await;
+        let end = generate(&ctx, &msg, &job, delivered, abort).await;
         ctx.metrics.jobs_running.dec();
         if end.is_ok() {
             let key = subjects::response_claim(job.conversation_id, job.response_id);
@@ -115,7 +117,7 @@ async fn generate(
     ctx: &JobContext,
     msg: &jetstream::Message,
     job: &GenerateJob,
-    attempt: u32,
+    delivered: u32,
     abort: CancellationToken,
 ) -> Result<(), (String, Option<Duration>)> {
     let conv = job.conversation_id;
@@ -126,10 +128,11 @@ async fn generate(
         .subscribe(subjects::stop_control(conv))
         .await
         .map_err(|e| (format!("subscribing to stop control: {e}"), Some(Duration::from_secs(1))))?;
-    let mut publisher = Publisher::new(ctx.js.clone(), ctx.metrics.publish_ack_seconds.clone());
+    let events = ctx.publishing.context().await.map_err(|e| (e, Some(Duration::from_secs(1))))?;
+    let mut publisher = Publisher::new(events, ctx.metrics.publish_ack_seconds.clone());
 
-    match take_claim(ctx, job, attempt).await {
-        Pickup::Ours => {}
+    let attempt = match take_claim(ctx, job, delivered).await {
+        Pickup::Ours(attempt) => attempt,
         Pickup::EndedByApi => {
             tracing::info!("stopped before any worker took it, and ended by the api: dropping the job");
             ctx.metrics.jobs_dropped.inc();
@@ -140,9 +143,10 @@ async fn generate(
         }
         Pickup::StopRequested(by) => {
             tracing::info!("stop requested while an earlier attempt ran, not generating");
-            return finish(ctx, msg, job, attempt, &mut publisher, String::new(), End::Stopped(Some(by))).await;
+            return finish(ctx, msg, job, delivered, &mut publisher, String::new(), End::Stopped(Some(by))).await;
         }
-    }
+    };
+    tracing::Span::current().record("attempt", attempt);
 
     // A stop recorded before the pickup (or before a crash) ends the job without generating anything.
     match ctx.stops.get(conv.to_string()).await {
@@ -258,8 +262,9 @@ async fn generate(
 
 /// What the response's claim says at pickup.
 enum Pickup {
-    /// We hold it now (it was queued, an earlier attempt's, or has no claim: a job from before claims).
-    Ours,
+    /// We hold it now (it was queued, an earlier attempt's, or has no claim: a job from before claims), as this
+    /// attempt.
+    Ours(u32),
     /// The api stopped it before any worker took it, and published its end.
     EndedByApi,
     /// Stopped while an earlier attempt held it: end it as stopped.
@@ -268,36 +273,42 @@ enum Pickup {
 
 /// Takes the response's claim (compare-and-set, again after losing a race with a stop). When the bucket cannot
 /// be read or written the job runs anyway, as it did before claims: an answer is better than a stuck one.
-async fn take_claim(ctx: &JobContext, job: &GenerateJob, attempt: u32) -> Pickup {
+///
+/// The attempt is JetStream's delivery count, but never at or below the attempt an earlier claim names: a
+/// nats-server that crashed may forget recent deliveries (a consumer's state is written to disk lazily, the
+/// claim is a stored message), and viewers must see each attempt's `response.started` once, in increasing order.
+async fn take_claim(ctx: &JobContext, job: &GenerateJob, delivered: u32) -> Pickup {
     use rh_bus::claims::{self, Stored};
     use rh_protocol::rpc::ResponseClaim;
     let key = subjects::response_claim(job.conversation_id, job.response_id);
-    let running = ResponseClaim::Running { attempt };
     for _ in 0..4 {
         let read = match claims::read(&ctx.stops, &key).await {
             Ok(read) => read,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the response claim; generating anyway");
-                return Pickup::Ours;
+                return Pickup::Ours(delivered);
             }
         };
-        let expected = match read {
-            None => None,
+        let (expected, attempt) = match read {
+            None => (None, delivered),
             Some(Stored { claim: ResponseClaim::Stopped { .. }, .. }) => return Pickup::EndedByApi,
             Some(Stored { claim: ResponseClaim::StopRequested { by }, .. }) => return Pickup::StopRequested(by),
-            Some(Stored { revision, .. }) => Some(revision),
+            Some(Stored { claim: ResponseClaim::Running { attempt: earlier }, revision }) => {
+                (Some(revision), delivered.max(earlier.saturating_add(1)))
+            }
+            Some(Stored { revision, .. }) => (Some(revision), delivered),
         };
-        match claims::swap(&ctx.stops, &key, expected, &running).await {
-            Ok(true) => return Pickup::Ours,
+        match claims::swap(&ctx.stops, &key, expected, &ResponseClaim::Running { attempt }).await {
+            Ok(true) => return Pickup::Ours(attempt),
             Ok(false) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "could not take the response claim; generating anyway");
-                return Pickup::Ours;
+                return Pickup::Ours(attempt);
             }
         }
     }
     tracing::warn!("the response claim kept changing; generating anyway");
-    Pickup::Ours
+    Pickup::Ours(delivered)
 }
 
 /// The provider's answer to the start of a generation; pending forever once taken (the branch is then disabled).

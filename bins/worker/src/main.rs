@@ -150,6 +150,7 @@ async fn run(
     let ctx = Arc::new(JobContext {
         client: client.clone(),
         js,
+        publishing: publisher::Connection::new(config.nats_url.clone(), config.nats_auth.clone()),
         stops,
         provider,
         metrics,

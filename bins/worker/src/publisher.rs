@@ -1,20 +1,65 @@
-//! Pipelined, ordered publishing of one job's events.
+//! Pipelined, ordered, gapless publishing of one job's events.
 //!
 //! A synchronous publish loop (publish, wait for the ack, publish the next) stalls at a few thousand messages per
 //! second, so events are published back to back and their ack futures go, in order, to a background task that
 //! awaits them. The first failed ack is remembered and signalled: the job then stops and is handed back to
 //! JetStream, because a delta that might be missing must never be followed by a `response.completed`.
+//!
+//! Pipelining must not leave a hole in the stream. On an ordinary, reconnecting NATS client it can: when the
+//! connection dies, what sat in its write buffer (or in the dead server's socket) is lost, while what was queued
+//! behind it goes out on the new connection and is stored, so delta N+1 is in the stream without delta N, and every
+//! viewer shows the hole until the next attempt. So events go out on a [`Connection`] that never reconnects
+//! ([`rh_bus::connect_once`]): one TCP connection carries the whole attempt, the server stores it in order, and
+//! once that connection is gone every later publish of the attempt fails. The stream holds a gapless prefix of the
+//! attempt; the job is handed back and its next attempt (a new `response.started`) replaces the prefix for every
+//! viewer. The next job takes a new connection.
 
+use async_nats::connection::State;
 use async_nats::jetstream::{self, context::PublishAckFuture};
+use rh_bus::{NatsAuth, Role};
 use rh_protocol::Envelope;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How many acks may be outstanding per job before `publish` waits (back-pressure).
 const MAX_IN_FLIGHT: usize = 1024;
+
+/// How long a new publishing connection may take before the job is handed back.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The process's publishing connection: shared by the jobs, replaced by a new one once it is gone.
+pub struct Connection {
+    url: String,
+    auth: NatsAuth,
+    current: tokio::sync::Mutex<Option<async_nats::Client>>,
+}
+
+impl Connection {
+    /// Connects lazily: the first job (and the first after an outage) makes the connection.
+    pub fn new(url: String, auth: NatsAuth) -> Self {
+        Connection { url, auth, current: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The live connection for an attempt, or a new one if the last one is gone (then the earlier attempts on it
+    /// fail, as they must).
+    pub async fn context(&self) -> Result<jetstream::Context, String> {
+        let mut current = self.current.lock().await;
+        if let Some(client) = current.as_ref()
+            && client.connection_state() == State::Connected
+        {
+            return Ok(jetstream::new(client.clone()));
+        }
+        let client = rh_bus::connect_once(&self.url, &self.auth, Role::Worker, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| format!("no publishing connection to NATS: {e}"))?;
+        tracing::info!("new publishing connection to NATS");
+        *current = Some(client.clone());
+        Ok(jetstream::new(client))
+    }
+}
 
 pub struct Publisher {
     js: jetstream::Context,

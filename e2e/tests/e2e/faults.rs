@@ -12,7 +12,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Every event of `conversation` in `RH_CONV`, with its seq, read by an ordered consumer.
-async fn stored_events(t: &Team, conversation: Uuid) -> anyhow::Result<Vec<(u64, Envelope)>> {
+pub async fn stored_events(t: &Team, conversation: Uuid) -> anyhow::Result<Vec<(u64, Envelope)>> {
     let js = async_nats::jetstream::new(t.stack.nats.client().await?);
     let stream = js.get_stream(subjects::STREAM_CONV).await?;
     let consumer = stream

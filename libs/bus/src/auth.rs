@@ -6,6 +6,8 @@
 
 use rh_auth::Secret;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A RelayHub service, as the NATS server knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,11 +62,48 @@ pub struct NatsAuth {
 impl NatsAuth {
     /// Connect options for `role`: name, inbox prefix, credentials, TLS.
     pub fn options(&self, role: Role) -> async_nats::ConnectOptions {
-        let mut options = async_nats::ConnectOptions::new().name(role.user()).custom_inbox_prefix(role.inbox_prefix());
-        if let Some(password) = &self.nats_password {
-            let user = self.nats_user.clone().unwrap_or_else(|| role.user().to_owned());
-            options = options.user_and_password(user, password.expose().to_owned());
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some((user, password)) = self.credentials(role) {
+            options = options.user_and_password(user, password);
         }
+        self.identity(role, options)
+    }
+
+    /// Options for a connection that never reconnects: once its TCP connection is gone, the client is closed and
+    /// every later publish fails instead of waiting in its buffer for a new connection. Whatever was sent on it
+    /// thus reaches the server as a prefix: nothing sent after a message the server lost is ever stored. Only the
+    /// first login is allowed (the reconnect's login is refused on our side), so the one reconnect attempt that
+    /// `max_reconnects(1)` permits fails, and the client gives up.
+    pub fn options_once(&self, role: Role) -> async_nats::ConnectOptions {
+        let credentials = self.credentials(role);
+        let used = Arc::new(AtomicBool::new(false));
+        let options = async_nats::ConnectOptions::with_auth_callback(move |_nonce| {
+            let first = !used.swap(true, Ordering::SeqCst);
+            let credentials = credentials.clone();
+            async move {
+                if !first {
+                    return Err(async_nats::AuthError::new("this connection does not reconnect"));
+                }
+                let mut auth = async_nats::Auth::new();
+                if let Some((user, password)) = credentials {
+                    auth.username = Some(user);
+                    auth.password = Some(password);
+                }
+                Ok(auth)
+            }
+        });
+        self.identity(role, options.max_reconnects(1))
+    }
+
+    fn credentials(&self, role: Role) -> Option<(String, String)> {
+        let password = self.nats_password.as_ref()?;
+        let user = self.nats_user.clone().unwrap_or_else(|| role.user().to_owned());
+        Some((user, password.expose().to_owned()))
+    }
+
+    /// The role's name and inbox prefix, and TLS.
+    fn identity(&self, role: Role, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        let mut options = options.name(role.user()).custom_inbox_prefix(role.inbox_prefix());
         if let Some(ca) = &self.nats_tls_ca {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
         }

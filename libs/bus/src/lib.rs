@@ -3,6 +3,7 @@
 //! | item | purpose |
 //! |---|---|
 //! | [`connect`] | connect as a [`Role`] with its [`NatsAuth`] credentials and inbox prefix, retrying until the server answers |
+//! | [`connect_once`] | a connection that never reconnects (a publisher's messages reach the stream as a prefix) |
 //! | [`Topology`] / [`Topology::ensure`] | the streams and buckets (`RH_CONV`, `RH_AUDIT`, `RH_JOBS`, KV `rh_stops`, object store `rh_attachments`), created if missing (only the api may) |
 //! | [`wait_for_streams`] | the other services wait until the streams they use exist |
 //! | [`source_seq`] | the `RH_CONV` seq of an event copied into `RH_AUDIT` (its `Nats-Stream-Source` header) |
@@ -152,6 +153,17 @@ pub async fn connect(url: &str, auth: &NatsAuth, role: Role) -> async_nats::Clie
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(3));
     }
+}
+
+/// One attempt to connect as `role` on a connection that never reconnects ([`NatsAuth::options_once`]): for
+/// publishers whose messages must reach the stream as a gapless prefix.
+pub async fn connect_once(
+    url: &str,
+    auth: &NatsAuth,
+    role: Role,
+    timeout: Duration,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    auth.options_once(role).connection_timeout(timeout).connect(url).await
 }
 
 /// Waits until every stream in `names` exists (the api creates them, [`Topology::ensure`]; the other services
