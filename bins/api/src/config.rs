@@ -112,6 +112,11 @@ pub struct Settings {
     #[arg(long, env = "RH_RETENTION_INTERVAL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub retention_interval_secs: u64,
 
+    /// How often the share expiry task removes shares whose `expires_at` has passed, in milliseconds (access ends
+    /// at `expires_at` regardless; this bounds how late sockets are cut and sidebars told).
+    #[arg(long, env = "RH_SHARE_EXPIRY_CHECK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..), global = true)]
+    pub share_expiry_check_ms: u64,
+
     /// Outbox relay: how often a replica that does not lead tries to take over, and the leader's backstop poll
     /// (commits wake it at once), in milliseconds.
     #[arg(long, env = "RH_OUTBOX_POLL_MS", default_value_t = 1000, global = true)]

@@ -49,7 +49,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     ensure_user(state, "Globex", "Gil Bates", "gil@globex.test", "admin", &hash).await?;
 
     let owned = rh_store::conversations::list_for_user(&state.db, ada.id, None, 500).await?;
-    if owned.iter().any(|(c, _)| c.owner_id == ada.id && c.title == DEMO_TITLE) {
+    if owned.iter().any(|e| e.conversation.owner_id == ada.id && e.conversation.title == DEMO_TITLE) {
         tracing::info!("demo conversation exists");
         return Ok(());
     }
@@ -60,7 +60,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("creating the demo conversation: {e}"))?;
     let respond = SharePermission::parse("respond").map_err(anyhow::Error::msg)?;
     let view = SharePermission::parse("view").map_err(anyhow::Error::msg)?;
-    service::shares::share_many(state, ada.id, conversation.id, &[(ben.id, respond), (cy.id, view)])
+    let targets = [(ben.id, respond), (cy.id, view)]
+        .map(|(user_id, permission)| service::shares::ShareTarget { user_id, permission, expires_at: None });
+    service::shares::share_many(state, ada.id, conversation.id, &targets)
         .await
         .map_err(|e| anyhow::anyhow!("sharing the demo conversation: {e}"))?;
     tracing::info!(conversation_id = %conversation.id, "demo conversation created");

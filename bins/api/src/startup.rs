@@ -91,6 +91,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     health.set_ready(true);
     crate::service::erase::Eraser::spawn(state.clone(), &health);
     crate::service::retention::spawn(state.clone());
+    crate::service::shares::spawn_expiry(state.clone());
     tokio::spawn(crate::waiting::run(state.clone(), health.clone()));
     tracing::info!("api started");
     if let Some(ops) = state.settings.ops_listen {

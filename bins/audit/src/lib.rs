@@ -5,6 +5,7 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`activity`] | the sidebar's "responding…" marker: `activity` inbox messages after answers start and end |
 //! | [`config`] | flags (`--nats-url`, `--ops-listen`, `--database-url`, `--batch-max`), each with its env var |
 //! | [`consumer`] | the consumer's definition (explicit acks, ack_wait 30 s, deliver all), rewind to the ack floor |
 //! | [`writer`] | the write loop: batch what is delivered, one transaction, ack after commit, retry, poison handling |
@@ -17,6 +18,7 @@
 //! Run exactly one audit writer per deployment: order (and so `applied_seq`, which the history rule relies on)
 //! holds because one process applies the events one batch after another.
 
+pub mod activity;
 pub mod config;
 pub mod consumer;
 pub mod metrics;

@@ -12,10 +12,12 @@
 //!   at a time and only that event is logged, counted and acked.
 //! - A payload that is not an event (not JSON, unknown type) is logged, counted and acked: it must not block the
 //!   stream.
+//! - After a batch that asked for or ended an answer, its conversations' participants are told whether each is
+//!   still responding ([`crate::activity`]).
 //! - On shutdown the current batch is finished (or, if the database is down, left unacked for the next process),
 //!   then the loop returns.
 
-use crate::consumer;
+use crate::{activity, consumer};
 use crate::metrics::Metrics;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull};
 use futures::{FutureExt, StreamExt};
@@ -192,9 +194,15 @@ impl Writer {
             self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
             self.metrics.batch_size.observe(events.len() as f64);
             let now_us = rh_protocol::now_us();
+            let mut active = Vec::new();
             for ((seq, envelope), result) in events.iter().zip(results) {
+                if result.is_ok() && activity::changes_activity(envelope) && !active.contains(&envelope.conversation_id)
+                {
+                    active.push(envelope.conversation_id);
+                }
                 self.record(*seq, envelope, result, now_us);
             }
+            activity::announce(&self.db, &self.client, &active).await;
         }
 
         for d in &delivered {

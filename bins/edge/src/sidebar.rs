@@ -160,6 +160,7 @@ impl Inboxes {
                 action: m.action,
                 conversation_id: m.conversation_id,
                 conversation: m.conversation,
+                responding: m.responding,
             }
             .to_json()
             .into();
@@ -172,7 +173,7 @@ impl Inboxes {
                     SidebarAction::Deleted => {
                         self.registry.revoke(&conn, m.conversation_id, None, RevokeReason::Deleted)
                     }
-                    SidebarAction::Added | SidebarAction::Changed => {}
+                    SidebarAction::Added | SidebarAction::Changed | SidebarAction::Activity => {}
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod closed_bus;
+mod copy_export;
 mod crash_recovery;
 mod erasure;
 mod faults;
@@ -17,6 +18,8 @@ mod permission_matrix;
 mod permissions;
 mod postgres_outage;
 mod readiness;
+mod responding_marker;
 mod sessions;
+mod share_expiry;
 mod transcript_nats_restart;
 mod web_client;

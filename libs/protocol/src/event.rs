@@ -65,6 +65,10 @@ pub enum Event {
         client_msg_id: Option<String>,
         /// The AI response this message asked for.
         response_id: Uuid,
+        /// Set on the messages of a copy (`POST /conversations/{id}/copy`): the message this one copies. Such a
+        /// message asks for nothing: its answer, if any, is copied as an end event right after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copied_from: Option<Uuid>,
     },
     /// A worker began (or, after a crash, began again: `attempt > 1`) generating a response.
     /// A client that sees `attempt > 1` discards the partial text of earlier attempts.

@@ -69,6 +69,9 @@ pub enum SidebarAction {
     Removed,
     /// The owner deleted the conversation.
     Deleted,
+    /// An AI answer started or every answer ended: `responding` says whether one is being generated now (the
+    /// sidebar's "responding…" marker). Sent to the owner and everyone the conversation is shared with.
+    Activity,
 }
 
 /// Why a subscription ended with `access_revoked`.
@@ -114,12 +117,14 @@ pub enum ServerFrame {
         conversation_id: Uuid,
         permission: Permission,
     },
-    /// Your sidebar changed. `conversation` is present for `added` and `changed`.
+    /// Your sidebar changed. `conversation` is present for `added` and `changed`, `responding` for `activity`.
     Sidebar {
         action: SidebarAction,
         conversation_id: Uuid,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversation: Option<ConversationSummary>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding: Option<bool>,
     },
     /// A `send_message` was accepted; its `message.created` event follows on the subscription.
     MessageAccepted {

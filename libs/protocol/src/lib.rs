@@ -8,6 +8,7 @@
 //! | [`rpc`] | request/reply payloads on `rh.api.*` (edge → api), generation jobs, control and inbox messages |
 //! | [`admin`] | org admin settings over REST ([`admin::RetentionSettings`]) |
 //! | [`auth`] | login, refresh and their tokens ([`auth::Tokens`]) |
+//! | [`tools`] | conversation tools over REST: export, continue as a copy, search |
 //! | [`permission`] | [`Permission`]: `owner`, `respond` (Can Respond), `view` (View Only) |
 //!
 //! Everything here is plain serde data; no I/O.
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod permission;
 pub mod rpc;
 pub mod subjects;
+pub mod tools;
 
 pub use event::{Envelope, Event};
 pub use frame::{ClientFrame, ServerFrame};

@@ -168,10 +168,15 @@ pub struct ConversationSummary {
     /// RFC 3339.
     pub created_at: String,
     pub updated_at: String,
+    /// An AI answer is being generated in it now (the "responding…" marker). Present in `GET /conversations`;
+    /// absent from sidebar `added`/`changed` messages, which leave the marker as it is (`activity` messages
+    /// change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responding: Option<bool>,
 }
 
-/// Published on `rh.user.<id>.inbox`; the edge forwards it to every socket of that user as a `sidebar` frame,
-/// and on `removed` ends that user's subscription to the conversation.
+/// Published on `rh.user.<id>.inbox` (by the api; `activity` by the audit writer); the edge forwards it to every
+/// socket of that user as a `sidebar` frame, and on `removed` ends that user's subscription to the conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboxMessage {
     pub user_id: Uuid,
@@ -179,6 +184,9 @@ pub struct InboxMessage {
     pub conversation_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<ConversationSummary>,
+    /// With `activity`: an AI answer is being generated now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responding: Option<bool>,
 }
 
 /// Published on [`crate::subjects::SESSION_ENDED`]: the sockets of `user_id` opened with session `session_id`

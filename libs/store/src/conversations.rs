@@ -13,6 +13,17 @@ use std::sync::LazyLock;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+/// Appended to the `ON` of a join of `shares s`: a share grants nothing from its `expires_at` on, even before the
+/// api's expiry task has removed it (and announced it like a revoke). A macro so `concat!` can use it.
+macro_rules! share_live {
+    () => {
+        "AND (s.expires_at IS NULL OR s.expires_at > now())"
+    };
+}
+
+/// [`share_live!`] as a constant, for the other queries that join `shares s`.
+pub const SHARE_LIVE: &str = share_live!();
+
 /// One conversation with its owner's name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conversation {
@@ -128,10 +139,13 @@ pub async fn get_on(client: &impl GenericClient, id: Uuid) -> Result<Conversatio
 /// when the conversation exists, is not deleted, and is owned by or shared with that person, and none for the
 /// others. The one definition of who may see a conversation, used by [`access`] (one person) and by
 /// [`crate::history::grants`] (the socket grants, many people at once, with `history_seq` added).
-pub(crate) const ACCESS_FROM: &str = "FROM unnest($2::uuid[]) AS asked(user_id) \
+pub(crate) const ACCESS_FROM: &str = concat!(
+    "FROM unnest($2::uuid[]) AS asked(user_id) \
      JOIN conversations c ON c.id = $1 JOIN users o ON o.id = c.owner_id \
-     LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = asked.user_id \
-     WHERE c.deleted_at IS NULL AND (c.owner_id = asked.user_id OR s.user_id IS NOT NULL)";
+     LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = asked.user_id ",
+    share_live!(),
+    " WHERE c.deleted_at IS NULL AND (c.owner_id = asked.user_id OR s.user_id IS NOT NULL)"
+);
 
 /// The asked person's permission in a row of [`ACCESS_FROM`]: `owner`, else the share's `respond` or `view`.
 pub(crate) const ACCESS_PERMISSION: &str =
@@ -160,6 +174,14 @@ pub(crate) async fn access_on(
     }
 }
 
+/// One conversation of a sidebar: the caller's permission, and whether an AI answer is being generated in it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidebarEntry {
+    pub conversation: Conversation,
+    pub permission: Permission,
+    pub responding: bool,
+}
+
 /// The sidebar of `user_id`: conversations they own or that are shared with them, newest first (by creation,
 /// then id), at most `limit`, only those strictly older than `before` (a `(created_at, id)` the previous page
 /// ended with) when given. Keyset paging: a page never repeats or skips a conversation because others were
@@ -169,12 +191,13 @@ pub async fn list_for_user(
     user_id: Uuid,
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<(Conversation, Permission)>> {
+) -> Result<Vec<SidebarEntry>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {COLUMNS}, CASE WHEN c.owner_id = $1 THEN 'owner' ELSE s.permission END AS permission \
+            "SELECT {COLUMNS}, CASE WHEN c.owner_id = $1 THEN 'owner' ELSE s.permission END AS permission, \
+                    EXISTS (SELECT 1 FROM responding r WHERE r.conversation_id = c.id) AS responding \
              FROM conversations c JOIN users o ON o.id = c.owner_id \
-             LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 \
+             LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 {SHARE_LIVE} \
              WHERE c.deleted_at IS NULL AND (c.owner_id = $1 OR s.user_id IS NOT NULL) \
                AND ($2::timestamptz IS NULL OR (c.created_at, c.id) < ($2, $3::uuid)) \
              ORDER BY c.created_at DESC, c.id DESC LIMIT $4"
@@ -187,7 +210,11 @@ pub async fn list_for_user(
     rows.iter()
         .map(|row| {
             let permission: String = row.try_get("permission")?;
-            Ok((conversation_from(row)?, permission_from(&permission)))
+            Ok(SidebarEntry {
+                conversation: conversation_from(row)?,
+                permission: permission_from(&permission),
+                responding: row.try_get("responding")?,
+            })
         })
         .collect()
 }

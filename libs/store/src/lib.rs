@@ -15,7 +15,9 @@
 //! | [`erase`] | `erase_jobs`: marking a conversation deleted with its erase job; claiming and running the PostgreSQL part | api |
 //! | [`retention`] | `orgs.retention_days` and the conversations it expired | api |
 //! | [`outbox`] | `outbox`: messages of a state change, committed with it, published by the api's relay | api |
-//! | [`transcript`] | writes `messages`, `audit_log`, `conversations.applied_seq` from stream events, idempotently | audit writer |
+//! | [`responding`] | reads `responding` (answers not ended yet) for the sidebar's marker | audit writer (reads) |
+//! | [`search`] | full-text search over titles and messages a person can see | api (reads) |
+//! | [`transcript`] | writes `messages`, `audit_log`, `responding`, `conversations.applied_seq` from stream events, idempotently | audit writer |
 //!
 //! Errors: [`StoreError`] (`thiserror`), with `NotFound`/`Conflict` for the cases callers turn into HTTP statuses.
 
@@ -27,7 +29,9 @@ pub mod history;
 pub mod limits;
 pub mod orgs;
 pub mod outbox;
+pub mod responding;
 pub mod retention;
+pub mod search;
 pub mod sessions;
 pub mod shares;
 pub mod transcript;

@@ -1,5 +1,7 @@
 //! `shares`: the ACL. One row per (conversation, person) with `view` or `respond`; the owner has no row.
-//! Written by the api only; same-org and not-the-owner are checked by the api before writing.
+//! Written by the api only; same-org and not-the-owner are checked by the api before writing. A share with
+//! `expires_at` grants nothing from then on ([`crate::conversations::SHARE_LIVE`]) and is removed by the api's
+//! expiry task ([`expired`], [`delete_expired`]).
 
 use crate::conversations::permission_from;
 use crate::{Db, Result, StoreError};
@@ -19,6 +21,8 @@ pub struct Participant {
     pub granted_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The share ends by itself at this time (see [`expired`]).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What writing one share did.
@@ -26,7 +30,7 @@ pub struct Participant {
 pub enum Upserted {
     /// A new share.
     Added,
-    /// An existing share got another permission (was the given one).
+    /// An existing share got another permission (was the given one) or another expiry.
     Changed { from: Permission },
     /// An existing share already had this permission.
     Unchanged,
@@ -41,7 +45,7 @@ pub async fn list(db: &Db, conversation_id: Uuid) -> Result<Vec<Participant>> {
 pub async fn list_on(client: &impl GenericClient, conversation_id: Uuid) -> Result<Vec<Participant>> {
     let statement = client
         .prepare_cached(
-            "SELECT s.user_id, u.name, u.email, s.permission, s.granted_by, s.created_at, s.updated_at \
+            "SELECT s.user_id, u.name, u.email, s.permission, s.granted_by, s.created_at, s.updated_at, s.expires_at \
              FROM shares s JOIN users u ON u.id = s.user_id \
              WHERE s.conversation_id = $1 ORDER BY s.created_at, u.name",
         )
@@ -58,43 +62,53 @@ pub async fn list_on(client: &impl GenericClient, conversation_id: Uuid) -> Resu
                 granted_by: row.try_get("granted_by")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
+                expires_at: row.try_get("expires_at")?,
             })
         })
         .collect()
 }
 
+/// A share to write: who, with which permission (`view` or `respond`), until when (`None`: until revoked).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewShare {
+    pub user_id: Uuid,
+    pub permission: Permission,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// Shares with several people at once, in the caller's transaction (all or nothing): new shares are added,
-/// existing ones get the given permission. Returns what happened to each, in the order given. `permission` must
-/// be `view` or `respond`.
+/// existing ones get the given permission and expiry. Returns what happened to each, in the order given.
 pub async fn upsert_many(
     tx: &impl GenericClient,
     conversation_id: Uuid,
     granted_by: Uuid,
-    shares: &[(Uuid, Permission)],
+    shares: &[NewShare],
 ) -> Result<Vec<Upserted>> {
     let mut out = Vec::with_capacity(shares.len());
-    for (user_id, permission) in shares {
+    for share in shares {
         let before = tx
             .query_opt(
-                "SELECT permission FROM shares WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE",
-                &[&conversation_id, user_id],
+                "SELECT permission, expires_at FROM shares WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE",
+                &[&conversation_id, &share.user_id],
             )
             .await?
-            .map(|r| r.try_get::<_, String>(0))
-            .transpose()?
-            .map(|p| permission_from(&p));
+            .map(|r| Ok::<_, StoreError>((permission_from(r.try_get(0)?), r.try_get::<_, Option<DateTime<Utc>>>(1)?)))
+            .transpose()?;
         tx.execute(
-            "INSERT INTO shares (conversation_id, user_id, permission, granted_by) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO shares (conversation_id, user_id, permission, granted_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (conversation_id, user_id) DO UPDATE \
-               SET permission = EXCLUDED.permission, granted_by = EXCLUDED.granted_by, updated_at = now() \
-             WHERE shares.permission <> EXCLUDED.permission",
-            &[&conversation_id, user_id, &permission.as_str(), &granted_by],
+               SET permission = EXCLUDED.permission, granted_by = EXCLUDED.granted_by, \
+                   expires_at = EXCLUDED.expires_at, updated_at = now() \
+             WHERE shares.permission <> EXCLUDED.permission \
+                OR shares.expires_at IS DISTINCT FROM EXCLUDED.expires_at",
+            &[&conversation_id, &share.user_id, &share.permission.as_str(), &granted_by, &share.expires_at],
         )
         .await?;
         out.push(match before {
             None => Upserted::Added,
-            Some(from) if from == *permission => Upserted::Unchanged,
-            Some(from) => Upserted::Changed { from },
+            Some((from, expires)) if from == share.permission && expires == share.expires_at => Upserted::Unchanged,
+            Some((from, _)) => Upserted::Changed { from },
         });
     }
     Ok(out)
@@ -130,4 +144,28 @@ pub async fn delete(tx: &impl GenericClient, conversation_id: Uuid, user_id: Uui
         .execute("DELETE FROM shares WHERE conversation_id = $1 AND user_id = $2", &[&conversation_id, &user_id])
         .await?;
     if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// Up to `limit` shares whose `expires_at` has passed, as `(conversation_id, user_id)`, soonest first.
+pub async fn expired(db: &Db, limit: i64) -> Result<Vec<(Uuid, Uuid)>> {
+    let client = db.client().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT conversation_id, user_id FROM shares WHERE expires_at <= now() ORDER BY expires_at LIMIT $1",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&limit]).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+/// Removes a share if it has expired, in the caller's transaction. False when it is gone or was renewed (another
+/// api replica removed it first, or the owner shared again).
+pub async fn delete_expired(tx: &impl GenericClient, conversation_id: Uuid, user_id: Uuid) -> Result<bool> {
+    let n = tx
+        .execute(
+            "DELETE FROM shares WHERE conversation_id = $1 AND user_id = $2 AND expires_at <= now()",
+            &[&conversation_id, &user_id],
+        )
+        .await?;
+    Ok(n > 0)
 }

@@ -3,9 +3,9 @@
 //!
 //! | event | `messages` | `audit_log` |
 //! |---|---|---|
-//! | `message.created` | user row: `id` = message_id, `seq` = `final_seq` = stream seq, status `complete` | yes |
+//! | `message.created` | user row: `id` = message_id, `seq` = `final_seq` = stream seq, status `complete`; a `responding` row for its answer | yes |
 //! | `response.started` | assistant row: `id` = response_id, status `streaming`, `seq` = stream seq, `reply_to` = message_id | no |
-//! | `response.completed` / `failed` / `stopped` | finishes that row: text, status, `final_seq` = stream seq (inserts it finished, `seq` = `final_seq`, when there was no start) | yes |
+//! | `response.completed` / `failed` / `stopped` | finishes that row: text, status, `final_seq` = stream seq (inserts it finished, `seq` = `final_seq`, when there was no start); removes its `responding` row | yes |
 //! | `conversation.created`, `settings.changed`, `attachment.added`, `participant.*`, `conversation.deleted` | — | yes |
 //! | `response.delta` | — (token traffic never touches PostgreSQL) | no |
 //!
@@ -114,6 +114,11 @@ const INSERT_FINISHED_RESPONSE: &str = "INSERT INTO messages \
        $7, $5, $5) \
      ON CONFLICT (id) DO NOTHING";
 
+// An answer asked for (see `sql/V9__responding_and_share_expiry.sql`), and its end.
+const START_RESPONDING: &str = "INSERT INTO responding (conversation_id, response_id, seq) VALUES ($1, $2, $3) \
+     ON CONFLICT DO NOTHING";
+const END_RESPONDING: &str = "DELETE FROM responding WHERE conversation_id = $1 AND response_id = $2";
+
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (id, org_id, conversation_id, actor_id, action, detail, seq, at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
 
@@ -154,10 +159,17 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
         return Ok(Applied::Written);
     }
     let transcript_changed = match &env.event {
-        Event::MessageCreated { message_id, author_id, text, client_msg_id, .. } => {
+        Event::MessageCreated { message_id, author_id, text, client_msg_id, response_id, copied_from, .. } => {
             let stmt = tx.prepare_cached(INSERT_USER_MESSAGE).await?;
             let text = without_nul(text);
-            tx.execute(&stmt, &[message_id, &conversation_id, author_id, &text, client_msg_id, &seq]).await? > 0
+            let inserted =
+                tx.execute(&stmt, &[message_id, &conversation_id, author_id, &text, client_msg_id, &seq]).await? > 0;
+            // A copied message asks for nothing (its answer follows as an end event).
+            if inserted && copied_from.is_none() {
+                let stmt = tx.prepare_cached(START_RESPONDING).await?;
+                tx.execute(&stmt, &[&conversation_id, response_id, &seq]).await?;
+            }
+            inserted
         }
         Event::ResponseStarted { response_id, message_id, model, attempt } => {
             let stmt = tx.prepare_cached(START_RESPONSE).await?;
@@ -192,6 +204,9 @@ async fn finish_response(
     model: Option<&String>,
     text: &str,
 ) -> Result<bool> {
+    // The answer ended, whatever its row says: the conversation's "responding…" marker may go.
+    let stmt = tx.prepare_cached(END_RESPONDING).await?;
+    tx.execute(&stmt, &[&conversation_id, &response_id]).await?;
     let text = without_nul(text);
     let attempt = pg_attempt(attempt);
     let update = tx.prepare_cached(FINISH_RESPONSE).await?;
@@ -217,12 +232,18 @@ fn audit_detail(event: &Event) -> Option<Value> {
             "temperature": settings.temperature,
             "system_prompt_set": settings.system_prompt.as_deref().is_some_and(|s| !s.is_empty()),
         }),
-        Event::MessageCreated { message_id, author_id, text, response_id, .. } => json!({
-            "message_id": message_id,
-            "response_id": response_id,
-            "author_id": author_id,
-            "chars": text.chars().count(),
-        }),
+        Event::MessageCreated { message_id, author_id, text, response_id, copied_from, .. } => {
+            let mut detail = json!({
+                "message_id": message_id,
+                "response_id": response_id,
+                "author_id": author_id,
+                "chars": text.chars().count(),
+            });
+            if let (Some(from), Some(fields)) = (copied_from, detail.as_object_mut()) {
+                fields.insert("copied_from".into(), json!(from));
+            }
+            detail
+        }
         Event::ResponseStarted { .. } | Event::ResponseDelta { .. } | Event::ResponseDelayed { .. } => return None,
         Event::ResponseCompleted { response_id, attempt, model, text } => json!({
             "response_id": response_id,
@@ -314,6 +335,7 @@ mod tests {
                 text: secret.into(),
                 client_msg_id: None,
                 response_id: Uuid::new_v4(),
+                copied_from: None,
             },
             Event::ResponseCompleted {
                 response_id: Uuid::new_v4(),

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bytes::Bytes;
+use rh_protocol::rpc::ConversationSummary;
 use rh_store::view::ConversationView;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -68,10 +69,13 @@ pub async fn list(
     let more = rows.len() as i64 > limit.get();
     rows.truncate(limit.get() as usize);
     let next_before = match rows.last() {
-        Some((c, _)) if more => Some(PageCursor { created_at: c.created_at, id: c.id }.encode()),
+        Some(e) if more => Some(PageCursor { created_at: e.conversation.created_at, id: e.conversation.id }.encode()),
         _ => None,
     };
-    let list: Vec<_> = rows.iter().map(|(c, p)| summary(c, *p)).collect();
+    let list: Vec<_> = rows
+        .iter()
+        .map(|e| ConversationSummary { responding: Some(e.responding), ..summary(&e.conversation, e.permission) })
+        .collect();
     Ok(Json(json!({ "conversations": list, "next_before": next_before })))
 }
 
@@ -130,11 +134,16 @@ pub async fn delete(
 }
 
 /// The JSON of `GET /conversations/{id}`.
-fn view_json(view: &ConversationView) -> Value {
+pub(crate) fn view_json(view: &ConversationView) -> Value {
     let ConversationView { conversation, permission, history, participants, attachments } = view;
     let participants: Vec<Value> = participants
         .iter()
-        .map(|p| json!({ "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission }))
+        .map(|p| {
+            json!({
+                "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission,
+                "expires_at": p.expires_at,
+            })
+        })
         .collect();
     json!({
         "id": conversation.id,

@@ -12,6 +12,7 @@
 //! | [`settings`] | `PATCH /conversations/{id}/settings` |
 //! | [`attachments`] | `POST /conversations/{id}/attachments`, `GET /conversations/{id}/attachments/{att_id}` |
 //! | [`shares`] | `GET/POST /conversations/{id}/shares`, `PATCH/DELETE /conversations/{id}/shares/{user_id}` |
+//! | [`tools`] | `GET /conversations/{id}/export`, `POST /conversations/{id}/copy`, `GET /search` |
 //! | [`admin`] | `GET /admin/conversations`, `GET /admin/audit` |
 //! | [`config`] | `GET /config` (unauthenticated: what the web client needs to connect) |
 
@@ -26,6 +27,7 @@ pub mod orgs;
 pub mod retention;
 pub mod settings;
 pub mod shares;
+pub mod tools;
 pub mod users;
 
 use crate::error::ApiError;
@@ -63,6 +65,9 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         .route("/conversations/{id}/settings", patch(settings::update))
         .route("/conversations/{id}/attachments", post(attachments::upload).layer(DefaultBodyLimit::max(upload_limit)))
         .route("/conversations/{id}/attachments/{attachment_id}", get(attachments::download))
+        .route("/conversations/{id}/export", get(tools::export))
+        .route("/conversations/{id}/copy", post(tools::copy))
+        .route("/search", get(tools::search))
         .route("/conversations/{id}/shares", get(shares::list).post(shares::add))
         .route("/conversations/{id}/shares/{user_id}", patch(shares::change).delete(shares::revoke))
         .route("/admin/conversations", get(admin::conversations))

@@ -8,13 +8,16 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use rh_store::shares::Participant;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 fn participant_json(p: &Participant) -> Value {
-    json!({ "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission })
+    json!({
+        "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission, "expires_at": p.expires_at,
+    })
 }
 
 fn list_json(list: &[Participant]) -> Value {
@@ -35,6 +38,9 @@ pub async fn list(
 pub struct ShareEntry {
     user_id: Uuid,
     permission: String,
+    /// RFC 3339; the share ends by itself then, like a revoke. Absent or null: until revoked.
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -42,7 +48,8 @@ pub struct AddBody {
     shares: Vec<ShareEntry>,
 }
 
-/// `POST /conversations/{id}/shares {shares:[{user_id,permission}]}` → 200 with every participant afterwards.
+/// `POST /conversations/{id}/shares {shares:[{user_id,permission,expires_at?}]}` → 200 with every participant
+/// afterwards. `expires_at` (RFC 3339, in the future) ends the share by itself then, exactly like a revoke.
 pub async fn add(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -54,7 +61,13 @@ pub async fn add(
     let targets = body
         .shares
         .iter()
-        .map(|s| SharePermission::parse(&s.permission).map(|p| (s.user_id, p)))
+        .map(|s| {
+            SharePermission::parse(&s.permission).map(|permission| service::shares::ShareTarget {
+                user_id: s.user_id,
+                permission,
+                expires_at: s.expires_at,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::Validation)?;
     let list = service::shares::share_many(&state, caller.id(), id, &targets).await?;

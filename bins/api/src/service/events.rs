@@ -83,7 +83,8 @@ impl<'a> Change<'a> {
         action: SidebarAction,
         conversation: Option<ConversationSummary>,
     ) -> Result<(), ApiError> {
-        let message = InboxMessage { user_id, action, conversation_id: self.conversation_id, conversation };
+        let message =
+            InboxMessage { user_id, action, conversation_id: self.conversation_id, conversation, responding: None };
         let payload = serde_json::to_vec(&message).map_err(|e| ApiError::Internal(e.into()))?;
         self.messages.push(NewMessage {
             kind: "inbox",
@@ -136,6 +137,7 @@ pub fn summary(conversation: &Conversation, permission: Permission) -> Conversat
         model: conversation.model.clone(),
         created_at: conversation.created_at.to_rfc3339(),
         updated_at: conversation.updated_at.to_rfc3339(),
+        responding: None,
     }
 }
 

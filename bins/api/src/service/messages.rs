@@ -67,6 +67,7 @@ pub async fn send(
         text: text.into_string(),
         client_msg_id,
         response_id,
+        copied_from: None,
     };
     let envelope = rh_protocol::Envelope::new(conversation_id, Some(user_id), event);
     let seq = rh_bus::publish_event_acked(&state.js, &envelope)

@@ -7,6 +7,9 @@
 //! | [`grants`] | `rh.api.access` answered in batches: one statement per conversation for everything queued |
 //! | [`events`] | the one path of a state change: [`events::Change`] commits it with its events and sidebar messages (the outbox the relay publishes) |
 //! | [`conversations`] | create, change settings, delete |
+//! | [`copy`] | continue as a copy: a new conversation of your own from one you can see |
+//! | [`export`] | a conversation as JSON or Markdown |
+//! | [`search`] | full-text search over what the caller can see |
 //! | [`context`] | a generation job's context, capped by bytes (oldest turns dropped first) |
 //! | [`erase`] | delete = erase everywhere: the erase job and its runner |
 //! | [`retention`] | per-org retention: the setting and the task that deletes what it expired |
@@ -15,18 +18,21 @@
 //! | [`messages`] | send a message (event + response claim + generation job) |
 //! | [`stops`] | stop one answer or all of a conversation's, also one no worker holds yet |
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
-//! | [`shares`] | share with several people, change, revoke |
+//! | [`shares`] | share with several people, change, revoke; shares that expire |
 
 pub mod access;
 pub mod context;
 pub mod conversations;
+pub mod copy;
 pub mod erase;
 pub mod events;
+pub mod export;
 pub mod grants;
 pub mod limits;
 pub mod members;
 pub mod messages;
 pub mod retention;
+pub mod search;
 pub mod sessions;
 pub mod shares;
 pub mod stops;

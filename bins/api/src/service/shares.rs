@@ -1,4 +1,5 @@
-//! Sharing (owner only). Targets must be people of the conversation's org other than the owner. Every change is
+//! Sharing (owner only). Targets must be people of the conversation's org other than the owner; a share may end by
+//! itself (`expires_at`, removed by [`spawn_expiry`]'s task like a revoke). Every change is
 //! stored together with its event on the conversation (`participant.added|changed|removed`, which the edge acts
 //! on: a removed person's live subscription ends) and the message to the person's inbox (their sidebar), through
 //! [`super::events::Change`].
@@ -10,20 +11,29 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use rh_protocol::Event;
 use rh_protocol::frame::SidebarAction;
-use rh_store::shares::{self, Participant, Upserted};
+use chrono::{DateTime, Utc};
+use rh_store::shares::{self, NewShare, Participant, Upserted};
 use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Most people in one share request.
 pub const MAX_SHARES_PER_REQUEST: usize = 50;
 
-/// Shares with several people at once (all or nothing); an existing share gets the new permission.
+/// One person to share with: their permission, and when the share ends by itself (`None`: when revoked).
+#[derive(Debug, Clone, Copy)]
+pub struct ShareTarget {
+    pub user_id: Uuid,
+    pub permission: SharePermission,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Shares with several people at once (all or nothing); an existing share gets the new permission and expiry.
 /// Returns every participant afterwards.
 pub async fn share_many(
     state: &AppState,
     owner_id: Uuid,
     conversation_id: Uuid,
-    targets: &[(Uuid, SharePermission)],
+    targets: &[ShareTarget],
 ) -> Result<Vec<Participant>, ApiError> {
     let (_, permission) = authorize(state, conversation_id, owner_id).await?;
     require_owner(permission, "share it")?;
@@ -36,24 +46,32 @@ pub async fn share_many(
         return Err(ApiError::Validation(format!("at most {MAX_SHARES_PER_REQUEST} people per request")));
     }
     let mut seen = HashSet::new();
-    for (user_id, _) in targets {
-        if *user_id == conversation.owner_id {
+    let now = Utc::now();
+    for target in targets {
+        let user_id = target.user_id;
+        if user_id == conversation.owner_id {
             return Err(ApiError::Validation("you own this conversation: it cannot be shared with you".into()));
         }
-        if !seen.insert(*user_id) {
+        if !seen.insert(user_id) {
             return Err(ApiError::Validation(format!("user {user_id} is listed twice")));
         }
+        if target.expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::Validation(format!("expires_at of user {user_id} is not in the future")));
+        }
     }
-    let ids: Vec<Uuid> = targets.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<Uuid> = targets.iter().map(|t| t.user_id).collect();
     let members = rh_store::orgs::users_in_org(&state.db, conversation.org_id, &ids).await?;
     if let Some(missing) = ids.iter().find(|id| !members.iter().any(|m| m.id == **id)) {
         // Same answer for an unknown id and a person of another org: org directories stay private.
         return Err(ApiError::Validation(format!("user {missing} is not a member of your organization")));
     }
 
-    let rows: Vec<_> = targets.iter().map(|(id, p)| (*id, p.permission())).collect();
+    let rows: Vec<_> = targets
+        .iter()
+        .map(|t| NewShare { user_id: t.user_id, permission: t.permission.permission(), expires_at: t.expires_at })
+        .collect();
     let outcomes = shares::upsert_many(change.tx(), conversation_id, owner_id, &rows).await?;
-    for ((user_id, permission), outcome) in rows.iter().zip(outcomes) {
+    for (NewShare { user_id, permission, .. }, outcome) in rows.iter().zip(outcomes) {
         let (event, action) = match outcome {
             Upserted::Unchanged => continue,
             Upserted::Added => {
@@ -116,9 +134,61 @@ pub async fn revoke(state: &AppState, caller_id: Uuid, conversation_id: Uuid, us
     let mut client = state.db.client().await?;
     let (mut change, _) = Change::begin(&mut client, conversation_id, caller_id).await?;
     shares::delete(change.tx(), conversation_id, user_id).await.map_err(no_share)?;
-    change.event(Event::ParticipantRemoved { user_id })?;
-    change.inbox(user_id, SidebarAction::Removed, None)?;
+    announce_removed(&mut change, user_id)?;
     change.commit(state).await
+}
+
+/// What a removed share tells: `participant.removed` (the edge ends the person's subscriptions) and their
+/// sidebar's `removed`. The same for a revoke and an expiry.
+fn announce_removed(change: &mut Change<'_>, user_id: Uuid) -> Result<(), ApiError> {
+    change.event(Event::ParticipantRemoved { user_id })?;
+    change.inbox(user_id, SidebarAction::Removed, None)
+}
+
+/// Shares handled per query of the expiry task; a full batch is followed by the next one at once.
+const EXPIRY_BATCH: i64 = 100;
+
+/// Starts the expiry task: every `--share-expiry-check-ms`, removes the shares whose `expires_at` has passed,
+/// exactly like a revoke by the system (no actor). Runs on every api replica: each removal is a conditional delete
+/// in the conversation's change, so exactly one replica announces it. Access was refused from `expires_at` on
+/// already (the access rule checks it); this makes the end visible: sockets cut, sidebars updated.
+pub fn spawn_expiry(state: AppState) {
+    tokio::spawn(async move {
+        let every = std::time::Duration::from_millis(state.settings.share_expiry_check_ms);
+        loop {
+            if let Err(e) = expire_due(&state).await {
+                tracing::warn!(error = %e, "share expiry pass failed, trying again next time");
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+/// Removes every share that has expired; returns how many this replica removed.
+async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
+    let mut removed = 0;
+    loop {
+        let due = shares::expired(&state.db, EXPIRY_BATCH).await?;
+        let full = due.len() as i64 == EXPIRY_BATCH;
+        for (conversation_id, user_id) in due {
+            let mut client = state.db.client().await?;
+            let mut change = match Change::begin(&mut client, conversation_id, None).await {
+                Ok((change, _)) => change,
+                // Deleted meanwhile: the erasure removes its shares.
+                Err(ApiError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if shares::delete_expired(change.tx(), conversation_id, user_id).await? {
+                announce_removed(&mut change, user_id)?;
+                change.commit(state).await?;
+                removed += 1;
+                tracing::info!(%conversation_id, %user_id, "share expired");
+            }
+        }
+        if !full {
+            return Ok(removed);
+        }
+    }
 }
 
 fn no_share(e: rh_store::StoreError) -> ApiError {

@@ -56,6 +56,7 @@ async fn a_message_is_published_and_queued_for_the_workers() {
             text: "/sim tokens=3\nWhat next?".into(),
             client_msg_id: Some("c-1".into()),
             response_id,
+            copied_from: None,
         }
     );
 

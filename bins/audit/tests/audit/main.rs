@@ -182,6 +182,7 @@ fn message_created(author: Uuid, text: &str) -> (Uuid, Uuid, Event) {
         text: text.into(),
         client_msg_id: Some("c-1".into()),
         response_id,
+        copied_from: None,
     };
     (message_id, response_id, event)
 }

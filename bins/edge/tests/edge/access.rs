@@ -168,6 +168,7 @@ async fn inbox_messages_become_sidebar_frames_and_removed_ends_the_subscription(
         model: "sim-1".into(),
         created_at: "2025-01-01T00:00:00Z".into(),
         updated_at: "2025-01-01T00:00:00Z".into(),
+        responding: None,
     };
     env.grant(conv, &ben, Permission::View);
     let added = InboxMessage {
@@ -175,6 +176,7 @@ async fn inbox_messages_become_sidebar_frames_and_removed_ends_the_subscription(
         action: SidebarAction::Added,
         conversation_id: conv,
         conversation: Some(summary.clone()),
+        responding: None,
     };
     env.client.publish(subjects::user_inbox(ben.id), serde_json::to_vec(&added)?.into()).await?;
     for ws in [&mut b1, &mut b2] {
@@ -184,15 +186,21 @@ async fn inbox_messages_become_sidebar_frames_and_removed_ends_the_subscription(
             ServerFrame::Sidebar {
                 action: SidebarAction::Added,
                 conversation_id: conv,
-                conversation: Some(summary.clone())
+                conversation: Some(summary.clone()),
+                responding: None,
             }
         );
     }
 
     subscribe(&mut b1, conv, None).await?;
     env.revoke(conv, &ben);
-    let removed =
-        InboxMessage { user_id: ben.id, action: SidebarAction::Removed, conversation_id: conv, conversation: None };
+    let removed = InboxMessage {
+        user_id: ben.id,
+        action: SidebarAction::Removed,
+        conversation_id: conv,
+        conversation: None,
+        responding: None,
+    };
     env.client.publish(subjects::user_inbox(ben.id), serde_json::to_vec(&removed)?.into()).await?;
     let (_, before) = b1
         .until(WAIT, |f| matches!(f, ServerFrame::AccessRevoked { conversation_id, .. } if *conversation_id == conv))
@@ -209,6 +217,7 @@ async fn inbox_messages_become_sidebar_frames_and_removed_ends_the_subscription(
         action: SidebarAction::Added,
         conversation_id: conv,
         conversation: Some(summary),
+        responding: None,
     };
     env.client.publish(subjects::user_inbox(ada.id), serde_json::to_vec(&other)?.into()).await?;
     b2.send(&ClientFrame::Ping).await?;

@@ -237,6 +237,7 @@ impl Env {
                                             text: r.text,
                                             client_msg_id: r.client_msg_id,
                                             response_id,
+                                            copied_from: None,
                                         };
                                         match publish(&js, &published, r.conversation_id, Some(r.user_id), e).await {
                                             Ok(seq) => Reply::Ok(MessageAccepted { message_id, response_id, seq }),

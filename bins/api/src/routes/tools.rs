@@ -1,0 +1,88 @@
+//! Conversation tools: export, continue as a copy, search. Thin: the service decides ([`service::export`],
+//! [`service::copy`], [`service::search`]).
+
+use crate::domain::HistoryPage;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery, AuthUser, json_from_slice};
+use crate::service;
+use crate::service::export::Format;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use rh_protocol::tools::{CopyRequest, SearchResults};
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET /conversations/{id}/export?format=json|markdown` (default `json`): the finished history as a download
+/// (`Content-Disposition: attachment`), for anyone who can see the conversation.
+pub async fn export(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let format = Format::parse(query.format.as_deref().unwrap_or("json"))?;
+    let export = service::export::export(&state, caller.id(), id).await?;
+    let short = &id.simple().to_string()[..8];
+    let (body, content_type, extension) = match format {
+        Format::Json => (
+            serde_json::to_string_pretty(&export).map_err(|e| ApiError::Internal(e.into()))?,
+            "application/json",
+            "json",
+        ),
+        Format::Markdown => (service::export::markdown(&export), "text/markdown; charset=utf-8", "md"),
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition = format!("attachment; filename=\"conversation-{short}.{extension}\"");
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// `POST /conversations/{id}/copy {title?, up_to?, attachments?}` (body optional) → 201, the copy as
+/// `GET /conversations/{id}` shows it: a new conversation of the caller's, unshared.
+pub async fn copy(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let request: CopyRequest =
+        if body.iter().all(u8::is_ascii_whitespace) { CopyRequest::default() } else { json_from_slice(&body)? };
+    let copy = service::copy::copy(&state, caller.id(), caller.org(), id, &request).await?;
+    let page = HistoryPage::parse(None, None).map_err(ApiError::Validation)?;
+    let view = rh_store::view::load(&state.db, copy.id, caller.id(), page)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("conversation {} vanished after copy", copy.id)))?;
+    Ok((StatusCode::CREATED, Json(super::conversations::view_json(&view))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    q: String,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// `GET /search?q=&limit=&offset=` → [`SearchResults`]: titles and messages of the conversations the caller can
+/// see, best first; `limit` 1–50 (default 20), `next_offset` for the next page.
+pub async fn search(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> Result<Json<SearchResults>, ApiError> {
+    Ok(Json(service::search::search(&state, caller.id(), &query.q, query.limit, query.offset).await?))
+}
