@@ -60,8 +60,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("creating the demo conversation: {e}"))?;
     let respond = SharePermission::parse("respond").map_err(anyhow::Error::msg)?;
     let view = SharePermission::parse("view").map_err(anyhow::Error::msg)?;
-    let targets = [(ben.id, respond), (cy.id, view)]
-        .map(|(user_id, permission)| service::shares::ShareTarget { user_id, permission, expires_at: None });
+    let targets = [(ben.id, respond), (cy.id, view)].map(|(user_id, permission)| service::shares::ShareTarget {
+        user_id,
+        permission,
+        expires_at: None,
+    });
     service::shares::share_many(state, ada.id, conversation.id, &targets)
         .await
         .map_err(|e| anyhow::anyhow!("sharing the demo conversation: {e}"))?;

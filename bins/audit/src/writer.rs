@@ -17,8 +17,8 @@
 //! - On shutdown the current batch is finished (or, if the database is down, left unacked for the next process),
 //!   then the loop returns.
 
-use crate::{activity, consumer};
 use crate::metrics::Metrics;
+use crate::{activity, consumer};
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull};
 use futures::{FutureExt, StreamExt};
 use rh_protocol::Envelope;

@@ -12,7 +12,11 @@ use uuid::Uuid;
 fn turns(v: &Value) -> Vec<(String, String)> {
     v["messages"]
         .as_array()
-        .map(|l| l.iter().map(|m| (m["role"].as_str().unwrap_or("").into(), m["text"].as_str().unwrap_or("").into())).collect())
+        .map(|l| {
+            l.iter()
+                .map(|m| (m["role"].as_str().unwrap_or("").into(), m["text"].as_str().unwrap_or("").into()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -44,7 +48,8 @@ async fn export_and_copy_for_those_who_can_see_and_nobody_else() -> anyhow::Resu
 
     // Export: JSON and Markdown for Cy (View Only), as downloads.
     let cy = t.api.as_user(&t.cy);
-    let resp = http.get(format!("{base}/conversations/{conv}/export?format=json")).bearer_auth(&t.cy.token).send().await?;
+    let resp =
+        http.get(format!("{base}/conversations/{conv}/export?format=json")).bearer_auth(&t.cy.token).send().await?;
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers()["content-disposition"].to_str()?.starts_with("attachment; filename=\"conversation-"));
     let export: rh_protocol::tools::ConversationExport = resp.json().await?;
@@ -52,12 +57,16 @@ async fn export_and_copy_for_those_who_can_see_and_nobody_else() -> anyhow::Resu
     let exported: Vec<_> = export.messages.iter().map(|m| (m.role.clone(), m.text.clone())).collect();
     assert_eq!(exported, source_turns);
     assert_eq!(export.messages[0].author_name.as_deref(), Some("Ben Builder"));
-    let resp = http.get(format!("{base}/conversations/{conv}/export?format=markdown")).bearer_auth(&t.cy.token).send().await?;
+    let resp =
+        http.get(format!("{base}/conversations/{conv}/export?format=markdown")).bearer_auth(&t.cy.token).send().await?;
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers()["content-type"].to_str()?.starts_with("text/markdown"));
     let md = resp.text().await?;
     assert!(md.starts_with("# Plans | Q3\n"), "{md}");
-    assert!(md.contains("**Ben Builder**") && md.contains("Second question") && md.contains(answers[1].trim_end()), "{md}");
+    assert!(
+        md.contains("**Ben Builder**") && md.contains("Second question") && md.contains(answers[1].trim_end()),
+        "{md}"
+    );
     let (s, v) = cy.get(&format!("/conversations/{conv}/export?format=pdf")).await?;
     assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (400, Some("bad_request")));
     for (who, path) in [(&gil, "export?format=json"), (&gil, "copy")] {
@@ -103,12 +112,17 @@ async fn export_and_copy_for_those_who_can_see_and_nobody_else() -> anyhow::Resu
     assert_eq!(turns(&t.api.conversation(&t.owner, conv).await?), source_turns);
 
     // Ben copies all of it with the file: the bytes come along.
-    let (s, all) = t.api.as_user(&t.ben).post(&format!("/conversations/{conv}/copy"), json!({ "title": "Mine", "attachments": true })).await?;
+    let (s, all) = t
+        .api
+        .as_user(&t.ben)
+        .post(&format!("/conversations/{conv}/copy"), json!({ "title": "Mine", "attachments": true }))
+        .await?;
     assert_eq!(s.as_u16(), 201, "{all}");
     let all_id = all["id"].as_str().unwrap_or_default().to_owned();
     let att = all["attachments"][0]["id"].as_str().unwrap_or_default().to_owned();
     assert_ne!(att, source["attachments"][0]["id"].as_str().unwrap_or_default());
-    let bytes = http.get(format!("{base}/conversations/{all_id}/attachments/{att}")).bearer_auth(&t.ben.token).send().await?;
+    let bytes =
+        http.get(format!("{base}/conversations/{all_id}/attachments/{att}")).bearer_auth(&t.ben.token).send().await?;
     assert_eq!(bytes.text().await?, "# Brief");
     rh_testkit::eventually(WAIT, "the full copy's transcript", || async {
         let v = t.api.as_user(&t.ben).get(&format!("/conversations/{all_id}")).await.ok()?.1;
@@ -117,7 +131,9 @@ async fn export_and_copy_for_those_who_can_see_and_nobody_else() -> anyhow::Resu
     .await?;
 
     // Bad requests.
-    for body in [json!({ "up_to": Uuid::new_v4() }), json!({ "title": "" , "nope": 1 }), json!({ "attachments": "yes" })] {
+    for body in
+        [json!({ "up_to": Uuid::new_v4() }), json!({ "title": "" , "nope": 1 }), json!({ "attachments": "yes" })]
+    {
         let (s, v) = cy.post(&format!("/conversations/{conv}/copy"), body).await?;
         assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
     }

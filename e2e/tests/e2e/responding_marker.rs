@@ -39,7 +39,8 @@ async fn listed_responding(t: &Team, who: &Session, conversation: Uuid) -> anyho
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_participant_sees_the_marker_come_and_go_and_nobody_else_does() -> anyhow::Result<()> {
     let t = team(Default::default()).await?;
-    let dee = t.api.add_member(&t.owner, "Dee Gone", &format!("dee-{}@acme.test", Uuid::new_v4()), "pw-dee-123456").await?;
+    let dee =
+        t.api.add_member(&t.owner, "Dee Gone", &format!("dee-{}@acme.test", Uuid::new_v4()), "pw-dee-123456").await?;
     let gil =
         t.api.sign_up("Globex", "Gil Other", &format!("gil-{}@globex.test", Uuid::new_v4()), "pw-gil-123456").await?;
     let conv = shared(&t, "Marker").await?;
@@ -52,7 +53,7 @@ async fn every_participant_sees_the_marker_come_and_go_and_nobody_else_does() ->
     for who in [&t.owner, &t.ben, &t.cy] {
         participants.push(sidebar_socket(&ws, who).await?);
     }
-    let mut refused = vec![sidebar_socket(&ws, &dee).await?, sidebar_socket(&ws, &gil).await?];
+    let mut refused = [sidebar_socket(&ws, &dee).await?, sidebar_socket(&ws, &gil).await?];
 
     // A long answer: everyone's sidebar marks it, and the list says so after a reload; then Ben stops it.
     let reply = t.api.send_message(&t.ben, conv, "/sim tokens=400 rate=40\nA long one").await?;
@@ -109,7 +110,9 @@ async fn the_marker_stays_through_a_worker_crash_and_clears_when_the_retry_ends(
 
     v.until_response_end(rid).await?;
     let (_, before) = cy
-        .until(WAIT, |f| matches!(f, ServerFrame::Sidebar { action: SidebarAction::Activity, responding: Some(false), .. }))
+        .until(WAIT, |f| {
+            matches!(f, ServerFrame::Sidebar { action: SidebarAction::Activity, responding: Some(false), .. })
+        })
         .await?;
     assert!(
         !before.iter().any(|f| matches!(f, ServerFrame::Sidebar { responding: Some(false), .. })),

@@ -18,7 +18,8 @@ async fn an_expiring_share_ends_like_a_revoke_without_anyone_acting() -> anyhow:
     ]});
     let (s, list) = t.api.as_user(&t.owner).post(&format!("/conversations/{conv}/shares"), body).await?;
     anyhow::ensure!(s.is_success(), "{s} {list}");
-    let ben_share = list["shares"].as_array().and_then(|l| l.iter().find(|p| p["user_id"] == t.ben.user_id.to_string()));
+    let ben_share =
+        list["shares"].as_array().and_then(|l| l.iter().find(|p| p["user_id"] == t.ben.user_id.to_string()));
     assert!(ben_share.is_some_and(|p| p["expires_at"].is_string()), "the expiry is listed: {list}");
 
     // Ben follows the conversation until his share ends; Cy's share has no end.
@@ -39,12 +40,15 @@ async fn an_expiring_share_ends_like_a_revoke_without_anyone_acting() -> anyhow:
     let (s, _) = t.api.as_user(&t.ben).post(&format!("/conversations/{conv}/messages"), json!({"text": "hi"})).await?;
     assert_eq!(s.as_u16(), 404);
     ben.ws.send(&ClientFrame::Subscribe { conversation_id: conv, after_seq: None, compact: false }).await?;
-    let (f, _) = ben.ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Subscribed { .. })).await?;
+    let (f, _) =
+        ben.ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Subscribed { .. })).await?;
     assert!(matches!(&f, ServerFrame::Error { code, .. } if code == "not_found"), "{f:?}");
 
     // Everyone watching saw him leave, as after a revoke; Cy still has access.
-    cy.until_event(|s| matches!(s.event.event, rh_protocol::Event::ParticipantRemoved { user_id } if user_id == t.ben.user_id))
-        .await?;
+    cy.until_event(
+        |s| matches!(s.event.event, rh_protocol::Event::ParticipantRemoved { user_id } if user_id == t.ben.user_id),
+    )
+    .await?;
     let v = t.api.conversation(&t.cy, conv).await?;
     assert_eq!(v["participants"].as_array().map(Vec::len), Some(1), "{v}");
     Ok(())

@@ -29,11 +29,7 @@ pub async fn activity(db: &Db, conversations: &[Uuid]) -> Result<Vec<Activity>> 
     let rows = client.query(&statement, &[&conversations]).await?;
     rows.iter()
         .map(|row| {
-            Ok(Activity {
-                conversation_id: row.try_get(0)?,
-                responding: row.try_get(1)?,
-                audience: row.try_get(2)?,
-            })
+            Ok(Activity { conversation_id: row.try_get(0)?, responding: row.try_get(1)?, audience: row.try_get(2)? })
         })
         .collect()
 }

@@ -96,7 +96,11 @@ fn up_to(mut messages: Vec<Message>, last: Option<Uuid>) -> Result<Vec<Message>,
 }
 
 /// Copies each attachment's bytes under the new conversation; returns each with its new object name.
-async fn copy_files(state: &AppState, id: Uuid, attachments: &[Attachment]) -> Result<Vec<(Attachment, String)>, ApiError> {
+async fn copy_files(
+    state: &AppState,
+    id: Uuid,
+    attachments: &[Attachment],
+) -> Result<Vec<(Attachment, String)>, ApiError> {
     let mut copied: Vec<(Attachment, String)> = Vec::with_capacity(attachments.len());
     for a in attachments {
         let object_name = format!("{id}/{}", Uuid::now_v7());
@@ -203,12 +207,7 @@ fn message_events(messages: &[Message]) -> Vec<Event> {
         events.push(match m.status.as_str() {
             "failed" => Event::ResponseFailed { response_id, attempt: 1, error: "copied".into(), text },
             "stopped" => Event::ResponseStopped { response_id, attempt: 1, text, stopped_by: None },
-            _ => Event::ResponseCompleted {
-                response_id,
-                attempt: 1,
-                model: m.model.clone().unwrap_or_default(),
-                text,
-            },
+            _ => Event::ResponseCompleted { response_id, attempt: 1, model: m.model.clone().unwrap_or_default(), text },
         });
     }
     events

@@ -42,8 +42,7 @@ pub async fn search(
         return Err(ApiError::Validation(format!("offset must be at most {MAX_OFFSET}")));
     }
     // One more than asked tells whether there is a next page.
-    let mut hits =
-        rh_store::search::search(&state.db, user_id, query, i64::from(limit) + 1, i64::from(offset)).await?;
+    let mut hits = rh_store::search::search(&state.db, user_id, query, i64::from(limit) + 1, i64::from(offset)).await?;
     let more = hits.len() > limit as usize;
     hits.truncate(limit as usize);
     Ok(SearchResults {

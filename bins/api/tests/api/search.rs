@@ -59,8 +59,12 @@ async fn search_finds_only_what_the_caller_can_see() {
     assert_eq!(conversations_found(&v), vec![gils.to_string(); 2], "its title, then its message: {v}");
 
     // Revoked: nothing more.
-    let (s, _) =
-        app.api.as_user(&team.ada).delete(&format!("/conversations/{shared}/shares/{}", team.ben.user_id)).await.unwrap();
+    let (s, _) = app
+        .api
+        .as_user(&team.ada)
+        .delete(&format!("/conversations/{shared}/shares/{}", team.ben.user_id))
+        .await
+        .unwrap();
     assert_eq!(s.as_u16(), 204);
     let (_, v) = search(&app, &team.ben, "q=zebra").await;
     assert_eq!(v["results"], serde_json::json!([]), "{v}");

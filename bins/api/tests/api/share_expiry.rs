@@ -28,7 +28,8 @@ async fn bad_expiries_are_refused_and_only_the_owner_sets_one() {
     let later = json!((Utc::now() + Span::hours(1)).to_rfc3339());
     // Can Respond and View Only people may not share, with or without an expiry.
     for who in [&team.ben, &team.cy] {
-        let (s, v) = app.api.as_user(who).post(&path, share_body(team.cy.user_id, "view", later.clone())).await.unwrap();
+        let (s, v) =
+            app.api.as_user(who).post(&path, share_body(team.cy.user_id, "view", later.clone())).await.unwrap();
         assert_error(s, &v, 403, "forbidden");
     }
     // Another org does not see the conversation at all.
@@ -56,7 +57,12 @@ async fn access_ends_at_expires_at_even_before_the_task_runs() {
     tokio::time::sleep((expires - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100)).await;
     let (s, v) = app.api.as_user(&team.ben).get(&format!("/conversations/{conv}")).await.unwrap();
     assert_error(s, &v, 404, "not_found");
-    let (s, v) = app.api.as_user(&team.ben).post(&format!("/conversations/{conv}/messages"), json!({"text": "hi"})).await.unwrap();
+    let (s, v) = app
+        .api
+        .as_user(&team.ben)
+        .post(&format!("/conversations/{conv}/messages"), json!({"text": "hi"}))
+        .await
+        .unwrap();
     assert_error(s, &v, 404, "not_found");
     let (_, list) = app.api.as_user(&team.ben).get("/conversations").await.unwrap();
     assert!(!list.to_string().contains(&conv.to_string()), "{list}");
@@ -86,7 +92,8 @@ async fn the_task_removes_an_expired_share_like_a_revoke_once_across_replicas() 
     // Renewed before it ends: Cy's first expiry is replaced by a later one, so hers stays.
     let (s, _) = owner.post(&path, share_body(team.cy.user_id, "view", soon)).await.unwrap();
     assert_eq!(s.as_u16(), 200);
-    let (s, _) = owner.post(&path, share_body(team.cy.user_id, "view", json!(Utc::now() + Span::hours(1)))).await.unwrap();
+    let (s, _) =
+        owner.post(&path, share_body(team.cy.user_id, "view", json!(Utc::now() + Span::hours(1)))).await.unwrap();
     assert_eq!(s.as_u16(), 200);
 
     let m = ben_inbox.next_where(|m| m.action == SidebarAction::Removed).await;
