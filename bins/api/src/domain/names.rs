@@ -57,6 +57,36 @@ impl Title {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Longest title made from a first message ([`Title::from_message`]).
+    pub const FROM_MESSAGE_CHARS: usize = 60;
+
+    /// A title for an untitled conversation from its first message: the first line that says something (not the
+    /// simulated AI's `/sim …` line), without markdown's leading `#`, `>` or list marks, whitespace collapsed, cut
+    /// at a word to [`Self::FROM_MESSAGE_CHARS`] with "…". `None` when no line says anything.
+    pub fn from_message(text: &str) -> Option<Title> {
+        let line = text
+            .lines()
+            .map(|l| l.trim().trim_start_matches(['#', '>', '-', '*', ' ']).trim())
+            .find(|l| !l.is_empty() && !l.starts_with("/sim") && !l.starts_with("```"))?;
+        let words: Vec<&str> = line.split_whitespace().filter(|w| !w.chars().any(char::is_control)).collect();
+        let mut title = String::new();
+        for word in &words {
+            let len = title.chars().count() + usize::from(!title.is_empty()) + word.chars().count();
+            if len > Self::FROM_MESSAGE_CHARS {
+                if title.is_empty() {
+                    title = word.chars().take(Self::FROM_MESSAGE_CHARS).collect();
+                }
+                title.push('…');
+                return Some(Title(title));
+            }
+            if !title.is_empty() {
+                title.push(' ');
+            }
+            title.push_str(word);
+        }
+        (!title.is_empty()).then_some(Title(title))
+    }
 }
 
 /// A message to the AI: not blank, at most 32 000 characters, no NUL (PostgreSQL text cannot hold it).
@@ -90,6 +120,19 @@ impl MessageText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_from_a_first_message() {
+        let t = |s: &str| Title::from_message(s).map(|t| t.as_str().to_owned());
+        assert_eq!(t("/sim tokens=5\n\n## Plan the   launch\nmore"), Some("Plan the launch".into()));
+        assert_eq!(
+            t("Write a migration plan for moving the billing service to the new cluster next week"),
+            Some("Write a migration plan for moving the billing service to the…".into())
+        );
+        assert_eq!(t(&"x".repeat(100)).map(|s| s.chars().count()), Some(61));
+        assert_eq!(t("/sim tokens=5\n  \n"), None);
+        assert_eq!(t("- مرحبا بالفريق"), Some("مرحبا بالفريق".into()));
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -141,6 +141,39 @@ pub async fn rename(
     Ok((renamed, seq(state, event_id).await))
 }
 
+/// Titles an untitled conversation ([`Title::DEFAULT`]) from its first message ([`Title::from_message`]), as a
+/// rename by the message's author that everyone sees (`conversation.renamed`, sidebars). Checked under the row
+/// lock, so a rename by the owner meanwhile is never overwritten. The message is sent already: a failure here is
+/// only logged.
+pub async fn title_from_first_message(
+    state: &AppState,
+    conversation_id: Uuid,
+    author_id: Uuid,
+    author_name: &str,
+    text: &str,
+) {
+    let Some(title) = Title::from_message(text) else { return };
+    let result: Result<(), ApiError> = async {
+        let mut client = state.db.client().await?;
+        let (mut change, current) = Change::begin(&mut client, conversation_id, author_id).await?;
+        if current.title != Title::DEFAULT {
+            return Ok(());
+        }
+        let titled = conversations::rename(change.tx(), conversation_id, title.as_str()).await?;
+        change.event(Event::ConversationRenamed {
+            renamed_by: author_id,
+            renamed_by_name: author_name.to_owned(),
+            title: titled.title.clone(),
+        })?;
+        sidebars_changed(&mut change, &titled).await?;
+        change.commit(state).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, %conversation_id, "could not title the conversation from its first message");
+    }
+}
+
 /// Tells the owner and every participant that the conversation's sidebar entry changed (title, model).
 async fn sidebars_changed(change: &mut Change<'_>, conversation: &Conversation) -> Result<(), ApiError> {
     change.inbox(conversation.owner_id, SidebarAction::Changed, Some(summary(conversation, Permission::Owner)))?;

@@ -1,12 +1,14 @@
 //! Sending a message. The api never writes `messages` rows: it publishes `message.created` and a generation job;
 //! the audit writer stores the transcript from the stream. Sending changes no PostgreSQL state, so it publishes
 //! directly (not through the outbox of [`super::events`]) and answers 2xx only once JetStream has stored both: an
-//! accepted message is never lost, a refused one (503) was never accepted. Stopping is in [`super::stops`].
+//! accepted message is never lost, a refused one (503) was never accepted. The one exception: the first message of
+//! an untitled conversation titles it, after it is accepted
+//! ([`super::conversations::title_from_first_message`]). Stopping is in [`super::stops`].
 
 use super::access::{authorize, require_respond};
 use super::context;
 use super::limits;
-use crate::domain::MessageText;
+use crate::domain::{MessageText, Title};
 use crate::error::ApiError;
 use crate::state::AppState;
 use rh_protocol::Event;
@@ -60,10 +62,12 @@ pub async fn send(
     let budget = state.settings.max_context_bytes.min(max_payload.saturating_sub(context::JOB_ROOM));
     let context = context::fit(system, earlier, new, budget);
 
+    let untitled = conversation.title == Title::DEFAULT;
+    let first_text = untitled.then(|| text.as_str().to_owned());
     let event = Event::MessageCreated {
         message_id,
         author_id: user_id,
-        author_name: author.name,
+        author_name: author.name.clone(),
         text: text.into_string(),
         client_msg_id,
         response_id,
@@ -99,6 +103,9 @@ pub async fn send(
         return Err(e);
     }
 
+    if let Some(first) = first_text {
+        super::conversations::title_from_first_message(state, conversation_id, user_id, &author.name, &first).await;
+    }
     state.metrics.messages_accepted.inc();
     Ok(MessageAccepted { message_id, response_id, seq })
 }

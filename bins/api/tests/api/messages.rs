@@ -196,3 +196,39 @@ async fn the_jobs_context_is_capped_to_fit_in_a_nats_message() {
     let newest: Vec<String> = (40 - earlier.len()..40).map(|i| turn(i)[..7].to_owned()).collect();
     assert_eq!(earlier, newest, "the newest turns, in order; the oldest dropped");
 }
+
+#[tokio::test]
+async fn an_untitled_conversation_is_titled_from_its_first_message() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let ada = app.api.as_user(&team.ada);
+    let (s, v) = ada.post("/conversations", json!({})).await.unwrap();
+    assert_eq!(s.as_u16(), 201, "{v}");
+    let conv = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["title"], "New conversation");
+    let send = |text: &'static str| {
+        let ada = app.api.as_user(&team.ada);
+        let path = format!("/conversations/{conv}/messages");
+        async move { ada.post(&path, json!({ "text": text })).await.unwrap() }
+    };
+    let (s, v) = send("/sim tokens=3\n## Plan the Q3 launch of the billing page").await;
+    assert_eq!(s.as_u16(), 202, "{v}");
+    let (_, v) = ada.get(&format!("/conversations/{conv}")).await.unwrap();
+    assert_eq!(v["title"], "Plan the Q3 launch of the billing page");
+    let renamed = conv_events(&app, conv.parse().unwrap()).await;
+    assert!(renamed.iter().any(|(_, e)| e.event
+        == Event::ConversationRenamed {
+            renamed_by: team.ada.user_id,
+            renamed_by_name: "Ada Lovelace".into(),
+            title: "Plan the Q3 launch of the billing page".into(),
+        }));
+    // Only the first: a later message, or a conversation with a title of its own, keeps its title.
+    send("/sim tokens=3\nSomething else entirely").await;
+    let (_, v) = ada.get(&format!("/conversations/{conv}")).await.unwrap();
+    assert_eq!(v["title"], "Plan the Q3 launch of the billing page");
+    let named = shared_conversation(&app, &team, "Chosen title").await;
+    let (s, _) = ada.post(&format!("/conversations/{named}/messages"), json!({"text": "Hello there"})).await.unwrap();
+    assert_eq!(s.as_u16(), 202);
+    let (_, v) = ada.get(&format!("/conversations/{named}")).await.unwrap();
+    assert_eq!(v["title"], "Chosen title");
+}
