@@ -32,10 +32,20 @@ pub use ws::WsClient;
 
 use std::path::PathBuf;
 
-/// The workspace root (two levels above this crate).
+/// The workspace root: found at run time from the package under test (`cargo test` sets `CARGO_MANIFEST_DIR`;
+/// the nearest directory above it with a `[workspace]` Cargo.toml), else two levels above this crate as compiled.
+/// Not only the compile-time path: a `target/` built in one clone and copied to another (a worktree seeded from a
+/// shared build) would otherwise run the first clone's binaries and configs.
 pub fn workspace_root() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or(here)
+    let at_run_time = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).and_then(|dir| {
+        dir.ancestors()
+            .find(|d| std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]")))
+            .map(PathBuf::from)
+    });
+    at_run_time.unwrap_or_else(|| {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        here.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or(here)
+    })
 }
 
 /// `target/` of the workspace (or `CARGO_TARGET_DIR`).
