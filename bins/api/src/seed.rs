@@ -4,7 +4,8 @@
 //! - org "Acme": ada@acme.test (admin, Ada Lovelace), ben@acme.test (Ben Okafor), cy@acme.test (Cy Tanaka),
 //!   dee@acme.test (Dee Ramos);
 //! - org "Globex": gil@globex.test (admin, Gil Bates);
-//! - conversation "Welcome to RelayHub" owned by Ada, shared with Ben (Can Respond) and Cy (View Only).
+//! - conversation "Welcome to RelayHub" owned by Ada, shared with Ben (Can Respond) and Cy (View Only), holding a
+//!   finished exchange (Ada's question, an answer with a table and code) so the first look is not an empty page.
 //!
 //! Every password is `relayhub-demo`.
 
@@ -12,9 +13,12 @@ use crate::config::Settings;
 use crate::domain::{ModelName, SharePermission, Title};
 use crate::routes::auth::hash_password;
 use crate::service;
+use crate::service::events::Change;
 use crate::state::AppState;
 use anyhow::Context as _;
 use rh_auth::Secret;
+use rh_protocol::Event;
+use rh_store::conversations::Conversation;
 use rh_store::orgs::{NewUser, Org, User};
 use rh_telemetry::Health;
 use uuid::Uuid;
@@ -68,8 +72,59 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     service::shares::share_many(state, ada.id, conversation.id, &targets)
         .await
         .map_err(|e| anyhow::anyhow!("sharing the demo conversation: {e}"))?;
+    seed_exchange(state, &conversation, &ada).await?;
     tracing::info!(conversation_id = %conversation.id, "demo conversation created");
     Ok(())
+}
+
+const DEMO_QUESTION: &str = "What can RelayHub do for our team?";
+const DEMO_ANSWER: &str = "RelayHub is a shared AI chat: everyone you share a conversation with watches the answer \
+stream in live, token by token.
+
+| You want to | Do this |
+|---|---|
+| Work on something together | **Share** it: *View only* to watch, *Can respond* to take part |
+| Catch up later | Open it: the history and any answer still streaming are there |
+| Change how the AI answers | **Settings**: model, temperature, system prompt |
+
+Answers keep their formatting, code included:
+
+```python
+def greet(team):
+    return f\"Welcome, {team}!\"
+```
+
+Try it: ask a question below. With the simulated AI, a first line like `/sim tokens=300 rate=40` sets how long \
+the answer is and how fast it streams.";
+
+/// The demo's finished first exchange, as the events a real one leaves (`message.created`, then the answer's
+/// `response.completed`), committed through the outbox after the conversation's own creation: the audit writer
+/// records it like any other, and no AI is asked.
+async fn seed_exchange(state: &AppState, conversation: &Conversation, ada: &User) -> anyhow::Result<()> {
+    const WHAT: &str = "seeding the demo exchange";
+    let mut client = state.db.client().await.context(WHAT)?;
+    let (mut change, _) = Change::begin(&mut client, conversation.id, ada.id).await.context(WHAT)?;
+    let response_id = Uuid::now_v7();
+    change
+        .event(Event::MessageCreated {
+            message_id: Uuid::now_v7(),
+            author_id: ada.id,
+            author_name: ada.name.clone(),
+            text: DEMO_QUESTION.to_owned(),
+            client_msg_id: None,
+            response_id,
+            copied_from: None,
+        })
+        .context(WHAT)?;
+    change
+        .event(Event::ResponseCompleted {
+            response_id,
+            attempt: 1,
+            model: conversation.model.clone(),
+            text: DEMO_ANSWER.to_owned(),
+        })
+        .context(WHAT)?;
+    change.commit(state).await.context(WHAT)
 }
 
 /// The user with this email, created (with its org, as that org's first user) when missing.

@@ -115,6 +115,24 @@ async fn seed_demo_is_idempotent() {
     let (_, list) = app.api.as_user(&ada).get("/conversations").await.unwrap();
     let convs = list["conversations"].as_array().unwrap();
     assert_eq!(convs.len(), 1, "created once: {list}");
+    // It holds a finished exchange (once, however often the seeding runs): Ada's question and the answer.
+    let welcome: uuid::Uuid = convs[0]["id"].as_str().unwrap().parse().unwrap();
+    let kinds: Vec<_> = conv_events(&app, welcome).await.into_iter().map(|(_, e)| e.event).collect();
+    let asked = kinds
+        .iter()
+        .filter(
+            |e| matches!(e, rh_protocol::Event::MessageCreated { author_name, .. } if author_name == "Ada Lovelace"),
+        )
+        .count();
+    let answered: Vec<_> = kinds
+        .iter()
+        .filter_map(|e| match e {
+            rh_protocol::Event::ResponseCompleted { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((asked, answered.len()), (1, 1), "{kinds:?}");
+    assert!(answered[0].contains("| You want to | Do this |") && answered[0].contains("```python"), "{}", answered[0]);
     let (_, list) = app.api.as_user(&ben).get("/conversations").await.unwrap();
     assert_eq!(list["conversations"][0]["permission"], "respond");
     let (_, list) = app.api.as_user(&cy).get("/conversations").await.unwrap();
