@@ -1,4 +1,5 @@
-//! Presence: who is watching each conversation, as unique users across all edge nodes.
+//! Presence: who is watching each conversation, as unique users across all edge nodes, and which of them are
+//! composing a message (`typing`, set by the client frame of that name through [`Registry::set_typing`]).
 //!
 //! One task per process owns all presence state, so announcements leave in the order the changes happened.
 //! - Local changes (a subscription joined or ended) arrive as [`Touch`]es. If this node's set of viewers changed,
@@ -56,12 +57,15 @@ struct ConvPresence {
 
 impl ConvPresence {
     fn merge(&self) -> Vec<Viewer> {
-        let mut all: BTreeMap<Uuid, &str> = BTreeMap::new();
+        let mut all: BTreeMap<Uuid, (&str, bool)> = BTreeMap::new();
         for v in self.local.iter().chain(self.remote.values().flat_map(|(v, _)| v.iter())) {
-            all.entry(v.user_id).or_insert(&v.name);
+            // Typing on any node is typing.
+            all.entry(v.user_id).or_insert((&v.name, false)).1 |= v.typing;
         }
-        let mut out: Vec<Viewer> =
-            all.into_iter().map(|(user_id, name)| Viewer { user_id, name: name.to_owned() }).collect();
+        let mut out: Vec<Viewer> = all
+            .into_iter()
+            .map(|(user_id, (name, typing))| Viewer { user_id, name: name.to_owned(), typing })
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.user_id.cmp(&b.user_id)));
         out
     }

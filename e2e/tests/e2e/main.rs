@@ -22,4 +22,5 @@ mod responding_marker;
 mod sessions;
 mod share_expiry;
 mod transcript_nats_restart;
+mod typing;
 mod web_client;

@@ -42,6 +42,14 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         response_id: Option<Uuid>,
     },
+    /// "I am composing a message here" (`typing: true`, repeated every few seconds while it lasts) or "I
+    /// stopped" (`false`: the draft was sent, cleared or left). Shown to the conversation's viewers in `presence`
+    /// until it is withdrawn, a message is sent, the socket goes, or [`TYPING_TTL_MS`] pass without a repeat. Only
+    /// for a subscribed conversation the socket may respond in: View Only people are refused (`forbidden`).
+    Typing {
+        conversation_id: Uuid,
+        typing: bool,
+    },
     /// Re-authenticate the socket with a fresh access token of the same session before the current one expires
     /// (otherwise the edge closes it with `token_expired`). Answered with `authenticated`.
     Auth {
@@ -50,11 +58,17 @@ pub enum ClientFrame {
     Ping,
 }
 
+/// How long a `typing` frame holds without a repeat, in milliseconds (clients repeat well within it).
+pub const TYPING_TTL_MS: u64 = 6000;
+
 /// One person watching a conversation right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Viewer {
     pub user_id: Uuid,
     pub name: String,
+    /// Composing a message right now (see the client frame `typing`); never true for View Only people.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typing: bool,
 }
 
 /// What changed in a sidebar.

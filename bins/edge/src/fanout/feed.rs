@@ -51,6 +51,9 @@ pub(crate) struct FeedState {
     /// Entries per user (with the user's name), kept with `entries` so presence asks for the unique viewers without
     /// walking every entry: presence asks after every join, and walking 10,000 entries per join was quadratic.
     pub users: HashMap<Uuid, (usize, String)>,
+    /// Sockets whose person is composing, by socket id: the person and until when (see
+    /// [`super::Registry::set_typing`]). A socket's entry goes with its subscription.
+    pub typing: HashMap<u64, (Uuid, std::time::Instant)>,
 }
 
 pub(crate) struct Entry {
@@ -92,6 +95,7 @@ impl Feed {
                 tail: Tail::new(0, tail_limits),
                 entries: HashMap::new(),
                 users: HashMap::new(),
+                typing: HashMap::new(),
             }),
             phase: watch::Sender::new(Phase::Starting),
             closed: CancellationToken::new(),
@@ -189,6 +193,7 @@ impl FeedState {
     }
 
     pub fn remove(&mut self, conn_id: u64) {
+        self.typing.remove(&conn_id);
         if let Some(e) = self.entries.remove(&conn_id)
             && let std::collections::hash_map::Entry::Occupied(mut u) = self.users.entry(e.conn.user.id)
         {

@@ -31,11 +31,16 @@ use crate::socket::conn::{Conn, SendError};
 use async_nats::jetstream;
 use axum::extract::ws::Utf8Bytes;
 use rh_protocol::ServerFrame;
+use rh_protocol::frame::TYPING_TTL_MS;
 use rh_protocol::frame::{RevokeReason, Viewer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+/// Typing repeated sooner than this after the last accepted one is ignored (clients repeat every few seconds).
+pub const TYPING_THROTTLE: Duration = Duration::from_secs(1);
 
 /// The followed conversations of this process, and what their feeds need from the outside.
 pub struct Registry {
@@ -202,18 +207,69 @@ impl Registry {
             }
             Effect::Permission(_, permission) => {
                 conn.set_permission(conversation, generation, permission);
+                if !permission.can_respond() {
+                    self.clear_typing(conn, conversation);
+                }
                 let _ = conn.send_frame(&ServerFrame::PermissionChanged { conversation_id: conversation, permission });
             }
         }
     }
 
-    /// Unique users subscribed to `conversation` on this node.
+    /// [`Registry::set_typing`] `false`, without the expiry timer (no `Arc` needed).
+    pub fn clear_typing(&self, conn: &Conn, conversation: Uuid) {
+        let feed = lock(&self.feeds).get(&conversation).cloned();
+        let Some(feed) = feed else { return };
+        if lock(&feed.state).typing.remove(&conn.id).is_some() {
+            self.presence_touch(conversation, None);
+        }
+    }
+
+    /// Unique users subscribed to `conversation` on this node, each marked typing while one of their sockets here
+    /// is (expired typing is dropped on the way).
     pub fn local_viewers(&self, conversation: Uuid) -> Vec<Viewer> {
         let feed = lock(&self.feeds).get(&conversation).cloned();
         let Some(feed) = feed else { return Vec::new() };
-        let st = lock(&feed.state);
+        let mut st = lock(&feed.state);
+        let now = Instant::now();
+        st.typing.retain(|_, (_, until)| *until > now);
+        let typing: HashSet<Uuid> = st.typing.values().map(|(user, _)| *user).collect();
         let users: BTreeMap<Uuid, &str> = st.users.iter().map(|(id, (_, name))| (*id, name.as_str())).collect();
-        users.into_iter().map(|(user_id, name)| Viewer { user_id, name: name.to_owned() }).collect()
+        users
+            .into_iter()
+            .map(|(user_id, name)| Viewer { user_id, name: name.to_owned(), typing: typing.contains(&user_id) })
+            .collect()
+    }
+
+    /// Records that `conn`'s person is composing in `conversation` (or stopped), for presence. Only for a
+    /// subscription of this socket (the caller checks that it may respond). A repeat within [`TYPING_THROTTLE`]
+    /// changes nothing; otherwise presence is told, and told again when the typing would expire, so it ends
+    /// without a word from the client too.
+    pub fn set_typing(self: &Arc<Self>, conn: &Conn, conversation: Uuid, typing: bool) {
+        let feed = lock(&self.feeds).get(&conversation).cloned();
+        let Some(feed) = feed else { return };
+        let now = Instant::now();
+        let ttl = Duration::from_millis(TYPING_TTL_MS);
+        let changed = {
+            let mut st = lock(&feed.state);
+            if !st.entries.contains_key(&conn.id) {
+                return;
+            }
+            match (typing, st.typing.get(&conn.id)) {
+                (true, Some((_, until))) if *until > now && *until + TYPING_THROTTLE > now + ttl => false,
+                (true, _) => st.typing.insert(conn.id, (conn.user.id, now + ttl)).is_none_or(|(_, u)| u <= now),
+                (false, _) => st.typing.remove(&conn.id).is_some(),
+            }
+        };
+        if typing {
+            let registry = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+                registry.presence_touch(conversation, None);
+            });
+        }
+        if changed {
+            self.presence_touch(conversation, None);
+        }
     }
 
     /// Sends a frame to every local subscriber of `conversation`.

@@ -10,6 +10,7 @@ mod ping;
 mod send_message;
 mod stop;
 mod subscribe;
+mod typing;
 mod unsubscribe;
 
 pub use auth::Auth;
@@ -17,6 +18,7 @@ pub use ping::Ping;
 pub use send_message::SendMessage;
 pub use stop::Stop;
 pub use subscribe::Subscribe;
+pub use typing::Typing;
 pub use unsubscribe::Unsubscribe;
 
 use crate::hub::Hub;
@@ -28,7 +30,7 @@ use rh_protocol::{ClientFrame, ServerFrame};
 use std::sync::Arc;
 
 /// The frame types a client may send.
-const KNOWN_TYPES: [&str; 6] = ["subscribe", "unsubscribe", "send_message", "stop", "auth", "ping"];
+const KNOWN_TYPES: [&str; 7] = ["subscribe", "unsubscribe", "send_message", "stop", "typing", "auth", "ping"];
 
 #[derive(Debug)]
 pub enum Command {
@@ -36,6 +38,7 @@ pub enum Command {
     Unsubscribe(Unsubscribe),
     SendMessage(SendMessage),
     Stop(Stop),
+    Typing(Typing),
     Auth(Auth),
     Ping(Ping),
 }
@@ -76,6 +79,7 @@ impl Command {
             Command::Unsubscribe(c) => c.apply(hub, conn),
             Command::SendMessage(c) => c.apply(hub, conn),
             Command::Stop(c) => c.apply(hub, conn),
+            Command::Typing(c) => c.apply(hub, conn),
             Command::Auth(c) => c.apply(hub, conn),
             Command::Ping(c) => c.apply(conn),
         }
@@ -93,6 +97,7 @@ impl From<ClientFrame> for Command {
                 Command::SendMessage(SendMessage { conversation_id, text, client_msg_id })
             }
             ClientFrame::Stop { conversation_id, response_id } => Command::Stop(Stop { conversation_id, response_id }),
+            ClientFrame::Typing { conversation_id, typing } => Command::Typing(Typing { conversation_id, typing }),
             ClientFrame::Auth { token } => Command::Auth(Auth { token }),
             ClientFrame::Ping => Command::Ping(Ping),
         }

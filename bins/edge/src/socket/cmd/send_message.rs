@@ -30,6 +30,8 @@ fn forbidden(client_msg_id: &str) -> ServerFrame {
 
 impl SendMessage {
     pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
+        // Sending ends composing.
+        hub.registry().clear_typing(conn, self.conversation_id);
         let cached = conn.permission(self.conversation_id);
         if cached == Some(Permission::View) {
             let _ = conn.send_frame(&forbidden(&self.client_msg_id));
