@@ -36,6 +36,10 @@ pub struct Settings {
     #[command(flatten)]
     pub nats_auth: rh_bus::NatsAuth,
 
+    /// Traces across NATS (`--otlp-endpoint`, `--trace-log`, `--trace-sample-ratio`); off by default.
+    #[command(flatten)]
+    pub trace: rh_telemetry::TraceArgs,
+
     /// Address of the public HTTP listener (also serves /metrics, /healthz, /readyz unless `--ops-listen` is
     /// set). Port 0 picks a free port.
     #[arg(long, env = "RH_API_LISTEN", default_value = "127.0.0.1:8080", global = true)]

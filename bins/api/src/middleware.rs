@@ -7,6 +7,7 @@
 //!   multipart body it cannot read), a wrong method — gets the `{"error":{"code","message"}}` body with the same
 //!   status (422 becomes 400) and headers (a 405 keeps `Allow`). Our handlers' errors are JSON already.
 //! - [`security_headers`]: CSP (with `frame-ancestors 'none'`), `X-Content-Type-Options`, `Referrer-Policy`.
+//! - [`request_span`]: each request's span; with tracing on, one that continues the caller's `traceparent`.
 //! - [`drain_unread_body`]: the rest of a body a handler refused (too large, unauthenticated...) is read and
 //!   discarded after the answer, so a client still sending gets that answer, not a reset connection.
 
@@ -26,6 +27,18 @@ use std::time::Duration;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; \
     form-action 'self'; frame-ancestors 'none'";
+
+/// The span of one request: tower-http's default (DEBUG), or, with tracing on, a hop span continuing the
+/// caller's `traceparent` (whose context a message's job then carries to the worker).
+pub fn request_span(req: &Request) -> tracing::Span {
+    if !rh_telemetry::trace::enabled() {
+        use tower_http::trace::MakeSpan;
+        return tower_http::trace::DefaultMakeSpan::new().make_span(req);
+    }
+    let span = rh_telemetry::hop_span!("http_request", method = %req.method(), path = %req.uri().path());
+    rh_telemetry::trace::follow_http(&span, req.headers());
+    span
+}
 
 /// Refuses a request whose path or query decodes to a NUL or to invalid UTF-8.
 pub async fn check_uri(req: Request, next: Next) -> Response {

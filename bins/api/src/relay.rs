@@ -222,8 +222,7 @@ impl Relay<'_> {
         let payload = bytes::Bytes::copy_from_slice(&row.payload);
         match row.msg_id {
             Some(id) => {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", id.to_string().as_str());
+                let headers = rh_bus::msg_headers(&id.to_string());
                 let ack = self.js.publish_with_headers(row.subject.clone(), headers, payload).await?;
                 let ack = tokio::time::timeout(timeout, ack).await??;
                 Ok(i64::try_from(ack.sequence)?)

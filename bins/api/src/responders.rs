@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// Subscribes the responders; each runs until the NATS client closes.
 pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
@@ -57,7 +58,9 @@ where
         while let Some(msg) = sub.next().await {
             let state = state.clone();
             let received = std::time::Instant::now();
-            tokio::spawn(async move {
+            let span = rh_telemetry::hop_span!("rpc", subject);
+            rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
+            let answer = async move {
                 // The same checks as a REST body (NUL characters included): a socket's frame arrives this way.
                 let result = match json_from_slice::<Req>(&msg.payload) {
                     Ok(req) => handler(state.clone(), req).await,
@@ -75,7 +78,8 @@ where
                 };
                 rh_bus::respond(&state.nats, &msg, &reply).await;
                 state.metrics.rpc_latency.with_label_values(&[subject]).observe(received.elapsed().as_secs_f64());
-            });
+            };
+            tokio::spawn(answer.instrument(span));
         }
         tracing::info!(subject, "responder ended");
     }))

@@ -74,7 +74,7 @@ pub fn app(state: AppState, health: Health) -> Router {
         .layer(from_fn(middleware::json_errors))
         .layer(from_fn(middleware::security_headers))
         .layer(from_fn(middleware::drain_unread_body))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(middleware::request_span))
 }
 
 /// Runs the api until SIGTERM / Ctrl-C.

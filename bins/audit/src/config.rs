@@ -16,6 +16,10 @@ pub struct Config {
     #[command(flatten)]
     pub nats_auth: rh_bus::NatsAuth,
 
+    /// Traces across NATS (`--otlp-endpoint`, `--trace-log`, `--trace-sample-ratio`); off by default.
+    #[command(flatten)]
+    pub trace: rh_telemetry::TraceArgs,
+
     /// Address of the ops endpoints (/metrics, /healthz, /readyz). Port 0 picks a free port.
     #[arg(long, env = "RH_AUDIT_OPS_LISTEN", default_value = "127.0.0.1:9103")]
     pub ops_listen: SocketAddr,

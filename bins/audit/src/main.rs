@@ -4,7 +4,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    rh_telemetry::init_tracing();
     let config = audit::Config::parse();
+    let _tracing = rh_telemetry::init("audit", &config.trace)?;
     audit::run(config, rh_telemetry::shutdown_token()).await
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Messages asked for per pull request.
 const PULL_BATCH: usize = 256;
@@ -206,7 +207,10 @@ impl Writer {
         }
 
         for d in &delivered {
-            if let Err(e) = d.message.ack().await {
+            // With tracing on, the event's trace (the api's request, the worker's job) ends with its storing.
+            let span = rh_telemetry::hop_span!("audit_stored", seq = d.seq);
+            rh_telemetry::trace::follow_nats(&span, d.message.headers.as_ref());
+            if let Err(e) = d.message.ack().instrument(span).await {
                 self.metrics.errors.with_label_values(&["ack"]).inc();
                 tracing::warn!(seq = d.seq, error = %e, "ack failed; the event will come again and be skipped");
             }

@@ -17,6 +17,10 @@ pub struct Config {
     #[command(flatten)]
     pub nats_auth: rh_bus::NatsAuth,
 
+    /// Traces across NATS (`--otlp-endpoint`, `--trace-log`, `--trace-sample-ratio`); off by default.
+    #[command(flatten)]
+    pub trace: rh_telemetry::TraceArgs,
+
     /// Public address: `GET /ws` plus `/metrics`, `/healthz`, `/readyz`. Port 0 picks a free port.
     #[arg(long, env = "RH_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,

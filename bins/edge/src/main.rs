@@ -4,7 +4,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    rh_telemetry::init_tracing();
     let config = edge::Config::parse();
+    let _tracing = rh_telemetry::init("edge", &config.trace)?;
     edge::run(config, rh_telemetry::shutdown_token()).await
 }

@@ -24,6 +24,10 @@ pub struct Config {
     /// NATS credentials and TLS (`--nats-user`, `--nats-password`, `--nats-tls-ca`).
     #[command(flatten)]
     pub nats_auth: rh_bus::NatsAuth,
+
+    /// Traces across NATS (`--otlp-endpoint`, `--trace-log`, `--trace-sample-ratio`); off by default.
+    #[command(flatten)]
+    pub trace: rh_telemetry::TraceArgs,
     /// Ops HTTP listener: /metrics, /healthz, /readyz.
     #[arg(long, env = "RH_WORKER_OPS_LISTEN", default_value = "127.0.0.1:9092")]
     pub ops_listen: SocketAddr,

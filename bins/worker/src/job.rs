@@ -89,7 +89,17 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
             return;
         }
     };
-    let span = tracing::info_span!("job", conversation = %job.conversation_id, response = %job.response_id, delivered, attempt = tracing::field::Empty);
+    let (conversation, response) = (job.conversation_id, job.response_id);
+    let span = tracing::info_span!(
+        "job",
+        %conversation,
+        %response,
+        delivered,
+        attempt = tracing::field::Empty,
+        trace_id = tracing::field::Empty
+    );
+    // The api's trace goes on here; every event published inside the span carries it on to the edges.
+    rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
     async move {
         ctx.metrics.jobs_running.inc();
         let end = generate(&ctx, &msg, &job, delivered, abort).await;

@@ -32,9 +32,9 @@ const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    rh_telemetry::init_tracing();
-    rh_llm::install_crypto_provider();
     let config = Config::parse();
+    let _tracing = rh_telemetry::init("worker", &config.trace)?;
+    rh_llm::install_crypto_provider();
     let provider = build_provider(&config)?;
     tracing::info!(provider = provider.kind(), models = ?provider.models(), "provider ready");
 

@@ -21,6 +21,7 @@ mod readiness;
 mod responding_marker;
 mod sessions;
 mod share_expiry;
+mod traces;
 mod transcript_nats_restart;
 mod typing;
 mod web_client;

@@ -7,9 +7,10 @@
 //! | [`Topology`] / [`Topology::ensure`] | the streams and buckets (`RH_CONV`, `RH_AUDIT`, `RH_JOBS`, KV `rh_stops`, object store `rh_attachments`), created if missing (only the api may) |
 //! | [`wait_for_streams`] | the other services wait until the streams they use exist |
 //! | [`source_seq`] | the `RH_CONV` seq of an event copied into `RH_AUDIT` (its `Nats-Stream-Source` header) |
+//! | [`msg_headers`] | the headers of every JetStream publish: `Nats-Msg-Id` plus the trace context when tracing is on ([`rh_telemetry::trace`]) |
 //! | [`publish_event`] | publish an [`Envelope`] on its conversation subject with `Nats-Msg-Id` = event id (dedupe on retry), without waiting for the ack |
 //! | [`claims`] | who may end a response (a queued job the api can stop vs a worker's): compare-and-set in KV `rh_stops` |
-//! | [`request`] / [`respond`] | typed JSON request/reply over `rh.api.*` with [`rh_protocol::rpc::Reply`] |
+//! | [`request`] / [`respond`] | typed JSON request/reply over `rh.api.*` with [`rh_protocol::rpc::Reply`] (a request carries the trace context when tracing is on) |
 //! | [`erase`] | erasing a conversation: purge its subjects from every stream holding them, delete its objects |
 //!
 //! Errors follow the nats.rs shape: [`Error<Kind>`] with one kind enum per operation that callers match on.
@@ -309,12 +310,21 @@ pub fn source_seq(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
     fields.next()?.parse().ok()
 }
 
-/// Publishes `envelope` on its conversation subject (`.delta` or `.event`) with `Nats-Msg-Id` set to the event
-/// id. Returns the ack future without awaiting it, so callers can pipeline many publishes and await acks later.
+/// Headers for a JetStream publish: `Nats-Msg-Id` = `msg_id` (JetStream stores a retry once), plus the current
+/// span's trace context when tracing is on (nothing more when it is off: this is on every delta's path).
+pub fn msg_headers(msg_id: &str) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    rh_telemetry::trace::inject_nats(&mut headers);
+    headers
+}
+
+/// Publishes `envelope` on its conversation subject (`.delta` or `.event`) with [`msg_headers`] (`Nats-Msg-Id` =
+/// event id). Returns the ack future without awaiting it, so callers can pipeline many publishes and await acks
+/// later.
 pub async fn publish_event(js: &jetstream::Context, envelope: &Envelope) -> Result<PublishAckFuture, PublishError> {
     let payload = serde_json::to_vec(envelope).map_err(|e| Error::with_source(PublishErrorKind::Serialize, e))?;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", envelope.event_id.to_string().as_str());
+    let headers = msg_headers(&envelope.event_id.to_string());
     js.publish_with_headers(envelope.subject(), headers, payload.into())
         .await
         .map_err(|e| Error::with_source(PublishErrorKind::Publish, e))
@@ -339,7 +349,16 @@ pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
         rejection: None,
     };
     let payload = serde_json::to_vec(req).map_err(|e| fail(RequestErrorKind::Protocol, e.into()))?;
-    let msg = tokio::time::timeout(timeout, client.request(subject.to_owned(), payload.into()))
+    let call = async {
+        if rh_telemetry::trace::enabled() {
+            let mut headers = async_nats::HeaderMap::new();
+            rh_telemetry::trace::inject_nats(&mut headers);
+            client.request_with_headers(subject.to_owned(), headers, payload.into()).await
+        } else {
+            client.request(subject.to_owned(), payload.into()).await
+        }
+    };
+    let msg = tokio::time::timeout(timeout, call)
         .await
         .map_err(|e| fail(RequestErrorKind::Unavailable, e.into()))?
         .map_err(|e| {

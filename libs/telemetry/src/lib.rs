@@ -1,6 +1,7 @@
 //! Observability shared by every RelayHub binary.
 //!
-//! - [`init_tracing`]: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+//! - [`init`]: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), and, when a flag turns it on,
+//!   traces across processes ([`trace`]: W3C trace context in NATS headers, OTLP export).
 //! - [`Health`]: readiness — the service's own flag and its watched dependencies ([`Health::watch`]: NATS,
 //!   PostgreSQL, checked every 250 ms, so `/readyz` follows an outage within a second) — plus the Prometheus
 //!   [`prometheus::Registry`] of the process.
@@ -23,12 +24,11 @@ pub const DEPENDENCY_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// A dependency check that has not answered after this long counts as down.
 pub const DEPENDENCY_CHECK_TIMEOUT: Duration = Duration::from_millis(750);
 
-/// Sets up `tracing` to stderr. Safe to call once per process.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
+pub mod trace;
+
+pub use trace::{TraceArgs, Tracing, init};
+#[doc(hidden)]
+pub use tracing as __tracing;
 
 /// Readiness and metrics of one process. Cheap to clone.
 #[derive(Clone)]

@@ -15,6 +15,8 @@ pub struct StackOptions {
     pub edges: usize,
     /// Extra environment for the api (e.g. `RH_WEB_DIR`).
     pub api_env: Vec<(String, String)>,
+    /// Extra environment for every service, before its own (e.g. `RH_TRACE_LOG`).
+    pub service_env: Vec<(String, String)>,
     /// Stream limits (e.g. a small `RH_CONV`); the services find the streams made and keep them.
     pub topology: rh_bus::Topology,
     /// The PostgreSQL server for the database (e.g. a [`crate::PgCluster`]'s); `None`: `RH_TEST_PG_URL`'s.
@@ -29,6 +31,7 @@ impl Default for StackOptions {
             audit: true,
             edges: 1,
             api_env: Vec::new(),
+            service_env: Vec::new(),
             topology: rh_bus::Topology::default(),
             pg_admin_url: None,
         }
@@ -58,7 +61,7 @@ impl Stack {
         };
         let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4());
         let extra: Vec<(&str, &str)> = options.api_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let api = spawn_api(&nats, &db, &jwt_secret, &extra).await?;
+        let api = spawn_api(&nats, &db, &jwt_secret, &with_env(&options.service_env, &extra)).await?;
         let mut stack = Stack {
             nats,
             db,
@@ -86,27 +89,22 @@ impl Stack {
     /// Another api process with `env` instead of the stack's extra api environment (e.g. to restart the api
     /// without a failpoint).
     pub async fn spawn_api(&self, env: &[(&str, &str)]) -> anyhow::Result<Service> {
-        spawn_api(&self.nats, &self.db, &self.jwt_secret, env).await
+        spawn_api(&self.nats, &self.db, &self.jwt_secret, &with_env(&self.options.service_env, env)).await
     }
 
     pub async fn spawn_edge(&self) -> anyhow::Result<Service> {
-        Service::spawn(
-            "edge",
-            &[("RH_NATS_URL", self.nats.url()), ("RH_JWT_SECRET", &self.jwt_secret), ("RH_EDGE_LISTEN", "127.0.0.1:0")],
-        )
-        .await
+        let env =
+            [("RH_NATS_URL", self.nats.url()), ("RH_JWT_SECRET", &self.jwt_secret), ("RH_EDGE_LISTEN", "127.0.0.1:0")];
+        Service::spawn("edge", &with_env(&self.options.service_env, &env)).await
     }
 
     pub async fn spawn_audit(&self) -> anyhow::Result<Service> {
-        Service::spawn(
-            "audit",
-            &[
-                ("RH_NATS_URL", self.nats.url()),
-                ("RH_DATABASE_URL", self.db.url()),
-                ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0"),
-            ],
-        )
-        .await
+        let env = [
+            ("RH_NATS_URL", self.nats.url()),
+            ("RH_DATABASE_URL", self.db.url()),
+            ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0"),
+        ];
+        Service::spawn("audit", &with_env(&self.options.service_env, &env)).await
     }
 
     /// Another worker process with the stack's worker environment.
@@ -116,7 +114,7 @@ impl Stack {
         for (k, v) in &self.options.worker_env {
             env.push((k, v));
         }
-        Service::spawn("worker", &env).await
+        Service::spawn("worker", &with_env(&self.options.service_env, &env)).await
     }
 
     /// REST client for the api (no token).
@@ -153,4 +151,9 @@ async fn spawn_api(
     ];
     env.extend_from_slice(extra);
     Service::spawn("api", &env).await
+}
+
+/// `common` (every service's extra environment) followed by `own`, which wins where both name a variable.
+fn with_env<'a>(common: &'a [(String, String)], own: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    common.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(own.iter().copied()).collect()
 }

@@ -110,11 +110,11 @@ pub async fn send(
     Ok(MessageAccepted { message_id, response_id, seq })
 }
 
-/// Publishes `job` on `rh.jobs.generate` and waits for JetStream to store it (`Nats-Msg-Id` = response id).
+/// Publishes `job` on `rh.jobs.generate` and waits for JetStream to store it (`Nats-Msg-Id` = response id; the
+/// request's trace context goes with it to the worker).
 async fn queue_job(state: &AppState, job: &GenerateJob) -> Result<(), ApiError> {
     let payload = serde_json::to_vec(job).map_err(|e| ApiError::Internal(e.into()))?;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", job.response_id.to_string().as_str());
+    let headers = rh_bus::msg_headers(&job.response_id.to_string());
     let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("could not queue the response: {e}"));
     let ack = state
         .js

@@ -21,6 +21,9 @@
 //! is seen by the idle check: [`IDLE_CHECK`] after the last message (or a reconnect), the feed asks the stream for
 //! the conversation's last seq and repairs if it is ahead.
 //!
+//! With tracing on, each delivered event gets a `deliver` span continuing the trace its headers carry (the
+//! worker's job, the api's request): the last hop of one answer's trace, up to the frames queued on the sockets.
+//!
 //! Why not filtered JetStream consumers updated as interest changes: measured in `docs/edge-fanout.md`.
 
 use super::feed::Feed;
@@ -153,6 +156,9 @@ impl Link {
             return;
         }
         if now == self.connects && last <= self.known[kind as usize] {
+            let span = rh_telemetry::hop_span!("deliver", conversation = %feed.conversation, seq);
+            rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
+            let _in_span = span.enter();
             if let Some(d) = Decoded::new(feed.conversation, seq, msg.subject.as_str(), &msg.payload) {
                 if let Some(delta) = &d.delta {
                     let lag_us = rh_protocol::now_us().saturating_sub(delta.ts_us).max(0);
@@ -223,6 +229,9 @@ async fn read_after(reg: &Registry, feed: &Feed) -> Result<(), LiveError> {
             Err(e) => return Err(e.into()),
         };
         reg.metrics.events_repaired.inc();
+        let span = rh_telemetry::hop_span!("deliver", %conversation, seq = msg.sequence, repaired = true);
+        rh_telemetry::trace::follow_nats(&span, Some(&msg.headers));
+        let _in_span = span.enter();
         match Decoded::new(conversation, msg.sequence, msg.subject.as_str(), &msg.payload) {
             Some(d) => reg.settle(conversation, feed.deliver(d)),
             // Not UTF-8 (logged): skipped like the live path does, but the position moves past it.

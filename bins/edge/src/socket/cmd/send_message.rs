@@ -11,6 +11,7 @@ use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::{AccessGrant, AccessRequest, MessageAccepted, SendMessageRequest};
 use rh_protocol::{Permission, ServerFrame, subjects};
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 #[derive(Debug)]
@@ -38,7 +39,11 @@ impl SendMessage {
             return;
         }
         let (hub, conn) = (hub.clone(), conn.clone());
-        tokio::spawn(async move { self.run(&hub, &conn, cached).await });
+        // With tracing on, the message's trace starts here: the api, the worker and every edge continue it.
+        let span =
+            rh_telemetry::hop_span!("socket_command", command = "send_message", conversation = %self.conversation_id);
+        rh_telemetry::trace::start(&span);
+        tokio::spawn(async move { self.run(&hub, &conn, cached).await }.instrument(span));
     }
 
     async fn run(self, hub: &Hub, conn: &Conn, cached: Option<Permission>) {

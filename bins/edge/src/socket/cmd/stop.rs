@@ -9,6 +9,7 @@ use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::{StopAccepted, StopRequest};
 use rh_protocol::{ServerFrame, subjects};
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 #[derive(Debug)]
@@ -29,13 +30,16 @@ impl Stop {
             return;
         }
         let (hub, conn) = (hub.clone(), conn.clone());
-        tokio::spawn(async move {
+        let span = rh_telemetry::hop_span!("socket_command", command = "stop", conversation = %conv);
+        rh_telemetry::trace::start(&span);
+        let stop = async move {
             let req = StopRequest { user_id: conn.user.id, conversation_id: conv, response_id: self.response_id };
             let res: Result<StopAccepted, _> =
                 rh_bus::request(hub.nats(), subjects::API_STOP, &req, hub.request_timeout()).await;
             if let Err(e) = res {
                 let _ = conn.send_frame(&super::request_error(&e, conv.to_string()));
             }
-        });
+        };
+        tokio::spawn(stop.instrument(span));
     }
 }
