@@ -1,6 +1,6 @@
 //! What one viewer must have seen, checked event by event.
 //!
-//! Rules (from the ordering contract in DESIGN.md):
+//! Rules (from the ordering contract, `docs/protocol.md` "Positions"):
 //! - `seq` strictly increases on a subscription, reconnects included (a viewer resumes with its last `seq`): an
 //!   equal `seq` is a duplicate, a smaller one is out of order.
 //! - A response begins with `response.started{attempt}`; a later attempt starts over (its text replaces the
