@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use rh_protocol::api::ErrorBody;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::RpcError;
 use rh_store::StoreError;
@@ -101,9 +102,13 @@ impl ApiError {
         }
     }
 
-    /// The same error as an `rh.api.*` reply.
+    /// The same error as an `rh.api.*` reply (logged when internal).
     pub fn to_rpc(&self) -> RpcError {
         self.log_if_internal();
+        self.body()
+    }
+
+    fn body(&self) -> RpcError {
         RpcError { retry_after_ms: self.retry_after_ms(), ..RpcError::new(self.code(), self.public_message()) }
     }
 
@@ -132,15 +137,13 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.log_if_internal();
-        let mut body = serde_json::json!({"error": {"code": self.code().as_str(), "message": self.public_message()}});
+        let body = Json(ErrorBody { error: self.to_rpc() });
         let Some(ms) = self.retry_after_ms() else {
-            return (self.status(), Json(body)).into_response();
+            return (self.status(), body).into_response();
         };
-        body["error"]["retry_after_ms"] = ms.into();
         // Retry-After counts whole seconds: rounded up, so a client that waits that long finds a token.
         let secs = ms.div_ceil(1000).to_string();
-        (self.status(), [(axum::http::header::RETRY_AFTER, secs)], Json(body)).into_response()
+        (self.status(), [(axum::http::header::RETRY_AFTER, secs)], body).into_response()
     }
 }
 

@@ -1,13 +1,14 @@
 //! `rh-client`: RelayHub's v1 REST API (`{base}/api/v1`) as the web client, the load tool (`loadtest`) and the
-//! tests (`rh-testkit`) call it. The contract is in `docs/design.md`, "API contract v1": JSON bodies,
+//! tests (`rh-testkit`) call it. The contract is `docs/openapi.json` (generated from the api; `docs/api.md`): JSON bodies,
 //! `Authorization: Bearer <token>`, errors as `{"error":{"code","message"}}` with a fitting status.
 //!
 //! | item | what it is |
 //! |---|---|
 //! | [`Client`] | one `reqwest::Client` and the base URL, cheap to clone; typed calls and a raw [`Client::request`] |
 //! | [`Session`] | a logged-in account: its token, user, org, email and name |
-//! | [`Accepted`] | the 202 reply of `POST /conversations/{id}/messages` |
-//! | [`HistoryPage`], [`HistoryMessage`] | a page of a conversation's history (`GET /conversations/{id}?limit=&before=`) |
+//! | [`Accepted`] | the 202 reply of `POST /conversations/{id}/messages` ([`rh_protocol::rpc::MessageAccepted`]) |
+//!
+//! Request and reply bodies are the api's own types, from [`rh_protocol::api`] (re-exported as [`api`]).
 //! | [`Error`], [`ErrorKind`] | a failed call: no answer, another status (with the api's error `code`), a bad reply |
 //!
 //! A typed call fails unless the api answers with the status the contract gives (`201` for sign-up, new members
@@ -23,10 +24,16 @@ pub use error::{Error, ErrorKind};
 pub use reqwest::{Method, StatusCode};
 
 use bytes::Bytes;
+pub use rh_protocol::api;
+
+use api::conversations::{
+    ConversationDetail, CreateConversation, HistoryMessage, SendRequest, ShareGrant, ShareRequest,
+};
+use api::{NewMemberRequest, SignUpRequest};
 use rh_protocol::admin::RetentionSettings;
 use rh_protocol::auth::{LoginRequest, RefreshRequest, SocketTicket, Tokens};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -58,41 +65,8 @@ pub struct Session {
     pub name: String,
 }
 
-/// One page of a conversation's history: its newest turns (below `before`, when asked), in stream order.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct HistoryPage {
-    /// The stream position the history covers: subscribe after it.
-    pub seq: u64,
-    pub messages: Vec<HistoryMessage>,
-    /// Older turns exist: ask with `before` = [`HistoryPage::next_before`].
-    pub has_more: bool,
-    pub next_before: Option<u64>,
-}
-
-/// One turn of the history.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct HistoryMessage {
-    pub id: Uuid,
-    /// `user` or `assistant`.
-    pub role: String,
-    pub author_id: Option<Uuid>,
-    pub author_name: Option<String>,
-    pub text: String,
-    /// `complete`, `failed` or `stopped`.
-    pub status: String,
-    pub model: Option<String>,
-    pub reply_to: Option<Uuid>,
-    pub seq: u64,
-}
-
 /// The accepted reply (202) of `POST /conversations/{id}/messages`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Accepted {
-    pub message_id: Uuid,
-    pub response_id: Uuid,
-    /// Stream position of the `message.created` event.
-    pub seq: u64,
-}
+pub use rh_protocol::rpc::MessageAccepted as Accepted;
 
 fn session(t: Tokens) -> Session {
     Session {
@@ -103,6 +77,11 @@ fn session(t: Tokens) -> Session {
         email: t.user.email,
         name: t.user.name,
     }
+}
+
+/// A request body as JSON (our bodies always serialize).
+fn body<T: Serialize>(op: &str, value: &T) -> Result<Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::decode(op, e.to_string(), None))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, Error> {
@@ -196,7 +175,7 @@ impl Client {
     /// `POST /auth/login` → 200 [`Tokens`]: a new session.
     pub async fn login(&self, email: &str, password: &str) -> Result<Session, Error> {
         const OP: &str = "login";
-        let body = json!(LoginRequest { email: email.to_owned(), password: password.to_owned() });
+        let body = body(OP, &LoginRequest { email: email.to_owned(), password: password.to_owned() })?;
         let bytes = self.expect(OP, Some(StatusCode::OK), Method::POST, "/auth/login", None, Some(body)).await?;
         Ok(session(decode(OP, &bytes)?))
     }
@@ -205,7 +184,7 @@ impl Client {
     /// (`refresh_token` of `who` no longer works).
     pub async fn refresh(&self, who: &Session) -> Result<Session, Error> {
         const OP: &str = "refresh";
-        let body = json!(RefreshRequest { refresh_token: who.refresh_token.clone() });
+        let body = body(OP, &RefreshRequest { refresh_token: who.refresh_token.clone() })?;
         let bytes = self.expect(OP, Some(StatusCode::OK), Method::POST, "/auth/refresh", None, Some(body)).await?;
         Ok(session(decode(OP, &bytes)?))
     }
@@ -226,16 +205,28 @@ impl Client {
     /// `POST /orgs` → 202 (sign-up: a new org and its admin, unless the email is taken — the api answers the same
     /// either way), then logs the admin in (which fails like a wrong password when the email was taken).
     pub async fn sign_up(&self, org: &str, name: &str, email: &str, password: &str) -> Result<Session, Error> {
-        let body = json!({"org_name": org, "name": name, "email": email, "password": password});
-        self.expect("sign up", Some(StatusCode::ACCEPTED), Method::POST, "/orgs", None, Some(body)).await?;
+        const OP: &str = "sign up";
+        let request = SignUpRequest {
+            org_name: org.to_owned(),
+            name: name.to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+        };
+        self.expect(OP, Some(StatusCode::ACCEPTED), Method::POST, "/orgs", None, Some(body(OP, &request)?)).await?;
         self.login(email, password).await
     }
 
     /// `POST /orgs/{id}/members` → 201 as `admin` (a new member of the admin's org), then logs the member in.
     pub async fn add_member(&self, admin: &Session, name: &str, email: &str, password: &str) -> Result<Session, Error> {
-        let body = json!({"name": name, "email": email, "password": password});
+        const OP: &str = "add member";
+        let request = NewMemberRequest {
+            name: name.to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+            role: None,
+        };
         let path = format!("/orgs/{}/members", admin.org_id);
-        self.expect("add member", Some(StatusCode::CREATED), Method::POST, &path, Some(&admin.token), Some(body))
+        self.expect(OP, Some(StatusCode::CREATED), Method::POST, &path, Some(&admin.token), Some(body(OP, &request)?))
             .await?;
         self.login(email, password).await
     }
@@ -243,23 +234,24 @@ impl Client {
     /// `POST /conversations` → 201 as `who`; returns the new conversation's id.
     pub async fn create_conversation(&self, who: &Session, title: &str) -> Result<Uuid, Error> {
         const OP: &str = "create conversation";
-        let body = json!({"title": title});
+        let request = body(OP, &CreateConversation { title: Some(title.to_owned()), model: None })?;
         let bytes = self
-            .expect(OP, Some(StatusCode::CREATED), Method::POST, "/conversations", Some(&who.token), Some(body))
+            .expect(OP, Some(StatusCode::CREATED), Method::POST, "/conversations", Some(&who.token), Some(request))
             .await?;
-        let v: Value = decode(OP, &bytes)?;
-        v["id"]
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or_else(|| Error::decode(OP, format!("no conversation id in {v}"), None))
+        Ok(decode::<ConversationDetail>(OP, &bytes)?.id)
     }
 
     /// `POST /conversations/{id}/shares` as `owner`, with any number of `(user_id, permission)` at once
     /// (`permission`: `view` or `respond`).
     pub async fn share(&self, owner: &Session, conversation: Uuid, with: &[(Uuid, &str)]) -> Result<(), Error> {
-        let shares: Vec<Value> = with.iter().map(|(u, p)| json!({"user_id": u, "permission": p})).collect();
+        const OP: &str = "share";
+        let shares = with
+            .iter()
+            .map(|(u, p)| ShareGrant { user_id: *u, permission: (*p).to_owned(), expires_at: None })
+            .collect();
         let path = format!("/conversations/{conversation}/shares");
-        self.expect("share", None, Method::POST, &path, Some(&owner.token), Some(json!({ "shares": shares }))).await?;
+        let request = body(OP, &ShareRequest { shares })?;
+        self.expect(OP, None, Method::POST, &path, Some(&owner.token), Some(request)).await?;
         Ok(())
     }
 
@@ -267,15 +259,15 @@ impl Client {
     pub async fn send_message(&self, who: &Session, conversation: Uuid, text: &str) -> Result<Accepted, Error> {
         const OP: &str = "send message";
         let path = format!("/conversations/{conversation}/messages");
-        let bytes = self
-            .expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(json!({"text": text})))
-            .await?;
+        let request = body(OP, &SendRequest { text: text.to_owned(), client_msg_id: None, max_tokens: None })?;
+        let bytes =
+            self.expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(request)).await?;
         decode(OP, &bytes)
     }
 
     /// `GET /conversations/{id}` → 200 with `token`: the conversation, its messages, participants, the caller's
     /// permission and the `seq` the history covers.
-    pub async fn conversation(&self, token: &str, conversation: Uuid) -> Result<Value, Error> {
+    pub async fn conversation(&self, token: &str, conversation: Uuid) -> Result<ConversationDetail, Error> {
         const OP: &str = "get conversation";
         let path = format!("/conversations/{conversation}");
         let bytes = self.expect(OP, Some(StatusCode::OK), Method::GET, &path, Some(token), None).await?;
@@ -290,7 +282,7 @@ impl Client {
         conversation: Uuid,
         limit: Option<u16>,
         before: Option<u64>,
-    ) -> Result<HistoryPage, Error> {
+    ) -> Result<ConversationDetail, Error> {
         const OP: &str = "get history page";
         let mut query = Vec::new();
         query.extend(limit.map(|n| format!("limit={n}")));
@@ -324,8 +316,7 @@ impl Client {
     /// (`None`: keep them).
     pub async fn set_retention(&self, admin: &Session, days: Option<u32>) -> Result<RetentionSettings, Error> {
         const OP: &str = "set retention";
-        let body = serde_json::to_value(RetentionSettings { retention_days: days })
-            .map_err(|e| Error::decode(OP, e.to_string(), None))?;
+        let body = body(OP, &RetentionSettings { retention_days: days })?;
         let path = format!("/orgs/{}/retention", admin.org_id);
         let bytes = self.expect(OP, Some(StatusCode::OK), Method::PUT, &path, Some(&admin.token), Some(body)).await?;
         decode(OP, &bytes)
@@ -333,7 +324,6 @@ impl Client {
 
     /// The `seq` that `GET /conversations/{id}` (the HTTP history) covers: a client subscribes after it.
     pub async fn history_seq(&self, token: &str, conversation: Uuid) -> Result<u64, Error> {
-        let v = self.conversation(token, conversation).await?;
-        v["seq"].as_u64().ok_or_else(|| Error::decode("get conversation", format!("no seq in {v}"), None))
+        Ok(self.conversation(token, conversation).await?.seq)
     }
 }

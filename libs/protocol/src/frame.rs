@@ -204,6 +204,7 @@ pub fn event_frame_json(conversation_id: Uuid, seq: u64, envelope_json: &str) ->
 /// Codes of `error` frames and of REST errors (`{"error":{"code","message"}}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ErrorCode {
     /// Not JSON, or JSON that is not a frame / request body of the expected shape.
     BadRequest,

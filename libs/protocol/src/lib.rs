@@ -6,6 +6,7 @@
 //! | [`event`] | the events of a conversation as stored in stream `RH_CONV` ([`Envelope`] + [`Event`]) |
 //! | [`frame`] | WebSocket frames: [`ClientFrame`] (client → edge) and server frames built by [`frame::ServerFrame`] |
 //! | [`rpc`] | request/reply payloads on `rh.api.*` (edge → api), generation jobs, control and inbox messages |
+//! | [`api`] | request and reply bodies of the REST API v1 (`/api/v1`), with their OpenAPI schemas (feature `openapi`) |
 //! | [`admin`] | org admin settings over REST ([`admin::RetentionSettings`]) |
 //! | [`auth`] | login, refresh and their tokens ([`auth::Tokens`]) |
 //! | [`tools`] | conversation tools over REST: export, continue as a copy, search |
@@ -14,6 +15,7 @@
 //! Everything here is plain serde data; no I/O.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod event;
 pub mod frame;

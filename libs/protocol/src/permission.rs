@@ -7,6 +7,7 @@ use std::str::FromStr;
 /// What a person may do in a conversation. Ordered: `View < Respond < Owner`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Permission {
     /// View Only: read history and watch responses live; nothing else.
     View,

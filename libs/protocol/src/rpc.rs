@@ -17,6 +17,7 @@ pub enum Reply<T> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code:?}: {message}")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RpcError {
     pub code: ErrorCode,
     pub message: String,
@@ -77,7 +78,8 @@ pub struct SendMessageRequest {
 }
 
 /// `rh.api.send_message` reply (also the body of `POST /conversations/{id}/messages`' 202).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageAccepted {
     pub message_id: Uuid,
     pub response_id: Uuid,
@@ -97,6 +99,7 @@ pub struct StopRequest {
 
 /// `rh.api.stop` reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StopAccepted {}
 
 /// Published on `rh.ctl.<conversation_id>.stop` (core NATS) and recorded in KV `rh_stops`.
@@ -155,6 +158,7 @@ pub struct GenerateJob {
 
 /// A conversation as one person's sidebar shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationSummary {
     pub id: Uuid,
     pub title: String,
@@ -200,11 +204,16 @@ pub struct SessionEnded {
 
 /// A model the worker pool serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelInfo {
     pub id: String,
     /// `simulated` or `openai`.
     pub provider: String,
 }
+
+/// Request of `rh.worker.models` (`{}`: no fields yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelsQuery {}
 
 /// Reply of `rh.worker.models`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

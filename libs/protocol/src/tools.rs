@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 /// `GET /conversations/{id}/export?format=json`: the conversation's finished history, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationExport {
     pub id: Uuid,
     pub title: String,
@@ -21,6 +22,7 @@ pub struct ConversationExport {
 
 /// One message of an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExportedMessage {
     pub id: Uuid,
     /// `user` or `assistant`.
@@ -39,6 +41,7 @@ pub struct ExportedMessage {
 /// `POST /conversations/{id}/copy`: continue a conversation you can see as a new one that you own, unshared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CopyRequest {
     /// The copy's title; default "Copy of <title>".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +56,7 @@ pub struct CopyRequest {
 
 /// `GET /search?q=&limit=&offset=`: the best matches first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     pub results: Vec<SearchHit>,
     /// Pass as `offset` for the next page; null on the last page.
@@ -61,6 +65,7 @@ pub struct SearchResults {
 
 /// One match: a conversation's title, or one of its messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     pub conversation_id: Uuid,
     pub title: String,

@@ -24,6 +24,15 @@ pub struct Attachment {
     pub created_at: DateTime<Utc>,
 }
 
+impl From<Attachment> for rh_protocol::api::conversations::Attachment {
+    /// The metadata clients see (not where the bytes are).
+    fn from(a: Attachment) -> Self {
+        let Attachment { id, conversation_id, uploaded_by, filename, content_type, size, object_name: _, created_at } =
+            a;
+        Self { id, conversation_id, uploaded_by, filename, content_type, size, created_at }
+    }
+}
+
 const COLUMNS: &str = "id, conversation_id, uploaded_by, filename, content_type, size, object_name, created_at";
 
 fn attachment_from(row: &Row) -> Result<Attachment> {

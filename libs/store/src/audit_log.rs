@@ -3,21 +3,9 @@
 
 use crate::{Db, Result};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use uuid::Uuid;
 
-/// One audit row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditEntry {
-    pub id: Uuid,
-    pub conversation_id: Option<Uuid>,
-    pub actor_id: Option<Uuid>,
-    pub actor_name: Option<String>,
-    pub action: String,
-    pub detail: serde_json::Value,
-    pub seq: Option<i64>,
-    pub at: DateTime<Utc>,
-}
+pub use rh_protocol::api::admin::AuditEntry;
 
 /// Filters of [`list`].
 #[derive(Debug, Clone, Default)]

@@ -236,34 +236,7 @@ pub async fn touch(db: &Db, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Owner reference in the admin view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OwnerRef {
-    pub id: Uuid,
-    pub name: String,
-}
-
-/// A participant in the admin view (no email: admins see who, not how to reach them).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AdminParticipant {
-    pub user_id: Uuid,
-    pub name: String,
-    pub permission: Permission,
-}
-
-/// What an org admin sees of a conversation: metadata only, never message text or settings content.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AdminConversation {
-    pub id: Uuid,
-    pub title: String,
-    pub owner: OwnerRef,
-    pub participants: Vec<AdminParticipant>,
-    pub model: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub message_count: i64,
-    pub deleted: bool,
-}
+pub use rh_protocol::api::admin::{AdminConversation, AdminParticipant, OwnerRef};
 
 /// Every conversation of `org_id` (deleted ones too), newest first, at most `limit`.
 pub async fn admin_list(db: &Db, org_id: Uuid, limit: i64) -> Result<Vec<AdminConversation>> {

@@ -30,7 +30,6 @@
 
 use crate::conversations::{ACCESS_FROM, ACCESS_PERMISSION, permission_from};
 use crate::{Db, Result};
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
 use serde::Serialize;
@@ -38,22 +37,8 @@ use std::sync::LazyLock;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// One row of the transcript as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Message {
-    pub id: Uuid,
-    /// `user` or `assistant`.
-    pub role: String,
-    pub author_id: Option<Uuid>,
-    pub author_name: Option<String>,
-    pub text: String,
-    /// `complete`, `failed` or `stopped` (rows still streaming are never part of history).
-    pub status: String,
-    pub model: Option<String>,
-    pub reply_to: Option<Uuid>,
-    pub seq: i64,
-    pub created_at: DateTime<Utc>,
-}
+/// One row of the transcript as clients see it (the REST body itself).
+pub use rh_protocol::api::conversations::HistoryMessage as Message;
 
 /// One page of the history of a conversation: the stream position the history covers, and its newest rows
 /// (below `before`, when given), in stream order.
@@ -135,7 +120,8 @@ fn message_from(row: &Row) -> Result<Message> {
         status: row.try_get("status")?,
         model: row.try_get("model")?,
         reply_to: row.try_get("reply_to")?,
-        seq: row.try_get("seq")?,
+        // Stream positions start at 1.
+        seq: u64::try_from(row.try_get::<_, i64>("seq")?).unwrap_or(0),
         created_at: row.try_get("created_at")?,
     })
 }

@@ -25,6 +25,18 @@ pub struct Participant {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl From<&Participant> for rh_protocol::api::conversations::Participant {
+    fn from(p: &Participant) -> Self {
+        Self {
+            user_id: p.user_id,
+            name: p.name.clone(),
+            email: p.email.clone(),
+            permission: p.permission,
+            expires_at: p.expires_at,
+        }
+    }
+}
+
 /// What writing one share did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {

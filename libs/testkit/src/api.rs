@@ -99,7 +99,7 @@ impl Api {
 
     /// `GET /conversations/{id}` as `who`.
     pub async fn conversation(&self, who: &Session, conversation: Uuid) -> anyhow::Result<Value> {
-        Ok(self.client.conversation(&who.token, conversation).await?)
+        Ok(serde_json::to_value(self.client.conversation(&who.token, conversation).await?)?)
     }
 
     /// `POST /conversations/{id}/shares` with one person.

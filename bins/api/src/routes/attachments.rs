@@ -13,6 +13,7 @@ use axum::extract::multipart::MultipartError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rh_protocol::Event;
+use rh_protocol::api::conversations::AttachmentUpload;
 use rh_store::attachments::{Attachment, NewAttachment};
 use uuid::Uuid;
 
@@ -44,12 +45,15 @@ fn multipart_error(e: MultipartError) -> ApiError {
 
 /// `POST /conversations/{id}/attachments` (multipart, field `file`) → 201 the attachment's metadata.
 /// 413 above `--max-attachment-bytes`, 415 for a type not accepted, 403 for View Only.
+#[utoipa::path(post, path = "/conversations/{id}/attachments", tag = "attachments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = rh_protocol::api::conversations::Attachment), (status = 403)))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiMultipart(mut multipart): ApiMultipart,
-) -> Result<(StatusCode, Json<Attachment>), ApiError> {
+) -> Result<(StatusCode, Json<rh_protocol::api::conversations::Attachment>), ApiError> {
     let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
     service::access::require_respond(permission, "attach files")?;
     let max = state.settings.max_attachment_bytes;
@@ -104,7 +108,7 @@ pub async fn upload(
         object_name: &object_name,
     };
     match record(&state, &new).await {
-        Ok(attachment) => Ok((StatusCode::CREATED, Json(attachment))),
+        Ok(attachment) => Ok((StatusCode::CREATED, Json(attachment.into()))),
         Err(e) => {
             // Deleted meanwhile (or the database failed): no row points at the object, so no erasure would find it.
             if let Err(d) = state.attachments.delete(object_name.as_str()).await {
@@ -133,6 +137,9 @@ async fn record(state: &AppState, new: &NewAttachment<'_>) -> Result<Attachment,
 
 /// `GET /conversations/{id}/attachments/{attachment_id}`: the bytes, streamed from the object store, with their
 /// content type and `Content-Disposition: attachment` (never rendered inline: uploads are untrusted).
+#[utoipa::path(get, path = "/conversations/{id}/attachments/{attachment_id}", tag = "attachments",
+    security(("bearer" = [])), params(("id" = Uuid, Path), ("attachment_id" = Uuid, Path)),
+    responses((status = 200, description = "The file, as uploaded", content_type = "application/octet-stream", body = Vec<u8>)))]
 pub async fn download(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -7,9 +7,9 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use rh_protocol::auth::{LoginRequest, RefreshRequest, SocketTicket, Tokens};
+use rh_protocol::api::Me;
+use rh_protocol::auth::{LoginRequest, RefreshRequest, SessionUser, SocketTicket, Tokens};
 use rh_store::orgs::User;
-use serde_json::{Value, json};
 use std::sync::OnceLock;
 
 /// A hash no password matches, verified when the email is unknown so that both failures take as long.
@@ -33,6 +33,8 @@ pub async fn hash_password(state: &AppState, password: String) -> Result<String,
 
 /// `POST /auth/login {email,password}` → [`Tokens`] (a new session); 401 for an unknown email or a wrong password
 /// (the same answer for both); 429 past the sign-in limits ([`limits::sign_in_attempt`]).
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = Tokens), (status = 401), (status = 429)))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -54,6 +56,8 @@ pub async fn login(
 
 /// `POST /auth/refresh {refresh_token}` → [`Tokens`] (the refresh token rotates); 401 when it is unknown, expired,
 /// its session ended, or it was used before (which also ends the session).
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = Tokens), (status = 401)))]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -62,31 +66,36 @@ pub async fn refresh(
 }
 
 /// `POST /auth/logout` → 204: ends the caller's session (its tokens are refused from now on, its sockets close).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "The session ended")))]
 pub async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode, ApiError> {
     sessions::end(&state, caller.id(), caller.session()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /me`: the caller, fresh from the directory, with their org's name.
-pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = Me)))]
+pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Me>, ApiError> {
     // A database error stays a 503 (the client keeps its session through a blip); a vanished account is a 401.
     let user = rh_store::orgs::user(&state.db, caller.id()).await.map_err(|e| match e {
         rh_store::StoreError::NotFound => ApiError::Unauthorized("this account no longer exists".into()),
         other => other.into(),
     })?;
     let org = rh_store::orgs::org(&state.db, user.org_id).await?;
-    let mut v = user_json(&user);
-    v["org_name"] = json!(org.name);
-    Ok(Json(v))
+    let User { id, org_id, name, email, role, .. } = user;
+    Ok(Json(Me { id, org_id, name, email, role, org_name: org.name }))
 }
 
 /// The public shape of a person: `{id, org_id, name, email, role}`.
-pub fn user_json(user: &User) -> Value {
-    json!({ "id": user.id, "org_id": user.org_id, "name": user.name, "email": user.email, "role": user.role })
+pub fn public_user(user: User) -> SessionUser {
+    let User { id, org_id, name, email, role, .. } = user;
+    SessionUser { id, org_id, name, email, role }
 }
 
 /// `POST /auth/ticket` → [`SocketTicket`]: a one-time ticket for `GET /ws?ticket=` (30 s, only while the session
 /// is open), so the access token never rides in a URL.
+#[utoipa::path(post, path = "/auth/ticket", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = SocketTicket)))]
 pub async fn ticket(State(state): State<AppState>, caller: AuthUser) -> Result<Json<SocketTicket>, ApiError> {
     Ok(Json(sessions::ticket(&state, &caller.0).await?))
 }

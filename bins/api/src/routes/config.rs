@@ -3,8 +3,9 @@
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use rh_protocol::api::ClientConfig;
 
-pub async fn get_config(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "ws_url": state.settings.public_ws_url }))
+#[utoipa::path(get, path = "/config", tag = "meta", responses((status = 200, body = ClientConfig)))]
+pub async fn get_config(State(state): State<AppState>) -> Json<ClientConfig> {
+    Json(ClientConfig { ws_url: state.settings.public_ws_url.clone() })
 }

@@ -10,27 +10,26 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bytes::Bytes;
+use rh_protocol::api::conversations::{
+    ConversationDetail, ConversationList, CreateConversation, RenameRequest, Renamed,
+};
 use rh_protocol::rpc::ConversationSummary;
 use rh_store::view::ConversationView;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use uuid::Uuid;
 
-#[derive(Deserialize, Default)]
-pub struct CreateBody {
-    title: Option<String>,
-    model: Option<String>,
-}
-
 /// `POST /conversations {title?,model?}` → 201, the conversation as `GET /conversations/{id}` shows it.
+#[utoipa::path(post, path = "/conversations", tag = "conversations", security(("bearer" = [])),
+    request_body(content = Option<CreateConversation>, description = "Optional: none is an untitled conversation with the default model"),
+    responses((status = 201, body = ConversationDetail)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ConversationDetail>), ApiError> {
     // The body is optional: no body (or `{}`) creates an untitled conversation with the default model.
-    let body: CreateBody =
-        if body.iter().all(u8::is_ascii_whitespace) { CreateBody::default() } else { json_from_slice(&body)? };
+    let body: CreateConversation =
+        if body.iter().all(u8::is_ascii_whitespace) { CreateConversation::default() } else { json_from_slice(&body)? };
     let title = Title::parse(body.title.as_deref()).map_err(ApiError::Validation)?;
     let model = ModelName::parse(body.model.as_deref().unwrap_or(&state.settings.default_model))
         .map_err(ApiError::Validation)?;
@@ -39,24 +38,29 @@ pub async fn create(
     let view = rh_store::view::load(&state.db, conversation.id, caller.id(), page)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("conversation {} vanished after create", conversation.id)))?;
-    Ok((StatusCode::CREATED, Json(view_json(&view))))
+    Ok((StatusCode::CREATED, Json(detail(view))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// 1-500, default 500.
     limit: Option<i64>,
+    /// `next_before` of the previous page.
     before: Option<String>,
 }
 
 /// `GET /conversations?limit=&before=` → `{conversations:[ConversationSummary], next_before}`: own and shared,
 /// newest first, each with the caller's permission; at most `limit` (1–500, default 500). `next_before` is null
 /// on the last page; otherwise pass it as `before` for the next, older page.
+#[utoipa::path(get, path = "/conversations", tag = "conversations", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = ConversationList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationList>, ApiError> {
     let limit = PageLimit::parse(query.limit).map_err(ApiError::Validation)?;
     let before = query.before.as_deref().map(PageCursor::parse).transpose().map_err(ApiError::Validation)?;
     let mut rows = rh_store::conversations::list_for_user(
@@ -72,58 +76,61 @@ pub async fn list(
         Some(e) if more => Some(PageCursor { created_at: e.conversation.created_at, id: e.conversation.id }.encode()),
         _ => None,
     };
-    let list: Vec<_> = rows
+    let conversations = rows
         .iter()
         .map(|e| ConversationSummary { responding: Some(e.responding), ..summary(&e.conversation, e.permission) })
         .collect();
-    Ok(Json(json!({ "conversations": list, "next_before": next_before })))
+    Ok(Json(ConversationList { conversations, next_before }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
+    /// Turns in the page: 1-500, default 100.
     limit: Option<i64>,
+    /// `next_before` of the previous page.
     before: Option<i64>,
 }
 
 /// `GET /conversations/{id}?limit=&before=`: settings, my permission, participants, attachments, and the newest
 /// `limit` turns (1–500, default 100) of the history up to `seq` (subscribe with `after_seq = seq` for the rest).
 /// `has_more` says older turns exist: `before` = `next_before` (the first turn's `seq`) gets the page before.
+#[utoipa::path(get, path = "/conversations/{id}", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path), HistoryQuery), responses((status = 200, body = ConversationDetail)))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationDetail>, ApiError> {
     let page = HistoryPage::parse(query.limit, query.before).map_err(ApiError::Validation)?;
     let view =
         rh_store::view::load(&state.db, id, caller.id(), page).await?.ok_or_else(ApiError::conversation_not_found)?;
-    Ok(Json(view_json(&view)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RenameBody {
-    title: String,
+    Ok(Json(detail(view)))
 }
 
 /// `PATCH /conversations/{id} {title}` (owner) → 200 `{id, title, seq}` (`seq` of `conversation.renamed`, null
 /// when the title was already that). Participants' headers and sidebars follow live.
+#[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = RenameRequest, responses((status = 200, body = Renamed), (status = 403)))]
 pub async fn rename(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<RenameBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<RenameRequest>,
+) -> Result<Json<Renamed>, ApiError> {
     if body.title.trim().is_empty() {
         return Err(ApiError::Validation("title must not be blank".into()));
     }
     let title = Title::parse(Some(&body.title)).map_err(ApiError::Validation)?;
     let (conversation, seq) = service::conversations::rename(&state, caller.id(), caller.name(), id, &title).await?;
-    Ok(Json(json!({ "id": conversation.id, "title": conversation.title, "seq": seq })))
+    Ok(Json(Renamed { id: conversation.id, title: conversation.title, seq }))
 }
 
 /// `DELETE /conversations/{id}` (owner) → 204.
+#[utoipa::path(delete, path = "/conversations/{id}", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted; its content is erased"), (status = 403)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -133,34 +140,26 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The JSON of `GET /conversations/{id}`.
-pub(crate) fn view_json(view: &ConversationView) -> Value {
-    let ConversationView { conversation, permission, history, participants, attachments } = view;
-    let participants: Vec<Value> = participants
-        .iter()
-        .map(|p| {
-            json!({
-                "user_id": p.user_id, "name": p.name, "email": p.email, "permission": p.permission,
-                "expires_at": p.expires_at,
-            })
-        })
-        .collect();
-    json!({
-        "id": conversation.id,
-        "title": conversation.title,
-        "owner_id": conversation.owner_id,
-        "owner_name": conversation.owner_name,
-        "model": conversation.model,
-        "temperature": conversation.temperature,
-        "system_prompt": conversation.system_prompt,
-        "created_at": conversation.created_at,
-        "updated_at": conversation.updated_at,
-        "permission": permission,
-        "seq": u64::try_from(history.seq).unwrap_or(0),
-        "messages": history.messages,
-        "has_more": history.has_more,
-        "next_before": history.messages.first().filter(|_| history.has_more).map(|m| m.seq),
-        "participants": participants,
-        "attachments": attachments,
-    })
+/// The body of `GET /conversations/{id}`.
+pub(crate) fn detail(view: ConversationView) -> ConversationDetail {
+    let ConversationView { conversation: c, permission, history, participants, attachments } = view;
+    let next_before = history.messages.first().filter(|_| history.has_more).map(|m| m.seq);
+    ConversationDetail {
+        id: c.id,
+        title: c.title,
+        owner_id: c.owner_id,
+        owner_name: c.owner_name,
+        model: c.model,
+        temperature: c.temperature,
+        system_prompt: c.system_prompt,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        permission,
+        seq: u64::try_from(history.seq).unwrap_or(0),
+        messages: history.messages,
+        has_more: history.has_more,
+        next_before,
+        participants: participants.iter().map(Into::into).collect(),
+        attachments: attachments.into_iter().map(Into::into).collect(),
+    }
 }

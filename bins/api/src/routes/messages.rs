@@ -8,25 +8,19 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use rh_protocol::rpc::MessageAccepted;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use rh_protocol::api::conversations::{SendRequest, StopBody};
+use rh_protocol::rpc::{MessageAccepted, StopAccepted};
 use uuid::Uuid;
 
-#[derive(Deserialize)]
-pub struct SendBody {
-    text: String,
-    client_msg_id: Option<String>,
-    /// Longest reply in tokens (default and bound: `--default-max-tokens`, `--max-tokens-limit`).
-    max_tokens: Option<u32>,
-}
-
 /// `POST /conversations/{id}/messages {text, client_msg_id?, max_tokens?}` → 202 `{message_id, response_id, seq}`.
+#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = SendRequest,
+    responses((status = 202, body = MessageAccepted), (status = 403), (status = 429)))]
 pub async fn send(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<SendBody>,
+    ApiJson(body): ApiJson<SendRequest>,
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     // Access first: a caller who cannot see the conversation learns nothing from validation messages.
     let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
@@ -36,19 +30,17 @@ pub async fn send(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-#[derive(Deserialize, Default)]
-pub struct StopBody {
-    response_id: Option<Uuid>,
-}
-
 /// `POST /conversations/{id}/stop {response_id?}` → 202 `{}`: that answer (without `response_id`: every answer of
 /// the conversation) stops, also one no worker has started yet; every participant sees `response.stopped`.
+#[utoipa::path(post, path = "/conversations/{id}/stop", tag = "messages", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body(content = Option<StopBody>, description = "Optional"),
+    responses((status = 202, body = StopAccepted), (status = 403)))]
 pub async fn stop(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<StopAccepted>), ApiError> {
     // The body is optional (older clients send none), so it is parsed only when present.
     let body: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
         StopBody::default()
@@ -57,5 +49,5 @@ pub async fn stop(
     };
     let response_id = body.response_id;
     service::stops::stop(&state, caller.id(), id, response_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({}))))
+    Ok((StatusCode::ACCEPTED, Json(StopAccepted {})))
 }

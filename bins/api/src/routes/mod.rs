@@ -15,6 +15,7 @@
 //! | [`tools`] | `GET /conversations/{id}/export`, `POST /conversations/{id}/copy`, `GET /search` |
 //! | [`admin`] | `GET /admin/conversations`, `GET /admin/audit` |
 //! | [`config`] | `GET /config` (unauthenticated: what the web client needs to connect) |
+//! | [`openapi`] | `GET /openapi.json`: the contract, generated from these routes (`docs/api.md`) |
 
 pub mod admin;
 pub mod attachments;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod conversations;
 pub mod messages;
 pub mod models;
+pub mod openapi;
 pub mod orgs;
 pub mod retention;
 pub mod settings;
@@ -34,46 +36,52 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, patch, post, put};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Every v1 route (paths relative to `/api/v1`). Unknown paths under it answer a JSON 404.
+/// Every v1 route (paths relative to `/api/v1`) and the OpenAPI document made from their annotations. Unknown
+/// paths under it answer a JSON 404, known paths with another method a JSON 405 (with `Allow`).
 pub fn api_router(state: &AppState) -> Router<AppState> {
     // Multipart framing around the file needs some room beyond the file itself.
     let upload_limit =
         usize::try_from(state.settings.max_attachment_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
-    Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/ticket", post(auth::ticket))
-        .route("/me", get(auth::me))
-        .route("/orgs", post(orgs::sign_up))
-        .route("/orgs/{org_id}/members", post(orgs::add_member))
-        .route("/orgs/{org_id}/members/{user_id}", delete(orgs::remove_member))
-        .route("/orgs/{org_id}/members/{user_id}/password", put(orgs::reset_password))
-        .route("/orgs/{org_id}/retention", get(retention::get).put(retention::put))
-        .route("/users", get(users::search))
-        .route("/models", get(models::list))
-        .route("/config", get(config::get_config))
-        .route("/conversations", post(conversations::create).get(conversations::list))
-        .route(
-            "/conversations/{id}",
-            get(conversations::get_one).patch(conversations::rename).delete(conversations::delete),
-        )
-        .route("/conversations/{id}/messages", post(messages::send))
-        .route("/conversations/{id}/stop", post(messages::stop))
-        .route("/conversations/{id}/settings", patch(settings::update))
-        .route("/conversations/{id}/attachments", post(attachments::upload).layer(DefaultBodyLimit::max(upload_limit)))
-        .route("/conversations/{id}/attachments/{attachment_id}", get(attachments::download))
-        .route("/conversations/{id}/export", get(tools::export))
-        .route("/conversations/{id}/copy", post(tools::copy))
-        .route("/search", get(tools::search))
-        .route("/conversations/{id}/shares", get(shares::list).post(shares::add))
-        .route("/conversations/{id}/shares/{user_id}", patch(shares::change).delete(shares::revoke))
-        .route("/admin/conversations", get(admin::conversations))
-        .route("/admin/audit", get(admin::audit))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .method_not_allowed_fallback(|| async {
-            ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
-        })
+    let (router, _) = routes(upload_limit).split_for_parts();
+    router.fallback(|| async { ApiError::NotFound("no such endpoint".into()) }).method_not_allowed_fallback(|| async {
+        ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
+    })
+}
+
+/// The routes with their OpenAPI operations: a handler is added here with `routes!`, so none can be served
+/// without being in the document.
+fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
+    let upload = OpenApiRouter::new().routes(routes!(attachments::upload)).layer(DefaultBodyLimit::max(upload_limit));
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(openapi::serve))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::ticket))
+        .routes(routes!(auth::me))
+        .routes(routes!(orgs::sign_up))
+        .routes(routes!(orgs::add_member))
+        .routes(routes!(orgs::remove_member))
+        .routes(routes!(orgs::reset_password))
+        .routes(routes!(retention::get, retention::put))
+        .routes(routes!(users::search))
+        .routes(routes!(models::list))
+        .routes(routes!(config::get_config))
+        .routes(routes!(conversations::create, conversations::list))
+        .routes(routes!(conversations::get_one, conversations::rename, conversations::delete))
+        .routes(routes!(messages::send))
+        .routes(routes!(messages::stop))
+        .routes(routes!(settings::update))
+        .merge(upload)
+        .routes(routes!(attachments::download))
+        .routes(routes!(tools::export))
+        .routes(routes!(tools::copy))
+        .routes(routes!(tools::search))
+        .routes(routes!(shares::list, shares::add))
+        .routes(routes!(shares::change, shares::revoke))
+        .routes(routes!(admin::conversations))
+        .routes(routes!(admin::audit))
 }

@@ -9,21 +9,22 @@ use crate::extract::AuthUser;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use rh_protocol::rpc::{ModelInfo, ModelList};
+use rh_protocol::api::ModelsReply;
+use rh_protocol::rpc::{ModelInfo, ModelList, ModelsQuery};
 use rh_protocol::subjects;
-use serde_json::{Value, json};
 use std::time::Duration;
 
-pub async fn list(State(state): State<AppState>, _caller: AuthUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/models", tag = "models", security(("bearer" = [])),
+    responses((status = 200, body = ModelsReply)))]
+pub async fn list(State(state): State<AppState>, _caller: AuthUser) -> Result<Json<ModelsReply>, ApiError> {
     let timeout = Duration::from_millis(state.settings.models_timeout_ms);
-    match rh_bus::request::<_, ModelList>(&state.nats, subjects::WORKER_MODELS, &json!({}), timeout).await {
-        Ok(list) => {
-            Ok(Json(json!({ "models": list.models, "default": state.settings.default_model, "workers": true })))
-        }
+    let default = state.settings.default_model.clone();
+    match rh_bus::request::<_, ModelList>(&state.nats, subjects::WORKER_MODELS, &ModelsQuery {}, timeout).await {
+        Ok(list) => Ok(Json(ModelsReply { models: list.models, default, workers: true })),
         Err(e) => {
             tracing::debug!(error = %e, "no worker listed its models; answering with the default model");
-            let fallback = ModelInfo { id: state.settings.default_model.clone(), provider: "default".into() };
-            Ok(Json(json!({ "models": [fallback], "default": state.settings.default_model, "workers": false })))
+            let fallback = ModelInfo { id: default.clone(), provider: "default".into() };
+            Ok(Json(ModelsReply { models: vec![fallback], default, workers: false }))
         }
     }
 }

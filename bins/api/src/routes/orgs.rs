@@ -1,6 +1,6 @@
 //! Sign-up (a new org and its admin), adding, removing members and resetting their passwords (org admins).
 
-use super::auth::{hash_password, user_json};
+use super::auth::{hash_password, public_user};
 use crate::domain::{Email, OrgName, Password, PersonName};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser, ClientAddr};
@@ -9,35 +9,23 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use rh_protocol::api::{NewMemberRequest, PasswordRequest, SignUpAccepted, SignUpRequest};
+use rh_protocol::auth::SessionUser;
 use rh_store::StoreError;
 use rh_store::orgs::{NewUser, Org};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
-
-#[derive(Deserialize)]
-pub struct SignUpBody {
-    org_name: String,
-    name: String,
-    email: String,
-    password: String,
-}
-
-/// The reply of `POST /orgs`, the same whether the email was free or taken.
-#[derive(Serialize)]
-pub struct SignUpAccepted {
-    message: &'static str,
-}
 
 /// `POST /orgs {org_name,name,email,password}` → 202 `{message}`: a new org with this person as its admin — unless
 /// the email is taken, when nothing is created. Both answer the same (and both hash the password first, so they
 /// take as long): sign-up does not tell anyone which emails have accounts. The client signs in next; with a taken
 /// email that fails like any wrong password. `SECURITY.md` has the trade-off. Counted as a sign-in attempt
 /// ([`limits::sign_in_attempt`]) before the hash.
+#[utoipa::path(post, path = "/orgs", tag = "orgs", request_body = SignUpRequest,
+    responses((status = 202, body = SignUpAccepted), (status = 429)))]
 pub async fn sign_up(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
-    ApiJson(body): ApiJson<SignUpBody>,
+    ApiJson(body): ApiJson<SignUpRequest>,
 ) -> Result<(StatusCode, Json<SignUpAccepted>), ApiError> {
     let org_name = OrgName::parse(&body.org_name).map_err(ApiError::Validation)?;
     let name = PersonName::parse(&body.name).map_err(ApiError::Validation)?;
@@ -59,25 +47,20 @@ pub async fn sign_up(
         Err(StoreError::Conflict(_)) => tracing::info!("sign-up with a registered email: nothing created"),
         Err(e) => return Err(e.into()),
     }
-    let message = "If this email has no account yet, your organization is ready: sign in with it.";
+    let message = "If this email has no account yet, your organization is ready: sign in with it.".to_owned();
     Ok((StatusCode::ACCEPTED, Json(SignUpAccepted { message })))
 }
 
-#[derive(Deserialize)]
-pub struct MemberBody {
-    name: String,
-    email: String,
-    password: String,
-    role: Option<String>,
-}
-
 /// `POST /orgs/{id}/members {name,email,password,role?}` → 201 user. Only an admin of that org.
+#[utoipa::path(post, path = "/orgs/{org_id}/members", tag = "orgs", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path)), request_body = NewMemberRequest,
+    responses((status = 201, body = SessionUser), (status = 403), (status = 409)))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(org_id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<MemberBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<NewMemberRequest>,
+) -> Result<(StatusCode, Json<SessionUser>), ApiError> {
     if caller.org() != org_id || !caller.is_admin() {
         return Err(ApiError::Forbidden("only an admin of this organization can add members".into()));
     }
@@ -94,10 +77,13 @@ pub async fn add_member(
         NewUser { id: Uuid::now_v7(), org_id, name: name.as_str(), email: email.as_str(), password_hash: &hash, role };
     let user = rh_store::orgs::insert_user(&state.db, &new).await?;
     tracing::info!(%org_id, user_id = %user.id, role, "member added");
-    Ok((StatusCode::CREATED, Json(user_json(&user))))
+    Ok((StatusCode::CREATED, Json(public_user(user))))
 }
 
 /// `DELETE /orgs/{id}/members/{user_id}` → 204: the member can no longer sign in; their sessions and sockets end.
+#[utoipa::path(delete, path = "/orgs/{org_id}/members/{user_id}", tag = "orgs", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Removed"), (status = 403)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -107,17 +93,15 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-pub struct PasswordBody {
-    password: String,
-}
-
 /// `PUT /orgs/{id}/members/{user_id}/password {password}` → 204: a new password; the member's sessions end.
+#[utoipa::path(put, path = "/orgs/{org_id}/members/{user_id}/password", tag = "orgs", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = PasswordRequest,
+    responses((status = 204, description = "Changed; the member's sessions ended"), (status = 403)))]
 pub async fn reset_password(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath((org_id, user_id)): ApiPath<(Uuid, Uuid)>,
-    ApiJson(body): ApiJson<PasswordBody>,
+    ApiJson(body): ApiJson<PasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     crate::service::members::reset_password(&state, &caller, org_id, user_id, &body.password).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -19,6 +19,8 @@ fn require_org_admin(caller: &AuthUser, org_id: Uuid) -> Result<(), ApiError> {
 }
 
 /// `GET /orgs/{id}/retention` → `{retention_days}` (`null`: off).
+#[utoipa::path(get, path = "/orgs/{org_id}/retention", tag = "orgs", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path)), responses((status = 200, body = RetentionSettings), (status = 403)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -29,6 +31,9 @@ pub async fn get(
 }
 
 /// `PUT /orgs/{id}/retention {retention_days}` (1-36500, or `null` to turn it off) → the new setting.
+#[utoipa::path(put, path = "/orgs/{org_id}/retention", tag = "orgs", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path)), request_body = RetentionSettings,
+    responses((status = 200, body = RetentionSettings), (status = 403)))]
 pub async fn put(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -10,34 +10,20 @@ use crate::service::conversations::SettingsPatch;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
+use rh_protocol::api::conversations::{SettingsChanged, SettingsPatchRequest};
 use uuid::Uuid;
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsBody {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    temperature: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "present")]
-    system_prompt: Option<Option<String>>,
-}
 
 /// → 200 `{model, temperature, system_prompt, changed:[field...], seq?}` (`seq` of `settings.changed` when
 /// something changed).
+#[utoipa::path(patch, path = "/conversations/{id}/settings", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = SettingsPatchRequest,
+    responses((status = 200, body = SettingsChanged), (status = 403)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<SettingsBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<SettingsPatchRequest>,
+) -> Result<Json<SettingsChanged>, ApiError> {
     let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
     service::access::require_respond(permission, "change the model or settings")?;
     let patch = SettingsPatch {
@@ -55,11 +41,11 @@ pub async fn update(
     };
     let (conversation, changed, seq) =
         service::conversations::update_settings(&state, caller.id(), caller.name(), id, patch).await?;
-    Ok(Json(json!({
-        "model": conversation.model,
-        "temperature": conversation.temperature,
-        "system_prompt": conversation.system_prompt,
-        "changed": changed,
-        "seq": seq,
-    })))
+    Ok(Json(SettingsChanged {
+        model: conversation.model,
+        temperature: conversation.temperature,
+        system_prompt: conversation.system_prompt,
+        changed,
+        seq,
+    }))
 }

@@ -12,18 +12,25 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use rh_protocol::tools::{CopyRequest, SearchResults};
+use rh_protocol::api::conversations::ConversationDetail;
+use rh_protocol::tools::{ConversationExport, CopyRequest, SearchResults};
 use serde::Deserialize;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
+    /// `json` (default) or `markdown`.
     format: Option<String>,
 }
 
 /// `GET /conversations/{id}/export?format=json|markdown` (default `json`): the finished history as a download
 /// (`Content-Disposition: attachment`), for anyone who can see the conversation.
+#[utoipa::path(get, path = "/conversations/{id}/export", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ExportQuery),
+    responses((status = 200, description = "The history as a download", content(
+        (ConversationExport = "application/json"), (String = "text/markdown")))))]
 pub async fn export(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -53,12 +60,15 @@ pub async fn export(
 
 /// `POST /conversations/{id}/copy {title?, up_to?, attachments?}` (body optional) → 201, the copy as
 /// `GET /conversations/{id}` shows it: a new conversation of the caller's, unshared.
+#[utoipa::path(post, path = "/conversations/{id}/copy", tag = "conversations", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body(content = Option<CopyRequest>, description = "Optional"),
+    responses((status = 201, body = ConversationDetail)))]
 pub async fn copy(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<ConversationDetail>), ApiError> {
     let request: CopyRequest =
         if body.iter().all(u8::is_ascii_whitespace) { CopyRequest::default() } else { json_from_slice(&body)? };
     let copy = service::copy::copy(&state, caller.id(), caller.org(), id, &request).await?;
@@ -66,10 +76,11 @@ pub async fn copy(
     let view = rh_store::view::load(&state.db, copy.id, caller.id(), page)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("conversation {} vanished after copy", copy.id)))?;
-    Ok((StatusCode::CREATED, Json(super::conversations::view_json(&view))))
+    Ok((StatusCode::CREATED, Json(super::conversations::detail(view))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     q: String,
@@ -79,6 +90,8 @@ pub struct SearchQuery {
 
 /// `GET /search?q=&limit=&offset=` → [`SearchResults`]: titles and messages of the conversations the caller can
 /// see, best first; `limit` 1–50 (default 20), `next_offset` for the next page.
+#[utoipa::path(get, path = "/search", tag = "conversations", security(("bearer" = [])), params(SearchQuery),
+    responses((status = 200, body = SearchResults)))]
 pub async fn search(
     State(state): State<AppState>,
     caller: AuthUser,

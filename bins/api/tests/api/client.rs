@@ -19,8 +19,8 @@ async fn the_shared_client_decodes_replies_and_keeps_the_apis_error_codes() {
     let accepted = client.send_message(&ada, conv, "/sim tokens=2 rate=500\nhi").await.unwrap();
     assert!(accepted.seq > 0);
     let v = client.conversation(&cy.token, conv).await.unwrap();
-    assert_eq!(v["permission"], "view");
-    assert_eq!(client.history_seq(&cy.token, conv).await.unwrap(), v["seq"].as_u64().unwrap());
+    assert_eq!(v.permission, rh_protocol::Permission::View);
+    assert_eq!(client.history_seq(&cy.token, conv).await.unwrap(), v.seq);
     // The history in pages of one turn: the same turns as one big page (the message, once the audit writer —
     // here its own code — stored it).
     apply_transcript(&app, conv).await;

@@ -161,3 +161,39 @@ async fn a_short_jwt_secret_stops_the_api_and_the_edge_at_startup() {
         assert!(stderr.contains("at least 32 bytes"), "{bin}: {stderr}");
     }
 }
+
+/// The api serves the committed contract (`docs/openapi.json`, checked against the code by the rh-api unit test
+/// `openapi_json_is_committed`), and every path it lists answers the methods it does not list with a JSON 405.
+#[tokio::test]
+async fn openapi_is_served_and_other_methods_get_405() {
+    let app = spawn_app().await;
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
+    let url = format!("{}/api/v1/openapi.json", app.process.http_url());
+    let served = reqwest::get(&url).await.unwrap();
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.headers()["content-type"], "application/json");
+    assert_eq!(served.text().await.unwrap(), committed, "the served contract is the committed one");
+
+    let doc: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let methods = ["get", "post", "put", "patch", "delete"];
+    let http = reqwest::Client::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete: String = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { uuid::Uuid::now_v7().to_string() } else { part.to_owned() })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in methods.iter().filter(|m| item.get(**m).is_none()) {
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = http.request(m, format!("{}/api/v1{concrete}", app.process.http_url())).send().await.unwrap();
+            let status = r.status().as_u16();
+            let allow = r.headers().get("allow").map(|a| a.to_str().unwrap().to_owned()).unwrap_or_default();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            assert_eq!((status, v["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{method} {path}");
+            let listed = methods.iter().filter(|m| item.get(**m).is_some());
+            for m in listed {
+                assert!(allow.to_lowercase().contains(m), "{method} {path}: Allow {allow:?} lacks {m}");
+            }
+        }
+    }
+}
