@@ -364,7 +364,12 @@ function renderSidebar() {
         ? h('span', { class: 'conv-meta' },
           h('span', { class: `badge badge-${c.permission}`, testid: 'shared-badge', text: PERMISSION_LABEL[c.permission] || c.permission }),
           h('span', { class: 'muted small', text: ` from ${c.owner_name || 'a teammate'}` }))
-        : null));
+        : c.shared_with > 0
+          ? h('span', { class: 'conv-meta' }, h('span', {
+            class: 'badge badge-shared', testid: 'owner-shared-badge', dataset: { sharedWith: String(c.shared_with) },
+            text: `Shared with ${c.shared_with}`, title: `Shared with ${c.shared_with} ${c.shared_with === 1 ? 'person' : 'people'}`,
+          }))
+          : null));
   };
   setChildren(s.ownList, own.length ? own.map(item) : h('li', { class: 'muted small empty-list', text: 'No conversations yet.' }));
   setChildren(s.sharedList, shared.length ? shared.map(item) : h('li', { class: 'muted small empty-list', text: 'Nothing shared with you yet.' }));

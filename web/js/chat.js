@@ -72,6 +72,10 @@ export class ChatView {
     if (next.permission !== prev.permission) summary.permission = next.permission;
     if (prev.conv && next.conv?.title !== prev.conv.title) summary.title = next.conv.title;
     if (prev.conv && next.conv?.model !== prev.conv.model) summary.model = next.conv.model;
+    // The owner's sidebar marks shared conversations: the open one follows its participants live.
+    if (next.participants !== prev.participants && next.permission === 'owner') {
+      summary.shared_with = Object.keys(next.participants).filter((u) => u !== next.conv?.owner_id).length;
+    }
     if (Object.keys(summary).length) this.ctx.onSummaryChange(this.id, summary);
     if (next.participants !== prev.participants && prev.loaded) this.ctx.onParticipantsChange(this);
     if (next.closed) {

@@ -193,6 +193,8 @@ async function main() {
     await shot(A, 'a-shared-view-only');
     await A.locator(tid('share-close')).click();
     await A.locator(tid('share-panel')).waitFor({ state: 'detached', timeout: T });
+    // A's own sidebar marks it shared, live, and after a reload (from GET /conversations).
+    await waitUntil('A\'s sidebar says shared with 1', async () => norm(await A.locator(`${convItem(convId)} ${tid('owner-shared-badge')}`).textContent()) === 'Shared with 1');
   });
 
   await step("B's sidebar shows the conversation without a reload, marked View only", async () => {
@@ -362,6 +364,7 @@ async function main() {
       (await A.locator(assistantMsgs).nth(before).getAttribute('data-status')) === 'streaming');
     await A.reload();
     await waitUntil('A is back in the conversation', async () => norm(await A.locator(tid('chat-title')).textContent()) === title);
+    await A.locator(`${convItem(convId)} ${tid('owner-shared-badge')}[data-shared-with="1"]`).waitFor({ state: 'visible', timeout: T });
     const answer = A.locator(assistantMsgs).nth(before);
     await waitUntil('the answer streams on after the reload', async () =>
       (await answer.getAttribute('data-status')) === 'streaming' && norm(await answer.locator(tid('message-text')).textContent()).length > 0);
@@ -474,6 +477,7 @@ async function main() {
     await shot(A, 'a-removed-b');
     await A.locator(tid('share-close')).click();
     await B.locator(convItem(convId)).waitFor({ state: 'detached', timeout: T });
+    await A.locator(`${convItem(convId)} ${tid('owner-shared-badge')}`).waitFor({ state: 'detached', timeout: T });
     await B.locator(tid('access-notice')).waitFor({ state: 'visible', timeout: T });
     if (await isVisible(B, tid('chat-view'))) throw new Error('B still sees the chat');
     if (!(await B.evaluate(() => window.__noReload === true))) throw new Error("B's page was reloaded");

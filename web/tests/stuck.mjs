@@ -283,8 +283,11 @@ async function main() {
     await send(A, 'Sent after the refresh');
     await waitUntil('the message went through', async () => (await A.locator(userMsgs).last().textContent()).includes('Sent after the refresh'));
     // Sign out in the new tab: the first one is signed out too, within a moment, and its token no longer works.
+    // The tab empties the shared store first (the other tab signs out at once), then ends the session on the server.
+    const loggedOut = A2.waitForResponse((r) => r.url().endsWith('/api/v1/auth/logout'), { timeout: T });
     await A2.locator(tid('logout')).click();
     await A.locator(tid('login-form')).waitFor({ state: 'visible', timeout: 5000 });
+    if ((await loggedOut).status() !== 204 && (await loggedOut).status() !== 200) throw new Error(`logout answered ${(await loggedOut).status()}`);
     const said = norm(await A.locator(tid('login-error')).textContent());
     if (!/signed out in another tab/i.test(said)) throw new Error(`the first tab says ${JSON.stringify(said)}`);
     if (await isVisible(A, tid('composer-input'))) throw new Error('the first tab can still type a message');

@@ -177,6 +177,10 @@ pub struct ConversationSummary {
     /// change it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responding: Option<bool>,
+    /// For the owner: how many people it is shared with now (so their sidebar marks which are shared). Present in
+    /// `GET /conversations` for the conversations the caller owns; absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<u32>,
 }
 
 /// Published on `rh.user.<id>.inbox` (by the api; `activity` by the audit writer); the edge forwards it to every

@@ -180,6 +180,8 @@ pub struct SidebarEntry {
     pub conversation: Conversation,
     pub permission: Permission,
     pub responding: bool,
+    /// People it is shared with now (live shares); counted only for the conversations `user_id` owns, else 0.
+    pub shared_with: i64,
 }
 
 /// The sidebar of `user_id`: conversations they own or that are shared with them, newest first (by creation,
@@ -195,7 +197,9 @@ pub async fn list_for_user(
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {COLUMNS}, CASE WHEN c.owner_id = $1 THEN 'owner' ELSE s.permission END AS permission, \
-                    EXISTS (SELECT 1 FROM responding r WHERE r.conversation_id = c.id) AS responding \
+                    EXISTS (SELECT 1 FROM responding r WHERE r.conversation_id = c.id) AS responding, \
+                    CASE WHEN c.owner_id = $1 THEN (SELECT count(*) FROM shares s WHERE s.conversation_id = c.id {SHARE_LIVE}) \
+                         ELSE 0 END AS shared_with \
              FROM conversations c JOIN users o ON o.id = c.owner_id \
              LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 {SHARE_LIVE} \
              WHERE c.deleted_at IS NULL AND (c.owner_id = $1 OR s.user_id IS NOT NULL) \
@@ -214,6 +218,7 @@ pub async fn list_for_user(
                 conversation: conversation_from(row)?,
                 permission: permission_from(&permission),
                 responding: row.try_get("responding")?,
+                shared_with: row.try_get("shared_with")?,
             })
         })
         .collect()

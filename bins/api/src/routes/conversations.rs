@@ -78,7 +78,12 @@ pub async fn list(
     };
     let conversations = rows
         .iter()
-        .map(|e| ConversationSummary { responding: Some(e.responding), ..summary(&e.conversation, e.permission) })
+        .map(|e| ConversationSummary {
+            responding: Some(e.responding),
+            shared_with: (e.conversation.owner_id == caller.id())
+                .then(|| u32::try_from(e.shared_with).unwrap_or(u32::MAX)),
+            ..summary(&e.conversation, e.permission)
+        })
         .collect();
     Ok(Json(ConversationList { conversations, next_before }))
 }

@@ -138,6 +138,7 @@ pub fn summary(conversation: &Conversation, permission: Permission) -> Conversat
         created_at: conversation.created_at.to_rfc3339(),
         updated_at: conversation.updated_at.to_rfc3339(),
         responding: None,
+        shared_with: None,
     }
 }
 

@@ -202,3 +202,30 @@ async fn a_participant_leaves_on_their_own() {
     let (s, v) = app.api.as_user(&team.ada).delete(&share_of(team.ada.user_id)).await.unwrap();
     assert_error(s, &v, 404, "not_found");
 }
+
+/// The owner's sidebar says with how many people each of their conversations is shared; nobody else's does.
+#[tokio::test]
+async fn the_owners_sidebar_counts_who_it_is_shared_with() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = app.api.create_conversation(&team.ada, "Roadmap").await.unwrap();
+    let alone = app.api.create_conversation(&team.ada, "Notes").await.unwrap();
+    let shared_with = |list: &serde_json::Value, id: uuid::Uuid| {
+        let entry = list["conversations"].as_array().unwrap().iter().find(|c| c["id"] == id.to_string()).cloned();
+        entry.map(|c| c["shared_with"].clone())
+    };
+    let shares = json!({"shares": [{"user_id": team.ben.user_id, "permission": "respond"}, {"user_id": team.cy.user_id, "permission": "view"}]});
+    let (s, _) = app.api.as_user(&team.ada).post(&format!("/conversations/{conv}/shares"), shares).await.unwrap();
+    assert_eq!(s.as_u16(), 200);
+    let (_, list) = app.api.as_user(&team.ada).get("/conversations").await.unwrap();
+    assert_eq!(shared_with(&list, conv), Some(json!(2)));
+    assert_eq!(shared_with(&list, alone), Some(json!(0)));
+    // Ben sees it, but not who else has it.
+    let (_, list) = app.api.as_user(&team.ben).get("/conversations").await.unwrap();
+    assert_eq!(shared_with(&list, conv), Some(serde_json::Value::Null));
+    let (s, _) =
+        app.api.as_user(&team.ada).delete(&format!("/conversations/{conv}/shares/{}", team.cy.user_id)).await.unwrap();
+    assert_eq!(s.as_u16(), 204);
+    let (_, list) = app.api.as_user(&team.ada).get("/conversations").await.unwrap();
+    assert_eq!(shared_with(&list, conv), Some(json!(1)));
+}

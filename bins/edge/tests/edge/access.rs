@@ -169,6 +169,7 @@ async fn inbox_messages_become_sidebar_frames_and_removed_ends_the_subscription(
         created_at: "2025-01-01T00:00:00Z".into(),
         updated_at: "2025-01-01T00:00:00Z".into(),
         responding: None,
+        shared_with: None,
     };
     env.grant(conv, &ben, Permission::View);
     let added = InboxMessage {
