@@ -4,6 +4,14 @@
 # it with the given arguments, and tears everything down. This is how loadtest/RESULTS.md was produced.
 #
 #   loadtest/bench.sh --conversations 1 --viewers-per-conversation 10000 --tokens 500 --rate 50 --report r.json
+#   loadtest/bench.sh b --report target/lt/b.json     # a RESULTS.md scenario by its letter (a, b, c, d, e)
+#   loadtest/bench.sh --quick                         # the regression guard: key ratios in under two minutes
+#
+# Scenario letters expand to the flags in RESULTS.md (a, b and e with every baseline); later flags are added.
+# With `--baseline` naming `pushpin` and/or `bare`, this script also starts a private Pushpin (Debian's package,
+# installed when missing; config, logs and runtime files under target/bench/pushpin, every port free) and/or the
+# `bare-fanout` broadcaster, and passes their addresses to the load tool; every process's pid goes to the tool as
+# `--cpu-pid` so each phase reports CPU seconds per million deltas.
 #
 # Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_KEEP=1 keeps the logs of the last run,
 # RH_BENCH_LB=haproxy puts a private HAProxy (round robin, no sticky sessions, health-checked on /readyz; installed
@@ -18,7 +26,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-CHAOS="" CHAOS_EVERY=10
+QUICK=0
+case "${1:-}" in
+  a) shift; set -- --conversations 1 --viewers-per-conversation 10000 --tokens 500 --rate 50 --ramp-up 10s \
+       --baseline nats-ws,pushpin,bare --no-progress "$@" ;;
+  b) shift; set -- --conversations 1000 --viewers-per-conversation 10 --rate 20 --tokens 200 --ramp-up 10s \
+       --baseline nats-ws,pushpin,bare --no-progress "$@" ;;
+  c) shift; set -- --conversations 1 --viewers-per-conversation 10 --late-joiners 1000 --join-after-tokens 2000 \
+       --tokens 3000 --rate 200 --no-progress "$@" ;;
+  d) shift; set -- --idle-connections 15000 --viewers-per-conversation 0 --no-progress "$@" ;;
+  e) shift; set -- --conversations 1 --viewers-per-conversation 5000 --tokens 300 --rate 50 --ramp-up 5s \
+       --baseline nats-ws,pushpin,bare --no-progress "$@" ;;
+  --quick) shift; QUICK=1
+    set -- --conversations 50 --viewers-per-conversation 40 --tokens 150 --rate 50 --ramp-up 2s \
+      --baseline nats-ws,bare --no-progress --report target/lt/quick.json "$@" ;;
+esac
+CHAOS="" CHAOS_EVERY=10 BASELINES=""
 args=("$@")
 for i in "${!args[@]}"; do
   case "${args[$i]}" in
@@ -26,6 +49,8 @@ for i in "${!args[@]}"; do
     --chaos=*) CHAOS="${args[$i]#--chaos=}" ;;
     --chaos-every) CHAOS_EVERY="${args[$((i + 1))]:-10}" ;;
     --chaos-every=*) CHAOS_EVERY="${args[$i]#--chaos-every=}" ;;
+    --baseline) BASELINES="${args[$((i + 1))]:-}" ;;
+    --baseline=*) BASELINES="${args[$i]#--baseline=}" ;;
   esac
 done
 CHAOS_EVERY="${CHAOS_EVERY%s}"
@@ -37,8 +62,11 @@ case "${RH_BENCH_LB:-}" in
   haproxy) command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt_install haproxy ;;
   *) die "RH_BENCH_LB: only haproxy is supported" ;;
 esac
+wants() { [[ ",$BASELINES," == *",$1,"* ]]; }
+wants pushpin && { command -v pushpin >/dev/null || apt_install pushpin; }
 log "building (release)"
 cargo build --release -q -p rh-api -p edge -p worker -p audit -p loadtest
+mkdir -p target/lt
 
 B="$PWD/target/bench"
 PG_DIR="$(pg_data_dir bench-pg)"
@@ -58,6 +86,7 @@ cleanup() {
   done
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   remove_postgres "$PG_DIR"
+  if [ -n "${PUSHPIN_RUN:-}" ]; then rm -rf "$PUSHPIN_RUN"; fi
 }
 trap cleanup INT TERM EXIT
 
@@ -152,6 +181,47 @@ for _ in $(seq 1 "${RH_BENCH_WORKERS:-1}"); do
   WORKER_PIDS+=("$LAST_PID")
 done
 
+# start_plain NAME COMMAND...: a process that prints `listening NAME http://ADDR` (no NATS login).
+start_plain() {
+  local name="$1" out="$B/logs/$1"; shift
+  "$@" >"$out.out" 2>"$out.log" &
+  PIDS+=("$!") NAMES+=("$name")
+  LAST_PID=$!
+  for _ in $(seq 1 100); do
+    LAST_ADDR=$(sed -n "s/^listening $name http:\/\///p" "$out.out" 2>/dev/null | head -1)
+    [ -n "$LAST_ADDR" ] && return
+    kill -0 "$LAST_PID" 2>/dev/null || { cat "$out.log" >&2; die "$name exited"; }
+    sleep 0.1
+  done
+  die "$name did not start"
+}
+
+# start_pushpin: a private Pushpin (loadtest/pushpin.conf.in: its own ports, runtime and log directories) routing
+# `*` to the load tool's origin over WebSocket-over-HTTP.
+start_pushpin() {
+  local pp="$B/pushpin" ports http pub push sub cmd origin
+  read -r http pub push sub cmd origin < <(python3 -c 'import socket
+ss=[socket.socket() for _ in range(6)]
+[s.bind(("127.0.0.1", 0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+  mkdir -p "$pp/log"
+  PUSHPIN_RUN=$(mktemp -d /tmp/rh-pushpin.XXXXXX)
+  printf '* 127.0.0.1:%s,over_http\n' "$origin" >"$pp/routes"
+  sed -e "s|@DIR@|$pp|g" -e "s|@RUN_DIR@|$PUSHPIN_RUN|g" -e "s|@HTTP_PORT@|$http|g" -e "s|@PUBLISH_PORT@|$pub|g" -e "s|@PUSH_PORT@|$push|g" \
+    -e "s|@SUB_PORT@|$sub|g" -e "s|@COMMAND_PORT@|$cmd|g" -e "s|@SIG_KEY@|bench-$RANDOM$RANDOM|g" \
+    loadtest/pushpin.conf.in >"$pp/pushpin.conf"
+  pushpin --config "$pp/pushpin.conf" --merge-output >"$B/logs/pushpin.log" 2>&1 &
+  PIDS+=("$!") NAMES+=(pushpin)
+  LAST_PID=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$pub/publish/" -d '{"items":[]}' && ! port_is_free "$http"; then break; fi
+    kill -0 "$LAST_PID" 2>/dev/null || { tail -20 "$B/logs/pushpin.log" >&2; die "pushpin exited"; }
+    sleep 0.1
+  done
+  TOOL_ARGS+=(--pushpin-url "ws://127.0.0.1:$http/ws" --pushpin-publish-url "http://127.0.0.1:$pub/publish/"
+    --pushpin-origin "127.0.0.1:$origin")
+}
+
 # chaos_kill KIND: SIGKILL one random process of KIND and start it again where it was.
 chaos_kill() {
   local kind="$1" i pid t0
@@ -189,6 +259,19 @@ chaos_loop() {
     chaos_kill "${kinds[$((RANDOM % ${#kinds[@]}))]}"
   done
 }
+# CPU accounting: every process by name (the tool sums a name's processes and their children).
+CPU_PIDS=()
+for i in "${!PIDS[@]}"; do CPU_PIDS+=("${NAMES[$i]}=${PIDS[$i]}"); done
+TOOL_ARGS=()
+if wants bare; then
+  start_plain bare-fanout "$BIN/bare-fanout"
+  TOOL_ARGS+=(--bare-url "ws://$LAST_ADDR/ws")
+  CPU_PIDS+=("bare-fanout=$LAST_PID")
+fi
+if wants pushpin; then
+  start_pushpin
+  CPU_PIDS+=("pushpin=$LAST_PID")
+fi
 log "stack up: api $API, edges ${WS[*]}, nats $NATS_URL, nats-ws ws://127.0.0.1:$WS_PORT"
 
 join() { local IFS=,; echo "$*"; }
@@ -196,13 +279,16 @@ status=0
 TIMEFORMAT="load tool: %Us user + %Ss system CPU in %Rs"
 run_tool() {
   time env RH_LOADTEST_NATS_WS_PASSWORD="${NATS_PASS[admin]}" "$BIN/loadtest" --api "$API" --ws "$(join "${WS[@]}")" --edge-pid "$(join "${EDGE_PIDS[@]}")" \
-    --nats-ws-url "ws://127.0.0.1:$WS_PORT" --nats-ws-user admin "$@"
+    --nats-ws-url "ws://127.0.0.1:$WS_PORT" --nats-ws-user admin --cpu-pid "$(join "${CPU_PIDS[@]}")" \
+    "${TOOL_ARGS[@]}" "$@"
 }
 if [ -n "$CHAOS" ]; then
   run_tool "$@" &
   TOOL_PID=$!
   chaos_loop "$TOOL_PID"
   wait "$TOOL_PID" || status=$?
+elif [ "$QUICK" = 1 ]; then
+  run_tool "$@" | tee "$B/quick.out" || status=$?
 else
   run_tool "$@" || status=$?
 fi
@@ -254,5 +340,9 @@ if [ -n "$PG_PID" ]; then
   for p in $PG_PID $(pgrep -P "$PG_PID"); do cat "/proc/$p/stat" 2>/dev/null; done |
     awk -v t="$TICKS" '{ s += $14 + $15 + $16 + $17 } END { printf "postgres     %.1fs CPU\n", s / t }' |
     while read -r line; do log "$line"; done
+fi
+if [ "$QUICK" = 1 ]; then
+  log "quick: key ratios (edge / baseline; throughput ×>1 and CPU ×<1 favour the edge):"
+  grep -E '^(edge vs|result)' "$B/quick.out" >&2 || true
 fi
 exit $status

@@ -127,10 +127,39 @@ pub struct Config {
     #[arg(long, env = "RH_LOADTEST_REPORT")]
     pub report: Option<PathBuf>,
 
-    /// Also run the same scenario with the viewers subscribed straight to nats-server's WebSocket listener
-    /// (NATS text protocol: no auth, no replay, so no late joiners and no churn), after the edge phase.
-    #[arg(long, env = "RH_LOADTEST_BASELINE")]
-    pub baseline: Option<Baseline>,
+    /// Also run the same scenario against these baselines, one phase each after the edge's (comma list):
+    /// `nats-ws` (viewers on nats-server's WebSocket listener, NATS protocol, the stack's real events),
+    /// `pushpin` (viewers through a private Pushpin, `--pushpin-*`), `bare` (the `bare-fanout` broadcaster,
+    /// `--bare-url`). No auth and no replay on any of them, so no late joiners and no churn.
+    #[arg(long, env = "RH_LOADTEST_BASELINE", value_delimiter = ',')]
+    pub baseline: Vec<Baseline>,
+
+    /// The `bare-fanout` broadcaster's WebSocket URL.
+    #[arg(long, env = "RH_LOADTEST_BARE_URL", default_value = "ws://127.0.0.1:9300/ws")]
+    pub bare_url: String,
+
+    /// Pushpin's WebSocket URL (its HTTP port).
+    #[arg(long, env = "RH_LOADTEST_PUSHPIN_URL", default_value = "ws://127.0.0.1:7999/ws")]
+    pub pushpin_url: String,
+
+    /// Pushpin's HTTP publish endpoint.
+    #[arg(long, env = "RH_LOADTEST_PUSHPIN_PUBLISH_URL", default_value = "http://127.0.0.1:5561/publish/")]
+    pub pushpin_publish_url: String,
+
+    /// Where the load tool serves Pushpin's origin (the address Pushpin's route points to, `over_http`).
+    #[arg(long, env = "RH_LOADTEST_PUSHPIN_ORIGIN", default_value = "127.0.0.1:9301")]
+    pub pushpin_origin: String,
+
+    /// The worker's `--coalesce-ms`: the synthetic responses of `bare` and `pushpin` cut their tokens into deltas
+    /// the same way.
+    #[arg(long, env = "RH_LOADTEST_COALESCE_MS", default_value_t = 30)]
+    pub coalesce_ms: u64,
+
+    /// `NAME=PID` of processes whose CPU (with their children) each phase reports (comma list; bench.sh passes
+    /// edge, nats-server, worker, api, pushpin, bare-fanout). CPU per million deltas is given for the phase's own
+    /// fan-out process and for the whole machine.
+    #[arg(long, env = "RH_LOADTEST_CPU_PID", value_delimiter = ',', value_parser = crate::cpu::parse_named_pid)]
+    pub cpu_pid: Vec<crate::cpu::NamedPid>,
 
     /// nats-server's WebSocket listener (`websocket { port: 9222 no_tls: true }` in nats/nats-server.conf).
     #[arg(long, env = "RH_LOADTEST_NATS_WS_URL", default_value = "ws://127.0.0.1:9222")]
@@ -177,12 +206,16 @@ pub enum ChaosTarget {
     Nats,
 }
 
-/// The broker-only comparison run.
+/// A comparison run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Baseline {
     /// nats-server's own WebSocket listener, NATS text protocol.
     NatsWs,
+    /// Pushpin, a real-time push proxy, in front of an origin and publisher in the load tool.
+    Pushpin,
+    /// A minimal tokio + tungstenite broadcaster of pre-serialized frames: the machine's limit.
+    Bare,
 }
 
 impl Config {
@@ -223,8 +256,8 @@ impl Config {
         if !(0.0..=1.0).contains(&self.churn) {
             return Err(ConfigError("--churn is a fraction between 0 and 1".into()));
         }
-        if self.baseline_only && self.baseline.is_none() {
-            return Err(ConfigError("--baseline-only needs --baseline nats-ws".into()));
+        if self.baseline_only && self.baseline.is_empty() {
+            return Err(ConfigError("--baseline-only needs --baseline".into()));
         }
         if self.viewer_users == 0 || self.source_ips == 0 || self.connect_concurrency == 0 {
             return Err(ConfigError(
@@ -309,13 +342,16 @@ mod tests {
             "--edge-pid",
             "10,11",
             "--baseline",
-            "nats-ws",
+            "nats-ws,bare",
+            "--cpu-pid",
+            "edge=10,pushpin=11",
             "--churn",
             "0.1",
         ]);
         assert_eq!(c.ws.len(), 3);
         assert_eq!(c.edge_pid, vec![10, 11]);
-        assert_eq!(c.baseline, Some(Baseline::NatsWs));
+        assert_eq!(c.baseline, vec![Baseline::NatsWs, Baseline::Bare]);
+        assert_eq!(c.cpu_pid[1], crate::cpu::NamedPid { name: "pushpin".into(), pid: 11 });
         c.validate().unwrap();
         assert!(c.prompt(0, 0, 0).starts_with("/sim tokens=100 rate=20\n"));
     }

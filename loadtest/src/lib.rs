@@ -10,6 +10,10 @@
 //! | [`viewer`] | one socket (edge or nats-ws) and its life: subscribe, replay, churn, catch-up, final checks |
 //! | [`check`] | the per-viewer correctness rules (order, gaps, duplicates, final text) on a fast wire decoder |
 //! | [`baseline`] | the `nats-ws` baseline: NATS text protocol over nats-server's WebSocket listener |
+//! | [`synth`] | synthetic responses (same tokens, rate, coalescing and frames) for the `bare` and `pushpin` baselines |
+//! | [`bare`] | the `bare` baseline: a minimal tokio + tungstenite broadcaster (the `bare-fanout` binary) |
+//! | [`pushpin`] | the `pushpin` baseline: WebSocket-over-HTTP origin and publisher for a private Pushpin |
+//! | [`cpu`] | CPU seconds of named processes (with children) and of the machine, per phase |
 //! | [`metrics`] | sharded HDR histograms and counters shared by thousands of tasks |
 //! | [`silence`] | the time a viewer spends without events (chaos runs report it) |
 //! | [`scenario`] | one phase: open sockets, drive the responders and late joiners, drain, measure |
@@ -18,15 +22,19 @@
 //! A run fails (non-zero exit) on any correctness violation or any error; the summary prints both. In a chaos run
 //! (`--chaos`, with `bench.sh` killing processes) lost sockets and refused sends are disruptions, not errors.
 
+pub mod bare;
 pub mod baseline;
 pub mod check;
 pub mod config;
+pub mod cpu;
 pub mod metrics;
 pub mod net;
+pub mod pushpin;
 pub mod report;
 pub mod scenario;
 pub mod setup;
 pub mod silence;
+pub mod synth;
 pub mod viewer;
 
 pub use config::{Baseline, Config};
@@ -73,12 +81,22 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
         }
         phases.push(scenario::run_phase(&config, &api, &world, Transport::Edge(targets)).await?);
     }
-    if let Some(Baseline::NatsWs) = config.baseline {
-        let target = net::Target::resolve(&config.nats_ws_url).await?;
-        phases
-            .push(scenario::run_phase(&config, &api, &world, Transport::NatsWs(target, config.nats_ws_login())).await?);
+    for baseline in &config.baseline {
+        let transport = match baseline {
+            Baseline::NatsWs => {
+                Transport::NatsWs(net::Target::resolve(&config.nats_ws_url).await?, config.nats_ws_login())
+            }
+            Baseline::Bare => Transport::Bare(net::Target::resolve(&config.bare_url).await?),
+            Baseline::Pushpin => {
+                let pushpin = pushpin::Pushpin::start(&config.pushpin_origin, config.pushpin_publish_url.clone())
+                    .await
+                    .context("starting the Pushpin origin")?;
+                Transport::Pushpin(net::Target::resolve(&config.pushpin_url).await?, pushpin)
+            }
+        };
+        phases.push(scenario::run_phase(&config, &api, &world, transport).await?);
     }
-    let comparison = Report::compare(&phases);
+    let comparisons = Report::compare(&phases);
     let passed = phases.iter().all(PhaseReport::passed);
     let report = Report {
         tool: "rh-loadtest",
@@ -87,7 +105,7 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
         machine: report::Machine::probe(fd_limit),
         config: config.clone(),
         phases,
-        comparison,
+        comparisons,
         passed,
     };
     if let Some(path) = &config.report {

@@ -145,7 +145,10 @@ pub struct Metrics {
     pub catchup_live: SharedHist,
     /// Responder: message sent → its response ended (as the monitor saw it).
     pub response_time: SharedHist,
+    /// Delta frames received (a merged delta is one).
     pub deliveries: AtomicU64,
+    /// Deltas received, a merged delta counted as the deltas it stands for: what a viewer got, however framed.
+    pub deltas: AtomicU64,
     pub events: AtomicU64,
     pub bytes: AtomicU64,
     pub connections_open: AtomicU64,
@@ -163,6 +166,8 @@ pub struct Metrics {
     pub viewers_all_completed: AtomicU64,
     /// Chaos runs: sockets lost, connects refused and sends retried because a process was killed.
     pub disruptions: AtomicU64,
+    /// Connects refused by a baseline's proxy and tried again (Pushpin under a connect burst).
+    pub connect_retries: AtomicU64,
     /// Per viewer, the longest time between two events it received.
     pub silence_max: SharedHist,
     /// Summed over viewers, the time spent in silences longer than [`crate::silence::SILENT`].
@@ -184,6 +189,7 @@ impl Metrics {
             catchup_live: SharedHist::default(),
             response_time: SharedHist::default(),
             deliveries: AtomicU64::new(0),
+            deltas: AtomicU64::new(0),
             events: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
@@ -197,6 +203,7 @@ impl Metrics {
             viewers_all_completed: AtomicU64::new(0),
             completions_ok: AtomicU64::new(0),
             disruptions: AtomicU64::new(0),
+            connect_retries: AtomicU64::new(0),
             silence_max: SharedHist::default(),
             silent_us: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),

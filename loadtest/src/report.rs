@@ -1,6 +1,7 @@
 //! The result of a run: a JSON document (`--report`) and a human summary, both from [`Report`].
 
 use crate::config::Config;
+use crate::cpu::PhaseCpu;
 use crate::metrics::{HistSummary, ViolationSample};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,10 +17,10 @@ pub struct Report {
     pub started_at: u64,
     pub machine: Machine,
     pub config: Config,
-    /// `edge`, then `nats-ws` with `--baseline nats-ws`.
+    /// `edge`, then each `--baseline` in the order given.
     pub phases: Vec<PhaseReport>,
-    /// Edge vs baseline, when both ran.
-    pub comparison: Option<Comparison>,
+    /// Edge vs each baseline that ran beside it.
+    pub comparisons: Vec<Comparison>,
     /// No violation and no error in any phase.
     pub passed: bool,
 }
@@ -73,6 +74,8 @@ pub struct SocketCounts {
     pub failed: u64,
     /// Planned (churn) and unplanned reconnects.
     pub reconnects: u64,
+    /// Connects refused by a baseline's proxy and tried again (not errors; see `viewer`).
+    pub connect_retries: u64,
 }
 
 /// Edge memory around the phase (sum over `--edge-pid`).
@@ -101,9 +104,14 @@ pub struct PhaseReport {
     pub connect_phase_secs: f64,
     pub responses_sent: u64,
     pub responses_ended: u64,
-    /// Delta events received, over all viewers.
+    /// Delta frames received, over all viewers.
     pub deliveries: u64,
     pub deliveries_per_sec: f64,
+    /// Deltas received (a merged delta counted as the deltas it stands for), over all viewers.
+    pub deltas: u64,
+    pub deltas_per_sec: f64,
+    /// CPU over the load (first message → last viewer done).
+    pub cpu: PhaseCpu,
     /// Highest one-second rate seen during the phase.
     pub peak_deliveries_per_sec: f64,
     pub events: u64,
@@ -144,32 +152,41 @@ impl PhaseReport {
     }
 }
 
-/// Edge vs nats-ws.
+/// Edge vs one baseline, same run.
 #[derive(Debug, Serialize)]
 pub struct Comparison {
-    pub edge_deliveries_per_sec: f64,
-    pub baseline_deliveries_per_sec: f64,
-    /// edge / baseline.
+    pub baseline: &'static str,
+    pub edge_deltas_per_sec: f64,
+    pub baseline_deltas_per_sec: f64,
+    /// edge / baseline deltas per second.
     pub throughput_ratio: f64,
     pub edge_p99_us: u64,
     pub baseline_p99_us: u64,
+    /// edge / baseline CPU seconds per million deltas of the fan-out process.
+    pub server_cpu_ratio: Option<f64>,
 }
 
 impl Report {
-    pub fn compare(phases: &[PhaseReport]) -> Option<Comparison> {
-        let edge = phases.iter().find(|p| p.transport == "edge")?;
-        let base = phases.iter().find(|p| p.transport == "nats-ws")?;
-        Some(Comparison {
-            edge_deliveries_per_sec: edge.deliveries_per_sec,
-            baseline_deliveries_per_sec: base.deliveries_per_sec,
-            throughput_ratio: if base.deliveries_per_sec > 0.0 {
-                edge.deliveries_per_sec / base.deliveries_per_sec
-            } else {
-                0.0
-            },
-            edge_p99_us: edge.latency_us.p99_us,
-            baseline_p99_us: base.latency_us.p99_us,
-        })
+    pub fn compare(phases: &[PhaseReport]) -> Vec<Comparison> {
+        let Some(edge) = phases.iter().find(|p| p.transport == "edge") else { return Vec::new() };
+        phases
+            .iter()
+            .filter(|p| p.transport != "edge")
+            .map(|base| Comparison {
+                baseline: base.transport,
+                edge_deltas_per_sec: edge.deltas_per_sec,
+                baseline_deltas_per_sec: base.deltas_per_sec,
+                throughput_ratio: if base.deltas_per_sec > 0.0 { edge.deltas_per_sec / base.deltas_per_sec } else { 0.0 },
+                edge_p99_us: edge.latency_us.p99_us,
+                baseline_p99_us: base.latency_us.p99_us,
+                server_cpu_ratio: edge
+                    .cpu
+                    .server_secs_per_million
+                    .zip(base.cpu.server_secs_per_million)
+                    .filter(|(_, b)| *b > 0.0)
+                    .map(|(e, b)| e / b),
+            })
+            .collect()
     }
 
     pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
@@ -211,7 +228,7 @@ impl Report {
             let k = &p.sockets;
             let _ = writeln!(
                 s,
-                "sockets      {} subscribed, {} failed ({} monitors, {} initial, {} late, {} idle), {} reconnects; opened in {:.1}s",
+                "sockets      {} subscribed, {} failed ({} monitors, {} initial, {} late, {} idle), {} reconnects, {} connects retried; opened in {:.1}s",
                 k.subscribed,
                 k.failed,
                 k.monitors,
@@ -219,6 +236,7 @@ impl Report {
                 k.late_joiners,
                 k.idle,
                 k.reconnects,
+                k.connect_retries,
                 p.connect_phase_secs
             );
             let _ = writeln!(
@@ -241,7 +259,23 @@ impl Report {
                 p.events,
                 p.bytes_received as f64 / 1048576.0
             );
+            let _ = writeln!(
+                s,
+                "deltas       {} = {:.0}/s (a merged delta counted as the deltas it stands for)",
+                p.deltas, p.deltas_per_sec
+            );
             line(&mut s, "latency", &p.latency_us);
+            let per_m = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+            let procs: Vec<String> = p.cpu.secs.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+            let _ = writeln!(
+                s,
+                "cpu          s per million deltas: {} {}, machine {}; seconds: {}, machine {:.1}",
+                p.cpu.server,
+                per_m(p.cpu.server_secs_per_million),
+                per_m(p.cpu.machine_secs_per_million),
+                procs.join(", "),
+                p.cpu.machine_secs
+            );
             line(&mut s, "connect", &p.connect_us);
             line(&mut s, "subscribe", &p.subscribe_us);
             if p.catchup_replay_us.count > 0 || p.catchup_live_us.count > 0 {
@@ -286,12 +320,15 @@ impl Report {
                 let _ = writeln!(s, "violations   0 (order, gaps, duplicates, final text all checked per viewer)");
             }
         }
-        if let Some(cmp) = &self.comparison {
+        for cmp in &self.comparisons {
+            let cpu = cmp.server_cpu_ratio.map(|r| format!(", fan-out CPU per delta ×{r:.2}")).unwrap_or_default();
             let _ = writeln!(
                 s,
-                "\nedge vs nats-ws: {:.0}/s vs {:.0}/s (×{:.2}), p99 {:.1} ms vs {:.1} ms",
-                cmp.edge_deliveries_per_sec,
-                cmp.baseline_deliveries_per_sec,
+                "{}edge vs {}: {:.0} vs {:.0} deltas/s (×{:.2}), p99 {:.1} ms vs {:.1} ms{cpu}",
+                if std::ptr::eq(cmp, &self.comparisons[0]) { "\n" } else { "" },
+                cmp.baseline,
+                cmp.edge_deltas_per_sec,
+                cmp.baseline_deltas_per_sec,
                 cmp.throughput_ratio,
                 cmp.edge_p99_us as f64 / 1000.0,
                 cmp.baseline_p99_us as f64 / 1000.0

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::net::{Net, total_rss_kib};
 use crate::report::{Memory, PhaseReport, SocketCounts};
 use crate::setup::World;
+use crate::synth::{StartReply, StartRequest};
 use crate::viewer::{self, ConvState, PhaseCtx, Plan, Planned, Role, Transport, ViewerSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rh_client::{Accepted, Client};
@@ -91,17 +92,34 @@ async fn open_all(
     (ok, failed)
 }
 
-/// Runs the scenario over `transport`; `world` was created by setup.
-/// Sends a message. In a chaos run a refused send (the api cannot reach NATS while it restarts, ...) is retried for
-/// up to a minute, each refusal counted as a disruption.
+/// Why a responder's message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Api(#[from] rh_client::Error),
+    #[error(transparent)]
+    Bare(#[from] crate::bare::BareError),
+}
+
+/// Sends a message: over REST to the stack, or, on the `bare` and `pushpin` baselines, to their synthetic source
+/// (the same prompt, so the same tokens, rate and coalescing). In a chaos run a refused send (the api cannot reach
+/// NATS while it restarts, ...) is retried for up to a minute, each refusal counted as a disruption.
 async fn send(
     cfg: &Config,
     api: &Client,
+    transport: &Transport,
     who: &rh_client::Session,
     conversation: Uuid,
     text: &str,
     metrics: &Metrics,
-) -> Result<Accepted, rh_client::Error> {
+) -> Result<Accepted, SendError> {
+    let synthetic = |r: StartReply| Accepted { message_id: Uuid::nil(), response_id: r.response_id, seq: r.seq };
+    let start = || StartRequest { conversation_id: conversation, prompt: text.to_owned(), coalesce_ms: cfg.coalesce_ms };
+    match transport {
+        Transport::Bare(target) => return Ok(synthetic(crate::bare::start(&target.url, &start()).await?)),
+        Transport::Pushpin(_, pushpin) => return Ok(synthetic(pushpin.start_response(&start()))),
+        Transport::Edge(_) | Transport::NatsWs(..) => {}
+    }
     let give_up = Instant::now() + Duration::from_secs(60);
     loop {
         match api.send_message(who, conversation, text).await {
@@ -110,11 +128,12 @@ async fn send(
                 tracing::debug!(%conversation, error = %e, "send refused during chaos; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            result => return result,
+            result => return Ok(result?),
         }
     }
 }
 
+/// Runs the scenario over `transport`; `world` was created by setup.
 pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Transport) -> anyhow::Result<PhaseReport> {
     let name = transport.name();
     let is_edge = matches!(transport, Transport::Edge(_));
@@ -229,13 +248,14 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
     bar.set_length(total_responses.max(1));
     bar.set_position(0);
     let load_started = Instant::now();
+    let cpu_before = crate::cpu::snapshot(&cfg.cpu_pid);
     let accepted: Arc<Mutex<HashMap<Uuid, Vec<Accepted>>>> = Arc::new(Mutex::new(HashMap::new()));
     let mut responders = JoinSet::new();
     let n_resp = (states.len() * cfg.responders).max(1);
     for (c, st) in states.iter().enumerate() {
         for r in 0..cfg.responders {
-            let (cfg, api, st, metrics, accepted) =
-                (cfg.clone(), api.clone(), st.clone(), metrics.clone(), accepted.clone());
+            let (cfg, api, st, metrics, accepted, transport) =
+                (cfg.clone(), api.clone(), st.clone(), metrics.clone(), accepted.clone(), transport.clone());
             let who = world.responders[r].clone();
             // Stagger first messages over up to a second so conversations do not all tick in lockstep.
             let offset = Duration::from_secs(1)
@@ -247,7 +267,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
                 let mut m = 0;
                 while m < cfg.messages || cfg.duration.is_some_and(|d| load_started.elapsed() < d) {
                     let sent = Instant::now();
-                    let acc = match send(&cfg, &api, &who, st.id, &cfg.prompt(c, r, m), &metrics).await {
+                    let acc = match send(&cfg, &api, &transport, &who, st.id, &cfg.prompt(c, r, m), &metrics).await {
                         Ok(a) => a,
                         Err(e) => {
                             metrics.error("send_message");
@@ -375,6 +395,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
         states.iter().filter_map(|st| st.ends.borrow().values().map(|e| e.at).max()).max().unwrap_or_else(Instant::now);
     let load_secs = last_end.saturating_duration_since(load_started).as_secs_f64().max(1e-3);
     let deliveries_at_end = Metrics::get(&metrics.deliveries);
+    let deltas_at_end = Metrics::get(&metrics.deltas);
 
     // The plan: every response, with the text its monitor saw.
     let mut responses: HashMap<Uuid, Vec<Planned>> = HashMap::new();
@@ -399,6 +420,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
     for mut set in late_sets {
         while set.join_next().await.is_some() {}
     }
+    let cpu_after = crate::cpu::snapshot(&cfg.cpu_pid);
     mem.rss_end_kib = rss();
     cancel.cancel();
     while idle_tasks.join_next().await.is_some() {}
@@ -411,6 +433,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
     mem.per_viewer_connection_bytes =
         per(mem.rss_after_viewers_kib as i64 - mem.rss_after_idle_kib as i64, counts.initial + counts.monitors);
     counts.reconnects = Metrics::get(&metrics.reconnects);
+    counts.connect_retries = Metrics::get(&metrics.connect_retries);
 
     let errors = metrics.errors();
     Ok(PhaseReport {
@@ -424,6 +447,14 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
         deliveries_per_sec: deliveries_at_end as f64 / load_secs,
         // A load shorter than the ticker's first second has no sampled peak: its average is the best estimate.
         peak_deliveries_per_sec: (peak.load(Ordering::Relaxed) as f64).max(deliveries_at_end as f64 / load_secs),
+        deltas: Metrics::get(&metrics.deltas),
+        deltas_per_sec: deltas_at_end as f64 / load_secs,
+        cpu: crate::cpu::PhaseCpu::between(
+            &cpu_before,
+            &cpu_after,
+            transport.server_process(),
+            Metrics::get(&metrics.deltas),
+        ),
         events: Metrics::get(&metrics.events),
         bytes_received: Metrics::get(&metrics.bytes),
         latency_us: metrics.latency.summary(),

@@ -44,6 +44,10 @@ pub enum Transport {
     Edge(Vec<Target>),
     /// nats-server's WebSocket listener, and the login it asks for.
     NatsWs(Target, Option<crate::baseline::NatsLogin>),
+    /// The `bare-fanout` broadcaster (edge frames, synthetic responses, no replay).
+    Bare(Target),
+    /// A private Pushpin in front of the load tool's origin and publisher (edge frames, no replay).
+    Pushpin(Target, Arc<crate::pushpin::Pushpin>),
 }
 
 impl Transport {
@@ -51,6 +55,31 @@ impl Transport {
         match self {
             Transport::Edge(_) => "edge",
             Transport::NatsWs(..) => "nats-ws",
+            Transport::Bare(_) => "bare",
+            Transport::Pushpin(..) => "pushpin",
+        }
+    }
+
+    /// The process that fans out in this phase (its `--cpu-pid` name).
+    pub fn server_process(&self) -> &'static str {
+        match self {
+            Transport::Edge(_) => "edge",
+            Transport::NatsWs(..) => "nats-server",
+            Transport::Bare(_) => "bare-fanout",
+            Transport::Pushpin(..) => "pushpin",
+        }
+    }
+
+    /// A baseline: no auth, no replay, no positions to resume from; every viewer expects every response.
+    pub fn is_baseline(&self) -> bool {
+        !matches!(self, Transport::Edge(_))
+    }
+
+    /// Where viewer `index` connects on its `attempt`-th connect.
+    fn target(&self, index: usize, attempt: usize) -> &Target {
+        match self {
+            Transport::Edge(t) => &t[(index + attempt) % t.len()],
+            Transport::NatsWs(t, _) | Transport::Bare(t) | Transport::Pushpin(t, _) => t,
         }
     }
 }
@@ -314,9 +343,20 @@ impl Viewer {
         self.connects += 1;
         let ctx = self.ctx.clone();
         let res = match &ctx.transport {
-            Transport::Edge(targets) => {
-                let target = &targets[(self.spec.index + attempt) % targets.len()];
-                self.connect_edge(target, after_seq).await
+            Transport::Edge(_) | Transport::Bare(_) | Transport::Pushpin(..) => {
+                let target = ctx.transport.target(self.spec.index, attempt);
+                let mut res = self.connect_edge(target, after_seq).await;
+                // Under a burst of connects Pushpin's proxy answers some upgrades with 502 itself (the origin never
+                // sees them) or resets a socket right after it opened: like a browser, try again, counted as
+                // `connect_retries` rather than as errors (the summary shows them).
+                let mut tries = 0;
+                while matches!(ctx.transport, Transport::Pushpin(..)) && tries < 5 && res.is_err() {
+                    tries += 1;
+                    Metrics::inc(&self.metrics().connect_retries);
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                    res = self.connect_edge(target, after_seq).await;
+                }
+                res
             }
             Transport::NatsWs(target, login) => {
                 match NatsWs::connect(&self.ctx.net, target, login.as_ref(), self.spec.conversation).await {
@@ -500,7 +540,7 @@ impl Viewer {
                         }
                         tracing::debug!(viewer = self.spec.name, why, "socket closed unexpectedly");
                     }
-                    let can_resume = matches!(self.ctx.transport, Transport::Edge(_));
+                    let can_resume = !self.ctx.transport.is_baseline();
                     let max_reconnects = if self.ctx.chaos { CHAOS_MAX_RECONNECTS } else { MAX_RECONNECTS };
                     if !can_resume || self.reconnects > max_reconnects {
                         return Some(conn);
@@ -600,12 +640,8 @@ impl Viewer {
 
     fn violation(&self, kind: &'static str, detail: String) {
         // Where this viewer's first subscription started and which edge it is on: what one needs to chase it.
-        let edge = match &self.ctx.transport {
-            Transport::Edge(t) => {
-                t[(self.spec.index + self.connects.saturating_sub(1) as usize) % t.len()].addr.to_string()
-            }
-            Transport::NatsWs(t, _) => t.addr.to_string(),
-        };
+        let edge =
+            self.ctx.transport.target(self.spec.index, self.connects.saturating_sub(1) as usize).addr.to_string();
         let detail = format!(
             "{detail} [asked after_seq {:?}, subscribed at {:?}, on {edge}]",
             self.spec.after_seq, self.initial_after
@@ -663,6 +699,9 @@ impl Viewer {
         match seen {
             Seen::Delta => {
                 Metrics::inc(&metrics.deliveries);
+                let index = ev.index.unwrap_or(0);
+                let folded = index.saturating_sub(ev.from_index.unwrap_or(index)) + 1;
+                metrics.deltas.fetch_add(u64::from(folded), Ordering::Relaxed);
                 self.lat.record(&metrics.latency, (now_us - ev.ts_us).max(0) as u64);
                 Next::Continue
             }
@@ -712,7 +751,7 @@ impl Viewer {
     /// The plan arrived: which responses this viewer must see end. Returns true if it already has.
     fn on_plan(&mut self) -> bool {
         let Some(plan) = self.plan.clone() else { return false };
-        let baseline = matches!(self.ctx.transport, Transport::NatsWs(..));
+        let baseline = self.ctx.transport.is_baseline();
         let after = self.initial_after.unwrap_or(0);
         self.expected = plan
             .responses
@@ -739,7 +778,7 @@ impl Viewer {
             self.violation("no_plan", "the run ended before the responders finished".into());
             return;
         };
-        let baseline = matches!(self.ctx.transport, Transport::NatsWs(..));
+        let baseline = self.ctx.transport.is_baseline();
         let after = self.initial_after.unwrap_or(0);
         let mut all = true;
         for p in plan.responses.get(&self.spec.conversation).into_iter().flatten() {

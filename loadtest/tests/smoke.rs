@@ -106,7 +106,7 @@ async fn the_nats_ws_baseline_runs_beside_the_edge() -> anyhow::Result<()> {
     cfg.tokens = 30;
     cfg.rate = 100.0;
     cfg.viewer_users = 3;
-    cfg.baseline = Some(Baseline::NatsWs);
+    cfg.baseline = vec![Baseline::NatsWs];
     cfg.nats_ws_url = nats_ws.replace("wss://", "ws://");
     let (user, password) = nats.admin_login();
     cfg.nats_ws_user = Some(user.into());
@@ -117,7 +117,7 @@ async fn the_nats_ws_baseline_runs_beside_the_edge() -> anyhow::Result<()> {
     assert_clean(&report.phases[0], 2 + 100);
     assert_eq!(report.phases[1].transport, "nats-ws");
     assert_clean(&report.phases[1], 2 + 100);
-    assert!(report.comparison.is_some());
+    assert_eq!(report.comparisons.len(), 1);
     assert!(report.passed);
     Ok(())
 }

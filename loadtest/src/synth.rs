@@ -1,0 +1,210 @@
+//! Synthetic responses for the `bare` and `pushpin` baselines: the same events the stack streams for a `/sim`
+//! prompt (the simulated provider's tokens, paced at the same rate, cut into deltas by the worker's coalescing),
+//! as the same edge `event` frames, but made by the load tool's own source: no worker, no NATS, no PostgreSQL.
+//!
+//! [`Script`] is the schedule of one response; [`ConvSeq`] numbers a conversation's events like the stream does;
+//! [`Source`] plays a script into a callback that gets each frame's JSON text at the moment it is due.
+
+use rh_protocol::frame::event_frame_json;
+use rh_protocol::{Envelope, Event, Permission, ServerFrame};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// The model name the synthetic `response.started` and `response.completed` carry (as the stack's default).
+const MODEL: &str = "sim-1";
+
+/// What a baseline's responder asks its source for (the bare broadcaster's control frame).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRequest {
+    pub conversation_id: Uuid,
+    /// The prompt the edge phase sends (`/sim tokens=N rate=R` first): the same token count, rate and text.
+    pub prompt: String,
+    /// The worker's `--coalesce-ms`.
+    pub coalesce_ms: u64,
+}
+
+/// The answer: the response that will stream, and the position of its first event.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StartReply {
+    pub response_id: Uuid,
+    pub seq: u64,
+}
+
+/// One delta of a script: due at `at` after the response's start, the tokens joined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delta {
+    pub at: Duration,
+    pub text: String,
+}
+
+/// One response's schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    pub deltas: Vec<Delta>,
+    pub text: String,
+}
+
+impl Script {
+    /// The simulated provider's tokens for `prompt`, token `i` due at `(i + 1) / rate` (as the provider paces
+    /// them), grouped like the worker does: the first token after a flush arms a `coalesce` timer, and every
+    /// token due before it fires goes into that delta.
+    pub fn for_prompt(prompt: &str, coalesce: Duration) -> Script {
+        let request = rh_llm::GenerateRequest {
+            model: MODEL.into(),
+            messages: vec![rh_protocol::rpc::ChatMessage { role: "user".into(), content: prompt.into() }],
+            temperature: None,
+            max_tokens: None,
+        };
+        let sim = rh_llm::Simulated::default();
+        let (_, rate) = sim.plan(&request);
+        Script::from_tokens(sim.tokens_for(&request), rate, coalesce)
+    }
+
+    pub fn from_tokens(tokens: Vec<String>, rate: f64, coalesce: Duration) -> Script {
+        let due = |i: usize| {
+            if rate > 0.0 { Duration::from_secs_f64((i + 1) as f64 / rate) } else { Duration::ZERO }
+        };
+        let mut deltas: Vec<Delta> = Vec::new();
+        let mut flush_at: Option<Duration> = None;
+        let mut pending = String::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let at = due(i);
+            if let Some(f) = flush_at
+                && at > f
+            {
+                deltas.push(Delta { at: f, text: std::mem::take(&mut pending) });
+                flush_at = None;
+            }
+            pending.push_str(token);
+            flush_at.get_or_insert(at + coalesce);
+        }
+        if !pending.is_empty() {
+            // The worker flushes the rest when the stream ends, i.e. at the last token.
+            deltas.push(Delta { at: due(tokens.len().saturating_sub(1)), text: pending });
+        }
+        Script { text: tokens.concat(), deltas }
+    }
+}
+
+/// A conversation's positions: what the stream's sequence is to the stack.
+#[derive(Debug, Default)]
+pub struct ConvSeq(AtomicU64);
+
+impl ConvSeq {
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The `subscribed` frame a baseline answers a `subscribe` with (`seq`: the conversation's position now).
+pub fn subscribed_frame(conversation_id: Uuid, seq: u64) -> String {
+    ServerFrame::Subscribed { conversation_id, permission: Permission::View, seq }.to_json()
+}
+
+/// An `event` frame, stamped now, at the conversation's next position.
+fn frame(conversation_id: Uuid, seq: &ConvSeq, event: Event) -> String {
+    let envelope = Envelope::new(conversation_id, None, event);
+    // Plain data: serializing cannot fail.
+    let json = serde_json::to_string(&envelope).unwrap_or_default();
+    event_frame_json(conversation_id, seq.next(), &json)
+}
+
+/// Plays one response into `emit`: `response.started`, the deltas when due, `response.completed`.
+pub struct Source;
+
+impl Source {
+    /// Reserves the response's id and returns it with the position its first event will have; the caller then
+    /// runs [`Source::play`] (usually on a task of its own).
+    pub fn reserve(seq: &ConvSeq) -> StartReply {
+        StartReply { response_id: Uuid::now_v7(), seq: seq.current() + 1 }
+    }
+
+    pub async fn play(
+        conversation_id: Uuid,
+        response_id: Uuid,
+        script: &Script,
+        seq: &ConvSeq,
+        mut emit: impl FnMut(String),
+    ) {
+        let start = Instant::now();
+        let attempt = 1;
+        emit(frame(
+            conversation_id,
+            seq,
+            Event::ResponseStarted { response_id, message_id: Uuid::now_v7(), model: MODEL.into(), attempt },
+        ));
+        for (index, d) in script.deltas.iter().enumerate() {
+            tokio::time::sleep_until(start + d.at).await;
+            let event =
+                Event::ResponseDelta { response_id, attempt, index: index as u32, text: d.text.clone(), from_index: None };
+            emit(frame(conversation_id, seq, event));
+        }
+        emit(frame(
+            conversation_id,
+            seq,
+            Event::ResponseCompleted { response_id, attempt, model: MODEL.into(), text: script.text.clone() },
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Checker, Seen, WireEvent, WireFrame};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn deltas_group_like_the_worker() {
+        let tokens: Vec<String> = (0..6).map(|i| format!("t{i} ")).collect();
+        // 50 tok/s: tokens due at 20, 40, 60, ... ms; 30 ms coalescing: [20, 40] flush at 50, [60, 80] at 90, ...
+        let s = Script::from_tokens(tokens.clone(), 50.0, ms(30));
+        let at: Vec<Duration> = s.deltas.iter().map(|d| d.at).collect();
+        assert_eq!(at, vec![ms(50), ms(90), ms(120)]);
+        assert_eq!(s.deltas[0].text, "t0 t1 ");
+        assert_eq!(s.deltas.iter().map(|d| d.text.as_str()).collect::<String>(), s.text);
+        // 20 tok/s: one token per delta.
+        assert_eq!(Script::from_tokens(tokens, 20.0, ms(30)).deltas.len(), 6);
+    }
+
+    #[test]
+    fn the_prompt_decides_tokens_and_rate() {
+        let s = Script::for_prompt("/sim tokens=40 rate=20\nhello", ms(30));
+        assert_eq!(s.deltas.len(), 40);
+        assert_eq!(s.deltas[39].at, ms(2000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_played_response_passes_the_viewer_checks() {
+        let conv = Uuid::new_v4();
+        let seq = ConvSeq::default();
+        let script = Script::for_prompt("/sim tokens=30 rate=100\nx", ms(30));
+        let reply = Source::reserve(&seq);
+        let mut frames = Vec::new();
+        Source::play(conv, reply.response_id, &script, &seq, |f| frames.push(f)).await;
+        assert_eq!(frames.len(), script.deltas.len() + 2);
+        let mut checker = Checker::default();
+        let mut ended = false;
+        for (k, text) in frames.iter().enumerate() {
+            let head: WireFrame = serde_json::from_str(text).unwrap();
+            assert_eq!(head.seq, Some(reply.seq + k as u64));
+            let ev: WireEvent = serde_json::from_str(head.event.unwrap().get()).unwrap();
+            if let Seen::Ended { .. } = checker.on_event(head.seq, &ev) {
+                ended = true;
+            }
+        }
+        assert!(ended && checker.violations.is_empty(), "{:?}", checker.violations);
+        let sub = subscribed_frame(conv, 7);
+        let sub: WireFrame = serde_json::from_str(&sub).unwrap();
+        assert_eq!((sub.kind.as_ref(), sub.seq), ("subscribed", Some(7)));
+    }
+}
