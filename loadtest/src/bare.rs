@@ -7,12 +7,11 @@
 //! `subscribed`, then every event of its conversation), or a [`StartRequest`] (a responder's; answered with a
 //! [`StartReply`], then the response streams from a [`Script`] of the same tokens, rate and coalescing).
 
-use crate::synth::{ConvSeq, Script, Source, StartReply, StartRequest, subscribed_frame};
+use crate::synth::{ConvSeq, Script, Source, StartReply, StartRequest, Streaming, subscribed_frame};
 use futures::{SinkExt, StreamExt};
 use rh_protocol::ClientFrame;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -42,6 +41,7 @@ struct Conv {
 #[derive(Default)]
 pub struct Bare {
     convs: Mutex<HashMap<uuid::Uuid, Arc<Conv>>>,
+    streaming: Streaming,
 }
 
 impl Bare {
@@ -101,7 +101,8 @@ impl Bare {
         let text = serde_json::to_string(&reply).map_err(|e| BareError::BadReply(e.to_string()))?;
         ws.send(Message::Text(text.into())).await?;
         let _ = ws.close(None).await;
-        let script = Script::for_prompt(&start.prompt, Duration::from_millis(start.coalesce_ms));
+        let (_streaming, n) = self.streaming.enter();
+        let script = Script::for_prompt(&start.prompt, start.coalesce.window(n));
         let conversation_id = start.conversation_id;
         Source::play(conversation_id, reply.response_id, &script, &conv.seq, |frame| {
             let frame = Utf8Bytes::from(frame);

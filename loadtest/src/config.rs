@@ -150,10 +150,15 @@ pub struct Config {
     #[arg(long, env = "RH_LOADTEST_PUSHPIN_ORIGIN", default_value = "127.0.0.1:9301")]
     pub pushpin_origin: String,
 
-    /// The worker's `--coalesce-ms`: the synthetic responses of `bare` and `pushpin` cut their tokens into deltas
-    /// the same way.
-    #[arg(long, env = "RH_LOADTEST_COALESCE_MS", default_value_t = 30)]
+    /// The worker's `--coalesce-ms`, `--coalesce-max-ms` and `--coalesce-busy-streams`: the synthetic responses
+    /// of `bare` and `pushpin` cut their tokens into deltas the same way (the window follows the responses their
+    /// source streams at once).
+    #[arg(long, env = "RH_COALESCE_MS", default_value_t = 30)]
     pub coalesce_ms: u64,
+    #[arg(long, env = "RH_COALESCE_MAX_MS", default_value_t = 100)]
+    pub coalesce_max_ms: u64,
+    #[arg(long, env = "RH_COALESCE_BUSY_STREAMS", default_value_t = 500)]
+    pub coalesce_busy_streams: u64,
 
     /// `NAME=PID` of processes whose CPU (with their children) each phase reports (comma list; bench.sh passes
     /// edge, nats-server, worker, api, pushpin, bare-fanout). CPU per million deltas is given for the phase's own

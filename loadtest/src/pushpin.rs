@@ -7,7 +7,7 @@
 //!
 //! WebSocket-over-HTTP bodies are events `TYPE[ LEN-HEX]\r\n[CONTENT\r\n]` (`OPEN`, `TEXT`, `CLOSE`, ...).
 
-use crate::synth::{ConvSeq, Script, Source, StartReply, StartRequest, subscribed_frame};
+use crate::synth::{ConvSeq, Script, Source, StartReply, StartRequest, Streaming, subscribed_frame};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -16,7 +16,6 @@ use rh_protocol::ClientFrame;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -108,6 +107,7 @@ struct WsMessage {
 pub struct Pushpin {
     convs: Mutex<HashMap<Uuid, Arc<ConvSeq>>>,
     publish: mpsc::UnboundedSender<PublishItem>,
+    streaming: Streaming,
 }
 
 impl Pushpin {
@@ -115,7 +115,7 @@ impl Pushpin {
     /// (`http://127.0.0.1:PORT/publish/`).
     pub async fn start(origin: &str, publish_url: String) -> Result<Arc<Self>, PushpinError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let me = Arc::new(Pushpin { convs: Mutex::new(HashMap::new()), publish: tx });
+        let me = Arc::new(Pushpin { convs: Mutex::new(HashMap::new()), publish: tx, streaming: Streaming::default() });
         let listener = tokio::net::TcpListener::bind(origin).await?;
         let app = axum::Router::new().fallback(axum::routing::post(Self::origin)).with_state(me.clone());
         tokio::spawn(async move {
@@ -168,9 +168,10 @@ impl Pushpin {
     pub fn start_response(self: &Arc<Self>, request: &StartRequest) -> StartReply {
         let seq = self.seq(request.conversation_id);
         let reply = Source::reserve(&seq);
-        let script = Script::for_prompt(&request.prompt, Duration::from_millis(request.coalesce_ms));
-        let (me, conversation_id) = (self.clone(), request.conversation_id);
+        let (me, conversation_id, request) = (self.clone(), request.conversation_id, request.clone());
         tokio::spawn(async move {
+            let (_streaming, n) = me.streaming.enter();
+            let script = Script::for_prompt(&request.prompt, request.coalesce.window(n));
             let channel = conversation_id.to_string();
             Source::play(conversation_id, reply.response_id, &script, &seq, |content| {
                 let item =

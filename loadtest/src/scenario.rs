@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::net::{Net, total_rss_kib};
 use crate::report::{Memory, PhaseReport, SocketCounts};
 use crate::setup::World;
-use crate::synth::{StartReply, StartRequest};
+use crate::synth::{Coalesce, StartReply, StartRequest};
 use crate::viewer::{self, ConvState, PhaseCtx, Plan, Planned, Role, Transport, ViewerSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rh_client::{Accepted, Client};
@@ -114,7 +114,8 @@ async fn send(
     metrics: &Metrics,
 ) -> Result<Accepted, SendError> {
     let synthetic = |r: StartReply| Accepted { message_id: Uuid::nil(), response_id: r.response_id, seq: r.seq };
-    let start = || StartRequest { conversation_id: conversation, prompt: text.to_owned(), coalesce_ms: cfg.coalesce_ms };
+    let coalesce = Coalesce { base_ms: cfg.coalesce_ms, max_ms: cfg.coalesce_max_ms, busy_at: cfg.coalesce_busy_streams };
+    let start = || StartRequest { conversation_id: conversation, prompt: text.to_owned(), coalesce };
     match transport {
         Transport::Bare(target) => return Ok(synthetic(crate::bare::start(&target.url, &start()).await?)),
         Transport::Pushpin(_, pushpin) => return Ok(synthetic(pushpin.start_response(&start()))),

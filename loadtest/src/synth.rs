@@ -22,8 +22,49 @@ pub struct StartRequest {
     pub conversation_id: Uuid,
     /// The prompt the edge phase sends (`/sim tokens=N rate=R` first): the same token count, rate and text.
     pub prompt: String,
-    /// The worker's `--coalesce-ms`.
-    pub coalesce_ms: u64,
+    /// The worker's coalescing.
+    pub coalesce: Coalesce,
+}
+
+/// The worker's coalescing window (`--coalesce-ms`, `--coalesce-max-ms`, `--coalesce-busy-streams`): from `base_ms`
+/// when idle, widening linearly with the responses streaming at once up to `max_ms` at `busy_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Coalesce {
+    pub base_ms: u64,
+    pub max_ms: u64,
+    pub busy_at: u64,
+}
+
+impl Coalesce {
+    /// The window when `streaming` responses stream at once (the worker's formula).
+    pub fn window(&self, streaming: u64) -> Duration {
+        let base = Duration::from_millis(self.base_ms);
+        let max = Duration::from_millis(self.max_ms);
+        if self.busy_at == 0 || max <= base {
+            return base;
+        }
+        base + (max - base).mul_f64((streaming as f64 / self.busy_at as f64).min(1.0))
+    }
+}
+
+/// Responses a source is playing now (the load its coalescing window follows).
+#[derive(Debug, Default)]
+pub struct Streaming(AtomicU64);
+
+impl Streaming {
+    /// Counts one more until the guard drops; returns the guard and the count with it.
+    pub fn enter(&self) -> (StreamingGuard<'_>, u64) {
+        let n = self.0.fetch_add(1, Ordering::AcqRel) + 1;
+        (StreamingGuard(self), n)
+    }
+}
+
+pub struct StreamingGuard<'a>(&'a Streaming);
+
+impl Drop for StreamingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The answer: the response that will stream, and the position of its first event.
@@ -174,6 +215,18 @@ mod tests {
         assert_eq!(s.deltas.iter().map(|d| d.text.as_str()).collect::<String>(), s.text);
         // 20 tok/s: one token per delta.
         assert_eq!(Script::from_tokens(tokens, 20.0, ms(30)).deltas.len(), 6);
+    }
+
+    #[test]
+    fn the_window_widens_like_the_workers() {
+        let c = Coalesce { base_ms: 30, max_ms: 100, busy_at: 100 };
+        assert_eq!((c.window(0), c.window(50), c.window(1000)), (ms(30), ms(65), ms(100)));
+        assert_eq!(Coalesce { busy_at: 0, ..c }.window(1000), ms(30));
+        let streaming = Streaming::default();
+        let (g1, n1) = streaming.enter();
+        let (_g2, n2) = streaming.enter();
+        drop(g1);
+        assert_eq!((n1, n2, streaming.enter().1), (1, 2, 2));
     }
 
     #[test]

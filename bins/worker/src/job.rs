@@ -39,7 +39,7 @@ pub struct JobContext {
     pub provider: Arc<dyn Provider>,
     pub metrics: Metrics,
     pub ack_wait: Duration,
-    pub coalesce: Duration,
+    pub coalesce: crate::coalesce::Coalesce,
 }
 
 /// How a job ended.
@@ -248,7 +248,8 @@ async fn generate(
                     text.push_str(&token);
                     pending.push_str(&token);
                     if flush_at.is_none() {
-                        flush_at = Some(tokio::time::Instant::now() + ctx.coalesce);
+                        let streaming = ctx.metrics.jobs_running.get().max(0) as u64;
+                        flush_at = Some(tokio::time::Instant::now() + ctx.coalesce.window(streaming));
                     }
                 }
                 Some(Err(e)) => break End::Failed(describe(&e)),
