@@ -176,7 +176,11 @@ impl Report {
                 baseline: base.transport,
                 edge_deltas_per_sec: edge.deltas_per_sec,
                 baseline_deltas_per_sec: base.deltas_per_sec,
-                throughput_ratio: if base.deltas_per_sec > 0.0 { edge.deltas_per_sec / base.deltas_per_sec } else { 0.0 },
+                throughput_ratio: if base.deltas_per_sec > 0.0 {
+                    edge.deltas_per_sec / base.deltas_per_sec
+                } else {
+                    0.0
+                },
                 edge_p99_us: edge.latency_us.p99_us,
                 baseline_p99_us: base.latency_us.p99_us,
                 server_cpu_ratio: edge

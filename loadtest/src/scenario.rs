@@ -114,7 +114,8 @@ async fn send(
     metrics: &Metrics,
 ) -> Result<Accepted, SendError> {
     let synthetic = |r: StartReply| Accepted { message_id: Uuid::nil(), response_id: r.response_id, seq: r.seq };
-    let coalesce = Coalesce { base_ms: cfg.coalesce_ms, max_ms: cfg.coalesce_max_ms, busy_at: cfg.coalesce_busy_streams };
+    let coalesce =
+        Coalesce { base_ms: cfg.coalesce_ms, max_ms: cfg.coalesce_max_ms, busy_at: cfg.coalesce_busy_streams };
     let start = || StartRequest { conversation_id: conversation, prompt: text.to_owned(), coalesce };
     match transport {
         Transport::Bare(target) => return Ok(synthetic(crate::bare::start(&target.url, &start()).await?)),

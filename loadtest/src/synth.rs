@@ -183,8 +183,13 @@ impl Source {
         ));
         for (index, d) in script.deltas.iter().enumerate() {
             tokio::time::sleep_until(start + d.at).await;
-            let event =
-                Event::ResponseDelta { response_id, attempt, index: index as u32, text: d.text.clone(), from_index: None };
+            let event = Event::ResponseDelta {
+                response_id,
+                attempt,
+                index: index as u32,
+                text: d.text.clone(),
+                from_index: None,
+            };
             emit(frame(conversation_id, seq, event));
         }
         emit(frame(
