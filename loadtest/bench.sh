@@ -13,7 +13,8 @@
 # `bare-fanout` broadcaster, and passes their addresses to the load tool; every process's pid goes to the tool as
 # `--cpu-pid` so each phase reports CPU seconds per million deltas.
 #
-# Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_KEEP=1 keeps the logs of the last run,
+# Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_CALLGRIND=edge,worker (instruction counts of
+# those processes, printed at the end), RH_BENCH_KEEP=1 keeps the logs of the last run,
 # RH_BENCH_LB=haproxy puts a private HAProxy (round robin, no sticky sessions, health-checked on /readyz; installed
 # when missing) in front of the edges and gives the load tool its one URL instead of the edges' own.
 # The edge pid(s) and the nats-ws URL are passed to the load tool (--edge-pid, --nats-ws-url) automatically.
@@ -119,7 +120,12 @@ start() {
   local name="$1" out="$B/logs/$1.$RANDOM"; shift
   NAMES+=("$name")
   # shellcheck disable=SC2046 # nats_login prints two words, hex only
-  env $(nats_login "$name") "$@" "$BIN/$name" >"$out.out" 2>"$out.log" &
+  local wrap=()
+  # RH_BENCH_CALLGRIND=edge,worker: those run under callgrind (instruction counts, repeatable on a busy machine;
+  # ~50× slower, so keep the scenario small); output in target/bench/callgrind.NAME.PID.
+  [[ ",${RH_BENCH_CALLGRIND:-}," == *",$name,"* ]] &&
+    wrap=(valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.$name.%p")
+  env $(nats_login "$name") "$@" "${wrap[@]}" "$BIN/$name" >"$out.out" 2>"$out.log" &
   PIDS+=("$!")
   LAST_PID=$!
   for _ in $(seq 1 300); do
@@ -340,6 +346,13 @@ if [ -n "$PG_PID" ]; then
   for p in $PG_PID $(pgrep -P "$PG_PID"); do cat "/proc/$p/stat" 2>/dev/null; done |
     awk -v t="$TICKS" '{ s += $14 + $15 + $16 + $17 } END { printf "postgres     %.1fs CPU\n", s / t }' |
     while read -r line; do log "$line"; done
+fi
+if [ -n "${RH_BENCH_CALLGRIND:-}" ]; then
+  # After cleanup, so every process has exited and written its counts.
+  cleanup
+  for f in "$B"/callgrind.*; do
+    [ -f "$f" ] && log "$(basename "$f"): $(sed -n 's/^summary: //p' "$f") instructions"
+  done
 fi
 if [ "$QUICK" = 1 ]; then
   log "quick: key ratios (edge / baseline; throughput ×>1 and CPU ×<1 favour the edge):"
