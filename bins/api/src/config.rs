@@ -40,6 +40,12 @@ pub struct Settings {
     #[command(flatten)]
     pub trace: rh_telemetry::TraceArgs,
 
+    /// Replicas of the streams and buckets the api creates when they are missing (`RH_CONV`, `RH_AUDIT`,
+    /// `RH_JOBS`, `rh_stops`, `rh_attachments`): 3 on a 3-node JetStream cluster, so losing a node loses nothing.
+    /// Streams that exist already keep theirs (raise them with `nats stream edit`).
+    #[arg(long, env = "RH_STREAM_REPLICAS", default_value_t = 1, global = true, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+
     /// Address of the public HTTP listener (also serves /metrics, /healthz, /readyz unless `--ops-listen` is
     /// set). Port 0 picks a free port.
     #[arg(long, env = "RH_API_LISTEN", default_value = "127.0.0.1:8080", global = true)]

@@ -26,7 +26,8 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     db.migrate().await.context("migrating the database")?;
     let nats = rh_bus::connect(&settings.nats_url, &settings.nats_auth, rh_bus::Role::Api).await;
     let js = async_nats::jetstream::new(nats.clone());
-    rh_bus::Topology::default().ensure(&js).await.context("creating the NATS streams and buckets")?;
+    let topology = rh_bus::Topology { replicas: settings.stream_replicas.into(), ..rh_bus::Topology::default() };
+    topology.ensure(&js).await.context("creating the NATS streams and buckets")?;
     let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;
     let attachments = js.get_object_store(subjects::OBJECT_ATTACHMENTS).await.context("object store rh_attachments")?;
     let metrics = Metrics::new(health);

@@ -240,7 +240,16 @@ pub async fn assert_stored_exactly_once(
     conversation: Uuid,
     asked: &std::collections::HashMap<Uuid, Uuid>,
 ) -> anyhow::Result<()> {
-    let db = t.stack.db.connect().await?;
+    assert_stored_exactly_once_in(&t.stack.db, conversation, asked).await
+}
+
+/// [`assert_stored_exactly_once`] in the database `db`.
+pub async fn assert_stored_exactly_once_in(
+    db: &rh_testkit::TestDb,
+    conversation: Uuid,
+    asked: &std::collections::HashMap<Uuid, Uuid>,
+) -> anyhow::Result<()> {
+    let db = db.connect().await?;
     let ids: Vec<Uuid> = asked.iter().flat_map(|(r, m)| [*r, *m]).collect();
     let count = |sql: &'static str| {
         let (db, ids) = (&db, ids.clone());

@@ -113,6 +113,9 @@ impl NatsAuth {
 
 /// `url` without any `user:password@` part, for logs.
 pub fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}[redacted]@{}", &url[..scheme + 3], &url[at + 1..]),
         _ => url.to_owned(),
@@ -127,6 +130,10 @@ mod tests {
     fn urls_lose_their_credentials_in_logs() {
         assert_eq!(redact_url("nats://api:hunter2@nats:4222"), "nats://[redacted]@nats:4222");
         assert_eq!(redact_url("nats://nats:4222"), "nats://nats:4222");
+        assert_eq!(
+            redact_url("nats://a:pw@n1:4222,nats://a:pw@n2:4222"),
+            "nats://[redacted]@n1:4222,nats://[redacted]@n2:4222"
+        );
     }
 
     #[test]

@@ -136,12 +136,15 @@ impl fmt::Display for RequestError {
 impl std::error::Error for RequestError {}
 
 /// Connects to NATS as `role` with `auth`, retrying with back-off until the server answers. A refused login is
-/// retried too (a Secret being rolled out), but logged as an error.
+/// retried too (a Secret being rolled out), but logged as an error. `url` may list several servers of one
+/// cluster, comma-separated (`nats://a:4222,nats://b:4222`): the client starts with any that answers and
+/// reconnects to the others (and to those the cluster announces) when its server goes away.
 pub async fn connect(url: &str, auth: &NatsAuth, role: Role) -> async_nats::Client {
     let mut delay = Duration::from_millis(100);
     let shown = redact_url(url);
+    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     loop {
-        match auth.options(role).connection_timeout(Duration::from_secs(5)).connect(url).await {
+        match auth.options(role).connection_timeout(Duration::from_secs(5)).connect(servers.clone()).await {
             Ok(client) => {
                 tracing::info!(url = %shown, user = role.user(), "connected to NATS");
                 return client;
@@ -198,6 +201,9 @@ pub struct Topology {
     pub jobs_max_age: Duration,
     /// Size cap of the attachment object store in bytes.
     pub attachments_max_bytes: i64,
+    /// Copies of every stream and bucket kept by a JetStream cluster (1 on a single server; 3 on a 3-node
+    /// cluster survives losing one node). Only used when a stream is created.
+    pub replicas: usize,
 }
 
 impl Default for Topology {
@@ -208,6 +214,7 @@ impl Default for Topology {
             audit_max_bytes: 1024 * 1024 * 1024,
             jobs_max_age: Duration::from_secs(24 * 3600),
             attachments_max_bytes: 8 * 1024 * 1024 * 1024,
+            replicas: 1,
         }
     }
 }
@@ -231,6 +238,7 @@ impl Topology {
                 destination: subjects::LIVE_CONV_SUBJECTS.to_owned(),
                 headers_only: false,
             }),
+            num_replicas: self.replicas,
             ..Default::default()
         })
         .await
@@ -245,6 +253,7 @@ impl Topology {
             max_age: self.jobs_max_age,
             storage: stream::StorageType::File,
             duplicate_window: Duration::from_secs(120),
+            num_replicas: self.replicas,
             ..Default::default()
         })
         .await
@@ -255,6 +264,7 @@ impl Topology {
                 history: 1,
                 max_age: Duration::from_secs(24 * 3600),
                 storage: stream::StorageType::File,
+                num_replicas: self.replicas,
                 ..Default::default()
             })
             .await
@@ -265,6 +275,7 @@ impl Topology {
                 bucket: subjects::OBJECT_ATTACHMENTS.to_owned(),
                 max_bytes: self.attachments_max_bytes,
                 storage: stream::StorageType::File,
+                num_replicas: self.replicas,
                 ..Default::default()
             })
             .await
@@ -291,6 +302,7 @@ impl Topology {
                 filter_subject: Some(subjects::AUDIT_FILTER.to_owned()),
                 ..Default::default()
             }]),
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }

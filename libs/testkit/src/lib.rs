@@ -3,6 +3,7 @@
 //! | item | what it gives a test |
 //! |---|---|
 //! | [`NatsServer`] | a private `nats-server` with JetStream on random ports, data in `target/test-data/`, killed on `Drop` |
+//! | [`NatsCluster`] | a private 3-node (or n-node) JetStream cluster on localhost, same authorization; kill a node, find a stream's leader |
 //! | [`TestDb`] | a fresh PostgreSQL database with the migrations applied, on the server named by `RH_TEST_PG_URL` |
 //! | [`PgCluster`] | a private PostgreSQL server a test can stop and start (outage tests) |
 //! | [`Service`] | one of our binaries (`api`, `edge`, `worker`, `audit`) as a child process, ready once it printed its `listening` line; SIGKILL on `Drop` |
@@ -15,6 +16,7 @@
 mod api;
 mod haproxy;
 mod nats;
+mod nats_cluster;
 mod pg;
 mod pg_cluster;
 mod service;
@@ -24,6 +26,7 @@ mod ws;
 pub use api::{Api, Session};
 pub use haproxy::HaProxy;
 pub use nats::NatsServer;
+pub use nats_cluster::NatsCluster;
 pub use pg::TestDb;
 pub use pg_cluster::PgCluster;
 pub use service::Service;

@@ -18,25 +18,38 @@ pub struct NatsServer {
     passwords: Passwords,
 }
 
-/// Every NATS user's password on one server: each service's, and `admin` (test fixtures).
+/// Every NATS user's password on one server (or cluster): each service's, and `admin` (test fixtures).
 #[derive(Clone)]
-struct Passwords(HashMap<&'static str, String>);
+pub(crate) struct Passwords(HashMap<&'static str, String>);
 
-const ADMIN: &str = "admin";
+pub(crate) const ADMIN: &str = "admin";
 
 impl Passwords {
-    fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         // A letter first: nats-server reads these from its environment and would take digits for a number.
         let users = Role::ALL.iter().map(|r| r.user()).chain([ADMIN]);
         Passwords(users.map(|u| (u, format!("rh{}", uuid::Uuid::new_v4().simple()))).collect())
     }
-    fn of(&self, user: &str) -> &str {
+    pub(crate) fn of(&self, user: &str) -> &str {
         self.0.get(user).map(String::as_str).unwrap_or_default()
     }
 }
 
 /// The servers of this test process by URL, so [`crate::Service::spawn`] can give a binary its credentials.
 static SERVERS: Mutex<Option<HashMap<String, Passwords>>> = Mutex::new(None);
+
+/// Makes `passwords` the credentials [`crate::Service::spawn`] gives a service whose `RH_NATS_URL` is `url`.
+pub(crate) fn register(url: &str, passwords: &Passwords) {
+    let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    servers.get_or_insert_with(HashMap::new).insert(url.to_owned(), passwords.clone());
+}
+
+/// Forgets what [`register`] recorded for `url`.
+pub(crate) fn unregister(url: &str) {
+    if let Some(servers) = SERVERS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        servers.remove(url);
+    }
+}
 
 /// `RH_NATS_USER` / `RH_NATS_PASSWORD` of the service `bin` (`api`, `edge`, `worker`, `audit`) on the running
 /// server at `url`; `None` for any other binary or URL.
@@ -63,21 +76,24 @@ impl NatsServer {
 
     /// Starts the server with extra config (e.g. to open a websocket listener) after the authorization block.
     pub async fn start_with_config(config: Option<&str>) -> anyhow::Result<Self> {
+        let server = Self::launch(config.unwrap_or_default(), Passwords::generate()).await?;
+        register(server.url(), &server.passwords);
+        Ok(server)
+    }
+
+    /// Starts a server with `config` after the authorization block and these users' `passwords`; not registered
+    /// for [`crate::Service::spawn`] (see [`register`]).
+    pub(crate) async fn launch(config: &str, passwords: Passwords) -> anyhow::Result<Self> {
         let dir = crate::scratch_dir("nats");
         let auth = crate::workspace_root().join("nats/auth.conf");
         std::fs::copy(&auth, dir.join("auth.conf")).with_context(|| format!("copying {}", auth.display()))?;
         // RelayHub's streams reserve 24 GiB of max bytes; without a limit of its own the server allows 75 % of the
         // free disk, and a busy disk would refuse to create them.
         let limits = "jetstream { max_file_store: 1TB }\n";
-        let conf = format!("include ./auth.conf\n{limits}{}", config.unwrap_or_default());
-        std::fs::write(dir.join("nats.conf"), conf)?;
-        let passwords = Passwords::generate();
+        std::fs::write(dir.join("nats.conf"), format!("include ./auth.conf\n{limits}{config}"))?;
         let child = spawn(&dir, &passwords, "-1", "-1")?;
         let mut server = NatsServer { child, dir, url: String::new(), monitor_url: String::new(), passwords };
         server.wait_for_ports().await?;
-        let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
-        servers.get_or_insert_with(HashMap::new).insert(server.url.clone(), server.passwords.clone());
-        drop(servers);
         Ok(server)
     }
 
@@ -217,9 +233,7 @@ fn spawn(dir: &std::path::Path, passwords: &Passwords, port: &str, monitor_port:
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        if let Some(servers) = SERVERS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            servers.remove(&self.url);
-        }
+        unregister(&self.url);
         // Shown with a failing test's output: a missing right in nats/auth.conf shows up here first.
         for refused in self.violations() {
             eprintln!("nats-server refused: {refused}");
