@@ -38,6 +38,10 @@ const PULL_HEARTBEAT: Duration = Duration::from_secs(10);
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
 /// A transaction taking longer than this is abandoned and retried.
 const DB_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the pull stream checks whether the NATS connection was re-established.
+const RECONNECT_CHECK: Duration = Duration::from_secs(1);
+/// Attempts at the consumer reset after a broken stream (a new consumer leader may still be being elected).
+const REWIND_ATTEMPTS: u32 = 10;
 /// While retrying, tell JetStream this often that the batch is still being worked on (well inside ack_wait).
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -109,20 +113,42 @@ impl Writer {
                     continue;
                 }
             }
-            if let Err(e) = consumer::rewind_to_ack_floor(&self.client, &self.js).await {
-                tracing::warn!(error = %e, "could not rewind the consumer; unacked events come back after ack_wait");
+            let mut attempt = 0;
+            while let Err(e) = consumer::rewind_to_ack_floor(&self.client, &self.js).await {
+                attempt += 1;
+                if attempt >= REWIND_ATTEMPTS {
+                    tracing::warn!(error = %e, "could not rewind the consumer; unacked events come back after ack_wait");
+                    break;
+                }
+                if sleep_or_shutdown(delay.next(), shutdown).await {
+                    return;
+                }
             }
             delay = Backoff::default();
         }
     }
 
     /// Processes a pull stream until it breaks or shutdown.
+    ///
+    /// A reconnect to NATS (another server of a cluster, or the same one restarted) breaks the stream too: pull
+    /// requests and deliveries in flight on the old connection are lost, or sit with a consumer leader that died,
+    /// and would only come back after `ACK_WAIT` and after newer events. Recreating the stream rewinds to the ack
+    /// floor at once.
     async fn consume(&self, messages: &mut pull::Stream, shutdown: &CancellationToken) -> StreamEnd {
+        let connects = || self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed);
+        let connected = connects();
         loop {
             let next = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return StreamEnd::Shutdown,
                 next = messages.next() => next,
+                _ = tokio::time::sleep(RECONNECT_CHECK) => {
+                    if connects() != connected {
+                        tracing::info!("reconnected to NATS; recreating the pull stream");
+                        return StreamEnd::Broken;
+                    }
+                    continue;
+                }
             };
             let first = match next {
                 None => return StreamEnd::Broken,
