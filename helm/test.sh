@@ -107,7 +107,14 @@ secrets:
   openaiApiKey: sk-test
 nats:
   enabled: true
-  tls: { enabled: true, secretName: relayhub-nats-tls }
+  config:
+    nats: { tls: { enabled: true, secretName: relayhub-nats-tls } }
+    cluster: { tls: { enabled: true, secretName: relayhub-nats-routes-tls } }
+  tlsCA: { enabled: true, secretName: relayhub-nats-ca }
+  promExporter: { enabled: true, podMonitor: { enabled: true } }
+metrics:
+  serviceMonitor: { enabled: true }
+  prometheusRule: { enabled: true }
 networkPolicy:
   opsFrom: [{ namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: monitoring } } }]
 worker:
@@ -124,7 +131,8 @@ EOF
 # existing: one existing Secret for everything, single-node in-chart NATS.
 cat > "$OUT/values-existing.yaml" <<'EOF'
 secrets: { existingSecret: relayhub-secrets }
-nats: { enabled: true, replicas: 1, auth: { existingSecret: relayhub-nats } }
+nats: { enabled: true, config: { cluster: { enabled: false } }, auth: { existingSecret: relayhub-nats } }
+edge: { autoscaling: { enabled: false } }
 api: { serveWeb: false }
 publicWsUrl: wss://ws.example.com/ws
 EOF
@@ -194,13 +202,22 @@ refuse() { # refuse NAME EXPECTED_MESSAGE_FRAGMENT HELM_ARGS...
 }
 refuse "an install without a PostgreSQL URL" "postgres.url is required"
 refuse "two audit writers" "audit.replicas must be 1" -f "$OUT/values-minimal.yaml" --set audit.replicas=2
-refuse "an unknown AI provider" "worker.provider must be" -f "$OUT/values-minimal.yaml" --set worker.provider=magic
+# values.schema.json: wrong types, unknown keys (typos) and out-of-range values fail before anything renders.
+refuse "an unknown AI provider (schema)" "/worker/provider" -f "$OUT/values-minimal.yaml" --set worker.provider=magic
+refuse "a misspelt key (schema)" "additional properties 'replica'" -f "$OUT/values-minimal.yaml" --set edge.replica=3
+refuse "a number given as text (schema)" "/edge/replicas" -f "$OUT/values-minimal.yaml" --set-string edge.replicas=three
+refuse "an unknown Service type (schema)" "/edge/service/type" -f "$OUT/values-minimal.yaml" --set edge.service.type=Public
+refuse "a NATS URL that is not nats:// (schema)" "/nats/url" -f "$OUT/values-minimal.yaml" --set nats.url=http://nats:4222
+refuse "a NATS cluster of 1 server (schema)" "/nats/config/cluster/replicas" -f "$OUT/values-minimal.yaml" --set nats.enabled=true --set nats.config.cluster.replicas=1
+refuse "9 stream replicas (schema)" "/streamReplicas" -f "$OUT/values-minimal.yaml" --set streamReplicas=9
+refuse "an edge HPA above 100 % CPU (schema)" "/edge/autoscaling/targetCPUUtilizationPercentage" -f "$OUT/values-minimal.yaml" --set edge.autoscaling.targetCPUUtilizationPercentage=150
+refuse "client TLS to the in-chart NATS without a CA" "nats.config.nats.tls needs nats.tlsCA" -f "$OUT/values-minimal.yaml" --set nats.enabled=true --set nats.config.nats.tls.enabled=true --set nats.config.nats.tls.secretName=x
 
 # ---- 4. Kubernetes schemas -----------------------------------------------------------------------------------
 log "Kubernetes schema validation"
 if command -v kubeconform >/dev/null; then
   for s in $SETS; do
-    if kubeconform -strict -summary "$OUT/rendered-$s.yaml" > "$OUT/kubeconform-$s.log" 2>&1; then
+    if kubeconform -strict -summary -skip PrometheusRule,ServiceMonitor,PodMonitor "$OUT/rendered-$s.yaml" > "$OUT/kubeconform-$s.log" 2>&1; then
       pass "kubeconform -strict ($s)"
     else
       fail "kubeconform -strict ($s)"; cat "$OUT/kubeconform-$s.log"
@@ -215,6 +232,10 @@ elif [ -x "$TOOLS/bin/kubernetes-validate" ]; then
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 for i, d in enumerate(docs):
+    # prometheus-operator objects (PrometheusRule, ServiceMonitor, PodMonitor) are CRDs the Kubernetes schemas do
+    # not have: check_rendered.py checks their shape, promtool their rules.
+    if d["apiVersion"].startswith("monitoring.coreos.com/"):
+        continue
     with open(f"{sys.argv[2]}/{i:02d}-{d['kind']}-{d['metadata']['name']}.yaml", "w") as f:
         yaml.safe_dump(d, f)
 PYEOF
@@ -229,29 +250,85 @@ else
   skip "schema validation: neither kubeconform nor kubernetes-validate available"
 fi
 
-# ---- 5. the rendered nats.conf, parsed and run by nats-server itself -----------------------------------------
+# ---- 5. dashboards and alerts ---------------------------------------------------------------------------------
+log "alert rules, dashboard, metric names"
+RULES="$CHART/files/alerts/relayhub.rules.yaml"
+DASHBOARD="$CHART/files/dashboards/relayhub.json"
+PROMTOOL="$(command -v promtool || true)"
+if [ -z "$PROMTOOL" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # Debian's prometheus package has promtool (the server it also installs is not started here).
+  log "apt-get install prometheus (for promtool)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } || true
+  PROMTOOL="$(command -v promtool || true)"
+fi
+if [ -n "$PROMTOOL" ]; then
+  if out=$("$PROMTOOL" check rules "$RULES" 2>&1); then pass "promtool check rules: $(grep -o '[0-9]* rules found' <<<"$out")"; else fail "promtool check rules: $out"; fi
+  # What the chart installs: the PrometheusRule's spec, as rendered.
+  "$PY" - "$OUT/rendered-full.yaml" "$OUT/prometheusrule-rules.yaml" <<'PYEOF'
+import sys, yaml
+rule = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule")
+yaml.safe_dump(rule["spec"], open(sys.argv[2], "w"))
+PYEOF
+  if out=$("$PROMTOOL" check rules "$OUT/prometheusrule-rules.yaml" 2>&1); then pass "promtool check rules on the rendered PrometheusRule"; else fail "promtool check rules (rendered PrometheusRule): $out"; fi
+else
+  fail "promtool not found and not installable here (apt-get install prometheus)"
+fi
+EXPORTED="$ROOT/target/metrics/exported.txt"
+if [ -f "$EXPORTED" ]; then
+  while IFS= read -r line; do
+    case "$line" in ok*) pass "${line#ok }" ;; FAIL*) fail "${line#FAIL }" ;; *) echo "$line" ;; esac
+  done < <("$PY" - "$DASHBOARD" "$RULES" "$EXPORTED" <<'PYEOF' 2>&1 || echo "FAIL metric-name check crashed"
+import json, re, sys, yaml
+dashboard, rules = json.load(open(sys.argv[1])), yaml.safe_load(open(sys.argv[2]))
+exported = set(open(sys.argv[3]).read().split())
+exprs = {"dashboard": [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])],
+         "alert rules": [r["expr"] for g in rules["groups"] for r in g["rules"]]}
+for what, texts in exprs.items():
+    names = {n for e in texts for n in re.findall(r"\brelayhub_[a-z0-9_]+", e)}
+    missing = sorted(names - exported)
+    print(f"ok every metric the {what} name ({len(names)}) is exported by the binaries" if not missing
+          else f"FAIL the {what} name metrics no binary exports: {missing}")
+panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+ids = [p["id"] for p in dashboard["panels"]]
+print("ok dashboard: unique panel ids, every panel on the ${datasource} variable" if len(ids) == len(set(ids))
+      and all(p["datasource"]["uid"] == "${datasource}" for p in panels) else "FAIL dashboard: panel ids or datasources")
+for topic in ("viewers", "deliveries", "latency", "lag", "catch-up", "dropped", "jobs", "first token", "audit", "api", "outbox"):
+    found = [p["title"] for p in panels if topic in p["title"].lower()]
+    print(f"ok dashboard shows {topic}: {found[0]}" if found else f"FAIL dashboard has no panel on {topic}")
+PYEOF
+  )
+else
+  skip "metric names: $EXPORTED missing (the e2e test metric_names writes it: scripts/test, or scripts/test --test e2e -- metric_names)"
+fi
+
+# ---- 6. the rendered nats.conf, parsed and run by nats-server itself -----------------------------------------
 NATS_BIN="$TOOLS/bin/nats-server"
 if [ -x "$NATS_BIN" ]; then
   # The passwords nats-server reads from its environment (the Secret's, in a cluster).
   for u in API EDGE WORKER AUDIT ADMIN; do export "RH_NATS_${u}_PASSWORD=rh-test-$u"; done
   for s in full existing; do
-    mkdir -p "$OUT/nats-$s"
+    # As the NATS chart mounts them: nats.conf in nats-config/, the authorization in nats-auth/ (included as
+    # ../nats-auth/auth.conf), certificates under the TLS Secrets' directories.
+    rm -rf "$OUT/nats-$s"; mkdir -p "$OUT/nats-$s/nats-config" "$OUT/nats-$s/nats-auth"
     "$PY" - "$OUT/rendered-$s.yaml" "$OUT/nats-$s" <<'PYEOF'
 import sys, yaml
 for d in yaml.safe_load_all(open(sys.argv[1])):
-    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-nats"):
-        for name, text in d["data"].items():
-            open(f"{sys.argv[2]}/{name}", "w").write(text)
+    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "rh-nats-config":
+        open(f"{sys.argv[2]}/nats-config/nats.conf", "w").write(d["data"]["nats.conf"])
+    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "rh-nats-authorization":
+        open(f"{sys.argv[2]}/nats-auth/auth.conf", "w").write(d["data"]["auth.conf"])
 PYEOF
-    conf="$OUT/nats-$s/nats.conf"
-    if grep -q "/etc/nats-tls/" "$conf"; then
-      # The TLS Secret's files, made up here: a self-signed CA-less certificate is enough for -t.
-      openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rh-relayhub-nats" \
+    conf="$OUT/nats-$s/nats-config/nats.conf"
+    if grep -q "/etc/nats-certs/" "$conf"; then
+      # The TLS Secrets' files, made up here: one self-signed certificate, its own CA, is enough for -t.
+      openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rh-nats" \
         -keyout "$OUT/nats-$s/tls.key" -out "$OUT/nats-$s/tls.crt" >/dev/null 2>&1
       cp "$OUT/nats-$s/tls.crt" "$OUT/nats-$s/ca.crt"
-      sed -i "s|/etc/nats-tls/|$OUT/nats-$s/|g" "$conf"
+      sed -i -e "s|/etc/nats-certs/nats/|$OUT/nats-$s/|g" -e "s|/etc/nats-certs/cluster/|$OUT/nats-$s/|g" \
+        -e "s|/etc/nats-ca-cert/|$OUT/nats-$s/|g" "$conf"
     fi
-    if out=$(SERVER_NAME=rh-relayhub-nats-0 "$NATS_BIN" -t -c "$conf" 2>&1); then
+    if out=$(SERVER_NAME=rh-nats-0 "$NATS_BIN" -t -c "$conf" 2>&1); then
       pass "nats-server -t accepts the rendered nats.conf with its auth.conf ($s)"
     else
       fail "nats-server -t rejects the rendered nats.conf ($s): $out"
@@ -259,10 +336,12 @@ PYEOF
   done
   # The single-node config as rendered, with its data and pid file moved to a scratch place, on scratch ports.
   run="$OUT/nats-run"; rm -rf "$run"; mkdir -p "$run"
-  cp "$OUT/nats-existing/auth.conf" "$run/"
-  sed -e "s|store_dir: /data/jetstream|store_dir: \"$run/js\"|" -e "s|pid_file: /var/run/nats/nats.pid|pid_file: \"$run/nats.pid\"|" \
-    "$OUT/nats-existing/nats.conf" > "$run/nats.conf"
-  SERVER_NAME=rh-relayhub-nats-0 "$NATS_BIN" -c "$run/nats.conf" -a 127.0.0.1 -p -1 -m -1 --ports_file_dir "$run" \
+  mkdir -p "$run/nats-config" "$run/nats-auth"
+  cp "$OUT/nats-existing/nats-auth/auth.conf" "$run/nats-auth/"
+  sed -e "s|\"store_dir\": \"/data\"|\"store_dir\": \"$run/js\"|" -e "s|\"pid_file\": \"/var/run/nats/nats.pid\"|\"pid_file\": \"$run/nats.pid\"|" \
+    "$OUT/nats-existing/nats-config/nats.conf" > "$run/nats-config/nats.conf"
+  grep -q "\"store_dir\": \"$run/js\"" "$run/nats-config/nats.conf" || fail "the rendered single-node nats.conf: store_dir not found to move"
+  SERVER_NAME=rh-nats-0 "$NATS_BIN" -c "$run/nats-config/nats.conf" -a 127.0.0.1 -p -1 -m -1 --ports_file_dir "$run" \
     > "$run/nats.log" 2>&1 &
   NATS_TEST_PID=$!
   if out=$("$PY" - "$run" <<'PYEOF' 2>&1

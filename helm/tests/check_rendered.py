@@ -5,6 +5,7 @@ Usage: check_rendered.py SET RENDERED.yaml — SET is one of the value sets test
 Prints one `ok <check>` or `FAIL <check>: <why>` line per check; test.sh counts them.
 """
 import base64
+import json
 import sys
 
 import yaml
@@ -12,6 +13,8 @@ import yaml
 SET, PATH = sys.argv[1], sys.argv[2]
 DOCS = [d for d in yaml.safe_load_all(open(PATH)) if d]
 FULL = "rh-relayhub"
+# The in-chart NATS: the official NATS chart (a dependency), named after the release.
+NATS = "rh-nats"
 COMPONENTS = {"api": 8080, "edge": 8081, "worker": 9092, "audit": 9103}
 # /metrics and the probes: on their own port for the api and the edge (check_security.py checks it is not public).
 OPS_PORTS = {"api": 9091, "edge": 9094}
@@ -105,7 +108,18 @@ for comp, port in COMPONENTS.items():
 # replicas, strategies, grace periods
 dep = {comp: one("Deployment", f"{FULL}-{comp}") or {"spec": {}} for comp in COMPONENTS}
 check("api: 2 replicas", dep["api"]["spec"].get("replicas") == 2, dep["api"]["spec"].get("replicas"))
-check("edge: 3 replicas", dep["edge"]["spec"].get("replicas") == 3, dep["edge"]["spec"].get("replicas"))
+edge_hpa = one("HorizontalPodAutoscaler", f"{FULL}-edge")
+if SET == "existing":
+    check("edge: 3 replicas, no HPA (edge.autoscaling off)", dep["edge"]["spec"].get("replicas") == 3 and edge_hpa is None,
+          dep["edge"]["spec"].get("replicas"))
+else:
+    check("edge: an HPA (3 to 20, CPU) targets the edge Deployment, no fixed replicas",
+          edge_hpa is not None and edge_hpa["spec"]["scaleTargetRef"]["name"] == f"{FULL}-edge"
+          and edge_hpa["spec"]["minReplicas"] == 3 and edge_hpa["spec"]["maxReplicas"] == 20
+          and "replicas" not in dep["edge"]["spec"], edge_hpa)
+    check("edge HPA: scales down one pod at a time, after a stabilization window",
+          edge_hpa and edge_hpa["spec"]["behavior"]["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+          and edge_hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300, edge_hpa)
 check("audit: exactly 1 replica, Recreate (never two writers)",
       dep["audit"]["spec"].get("replicas") == 1 and dep["audit"]["spec"].get("strategy", {}).get("type") == "Recreate",
       dep["audit"]["spec"])
@@ -160,25 +174,30 @@ if SET == "minimal":
         check("database URL stored in the Secret", db == "postgres://relayhub:secret@postgres:5432/relayhub", db)
         check("no OpenAI key stored when none given", "openai-api-key" not in s["data"], s["data"].keys())
     check("external NATS by default", nats_url == "nats://nats:4222", nats_url)
-    check("no in-chart NATS, ingress, or replicas Job by default",
-          not find("StatefulSet") and not find("Ingress") and not find("Job"))
+    check("no in-chart NATS or ingress by default", not find("StatefulSet") and not find("Ingress"))
+    check("streams with 1 replica on an external NATS by default",
+          api_env.get("RH_STREAM_REPLICAS", {}).get("value") == "1", api_env.get("RH_STREAM_REPLICAS"))
     check("api serves the web client from /srv/web", api_env.get("RH_WEB_DIR", {}).get("value") == "/srv/web")
     check("no RH_PUBLIC_WS_URL without ingress or publicWsUrl", "RH_PUBLIC_WS_URL" not in api_env)
 elif SET == "full":
-    sts = one("StatefulSet", f"{FULL}-nats")
-    check("in-chart NATS: StatefulSet with 3 servers", sts and sts["spec"]["replicas"] == 3, sts and sts["spec"]["replicas"])
-    conf = (one("ConfigMap", f"{FULL}-nats") or {}).get("data", {}).get("nats.conf", "")
+    sts = one("StatefulSet", NATS)
+    check("in-chart NATS (the official chart): StatefulSet with 3 servers, nats-server 2.15.1",
+          sts and sts["spec"]["replicas"] == 3
+          and sts["spec"]["template"]["spec"]["containers"][0]["image"] == "nats:2.15.1-alpine", sts and sts["spec"]["replicas"])
+    conf = (one("ConfigMap", f"{NATS}-config") or {}).get("data", {}).get("nats.conf", "")
     check("nats.conf: JetStream, cluster with 3 routes, limits from nats/nats-server.conf",
-          "jetstream {" in conf and conf.count(":6222") == 3 and "max_payload: 1MB" in conf and "max_pending: 64MB" in conf
-          and "max_file_store: 20GB" in conf, conf)
+          '"jetstream": {' in conf and conf.count(":6222") == 3 and '"max_payload": 1MB' in conf
+          and '"max_pending": 64MB' in conf and '"max_file_store": 20Gi' in conf and '"write_deadline": "10s"' in conf, conf)
+    spread = sts and sts["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    check("in-chart NATS: one server per node (hard spread)",
+          spread and spread[0]["topologyKey"] == "kubernetes.io/hostname" and spread[0]["whenUnsatisfiable"] == "DoNotSchedule", spread)
     check("services use the in-chart NATS Service",
-          nats_url == f"nats://{FULL}-nats:4222" and one("Service", f"{FULL}-nats") is not None, nats_url)
-    pdb = one("PodDisruptionBudget", f"{FULL}-nats")
+          nats_url == f"nats://{NATS}:4222" and one("Service", NATS) is not None, nats_url)
+    pdb = one("PodDisruptionBudget", NATS)
     check("in-chart NATS: PodDisruptionBudget", pdb is not None)
-    job = one("Job", f"{FULL}-stream-replicas")
-    check("stream replicas hook Job (post-install/upgrade) raising replicas to 3",
-          job and "post-install" in job["metadata"]["annotations"]["helm.sh/hook"]
-          and {"name": "REPLICAS", "value": "3"} in job["spec"]["template"]["spec"]["containers"][0]["env"], job)
+    check("the api creates the streams with 3 replicas", api_env.get("RH_STREAM_REPLICAS", {}).get("value") == "3",
+          api_env.get("RH_STREAM_REPLICAS"))
+    check("no hook Job (the api creates replicated streams itself)", not find("Job"))
     ing = one("Ingress", FULL)
     paths = {p["path"]: p["backend"]["service"]["name"] for r in (ing or {}).get("spec", {}).get("rules", [])
              for p in r["http"]["paths"]}
@@ -201,9 +220,32 @@ elif SET == "full":
 elif SET == "existing":
     check("no Secret created when secrets.existingSecret and nats.auth.existingSecret are set", not find("Secret"),
           secret_names)
-    conf = (one("ConfigMap", f"{FULL}-nats") or {}).get("data", {}).get("nats.conf", "")
-    sts = one("StatefulSet", f"{FULL}-nats")
-    check("single-node NATS: 1 replica, no cluster block", sts and sts["spec"]["replicas"] == 1 and "cluster {" not in conf)
-    check("no stream replicas Job for a single node", not find("Job"))
+    conf = (one("ConfigMap", f"{NATS}-config") or {}).get("data", {}).get("nats.conf", "")
+    sts = one("StatefulSet", NATS)
+    check("single-node NATS: 1 replica, no cluster block", sts and sts["spec"]["replicas"] == 1 and '"cluster"' not in conf)
+    check("streams with 1 replica on a single node", api_env.get("RH_STREAM_REPLICAS", {}).get("value") == "1")
     check("api without the web client", "RH_WEB_DIR" not in api_env)
     check("publicWsUrl passed through", api_env.get("RH_PUBLIC_WS_URL", {}).get("value") == "wss://ws.example.com/ws")
+
+# ---- monitoring: dashboard, alert rules, ServiceMonitor ------------------------------------------------------
+dash = one("ConfigMap", f"{FULL}-dashboard")
+check("Grafana dashboard ConfigMap labelled for the sidecar (grafana_dashboard=1), valid JSON",
+      dash is not None and dash["metadata"]["labels"].get("grafana_dashboard") == "1"
+      and json.loads(dash["data"]["relayhub.json"])["uid"] == "relayhub-overview", dash and dash["metadata"])
+rule, monitor = one("PrometheusRule", FULL), one("ServiceMonitor", FULL)
+if SET == "full":
+    check("PrometheusRule with the alert rules", rule is not None and len(rule["spec"]["groups"]) >= 4
+          and all(r.get("alert") and r.get("expr") for g in rule["spec"]["groups"] for r in g["rules"]), rule)
+    check("ServiceMonitor scraping /metrics on the `metrics` port",
+          monitor is not None and monitor["spec"]["endpoints"][0]["port"] == "metrics", monitor)
+    selected = [s for s in find("Service") if labels_match(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+    expected_ops = {"api": "ops", "edge": "ops", "worker": "http", "audit": "http"}
+    check("ServiceMonitor selects one headless metrics Service per component, each on its ops port",
+          sorted(s["metadata"]["name"] for s in selected) == sorted(f"{FULL}-{c}-metrics" for c in COMPONENTS)
+          and all(s["spec"]["clusterIP"] == "None"
+                  and s["spec"]["ports"][0]["targetPort"] == expected_ops[s["metadata"]["name"].split("-")[-2]] for s in selected),
+          [(s["metadata"]["name"], s["spec"]["ports"]) for s in selected])
+    check("NATS exporter PodMonitor (the NATS chart's) when asked", one("PodMonitor", NATS) is not None)
+else:
+    check("no PrometheusRule or ServiceMonitor by default (they need the prometheus-operator CRDs)",
+          rule is None and monitor is None)

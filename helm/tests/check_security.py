@@ -14,7 +14,10 @@ DOCS = [d for d in yaml.safe_load_all(open(PATH)) if d]
 FULL = "rh-relayhub"
 SERVICES = ("api", "edge", "worker", "audit")
 USERS = SERVICES + ("admin",)
-NATS_SECRET = {"minimal": f"{FULL}-nats-auth", "full": f"{FULL}-nats-auth", "existing": "relayhub-nats"}[SET]
+# The in-chart NATS is the official NATS chart (named after the release); the passwords' Secret is named after the
+# release too, because that chart's values refer to it.
+NATS = "rh-nats"
+NATS_SECRET = {"minimal": "rh-nats-auth", "full": "rh-nats-auth", "existing": "relayhub-nats"}[SET]
 PG_PORT = 5432
 
 
@@ -62,13 +65,19 @@ else:
               len(set(pw.values())) == len(pw) and all(len(p) >= 32 and p[0].isalpha() for p in pw.values()))
 
 # ---- the NATS server: authorization from files/nats-auth.conf, passwords from the Secret ----------------------
-sts = one("StatefulSet", f"{FULL}-nats")
-cm = one("ConfigMap", f"{FULL}-nats")
+sts = one("StatefulSet", NATS)
+cm = one("ConfigMap", f"{NATS}-config")
+auth_cm = one("ConfigMap", "rh-nats-authorization")
 if SET == "minimal":
-    check("external NATS: no in-chart server", sts is None and cm is None)
+    check("external NATS: no in-chart server", sts is None and cm is None and auth_cm is None)
 else:
-    conf, auth = cm["data"].get("nats.conf", ""), cm["data"].get("auth.conf", "")
-    check("nats.conf includes the authorization", "include ./auth.conf" in conf, conf)
+    conf, auth = cm["data"].get("nats.conf", ""), (auth_cm or {}).get("data", {}).get("auth.conf", "")
+    check("nats.conf includes the authorization", "include ../nats-auth/auth.conf;" in conf, conf)
+    pod = sts["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0].get("volumeMounts", [])}
+    check("NATS servers mount the authorization ConfigMap at /etc/nats-auth",
+          vols.get(mounts.get("/etc/nats-auth"), {}).get("configMap", {}).get("name") == "rh-nats-authorization", mounts)
     check("auth.conf is nats/auth.conf", auth.strip() == open(AUTH_CONF).read().strip())
     users = dict(re.findall(r"user: (\w+)\s+password: \$(RH_NATS_\w+_PASSWORD)", auth))
     check("auth.conf: one user per service and admin, passwords from the environment",
@@ -84,8 +93,11 @@ else:
     refs = {u: secret_ref(env.get(f"RH_NATS_{u.upper()}_PASSWORD")) for u in USERS}
     check("NATS server: every user's password from the Secret",
           refs == {u: {"name": NATS_SECRET, "key": f"{u}-password"} for u in USERS}, refs)
-    tls = "tls {" in conf
+    tls = '"tls": {' in conf
     check(f"NATS TLS {'on' if SET == 'full' else 'off'}", tls == (SET == "full"), conf)
+    if SET == "full":
+        check("NATS route TLS: routes use tls://, verified with the CA",
+              conf.count("tls://") == 3 and conf.count('"ca_file": "/etc/nats-ca-cert/ca.crt"') == 2, conf)
 
 # ---- TLS to NATS: the services verify the server ------------------------------------------------------------
 if SET == "full":
@@ -95,7 +107,7 @@ if SET == "full":
         vols = {v["name"]: v for v in spec.get("volumes", [])}
         check(f"{comp}: verifies NATS with the TLS Secret's ca.crt",
               env.get("RH_NATS_TLS_CA", {}).get("value", "").endswith("/ca.crt")
-              and vols.get("nats-tls", {}).get("secret", {}).get("secretName") == "relayhub-nats-tls", env.get("RH_NATS_TLS_CA"))
+              and vols.get("nats-tls", {}).get("secret", {}).get("secretName") == "relayhub-nats-ca", env.get("RH_NATS_TLS_CA"))
 
 # ---- NetworkPolicies -----------------------------------------------------------------------------------------
 for comp in SERVICES:
@@ -123,6 +135,10 @@ if SET != "minimal":
           len(client) == 1 and client[0].get("from") == [{"podSelector": {"matchLabels": {
               "app.kubernetes.io/instance": "rh", "app.kubernetes.io/part-of": "relayhub"}}}], client)
     check("NATS: no rule open to everyone", all(r.get("from") for r in rules), rules)
+    nats_labels = (sts or {}).get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+    check("NATS NetworkPolicy selects the NATS chart's pods",
+          bool(nats_np) and all(nats_labels.get(k) == v for k, v in nats_np["spec"]["podSelector"]["matchLabels"].items()),
+          nats_labels)
 
 # ---- /metrics on an ops port nothing public routes -----------------------------------------------------------
 for comp, ops_var in (("api", "RH_API_OPS_LISTEN"), ("edge", "RH_EDGE_OPS_LISTEN")):

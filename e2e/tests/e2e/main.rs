@@ -13,6 +13,7 @@ mod limits;
 mod live_events;
 mod live_path;
 mod load_balancer;
+mod metric_names;
 mod nats_cluster;
 mod no_worker;
 mod permission_matrix;

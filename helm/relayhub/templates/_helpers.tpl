@@ -65,21 +65,71 @@ app.kubernetes.io/part-of: relayhub
 {{- if and (not .Values.postgres.existingSecret) (not .Values.secrets.existingSecret) }}true{{ end }}
 {{- end }}
 
+{{/* The in-chart NATS chart's full name (its Service and StatefulSet), as that chart computes it. */}}
+{{- define "relayhub.natsFullname" -}}
+{{- if .Values.nats.fullnameOverride }}
+{{- .Values.nats.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default "nats" .Values.nats.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The NATS chart's pod labels (for NetworkPolicies). */}}
+{{- define "relayhub.natsPodLabels" -}}
+app.kubernetes.io/name: {{ default "nats" .Values.nats.nameOverride }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: nats
+{{- end }}
+
 {{/* NATS URL: the in-chart cluster's client Service, or the external URL. */}}
 {{- define "relayhub.natsUrl" -}}
 {{- if .Values.nats.enabled }}
-{{- printf "nats://%s-nats:4222" (include "relayhub.fullname" .) }}
+{{- printf "%s://%s:4222" "nats" (include "relayhub.natsFullname" .) }}
 {{- else }}
 {{- required "nats.url is required when nats.enabled is false" .Values.nats.url }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret with one NATS password per user (files/nats-auth.conf): the chart's, or nats.auth.existingSecret. */}}
+{{/*
+The Secret with one NATS password per user (files/nats-auth.conf): the chart's, or nats.auth.existingSecret. Named
+after the release (not the chart's full name) because the NATS chart's values refer to it too (natsAuthRef).
+*/}}
 {{- define "relayhub.natsAuthSecretName" -}}
-{{- default (printf "%s-nats-auth" (include "relayhub.fullname" .)) .Values.nats.auth.existingSecret }}
+{{- default (printf "%s-nats-auth" .Release.Name) .Values.nats.auth.existingSecret }}
 {{- end }}
 
-{{/* Where pods mount nats.tls.secretName (its ca.crt is what the services verify the server with). */}}
+{{/*
+A secretKeyRef body (name, key) for one user's NATS password, callable from the NATS chart's values ($tplYaml):
+(dict "values" <the nats values> "release" .Release "user" "api").
+*/}}
+{{- define "relayhub.natsAuthRef" -}}
+name: {{ default (printf "%s-nats-auth" .release.Name) .values.auth.existingSecret }}
+key: {{ index .values.auth.keys .user }}
+{{- end }}
+
+{{/*
+TLS to NATS, as the services see it: on for an external NATS with nats.tls, or for the in-chart one with
+nats.config.nats.tls; the CA Secret (key ca.crt) comes from nats.tls.secretName or nats.tlsCA.secretName.
+*/}}
+{{- define "relayhub.natsTlsCaSecret" -}}
+{{- if .Values.nats.enabled }}
+{{- if .Values.nats.config.nats.tls.enabled }}
+{{- if not (and .Values.nats.tlsCA.enabled .Values.nats.tlsCA.secretName) }}
+{{- fail "nats.config.nats.tls needs nats.tlsCA (enabled, secretName): the services verify NATS with its ca.crt" }}
+{{- end }}
+{{- .Values.nats.tlsCA.secretName }}
+{{- end }}
+{{- else if .Values.nats.tls.enabled }}
+{{- required "nats.tls.secretName is required when nats.tls.enabled" .Values.nats.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/* Where pods mount the NATS CA (its ca.crt is what the services verify the server with). */}}
 {{- define "relayhub.natsTlsDir" -}}/etc/relayhub/nats-tls{{- end }}
 
 {{/* The NATS login of one service. Call with (dict "root" $ "user" "api"). */}}
@@ -91,16 +141,19 @@ app.kubernetes.io/part-of: relayhub
     secretKeyRef:
       name: {{ include "relayhub.natsAuthSecretName" .root }}
       key: {{ index .root.Values.nats.auth.keys .user }}
-{{- if .root.Values.nats.tls.enabled }}
+{{- if include "relayhub.natsTlsCaSecret" .root }}
 - name: RH_NATS_TLS_CA
   value: {{ include "relayhub.natsTlsDir" .root }}/ca.crt
 {{- end }}
 {{- end }}
 
-{{/* Replicas for RelayHub's streams: 0 = automatic. */}}
+{{/* Replicas of RelayHub's streams (RH_STREAM_REPLICAS): 0 = automatic. */}}
 {{- define "relayhub.streamReplicas" -}}
-{{- $r := int .Values.streamReplicas.replicas }}
-{{- if and (eq $r 0) .Values.nats.enabled }}{{ $r = int .Values.nats.replicas }}{{ end }}
+{{- $r := int .Values.streamReplicas }}
+{{- if eq $r 0 }}
+{{- $r = 1 }}
+{{- if and .Values.nats.enabled .Values.nats.config.cluster.enabled }}{{ $r = int .Values.nats.config.cluster.replicas }}{{ end }}
+{{- end }}
 {{- $r }}
 {{- end }}
 
@@ -156,7 +209,7 @@ metadata:
   labels:
     {{- include "relayhub.labels" $ctx | nindent 4 }}
 spec:
-  {{- if not (and (eq .component "worker") $v.autoscaling.enabled) }}
+  {{- if not (and $v.autoscaling $v.autoscaling.enabled) }}
   replicas: {{ $v.replicas }}
   {{- end }}
   revisionHistoryLimit: 5
@@ -237,7 +290,7 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if $root.Values.nats.tls.enabled }}
+            {{- if include "relayhub.natsTlsCaSecret" $root }}
             - name: nats-tls
               mountPath: {{ include "relayhub.natsTlsDir" $root }}
               readOnly: true
@@ -245,10 +298,10 @@ spec:
       volumes:
         - name: tmp
           emptyDir: {}
-        {{- if $root.Values.nats.tls.enabled }}
+        {{- with include "relayhub.natsTlsCaSecret" $root }}
         - name: nats-tls
           secret:
-            secretName: {{ required "nats.tls.secretName is required when nats.tls.enabled" $root.Values.nats.tls.secretName }}
+            secretName: {{ . }}
             items: [{ key: ca.crt, path: ca.crt }]
         {{- end }}
       {{- if $root.Values.topologySpread.enabled }}
@@ -297,5 +350,45 @@ spec:
   selector:
     matchLabels:
       {{- include "relayhub.selectorLabels" (dict "root" .root "component" .component) | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/*
+A HorizontalPodAutoscaler for a Deployment (edge, worker): CPU utilisation plus any `extraMetrics` (autoscaling/v2
+MetricSpec, e.g. sockets per edge from a custom-metrics adapter), scaling down gently: a removed edge closes its
+sockets (clients reconnect elsewhere), a removed worker finishes its answers first.
+Call with (dict "root" $ "component" "edge" "autoscaling" .Values.edge.autoscaling).
+*/}}
+{{- define "relayhub.hpa" -}}
+{{- $a := .autoscaling }}
+{{- if $a.enabled }}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "relayhub.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "relayhub.labels" (dict "root" .root "component" .component) | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "relayhub.fullname" .root }}-{{ .component }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+    {{- with $a.extraMetrics }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: {{ $a.scaleDownStabilizationSeconds }}
+      policies:
+        - { type: Pods, value: 1, periodSeconds: {{ $a.scaleDownPeriodSeconds }} }
 {{- end }}
 {{- end }}
