@@ -32,8 +32,9 @@ use tracing::Instrument;
 
 /// Messages asked for per pull request.
 const PULL_BATCH: usize = 256;
-/// Idle heartbeat of the pull stream; two missed heartbeats recreate it.
-const PULL_HEARTBEAT: Duration = Duration::from_secs(10);
+/// Idle heartbeat of the pull stream; two missed heartbeats recreate it. Short, because that is how the writer
+/// notices that the consumer's leader died on a JetStream cluster while its own connection stayed up.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(3);
 /// Expiry of one pull request.
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
 /// A transaction taking longer than this is abandoned and retried.

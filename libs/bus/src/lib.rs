@@ -142,9 +142,8 @@ impl std::error::Error for RequestError {}
 pub async fn connect(url: &str, auth: &NatsAuth, role: Role) -> async_nats::Client {
     let mut delay = Duration::from_millis(100);
     let shown = redact_url(url);
-    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     loop {
-        match auth.options(role).connection_timeout(Duration::from_secs(5)).connect(servers.clone()).await {
+        match auth.options(role).connection_timeout(Duration::from_secs(5)).connect(servers(url)).await {
             Ok(client) => {
                 tracing::info!(url = %shown, user = role.user(), "connected to NATS");
                 return client;
@@ -167,7 +166,12 @@ pub async fn connect_once(
     role: Role,
     timeout: Duration,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
-    auth.options_once(role).connection_timeout(timeout).connect(url).await
+    auth.options_once(role).connection_timeout(timeout).connect(servers(url)).await
+}
+
+/// The servers of a `--nats-url`: one URL, or several of one cluster comma-separated.
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
 }
 
 /// Waits until every stream in `names` exists (the api creates them, [`Topology::ensure`]; the other services
