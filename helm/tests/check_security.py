@@ -86,9 +86,12 @@ else:
     blocks = dict(re.findall(r"user: (\w+)(.*?)(?=\n    \{|\Z)", auth, re.S))
     check("auth.conf: only the edge publishes rh.api.*",
           [u for u, b in blocks.items() if '"rh.api.*"' in b] == ["edge"], [u for u, b in blocks.items() if "rh.api" in b])
-    check("auth.conf: only the api publishes rh.user.*.inbox and rh.ctl.*",
-          [u for u, b in blocks.items() if '"rh.user.*.inbox"' in b.split("subscribe")[0]
-           or '"rh.ctl.' in b.split("subscribe")[0]] == ["api"])
+    publishes = {u: b.split("subscribe")[0] for u, b in blocks.items()}
+    check("auth.conf: only the api publishes rh.ctl.*", [u for u, p in publishes.items() if '"rh.ctl.' in p] == ["api"])
+    # The audit writer publishes the sidebar's `activity` (responding or not) once it has written an answer's end.
+    check("auth.conf: only the api and the audit writer publish rh.user.*.inbox",
+          sorted(u for u, p in publishes.items() if '"rh.user.*.inbox"' in p) == ["api", "audit"],
+          [u for u, p in publishes.items() if '"rh.user.*.inbox"' in p])
     env = env_of(sts["spec"]["template"]["spec"]["containers"][0])
     refs = {u: secret_ref(env.get(f"RH_NATS_{u.upper()}_PASSWORD")) for u in USERS}
     check("NATS server: every user's password from the Secret",
