@@ -3,6 +3,7 @@
 //! Run them with `scripts/test`.
 
 mod bad_input;
+mod capacity_counts;
 mod closed_bus;
 mod copy_export;
 mod crash_recovery;
