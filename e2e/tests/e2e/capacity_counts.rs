@@ -4,7 +4,7 @@
 //! binaries: 20 conversations, each with 4 viewers spread over 2 edges, each answering one question of 100
 //! tokens. Between two snapshots taken while nothing else runs: nats-server's messages in and out (`/varz`),
 //! PostgreSQL's transactions and rows written in the stack's database (`pg_stat_database`), the worker's deltas and
-//! the edges' frames, less what an idle window as long adds (background leases, polls). Prints the totals and the figures per answer and per delta, and writes them to
+//! the edges' frames. Prints the totals and the figures per answer and per delta, and writes them to
 //! `target/metrics/capacity-counts.txt`.
 
 use crate::helpers::*;
@@ -77,7 +77,6 @@ async fn capacity_counts() -> anyhow::Result<()> {
         convs.push(conv);
     }
     let before = snapshot(&t).await?;
-    let started = std::time::Instant::now();
     let mut rids = Vec::new();
     for conv in &convs {
         let reply = t.api.send_message(&t.owner, *conv, &format!("/sim tokens={TOKENS} rate=100\nq")).await?;
@@ -90,24 +89,17 @@ async fn capacity_counts() -> anyhow::Result<()> {
         stored_response(&t.api, &t.owner, *conv, *rid).await?;
     }
     let after = snapshot(&t).await?;
-    // What the stack writes and sends with nothing streaming (leases, polls, retention) over as long a window,
-    // subtracted from the streaming window's counts.
-    let window = started.elapsed();
-    tokio::time::sleep(window.saturating_sub(Duration::from_secs(2))).await;
-    let idle = snapshot(&t).await?;
 
     let answers = CONVERSATIONS as f64;
-    let d = |f: fn(&Snapshot) -> f64| (f(&after) - f(&before)) - (f(&idle) - f(&after));
+    let d = |f: fn(&Snapshot) -> f64| f(&after) - f(&before);
     let deltas = d(|s| s.deltas);
     let report = format!(
-        "capacity_counts: {CONVERSATIONS} answers of {TOKENS} tokens, {VIEWERS} viewers each over 2 edges, \
-         {:.1} s; counts less those of as long an idle window\n\
+        "capacity_counts: {CONVERSATIONS} answers of {TOKENS} tokens, {VIEWERS} viewers each over 2 edges\n\
          worker deltas published: {deltas}\n\
          edge frames to sockets: {}\n\
          edges' NATS messages in: {} ({:.2} per delta)\n\
          nats-server messages in: {} ({:.2} per delta), out: {} ({:.2} per delta)\n\
          PostgreSQL commits: {} ({:.1} per answer), rows written: {} ({:.1} per answer)\n",
-        window.as_secs_f64(),
         d(|s| s.frames),
         d(|s| s.edge_nats_in),
         d(|s| s.edge_nats_in) / deltas,
