@@ -38,6 +38,8 @@ pub struct Metrics {
     pub outbox_publish_failures: prometheus::IntCounter,
     /// Sessions ended, by reason (`logout`, `refresh_reuse`, `member_removed`, `password_reset`).
     pub sessions_ended: IntCounterVec,
+    /// Conversation access queries ([`crate::service::access::check`]): one per conversation request.
+    pub access_checks: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -98,7 +100,12 @@ impl Metrics {
         );
         let responses_stopped_unclaimed =
             health.int_counter("responses_stopped_unclaimed_total", "Answers stopped before any worker started them.");
+        let access_checks = health.int_counter(
+            "conversation_access_checks_total",
+            "Conversation access queries (one per conversation request, REST or rh.api.*).",
+        );
         Metrics {
+            access_checks,
             http_requests,
             http_latency,
             messages_accepted,

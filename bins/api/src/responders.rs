@@ -3,12 +3,12 @@
 //! and effects are identical on both paths. Replies are [`Reply`]s; errors carry the REST error codes
 //! (`not_found` for a conversation the user cannot see, `forbidden` for View Only, ...).
 
-use crate::domain::MessageText;
 use crate::error::ApiError;
 use crate::extract::json_from_slice;
 use crate::service;
 use crate::state::AppState;
 use futures::StreamExt;
+use rh_protocol::api::conversations::SendRequest;
 use rh_protocol::rpc::{AccessRequest, Reply, SendMessageRequest, SocketCredential, StopAccepted, StopRequest};
 use rh_protocol::subjects;
 use serde::Serialize;
@@ -25,9 +25,9 @@ pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
         })
         .await?,
         serve(state.clone(), subjects::API_SEND_MESSAGE, |state, req: SendMessageRequest| async move {
-            let text = MessageText::parse(&req.text).map_err(ApiError::Validation)?;
-            service::messages::send(&state, req.user_id, req.conversation_id, text, req.client_msg_id, req.max_tokens)
-                .await
+            let SendMessageRequest { user_id, conversation_id, text, client_msg_id, max_tokens } = req;
+            let request = SendRequest { text, client_msg_id, max_tokens };
+            service::messages::send(&state, user_id, conversation_id, request).await
         })
         .await?,
         serve(state.clone(), subjects::API_SOCKET_AUTH, |state, req: SocketCredential| async move {

@@ -69,7 +69,8 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         permission,
         expires_at: None,
     });
-    service::shares::share_many(state, ada.id, conversation.id, &targets)
+    let access = service::access::check(state, conversation.id, ada.id, service::access::Need::Own("share it")).await?;
+    service::shares::share_many(state, &access, &targets)
         .await
         .map_err(|e| anyhow::anyhow!("sharing the demo conversation: {e}"))?;
     seed_exchange(state, &conversation, &ada).await?;

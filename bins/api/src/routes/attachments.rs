@@ -5,6 +5,7 @@
 use crate::error::ApiError;
 use crate::extract::{ApiMultipart, ApiPath, AuthUser};
 use crate::service;
+use crate::service::access::{Need, check};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -54,8 +55,8 @@ pub async fn upload(
     ApiPath(id): ApiPath<Uuid>,
     ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<(StatusCode, Json<rh_protocol::api::conversations::Attachment>), ApiError> {
-    let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
-    service::access::require_respond(permission, "attach files")?;
+    // Access first, before the body is read: the upload then needs no other check.
+    check(&state, id, caller.id(), Need::Respond("attach files")).await?;
     let max = state.settings.max_attachment_bytes;
 
     let mut field = loop {
@@ -145,7 +146,7 @@ pub async fn download(
     caller: AuthUser,
     ApiPath((id, attachment_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
-    service::access::authorize(&state, id, caller.id()).await?;
+    check(&state, id, caller.id(), Need::See).await?;
     let attachment = rh_store::attachments::get(&state.db, id, attachment_id)
         .await
         .map_err(|_| ApiError::NotFound("no such attachment".into()))?;

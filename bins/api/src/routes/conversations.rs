@@ -125,12 +125,7 @@ pub async fn rename(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RenameRequest>,
 ) -> Result<Json<Renamed>, ApiError> {
-    if body.title.trim().is_empty() {
-        return Err(ApiError::Validation("title must not be blank".into()));
-    }
-    let title = Title::parse(Some(&body.title)).map_err(ApiError::Validation)?;
-    let (conversation, seq) = service::conversations::rename(&state, caller.id(), caller.name(), id, &title).await?;
-    Ok(Json(Renamed { id: conversation.id, title: conversation.title, seq }))
+    Ok(Json(service::conversations::rename(&state, caller.id(), caller.name(), id, &body).await?))
 }
 
 /// `DELETE /conversations/{id}` (owner) → 204.

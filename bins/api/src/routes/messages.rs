@@ -1,6 +1,5 @@
 //! Sending a message (starts an AI response) and stopping a response.
 
-use crate::domain::MessageText;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser};
 use crate::service;
@@ -22,12 +21,7 @@ pub async fn send(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<SendRequest>,
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
-    // Access first: a caller who cannot see the conversation learns nothing from validation messages.
-    let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
-    service::access::require_respond(permission, "send messages")?;
-    let text = MessageText::parse(&body.text).map_err(ApiError::Validation)?;
-    let accepted = service::messages::send(&state, caller.id(), id, text, body.client_msg_id, body.max_tokens).await?;
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    Ok((StatusCode::ACCEPTED, Json(service::messages::send(&state, caller.id(), id, body).await?)))
 }
 
 /// `POST /conversations/{id}/stop {response_id?}` → 202 `{}`: that answer (without `response_id`: every answer of

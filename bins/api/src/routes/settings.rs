@@ -2,11 +2,9 @@
 //! An absent field is unchanged; `null` clears `temperature` / `system_prompt`. Unknown fields are refused, so a
 //! typo is not silently ignored.
 
-use crate::domain::{ModelName, SystemPrompt, Temperature};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser};
 use crate::service;
-use crate::service::conversations::SettingsPatch;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -24,28 +22,5 @@ pub async fn update(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<SettingsPatchRequest>,
 ) -> Result<Json<SettingsChanged>, ApiError> {
-    let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
-    service::access::require_respond(permission, "change the model or settings")?;
-    let patch = SettingsPatch {
-        model: body.model.as_deref().map(ModelName::parse).transpose().map_err(ApiError::Validation)?,
-        temperature: body
-            .temperature
-            .map(|t| t.map(Temperature::parse).transpose())
-            .transpose()
-            .map_err(ApiError::Validation)?,
-        system_prompt: body
-            .system_prompt
-            .map(|p| SystemPrompt::parse(p.as_deref()))
-            .transpose()
-            .map_err(ApiError::Validation)?,
-    };
-    let (conversation, changed, seq) =
-        service::conversations::update_settings(&state, caller.id(), caller.name(), id, patch).await?;
-    Ok(Json(SettingsChanged {
-        model: conversation.model,
-        temperature: conversation.temperature,
-        system_prompt: conversation.system_prompt,
-        changed,
-        seq,
-    }))
+    Ok(Json(service::conversations::update_settings(&state, caller.id(), caller.name(), id, &body).await?))
 }

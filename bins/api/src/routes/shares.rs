@@ -1,6 +1,5 @@
 //! The sharing panel: who has access (any participant may look), and changes to it (owner only).
 
-use crate::domain::SharePermission;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser};
 use crate::service;
@@ -9,12 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use rh_protocol::api::conversations::{ShareChange, ShareList, ShareRequest};
-use rh_store::shares::Participant;
 use uuid::Uuid;
-
-fn share_list(list: &[Participant]) -> ShareList {
-    ShareList { shares: list.iter().map(Into::into).collect() }
-}
 
 /// `GET /conversations/{id}/shares` → `{shares:[{user_id,name,email,permission}]}`.
 #[utoipa::path(get, path = "/conversations/{id}/shares", tag = "shares", security(("bearer" = [])),
@@ -24,8 +18,7 @@ pub async fn list(
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ShareList>, ApiError> {
-    service::access::authorize(&state, id, caller.id()).await?;
-    Ok(Json(share_list(&rh_store::shares::list(&state.db, id).await?)))
+    Ok(Json(service::shares::list(&state, caller.id(), id).await?))
 }
 
 /// `POST /conversations/{id}/shares {shares:[{user_id,permission,expires_at?}]}` → 200 with every participant
@@ -38,22 +31,7 @@ pub async fn add(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ShareRequest>,
 ) -> Result<Json<ShareList>, ApiError> {
-    let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
-    service::access::require_owner(permission, "share it")?;
-    let targets = body
-        .shares
-        .iter()
-        .map(|s| {
-            SharePermission::parse(&s.permission).map(|permission| service::shares::ShareTarget {
-                user_id: s.user_id,
-                permission,
-                expires_at: s.expires_at,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::Validation)?;
-    let list = service::shares::share_many(&state, caller.id(), id, &targets).await?;
-    Ok(Json(share_list(&list)))
+    Ok(Json(service::shares::share(&state, caller.id(), id, &body).await?))
 }
 
 /// `PATCH /conversations/{id}/shares/{user_id} {permission}` → 200 the participant.
@@ -66,11 +44,7 @@ pub async fn change(
     ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<ShareChange>,
 ) -> Result<Json<rh_protocol::api::conversations::Participant>, ApiError> {
-    let (_, permission) = service::access::authorize(&state, id, caller.id()).await?;
-    service::access::require_owner(permission, "change who has access")?;
-    let permission = SharePermission::parse(&body.permission).map_err(ApiError::Validation)?;
-    let participant = service::shares::change(&state, caller.id(), id, user_id, permission).await?;
-    Ok(Json((&participant).into()))
+    Ok(Json(service::shares::change(&state, caller.id(), id, user_id, &body).await?))
 }
 
 /// `DELETE /conversations/{id}/shares/{user_id}` → 204: the owner revokes someone's access, or a participant leaves

@@ -8,37 +8,69 @@ use rh_protocol::rpc::AccessGrant;
 use rh_store::conversations::{self, Conversation};
 use uuid::Uuid;
 
-/// The conversation and the caller's permission, or 404.
-pub async fn authorize(
-    state: &AppState,
-    conversation_id: Uuid,
+/// What an operation needs of its caller; the `&str` names the action in the 403.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    /// Any participant: read, leave.
+    See,
+    /// Can Respond or owner: send, stop, change settings, attach.
+    Respond(&'static str),
+    /// The owner: rename, share, change access, delete.
+    Own(&'static str),
+}
+
+/// Proof that `user_id` may do what was asked in `conversation`, as of the request's one access query. Only
+/// [`check`] makes one (its fields are private), so an operation that takes it cannot skip the check, and one
+/// that has it has no reason to check again.
+#[derive(Debug)]
+pub struct Authorized {
+    conversation: Conversation,
     user_id: Uuid,
-) -> Result<(Conversation, Permission), ApiError> {
-    conversations::access(&state.db, conversation_id, user_id).await?.ok_or_else(ApiError::conversation_not_found)
+    permission: Permission,
 }
 
-/// 403 unless the caller may respond (send, stop, change settings, attach). `what` names the refused action.
-pub fn require_respond(permission: Permission, what: &str) -> Result<(), ApiError> {
-    if permission.can_respond() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("you have view-only access to this conversation and cannot {what}")))
+impl Authorized {
+    pub fn conversation(&self) -> &Conversation {
+        &self.conversation
+    }
+    pub fn id(&self) -> Uuid {
+        self.conversation.id
+    }
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+    pub fn permission(&self) -> Permission {
+        self.permission
     }
 }
 
-/// 403 unless the caller owns the conversation (share, change access, delete).
-pub fn require_owner(permission: Permission, what: &str) -> Result<(), ApiError> {
-    if permission.is_owner() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("only the owner of this conversation can {what}")))
+/// The access step of every conversation operation: one query (counted in
+/// `relayhub_api_conversation_access_checks_total`), 404 when the caller cannot see the conversation, 403 when
+/// they may see it but not do `need`.
+pub async fn check(state: &AppState, conversation_id: Uuid, user_id: Uuid, need: Need) -> Result<Authorized, ApiError> {
+    state.metrics.access_checks.inc();
+    let (conversation, permission) = conversations::access(&state.db, conversation_id, user_id)
+        .await?
+        .ok_or_else(ApiError::conversation_not_found)?;
+    match need {
+        Need::See => {}
+        Need::Respond(what) if !permission.can_respond() => {
+            return Err(ApiError::Forbidden(format!(
+                "you have view-only access to this conversation and cannot {what}"
+            )));
+        }
+        Need::Own(what) if !permission.is_owner() => {
+            return Err(ApiError::Forbidden(format!("only the owner of this conversation can {what}")));
+        }
+        Need::Respond(_) | Need::Own(_) => {}
     }
+    Ok(Authorized { conversation, user_id, permission })
 }
 
 /// `rh.api.access`: the caller's permission and the stream position their HTTP history covers.
 ///
 /// Asked for every socket subscribe, so thousands arrive within seconds when many sockets (re)connect: the same
-/// rule as [`authorize`] (404 otherwise) and the same `history_seq` as `GET /conversations/{id}`, answered in
+/// rule as [`check`] (404 otherwise) and the same `history_seq` as `GET /conversations/{id}`, answered in
 /// batches by [`super::grants`] — one statement for all the subscribers of a conversation asking at once.
 pub async fn grant(state: &AppState, conversation_id: Uuid, user_id: Uuid) -> Result<AccessGrant, ApiError> {
     state.grants.ask(conversation_id, user_id).await

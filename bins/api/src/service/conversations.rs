@@ -1,10 +1,11 @@
 //! Creating a conversation, changing its settings, deleting it.
 
-use super::access::{authorize, require_owner, require_respond};
+use super::access::{Authorized, Need, check};
 use super::events::{Change, seq, summary};
 use crate::domain::{ModelName, SystemPrompt, Temperature, Title};
 use crate::error::ApiError;
 use crate::state::AppState;
+use rh_protocol::api::conversations::{RenameRequest, Renamed, SettingsChanged, SettingsPatchRequest};
 use rh_protocol::event::Settings;
 use rh_protocol::frame::SidebarAction;
 use rh_protocol::{Event, Permission};
@@ -44,26 +45,58 @@ pub async fn create(
     Ok(conversation)
 }
 
-/// A settings change: each field absent means "unchanged"; for `temperature`, `Some(None)` clears it.
+/// A settings change, validated: each field absent means "unchanged"; for `temperature`, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
-pub struct SettingsPatch {
-    pub model: Option<ModelName>,
-    pub temperature: Option<Option<Temperature>>,
-    pub system_prompt: Option<SystemPrompt>,
+struct SettingsPatch {
+    model: Option<ModelName>,
+    temperature: Option<Option<Temperature>>,
+    system_prompt: Option<SystemPrompt>,
 }
 
-/// Applies a settings change (Can Respond or owner). When something really changed, stores it and publishes
+impl SettingsPatch {
+    fn parse(body: &SettingsPatchRequest) -> Result<Self, ApiError> {
+        Ok(SettingsPatch {
+            model: body.model.as_deref().map(ModelName::parse).transpose().map_err(ApiError::Validation)?,
+            temperature: body
+                .temperature
+                .map(|t| t.map(Temperature::parse).transpose())
+                .transpose()
+                .map_err(ApiError::Validation)?,
+            system_prompt: body
+                .system_prompt
+                .as_ref()
+                .map(|p| SystemPrompt::parse(p.as_deref()))
+                .transpose()
+                .map_err(ApiError::Validation)?,
+        })
+    }
+}
+
+/// Changes the settings (Can Respond or owner). When something really changed, stores it and publishes
 /// `settings.changed` with who changed what; a model change also refreshes every participant's sidebar.
-/// Returns the conversation as it is now and the names of the fields that changed (empty: nothing to do).
+/// Answers the settings as they are now, the names of the fields that changed (empty: nothing to do) and the
+/// event's `seq`.
 pub async fn update_settings(
     state: &AppState,
     user_id: Uuid,
     user_name: &str,
     conversation_id: Uuid,
+    body: &SettingsPatchRequest,
+) -> Result<SettingsChanged, ApiError> {
+    let access = check(state, conversation_id, user_id, Need::Respond("change the model or settings")).await?;
+    let patch = SettingsPatch::parse(body)?;
+    let (conversation, changed, seq) = apply_settings(state, &access, user_name, patch).await?;
+    let Conversation { model, temperature, system_prompt, .. } = conversation;
+    Ok(SettingsChanged { model, temperature, system_prompt, changed, seq })
+}
+
+async fn apply_settings(
+    state: &AppState,
+    access: &Authorized,
+    user_name: &str,
     patch: SettingsPatch,
 ) -> Result<(Conversation, Vec<String>, Option<u64>), ApiError> {
-    let (_, permission) = authorize(state, conversation_id, user_id).await?;
-    require_respond(permission, "change the model or settings")?;
+    let (conversation_id, user_id) = (access.id(), access.user_id());
     let mut client = state.db.client().await?;
     let (mut change, current) = Change::begin(&mut client, conversation_id, user_id).await?;
 
@@ -112,17 +145,31 @@ pub async fn update_settings(
 }
 
 /// Renames a conversation (owner only): publishes `conversation.renamed` (every open view's header) and updates
-/// every participant's sidebar. Returns the conversation and the event's `seq` (`None` when the title is the
-/// same, or when the event is not published yet).
+/// every participant's sidebar. Answers the title and the event's `seq` (`None` when the title is the same, or
+/// when the event is not published yet).
 pub async fn rename(
+    state: &AppState,
+    user_id: Uuid,
+    user_name: &str,
+    conversation_id: Uuid,
+    body: &RenameRequest,
+) -> Result<Renamed, ApiError> {
+    check(state, conversation_id, user_id, Need::Own("rename it")).await?;
+    if body.title.trim().is_empty() {
+        return Err(ApiError::Validation("title must not be blank".into()));
+    }
+    let title = Title::parse(Some(&body.title)).map_err(ApiError::Validation)?;
+    let (conversation, seq) = retitle(state, user_id, user_name, conversation_id, &title).await?;
+    Ok(Renamed { id: conversation.id, title: conversation.title, seq })
+}
+
+async fn retitle(
     state: &AppState,
     user_id: Uuid,
     user_name: &str,
     conversation_id: Uuid,
     title: &Title,
 ) -> Result<(Conversation, Option<u64>), ApiError> {
-    let (_, permission) = authorize(state, conversation_id, user_id).await?;
-    require_owner(permission, "rename it")?;
     let mut client = state.db.client().await?;
     let (mut change, current) = Change::begin(&mut client, conversation_id, user_id).await?;
     if current.title == title.as_str() {
@@ -186,7 +233,6 @@ async fn sidebars_changed(change: &mut Change<'_>, conversation: &Conversation) 
 /// Deletes a conversation (owner only): see [`super::erase::delete`] — it is erased everywhere, and every viewer
 /// and sidebar sees it go.
 pub async fn delete(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<(), ApiError> {
-    let (conversation, permission) = authorize(state, conversation_id, user_id).await?;
-    require_owner(permission, "delete it")?;
-    super::erase::delete(state, &conversation, Some(user_id), rh_store::erase::Reason::Deleted).await
+    let access = check(state, conversation_id, user_id, Need::Own("delete it")).await?;
+    super::erase::delete(state, access.conversation(), Some(user_id), rh_store::erase::Reason::Deleted).await
 }

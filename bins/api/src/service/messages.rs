@@ -5,13 +5,14 @@
 //! an untitled conversation titles it, after it is accepted
 //! ([`super::conversations::title_from_first_message`]). Stopping is in [`super::stops`].
 
-use super::access::{authorize, require_respond};
+use super::access::{Need, check};
 use super::context;
 use super::limits;
 use crate::domain::{MessageText, Title};
 use crate::error::ApiError;
 use crate::state::AppState;
 use rh_protocol::Event;
+use rh_protocol::api::conversations::SendRequest;
 use rh_protocol::rpc::{ChatMessage, GenerateJob, MessageAccepted, ResponseClaim};
 use rh_protocol::subjects;
 use uuid::Uuid;
@@ -28,16 +29,19 @@ const MAX_CLIENT_MSG_ID: usize = 128;
 /// [`GenerateJob`] on `rh.jobs.generate` (acked, `Nats-Msg-Id` = response id so a retry is stored once) whose
 /// context is the stored transcript, the system prompt first, ending with the new message, capped by bytes
 /// ([`context::fit`]).
+///
+/// REST and `rh.api.send_message` both come here: access, then validation (a caller who cannot see the
+/// conversation learns nothing from validation messages), then the send.
 pub async fn send(
     state: &AppState,
     user_id: Uuid,
     conversation_id: Uuid,
-    text: MessageText,
-    client_msg_id: Option<String>,
-    max_tokens: Option<u32>,
+    request: SendRequest,
 ) -> Result<MessageAccepted, ApiError> {
-    let (conversation, permission) = authorize(state, conversation_id, user_id).await?;
-    require_respond(permission, "send messages")?;
+    let access = check(state, conversation_id, user_id, Need::Respond("send messages")).await?;
+    let SendRequest { text, client_msg_id, max_tokens } = request;
+    let text = MessageText::parse(&text).map_err(ApiError::Validation)?;
+    let conversation = access.conversation();
     if conversation.created_seq == 0 {
         // Its `conversation.created` is still in the outbox (NATS was down): a message published now would come
         // before it in the stream, under the history rule's floor (`libs/store/src/history.rs`).
@@ -88,7 +92,7 @@ pub async fn send(
         conversation_id,
         response_id,
         message_id,
-        model: conversation.model,
+        model: conversation.model.clone(),
         temperature: conversation.temperature,
         max_tokens: Some(max_tokens),
         messages: context,

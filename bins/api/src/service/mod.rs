@@ -3,7 +3,7 @@
 //!
 //! | module | operations |
 //! |---|---|
-//! | [`access`] | who may do what: [`access::authorize`] (404 when the caller cannot see it), `require_*` (403), the `rh.api.access` grant |
+//! | [`access`] | who may do what: [`access::check`] (one query: 404 when the caller cannot see it, 403 when they may not do it) makes the [`access::Authorized`] the act step takes, the `rh.api.access` grant |
 //! | [`grants`] | `rh.api.access` answered in batches: one statement per conversation for everything queued |
 //! | [`events`] | the one path of a state change: [`events::Change`] commits it with its events and sidebar messages (the outbox the relay publishes) |
 //! | [`conversations`] | create, change settings, delete |

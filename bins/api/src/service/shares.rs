@@ -4,13 +4,14 @@
 //! on: a removed person's live subscription ends) and the message to the person's inbox (their sidebar), through
 //! [`super::events::Change`].
 
-use super::access::{authorize, require_owner};
+use super::access::{Authorized, Need, check};
 use super::events::{Change, summary};
 use crate::domain::SharePermission;
 use crate::error::ApiError;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use rh_protocol::Event;
+use rh_protocol::api::conversations::{self as api, ShareChange, ShareList, ShareRequest};
 use rh_protocol::frame::SidebarAction;
 use rh_store::shares::{self, NewShare, Participant, Upserted};
 use std::collections::HashSet;
@@ -27,16 +28,47 @@ pub struct ShareTarget {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Shares with several people at once (all or nothing); an existing share gets the new permission and expiry.
-/// Returns every participant afterwards.
-pub async fn share_many(
+/// Who has access (any participant may look).
+pub async fn list(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<ShareList, ApiError> {
+    check(state, conversation_id, user_id, Need::See).await?;
+    Ok(share_list(&shares::list(&state.db, conversation_id).await?))
+}
+
+fn share_list(list: &[Participant]) -> ShareList {
+    ShareList { shares: list.iter().map(Into::into).collect() }
+}
+
+/// `POST /conversations/{id}/shares` (owner): access, then the request, then [`share_many`].
+pub async fn share(
     state: &AppState,
     owner_id: Uuid,
     conversation_id: Uuid,
+    body: &ShareRequest,
+) -> Result<ShareList, ApiError> {
+    let access = check(state, conversation_id, owner_id, Need::Own("share it")).await?;
+    let targets = body
+        .shares
+        .iter()
+        .map(|s| {
+            SharePermission::parse(&s.permission).map(|permission| ShareTarget {
+                user_id: s.user_id,
+                permission,
+                expires_at: s.expires_at,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::Validation)?;
+    Ok(share_list(&share_many(state, &access, &targets).await?))
+}
+
+/// Shares with several people at once (all or nothing); an existing share gets the new permission and expiry.
+/// Returns every participant afterwards. `access` must be the owner's.
+pub async fn share_many(
+    state: &AppState,
+    access: &Authorized,
     targets: &[ShareTarget],
 ) -> Result<Vec<Participant>, ApiError> {
-    let (_, permission) = authorize(state, conversation_id, owner_id).await?;
-    require_owner(permission, "share it")?;
+    let (conversation_id, owner_id) = (access.id(), access.user_id());
     let mut client = state.db.client().await?;
     let (mut change, conversation) = Change::begin(&mut client, conversation_id, owner_id).await?;
     if targets.is_empty() {
@@ -96,16 +128,26 @@ pub async fn share_many(
     Ok(participants)
 }
 
-/// Changes one person's permission. 404 when the conversation is not shared with them.
+/// Changes one person's permission (owner). 404 when the conversation is not shared with them.
 pub async fn change(
+    state: &AppState,
+    owner_id: Uuid,
+    conversation_id: Uuid,
+    user_id: Uuid,
+    body: &ShareChange,
+) -> Result<api::Participant, ApiError> {
+    check(state, conversation_id, owner_id, Need::Own("change who has access")).await?;
+    let permission = SharePermission::parse(&body.permission).map_err(ApiError::Validation)?;
+    Ok((&change_one(state, owner_id, conversation_id, user_id, permission).await?).into())
+}
+
+async fn change_one(
     state: &AppState,
     owner_id: Uuid,
     conversation_id: Uuid,
     user_id: Uuid,
     permission: SharePermission,
 ) -> Result<Participant, ApiError> {
-    let (_, caller) = authorize(state, conversation_id, owner_id).await?;
-    require_owner(caller, "change who has access")?;
     let mut client = state.db.client().await?;
     let (mut change, conversation) = Change::begin(&mut client, conversation_id, owner_id).await?;
     let permission = permission.permission();
@@ -127,10 +169,9 @@ pub async fn change(
 /// messages they sent stay. The owner may revoke anyone's share; anyone may revoke their own (leave the
 /// conversation).
 pub async fn revoke(state: &AppState, caller_id: Uuid, conversation_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
-    let (_, caller) = authorize(state, conversation_id, caller_id).await?;
-    if user_id != caller_id {
-        require_owner(caller, "change who has access")?;
-    }
+    // Leaving needs only to see it; revoking someone else's access needs to own it.
+    let need = if user_id == caller_id { Need::See } else { Need::Own("change who has access") };
+    check(state, conversation_id, caller_id, need).await?;
     let mut client = state.db.client().await?;
     let (mut change, _) = Change::begin(&mut client, conversation_id, caller_id).await?;
     shares::delete(change.tx(), conversation_id, user_id).await.map_err(no_share)?;

@@ -12,7 +12,7 @@
 //! A swap that loses (a worker took the job between our read and our write) reads again and takes the other
 //! branch, so the api and a worker never both end one answer.
 
-use super::access::{authorize, require_respond};
+use super::access::{Need, check};
 use crate::error::ApiError;
 use crate::state::AppState;
 use futures::TryStreamExt;
@@ -31,8 +31,7 @@ pub async fn stop(
     conversation_id: Uuid,
     response_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
-    let (_, permission) = authorize(state, conversation_id, user_id).await?;
-    require_respond(permission, "stop responses")?;
+    check(state, conversation_id, user_id, Need::Respond("stop responses")).await?;
     let at_us = rh_protocol::now_us();
     if let Some(response_id) = response_id {
         return end(state, user_id, conversation_id, response_id, at_us).await;

@@ -13,6 +13,7 @@ mod input;
 mod limits;
 mod messages;
 mod misc;
+mod one_path;
 mod outbox;
 mod permissions;
 mod rpc;

@@ -1,0 +1,76 @@
+//! One path through the api: every conversation request makes exactly one access query (counted by
+//! `relayhub_api_conversation_access_checks_total`), access comes before validation, and the NATS responder
+//! answers a send like REST does.
+
+use crate::helpers::*;
+use rh_protocol::rpc::{Reply, SendMessageRequest};
+use rh_protocol::subjects;
+use serde_json::{Value, json};
+
+async fn access_checks(app: &App) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", app.process.http_url())).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("relayhub_api_conversation_access_checks_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `request` and asserts its status and that it made exactly one access query.
+async fn once(app: &App, what: &str, want: u16, request: impl std::future::Future<Output = (u16, Value)>) {
+    let before = access_checks(app).await;
+    let (status, body) = request.await;
+    assert_eq!(status, want, "{what}: {body}");
+    assert_eq!(access_checks(app).await - before, 1, "{what}: one access query");
+}
+
+#[tokio::test]
+async fn every_conversation_write_makes_one_access_query() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "One path").await;
+    let (ada, ben, cy) = (app.api.as_user(&team.ada), app.api.as_user(&team.ben), app.api.as_user(&team.cy));
+    let stranger = outsider(&app).await;
+    let stranger = app.api.as_user(&stranger);
+    let p = |rest: &str| format!("/conversations/{conv}{rest}");
+    let status = |r: anyhow::Result<(reqwest::StatusCode, Value)>| {
+        let (s, v) = r.unwrap();
+        (s.as_u16(), v)
+    };
+
+    once(&app, "send", 202, async { status(ben.post(&p("/messages"), json!({"text": "hi"})).await) }).await;
+    once(&app, "settings", 200, async { status(ben.patch(&p("/settings"), json!({"temperature": 0.5})).await) }).await;
+    once(&app, "stop", 202, async { status(ben.post(&p("/stop"), json!({})).await) }).await;
+    once(&app, "rename", 200, async { status(ada.patch(&p(""), json!({"title": "Renamed"})).await) }).await;
+    let cy_id = team.cy.user_id;
+    once(&app, "change share", 200, async {
+        status(ada.patch(&p(&format!("/shares/{cy_id}")), json!({"permission": "view"})).await)
+    })
+    .await;
+    once(&app, "share", 200, async {
+        status(ada.post(&p("/shares"), json!({"shares": [{"user_id": cy_id, "permission": "view"}]})).await)
+    })
+    .await;
+    // Refusals cost the same one query: 403 for View Only, 404 for a stranger, and access before validation
+    // (a stranger's invalid body is a 404, not a 400).
+    once(&app, "view only", 403, async { status(cy.post(&p("/messages"), json!({"text": "hi"})).await) }).await;
+    once(&app, "stranger", 404, async { status(stranger.post(&p("/messages"), json!({"text": ""})).await) }).await;
+    once(&app, "invalid", 400, async { status(ben.post(&p("/messages"), json!({"text": ""})).await) }).await;
+
+    // The socket's path (rh.api.send_message) is the same service call: same answer, one query.
+    let before = access_checks(&app).await;
+    let req = SendMessageRequest {
+        user_id: team.cy.user_id,
+        conversation_id: conv,
+        text: "hi".into(),
+        client_msg_id: None,
+        max_tokens: None,
+    };
+    let reply = app.nc.request(subjects::API_SEND_MESSAGE, serde_json::to_vec(&req).unwrap().into()).await.unwrap();
+    let reply: Reply<Value> = serde_json::from_slice(&reply.payload).unwrap();
+    let Reply::Error(e) = reply else { panic!("view only sent over NATS") };
+    assert_eq!(e.code.as_str(), "forbidden");
+    assert_eq!(access_checks(&app).await - before, 1, "rh.api.send_message: one access query");
+
+    once(&app, "leave", 204, async { status(cy.delete(&p(&format!("/shares/{cy_id}"))).await) }).await;
+    once(&app, "delete", 204, async { status(ada.delete(&p("")).await) }).await;
+}
