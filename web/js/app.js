@@ -210,6 +210,17 @@ function buildShell() {
       if (!s.newForm.hidden) s.newTitle.focus();
     },
   }, '+ New conversation');
+  s.searchInput = h('input', {
+    type: 'search', class: 'sidebar-search', testid: 'search-input', placeholder: 'Search conversations',
+    'aria-label': 'Search the conversations you can see', autocomplete: 'off',
+  });
+  s.searchForm = h('form', {
+    role: 'search', testid: 'search-form',
+    onsubmit: (e) => {
+      e.preventDefault();
+      runSearch(s.searchInput.value.trim());
+    },
+  }, s.searchInput);
   s.sidebar = h('aside', {
     class: 'sidebar',
     testid: 'sidebar',
@@ -224,6 +235,7 @@ function buildShell() {
   },
     s.newButton,
     s.newForm,
+    s.searchForm,
     h('h2', { class: 'sidebar-head', text: 'My conversations' }),
     s.ownList,
     s.sharedHead,
@@ -360,6 +372,7 @@ function renderSidebar() {
         onclick: () => setSidebarOpen(false),
       },
       h('span', { class: 'conv-title', testid: 'conversation-title', dir: 'auto', text: c.title || 'Untitled conversation' }),
+      c.responding ? h('span', { class: 'responding-marker', testid: 'responding-marker', role: 'status', text: 'responding…' }) : null,
       sharedC
         ? h('span', { class: 'conv-meta' },
           h('span', { class: `badge badge-${c.permission}`, testid: 'shared-badge', text: PERMISSION_LABEL[c.permission] || c.permission }),
@@ -383,6 +396,15 @@ function isShared(c) {
 
 function handleSidebarFrame(f) {
   const id = f.conversation_id;
+  if (f.action === 'activity') {
+    // "responding…": an answer started or every answer ended (the list after a reload says the same).
+    const c = state.convs.get(id);
+    if (c && c.responding !== !!f.responding) {
+      c.responding = !!f.responding;
+      renderSidebar();
+    }
+    return;
+  }
   if (f.action === 'removed' || f.action === 'deleted') {
     const c = state.convs.get(id);
     state.convs.delete(id);
@@ -397,6 +419,41 @@ function handleSidebarFrame(f) {
   } else {
     loadSidebar();
   }
+}
+
+/**
+ * Search (GET /search): the matches in the main area, best first, each a link to its conversation; the matched
+ * words are marked (the api puts them between [[ and ]]; drawn as DOM nodes, never HTML).
+ */
+async function runSearch(q, offset = 0) {
+  const s = state.shell;
+  if (!s || !q) return;
+  let page;
+  try {
+    page = await api.get(`/search?q=${encodeURIComponent(q)}&limit=20&offset=${offset}`);
+  } catch (e) {
+    toast(`Search failed: ${errorText(e)}`, 'error');
+    return;
+  }
+  if (state.view) {
+    state.view.destroy();
+    state.view = null;
+    if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+    renderSidebar();
+  }
+  const marked = (snippet) => String(snippet || '').split(/(\[\[.*?\]\])/).map((part) =>
+    part.startsWith('[[') && part.endsWith(']]') ? h('mark', { text: part.slice(2, -2) }) : part);
+  const results = page.results || [];
+  setChildren(s.main, h('section', { class: 'search-view', testid: 'search-view' },
+    h('h1', { text: `Search: ${q}` }),
+    results.length
+      ? h('ul', { class: 'search-results', testid: 'search-results' }, ...results.map((r) => h('li', { testid: 'search-result' },
+        h('a', { href: `#/c/${r.conversation_id}`, dir: 'auto', text: r.title || 'Untitled conversation' }),
+        h('div', { class: 'muted small', dir: 'auto' }, r.message_id ? '' : 'Title: ', ...marked(r.snippet)))))
+      : h('p', { class: 'muted', testid: 'search-empty', text: 'Nothing found in the conversations you can see.' }),
+    page.next_offset != null
+      ? h('button', { type: 'button', class: 'btn btn-ghost', testid: 'search-more', text: 'More results', onclick: () => runSearch(q, page.next_offset) })
+      : null));
 }
 
 async function createConversation(title) {

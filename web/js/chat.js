@@ -37,12 +37,19 @@ export class ChatView {
       share: () => ctx.openShare(this),
       leave: () => ctx.leaveConversation(this),
       remove: () => ctx.deleteConversation(this),
+      exportAs: (format) => this.exportAs(format),
+      copy: () => this.copy(),
       models: () => ctx.getModels(),
       ownerName: () => ctx.ownerNameOf(id),
       toast: ctx.toast,
     });
     this.messages = new MessageList({ meName: ctx.me.name, onStop: (item) => this.stop(item), onLoadEarlier: (before) => this.loadEarlier(before) });
-    this.composer = new Composer({ id, send: () => this.send(), upload: (files) => this.upload(files) });
+    this.composer = new Composer({
+      id,
+      send: () => this.send(),
+      upload: (files) => this.upload(files),
+      typing: (on) => this.typing(on),
+    });
     this.attachments = new AttachmentBar((att) => this.download(att));
     this.el = h('section', { class: 'chat', testid: 'chat-view', dataset: { conversationId: id } },
       this.header.el, this.header.settingsPanel, this.attachments.el, this.messages.el, this.composer.el);
@@ -222,6 +229,7 @@ export class ChatView {
       return;
     }
     this.composer.setText('');
+    this.typing(false);
     const localId = ++localIds;
     this.messages.followNext();
     this.dispatch({ type: 'send', localId, text, now: Date.now() });
@@ -289,6 +297,67 @@ export class ChatView {
       }
     }
     this.composer.setUploading(null);
+  }
+
+  /** Tells the others that I am composing (repeated at most every 3 s while I type) or that I stopped. */
+  typing(on) {
+    if (!canRespond(this.state.permission)) return;
+    const now = Date.now();
+    if (on && this.typingSince && now - this.typingSince < 3000) return;
+    if (!on && !this.typingSince) return;
+    this.typingSince = on ? now : 0;
+    this.ctx.socket.send({ type: 'typing', conversation_id: this.id, typing: on });
+  }
+
+  /** The finished history as a Markdown or JSON file. */
+  async exportAs(format) {
+    try {
+      const res = await this.ctx.api.request('GET', `/conversations/${this.id}/export?format=${format}`, undefined, { raw: true });
+      const name = `${(this.state.conv?.title || 'conversation').replace(/[^\p{L}\p{N} _-]+/gu, '').trim() || 'conversation'}.${format === 'json' ? 'json' : 'md'}`;
+      this.saveBlob(await res.blob(), name, 'export-download-link');
+    } catch (e) {
+      this.ctx.toast(`Export failed: ${errorText(e)}`, 'error');
+    }
+  }
+
+  /**
+   * Continue as a copy: asks how far back (the whole history, or up to one of the last answers) and whether the
+   * files come along, then opens the new conversation (mine, shared with nobody).
+   */
+  async copy() {
+    // Only finished answers are in the server's history (what a copy can end at).
+    const answers = this.state.order.map((id) => this.state.items[id])
+      .filter((m) => m && m.role === 'assistant' && ['complete', 'failed', 'stopped'].includes(m.status));
+    let upTo = null;
+    if (answers.length > 1) {
+      const n = prompt(`Copy up to which answer? 1–${answers.length} (empty: all of it)`, '');
+      if (n === null) return;
+      const i = Number.parseInt(n, 10);
+      if (n.trim() !== '' && !(i >= 1 && i <= answers.length)) {
+        this.ctx.toast(`Choose a number from 1 to ${answers.length}.`, 'error');
+        return;
+      }
+      if (n.trim() !== '') upTo = answers[i - 1].id;
+    }
+    const attachments = (this.state.attachments || []).length > 0 && confirm('Copy the attached files too?');
+    try {
+      const copy = await this.ctx.api.post(`/conversations/${this.id}/copy`, { ...(upTo ? { up_to: upTo } : {}), attachments });
+      this.ctx.toast('Copied: this conversation is yours and shared with nobody.', 'info');
+      location.hash = `#/c/${copy.id}`;
+    } catch (e) {
+      this.ctx.toast(`Could not copy: ${errorText(e)}`, 'error');
+    }
+  }
+
+  saveBlob(blob, filename, testid) {
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: filename, hidden: true, testid });
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(() => {
+      a.remove();
+      URL.revokeObjectURL(url);
+    }, 30000);
   }
 
   /** Attachments need the bearer token, so they are fetched and handed to the browser as a blob link. */

@@ -97,6 +97,8 @@ const ICONS = {
   send: 'M22 2L11 13M22 2l-7 20-4-9-9-4z',
   pencil: 'M12 20h9M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z',
   sliders: 'M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0M14 4v4M8 10v4M16 16v4',
+  download: 'M12 3v12M7 10l5 5 5-5M4 21h16',
+  copy: 'M9 9h11v11H9zM5 15H4V4h11v1',
 };
 
 export function icon(name, cls = 'icon') {

@@ -39,6 +39,10 @@ export class SharePanel {
       disabled: true,
       onclick: () => this.submit(),
     }, 'Share');
+    // A share can end by itself, exactly like a revoke (the server ends it; nobody has to act).
+    this.expirySelect = h('select', { class: 'share-expiry', testid: 'share-expiry', 'aria-label': 'Access ends' },
+      ...[['', 'Until removed'], ['3600', 'For 1 hour'], ['86400', 'For 1 day'], ['604800', 'For 7 days']]
+        .map(([value, text]) => h('option', { value, text })));
     this.accessEl = h('ul', { class: 'share-access', testid: 'share-access-list' });
     this.errorEl = h('div', { class: 'form-error', testid: 'share-error', role: 'alert', hidden: true });
     const title = this.view.conv?.title || 'this conversation';
@@ -56,7 +60,7 @@ export class SharePanel {
     this.search,
     this.results,
     this.pickedEl,
-    h('div', { class: 'dialog-actions' }, this.submitBtn),
+    h('div', { class: 'dialog-actions' }, this.expirySelect, this.submitBtn),
     this.errorEl,
     h('h3', { text: 'People with access' }),
     this.accessEl);
@@ -182,7 +186,9 @@ export class SharePanel {
 
   async submit() {
     if (this.picked.size === 0) return;
-    const shares = [...this.picked.entries()].map(([user_id, p]) => ({ user_id, permission: p.permission }));
+    const secs = Number(this.expirySelect.value);
+    const expires_at = secs ? new Date(Date.now() + secs * 1000).toISOString() : null;
+    const shares = [...this.picked.entries()].map(([user_id, p]) => ({ user_id, permission: p.permission, expires_at }));
     const names = [...this.picked.values()].map((p) => p.user.name || p.user.email);
     this.submitBtn.disabled = true;
     try {
@@ -222,6 +228,7 @@ export class SharePanel {
       name: s.name || s.user?.name,
       email: s.email || s.user?.email,
       permission: s.permission,
+      expiresAt: s.expires_at || null,
     }));
     this.renderAccess();
   }
@@ -242,7 +249,10 @@ export class SharePanel {
       const select = permissionSelect(a.permission, 'share-access-permission', who, (v) => this.change(a, v, select));
       rows.push(h('li', { class: 'person-row', testid: 'share-access-row', dataset: { userId: a.user_id, permission: a.permission, email: a.email || '' } },
         h('span', { class: 'person' }, h('span', { class: 'person-name', text: a.name || a.email || a.user_id }),
-          h('span', { class: 'muted small', text: ` ${a.email || ''}` })),
+          h('span', { class: 'muted small', text: ` ${a.email || ''}` }),
+          a.expiresAt
+            ? h('span', { class: 'muted small share-until', testid: 'share-until', text: ` · until ${new Date(a.expiresAt).toLocaleString()}` })
+            : null),
         select,
         h('button', {
           type: 'button',

@@ -239,6 +239,13 @@ async function main() {
       return t.length > 0 ? t : null;
     });
     await shot(B, 'b-answer-streaming');
+    // The sidebar of both marks the conversation as responding while the answer streams (issue 14).
+    for (const [who, P] of [['A', A], ['B', B]]) {
+      await P.locator(`${convItem(convId)} ${tid('responding-marker')}`).waitFor({ state: 'visible', timeout: T }).catch(() => {
+        throw new Error(`${who}'s sidebar has no responding marker while the answer streams`);
+      });
+    }
+    await shot(B, 'b-sidebar-responding-marker');
     // … A (who may respond) has Stop on the answer while it streams, and Send stays where it is.
     if (!(await isVisible(A, `${assistantMsgs} ${tid('stop-answer')}`))) throw new Error('A has no Stop on the streaming answer');
     if (!(await isVisible(A, tid('send-button')))) throw new Error('Send is gone while an answer streams');
@@ -256,6 +263,7 @@ async function main() {
     });
     if (await B.evaluate(() => window.__xss === 1)) throw new Error('injected script ran');
     firstFinal = final;
+    await B.locator(`${convItem(convId)} ${tid('responding-marker')}`).waitFor({ state: 'detached', timeout: T });
     await waitUntil('B sees who is watching now (A and B)', async () => {
       const presence = norm(await B.locator(tid('presence')).textContent());
       return /watching now/i.test(presence) && presence.includes(alice.name) && presence.includes(`${bob.name} (you)`);
@@ -395,6 +403,47 @@ async function main() {
     await waitUntil("B's header is back", async () => norm(await B.locator(tid('chat-title')).textContent()) === title);
   });
 
+  await step('who is typing: B composes, A sees it; B clears the draft, it goes', async () => {
+    await B.locator(tid('composer-input')).fill('I am about to ask');
+    await waitUntil("A sees B typing", async () => norm(await A.locator(tid('typing')).textContent().catch(() => '')).includes(`${bob.name} is typing`));
+    await shot(A, 'a-sees-b-typing');
+    await B.locator(tid('composer-input')).fill('');
+    await A.locator(tid('typing')).waitFor({ state: 'detached', timeout: T });
+  });
+
+  await step('search finds the conversation by a word of its messages; a result opens it', async () => {
+    await A.locator(tid('search-input')).fill('launch plan');
+    await A.locator(tid('search-input')).press('Enter');
+    const hit = A.locator(`${tid('search-result')} a[href="#/c/${convId}"]`).first();
+    await hit.waitFor({ state: 'visible', timeout: T });
+    if ((await A.locator(`${tid('search-results')} mark`).count()) === 0) throw new Error('no matched words marked');
+    await shot(A, 'a-search-results');
+    await hit.click();
+    await A.locator(tid('chat-view')).waitFor({ state: 'visible', timeout: T });
+  });
+
+  await step('export as Markdown; B continues the conversation as a copy of their own', async () => {
+    const [download] = await Promise.all([A.waitForEvent('download', { timeout: T }), A.locator(tid('export-markdown')).click()]);
+    const md = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
+    if (!md.startsWith(`# ${title}`) || !md.includes('Hello from Bob')) throw new Error(`export: ${md.slice(0, 200)}`);
+    // B (Can respond) copies all of it: 'Copy up to which answer?' (empty: all), then no files.
+    const answer = (d) => (d.type() === 'prompt' ? d.accept('') : d.dismiss());
+    B.on('dialog', answer);
+    await B.locator(tid('copy-button')).click();
+    await waitUntil('B is in the copy', async () => {
+      const id = /#\/c\/([0-9a-f-]{36})/.exec(B.url())?.[1];
+      return id && id !== convId ? id : null;
+    });
+    B.off('dialog', answer);
+    await waitUntil("the copy's title", async () => norm(await B.locator(tid('chat-title')).textContent()) === `Copy of ${title}`);
+    await waitUntil('the copied messages', async () => (await B.locator(userMsgs).count()) >= 2);
+    if (await isVisible(B, tid('permission-badge'))) throw new Error('the copy is not B\'s own');
+    await shot(B, 'b-continued-as-copy');
+    await B.goto(`${APP}/#/c/${convId}`);
+    await B.locator(tid('chat-view')).waitFor({ state: 'visible', timeout: T });
+    await B.evaluate(() => { window.__noReload = true; });
+  });
+
   await step('A posts a table and code; B sees them rendered, the code highlighted', async () => {
     const text = [
       '/sim tokens=5 rate=50',
@@ -483,6 +532,18 @@ async function main() {
     if (!(await B.evaluate(() => window.__noReload === true))) throw new Error("B's page was reloaded");
     if ((await B.locator(tid('kept-draft-text')).inputValue()) !== `My unsent thoughts ${run}`) throw new Error('B\'s draft is gone');
     await shot(B, 'b-access-removed');
+  });
+
+  await step('A shares with an end: the panel says until when', async () => {
+    await A.locator(tid('share-button')).click();
+    await A.locator(tid('share-search')).fill(bob.name.split(' ')[0]);
+    await A.locator(tid('share-result')).first().click();
+    await A.locator(tid('share-expiry')).selectOption('3600');
+    await A.locator(tid('share-submit')).click();
+    const row = A.locator(`${tid('share-access-row')}[data-user-id="${bob.id}"]`);
+    await row.locator(tid('share-until')).waitFor({ state: 'visible', timeout: T });
+    await shot(A, 'a-expiring-share');
+    await A.locator(tid('share-close')).click();
   });
 
   await step('narrow (phone) screen: sidebar behind a button, chat readable', async () => {

@@ -13,16 +13,20 @@ const COUNT_FROM = 30000;
 export class Composer {
   /**
    * @param {object} o  `id` (the conversation: its unsent draft is kept per tab while you look elsewhere), `send()`,
-   *   `upload(files)`
+   *   `upload(files)`, `typing(on)` (composing: on while there is text, off on blur, clearing and sending)
    */
-  constructor({ id, send, upload }) {
+  constructor({ id, send, upload, typing = () => {} }) {
     this.draftKey = `relayhub.draft.${id}`;
     this.viewOnlyEl = h('div', { class: 'view-only-notice', testid: 'view-only-notice', role: 'status', hidden: true },
       icon('eye'), h('span', { text: VIEW_ONLY_TEXT }));
     this.input = h('textarea', {
       class: 'composer-input', testid: 'composer-input', rows: 2, dir: 'auto', placeholder: 'Message the AI…',
       title: 'Enter sends, Shift+Enter starts a new line', 'aria-label': 'Message',
-      oninput: () => this.changed(),
+      oninput: () => {
+        this.changed();
+        typing(this.input.value.trim() !== '');
+      },
+      onblur: () => typing(false),
       onkeydown: (e) => {
         if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
           e.preventDefault();

@@ -10,7 +10,8 @@ import { settingsSummary } from './state.js';
 export class ChatHeader {
   /**
    * @param {object} actions  `rename(title)` → Promise<boolean>, `changeModel(model)`, `saveSettings(patch)` →
-   *   Promise<boolean>, `share()`, `leave()`, `remove()`, `models()` → Promise<string[]>, `ownerName()`, `toast(text, kind)`
+   *   Promise<boolean>, `share()`, `leave()`, `remove()`, `exportAs(format)`, `copy()`, `models()` → Promise<string[]>,
+   *   `ownerName()`, `toast(text, kind)`
    */
   constructor(actions) {
     this.actions = actions;
@@ -57,6 +58,10 @@ export class ChatHeader {
     this.shareBtn = button('share-button', 'share', 'Share', 'Share this conversation', a.share, 'btn btn-primary');
     this.leaveBtn = button('leave-button', 'close', 'Leave', 'Leave this conversation (it leaves your sidebar)', a.leave);
     this.deleteBtn = button('delete-button', 'trash', 'Delete', 'Delete this conversation for everyone', a.remove);
+    // Anyone who can see it may export it or continue it as a copy of their own.
+    this.exportMdBtn = button('export-markdown', 'download', 'Markdown', 'Export as Markdown', () => a.exportAs('markdown'));
+    this.exportJsonBtn = button('export-json', 'download', 'JSON', 'Export as JSON', () => a.exportAs('json'));
+    this.copyBtn = button('copy-button', 'copy', 'Copy', 'Continue as a copy of your own', () => a.copy());
     this.el = h('header', { class: 'chat-header' },
       h('div', { class: 'chat-heading' },
         h('div', { class: 'chat-title-row' }, this.titleEl, this.renameForm, this.permBadge),
@@ -66,7 +71,8 @@ export class ChatHeader {
           this.settingsSummary,
           this.settingsNote),
         this.presenceEl),
-      h('div', { class: 'chat-actions' }, this.settingsBtn, this.renameBtn, this.shareBtn, this.leaveBtn, this.deleteBtn));
+      h('div', { class: 'chat-actions' }, this.settingsBtn, this.renameBtn, this.shareBtn, this.copyBtn, this.exportMdBtn,
+        this.exportJsonBtn, this.leaveBtn, this.deleteBtn));
   }
 
   /** Temperature and system prompt: shown to everyone when set, editable by Can respond and the owner. */
@@ -155,13 +161,18 @@ export class ChatHeader {
 
   setViewers(viewers, me) {
     const seen = new Map();
-    for (const v of viewers) if (v && v.user_id && !seen.has(v.user_id)) seen.set(v.user_id, v.name);
+    for (const v of viewers) if (v && v.user_id && !seen.has(v.user_id)) seen.set(v.user_id, v);
     if (seen.size === 0) {
       this.presenceEl.textContent = '';
       return;
     }
-    const names = [...seen].map(([id, name]) => (id === me ? `${name || 'You'} (you)` : name || 'Someone'));
-    setChildren(this.presenceEl, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), `Watching now: ${names.join(', ')}`);
+    const names = [...seen].map(([id, v]) => (id === me ? `${v.name || 'You'} (you)` : v.name || 'Someone'));
+    // Who is composing right now (the server never marks View Only people); not yourself.
+    const typing = [...seen].filter(([id, v]) => v.typing && id !== me).map(([, v]) => v.name || 'Someone');
+    setChildren(this.presenceEl, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), `Watching now: ${names.join(', ')}`,
+      typing.length
+        ? h('span', { class: 'typing', testid: 'typing', text: ` · ${typing.join(', ')} ${typing.length === 1 ? 'is' : 'are'} typing…` })
+        : null);
   }
 
   // ---------------------------------------------------------------- rename
