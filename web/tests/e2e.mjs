@@ -422,28 +422,6 @@ async function main() {
     await A.locator(tid('chat-view')).waitFor({ state: 'visible', timeout: T });
   });
 
-  await step('export as Markdown; B continues the conversation as a copy of their own', async () => {
-    const [download] = await Promise.all([A.waitForEvent('download', { timeout: T }), A.locator(tid('export-markdown')).click()]);
-    const md = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
-    if (!md.startsWith(`# ${title}`) || !md.includes('Hello from Bob')) throw new Error(`export: ${md.slice(0, 200)}`);
-    // B (Can respond) copies all of it: 'Copy up to which answer?' (empty: all), then no files.
-    const answer = (d) => (d.type() === 'prompt' ? d.accept('') : d.dismiss());
-    B.on('dialog', answer);
-    await B.locator(tid('copy-button')).click();
-    await waitUntil('B is in the copy', async () => {
-      const id = /#\/c\/([0-9a-f-]{36})/.exec(B.url())?.[1];
-      return id && id !== convId ? id : null;
-    });
-    B.off('dialog', answer);
-    await waitUntil("the copy's title", async () => norm(await B.locator(tid('chat-title')).textContent()) === `Copy of ${title}`);
-    await waitUntil('the copied messages', async () => (await B.locator(userMsgs).count()) >= 2);
-    if (await isVisible(B, tid('permission-badge'))) throw new Error('the copy is not B\'s own');
-    await shot(B, 'b-continued-as-copy');
-    await B.goto(`${APP}/#/c/${convId}`);
-    await B.locator(tid('chat-view')).waitFor({ state: 'visible', timeout: T });
-    await B.evaluate(() => { window.__noReload = true; });
-  });
-
   await step('A posts a table and code; B sees them rendered, the code highlighted', async () => {
     const text = [
       '/sim tokens=5 rate=50',
@@ -513,6 +491,27 @@ async function main() {
       && !(await isVisible(B, tid('jump-latest'))));
     await A.locator(assistantMsgs).last().locator(tid('stop-answer')).click();
     await waitUntil('the long answer stopped', async () => (await answer.getAttribute('data-status')) === 'stopped');
+  });
+
+  await step('export as Markdown; B continues the conversation as a copy of their own', async () => {
+    const [download] = await Promise.all([A.waitForEvent('download', { timeout: T }), A.locator(tid('export-markdown')).click()]);
+    const md = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
+    if (!md.startsWith(`# ${title}`) || !md.includes('Hello from Bob')) throw new Error(`export: ${md.slice(0, 200)}`);
+    // B (Can respond) copies all of it: 'Copy up to which answer?' (empty: all), then no files.
+    const answer = (d) => (d.type() === 'prompt' ? d.accept('') : d.dismiss());
+    B.on('dialog', answer);
+    await B.locator(tid('copy-button')).click();
+    await waitUntil('B is in the copy', async () => {
+      const id = /#\/c\/([0-9a-f-]{36})/.exec(B.url())?.[1];
+      return id && id !== convId ? id : null;
+    });
+    B.off('dialog', answer);
+    await waitUntil("the copy's title", async () => norm(await B.locator(tid('chat-title')).textContent()) === `Copy of ${title}`);
+    await waitUntil('the copied messages', async () => (await B.locator(userMsgs).count()) >= 2);
+    if (await isVisible(B, tid('permission-badge'))) throw new Error('the copy is not B\'s own');
+    await shot(B, 'b-continued-as-copy');
+    await B.evaluate((id) => { location.hash = `#/c/${id}`; }, convId);
+    await waitUntil('B is back in the conversation', async () => (await B.locator(tid('chat-view')).getAttribute('data-conversation-id')) === convId);
   });
 
   await step('A removes B; the conversation leaves B\'s sidebar and B\'s view closes', async () => {

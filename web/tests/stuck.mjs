@@ -246,12 +246,15 @@ async function main() {
     if (!label.includes(cy.name)) throw new Error(`the permission is announced as ${JSON.stringify(label)}`);
     await A.keyboard.press('Tab'); // past "do not share"
     await A.keyboard.press('Tab');
+    if ((await focusedTestId(A)) !== 'share-expiry') throw new Error(`Tab went to ${await focusedTestId(A)}, not "access ends"`);
+    await A.keyboard.press('Tab'); // past "access ends" (until removed)
     if ((await focusedTestId(A)) !== 'share-submit') throw new Error(`Tab went to ${await focusedTestId(A)}, not Share`);
     await A.keyboard.press('Enter');
     await waitUntil('Cy can view', async () => (await cyHas()) === 'view');
     // From the search field, Tab reaches Cy's row in "People with access": change it with the arrow keys.
     await waitUntil('the focus back on the search', async () => (await focusedTestId(A)) === 'share-search');
     await A.locator(`${tid('share-access-row')}[data-user-id="${cy.id}"]`).waitFor({ state: 'visible', timeout: T });
+    await A.keyboard.press('Tab'); // past "access ends" (Share is disabled: nobody picked)
     await A.keyboard.press('Tab');
     if ((await focusedTestId(A)) !== 'share-access-permission') throw new Error(`Tab went to ${await focusedTestId(A)}`);
     await A.keyboard.press('ArrowDown');

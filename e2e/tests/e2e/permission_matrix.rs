@@ -158,6 +158,26 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     })
     .await?;
 
+    // Export, search and copy (issue 14): whoever can read it, nobody else.
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}/export?format=markdown")).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("export it", &r, &PARTICIPANTS, &[]);
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).get("/search?q=Rex").await?;
+        assert!(s.is_success(), "{who:?} search: {s} {v}");
+        let found = v.to_string().contains(&conv.to_string());
+        assert_eq!(found, PARTICIPANTS.contains(&who), "{who:?} finds it: {found}: {v}");
+    }
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/copy"), json!({})).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("continue it as a copy", &r, &PARTICIPANTS, &[]);
+
     // The sidebar lists it exactly for participants.
     for who in EVERYONE {
         let (s, v) = w.as_(who).get("/conversations").await?;
@@ -353,6 +373,13 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
             let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
             let want = if who == Who::View { "forbidden" } else { "not_found" };
             assert!(matches!(&f, ServerFrame::Error { code, .. } if code == want), "{who:?} stop: {f:?}");
+        }
+        // Who is typing: only those who may respond; View Only is refused, the rest never subscribed.
+        ws.send(&ClientFrame::Typing { conversation_id: conv, typing: true }).await?;
+        if !RESPONDERS.contains(&who) {
+            let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
+            let want = if who == Who::View { "forbidden" } else { "not_found" };
+            assert!(matches!(&f, ServerFrame::Error { code, .. } if code == want), "{who:?} typing: {f:?}");
         }
         // The socket still answers after every refusal.
         ws.send(&ClientFrame::Ping).await?;

@@ -136,6 +136,7 @@ export class ChatHeader {
     if (!owner) this.endRename();
     show(this.deleteBtn, owner);
     show(this.leaveBtn, !!permission && !owner);
+    for (const b of [this.copyBtn, this.exportMdBtn, this.exportJsonBtn]) show(b, !!permission);
     if (!this.settingsDirty(prev?.conv)) this.fillSettings();
     if (respond) this.fillModels();
   }

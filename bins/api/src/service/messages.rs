@@ -104,6 +104,18 @@ pub async fn send(
         if let Err(e) = rh_bus::claims::remove(&state.stops, &claim_key).await {
             tracing::warn!(error = %e, %response_id, "could not remove the claim of an unqueued response");
         }
+        // The message is in the stream already: end its answer, or viewers (and the sidebar's "responding…"
+        // marker) would wait for it forever. Best effort: NATS may be what failed.
+        let failed = Event::ResponseFailed {
+            response_id,
+            attempt: 0,
+            error: "the answer could not be queued; send the message again".into(),
+            text: String::new(),
+        };
+        let envelope = rh_protocol::Envelope::new(conversation_id, None, failed);
+        if let Err(e) = rh_bus::publish_event_acked(&state.js, &envelope).await {
+            tracing::warn!(error = %e, %response_id, "could not end an unqueued response");
+        }
         return Err(e);
     }
 
