@@ -70,8 +70,8 @@ async fn every_participant_sees_the_marker_come_and_go_and_nobody_else_does() ->
     }
     assert_eq!(listed_responding(&t, &t.cy, conv).await?, Some(false));
 
-    // A short answer that completes: on, then off.
-    t.api.send_message(&t.owner, conv, "/sim tokens=5 rate=50\nShort").await?;
+    // An answer that completes (long enough that its start and end reach the audit writer apart): on, then off.
+    t.api.send_message(&t.owner, conv, "/sim tokens=60 rate=20\nNot so short").await?;
     for p in participants.iter_mut() {
         until_marker(p, conv, true).await?;
         until_marker(p, conv, false).await?;
