@@ -83,7 +83,8 @@ pub struct Settings {
     #[arg(long, env = "RH_PUBLIC_WS_URL", global = true)]
     pub public_ws_url: Option<String>,
 
-    /// Model of new conversations, and the one listed when no worker answers `GET /models`.
+    /// Preferred model of new conversations, used when the worker pool serves it (else the pool's first model),
+    /// and the one listed while no worker has answered `GET /models` yet.
     #[arg(long, env = "RH_DEFAULT_MODEL", default_value = "sim-1", global = true)]
     pub default_model: String,
 

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// The endpoint exists but not with this method (axum adds the `Allow` header).
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A model no AI worker serves (creating a conversation with it, or switching to it).
+    #[error("{0}")]
+    UnknownModel(String),
     /// Over a limit ([`crate::service::limits`]): 429 with `Retry-After`.
     #[error("{message}")]
     RateLimited { message: String, retry_after: std::time::Duration },
@@ -64,6 +67,7 @@ impl ApiError {
             ApiError::TooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::UnknownModel(_) => ErrorCode::UnknownModel,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnknownModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -162,6 +167,7 @@ mod tests {
             (ApiError::TooLarge("x".into()), 413, "payload_too_large"),
             (ApiError::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
             (ApiError::MethodNotAllowed("x".into()), 405, "method_not_allowed"),
+            (ApiError::UnknownModel("x".into()), 422, "unknown_model"),
             (ApiError::Unavailable("x".into()), 503, "unavailable"),
             (
                 ApiError::RateLimited { message: "x".into(), retry_after: std::time::Duration::from_millis(1500) },

@@ -10,7 +10,7 @@
 //! Every password is `relayhub-demo`.
 
 use crate::config::Settings;
-use crate::domain::{ModelName, SharePermission, Title};
+use crate::domain::{SharePermission, Title};
 use crate::routes::auth::hash_password;
 use crate::service;
 use crate::service::events::Change;
@@ -58,8 +58,8 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         return Ok(());
     }
     let title = Title::parse(Some(DEMO_TITLE)).map_err(anyhow::Error::msg)?;
-    let model = ModelName::parse(&state.settings.default_model).map_err(anyhow::Error::msg)?;
-    let conversation = service::conversations::create(state, ada.id, ada.org_id, &title, &model)
+    // The pool's default model (or `--default-model` while no worker has answered).
+    let conversation = service::conversations::create(state, ada.id, ada.org_id, &title, None)
         .await
         .map_err(|e| anyhow::anyhow!("creating the demo conversation: {e}"))?;
     let respond = SharePermission::parse("respond").map_err(anyhow::Error::msg)?;

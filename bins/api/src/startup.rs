@@ -50,6 +50,7 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
         metrics,
         grants,
         erase_wake: Arc::new(tokio::sync::Notify::new()),
+        models: Arc::default(),
     })
 }
 

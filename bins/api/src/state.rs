@@ -27,4 +27,6 @@ pub struct AppState {
     pub outbox: crate::relay::Outbox,
     /// The bound on concurrent password hashes ([`crate::service::limits::HashSlots`]).
     pub hash_slots: Arc<crate::service::limits::HashSlots>,
+    /// What the worker pool serves, as last asked ([`crate::service::models`]).
+    pub models: Arc<crate::service::models::Catalog>,
 }

@@ -48,7 +48,8 @@ pub struct Config {
     /// OpenAI-compatible provider: API key (sent as a bearer token; never logged).
     #[arg(long, env = "RH_OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<ApiKey>,
-    /// OpenAI-compatible provider: models offered to users (comma list).
+    /// OpenAI-compatible provider: the models offered to users (comma list); required with `--provider openai`,
+    /// the only names a job may ask the endpoint for.
     #[arg(long, env = "RH_OPENAI_MODELS", value_delimiter = ',')]
     pub openai_models: Vec<String>,
     /// How long a job may go without a sign of life before JetStream hands it to another worker. The worker

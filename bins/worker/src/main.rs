@@ -89,7 +89,10 @@ fn build_provider(config: &Config) -> anyhow::Result<Arc<dyn Provider>> {
             let mut c = OpenAiConfig::new(base);
             c.api_key = config.openai_api_key.clone().filter(|k| !k.expose().is_empty());
             c.models = clean_list(&config.openai_models);
-            Arc::new(OpenAiCompatible::new(c).context("OpenAI-compatible provider")?)
+            Arc::new(
+                OpenAiCompatible::new(c)
+                    .context("OpenAI-compatible provider (set --openai-models, RH_OPENAI_MODELS)")?,
+            )
         }
     })
 }

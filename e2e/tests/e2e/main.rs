@@ -15,6 +15,7 @@ mod live_events;
 mod live_path;
 mod load_balancer;
 mod metric_names;
+mod models;
 mod nats_cluster;
 mod no_worker;
 mod permission_matrix;

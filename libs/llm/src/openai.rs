@@ -56,7 +56,8 @@ pub struct OpenAiConfig {
     pub base_url: String,
     /// Sent as `Authorization: Bearer <key>` when set (local servers usually need none).
     pub api_key: Option<ApiKey>,
-    /// Models offered to users; empty = pass any model name through.
+    /// Models offered to users: the allowlist. Required (an empty list is refused by [`OpenAiCompatible::new`]):
+    /// a client must not be able to pick any model the upstream account can reach (cost, abuse).
     pub models: Vec<String>,
     pub connect_timeout: Duration,
     /// Longest silence between two reads of the response (the first token of a big model can take a while).
@@ -96,6 +97,12 @@ pub fn install_crypto_provider() {
 impl OpenAiCompatible {
     pub fn new(config: OpenAiConfig) -> Result<Self, LlmError> {
         install_crypto_provider();
+        if config.models.iter().all(|m| m.trim().is_empty()) {
+            return Err(LlmError::new(
+                ErrorKind::Config,
+                "no models allowed: the OpenAI-compatible provider needs an allowlist",
+            ));
+        }
         let base = config.base_url.trim_end_matches('/');
         let url = if base.ends_with("/v1") {
             format!("{base}/chat/completions")
@@ -144,7 +151,7 @@ impl Provider for OpenAiCompatible {
     fn generate(&self, request: GenerateRequest) -> BoxFuture<'static, Result<TokenStream, LlmError>> {
         let this = self.clone();
         Box::pin(async move {
-            if !this.models.is_empty() && !this.models.contains(&request.model) {
+            if !this.models.contains(&request.model) {
                 return Err(LlmError::new(
                     ErrorKind::UnknownModel,
                     format!("model {:?} is not served here", request.model),

@@ -147,7 +147,7 @@ async fn streams_tokens_split_anywhere_and_sends_the_request_openai_expects() {
 #[tokio::test]
 async fn a_base_url_ending_in_v1_works_too_and_no_key_sends_no_header() {
     let (base, seen) = serve(Script::Stream { pieces: vec![sse(&["ok"])], abort: false }).await;
-    let p = client(&format!("{base}/v1/"), None, &[]);
+    let p = client(&format!("{base}/v1/"), None, &["anything"]);
     let (tokens, err) = collect(&p, request("anything")).await;
     assert!(err.is_none(), "{err:?}");
     assert_eq!(tokens, vec!["ok"]);
@@ -158,12 +158,12 @@ async fn a_base_url_ending_in_v1_works_too_and_no_key_sends_no_header() {
 async fn http_errors_carry_status_and_the_providers_message() {
     let body = r#"{"error":{"message":"Incorrect API key provided: sk-bad","type":"invalid_request_error","code":"invalid_api_key"}}"#;
     let (base, _) = serve(Script::Error { status: 401, body: body.into(), json: true }).await;
-    let e = client(&base, Some("sk-bad"), &[]).generate(request("m")).await.err().expect("401 fails");
+    let e = client(&base, Some("sk-bad"), &["m"]).generate(request("m")).await.err().expect("401 fails");
     assert_eq!(e.kind(), ErrorKind::Status(401));
     assert_eq!(e.message(), "Incorrect API key provided: sk-bad");
 
     let (base, _) = serve(Script::Error { status: 500, body: "upstream exploded".into(), json: false }).await;
-    let e = client(&base, None, &[]).generate(request("m")).await.err().expect("500 fails");
+    let e = client(&base, None, &["m"]).generate(request("m")).await.err().expect("500 fails");
     assert_eq!(e.kind(), ErrorKind::Status(500));
     assert!(e.to_string().contains("upstream exploded") && e.to_string().contains("500"), "{e}");
 }
@@ -174,7 +174,7 @@ async fn a_mid_stream_disconnect_is_an_error_after_the_tokens_so_far() {
     // Keep the first three pieces (the role chunk and part of the tokens), then the server breaks off.
     pieces.truncate(6);
     let (base, _) = serve(Script::Stream { pieces: pieces.clone(), abort: true }).await;
-    let (tokens, err) = collect(&client(&base, None, &[]), request("m")).await;
+    let (tokens, err) = collect(&client(&base, None, &["m"]), request("m")).await;
     let err = err.expect("the break-off is reported");
     assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
     assert!(!tokens.is_empty() && "one two three".starts_with(&tokens.concat()), "{tokens:?}");
@@ -182,7 +182,7 @@ async fn a_mid_stream_disconnect_is_an_error_after_the_tokens_so_far() {
     // A clean end of the body without [DONE] (nor a finish_reason) is a break-off too.
     let body = "data: {\"choices\":[{\"delta\":{\"content\":\"half\"}}]}\n\n";
     let (base, _) = serve(Script::Stream { pieces: vec![body.as_bytes().to_vec()], abort: false }).await;
-    let (tokens, err) = collect(&client(&base, None, &[]), request("m")).await;
+    let (tokens, err) = collect(&client(&base, None, &["m"]), request("m")).await;
     assert_eq!(tokens, vec!["half"]);
     assert_eq!(err.expect("truncated").kind(), ErrorKind::Disconnected);
 }
@@ -191,7 +191,7 @@ async fn a_mid_stream_disconnect_is_an_error_after_the_tokens_so_far() {
 async fn an_error_event_inside_the_stream_ends_it() {
     let body = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"model overloaded\"}}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n";
     let (base, _) = serve(Script::Stream { pieces: vec![body.as_bytes().to_vec()], abort: false }).await;
-    let (tokens, err) = collect(&client(&base, None, &[]), request("m")).await;
+    let (tokens, err) = collect(&client(&base, None, &["m"]), request("m")).await;
     assert_eq!(tokens, vec!["a"]);
     let err = err.expect("error event");
     assert_eq!(err.kind(), ErrorKind::Upstream);
@@ -203,7 +203,7 @@ async fn unreachable_servers_and_unknown_models_fail_before_streaming() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let e = client(&format!("http://{addr}"), None, &[]).generate(request("m")).await.err().expect("refused");
+    let e = client(&format!("http://{addr}"), None, &["m"]).generate(request("m")).await.err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
 
     let (base, seen) = serve(Script::Stream { pieces: vec![sse(&["x"])], abort: false }).await;
@@ -212,6 +212,14 @@ async fn unreachable_servers_and_unknown_models_fail_before_streaming() {
     let e = p.generate(request("gpt-c")).await.err().expect("unknown");
     assert_eq!(e.kind(), ErrorKind::UnknownModel);
     assert!(seen.lock().expect("lock").is_empty(), "nothing was sent upstream");
+}
+
+#[test]
+fn no_allowlist_no_provider() {
+    for models in [vec![], vec![" ".to_owned()]] {
+        let e = OpenAiCompatible::new(OpenAiConfig { models, ..OpenAiConfig::new("http://x") }).expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Config);
+    }
 }
 
 #[test]

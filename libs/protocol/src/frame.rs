@@ -234,6 +234,8 @@ pub enum ErrorCode {
     Unavailable,
     /// An HTTP method the endpoint does not answer (the response's `Allow` header lists those it does).
     MethodNotAllowed,
+    /// A model no AI worker serves: pick one of `GET /models`.
+    UnknownModel,
     /// Over a limit (AI replies, commands per second, sign-in attempts, storage...): try again after the
     /// `Retry-After` header (REST) or `retry_after_ms` (socket).
     RateLimited,
@@ -257,6 +259,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UnknownModel => "unknown_model",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
         }

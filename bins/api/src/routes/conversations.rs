@@ -21,7 +21,7 @@ use uuid::Uuid;
 /// `POST /conversations {title?,model?}` → 201, the conversation as `GET /conversations/{id}` shows it.
 #[utoipa::path(post, path = "/conversations", tag = "conversations", security(("bearer" = [])),
     request_body(content = Option<CreateConversation>, description = "Optional: none is an untitled conversation with the default model"),
-    responses((status = 201, body = ConversationDetail)))]
+    responses((status = 201, body = ConversationDetail), (status = 422)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -31,9 +31,9 @@ pub async fn create(
     let body: CreateConversation =
         if body.iter().all(u8::is_ascii_whitespace) { CreateConversation::default() } else { json_from_slice(&body)? };
     let title = Title::parse(body.title.as_deref()).map_err(ApiError::Validation)?;
-    let model = ModelName::parse(body.model.as_deref().unwrap_or(&state.settings.default_model))
-        .map_err(ApiError::Validation)?;
-    let conversation = service::conversations::create(&state, caller.id(), caller.org(), &title, &model).await?;
+    let model = body.model.as_deref().map(ModelName::parse).transpose().map_err(ApiError::Validation)?;
+    let conversation =
+        service::conversations::create(&state, caller.id(), caller.org(), &title, model.as_ref()).await?;
     let page = HistoryPage::parse(None, None).map_err(ApiError::Validation)?;
     let view = rh_store::view::load(&state.db, conversation.id, caller.id(), page)
         .await?

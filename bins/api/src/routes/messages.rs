@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// `POST /conversations/{id}/messages {text, client_msg_id?, max_tokens?}` → 202 `{message_id, response_id, seq}`.
 #[utoipa::path(post, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = SendRequest,
-    responses((status = 202, body = MessageAccepted), (status = 403), (status = 429)))]
+    responses((status = 202, body = MessageAccepted), (status = 403), (status = 422), (status = 429)))]
 pub async fn send(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -4,7 +4,7 @@
 //! The error replies every operation can give are added here from what the operation has, rather than repeated on
 //! each annotation: 400 and 503 everywhere (a bad URI, a request timeout, a dependency down), 401 with a bearer
 //! token, 404 with path parameters (an id that is not a UUID, or not visible to the caller), 413 and 415 with a
-//! body. What only some operations answer (403, 409, 429) is on their annotations.
+//! body. What only some operations answer (403, 409, 422, 429) is on their annotations.
 
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
@@ -44,6 +44,7 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ("409", "Conflict", "It exists already."),
     ("413", "TooLarge", "The body is too large."),
     ("415", "UnsupportedMediaType", "The body's content type is not accepted."),
+    ("422", "UnknownModel", "No AI worker serves this model (`unknown_model`): pick one of `GET /models`."),
     ("429", "RateLimited", "Over a limit: try again after `Retry-After` seconds."),
     ("503", "Unavailable", "A dependency did not answer in time; try again."),
 ];

@@ -15,7 +15,7 @@ use uuid::Uuid;
 /// something changed).
 #[utoipa::path(patch, path = "/conversations/{id}/settings", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = SettingsPatchRequest,
-    responses((status = 200, body = SettingsChanged), (status = 403)))]
+    responses((status = 200, body = SettingsChanged), (status = 403), (status = 422)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: AuthUser,

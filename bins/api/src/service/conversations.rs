@@ -16,14 +16,23 @@ use uuid::Uuid;
 /// Creates a conversation: the row, `conversation.created` and the owner's sidebar message (their other
 /// devices) commit together. The relay publishes the event and records its seq in `created_seq`; this waits
 /// briefly for that, so the conversation returned normally has it (0 while NATS is down; sends are refused until
-/// it is set, see [`super::messages::send`]).
+/// it is set, see [`super::messages::send`]). `model`: one the worker pool serves; `None`, its default
+/// ([`super::models`]).
 pub async fn create(
     state: &AppState,
     owner_id: Uuid,
     org_id: Uuid,
     title: &Title,
-    model: &ModelName,
+    model: Option<&ModelName>,
 ) -> Result<Conversation, ApiError> {
+    let served = super::models::served(state).await;
+    let model = match model {
+        Some(m) => {
+            served.check(m)?;
+            m.clone()
+        }
+        None => served.default_model()?,
+    };
     let id = Uuid::now_v7();
     let mut client = state.db.client().await?;
     let mut change = Change::begin_create(&mut client, id, owner_id).await?;
@@ -97,6 +106,9 @@ async fn apply_settings(
     patch: SettingsPatch,
 ) -> Result<(Conversation, Vec<String>, Option<u64>), ApiError> {
     let (conversation_id, user_id) = (access.id(), access.user_id());
+    if let Some(model) = &patch.model {
+        super::models::served(state).await.check(model)?;
+    }
     let mut client = state.db.client().await?;
     let (mut change, current) = Change::begin(&mut client, conversation_id, user_id).await?;
 

@@ -8,7 +8,7 @@
 use super::access::{Need, check};
 use super::context;
 use super::limits;
-use crate::domain::{MessageText, Title};
+use crate::domain::{MessageText, ModelName, Title};
 use crate::error::ApiError;
 use crate::state::AppState;
 use rh_protocol::Event;
@@ -51,6 +51,9 @@ pub async fn send(
         return Err(ApiError::Validation(format!("client_msg_id must have at most {MAX_CLIENT_MSG_ID} characters")));
     }
     let max_tokens = limits::max_tokens(&state.settings.limits, max_tokens)?;
+    // The conversation's model may have left the pool since it was picked: refuse rather than fail later.
+    let model = ModelName::parse(&conversation.model).map_err(ApiError::Validation)?;
+    super::models::served(state).await.check(&model)?;
     let author = rh_store::orgs::user(&state.db, user_id).await?;
     // Before anything is published: a refused send leaves no message behind.
     limits::ai_reply(state, user_id, author.org_id).await?;

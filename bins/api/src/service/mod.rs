@@ -31,6 +31,7 @@ pub mod grants;
 pub mod limits;
 pub mod members;
 pub mod messages;
+pub mod models;
 pub mod retention;
 pub mod search;
 pub mod sessions;

@@ -109,3 +109,25 @@ async fn the_openai_provider_streams_a_real_sse_server_onto_the_conversation() -
     );
     Ok(())
 }
+
+/// Without an allowlist, a client could make the worker ask the endpoint for any model its key reaches: the
+/// worker refuses to start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_provider_refuses_to_start_without_a_model_allowlist() -> anyhow::Result<()> {
+    let bus = Bus::start().await?;
+    for models in ["", " , "] {
+        let refused = bus
+            .worker(&[
+                ("RH_PROVIDER", "openai"),
+                ("RH_OPENAI_BASE_URL", "http://127.0.0.1:9"),
+                ("RH_OPENAI_MODELS", models),
+                // The reason ends the log, not a backtrace.
+                ("RUST_BACKTRACE", "0"),
+                ("RUST_LIB_BACKTRACE", "0"),
+            ])
+            .await;
+        let Err(e) = refused else { bail!("a worker started without an allowlist ({models:?})") };
+        assert!(format!("{e:#}").contains("allowlist"), "the reason is told: {e:#}");
+    }
+    Ok(())
+}
