@@ -69,6 +69,38 @@ function renderSignUp() {
   });
 }
 
+/**
+ * Joining by invite (`#invite=<secret>`, a fragment so the secret reaches no server log): what the invite is for,
+ * then a name and password (and the email, for an open invite); signed in on success. A used, expired, revoked or
+ * mistyped invite shows why on the sign-in page.
+ */
+async function renderJoin(token) {
+  history.replaceState(null, '', location.pathname); // the secret leaves the address bar
+  let invite;
+  try {
+    invite = await api.post('/invites/lookup', { token });
+  } catch (e) {
+    renderLogin(`This invite cannot be used: ${errorText(e)}`);
+    return;
+  }
+  const name = h('input', { type: 'text', required: true, testid: 'join-name', maxlength: '100', autocomplete: 'name' });
+  const email = h('input', { type: 'email', required: true, testid: 'join-email', autocomplete: 'username', value: invite.email || '', readonly: !!invite.email });
+  const password = h('input', { type: 'password', required: true, testid: 'join-password', minlength: '8', autocomplete: 'new-password', placeholder: 'at least 8 characters' });
+  renderAuthPage({
+    id: 'join',
+    intro: `You are invited to join ${invite.org_name}. Choose your name and password.`,
+    fields: [['Your name', name], ['Email', email], ['Password', password]],
+    submitText: `Join ${invite.org_name}`,
+    submit: async () => {
+      const r = await api.post('/invites/accept', { token, name: name.value.trim(), password: password.value, email: invite.email ? null : email.value.trim() });
+      api.setSession(r);
+      await startApp(r.user);
+    },
+    failure: errorText,
+    other: ['Already have an account? ', 'login-link', 'Sign in', () => renderLogin()],
+  });
+}
+
 async function signIn(email, password) {
   const r = await api.post('/auth/login', { email, password });
   api.setSession(r);
@@ -740,7 +772,10 @@ window.__relayhub = {
   },
 };
 
-if (api.token) {
+const invited = new URLSearchParams(location.hash.slice(1)).get('invite');
+if (invited) {
+  renderJoin(invited);
+} else if (api.token) {
   startApp(api.storedUser).catch((e) => renderLogin(errorText(e)));
 } else {
   renderLogin();

@@ -1,5 +1,7 @@
 // The sharing panel (owner only): search teammates by name or email, pick one or several, choose View only or
-// Can respond for each, Share; below, everyone with access, with a permission picker and Remove for each.
+// Can respond for each, Share; below, everyone with access, with a permission picker and Remove for each. Teams
+// (`/conversations/{id}/teams`): pick one of the org's teams and a permission; each team shared with is listed
+// with its permission and Remove. A person's permission is the higher of their own share and their teams'.
 
 import { h, clear, setChildren, show, icon, trapFocus, arrowKeys } from './dom.js';
 import { PERMISSION_LABEL } from './permissions.js';
@@ -45,6 +47,10 @@ export class SharePanel {
         .map(([value, text]) => h('option', { value, text })));
     this.accessEl = h('ul', { class: 'share-access', testid: 'share-access-list' });
     this.errorEl = h('div', { class: 'form-error', testid: 'share-error', role: 'alert', hidden: true });
+    this.teamPick = h('select', { class: 'perm-select', testid: 'share-team-pick', 'aria-label': 'Team to share with' });
+    this.teamPermission = permissionSelect('view', 'share-team-permission', 'the team', () => {});
+    this.teamSubmit = h('button', { type: 'button', class: 'btn', testid: 'share-team-submit', onclick: () => this.shareTeam() }, 'Share with team');
+    this.teamsEl = h('ul', { class: 'share-access', testid: 'share-team-list' });
     const title = this.view.conv?.title || 'this conversation';
     this.dialog = h('div', {
       class: 'dialog share-panel',
@@ -62,6 +68,9 @@ export class SharePanel {
     this.pickedEl,
     h('div', { class: 'dialog-actions' }, this.expirySelect, this.submitBtn),
     this.errorEl,
+    h('h3', { text: 'Teams' }),
+    h('div', { class: 'person-row share-team-form' }, this.teamPick, this.teamPermission, this.teamSubmit),
+    this.teamsEl,
     h('h3', { text: 'People with access' }),
     this.accessEl);
     return h('div', {
@@ -216,6 +225,7 @@ export class SharePanel {
   }
 
   async refresh() {
+    this.refreshTeams();
     let list;
     try {
       list = listOf(await this.ctx.api.get(this.base), 'shares');
@@ -290,6 +300,63 @@ export class SharePanel {
     try {
       await this.ctx.api.del(`${this.base}/${a.user_id}`);
       this.ctx.toast(`${a.name || a.email} no longer has access`);
+      await this.refresh();
+    } catch (e) {
+      this.showError(`Not removed: ${errorText(e)}`);
+    }
+  }
+
+  // ------------------------------------------------------------ teams
+
+  get teamsBase() {
+    return `/conversations/${this.view.id}/teams`;
+  }
+
+  async refreshTeams() {
+    try {
+      const [orgTeams, shared] = await Promise.all([
+        this.ctx.api.get(`/orgs/${this.ctx.me.org_id}/teams`),
+        this.ctx.api.get(`/conversations/${this.view.id}/teams`),
+      ]);
+      this.renderTeams(listOf(orgTeams, 'teams'), listOf(shared, 'teams'));
+    } catch (e) {
+      this.showError(`Could not load teams: ${errorText(e)}`);
+    }
+  }
+
+  renderTeams(orgTeams, shared) {
+    const sharedIds = new Set(shared.map((t) => t.team_id));
+    const free = orgTeams.filter((t) => !sharedIds.has(t.id));
+    setChildren(this.teamPick, free.length
+      ? free.map((t) => h('option', { value: t.id, text: `${t.name} (${t.members.length})` }))
+      : [h('option', { value: '', text: orgTeams.length ? 'Shared with every team' : 'Your organization has no teams yet' })]);
+    this.teamPick.disabled = this.teamSubmit.disabled = free.length === 0;
+    setChildren(this.teamsEl, shared.map((t) => {
+      const select = permissionSelect(t.permission, 'share-team-row-permission', t.name, (v) => this.shareTeam(t.team_id, v));
+      return h('li', { class: 'person-row', testid: 'share-team-row', dataset: { teamId: t.team_id, permission: t.permission } },
+        h('span', { class: 'person' }, h('span', { class: 'person-name', text: t.name }),
+          h('span', { class: 'muted small', text: ` ${t.members} ${t.members === 1 ? 'person' : 'people'}` })),
+        select,
+        h('button', { type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'share-team-remove', 'aria-label': `Stop sharing with ${t.name}`, onclick: () => this.unshareTeam(t) }, 'Remove'));
+    }));
+  }
+
+  async shareTeam(teamId = this.teamPick.value, permission = this.teamPermission.value) {
+    if (!teamId) return;
+    try {
+      const r = await this.ctx.api.put(`${this.teamsBase}/${teamId}`, { permission });
+      const team = listOf(r, 'teams').find((t) => t.team_id === teamId);
+      this.ctx.toast(`Team ${team?.name || ''}: ${PERMISSION_LABEL[permission]}`);
+      await this.refresh();
+    } catch (e) {
+      this.showError(`Not shared with the team: ${errorText(e)}`);
+    }
+  }
+
+  async unshareTeam(t) {
+    try {
+      await this.ctx.api.del(`${this.teamsBase}/${t.team_id}`);
+      this.ctx.toast(`Team ${t.name} no longer has access`);
       await this.refresh();
     } catch (e) {
       this.showError(`Not removed: ${errorText(e)}`);

@@ -1,5 +1,7 @@
-// The team panel (org admins): everyone in the organization, and a form to add a teammate with a first password
-// (`POST /orgs/{id}/members`). Teammates then sign in and find conversations shared with them in their sidebar.
+// The team panel (org admins): invite teammates by link (`POST /orgs/{id}/invites`: one link per email, or one
+// open link; listed with their status, pending ones can be revoked), everyone in the organization, and a form to
+// add a teammate with a first password (`POST /orgs/{id}/members`). Teammates then sign in and find conversations shared with them in their sidebar.
+// Teams (`/orgs/{id}/teams`): create one, add and remove its members; owners then share with a team at once.
 // Also the org's retention (`GET`/`PUT /orgs/{id}/retention`): erase conversations not updated for N days.
 
 import { h, setChildren, show, icon, trapFocus } from './dom.js';
@@ -31,6 +33,11 @@ export class TeamPanel {
       },
     });
     this.more = h('p', { class: 'muted small', testid: 'team-more', hidden: true, text: `Showing the first ${MEMBERS_SHOWN}; find others by name or email.` });
+    this.inviteEmails = h('textarea', { testid: 'invite-emails', rows: '2', placeholder: 'name@company.com, other@company.com (empty: one link for anyone)', 'aria-label': 'Emails to invite' });
+    this.inviteLinks = h('ul', { class: 'invite-links', testid: 'invite-links', 'aria-live': 'polite' });
+    this.invitesEl = h('ul', { class: 'team-list', testid: 'invites-list' });
+    this.teamName = h('input', { type: 'text', testid: 'teams-name', required: true, maxlength: '80', autocomplete: 'off', placeholder: 'e.g. Design', 'aria-label': 'New team name' });
+    this.teamsEl = h('ul', { class: 'team-list', testid: 'teams-list' });
     this.retention = h('input', { type: 'number', min: '1', max: '36500', testid: 'retention-days', placeholder: 'off', 'aria-label': 'Days' });
     this.retentionMsg = h('span', { class: 'muted small', testid: 'retention-status', role: 'status' });
     const org = this.ctx.me.org_name || 'your organization';
@@ -53,10 +60,33 @@ export class TeamPanel {
       h('p', { class: 'muted small', text: 'Give them the password; they sign in with their email.' }),
       this.errorEl,
       this.doneEl,
+      h('h3', { text: 'Invite by link' }),
+      h('form', {
+        class: 'team-form', testid: 'invite-form',
+        onsubmit: (e) => {
+          e.preventDefault();
+          this.invite();
+        },
+      },
+      h('label', {}, 'Emails (one link each; a link works once, for a week)', this.inviteEmails),
+      h('div', { class: 'dialog-actions' }, h('button', { type: 'submit', class: 'btn', testid: 'invite-create', text: 'Create invite links' }))),
+      this.inviteLinks,
+      this.invitesEl,
       h('h3', { text: 'Members' }),
       this.filter,
       this.members,
       this.more,
+      h('h3', { text: 'Teams' }),
+      h('form', {
+        class: 'team-form', testid: 'teams-form',
+        onsubmit: (e) => {
+          e.preventDefault();
+          this.createTeam();
+        },
+      },
+      h('label', {}, 'New team', this.teamName),
+      h('div', { class: 'dialog-actions' }, h('button', { type: 'submit', class: 'btn', testid: 'teams-create', text: 'Create team' }))),
+      this.teamsEl,
       h('h3', { text: 'Retention' }),
       h('form', {
         class: 'team-form', testid: 'retention-form',
@@ -80,6 +110,7 @@ export class TeamPanel {
     document.body.appendChild(this.el);
     this.release = trapFocus(this.dialog, () => this.close());
     this.refresh();
+    this.refreshInvites();
     this.loadRetention();
     this.name.focus();
   }
@@ -95,6 +126,8 @@ export class TeamPanel {
     try {
       const users = listOf(await this.ctx.api.get(`/users?q=${encodeURIComponent(this.filter.value.trim())}`), 'users');
       show(this.more, users.length >= MEMBERS_SHOWN);
+      this.users = users;
+      this.refreshTeams();
       setChildren(this.members, users.map((u) => h('li', { testid: 'team-member', dataset: { userId: u.id } },
         h('span', { class: 'team-member-name', text: u.name }), h('span', { class: 'muted small', text: ` ${u.email}` }))));
     } catch (e) {
@@ -117,6 +150,97 @@ export class TeamPanel {
       this.showError(errorText(e));
     } finally {
       this.submitBtn.disabled = false;
+    }
+  }
+
+  invitesPath() { return `/orgs/${this.ctx.me.org_id}/invites`; }
+
+  async invite() {
+    const emails = this.inviteEmails.value.split(/[\s,;]+/).map((e) => e.trim()).filter(Boolean);
+    try {
+      const r = await this.ctx.api.post(this.invitesPath(), { emails });
+      this.inviteEmails.value = '';
+      setChildren(this.inviteLinks, listOf(r, 'invites').map((i) => {
+        const link = `${location.origin}${location.pathname}#invite=${encodeURIComponent(i.token)}`;
+        return h('li', { testid: 'invite-link', dataset: { email: i.email || '' } },
+          h('span', { class: 'muted small', text: `${i.email || 'Anyone'}: ` }),
+          h('input', { type: 'text', readonly: true, value: link, class: 'invite-url', testid: 'invite-url', 'aria-label': `Invite link for ${i.email || 'anyone'}`, onfocus: (e) => e.target.select() }));
+      }));
+      this.refreshInvites();
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  async refreshInvites() {
+    try {
+      const invites = listOf(await this.ctx.api.get(this.invitesPath()), 'invites');
+      setChildren(this.invitesEl, invites.map((i) => h('li', { class: 'person-row', testid: 'invite-row', dataset: { status: i.status, email: i.email || '' } },
+        h('span', { class: 'person-name', text: i.email || 'Anyone with the link' }),
+        h('span', { class: 'badge', text: i.status }),
+        i.status === 'pending'
+          ? h('button', { type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'invite-revoke', 'aria-label': `Revoke the invite for ${i.email || 'anyone'}`, onclick: () => this.revokeInvite(i) }, 'Revoke')
+          : null)));
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  async revokeInvite(i) {
+    try {
+      await this.ctx.api.del(`${this.invitesPath()}/${i.id}`);
+      this.refreshInvites();
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  teamsPath() { return `/orgs/${this.ctx.me.org_id}/teams`; }
+
+  async refreshTeams() {
+    try {
+      this.renderTeams(listOf(await this.ctx.api.get(this.teamsPath()), 'teams'));
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  renderTeams(teams) {
+    setChildren(this.teamsEl, teams.map((t) => {
+      const inTeam = new Set(t.members.map((m) => m.user_id));
+      const candidates = (this.users || []).filter((u) => !inTeam.has(u.id));
+      const pick = h('select', { class: 'perm-select', testid: 'teams-member-pick', 'aria-label': `Add to ${t.name}` },
+        h('option', { value: '', text: 'Add a member…' }),
+        ...candidates.map((u) => h('option', { value: u.id, text: `${u.name} (${u.email})` })));
+      pick.onchange = () => this.teamChange(t, 'POST', `${this.teamsPath()}/${t.id}/members`, { user_ids: [pick.value] });
+      return h('li', { class: 'team-row', testid: 'teams-row', dataset: { teamId: t.id } },
+        h('div', { class: 'person-row' }, h('strong', { class: 'person-name', text: t.name }),
+          h('span', { class: 'muted small', text: ` ${t.members.length} ${t.members.length === 1 ? 'member' : 'members'}` }), pick),
+        h('ul', { class: 'team-members' }, ...t.members.map((m) => h('li', { class: 'person-row', testid: 'teams-member', dataset: { userId: m.user_id } },
+          h('span', { class: 'person-name', text: m.name }), h('span', { class: 'muted small', text: ` ${m.email}` }),
+          h('button', {
+            type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'teams-member-remove', 'aria-label': `Remove ${m.name} from ${t.name}`,
+            onclick: () => this.teamChange(t, 'DELETE', `${this.teamsPath()}/${t.id}/members/${m.user_id}`),
+          }, 'Remove')))));
+    }));
+  }
+
+  async createTeam() {
+    try {
+      await this.ctx.api.post(this.teamsPath(), { name: this.teamName.value.trim() });
+      this.teamName.value = '';
+      this.refreshTeams();
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  async teamChange(team, method, path, body) {
+    try {
+      await (method === 'POST' ? this.ctx.api.post(path, body) : this.ctx.api.del(path));
+      this.refreshTeams();
+    } catch (e) {
+      this.showError(`${team.name}: ${errorText(e)}`);
     }
   }
 

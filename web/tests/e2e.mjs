@@ -650,6 +650,68 @@ async function main() {
     if (listOfShares(shares).length !== 0) throw new Error(`Erin still has access: ${JSON.stringify(shares)}`);
   });
 
+  await step('the admin invites a teammate by link, who joins in the browser; a team share reaches them live', async () => {
+    const S = pages.signup;
+    const dana = { email: `dana-${run}@e2e.test` };
+    const finn = { name: `Finn Invited ${run}`, email: `finn-${run}@e2e.test` };
+    const danaToken = (await apiCall('POST', '/auth/login', { email: dana.email, password: PASSWORD })).token;
+    await S.locator(tid('team-button')).click();
+    await S.locator(tid('team-panel')).waitFor({ state: 'visible', timeout: T });
+    await S.locator(tid('invite-emails')).fill(finn.email);
+    await S.locator(tid('invite-create')).click();
+    const link = await S.locator(tid('invite-url')).inputValue({ timeout: T });
+    await waitUntil('the invite is listed as pending', async () => (await S.locator(`${tid('invite-row')}[data-status="pending"]`).count()) === 1);
+    await S.locator(tid('team-close')).click();
+
+    const ctxF = await browser.newContext({ viewport: { width: 1280, height: 820 } });
+    const F = (pages.finn = await ctxF.newPage());
+    F.on('pageerror', (e) => consoleErrors.push(`finn: ${e.message}`));
+    await F.goto(link);
+    await F.locator(tid('join-form')).waitFor({ state: 'visible', timeout: T });
+    if ((await F.locator(tid('join-email')).inputValue()) !== finn.email) throw new Error('the invite names Finn\'s email');
+    await F.locator(tid('join-name')).fill(finn.name);
+    await F.locator(tid('join-password')).fill(PASSWORD);
+    await shot(F, 'invite-join-page');
+    await F.locator(tid('join-submit')).click();
+    await waitUntil('Finn is signed in', async () => norm(await F.locator(tid('current-user')).textContent()) === finn.name);
+    if (F.url().includes('invite=')) throw new Error('the invite secret stays in the address bar');
+    // The link worked once.
+    const F2 = await ctxF.newPage();
+    await F2.goto(link);
+    await waitUntil('a used link is refused', async () => /already used/.test(norm(await F2.locator(tid('login-error')).textContent())));
+    await F2.close();
+
+    // Dana makes a team with Finn in the Team panel, then shares a conversation with it from the share panel.
+    await S.locator(tid('team-button')).click();
+    await S.locator(tid('teams-name')).fill(`Crew ${run}`);
+    await S.locator(tid('teams-create')).click();
+    const row = S.locator(`${tid('teams-row')}`).filter({ hasText: `Crew ${run}` });
+    await row.waitFor({ state: 'visible', timeout: T });
+    await row.locator(tid('teams-member-pick')).selectOption({ label: `${finn.name} (${finn.email})` });
+    await waitUntil('Finn is in the team', async () => (await row.locator(tid('teams-member')).allTextContents()).some((t) => t.includes(finn.name)));
+    await shot(S, 'team-panel-invites-and-teams');
+    await S.locator(tid('team-close')).click();
+
+    const plan = await apiCall('POST', '/conversations', { title: `Crew plan ${run}` }, danaToken);
+    await S.goto(`${APP}/#/c/${plan.id}`);
+    await S.locator(tid('share-button')).click();
+    await S.locator(tid('share-panel')).waitFor({ state: 'visible', timeout: T });
+    await S.locator(tid('share-team-pick')).selectOption({ label: `Crew ${run} (1)` });
+    await S.locator(tid('share-team-submit')).click();
+    await S.locator(tid('share-team-row')).waitFor({ state: 'visible', timeout: T });
+    await F.locator(convItem(plan.id)).waitFor({ state: 'visible', timeout: T });
+    await shot(S, 'share-panel-team');
+    await shot(F, 'team-share-in-sidebar');
+    await S.locator(tid('share-close')).click();
+
+    // Finn leaves the team: the conversation leaves his sidebar, live.
+    await S.locator(tid('team-button')).click();
+    const member = S.locator(`${tid('teams-row')}`).filter({ hasText: `Crew ${run}` }).locator(tid('teams-member')).filter({ hasText: finn.name });
+    await member.locator(tid('teams-member-remove')).click();
+    await F.locator(convItem(plan.id)).waitFor({ state: 'detached', timeout: T });
+    await S.locator(tid('team-close')).click();
+  });
+
   await step('no script errors in the pages', async () => {
     if (consoleErrors.length) throw new Error(consoleErrors.join('\n'));
   });

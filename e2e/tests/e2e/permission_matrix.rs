@@ -2,8 +2,10 @@
 //! socket, asserting exactly who succeeds and that everyone else gets the right refusal.
 //!
 //! People: the owner (a plain member), `respond` and `view` teammates, a teammate whose share was revoked, a
-//! teammate it was never shared with, the org's admin (no share: metadata and audit log, never content) and the
-//! admin of another org.
+//! teammate it was never shared with, the org's admin (no share: metadata and audit log, never content), the
+//! admin of another org — and the team roles: a member of a team the conversation is shared with Can Respond, one
+//! of a View Only team, one who left the Can Respond team, and one with a personal View share who is also in the Can Respond
+//! team (the higher permission wins).
 
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -21,10 +23,38 @@ enum Who {
     Outsider,
     Admin,
     OtherOrg,
+    TeamRespond,
+    TeamView,
+    TeamLeft,
+    ViewPlusTeam,
 }
 
-const EVERYONE: [Who; 7] =
-    [Who::Owner, Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg];
+const EVERYONE: [Who; 11] = [
+    Who::Owner,
+    Who::Respond,
+    Who::View,
+    Who::Revoked,
+    Who::Outsider,
+    Who::Admin,
+    Who::OtherOrg,
+    Who::TeamRespond,
+    Who::TeamView,
+    Who::TeamLeft,
+    Who::ViewPlusTeam,
+];
+/// Everyone but the owner.
+const NOT_OWNER: [Who; 10] = [
+    Who::Respond,
+    Who::View,
+    Who::Revoked,
+    Who::Outsider,
+    Who::Admin,
+    Who::OtherOrg,
+    Who::TeamRespond,
+    Who::TeamView,
+    Who::TeamLeft,
+    Who::ViewPlusTeam,
+];
 
 struct World {
     stack: Stack,
@@ -32,6 +62,8 @@ struct World {
     people: Vec<(Who, Session)>,
     conv: Uuid,
     attachment: Uuid,
+    /// The Can Respond team.
+    writers: Uuid,
 }
 
 impl World {
@@ -95,11 +127,26 @@ async fn world() -> anyhow::Result<World> {
     let revoked = api.add_member(&admin, "Rex Revoked", &format!("rex-{tag}@acme.test"), pw).await?;
     let outsider = api.add_member(&admin, "Ola Outsider", &format!("ola-{tag}@acme.test"), pw).await?;
     let other = api.sign_up("Globex", "Gil Globex", &format!("gil-{tag}@globex.test"), pw).await?;
+    let team_respond = api.add_member(&admin, "Tia Writer", &format!("tia-{tag}@acme.test"), pw).await?;
+    let team_view = api.add_member(&admin, "Tom Reader", &format!("tom-{tag}@acme.test"), pw).await?;
+    let team_left = api.add_member(&admin, "Lea Left", &format!("lea-{tag}@acme.test"), pw).await?;
+    let both = api.add_member(&admin, "Bo Both", &format!("bo-{tag}@acme.test"), pw).await?;
+    let client = api.client();
+    let writers = client.create_team(&admin, "Writers").await?.id;
+    let readers = client.create_team(&admin, "Readers").await?.id;
+    client.add_team_members(&admin, writers, &[team_respond.user_id, both.user_id, team_left.user_id]).await?;
+    client.add_team_members(&admin, readers, &[team_view.user_id]).await?;
 
     let conv = api.create_conversation(&owner, "Quarterly plan").await?;
     api.share(&owner, conv, &respond, "respond").await?;
     api.share(&owner, conv, &view, "view").await?;
     api.share(&owner, conv, &revoked, "respond").await?;
+    api.share(&owner, conv, &both, "view").await?;
+    client.share_with_team(&owner, conv, writers, "respond").await?;
+    client.share_with_team(&owner, conv, readers, "view").await?;
+    // Lea takes part through her team, then leaves it: her message must stay in history too.
+    api.send_message(&team_left, conv, "/sim tokens=3 rate=500\nLea was here").await?;
+    client.remove_team_member(&admin, writers, team_left.user_id).await?;
     // Rex takes part, then loses access: his message must stay in history.
     api.send_message(&revoked, conv, "/sim tokens=3 rate=500\nRex was here").await?;
     let (s, v) = api.as_user(&owner).delete(&format!("/conversations/{conv}/shares/{}", revoked.user_id)).await?;
@@ -118,8 +165,12 @@ async fn world() -> anyhow::Result<World> {
         (Who::Outsider, outsider),
         (Who::Admin, admin),
         (Who::OtherOrg, other),
+        (Who::TeamRespond, team_respond),
+        (Who::TeamView, team_view),
+        (Who::TeamLeft, team_left),
+        (Who::ViewPlusTeam, both),
     ];
-    Ok(World { stack, api, people, conv, attachment })
+    Ok(World { stack, api, people, conv, attachment, writers })
 }
 
 /// Asserts that exactly `allowed` succeed and that everyone else gets `denied` (or, for people who must not even
@@ -137,8 +188,13 @@ fn expect(action: &str, results: &[(Who, StatusCode, String)], allowed: &[Who], 
     }
 }
 
-const PARTICIPANTS: [Who; 3] = [Who::Owner, Who::Respond, Who::View];
-const RESPONDERS: [Who; 2] = [Who::Owner, Who::Respond];
+const PARTICIPANTS: [Who; 6] =
+    [Who::Owner, Who::Respond, Who::View, Who::TeamRespond, Who::TeamView, Who::ViewPlusTeam];
+const RESPONDERS: [Who; 4] = [Who::Owner, Who::Respond, Who::TeamRespond, Who::ViewPlusTeam];
+/// Participants who may not respond: refused with 403 (they know the conversation exists).
+const VIEWERS: [Who; 2] = [Who::View, Who::TeamView];
+/// Participants who are not the owner: refused with 403 what only the owner may do.
+const GUESTS: [Who; 5] = [Who::Respond, Who::View, Who::TeamRespond, Who::TeamView, Who::ViewPlusTeam];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> {
@@ -151,12 +207,24 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
         r.push((who, s, v.to_string()));
     }
     expect("read the conversation", &r, &PARTICIPANTS, &[]);
-    // Rex's message stays in history after his access was revoked.
-    rh_testkit::eventually(WAIT, "the revoked person's message in history", || async {
+    // Rex's and Lea's messages stay in history after they lost access.
+    rh_testkit::eventually(WAIT, "the revoked people's messages in history", || async {
         let (_, v) = w.as_(Who::View).get(&format!("/conversations/{conv}")).await.ok()?;
-        v.to_string().contains("Rex was here").then_some(())
+        let text = v.to_string();
+        (text.contains("Rex was here") && text.contains("Lea was here")).then_some(())
     })
     .await?;
+    // Each sees the permission the rules give: the higher of a personal and a team share.
+    for (who, want) in [
+        (Who::TeamRespond, "respond"),
+        (Who::TeamView, "view"),
+        (Who::ViewPlusTeam, "respond"),
+        (Who::Respond, "respond"),
+        (Who::View, "view"),
+    ] {
+        let (_, v) = w.as_(who).get(&format!("/conversations/{conv}")).await?;
+        assert_eq!(v["permission"], want, "{who:?}'s permission: {v}");
+    }
 
     // Export, search and copy (issue 14): whoever can read it, nobody else.
     let mut r = Vec::new();
@@ -194,28 +262,28 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
             .await?;
         r.push((who, s, v.to_string()));
     }
-    expect("send a message", &r, &RESPONDERS, &[Who::View]);
+    expect("send a message", &r, &RESPONDERS, &VIEWERS);
 
     let mut r = Vec::new();
     for who in EVERYONE {
         let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/stop"), json!({})).await?;
         r.push((who, s, v.to_string()));
     }
-    expect("stop a response", &r, &RESPONDERS, &[Who::View]);
+    expect("stop a response", &r, &RESPONDERS, &VIEWERS);
 
     let mut r = Vec::new();
     for who in EVERYONE {
         let (s, v) = w.as_(who).patch(&format!("/conversations/{conv}/settings"), json!({"temperature": 0.5})).await?;
         r.push((who, s, v.to_string()));
     }
-    expect("change settings", &r, &RESPONDERS, &[Who::View]);
+    expect("change settings", &r, &RESPONDERS, &VIEWERS);
 
     let mut r = Vec::new();
     for who in EVERYONE {
         let (s, v) = upload(&w.as_(who), conv, "notes.txt", "text/plain", b"notes").await?;
         r.push((who, s, v.to_string()));
     }
-    expect("attach a file", &r, &RESPONDERS, &[Who::View]);
+    expect("attach a file", &r, &RESPONDERS, &VIEWERS);
 
     let mut r = Vec::new();
     for who in EVERYONE {
@@ -233,11 +301,24 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
         r.push((who, s, v.to_string()));
     }
     expect("list who has access", &r, &PARTICIPANTS, &[]);
+    let mut r = Vec::new();
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}/teams")).await?;
+        r.push((who, s, v.to_string()));
+    }
+    expect("list the teams it is shared with", &r, &PARTICIPANTS, &[]);
 
     // Sharing and managing access: the owner only.
     let extra = w.session(Who::Outsider).user_id;
     let mut r = Vec::new();
-    for who in [Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg] {
+    for who in NOT_OWNER {
+        let (s, v) = w
+            .as_(who)
+            .put(&format!("/conversations/{conv}/teams/{}", w.writers), json!({"permission": "view"}))
+            .await?;
+        r.push((who, s, v.to_string()));
+        let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}/teams/{}", w.writers)).await?;
+        r.push((who, s, v.to_string()));
         let (s, v) = w
             .as_(who)
             .post(
@@ -259,7 +340,7 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
         let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}/shares/{}", w.session(other).user_id)).await?;
         r.push((who, s, v.to_string()));
     }
-    expect("manage access", &r, &[], &[Who::Respond, Who::View]);
+    expect("manage access", &r, &[], &GUESTS);
     // Renaming: the owner only.
     let mut r = Vec::new();
     for who in EVERYONE {
@@ -267,7 +348,7 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
             w.as_(who).patch(&format!("/conversations/{conv}"), json!({"title": format!("{who:?}'s")})).await?;
         r.push((who, s, v.to_string()));
     }
-    expect("rename", &r, &[Who::Owner], &[Who::Respond, Who::View]);
+    expect("rename", &r, &[Who::Owner], &GUESTS);
     let (_, v) = w.as_(Who::View).get(&format!("/conversations/{conv}")).await?;
     assert_eq!(v["title"], "Owner's", "only the owner's rename took: {v}");
     // Nothing changed for Vi.
@@ -304,16 +385,17 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     })
     .await?;
     assert!(!audit.contains("Rex was here"), "the audit log holds no content: {audit}");
+    assert!(audit.contains("team_share.set"), "the team shares are in the audit log: {audit}");
     let (s, _) = w.as_(Who::Respond).get("/admin/audit").await?;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // Deleting: the owner only; afterwards it is gone for everyone.
     let mut r = Vec::new();
-    for who in [Who::Respond, Who::View, Who::Revoked, Who::Outsider, Who::Admin, Who::OtherOrg] {
+    for who in NOT_OWNER {
         let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}")).await?;
         r.push((who, s, v.to_string()));
     }
-    expect("delete", &r, &[], &[Who::Respond, Who::View]);
+    expect("delete", &r, &[], &GUESTS);
     let (s, v) = w.as_(Who::Owner).delete(&format!("/conversations/{conv}")).await?;
     assert!(s.is_success(), "owner deletes: {s} {v}");
     for who in EVERYONE {
@@ -362,7 +444,7 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
             ServerFrame::MessageAccepted { .. } => assert!(RESPONDERS.contains(&who), "{who:?} must not send"),
             ServerFrame::Error { code, .. } => {
                 assert!(!RESPONDERS.contains(&who), "{who:?} must send: {f:?}");
-                let want = if who == Who::View { "forbidden" } else { "not_found" };
+                let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
                 assert_eq!(code, want, "{who:?} send refusal");
             }
             _ => unreachable!(),
@@ -371,7 +453,7 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
         ws.send(&ClientFrame::Stop { conversation_id: conv, response_id: None }).await?;
         if !RESPONDERS.contains(&who) {
             let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
-            let want = if who == Who::View { "forbidden" } else { "not_found" };
+            let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
             assert!(matches!(&f, ServerFrame::Error { code, .. } if code == want), "{who:?} stop: {f:?}");
         }
         // Who is typing: only those who may respond; View Only is refused, the rest never subscribed.

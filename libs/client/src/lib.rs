@@ -7,6 +7,7 @@
 //! | [`Client`] | one `reqwest::Client` and the base URL, cheap to clone; typed calls and a raw [`Client::request`] |
 //! | [`Session`] | a logged-in account: its token, user, org, email and name |
 //! | [`Accepted`] | the 202 reply of `POST /conversations/{id}/messages` ([`rh_protocol::rpc::MessageAccepted`]) |
+//! | `teams` | teams and team shares: [`Client::create_team`], [`Client::share_with_team`], ... |
 //!
 //! Request and reply bodies are the api's own types, from [`rh_protocol::api`] (re-exported as [`api`]).
 //! | [`Error`], [`ErrorKind`] | a failed call: no answer, another status (with the api's error `code`), a bad reply |
@@ -19,6 +20,7 @@
 //! `rustls::crypto::ring::default_provider().install_default()`) before [`Client::new`].
 
 mod error;
+mod teams;
 
 pub use error::{Error, ErrorKind};
 pub use reqwest::{Method, StatusCode};

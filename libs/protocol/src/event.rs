@@ -126,6 +126,13 @@ pub enum Event {
     /// Access revoked: the edge ends this person's live subscriptions with `access_revoked`.
     #[serde(rename = "participant.removed")]
     ParticipantRemoved { user_id: Uuid },
+    /// The owner shared the conversation with a team, or gave the team another permission. Each member whose own
+    /// permission changed by it gets their `participant.*` event too (after this one).
+    #[serde(rename = "team_share.set")]
+    TeamShareSet { team_id: Uuid, name: String, permission: Permission },
+    /// The owner stopped sharing with a team; members who lost access get `participant.removed` after it.
+    #[serde(rename = "team_share.removed")]
+    TeamShareRemoved { team_id: Uuid },
     /// The owner deleted the conversation: every subscription ends.
     #[serde(rename = "conversation.deleted")]
     ConversationDeleted {},
@@ -149,6 +156,8 @@ impl Event {
             Event::ParticipantAdded { .. } => "participant.added",
             Event::ParticipantChanged { .. } => "participant.changed",
             Event::ParticipantRemoved { .. } => "participant.removed",
+            Event::TeamShareSet { .. } => "team_share.set",
+            Event::TeamShareRemoved { .. } => "team_share.removed",
             Event::ConversationDeleted {} => "conversation.deleted",
         }
     }

@@ -10,6 +10,8 @@
 //! | [`admin`] | org admin settings over REST ([`admin::RetentionSettings`]) |
 //! | [`auth`] | login, refresh and their tokens ([`auth::Tokens`]) |
 //! | [`tools`] | conversation tools over REST: export, continue as a copy, search |
+//! | [`invites`] | invitations to join an org, changing one's own password |
+//! | [`teams`] | teams, their members and team shares ([`teams::Team`], [`teams::TeamShare`]) |
 //! | [`permission`] | [`Permission`]: `owner`, `respond` (Can Respond), `view` (View Only) |
 //!
 //! Everything here is plain serde data; no I/O.
@@ -19,9 +21,11 @@ pub mod api;
 pub mod auth;
 pub mod event;
 pub mod frame;
+pub mod invites;
 pub mod permission;
 pub mod rpc;
 pub mod subjects;
+pub mod teams;
 pub mod tools;
 
 pub use event::{Envelope, Event};

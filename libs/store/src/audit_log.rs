@@ -1,8 +1,13 @@
 //! Reads `audit_log` (written by the audit writer from stream events) for org admins. Rows hold who did what and
 //! when — ids, permissions, sizes — never message text (see `transcript`).
+//!
+//! What happens to an org rather than a conversation (teams and their members, invitations) has no stream event:
+//! the api writes its row itself ([`record`]), in the transaction of the change, so the row exists exactly when
+//! the change does.
 
 use crate::{Db, Result};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 pub use rh_protocol::api::admin::AuditEntry;
@@ -44,4 +49,20 @@ pub async fn list(db: &Db, org_id: Uuid, filter: &AuditFilter) -> Result<Vec<Aud
             })
         })
         .collect()
+}
+
+/// Writes an org-level row (no conversation), in the caller's transaction. `detail` holds ids, never content.
+pub async fn record(
+    tx: &impl GenericClient,
+    org_id: Uuid,
+    actor_id: Uuid,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_log (id, org_id, actor_id, action, detail, at) VALUES ($1, $2, $3, $4, $5, now())",
+        &[&Uuid::now_v7(), &org_id, &actor_id, &action, &detail],
+    )
+    .await?;
+    Ok(())
 }

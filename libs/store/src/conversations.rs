@@ -1,7 +1,7 @@
 //! `conversations`: metadata and settings, written by the api; `applied_seq` is raised by the audit writer.
 //!
 //! Who may see a conversation is decided here, in one query ([`access`]): its owner, or a person it is shared
-//! with (`shares`). Nobody else — not an org admin, not a teammate — and never a deleted conversation; callers turn
+//! with (`shares`), directly or through a team (`team_shares`, `team_members`). Nobody else — not an org admin, not a teammate — and never a deleted conversation; callers turn
 //! `None` into 404 so a conversation's existence is never revealed.
 
 use crate::{Db, Result, StoreError};
@@ -134,20 +134,65 @@ pub async fn get_on(client: &impl GenericClient, id: Uuid) -> Result<Conversatio
     conversation_from(&row)
 }
 
+/// Which personal shares count in [`shared_permission`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shares {
+    /// Only those that have not expired: what a person may do now (every access check).
+    Live,
+    /// Every row, expired or not: what a person was last told they may do (a share that expired is announced
+    /// when the expiry task removes its row, like a revoke), for the before and after of a change.
+    Announced,
+}
+
+/// A person's permission from shares (not ownership), for conversation `c` and person `{person}`: a
+/// `LEFT JOIN LATERAL` yielding `s.permission` — `respond` when their personal share or the share of any team they
+/// are in says so, else `view` when any does, else NULL. The highest wins, so removing one share leaves the others.
+/// Parameterized by the outer row, so it reads the primary keys and `team_members`' index, never whole tables.
+pub(crate) fn shared_permission(person: &str, shares: Shares) -> String {
+    let live = match shares {
+        Shares::Live => "AND (ps.expires_at IS NULL OR ps.expires_at > now())",
+        Shares::Announced => "",
+    };
+    format!(
+        "LEFT JOIN LATERAL (SELECT CASE WHEN bool_or(g.p = 'respond') THEN 'respond' \
+                                   WHEN count(*) > 0 THEN 'view' END AS permission \
+           FROM (SELECT ps.permission AS p FROM shares ps \
+                 WHERE ps.conversation_id = c.id AND ps.user_id = {person} {live} \
+                 UNION ALL \
+                 SELECT ts.permission FROM team_shares ts JOIN team_members tm ON tm.team_id = ts.team_id \
+                 WHERE ts.conversation_id = c.id AND tm.user_id = {person}) g) s ON true"
+    )
+}
+
+/// The ids of the conversations `{person}` owns or that are shared with them now (personally or through a team),
+/// deleted ones included (callers filter `deleted_at`): a subquery for `c.id IN (...)`, read through the owner,
+/// shares and team membership indexes — the candidates of a sidebar or a search, whose rows then take
+/// [`shared_permission`].
+pub(crate) fn visible_ids(person: &str) -> String {
+    format!(
+        "SELECT id FROM conversations WHERE owner_id = {person} \
+         UNION SELECT s.conversation_id FROM shares s WHERE s.user_id = {person} {SHARE_LIVE} \
+         UNION SELECT ts.conversation_id FROM team_shares ts JOIN team_members tm ON tm.team_id = ts.team_id \
+               WHERE tm.user_id = {person}"
+    )
+}
+
 /// The access rule as SQL, for conversation `$1` and the people in the array `$2`: select [`ACCESS_PERMISSION`]
 /// (and columns of `c`, `o`, `asked.user_id`) then this `FROM ... WHERE`, which yields one row per person asked
-/// when the conversation exists, is not deleted, and is owned by or shared with that person, and none for the
-/// others. The one definition of who may see a conversation, used by [`access`] (one person) and by
-/// [`crate::history::grants`] (the socket grants, many people at once, with `history_seq` added).
-pub(crate) const ACCESS_FROM: &str = concat!(
-    "FROM unnest($2::uuid[]) AS asked(user_id) \
-     JOIN conversations c ON c.id = $1 JOIN users o ON o.id = c.owner_id \
-     LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = asked.user_id ",
-    share_live!(),
-    " WHERE c.deleted_at IS NULL AND (c.owner_id = asked.user_id OR s.user_id IS NOT NULL)"
-);
+/// when the conversation exists, is not deleted, and is owned by or shared with that person (personally or through
+/// a team), and none for the others. The one definition of who may see a conversation, used by [`access`] (one
+/// person), by [`crate::history::grants`] (the socket grants, many people at once, with `history_seq` added) and by
+/// [`crate::teams::permissions`] (before and after a change of teams or shares).
+pub(crate) static ACCESS_FROM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "FROM unnest($2::uuid[]) AS asked(user_id) \
+         JOIN conversations c ON c.id = $1 JOIN users o ON o.id = c.owner_id {} \
+         WHERE c.deleted_at IS NULL AND (c.owner_id = asked.user_id OR s.permission IS NOT NULL)",
+        shared_permission("asked.user_id", Shares::Live)
+    )
+});
 
-/// The asked person's permission in a row of [`ACCESS_FROM`]: `owner`, else the share's `respond` or `view`.
+/// The asked person's permission in a row of [`ACCESS_FROM`]: `owner`, else the shares' `respond` or `view`.
 pub(crate) const ACCESS_PERMISSION: &str =
     "CASE WHEN c.owner_id = asked.user_id THEN 'owner' ELSE s.permission END AS permission";
 
@@ -163,7 +208,7 @@ pub(crate) async fn access_on(
     id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<(Conversation, Permission)>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLUMNS}, {ACCESS_PERMISSION} {ACCESS_FROM}"));
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLUMNS}, {ACCESS_PERMISSION} {}", *ACCESS_FROM));
     let statement = client.prepare_cached(&SQL).await?;
     match client.query_opt(&statement, &[&id, &[user_id].as_slice()]).await? {
         Some(row) => {
@@ -200,11 +245,13 @@ pub async fn list_for_user(
                     EXISTS (SELECT 1 FROM responding r WHERE r.conversation_id = c.id) AS responding, \
                     CASE WHEN c.owner_id = $1 THEN (SELECT count(*) FROM shares s WHERE s.conversation_id = c.id {SHARE_LIVE}) \
                          ELSE 0 END AS shared_with \
-             FROM conversations c JOIN users o ON o.id = c.owner_id \
-             LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 {SHARE_LIVE} \
-             WHERE c.deleted_at IS NULL AND (c.owner_id = $1 OR s.user_id IS NOT NULL) \
+             FROM conversations c JOIN users o ON o.id = c.owner_id {} \
+             WHERE c.deleted_at IS NULL \
+               AND c.id IN ({}) \
                AND ($2::timestamptz IS NULL OR (c.created_at, c.id) < ($2, $3::uuid)) \
-             ORDER BY c.created_at DESC, c.id DESC LIMIT $4"
+             ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
+            shared_permission("$1", Shares::Live),
+            visible_ids("$1")
         )
     });
     let client = db.client().await?;

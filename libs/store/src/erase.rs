@@ -139,7 +139,8 @@ pub async fn erase_database(db: &Db, job: &EraseJob) -> Result<EraseJob> {
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
     let messages = tx.execute("DELETE FROM messages WHERE conversation_id = $1", &[&id]).await?;
-    let shares = tx.execute("DELETE FROM shares WHERE conversation_id = $1", &[&id]).await?;
+    let shares = tx.execute("DELETE FROM shares WHERE conversation_id = $1", &[&id]).await?
+        + tx.execute("DELETE FROM team_shares WHERE conversation_id = $1", &[&id]).await?;
     tx.execute("DELETE FROM responding WHERE conversation_id = $1", &[&id]).await?;
     tx.execute("UPDATE conversations SET title = '', system_prompt = NULL WHERE id = $1", &[&id]).await?;
     tx.execute(

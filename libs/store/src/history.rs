@@ -106,7 +106,8 @@ static LOAD: LazyLock<String> = LazyLock::new(|| {
 static GRANTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH RECURSIVE {HISTORY_SEQ} \
-         SELECT asked.user_id, {ACCESS_PERMISSION}, (SELECT seq FROM history_seq) AS history_seq {ACCESS_FROM}"
+         SELECT asked.user_id, {ACCESS_PERMISSION}, (SELECT seq FROM history_seq) AS history_seq {}",
+        *ACCESS_FROM
     )
 });
 

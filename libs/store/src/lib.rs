@@ -6,11 +6,13 @@
 //! | [`orgs`] | `orgs`, `users` (the org directory, logins) | api |
 //! | [`conversations`] | `conversations` (+ `history_seq`, see `sql/V1__init.sql`) | api |
 //! | [`shares`] | `shares` (the ACL) | api |
+//! | [`invites`] | `invites`: one-time, expiring invitations (hashes), used up with the account they create | api |
+//! | [`teams`] | `teams`, `team_members`, `team_shares`; who gains or loses access by a change | api |
 //! | [`attachments`] | `attachments` (metadata; bytes in the object store) | api |
 //! | [`history`] | reads `messages` for `GET /conversations/{id}` and job context | api (reads) |
 //! | [`view`] | reads all of `GET /conversations/{id}` on one connection, pipelined | api (reads) |
 //! | [`limits`] | `rate_buckets`: token buckets shared by every api replica (AI replies, sign-in attempts) | api |
-//! | [`audit_log`] | reads `audit_log` for admins | api (reads) |
+//! | [`audit_log`] | reads `audit_log` for admins; writes the org-level rows (teams, members, invites) | api |
 //! | [`sessions`] | `sessions`, `refresh_tokens`: logins, rotating refresh tokens (hashes), revocation | api |
 //! | [`erase`] | `erase_jobs`: marking a conversation deleted with its erase job; claiming and running the PostgreSQL part | api |
 //! | [`retention`] | `orgs.retention_days` and the conversations it expired | api |
@@ -26,6 +28,7 @@ pub mod audit_log;
 pub mod conversations;
 pub mod erase;
 pub mod history;
+pub mod invites;
 pub mod limits;
 pub mod orgs;
 pub mod outbox;
@@ -34,6 +37,7 @@ pub mod retention;
 pub mod search;
 pub mod sessions;
 pub mod shares;
+pub mod teams;
 pub mod transcript;
 pub mod view;
 

@@ -75,7 +75,8 @@ pub async fn insert_user(db: &Db, user: &NewUser<'_>) -> Result<User> {
     insert_user_in(&**client, user).await
 }
 
-async fn insert_user_in<C: tokio_postgres::GenericClient + Sync>(client: &C, user: &NewUser<'_>) -> Result<User> {
+/// [`insert_user`] on a connection or transaction the caller holds (`&*tx` for a deadpool transaction).
+pub async fn insert_user_in<C: tokio_postgres::GenericClient + Sync>(client: &C, user: &NewUser<'_>) -> Result<User> {
     let row = client
         .query_one(
             "INSERT INTO users (id, org_id, email, name, password_hash, role) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -167,6 +168,16 @@ pub async fn remove_member(db: &Db, org_id: Uuid, user_id: Uuid) -> Result<()> {
         )
         .await?;
     if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// The password hash of a person who has not been removed (to check their current password).
+pub async fn password_hash(db: &Db, user_id: Uuid) -> Result<String> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt("SELECT password_hash FROM users WHERE id = $1 AND removed_at IS NULL", &[&user_id])
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(row.try_get(0)?)
 }
 
 /// Sets the password hash of member `user_id` of `org_id`. `NotFound` when no such member.

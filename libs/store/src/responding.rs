@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub struct Activity {
     pub conversation_id: Uuid,
     pub responding: bool,
-    /// The owner and everyone the conversation is shared with (shares that have not expired).
+    /// The owner and everyone the conversation is shared with (shares that have not expired, and team members).
     pub audience: Vec<Uuid>,
 }
 
@@ -19,7 +19,9 @@ pub async fn activity(db: &Db, conversations: &[Uuid]) -> Result<Vec<Activity>> 
         format!(
             "SELECT c.id, EXISTS (SELECT 1 FROM responding r WHERE r.conversation_id = c.id) AS responding, \
                     array_prepend(c.owner_id, ARRAY(SELECT s.user_id FROM shares s \
-                      WHERE s.conversation_id = c.id {})) AS audience \
+                      WHERE s.conversation_id = c.id {} \
+                      UNION SELECT tm.user_id FROM team_shares ts JOIN team_members tm ON tm.team_id = ts.team_id \
+                      WHERE ts.conversation_id = c.id)) AS audience \
              FROM conversations c WHERE c.id = ANY($1) AND c.deleted_at IS NULL",
             crate::conversations::SHARE_LIVE
         )

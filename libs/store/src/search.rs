@@ -27,8 +27,7 @@ pub async fn search(db: &Db, user_id: Uuid, query: &str, limit: i64, offset: i64
             "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS q), \
              visible AS ( \
                SELECT c.id, c.title FROM conversations c \
-               LEFT JOIN shares s ON s.conversation_id = c.id AND s.user_id = $1 {live} \
-               WHERE c.deleted_at IS NULL AND (c.owner_id = $1 OR s.user_id IS NOT NULL)), \
+               WHERE c.deleted_at IS NULL AND c.id IN ({visible})), \
              hits AS ( \
                SELECT v.id AS conversation_id, NULL::uuid AS message_id, NULL::bigint AS seq, \
                       ts_rank(to_tsvector('simple', v.title), q.q) * 2::real AS rank \
@@ -44,7 +43,7 @@ pub async fn search(db: &Db, user_id: Uuid, query: &str, limit: i64, offset: i64
              FROM hits h JOIN visible v ON v.id = h.conversation_id \
              LEFT JOIN messages m ON m.id = h.message_id, q \
              ORDER BY h.rank DESC, h.conversation_id, h.seq NULLS FIRST, h.message_id",
-            live = crate::conversations::SHARE_LIVE
+            visible = crate::conversations::visible_ids("$1")
         )
     });
     let client = db.client().await?;

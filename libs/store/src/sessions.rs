@@ -12,6 +12,8 @@ pub enum EndReason {
     RefreshReuse,
     MemberRemoved,
     PasswordReset,
+    /// The person changed their own password: their other sessions end.
+    PasswordChanged,
 }
 
 impl EndReason {
@@ -21,6 +23,7 @@ impl EndReason {
             EndReason::RefreshReuse => "refresh_reuse",
             EndReason::MemberRemoved => "member_removed",
             EndReason::PasswordReset => "password_reset",
+            EndReason::PasswordChanged => "password_changed",
         }
     }
 }
@@ -117,6 +120,19 @@ pub async fn revoke_all(db: &Db, user_id: Uuid, reason: EndReason) -> Result<u64
             &[&user_id, &reason.as_str()],
         )
         .await?)
+}
+
+/// Revokes every open session of `user_id` but `keep`; returns the ids of those it revoked.
+pub async fn revoke_others(db: &Db, user_id: Uuid, keep: Uuid, reason: EndReason) -> Result<Vec<Uuid>> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+             WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL RETURNING id",
+            &[&user_id, &keep, &reason.as_str()],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// True while session `session_id` of `user_id` is open (not revoked, not expired, the person still exists).

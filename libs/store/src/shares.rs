@@ -1,5 +1,5 @@
-//! `shares`: the ACL. One row per (conversation, person) with `view` or `respond`; the owner has no row.
-//! Written by the api only; same-org and not-the-owner are checked by the api before writing. A share with
+//! `shares`: the personal ACL. One row per (conversation, person) with `view` or `respond`; the owner has no row.
+//! A person's permission also counts their teams' shares (`crate::teams`). Written by the api only; same-org and not-the-owner are checked by the api before writing. A share with
 //! `expires_at` grants nothing from then on ([`crate::conversations::SHARE_LIVE`]) and is removed by the api's
 //! expiry task ([`expired`], [`delete_expired`]).
 
@@ -35,17 +35,6 @@ impl From<&Participant> for rh_protocol::api::conversations::Participant {
             expires_at: p.expires_at,
         }
     }
-}
-
-/// What writing one share did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upserted {
-    /// A new share.
-    Added,
-    /// An existing share got another permission (was the given one) or another expiry.
-    Changed { from: Permission },
-    /// An existing share already had this permission.
-    Unchanged,
 }
 
 /// The people `conversation_id` is shared with, in the order they were added.
@@ -89,23 +78,15 @@ pub struct NewShare {
 }
 
 /// Shares with several people at once, in the caller's transaction (all or nothing): new shares are added,
-/// existing ones get the given permission and expiry. Returns what happened to each, in the order given.
+/// existing ones get the given permission and expiry. Who gained or lost what is the caller's to compute (before
+/// and after, `crate::teams::permissions`), since teams count too.
 pub async fn upsert_many(
     tx: &impl GenericClient,
     conversation_id: Uuid,
     granted_by: Uuid,
     shares: &[NewShare],
-) -> Result<Vec<Upserted>> {
-    let mut out = Vec::with_capacity(shares.len());
+) -> Result<()> {
     for share in shares {
-        let before = tx
-            .query_opt(
-                "SELECT permission, expires_at FROM shares WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE",
-                &[&conversation_id, &share.user_id],
-            )
-            .await?
-            .map(|r| Ok::<_, StoreError>((permission_from(r.try_get(0)?), r.try_get::<_, Option<DateTime<Utc>>>(1)?)))
-            .transpose()?;
         tx.execute(
             "INSERT INTO shares (conversation_id, user_id, permission, granted_by, expires_at) \
              VALUES ($1, $2, $3, $4, $5) \
@@ -117,37 +98,24 @@ pub async fn upsert_many(
             &[&conversation_id, &share.user_id, &share.permission.as_str(), &granted_by, &share.expires_at],
         )
         .await?;
-        out.push(match before {
-            None => Upserted::Added,
-            Some((from, expires)) if from == share.permission && expires == share.expires_at => Upserted::Unchanged,
-            Some((from, _)) => Upserted::Changed { from },
-        });
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Changes an existing share, in the caller's transaction; returns the previous permission. `NotFound` when
-/// there is no such share.
+/// Changes an existing share, in the caller's transaction. `NotFound` when there is no such share.
 pub async fn update(
     tx: &impl GenericClient,
     conversation_id: Uuid,
     user_id: Uuid,
     permission: Permission,
-) -> Result<Permission> {
-    let row = tx
-        .query_opt(
-            "SELECT permission FROM shares WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE",
-            &[&conversation_id, &user_id],
+) -> Result<()> {
+    let n = tx
+        .execute(
+            "UPDATE shares SET permission = $3, updated_at = now() WHERE conversation_id = $1 AND user_id = $2",
+            &[&conversation_id, &user_id, &permission.as_str()],
         )
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let before: String = row.try_get(0)?;
-    tx.execute(
-        "UPDATE shares SET permission = $3, updated_at = now() WHERE conversation_id = $1 AND user_id = $2",
-        &[&conversation_id, &user_id, &permission.as_str()],
-    )
-    .await?;
-    Ok(permission_from(&before))
+        .await?;
+    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 /// Revokes a share, in the caller's transaction. `NotFound` when there was none.

@@ -293,6 +293,8 @@ fn audit_detail(event: &Event) -> Option<Value> {
             "permission": permission,
         }),
         Event::ParticipantRemoved { user_id } => json!({ "user_id": user_id }),
+        Event::TeamShareSet { team_id, permission, .. } => json!({ "team_id": team_id, "permission": permission }),
+        Event::TeamShareRemoved { team_id } => json!({ "team_id": team_id }),
         Event::ConversationDeleted {} => json!({}),
     })
 }

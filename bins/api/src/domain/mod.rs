@@ -9,7 +9,7 @@ mod password;
 mod settings;
 
 pub use email::Email;
-pub use names::{MessageText, OrgName, PersonName, Title};
+pub use names::{MessageText, OrgName, PersonName, TeamName, Title};
 pub use paging::{HistoryPage, PageCursor, PageLimit};
 pub use password::Password;
 pub use settings::{ModelName, SharePermission, SystemPrompt, Temperature};

@@ -41,6 +41,19 @@ impl OrgName {
     }
 }
 
+/// A team's name: 1 to 80 characters, one line (unique in its org, case-insensitively: the database says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamName(String);
+
+impl TeamName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        short_text("name", s, 80).map(TeamName)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A conversation title: 1 to 200 characters, one line; absent or blank becomes "New conversation".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);

@@ -13,6 +13,8 @@
 //! | [`attachments`] | `POST /conversations/{id}/attachments`, `GET /conversations/{id}/attachments/{att_id}` |
 //! | [`shares`] | `GET/POST /conversations/{id}/shares`, `PATCH/DELETE /conversations/{id}/shares/{user_id}` |
 //! | [`tools`] | `GET /conversations/{id}/export`, `POST /conversations/{id}/copy`, `GET /search` |
+//! | [`invites`] | `GET/POST /orgs/{id}/invites`, `DELETE /orgs/{id}/invites/{invite_id}`, `POST /invites/lookup`, `POST /invites/accept`, `PUT /me/password` |
+//! | [`teams`] | `GET/POST /orgs/{id}/teams`, `GET/DELETE /orgs/{id}/teams/{team_id}`, `POST /orgs/{id}/teams/{team_id}/members`, `DELETE /orgs/{id}/teams/{team_id}/members/{user_id}`, `GET /conversations/{id}/teams`, `PUT/DELETE /conversations/{id}/teams/{team_id}` |
 //! | [`admin`] | `GET /admin/conversations`, `GET /admin/audit` |
 //! | [`config`] | `GET /config` (unauthenticated: what the web client needs to connect) |
 //! | [`openapi`] | `GET /openapi.json`: the contract, generated from these routes (`docs/api.md`) |
@@ -22,6 +24,7 @@ pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod conversations;
+pub mod invites;
 pub mod messages;
 pub mod models;
 pub mod openapi;
@@ -29,6 +32,7 @@ pub mod orgs;
 pub mod retention;
 pub mod settings;
 pub mod shares;
+pub mod teams;
 pub mod tools;
 pub mod users;
 
@@ -46,9 +50,12 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
     let upload_limit =
         usize::try_from(state.settings.max_attachment_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let (router, _) = routes(upload_limit).split_for_parts();
-    router.fallback(|| async { ApiError::NotFound("no such endpoint".into()) }).method_not_allowed_fallback(|| async {
-        ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
-    })
+    router
+        .merge(organization_routes())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
+        })
 }
 
 /// The routes with their OpenAPI operations: a handler is added here with `routes!`, so none can be served
@@ -84,4 +91,22 @@ fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(shares::change, shares::revoke))
         .routes(routes!(admin::conversations))
         .routes(routes!(admin::audit))
+}
+
+/// Teams, invitations and one's own password (issue 15). Not in the OpenAPI document yet: their handlers still need
+/// `#[utoipa::path]` annotations and their bodies `ToSchema` (`rh_protocol::teams`, `rh_protocol::invites`).
+fn organization_routes() -> axum::Router<AppState> {
+    use axum::routing::{delete, get, post, put};
+    axum::Router::new()
+        .route("/me/password", put(invites::change_password))
+        .route("/orgs/{org_id}/invites", get(invites::list).post(invites::create))
+        .route("/orgs/{org_id}/invites/{invite_id}", delete(invites::revoke))
+        .route("/invites/lookup", post(invites::lookup))
+        .route("/invites/accept", post(invites::accept))
+        .route("/orgs/{org_id}/teams", get(teams::list).post(teams::create))
+        .route("/orgs/{org_id}/teams/{team_id}", get(teams::get).delete(teams::delete))
+        .route("/orgs/{org_id}/teams/{team_id}/members", post(teams::add_members))
+        .route("/orgs/{org_id}/teams/{team_id}/members/{user_id}", delete(teams::remove_member))
+        .route("/conversations/{id}/teams", get(teams::shares))
+        .route("/conversations/{id}/teams/{team_id}", put(teams::share).delete(teams::unshare))
 }

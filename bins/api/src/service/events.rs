@@ -57,6 +57,13 @@ impl<'a> Change<'a> {
         Ok(Change { tx, conversation_id, actor: Some(actor), messages: Vec::new() })
     }
 
+    /// Starts a change that may touch several conversations (a team's), or none: the caller locks what it changes
+    /// (`rh_store::teams` says in which order) and queues with [`Change::event_on`] and [`Change::inbox_on`].
+    pub async fn begin_many(client: &'a mut deadpool_postgres::Object, actor: Uuid) -> Result<Self, ApiError> {
+        let tx = client.transaction().await.map_err(rh_store::StoreError::from)?;
+        Ok(Change { tx, conversation_id: Uuid::nil(), actor: Some(actor), messages: Vec::new() })
+    }
+
     /// The change's transaction, for the rows it writes.
     pub fn tx(&self) -> &Transaction<'a> {
         &self.tx
@@ -64,14 +71,19 @@ impl<'a> Change<'a> {
 
     /// Queues `event` on the conversation; returns its event id (also its `Nats-Msg-Id`).
     pub fn event(&mut self, event: Event) -> Result<Uuid, ApiError> {
-        let envelope = Envelope::new(self.conversation_id, self.actor, event);
+        self.event_on(self.conversation_id, event)
+    }
+
+    /// Queues `event` on conversation `conversation_id` (which the change has locked).
+    pub fn event_on(&mut self, conversation_id: Uuid, event: Event) -> Result<Uuid, ApiError> {
+        let envelope = Envelope::new(conversation_id, self.actor, event);
         let payload = serde_json::to_vec(&envelope).map_err(|e| ApiError::Internal(e.into()))?;
         self.messages.push(NewMessage {
             kind: envelope.event.kind(),
             subject: envelope.subject(),
             msg_id: Some(envelope.event_id),
             payload,
-            conversation_id: self.conversation_id,
+            conversation_id,
         });
         Ok(envelope.event_id)
     }
@@ -83,15 +95,25 @@ impl<'a> Change<'a> {
         action: SidebarAction,
         conversation: Option<ConversationSummary>,
     ) -> Result<(), ApiError> {
-        let message =
-            InboxMessage { user_id, action, conversation_id: self.conversation_id, conversation, responding: None };
+        self.inbox_on(self.conversation_id, user_id, action, conversation)
+    }
+
+    /// Queues a sidebar message about conversation `conversation_id` (which the change has locked).
+    pub fn inbox_on(
+        &mut self,
+        conversation_id: Uuid,
+        user_id: Uuid,
+        action: SidebarAction,
+        conversation: Option<ConversationSummary>,
+    ) -> Result<(), ApiError> {
+        let message = InboxMessage { user_id, action, conversation_id, conversation, responding: None };
         let payload = serde_json::to_vec(&message).map_err(|e| ApiError::Internal(e.into()))?;
         self.messages.push(NewMessage {
             kind: "inbox",
             subject: subjects::user_inbox(user_id),
             msg_id: None,
             payload,
-            conversation_id: self.conversation_id,
+            conversation_id,
         });
         Ok(())
     }

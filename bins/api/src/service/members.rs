@@ -1,5 +1,6 @@
 //! What an org admin does to a member's account: remove them, reset their password. Both end every session of
-//! theirs at once (the api refuses their tokens, the edges close their sockets).
+//! theirs at once (the api refuses their tokens, the edges close their sockets). And what anyone does to their own:
+//! change their password (their other sessions end).
 
 use crate::domain::Password;
 use crate::error::ApiError;
@@ -30,6 +31,8 @@ pub async fn remove(state: &AppState, caller: &AuthUser, org_id: Uuid, user_id: 
         return Err(ApiError::Validation("you cannot remove yourself".into()));
     }
     rh_store::orgs::remove_member(&state.db, org_id, user_id).await.map_err(no_member)?;
+    // Out of every team too: team lists never show them again (their messages stay).
+    rh_store::teams::leave_all(&state.db, user_id).await?;
     super::sessions::end_all(state, user_id, EndReason::MemberRemoved).await?;
     tracing::info!(%org_id, %user_id, by = %caller.id(), "member removed");
     Ok(())
@@ -49,5 +52,34 @@ pub async fn reset_password(
     rh_store::orgs::set_password(&state.db, org_id, user_id, &hash).await.map_err(no_member)?;
     super::sessions::end_all(state, user_id, EndReason::PasswordReset).await?;
     tracing::info!(%org_id, %user_id, by = %caller.id(), "password reset");
+    Ok(())
+}
+
+/// Changes the caller's own password after checking the current one (401 when it is wrong, counted like a sign-in
+/// attempt); every other session of theirs ends, this one stays.
+pub async fn change_own_password(
+    state: &AppState,
+    caller: &AuthUser,
+    req: &rh_protocol::invites::ChangePasswordRequest,
+) -> Result<(), ApiError> {
+    let password = Password::parse(&req.new_password).map_err(ApiError::Validation)?;
+    super::limits::sign_in_attempt(state, None, &caller.0.email).await?;
+    let current = rh_store::orgs::password_hash(&state.db, caller.id()).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::Unauthorized("this account no longer exists".into()),
+        other => other.into(),
+    })?;
+    let given = req.current_password.clone();
+    if !crate::routes::auth::verify_password(state, given, current).await? {
+        return Err(ApiError::Unauthorized("the current password is wrong".into()));
+    }
+    let hash = crate::routes::auth::hash_password(state, password.expose().to_owned()).await?;
+    rh_store::orgs::set_password(&state.db, caller.org(), caller.id(), &hash).await.map_err(no_member)?;
+    let reason = EndReason::PasswordChanged;
+    let ended = rh_store::sessions::revoke_others(&state.db, caller.id(), caller.session(), reason).await?;
+    state.metrics.sessions_ended.with_label_values(&[reason.as_str()]).inc_by(ended.len() as u64);
+    for session_id in ended {
+        super::events::session_ended(state, caller.id(), Some(session_id)).await;
+    }
+    tracing::info!(user_id = %caller.id(), "password changed");
     Ok(())
 }

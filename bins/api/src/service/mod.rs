@@ -14,11 +14,14 @@
 //! | [`erase`] | delete = erase everywhere: the erase job and its runner |
 //! | [`retention`] | per-org retention: the setting and the task that deletes what it expired |
 //! | [`limits`] | every limit on abuse, shared by the replicas (AI replies, `max_tokens`, ...): checked before acting |
-//! | [`members`] | an org admin removes a member or resets their password (both end their sessions) |
+//! | [`members`] | an org admin removes a member or resets their password (both end their sessions); anyone changes their own |
+//! | [`invites`] | invitations: create, list, revoke (admins); look up and accept (the invited, who is signed in) |
 //! | [`messages`] | send a message (event + response claim + generation job) |
 //! | [`stops`] | stop one answer or all of a conversation's, also one no worker holds yet |
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke; shares that expire |
+//! | [`teams`] | teams and their members (org admins), sharing with a team (owners) |
+//! | [`reach`] | who gained, lost or changed access by a change of shares or teams: their events and sidebar messages |
 
 pub mod access;
 pub mod context;
@@ -28,12 +31,15 @@ pub mod erase;
 pub mod events;
 pub mod export;
 pub mod grants;
+pub mod invites;
 pub mod limits;
 pub mod members;
 pub mod messages;
 pub mod models;
+pub mod reach;
 pub mod retention;
 pub mod search;
 pub mod sessions;
 pub mod shares;
 pub mod stops;
+pub mod teams;

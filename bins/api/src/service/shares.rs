@@ -1,19 +1,19 @@
-//! Sharing (owner only). Targets must be people of the conversation's org other than the owner; a share may end by
-//! itself (`expires_at`, removed by [`spawn_expiry`]'s task like a revoke). Every change is
-//! stored together with its event on the conversation (`participant.added|changed|removed`, which the edge acts
-//! on: a removed person's live subscription ends) and the message to the person's inbox (their sidebar), through
-//! [`super::events::Change`].
+//! Sharing with people (owner only). Targets must be people of the conversation's org other than the owner; a share
+//! may end by itself (`expires_at`, removed by [`spawn_expiry`]'s task like a revoke). Every change is stored
+//! together with the events of the people whose permission it changed (`participant.added|changed|removed`, which
+//! the edge acts on: a removed person's live subscription ends) and the messages to their inboxes (their sidebars),
+//! through [`super::events::Change`] and [`Reach`] — a person who can also see the conversation through a team
+//! keeps what the team gives them when their personal share goes.
 
 use super::access::{Authorized, Need, check};
-use super::events::{Change, summary};
+use super::events::Change;
+use super::reach::Reach;
 use crate::domain::SharePermission;
 use crate::error::ApiError;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use rh_protocol::Event;
 use rh_protocol::api::conversations::{self as api, ShareChange, ShareList, ShareRequest};
-use rh_protocol::frame::SidebarAction;
-use rh_store::shares::{self, NewShare, Participant, Upserted};
+use rh_store::shares::{self, NewShare, Participant};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -102,27 +102,9 @@ pub async fn share_many(
         .iter()
         .map(|t| NewShare { user_id: t.user_id, permission: t.permission.permission(), expires_at: t.expires_at })
         .collect();
-    let outcomes = shares::upsert_many(change.tx(), conversation_id, owner_id, &rows).await?;
-    for (NewShare { user_id, permission, .. }, outcome) in rows.iter().zip(outcomes) {
-        let (event, action) = match outcome {
-            Upserted::Unchanged => continue,
-            Upserted::Added => {
-                let Some(member) = members.iter().find(|m| m.id == *user_id) else { continue };
-                let event = Event::ParticipantAdded {
-                    user_id: *user_id,
-                    name: member.name.clone(),
-                    email: member.email.clone(),
-                    permission: *permission,
-                };
-                (event, SidebarAction::Added)
-            }
-            Upserted::Changed { .. } => {
-                (Event::ParticipantChanged { user_id: *user_id, permission: *permission }, SidebarAction::Changed)
-            }
-        };
-        change.event(event)?;
-        change.inbox(*user_id, action, Some(summary(&conversation, *permission)))?;
-    }
+    let reach = Reach::before(&change, vec![conversation], ids).await?;
+    shares::upsert_many(change.tx(), conversation_id, owner_id, &rows).await?;
+    reach.announce(&mut change).await?;
     let participants = shares::list_on(change.tx(), conversation_id).await?;
     change.commit(state).await?;
     Ok(participants)
@@ -150,12 +132,9 @@ async fn change_one(
 ) -> Result<Participant, ApiError> {
     let mut client = state.db.client().await?;
     let (mut change, conversation) = Change::begin(&mut client, conversation_id, owner_id).await?;
-    let permission = permission.permission();
-    let before = shares::update(change.tx(), conversation_id, user_id, permission).await.map_err(no_share)?;
-    if before != permission {
-        change.event(Event::ParticipantChanged { user_id, permission })?;
-        change.inbox(user_id, SidebarAction::Changed, Some(summary(&conversation, permission)))?;
-    }
+    let reach = Reach::before(&change, vec![conversation], vec![user_id]).await?;
+    shares::update(change.tx(), conversation_id, user_id, permission.permission()).await.map_err(no_share)?;
+    reach.announce(&mut change).await?;
     let participant = shares::list_on(change.tx(), conversation_id)
         .await?
         .into_iter()
@@ -165,25 +144,19 @@ async fn change_one(
     Ok(participant)
 }
 
-/// Revokes one person's access: their live subscription ends and the conversation leaves their sidebar. The
-/// messages they sent stay. The owner may revoke anyone's share; anyone may revoke their own (leave the
+/// Revokes one person's share: unless a team still gives them access, their live subscription ends and the
+/// conversation leaves their sidebar. The messages they sent stay. The owner may revoke anyone's share; anyone may revoke their own (leave the
 /// conversation).
 pub async fn revoke(state: &AppState, caller_id: Uuid, conversation_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
     // Leaving needs only to see it; revoking someone else's access needs to own it.
     let need = if user_id == caller_id { Need::See } else { Need::Own("change who has access") };
     check(state, conversation_id, caller_id, need).await?;
     let mut client = state.db.client().await?;
-    let (mut change, _) = Change::begin(&mut client, conversation_id, caller_id).await?;
+    let (mut change, conversation) = Change::begin(&mut client, conversation_id, caller_id).await?;
+    let reach = Reach::before(&change, vec![conversation], vec![user_id]).await?;
     shares::delete(change.tx(), conversation_id, user_id).await.map_err(no_share)?;
-    announce_removed(&mut change, user_id)?;
+    reach.announce(&mut change).await?;
     change.commit(state).await
-}
-
-/// What a removed share tells: `participant.removed` (the edge ends the person's subscriptions) and their
-/// sidebar's `removed`. The same for a revoke and an expiry.
-fn announce_removed(change: &mut Change<'_>, user_id: Uuid) -> Result<(), ApiError> {
-    change.event(Event::ParticipantRemoved { user_id })?;
-    change.inbox(user_id, SidebarAction::Removed, None)
 }
 
 /// Shares handled per query of the expiry task; a full batch is followed by the next one at once.
@@ -213,14 +186,16 @@ async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
         let full = due.len() as i64 == EXPIRY_BATCH;
         for (conversation_id, user_id) in due {
             let mut client = state.db.client().await?;
-            let mut change = match Change::begin(&mut client, conversation_id, None).await {
-                Ok((change, _)) => change,
+            let (mut change, conversation) = match Change::begin(&mut client, conversation_id, None).await {
+                Ok(begun) => begun,
                 // Deleted meanwhile: the erasure removes its shares.
                 Err(ApiError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
+            // The snapshot counts the expired share (what the person was last told); a team may keep them in.
+            let reach = Reach::before(&change, vec![conversation], vec![user_id]).await?;
             if shares::delete_expired(change.tx(), conversation_id, user_id).await? {
-                announce_removed(&mut change, user_id)?;
+                reach.announce(&mut change).await?;
                 change.commit(state).await?;
                 removed += 1;
                 tracing::info!(%conversation_id, %user_id, "share expired");

@@ -1,0 +1,74 @@
+//! Invitations (org admins create, list, revoke; the invited person looks one up and joins) and changing one's own
+//! password. Thin: the rules are [`crate::service::invites`] and [`crate::service::members`].
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, AuthUser, ClientAddr};
+use crate::service;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use rh_protocol::auth::Tokens;
+use rh_protocol::invites::{
+    AcceptInviteRequest, ChangePasswordRequest, CreateInvitesRequest, CreatedInvites, InviteList, InviteLookup,
+    InviteLookupRequest,
+};
+use uuid::Uuid;
+
+/// `POST /orgs/{id}/invites {emails?, role?, expires_in_hours?}` → 201 [`CreatedInvites`] (org admins).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(org_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CreateInvitesRequest>,
+) -> Result<(StatusCode, Json<CreatedInvites>), ApiError> {
+    Ok((StatusCode::CREATED, Json(service::invites::create(&state, &caller, org_id, &body).await?)))
+}
+
+/// `GET /orgs/{id}/invites` → [`InviteList`] (org admins).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(org_id): ApiPath<Uuid>,
+) -> Result<Json<InviteList>, ApiError> {
+    Ok(Json(service::invites::list(&state, &caller, org_id).await?))
+}
+
+/// `DELETE /orgs/{id}/invites/{invite_id}` → 204 (org admins); 409 when it was used.
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((org_id, id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    service::invites::revoke(&state, &caller, org_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /invites/lookup {token}` → [`InviteLookup`] (no sign-in); 404 with why for a used, expired, revoked or
+/// unknown invite.
+pub async fn lookup(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<InviteLookupRequest>,
+) -> Result<Json<InviteLookup>, ApiError> {
+    Ok(Json(service::invites::lookup(&state, addr, &body.token).await?))
+}
+
+/// `POST /invites/accept {token, name, password, email?}` → [`Tokens`]: the new account, signed in.
+pub async fn accept(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<AcceptInviteRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    Ok(Json(service::invites::accept(&state, addr, &body).await?))
+}
+
+/// `PUT /me/password {current_password, new_password}` → 204: the caller's other sessions end.
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    service::members::change_own_password(&state, &caller, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
