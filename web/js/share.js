@@ -68,11 +68,11 @@ export class SharePanel {
     this.pickedEl,
     h('div', { class: 'dialog-actions' }, this.expirySelect, this.submitBtn),
     this.errorEl,
+    h('h3', { text: 'People with access' }),
+    this.accessEl,
     h('h3', { text: 'Teams' }),
     h('div', { class: 'person-row share-team-form' }, this.teamPick, this.teamPermission, this.teamSubmit),
-    this.teamsEl,
-    h('h3', { text: 'People with access' }),
-    this.accessEl);
+    this.teamsEl);
     return h('div', {
       class: 'overlay',
       testid: 'share-overlay',
@@ -330,7 +330,7 @@ export class SharePanel {
     setChildren(this.teamPick, free.length
       ? free.map((t) => h('option', { value: t.id, text: `${t.name} (${t.members.length})` }))
       : [h('option', { value: '', text: orgTeams.length ? 'Shared with every team' : 'Your organization has no teams yet' })]);
-    this.teamPick.disabled = this.teamSubmit.disabled = free.length === 0;
+    this.teamPick.disabled = this.teamPermission.disabled = this.teamSubmit.disabled = free.length === 0;
     setChildren(this.teamsEl, shared.map((t) => {
       const select = permissionSelect(t.permission, 'share-team-row-permission', t.name, (v) => this.shareTeam(t.team_id, v));
       return h('li', { class: 'person-row', testid: 'share-team-row', dataset: { teamId: t.team_id, permission: t.permission } },

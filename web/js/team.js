@@ -216,7 +216,7 @@ export class TeamPanel {
       return h('li', { class: 'team-row', testid: 'teams-row', dataset: { teamId: t.id } },
         h('div', { class: 'person-row' }, h('strong', { class: 'person-name', text: t.name }),
           h('span', { class: 'muted small', text: ` ${t.members.length} ${t.members.length === 1 ? 'member' : 'members'}` }), pick),
-        h('ul', { class: 'team-members' }, ...t.members.map((m) => h('li', { class: 'person-row', testid: 'teams-member', dataset: { userId: m.user_id } },
+        h('ul', { class: 'team-row-members' }, ...t.members.map((m) => h('li', { class: 'person-row', testid: 'teams-member', dataset: { userId: m.user_id } },
           h('span', { class: 'person-name', text: m.name }), h('span', { class: 'muted small', text: ` ${m.email}` }),
           h('button', {
             type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'teams-member-remove', 'aria-label': `Remove ${m.name} from ${t.name}`,
