@@ -107,8 +107,8 @@ async fn services_may_not_publish_what_is_not_theirs() -> anyhow::Result<()> {
     let conv = uuid::Uuid::new_v4();
     let user = uuid::Uuid::new_v4();
     let cases: Vec<(Role, String)> = vec![
-        // Only the api and the worker write conversation events; only the api queues jobs, feeds sidebars
-        // and stops responses.
+        // Only the api and the worker write conversation events; only the api queues jobs and stops responses;
+        // only the api and the audit writer (the "responding…" marker) feed sidebars.
         (Role::Edge, format!("rh.conv.{conv}.event")),
         (Role::Edge, format!("rh.conv.{conv}.delta")),
         (Role::Edge, subjects::JOBS_GENERATE.to_owned()),
@@ -120,7 +120,7 @@ async fn services_may_not_publish_what_is_not_theirs() -> anyhow::Result<()> {
         (Role::Edge, subjects::SESSION_ENDED.to_owned()),
         (Role::Worker, subjects::SESSION_ENDED.to_owned()),
         (Role::Audit, format!("rh.conv.{conv}.event")),
-        (Role::Audit, subjects::user_inbox(user)),
+        (Role::Audit, subjects::stop_control(conv)),
         // Only the edge asks the api to act for a person.
         (Role::Audit, subjects::API_SEND_MESSAGE.to_owned()),
         (Role::Worker, subjects::API_SEND_MESSAGE.to_owned()),
