@@ -364,14 +364,7 @@ export class ChatView {
   async download(att) {
     try {
       const res = await this.ctx.api.request('GET', `/conversations/${this.id}/attachments/${att.id}`, undefined, { raw: true });
-      const url = URL.createObjectURL(await res.blob());
-      const a = h('a', { href: url, download: att.filename, hidden: true, testid: 'attachment-download-link' });
-      document.body.appendChild(a);
-      a.click();
-      setTimeout(() => {
-        a.remove();
-        URL.revokeObjectURL(url);
-      }, 30000);
+      this.saveBlob(await res.blob(), att.filename, 'attachment-download-link');
     } catch (e) {
       this.ctx.toast(`Download failed: ${errorText(e)}`, 'error');
     }
