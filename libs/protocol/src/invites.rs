@@ -7,6 +7,7 @@ use uuid::Uuid;
 /// `POST /orgs/{id}/invites` body: one invite per email (each for that email only), or one open invite when
 /// `emails` is empty. `role`: `member` (default) or `admin`; `expires_in_hours`: 1 to 720 (default 168, a week).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateInvitesRequest {
     #[serde(default)]
     pub emails: Vec<String>,
@@ -19,6 +20,7 @@ pub struct CreateInvitesRequest {
 /// A new invite, with its secret: shown once, only to the admin who created it. The link is
 /// `{web client}/#invite={token}` (a fragment: it never reaches a server log).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedInvite {
     pub id: Uuid,
     pub email: Option<String>,
@@ -29,12 +31,14 @@ pub struct CreatedInvite {
 
 /// `POST /orgs/{id}/invites` reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedInvites {
     pub invites: Vec<CreatedInvite>,
 }
 
 /// Where an invite stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InviteStatus {
     Pending,
@@ -45,6 +49,7 @@ pub enum InviteStatus {
 
 /// An invite as admins list it (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InviteInfo {
     pub id: Uuid,
     pub email: Option<String>,
@@ -56,18 +61,21 @@ pub struct InviteInfo {
 
 /// `GET /orgs/{id}/invites` reply, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InviteList {
     pub invites: Vec<InviteInfo>,
 }
 
 /// `POST /invites/lookup` body (the secret goes in a body, never in a URL).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InviteLookupRequest {
     pub token: String,
 }
 
 /// `POST /invites/lookup` reply: what the invite is for, shown before the teammate joins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InviteLookup {
     pub org_name: String,
     /// The email the account will have, when the invite names one.
@@ -79,6 +87,7 @@ pub struct InviteLookup {
 /// `POST /invites/accept` body: the new account's name and password; `email` only for an invite that names none.
 /// The reply is the sign-in's `Tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcceptInviteRequest {
     pub token: String,
     pub name: String,
@@ -89,6 +98,7 @@ pub struct AcceptInviteRequest {
 
 /// `PUT /me/password` body: anyone changes their own password; their other sessions end.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,

@@ -9,18 +9,21 @@ use uuid::Uuid;
 
 /// `POST /orgs/{id}/teams` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateTeamRequest {
     pub name: String,
 }
 
 /// `POST /orgs/{id}/teams/{team_id}/members` body: people of the org to add (already members are left as they are).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddTeamMembersRequest {
     pub user_ids: Vec<Uuid>,
 }
 
 /// A member of a team (removed members of the org are never listed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamMember {
     pub user_id: Uuid,
     pub name: String,
@@ -29,6 +32,7 @@ pub struct TeamMember {
 
 /// A team with its members, by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Team {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -38,18 +42,21 @@ pub struct Team {
 
 /// `GET /orgs/{id}/teams` reply: every team of the org, by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamList {
     pub teams: Vec<Team>,
 }
 
 /// `PUT /conversations/{id}/teams/{team_id}` body: `view` or `respond`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamShareRequest {
     pub permission: String,
 }
 
 /// A team a conversation is shared with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamShare {
     pub team_id: Uuid,
     pub name: String,
@@ -60,6 +67,7 @@ pub struct TeamShare {
 
 /// `GET /conversations/{id}/teams` and `PUT /conversations/{id}/teams/{team_id}` reply: the teams it is shared with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamShareList {
     pub teams: Vec<TeamShare>,
 }

@@ -203,7 +203,7 @@ pub async fn access(db: &Db, id: Uuid, user_id: Uuid) -> Result<Option<(Conversa
 }
 
 /// [`access`] on a connection the caller holds.
-pub(crate) async fn access_on(
+pub async fn access_on(
     client: &impl GenericClient,
     id: Uuid,
     user_id: Uuid,

@@ -1,16 +1,17 @@
 //! What `GET /conversations/{id}` shows: the conversation, the caller's permission, its history, participants
-//! and attachments — read on ONE pooled connection: the access check first, then the three reads pipelined (sent
-//! together, answered in one round trip), every statement prepared once per connection. A burst of people opening
+//! and attachments — read on ONE pooled connection: the access check first ([`crate::conversations::access_on`], made by
+//! the api's access step on the connection it then passes here), then the three reads pipelined (sent together,
+//! answered in one round trip), every statement prepared once per connection. A burst of people opening
 //! a conversation (a thousand late joiners of a streaming response, each loading history before subscribing)
 //! costs one pool checkout and two round trips each, instead of four checkouts and six round trips.
 
 use crate::attachments::{self, Attachment};
-use crate::conversations::{self, Conversation};
+use crate::conversations::Conversation;
 use crate::history::{self, History, Page};
 use crate::shares::{self, Participant};
-use crate::{Db, Result};
+use crate::Result;
+use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
-use uuid::Uuid;
 
 /// One conversation as someone who may see it gets it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,17 +23,19 @@ pub struct ConversationView {
     pub attachments: Vec<Attachment>,
 }
 
-/// The conversation as `user_id` may see it, with one `page` of its history, or `None` when
-/// [`conversations::access`] says they may not (nothing else is read then).
-pub async fn load(db: &Db, id: Uuid, user_id: Uuid, page: Page) -> Result<Option<ConversationView>> {
-    let client = db.client().await?;
-    let Some((conversation, permission)) = conversations::access_on(&client, id, user_id).await? else {
-        return Ok(None);
-    };
+/// One `page` of the history of `conversation`, with its participants and attachments, read on `client` (the three
+/// reads pipelined) for someone the access check on that same connection let in with `permission`.
+pub async fn load_on(
+    client: &impl GenericClient,
+    conversation: Conversation,
+    permission: Permission,
+    page: Page,
+) -> Result<ConversationView> {
+    let id = conversation.id;
     let (history, participants, attachments) = tokio::try_join!(
-        history::load_on(&client, id, page),
-        shares::list_on(&client, id),
-        attachments::list_on(&client, id),
+        history::load_on(client, id, page),
+        shares::list_on(client, id),
+        attachments::list_on(client, id),
     )?;
-    Ok(Some(ConversationView { conversation, permission, history, participants, attachments }))
+    Ok(ConversationView { conversation, permission, history, participants, attachments })
 }

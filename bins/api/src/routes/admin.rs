@@ -1,20 +1,14 @@
-//! Org admin views: conversation metadata and the audit log — never message text (an admin reads content only
-//! where a conversation is shared with them, through the normal paths).
+//! Org admin views: conversation metadata and the audit log. Thin: the rules are [`crate::service::admin`].
 
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, AuthUser};
+use crate::service;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
 use rh_protocol::api::admin::{AdminConversations, AuditEntries};
-use rh_store::audit_log::AuditFilter;
 use serde::Deserialize;
 use uuid::Uuid;
-
-fn require_admin(caller: &AuthUser) -> Result<(), ApiError> {
-    if caller.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("only org admins can see this".into())) }
-}
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -32,10 +26,7 @@ pub async fn conversations(
     caller: AuthUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<AdminConversations>, ApiError> {
-    require_admin(&caller)?;
-    let limit = q.limit.unwrap_or(500).clamp(1, 2000);
-    let conversations = rh_store::conversations::admin_list(&state.db, caller.org(), limit).await?;
-    Ok(Json(AdminConversations { conversations }))
+    Ok(Json(service::admin::conversations(&state, &caller, q.limit).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -57,15 +48,5 @@ pub async fn audit(
     caller: AuthUser,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditEntries>, ApiError> {
-    require_admin(&caller)?;
-    let since = q
-        .since
-        .as_deref()
-        .map(|s| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)))
-        .transpose()
-        .map_err(|_| ApiError::Validation("since must be an RFC 3339 time, e.g. 2025-01-31T12:00:00Z".into()))?;
-    let filter =
-        AuditFilter { conversation_id: q.conversation_id, since, limit: q.limit.unwrap_or(200).clamp(1, 1000) };
-    let entries = rh_store::audit_log::list(&state.db, caller.org(), &filter).await?;
-    Ok(Json(AuditEntries { entries }))
+    Ok(Json(service::admin::audit(&state, &caller, q.conversation_id, q.since.as_deref(), q.limit).await?))
 }

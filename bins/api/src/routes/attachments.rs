@@ -146,15 +146,7 @@ pub async fn download(
     caller: AuthUser,
     ApiPath((id, attachment_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
-    check(&state, id, caller.id(), Need::See).await?;
-    let attachment = rh_store::attachments::get(&state.db, id, attachment_id)
-        .await
-        .map_err(|_| ApiError::NotFound("no such attachment".into()))?;
-    let object = state
-        .attachments
-        .get(attachment.object_name.as_str())
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("could not read the file: {e}")))?;
+    let (attachment, object) = service::attachments::open(&state, caller.id(), id, attachment_id).await?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(object));
     let ascii: String =
         attachment.filename.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).collect();

@@ -1,10 +1,9 @@
 //! Conversations: create, the sidebar list, one conversation with its history, delete.
 
-use crate::domain::{HistoryPage, ModelName, PageCursor, PageLimit, Title};
+use crate::domain::{ModelName, Title};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, json_from_slice};
 use crate::service;
-use crate::service::events::summary;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -13,8 +12,6 @@ use bytes::Bytes;
 use rh_protocol::api::conversations::{
     ConversationDetail, ConversationList, CreateConversation, RenameRequest, Renamed,
 };
-use rh_protocol::rpc::ConversationSummary;
-use rh_store::view::ConversationView;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -34,11 +31,7 @@ pub async fn create(
     let model = body.model.as_deref().map(ModelName::parse).transpose().map_err(ApiError::Validation)?;
     let conversation =
         service::conversations::create(&state, caller.id(), caller.org(), &title, model.as_ref()).await?;
-    let page = HistoryPage::parse(None, None).map_err(ApiError::Validation)?;
-    let view = rh_store::view::load(&state.db, conversation.id, caller.id(), page)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("conversation {} vanished after create", conversation.id)))?;
-    Ok((StatusCode::CREATED, Json(detail(view))))
+    Ok((StatusCode::CREATED, Json(service::views::created(&state, conversation).await?)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -61,31 +54,7 @@ pub async fn list(
     caller: AuthUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ConversationList>, ApiError> {
-    let limit = PageLimit::parse(query.limit).map_err(ApiError::Validation)?;
-    let before = query.before.as_deref().map(PageCursor::parse).transpose().map_err(ApiError::Validation)?;
-    let mut rows = rh_store::conversations::list_for_user(
-        &state.db,
-        caller.id(),
-        before.map(|b| (b.created_at, b.id)),
-        limit.get() + 1,
-    )
-    .await?;
-    let more = rows.len() as i64 > limit.get();
-    rows.truncate(limit.get() as usize);
-    let next_before = match rows.last() {
-        Some(e) if more => Some(PageCursor { created_at: e.conversation.created_at, id: e.conversation.id }.encode()),
-        _ => None,
-    };
-    let conversations = rows
-        .iter()
-        .map(|e| ConversationSummary {
-            responding: Some(e.responding),
-            shared_with: (e.conversation.owner_id == caller.id())
-                .then(|| u32::try_from(e.shared_with).unwrap_or(u32::MAX)),
-            ..summary(&e.conversation, e.permission)
-        })
-        .collect();
-    Ok(Json(ConversationList { conversations, next_before }))
+    Ok(Json(service::views::list(&state, caller.id(), query.limit, query.before.as_deref()).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -109,10 +78,7 @@ pub async fn get_one(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<ConversationDetail>, ApiError> {
-    let page = HistoryPage::parse(query.limit, query.before).map_err(ApiError::Validation)?;
-    let view =
-        rh_store::view::load(&state.db, id, caller.id(), page).await?.ok_or_else(ApiError::conversation_not_found)?;
-    Ok(Json(detail(view)))
+    Ok(Json(service::views::get(&state, caller.id(), id, query.limit, query.before).await?))
 }
 
 /// `PATCH /conversations/{id} {title}` (owner) → 200 `{id, title, seq}` (`seq` of `conversation.renamed`, null
@@ -138,28 +104,4 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     service::conversations::delete(&state, caller.id(), id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The body of `GET /conversations/{id}`.
-pub(crate) fn detail(view: ConversationView) -> ConversationDetail {
-    let ConversationView { conversation: c, permission, history, participants, attachments } = view;
-    let next_before = history.messages.first().filter(|_| history.has_more).map(|m| m.seq);
-    ConversationDetail {
-        id: c.id,
-        title: c.title,
-        owner_id: c.owner_id,
-        owner_name: c.owner_name,
-        model: c.model,
-        temperature: c.temperature,
-        system_prompt: c.system_prompt,
-        created_at: c.created_at,
-        updated_at: c.updated_at,
-        permission,
-        seq: u64::try_from(history.seq).unwrap_or(0),
-        messages: history.messages,
-        has_more: history.has_more,
-        next_before,
-        participants: participants.iter().map(Into::into).collect(),
-        attachments: attachments.into_iter().map(Into::into).collect(),
-    }
 }

@@ -16,6 +16,9 @@ use rh_protocol::invites::{
 use uuid::Uuid;
 
 /// `POST /orgs/{id}/invites {emails?, role?, expires_in_hours?}` → 201 [`CreatedInvites`] (org admins).
+#[utoipa::path(post, path = "/orgs/{org_id}/invites", tag = "invites", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path)), request_body = CreateInvitesRequest,
+    responses((status = 201, body = CreatedInvites), (status = 403)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -26,6 +29,8 @@ pub async fn create(
 }
 
 /// `GET /orgs/{id}/invites` → [`InviteList`] (org admins).
+#[utoipa::path(get, path = "/orgs/{org_id}/invites", tag = "invites", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path)), responses((status = 200, body = InviteList), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -35,6 +40,9 @@ pub async fn list(
 }
 
 /// `DELETE /orgs/{id}/invites/{invite_id}` → 204 (org admins); 409 when it was used.
+#[utoipa::path(delete, path = "/orgs/{org_id}/invites/{invite_id}", tag = "invites", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path), ("invite_id" = Uuid, Path)),
+    responses((status = 204, description = "Revoked"), (status = 403), (status = 409)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -46,6 +54,8 @@ pub async fn revoke(
 
 /// `POST /invites/lookup {token}` → [`InviteLookup`] (no sign-in); 404 with why for a used, expired, revoked or
 /// unknown invite.
+#[utoipa::path(post, path = "/invites/lookup", tag = "invites", request_body = InviteLookupRequest,
+    responses((status = 200, body = InviteLookup), (status = 404), (status = 429)))]
 pub async fn lookup(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -55,6 +65,8 @@ pub async fn lookup(
 }
 
 /// `POST /invites/accept {token, name, password, email?}` → [`Tokens`]: the new account, signed in.
+#[utoipa::path(post, path = "/invites/accept", tag = "invites", request_body = AcceptInviteRequest,
+    responses((status = 200, body = Tokens), (status = 404), (status = 409), (status = 429)))]
 pub async fn accept(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -64,6 +76,9 @@ pub async fn accept(
 }
 
 /// `PUT /me/password {current_password, new_password}` → 204: the caller's other sessions end.
+#[utoipa::path(put, path = "/me/password", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Changed; the caller's other sessions ended"), (status = 429)))]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: AuthUser,

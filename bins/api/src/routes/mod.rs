@@ -51,7 +51,6 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         usize::try_from(state.settings.max_attachment_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let (router, _) = routes(upload_limit).split_for_parts();
     router
-        .merge(organization_routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
@@ -91,22 +90,15 @@ fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(shares::change, shares::revoke))
         .routes(routes!(admin::conversations))
         .routes(routes!(admin::audit))
-}
-
-/// Teams, invitations and one's own password (issue 15). Not in the OpenAPI document yet: their handlers still need
-/// `#[utoipa::path]` annotations and their bodies `ToSchema` (`rh_protocol::teams`, `rh_protocol::invites`).
-fn organization_routes() -> axum::Router<AppState> {
-    use axum::routing::{delete, get, post, put};
-    axum::Router::new()
-        .route("/me/password", put(invites::change_password))
-        .route("/orgs/{org_id}/invites", get(invites::list).post(invites::create))
-        .route("/orgs/{org_id}/invites/{invite_id}", delete(invites::revoke))
-        .route("/invites/lookup", post(invites::lookup))
-        .route("/invites/accept", post(invites::accept))
-        .route("/orgs/{org_id}/teams", get(teams::list).post(teams::create))
-        .route("/orgs/{org_id}/teams/{team_id}", get(teams::get).delete(teams::delete))
-        .route("/orgs/{org_id}/teams/{team_id}/members", post(teams::add_members))
-        .route("/orgs/{org_id}/teams/{team_id}/members/{user_id}", delete(teams::remove_member))
-        .route("/conversations/{id}/teams", get(teams::shares))
-        .route("/conversations/{id}/teams/{team_id}", put(teams::share).delete(teams::unshare))
+        .routes(routes!(invites::change_password))
+        .routes(routes!(invites::list, invites::create))
+        .routes(routes!(invites::revoke))
+        .routes(routes!(invites::lookup))
+        .routes(routes!(invites::accept))
+        .routes(routes!(teams::list, teams::create))
+        .routes(routes!(teams::get, teams::delete))
+        .routes(routes!(teams::add_members))
+        .routes(routes!(teams::remove_member))
+        .routes(routes!(teams::shares))
+        .routes(routes!(teams::share, teams::unshare))
 }

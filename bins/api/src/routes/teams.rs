@@ -13,6 +13,8 @@ use rh_protocol::teams::{AddTeamMembersRequest, CreateTeamRequest, Team, TeamLis
 use uuid::Uuid;
 
 /// `GET /orgs/{id}/teams` → [`TeamList`] (any member of the org).
+#[utoipa::path(get, path = "/orgs/{org_id}/teams", tag = "teams", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path)), responses((status = 200, body = TeamList), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -22,6 +24,9 @@ pub async fn list(
 }
 
 /// `POST /orgs/{id}/teams {name}` → 201 [`Team`] (org admins); 409 when the org has a team of that name.
+#[utoipa::path(post, path = "/orgs/{org_id}/teams", tag = "teams", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path)), request_body = CreateTeamRequest,
+    responses((status = 201, body = Team), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -32,6 +37,8 @@ pub async fn create(
 }
 
 /// `GET /orgs/{id}/teams/{team_id}` → [`Team`] (any member of the org).
+#[utoipa::path(get, path = "/orgs/{org_id}/teams/{team_id}", tag = "teams", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path), ("team_id" = Uuid, Path)), responses((status = 200, body = Team), (status = 403)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -41,6 +48,9 @@ pub async fn get(
 }
 
 /// `DELETE /orgs/{id}/teams/{team_id}` → 204 (org admins).
+#[utoipa::path(delete, path = "/orgs/{org_id}/teams/{team_id}", tag = "teams", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path), ("team_id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted; its members lose what only the team gave them"), (status = 403)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -51,6 +61,9 @@ pub async fn delete(
 }
 
 /// `POST /orgs/{id}/teams/{team_id}/members {user_ids}` → [`Team`] (org admins).
+#[utoipa::path(post, path = "/orgs/{org_id}/teams/{team_id}/members", tag = "teams", security(("bearer" = [])),
+    params(("org_id" = Uuid, Path), ("team_id" = Uuid, Path)), request_body = AddTeamMembersRequest,
+    responses((status = 200, body = Team), (status = 403)))]
 pub async fn add_members(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -61,6 +74,9 @@ pub async fn add_members(
 }
 
 /// `DELETE /orgs/{id}/teams/{team_id}/members/{user_id}` → 204 (org admins).
+#[utoipa::path(delete, path = "/orgs/{org_id}/teams/{team_id}/members/{user_id}", tag = "teams",
+    security(("bearer" = [])), params(("org_id" = Uuid, Path), ("team_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Removed from the team"), (status = 403)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -71,6 +87,8 @@ pub async fn remove_member(
 }
 
 /// `GET /conversations/{id}/teams` → [`TeamShareList`] (anyone who may see the conversation).
+#[utoipa::path(get, path = "/conversations/{id}/teams", tag = "shares", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = TeamShareList)))]
 pub async fn shares(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -81,6 +99,9 @@ pub async fn shares(
 
 /// `PUT /conversations/{id}/teams/{team_id} {permission}` → [`TeamShareList`] (the owner): share with the team or
 /// change its permission.
+#[utoipa::path(put, path = "/conversations/{id}/teams/{team_id}", tag = "shares", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("team_id" = Uuid, Path)), request_body = TeamShareRequest,
+    responses((status = 200, body = TeamShareList), (status = 403)))]
 pub async fn share(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -92,6 +113,9 @@ pub async fn share(
 }
 
 /// `DELETE /conversations/{id}/teams/{team_id}` → 204 (the owner).
+#[utoipa::path(delete, path = "/conversations/{id}/teams/{team_id}", tag = "shares", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("team_id" = Uuid, Path)),
+    responses((status = 204, description = "No longer shared with the team"), (status = 403)))]
 pub async fn unshare(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -1,7 +1,6 @@
 //! Conversation tools: export, continue as a copy, search. Thin: the service decides ([`service::export`],
 //! [`service::copy`], [`service::search`]).
 
-use crate::domain::HistoryPage;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, AuthUser, json_from_slice};
 use crate::service;
@@ -72,11 +71,7 @@ pub async fn copy(
     let request: CopyRequest =
         if body.iter().all(u8::is_ascii_whitespace) { CopyRequest::default() } else { json_from_slice(&body)? };
     let copy = service::copy::copy(&state, caller.id(), caller.org(), id, &request).await?;
-    let page = HistoryPage::parse(None, None).map_err(ApiError::Validation)?;
-    let view = rh_store::view::load(&state.db, copy.id, caller.id(), page)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("conversation {} vanished after copy", copy.id)))?;
-    Ok((StatusCode::CREATED, Json(super::conversations::detail(view))))
+    Ok((StatusCode::CREATED, Json(service::views::created(&state, copy).await?)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -1,15 +1,13 @@
-//! The org directory search behind "share with…": only the caller's org, ever.
+//! The org directory search behind "share with…". Thin: the rule is [`crate::service::directory`].
 
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, AuthUser};
+use crate::service;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use rh_protocol::api::{UserList, UserRef};
+use rh_protocol::api::UserList;
 use serde::Deserialize;
-
-/// Most people one search returns.
-const LIMIT: i64 = 20;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -27,10 +25,5 @@ pub async fn search(
     caller: AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<Json<UserList>, ApiError> {
-    if query.q.chars().count() > 100 {
-        return Err(ApiError::Validation("q must have at most 100 characters".into()));
-    }
-    let users = rh_store::orgs::search_users(&state.db, caller.org(), &query.q, LIMIT).await?;
-    let users = users.into_iter().map(|u| UserRef { id: u.id, name: u.name, email: u.email }).collect();
-    Ok(Json(UserList { users }))
+    Ok(Json(service::directory::search(&state, &caller, &query.q).await?))
 }

@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
 use rh_protocol::rpc::AccessGrant;
 use rh_store::conversations::{self, Conversation};
@@ -42,14 +43,28 @@ impl Authorized {
     pub fn permission(&self) -> Permission {
         self.permission
     }
+    pub fn into_conversation(self) -> Conversation {
+        self.conversation
+    }
 }
 
 /// The access step of every conversation operation: one query (counted in
 /// `relayhub_api_conversation_access_checks_total`), 404 when the caller cannot see the conversation, 403 when
 /// they may see it but not do `need`.
 pub async fn check(state: &AppState, conversation_id: Uuid, user_id: Uuid, need: Need) -> Result<Authorized, ApiError> {
+    check_on(state, &state.db.client().await?, conversation_id, user_id, need).await
+}
+
+/// [`check`] on a connection the caller holds, for a read that goes on on it ([`rh_store::view::load_on`]).
+pub async fn check_on(
+    state: &AppState,
+    client: &impl GenericClient,
+    conversation_id: Uuid,
+    user_id: Uuid,
+    need: Need,
+) -> Result<Authorized, ApiError> {
     state.metrics.access_checks.inc();
-    let (conversation, permission) = conversations::access(&state.db, conversation_id, user_id)
+    let (conversation, permission) = conversations::access_on(client, conversation_id, user_id)
         .await?
         .ok_or_else(ApiError::conversation_not_found)?;
     match need {

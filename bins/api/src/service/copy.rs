@@ -35,9 +35,7 @@ pub async fn copy(
     request: &CopyRequest,
 ) -> Result<Conversation, ApiError> {
     // Access: whoever may see it.
-    let view = rh_store::view::load(&state.db, source_id, user_id, Page::ALL)
-        .await?
-        .ok_or_else(ApiError::conversation_not_found)?;
+    let view = super::views::view(state, user_id, source_id, Page::ALL).await?;
     // Validate.
     let source = view.conversation;
     let title = match request.title.as_deref() {

@@ -28,9 +28,7 @@ impl Format {
 
 /// The conversation as `user_id` may see it, whole (404 when they may not).
 pub async fn export(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<ConversationExport, ApiError> {
-    let view = rh_store::view::load(&state.db, conversation_id, user_id, Page::ALL)
-        .await?
-        .ok_or_else(ApiError::conversation_not_found)?;
+    let view = super::views::view(state, user_id, conversation_id, Page::ALL).await?;
     let c = view.conversation;
     Ok(ConversationExport {
         id: c.id,

@@ -4,9 +4,13 @@
 //! | module | operations |
 //! |---|---|
 //! | [`access`] | who may do what: [`access::check`] (one query: 404 when the caller cannot see it, 403 when they may not do it) makes the [`access::Authorized`] the act step takes, the `rh.api.access` grant |
+//! | [`admin`] | org admins' views: conversation metadata, the audit log (never message text) |
+//! | [`directory`] | the org directory search behind "share with…" (only the caller's org) |
+//! | [`attachments`] | reading a file of a conversation (any participant) |
 //! | [`grants`] | `rh.api.access` answered in batches: one statement per conversation for everything queued |
 //! | [`events`] | the one path of a state change: [`events::Change`] commits it with its events and sidebar messages (the outbox the relay publishes) |
 //! | [`conversations`] | create, change settings, delete |
+//! | [`views`] | what participants read: a conversation with a page of its history, the sidebar list |
 //! | [`copy`] | continue as a copy: a new conversation of your own from one you can see |
 //! | [`export`] | a conversation as JSON or Markdown |
 //! | [`search`] | full-text search over what the caller can see |
@@ -24,9 +28,12 @@
 //! | [`reach`] | who gained, lost or changed access by a change of shares or teams: their events and sidebar messages |
 
 pub mod access;
+pub mod admin;
+pub mod attachments;
 pub mod context;
 pub mod conversations;
 pub mod copy;
+pub mod directory;
 pub mod erase;
 pub mod events;
 pub mod export;
@@ -43,3 +50,4 @@ pub mod sessions;
 pub mod shares;
 pub mod stops;
 pub mod teams;
+pub mod views;

@@ -1,4 +1,4 @@
-//! One path through the api: every conversation request makes exactly one access query (counted by
+//! One path through the api: every conversation request, write or read, makes exactly one access query (counted by
 //! `relayhub_api_conversation_access_checks_total`), access comes before validation, and the NATS responder
 //! answers a send like REST does.
 
@@ -73,4 +73,69 @@ async fn every_conversation_write_makes_one_access_query() {
 
     once(&app, "leave", 204, async { status(cy.delete(&p(&format!("/shares/{cy_id}"))).await) }).await;
     once(&app, "delete", 204, async { status(ada.delete(&p("")).await) }).await;
+}
+
+/// Reads take the same path: one access query each (a refusal too), none for the reads that only ever see the
+/// caller's own (sidebar, search, directory, admin views) nor for the reply of a create or a copy.
+#[tokio::test]
+async fn every_conversation_read_makes_one_access_query() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let conv = shared_conversation(&app, &team, "Read path").await;
+    let (ada, cy) = (app.api.as_user(&team.ada), app.api.as_user(&team.cy));
+    let stranger = outsider(&app).await;
+    let stranger = app.api.as_user(&stranger);
+    let p = |rest: &str| format!("/conversations/{conv}{rest}");
+    let status = |r: anyhow::Result<(reqwest::StatusCode, Value)>| {
+        let (s, v) = r.unwrap();
+        (s.as_u16(), v)
+    };
+    // A file to download, uploaded by the owner.
+    let (http, base, _) = app.api.raw();
+    let part = reqwest::multipart::Part::bytes(b"notes".to_vec()).file_name("notes.txt").mime_str("text/plain").unwrap();
+    let uploaded: Value = http
+        .post(format!("{base}{}", p("/attachments")))
+        .bearer_auth(&team.ada.token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = uploaded["id"].as_str().expect("the upload's id").to_owned();
+
+    once(&app, "conversation", 200, async { status(cy.get(&p("")).await) }).await;
+    once(&app, "older page", 200, async { status(cy.get(&p("?limit=1&before=1")).await) }).await;
+    once(&app, "shares", 200, async { status(cy.get(&p("/shares")).await) }).await;
+    once(&app, "team shares", 200, async { status(cy.get(&p("/teams")).await) }).await;
+    once(&app, "export", 200, async { status(cy.get(&p("/export?format=json")).await) }).await;
+    once(&app, "download", 200, async {
+        let r = http.get(format!("{base}{}", p(&format!("/attachments/{file}")))).bearer_auth(&team.cy.token);
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), Value::Null)
+    })
+    .await;
+    once(&app, "copy", 201, async { status(cy.post(&p("/copy"), json!({})).await) }).await;
+    // Refusals: a stranger learns nothing, and access comes before validating the query.
+    once(&app, "stranger", 404, async { status(stranger.get(&p("")).await) }).await;
+    once(&app, "stranger, bad page", 404, async { status(stranger.get(&p("?limit=0")).await) }).await;
+    once(&app, "bad page", 400, async { status(cy.get(&p("?limit=0")).await) }).await;
+
+    for (what, path) in [
+        ("sidebar", "/conversations"),
+        ("search", "/search?q=read"),
+        ("directory", "/users?q=a"),
+        ("admin conversations", "/admin/conversations"),
+        ("admin audit", "/admin/audit"),
+    ] {
+        let before = access_checks(&app).await;
+        let (s, body) = status(ada.get(path).await);
+        assert_eq!(s, 200, "{what}: {body}");
+        assert_eq!(access_checks(&app).await - before, 0, "{what}: no conversation access query");
+    }
+    let before = access_checks(&app).await;
+    let (s, body) = status(ada.post("/conversations", json!({"title": "New"})).await);
+    assert_eq!(s, 201, "create: {body}");
+    assert_eq!(access_checks(&app).await - before, 0, "create: its reply needs no access query");
 }
