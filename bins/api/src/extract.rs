@@ -96,7 +96,17 @@ pub fn json_from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
     from_value(value)
 }
 
+/// An optional JSON body: none (blank) or `null` is `T::default()`, anything else is read like [`ApiJson`].
+pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    let body = bytes.trim_ascii();
+    if body.is_empty() || body == b"null" { Ok(T::default()) } else { json_from_slice(body) }
+}
+
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    // Every body is an object: serde would also read a struct from an array (`[null, null]`).
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+    }
     if has_nul(&value) {
         return Err(ApiError::BadRequest("text must not contain NUL characters".into()));
     }

@@ -51,6 +51,7 @@ pub struct TeamList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamShareRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(view|respond)$"))]
     pub permission: String,
 }
 

@@ -2,7 +2,7 @@
 
 use crate::domain::{ModelName, Title};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, json_from_slice};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, optional_json};
 use crate::service;
 use crate::state::AppState;
 use axum::Json;
@@ -24,9 +24,8 @@ pub async fn create(
     caller: AuthUser,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ConversationDetail>), ApiError> {
-    // The body is optional: no body (or `{}`) creates an untitled conversation with the default model.
-    let body: CreateConversation =
-        if body.iter().all(u8::is_ascii_whitespace) { CreateConversation::default() } else { json_from_slice(&body)? };
+    // The body is optional: none (or `null`, `{}`) creates an untitled conversation with the default model.
+    let body: CreateConversation = optional_json(&body)?;
     let title = Title::parse(body.title.as_deref()).map_err(ApiError::Validation)?;
     let model = body.model.as_deref().map(ModelName::parse).transpose().map_err(ApiError::Validation)?;
     let conversation =
@@ -39,6 +38,7 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// 1-500, default 500.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// `next_before` of the previous page.
     before: Option<String>,
@@ -62,8 +62,10 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Turns in the page: 1-500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// `next_before` of the previous page.
+    #[param(minimum = 1)]
     before: Option<i64>,
 }
 

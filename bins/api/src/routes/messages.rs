@@ -35,12 +35,8 @@ pub async fn stop(
     ApiPath(id): ApiPath<Uuid>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<StopAccepted>), ApiError> {
-    // The body is optional (older clients send none), so it is parsed only when present.
-    let body: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
-        StopBody::default()
-    } else {
-        crate::extract::json_from_slice(&body)?
-    };
+    // The body is optional (older clients send none).
+    let body: StopBody = crate::extract::optional_json(&body)?;
     let response_id = body.response_id;
     service::stops::stop(&state, caller.id(), id, response_id).await?;
     Ok((StatusCode::ACCEPTED, Json(StopAccepted {})))

@@ -2,7 +2,7 @@
 //! [`service::copy`], [`service::search`]).
 
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery, AuthUser, json_from_slice};
+use crate::extract::{ApiPath, ApiQuery, AuthUser, optional_json};
 use crate::service;
 use crate::service::export::Format;
 use crate::state::AppState;
@@ -20,7 +20,8 @@ use uuid::Uuid;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// `json` (default) or `markdown`.
+    /// `json` (default) or `markdown` (or `md`).
+    #[param(pattern = "^(json|markdown|md)$")]
     format: Option<String>,
 }
 
@@ -68,8 +69,7 @@ pub async fn copy(
     ApiPath(id): ApiPath<Uuid>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ConversationDetail>), ApiError> {
-    let request: CopyRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { CopyRequest::default() } else { json_from_slice(&body)? };
+    let request: CopyRequest = optional_json(&body)?;
     let copy = service::copy::copy(&state, caller.id(), caller.org(), id, &request).await?;
     Ok((StatusCode::CREATED, Json(service::views::created(&state, copy).await?)))
 }
@@ -78,8 +78,14 @@ pub async fn copy(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
+    /// Words to find (not blank, at most 200 characters).
+    #[param(pattern = "\\S", max_length = 200)]
     q: String,
+    /// 1-50, default 20.
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<u32>,
+    /// `next_offset` of the previous page (at most 1000).
+    #[param(maximum = 1000)]
     offset: Option<u32>,
 }
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub struct SearchQuery {
     /// Part of a name or email, any case (at most 100 characters).
     #[serde(default)]
+    #[param(max_length = 100)]
     q: String,
 }
 

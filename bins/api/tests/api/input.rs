@@ -139,13 +139,28 @@ async fn what_axum_refuses_is_answered_in_the_json_error_shape() {
     let (s, v) = status_json(r.body(big).send().await.unwrap()).await;
     assert_error(s, &v, 413, "payload_too_large");
 
-    // Broken JSON, and JSON of the wrong shape: 400.
-    for body in ["{\"title\":", "[1,2]"] {
-        let r =
-            http.post(format!("{base}/conversations")).bearer_auth(token).header("content-type", "application/json");
+    // Broken JSON, and JSON of the wrong shape: 400 — an array too, which serde would read as a struct's fields
+    // (Schemathesis found `[null, null]` taken as `{}`), on optional bodies and required ones alike.
+    let settings = format!("{base}/conversations/{conv}/settings");
+    let copy = format!("{base}/conversations/{conv}/copy");
+    let conversations = format!("{base}/conversations");
+    for (url, body) in [
+        (&conversations, "{\"title\":"),
+        (&conversations, "[1,2]"),
+        (&conversations, "[null, null]"),
+        (&copy, "[null]"),
+        (&copy, "\"x\""),
+        (&settings, "[null, null]"),
+    ] {
+        let r = http.request(if url == &settings { reqwest::Method::PATCH } else { reqwest::Method::POST }, url);
+        let r = r.bearer_auth(token).header("content-type", "application/json");
         let (s, v) = status_json(r.body(body).send().await.unwrap()).await;
         assert_error(s, &v, 400, "bad_request");
     }
+    // An optional body may be `null`, as the document allows: the same as none.
+    let r = http.post(&conversations).bearer_auth(token).header("content-type", "application/json").body("null");
+    let (s, v) = status_json(r.send().await.unwrap()).await;
+    assert_eq!(s, 201, "{v}");
 
     // An unknown route: 404; a known one with the wrong method: 405 with the methods it does answer.
     for url in [format!("{base}/nothing/here"), format!("{}/nothing/here", app.process.http_url())] {

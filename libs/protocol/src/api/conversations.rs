@@ -174,6 +174,8 @@ pub struct SettingsChanged {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShareGrant {
     pub user_id: Uuid,
+    /// `view` or `respond`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(view|respond)$"))]
     pub permission: String,
     /// RFC 3339, in the future: the share ends by itself then, like a revoke. Absent or null: until revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +193,8 @@ pub struct ShareRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShareChange {
+    /// `view` or `respond`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(view|respond)$"))]
     pub permission: String,
 }
 
