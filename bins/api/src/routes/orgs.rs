@@ -1,6 +1,6 @@
 //! Sign-up (a new org and its admin), adding, removing members and resetting their passwords (org admins).
 
-use super::auth::{hash_password, public_user};
+use super::auth::hash_password;
 use crate::domain::{Email, OrgName, Password, PersonName};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser, ClientAddr};
@@ -61,23 +61,7 @@ pub async fn add_member(
     ApiPath(org_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewMemberRequest>,
 ) -> Result<(StatusCode, Json<SessionUser>), ApiError> {
-    if caller.org() != org_id || !caller.is_admin() {
-        return Err(ApiError::Forbidden("only an admin of this organization can add members".into()));
-    }
-    let name = PersonName::parse(&body.name).map_err(ApiError::Validation)?;
-    let email = Email::parse(&body.email).map_err(ApiError::Validation)?;
-    let password = Password::parse(&body.password).map_err(ApiError::Validation)?;
-    let role = match body.role.as_deref() {
-        None | Some("member") => "member",
-        Some("admin") => "admin",
-        Some(other) => return Err(ApiError::Validation(format!("role {other:?} is not \"member\" or \"admin\""))),
-    };
-    let hash = hash_password(&state, password.expose().to_owned()).await?;
-    let new =
-        NewUser { id: Uuid::now_v7(), org_id, name: name.as_str(), email: email.as_str(), password_hash: &hash, role };
-    let user = rh_store::orgs::insert_user(&state.db, &new).await?;
-    tracing::info!(%org_id, user_id = %user.id, role, "member added");
-    Ok((StatusCode::CREATED, Json(public_user(user))))
+    Ok((StatusCode::CREATED, Json(crate::service::members::add(&state, &caller, org_id, &body).await?)))
 }
 
 /// `DELETE /orgs/{id}/members/{user_id}` → 204: the member can no longer sign in; their sessions and sockets end.

@@ -1,5 +1,5 @@
 //! `GET`/`PUT /orgs/{org_id}/retention`: the org's "erase conversations not updated for N days" (admins of that
-//! org only; everyone else gets 403).
+//! org only; everyone else gets 403). Thin: the rules are [`crate::service::retention`].
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser};
@@ -10,14 +10,6 @@ use axum::extract::State;
 use rh_protocol::admin::RetentionSettings;
 use uuid::Uuid;
 
-fn require_org_admin(caller: &AuthUser, org_id: Uuid) -> Result<(), ApiError> {
-    if caller.org() == org_id && caller.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("only an admin of this organization can see or change its retention".into()))
-    }
-}
-
 /// `GET /orgs/{id}/retention` → `{retention_days}` (`null`: off).
 #[utoipa::path(get, path = "/orgs/{org_id}/retention", tag = "orgs", security(("bearer" = [])),
     params(("org_id" = Uuid, Path)), responses((status = 200, body = RetentionSettings), (status = 403)))]
@@ -26,8 +18,7 @@ pub async fn get(
     caller: AuthUser,
     ApiPath(org_id): ApiPath<Uuid>,
 ) -> Result<Json<RetentionSettings>, ApiError> {
-    require_org_admin(&caller, org_id)?;
-    Ok(Json(retention::get(&state, org_id).await?))
+    Ok(Json(retention::get(&state, &caller, org_id).await?))
 }
 
 /// `PUT /orgs/{id}/retention {retention_days}` (1-36500, or `null` to turn it off) → the new setting.
@@ -40,6 +31,5 @@ pub async fn put(
     ApiPath(org_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RetentionSettings>,
 ) -> Result<Json<RetentionSettings>, ApiError> {
-    require_org_admin(&caller, org_id)?;
-    Ok(Json(retention::set(&state, org_id, body).await?))
+    Ok(Json(retention::set(&state, &caller, org_id, body).await?))
 }

@@ -1,7 +1,8 @@
-//! Permission checks. A conversation exists for a caller only if they own it or it is shared with them:
+//! Permission checks: [`check`] for a conversation, [`org_admin`] for what only an org's admins do. A conversation exists for a caller only if they own it or it is shared with them:
 //! everybody else (a teammate, an org admin, another org) gets the same 404 as for an id that never existed.
 
 use crate::error::ApiError;
+use crate::extract::AuthUser;
 use crate::state::AppState;
 use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
@@ -80,6 +81,16 @@ pub async fn check_on(
         Need::Respond(_) | Need::Own(_) => {}
     }
     Ok(Authorized { conversation, user_id, permission })
+}
+
+/// The access step of an org-level operation (members, invites, teams, retention, the admin views): the caller is
+/// an admin of `org_id` — 403 otherwise, also for another org's id (which tells nothing about that org); `what`
+/// names the action in the 403.
+pub fn org_admin(caller: &AuthUser, org_id: Uuid, what: &str) -> Result<(), ApiError> {
+    if caller.org() != org_id || !caller.is_admin() {
+        return Err(ApiError::Forbidden(format!("only an admin of this organization can {what}")));
+    }
+    Ok(())
 }
 
 /// `rh.api.access`: the caller's permission and the stream position their HTTP history covers.

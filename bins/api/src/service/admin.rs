@@ -1,6 +1,6 @@
 //! Org admin views: conversation metadata and the audit log of the admin's own org — never message text (an admin
 //! reads content only where a conversation is shared with them, through the normal paths). Access → validate → act
-//! like every operation: the access step is being an admin; the org is always the caller's.
+//! like every operation: the access step is [`super::access::org_admin`] of the caller's own org.
 
 use crate::error::ApiError;
 use crate::extract::AuthUser;
@@ -10,17 +10,13 @@ use rh_protocol::api::admin::{AdminConversations, AuditEntries};
 use rh_store::audit_log::AuditFilter;
 use uuid::Uuid;
 
-fn require_admin(caller: &AuthUser) -> Result<(), ApiError> {
-    if caller.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("only org admins can see this".into())) }
-}
-
 /// The org's conversations, newest first, at most `limit` (clamped to 1–2000, default 500).
 pub async fn conversations(
     state: &AppState,
     caller: &AuthUser,
     limit: Option<i64>,
 ) -> Result<AdminConversations, ApiError> {
-    require_admin(caller)?;
+    super::access::org_admin(caller, caller.org(), "see this")?;
     let limit = limit.unwrap_or(500).clamp(1, 2000);
     let conversations = rh_store::conversations::admin_list(&state.db, caller.org(), limit).await?;
     Ok(AdminConversations { conversations })
@@ -35,7 +31,7 @@ pub async fn audit(
     since: Option<&str>,
     limit: Option<i64>,
 ) -> Result<AuditEntries, ApiError> {
-    require_admin(caller)?;
+    super::access::org_admin(caller, caller.org(), "see this")?;
     let since = since
         .map(|s| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)))
         .transpose()

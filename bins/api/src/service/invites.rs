@@ -29,13 +29,6 @@ pub const MAX_TTL_HOURS: u32 = 720;
 /// Most invites listed.
 const LIST_LIMIT: i64 = 500;
 
-fn require_admin(caller: &AuthUser, org_id: Uuid, what: &str) -> Result<(), ApiError> {
-    if caller.org() != org_id || !caller.is_admin() {
-        return Err(ApiError::Forbidden(format!("only an admin of this organization can {what}")));
-    }
-    Ok(())
-}
-
 /// The refusal the holder of an unusable invite sees.
 fn refused(why: Unusable) -> ApiError {
     ApiError::NotFound(
@@ -76,7 +69,7 @@ pub async fn create(
     org_id: Uuid,
     req: &CreateInvitesRequest,
 ) -> Result<CreatedInvites, ApiError> {
-    require_admin(caller, org_id, "invite people")?;
+    super::access::org_admin(caller, org_id, "invite people")?;
     let role = match req.role.as_deref() {
         None | Some("member") => "member",
         Some("admin") => "admin",
@@ -136,7 +129,7 @@ pub async fn create(
 
 /// The org's invites, newest first (org admins).
 pub async fn list(state: &AppState, caller: &AuthUser, org_id: Uuid) -> Result<InviteList, ApiError> {
-    require_admin(caller, org_id, "list invites")?;
+    super::access::org_admin(caller, org_id, "list invites")?;
     let invites = invites::list(&state.db, org_id, LIST_LIMIT).await?;
     Ok(InviteList {
         invites: invites
@@ -155,7 +148,7 @@ pub async fn list(state: &AppState, caller: &AuthUser, org_id: Uuid) -> Result<I
 
 /// Revokes an unused invite (org admins). 404 for another org's or an unknown id, 409 when it was used.
 pub async fn revoke(state: &AppState, caller: &AuthUser, org_id: Uuid, id: Uuid) -> Result<(), ApiError> {
-    require_admin(caller, org_id, "revoke invites")?;
+    super::access::org_admin(caller, org_id, "revoke invites")?;
     let mut client = state.db.client().await?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     invites::revoke(&tx, org_id, id).await.map_err(|e| match e {

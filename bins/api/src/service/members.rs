@@ -1,21 +1,17 @@
-//! What an org admin does to a member's account: remove them, reset their password. Both end every session of
+//! What an org admin does to a member's account: add them, remove them, reset their password. Removing and resetting end every session of
 //! theirs at once (the api refuses their tokens, the edges close their sockets). And what anyone does to their own:
 //! change their password (their other sessions end).
 
-use crate::domain::Password;
+use crate::domain::{Email, Password, PersonName};
 use crate::error::ApiError;
 use crate::extract::AuthUser;
 use crate::state::AppState;
+use rh_protocol::api::NewMemberRequest;
+use rh_protocol::auth::SessionUser;
 use rh_store::StoreError;
+use rh_store::orgs::NewUser;
 use rh_store::sessions::EndReason;
 use uuid::Uuid;
-
-fn require_admin(caller: &AuthUser, org_id: Uuid, what: &str) -> Result<(), ApiError> {
-    if caller.org() != org_id || !caller.is_admin() {
-        return Err(ApiError::Forbidden(format!("only an admin of this organization can {what}")));
-    }
-    Ok(())
-}
 
 fn no_member(e: StoreError) -> ApiError {
     match e {
@@ -24,9 +20,33 @@ fn no_member(e: StoreError) -> ApiError {
     }
 }
 
+/// Adds a member to `org_id` with a password the admin gives them (`role`: `member`, the default, or `admin`).
+pub async fn add(
+    state: &AppState,
+    caller: &AuthUser,
+    org_id: Uuid,
+    body: &NewMemberRequest,
+) -> Result<SessionUser, ApiError> {
+    super::access::org_admin(caller, org_id, "add members")?;
+    let name = PersonName::parse(&body.name).map_err(ApiError::Validation)?;
+    let email = Email::parse(&body.email).map_err(ApiError::Validation)?;
+    let password = Password::parse(&body.password).map_err(ApiError::Validation)?;
+    let role = match body.role.as_deref() {
+        None | Some("member") => "member",
+        Some("admin") => "admin",
+        Some(other) => return Err(ApiError::Validation(format!("role {other:?} is not \"member\" or \"admin\""))),
+    };
+    let hash = crate::routes::auth::hash_password(state, password.expose().to_owned()).await?;
+    let new =
+        NewUser { id: Uuid::now_v7(), org_id, name: name.as_str(), email: email.as_str(), password_hash: &hash, role };
+    let user = rh_store::orgs::insert_user(&state.db, &new).await?;
+    tracing::info!(%org_id, user_id = %user.id, role, "member added");
+    Ok(crate::routes::auth::public_user(user))
+}
+
 /// Removes member `user_id` from `org_id`: they cannot sign in again and their sessions end now.
 pub async fn remove(state: &AppState, caller: &AuthUser, org_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
-    require_admin(caller, org_id, "remove members")?;
+    super::access::org_admin(caller, org_id, "remove members")?;
     if user_id == caller.id() {
         return Err(ApiError::Validation("you cannot remove yourself".into()));
     }
@@ -46,7 +66,7 @@ pub async fn reset_password(
     user_id: Uuid,
     password: &str,
 ) -> Result<(), ApiError> {
-    require_admin(caller, org_id, "reset passwords")?;
+    super::access::org_admin(caller, org_id, "reset passwords")?;
     let password = Password::parse(password).map_err(ApiError::Validation)?;
     let hash = crate::routes::auth::hash_password(state, password.expose().to_owned()).await?;
     rh_store::orgs::set_password(&state.db, org_id, user_id, &hash).await.map_err(no_member)?;

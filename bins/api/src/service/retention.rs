@@ -5,6 +5,7 @@
 
 use super::erase;
 use crate::error::ApiError;
+use crate::extract::AuthUser;
 use crate::state::AppState;
 use rh_protocol::admin::RetentionSettings;
 use rh_store::StoreError;
@@ -18,13 +19,20 @@ const BATCH: i64 = 100;
 pub const MAX_DAYS: u32 = 36_500;
 
 /// The org's retention (admins of that org only).
-pub async fn get(state: &AppState, org_id: Uuid) -> Result<RetentionSettings, ApiError> {
+pub async fn get(state: &AppState, caller: &AuthUser, org_id: Uuid) -> Result<RetentionSettings, ApiError> {
+    super::access::org_admin(caller, org_id, "see its retention")?;
     let days = rh_store::retention::days(&state.db, org_id).await?;
     Ok(RetentionSettings { retention_days: days.and_then(|d| u32::try_from(d).ok()) })
 }
 
 /// Sets the org's retention (admins of that org only): 1 to [`MAX_DAYS`] days, or `None` to turn it off.
-pub async fn set(state: &AppState, org_id: Uuid, settings: RetentionSettings) -> Result<RetentionSettings, ApiError> {
+pub async fn set(
+    state: &AppState,
+    caller: &AuthUser,
+    org_id: Uuid,
+    settings: RetentionSettings,
+) -> Result<RetentionSettings, ApiError> {
+    super::access::org_admin(caller, org_id, "change its retention")?;
     let days = match settings.retention_days {
         None => None,
         Some(d @ 1..=MAX_DAYS) => Some(d as i32),

@@ -23,13 +23,6 @@ use uuid::Uuid;
 /// Most people added to a team in one request.
 pub const MAX_MEMBERS_PER_REQUEST: usize = 100;
 
-fn require_admin(caller: &AuthUser, org_id: Uuid, what: &str) -> Result<(), ApiError> {
-    if caller.org() != org_id || !caller.is_admin() {
-        return Err(ApiError::Forbidden(format!("only an admin of this organization can {what}")));
-    }
-    Ok(())
-}
-
 fn require_member(caller: &AuthUser, org_id: Uuid) -> Result<(), ApiError> {
     if caller.org() != org_id {
         return Err(ApiError::Forbidden("you are not a member of this organization".into()));
@@ -58,7 +51,7 @@ pub async fn get(state: &AppState, caller: &AuthUser, org_id: Uuid, team_id: Uui
 
 /// Creates an empty team (org admins).
 pub async fn create(state: &AppState, caller: &AuthUser, org_id: Uuid, name: &str) -> Result<Team, ApiError> {
-    require_admin(caller, org_id, "create teams")?;
+    super::access::org_admin(caller, org_id, "create teams")?;
     let name = TeamName::parse(name).map_err(ApiError::Validation)?;
     let mut client = state.db.client().await?;
     let change = Change::begin_many(&mut client, caller.id()).await?;
@@ -70,7 +63,7 @@ pub async fn create(state: &AppState, caller: &AuthUser, org_id: Uuid, name: &st
 
 /// Deletes a team (org admins): its members lose what only the team gave them, live.
 pub async fn delete(state: &AppState, caller: &AuthUser, org_id: Uuid, team_id: Uuid) -> Result<(), ApiError> {
-    require_admin(caller, org_id, "delete teams")?;
+    super::access::org_admin(caller, org_id, "delete teams")?;
     let mut client = state.db.client().await?;
     let mut change = Change::begin_many(&mut client, caller.id()).await?;
     teams::lock(change.tx(), org_id, team_id).await.map_err(no_team)?;
@@ -91,7 +84,7 @@ pub async fn add_members(
     team_id: Uuid,
     user_ids: &[Uuid],
 ) -> Result<Team, ApiError> {
-    require_admin(caller, org_id, "change teams")?;
+    super::access::org_admin(caller, org_id, "change teams")?;
     if user_ids.is_empty() || user_ids.len() > MAX_MEMBERS_PER_REQUEST {
         return Err(ApiError::Validation(format!("user_ids must name 1 to {MAX_MEMBERS_PER_REQUEST} people")));
     }
@@ -123,7 +116,7 @@ pub async fn remove_member(
     team_id: Uuid,
     user_id: Uuid,
 ) -> Result<(), ApiError> {
-    require_admin(caller, org_id, "change teams")?;
+    super::access::org_admin(caller, org_id, "change teams")?;
     let mut client = state.db.client().await?;
     let mut change = Change::begin_many(&mut client, caller.id()).await?;
     teams::lock(change.tx(), org_id, team_id).await.map_err(no_team)?;
