@@ -1,5 +1,5 @@
 //! NATS request/reply for the edge, in queue group `api` (replicas share the load): `rh.api.access`,
-//! `rh.api.send_message`, `rh.api.stop`, `rh.api.socket_auth`. Each calls the same domain function as the REST route, so permissions
+//! `rh.api.send_message`, `rh.api.regenerate`, `rh.api.stop`, `rh.api.socket_auth`. Each calls the same domain function as the REST route, so permissions
 //! and effects are identical on both paths. Replies are [`Reply`]s; errors carry the REST error codes
 //! (`not_found` for a conversation the user cannot see, `forbidden` for View Only, ...).
 
@@ -8,8 +8,10 @@ use crate::extract::json_from_slice;
 use crate::service;
 use crate::state::AppState;
 use futures::StreamExt;
-use rh_protocol::api::conversations::SendRequest;
-use rh_protocol::rpc::{AccessRequest, Reply, SendMessageRequest, SocketCredential, StopAccepted, StopRequest};
+use rh_protocol::api::conversations::{RegenerateRequest, SendRequest};
+use rh_protocol::rpc::{
+    AccessRequest, RegenerateRpc, Reply, SendMessageRequest, SocketCredential, StopAccepted, StopRequest,
+};
 use rh_protocol::subjects;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,9 +27,14 @@ pub async fn spawn(state: AppState) -> anyhow::Result<Vec<JoinHandle<()>>> {
         })
         .await?,
         serve(state.clone(), subjects::API_SEND_MESSAGE, |state, req: SendMessageRequest| async move {
-            let SendMessageRequest { user_id, conversation_id, text, client_msg_id, max_tokens } = req;
-            let request = SendRequest { text, client_msg_id, max_tokens };
+            let SendMessageRequest { user_id, conversation_id, text, client_msg_id, max_tokens, edit_of } = req;
+            let request = SendRequest { text, client_msg_id, max_tokens, edit_of };
             service::messages::send(&state, user_id, conversation_id, request).await
+        })
+        .await?,
+        serve(state.clone(), subjects::API_REGENERATE, |state, req: RegenerateRpc| async move {
+            let request = RegenerateRequest { message_id: req.message_id, max_tokens: None };
+            service::versions::regenerate(&state, req.user_id, req.conversation_id, request).await
         })
         .await?,
         serve(state.clone(), subjects::API_SOCKET_AUTH, |state, req: SocketCredential| async move {

@@ -115,6 +115,7 @@ async fn seed_exchange(state: &AppState, conversation: &Conversation, ada: &User
             client_msg_id: None,
             response_id,
             copied_from: None,
+            edit_of: None,
         })
         .context(WHAT)?;
     change

@@ -15,9 +15,11 @@ use rh_protocol::{Envelope, subjects};
 use rh_store::Db;
 use uuid::Uuid;
 
-/// Asking for an answer (`message.created`) and its end start and clear the marker.
+/// Asking for an answer (`message.created`, `response.requested`) and its end start and clear the marker.
 pub fn changes_activity(envelope: &Envelope) -> bool {
-    matches!(envelope.event, rh_protocol::Event::MessageCreated { .. }) || envelope.event.is_response_end()
+    matches!(envelope.event, rh_protocol::Event::MessageCreated { .. })
+        || envelope.event.asks_for_response()
+        || envelope.event.is_response_end()
 }
 
 /// Tells the participants of `conversations` whether each is responding now. Best effort: a failure is logged

@@ -210,6 +210,7 @@ async fn the_stack_works_and_nothing_it_does_is_refused() -> anyhow::Result<()> 
         conversation_id: conv,
         text: "/sim tokens=20 rate=200\nhello".into(),
         client_msg_id: "m1".into(),
+        edit_of: None,
     })
     .await?;
     let (f, _) =

@@ -18,6 +18,7 @@ async fn a_send_over_the_reply_limit_gets_a_rate_limited_frame_and_stores_nothin
         conversation_id: conv,
         text: "/sim tokens=2\nhello".into(),
         client_msg_id: id.into(),
+        edit_of: None,
     };
     viewer.ws.send(&send("m-1")).await?;
     viewer

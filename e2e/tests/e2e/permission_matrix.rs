@@ -431,6 +431,7 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
             conversation_id: conv,
             text: "/sim tokens=2 rate=500\nsocket".into(),
             client_msg_id: id.clone(),
+            edit_of: None,
         })
         .await?;
         let (f, _) = ws

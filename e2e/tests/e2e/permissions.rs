@@ -17,6 +17,7 @@ async fn send_over_socket(viewer: &mut Viewer, conv: uuid::Uuid, id: &str) -> an
             conversation_id: conv,
             text: "/sim tokens=3 rate=500\nhi".into(),
             client_msg_id: id.into(),
+            edit_of: None,
         })
         .await?;
     viewer

@@ -54,6 +54,7 @@ async fn typing_shows_across_edges_and_ends_on_send_stop_leave_and_time() -> any
             conversation_id: conv,
             text: "/sim tokens=3 rate=100\nhere goes".into(),
             client_msg_id: "m1".into(),
+            edit_of: None,
         })
         .await?;
     assert_eq!(until_typing(&mut ada, conv, t.ben.user_id, false).await?, Vec::<Uuid>::new());

@@ -29,7 +29,7 @@ use bytes::Bytes;
 pub use rh_protocol::api;
 
 use api::conversations::{
-    ConversationDetail, CreateConversation, HistoryMessage, SendRequest, ShareGrant, ShareRequest,
+    ConversationDetail, CreateConversation, HistoryMessage, RegenerateRequest, SendRequest, ShareGrant, ShareRequest,
 };
 use api::{NewMemberRequest, SignUpRequest};
 use rh_protocol::admin::RetentionSettings;
@@ -261,9 +261,43 @@ impl Client {
     pub async fn send_message(&self, who: &Session, conversation: Uuid, text: &str) -> Result<Accepted, Error> {
         const OP: &str = "send message";
         let path = format!("/conversations/{conversation}/messages");
-        let request = body(OP, &SendRequest { text: text.to_owned(), client_msg_id: None, max_tokens: None })?;
+        let request = SendRequest { text: text.to_owned(), client_msg_id: None, max_tokens: None, edit_of: None };
+        let bytes = body(OP, &request)?;
         let bytes =
-            self.expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(request)).await?;
+            self.expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(bytes)).await?;
+        decode(OP, &bytes)
+    }
+
+    /// `POST /conversations/{id}/messages {text, edit_of}` → 202 as `who`: a new version of the last message
+    /// `edit_of` (theirs), with a new answer.
+    pub async fn edit_message(
+        &self,
+        who: &Session,
+        conversation: Uuid,
+        edit_of: Uuid,
+        text: &str,
+    ) -> Result<Accepted, Error> {
+        const OP: &str = "edit message";
+        let path = format!("/conversations/{conversation}/messages");
+        let request = SendRequest { text: text.to_owned(), client_msg_id: None, max_tokens: None, edit_of: Some(edit_of) };
+        let bytes = body(OP, &request)?;
+        let bytes =
+            self.expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(bytes)).await?;
+        decode(OP, &bytes)
+    }
+
+    /// `POST /conversations/{id}/regenerate {message_id?}` → 202 as `who`: another answer to the last message.
+    pub async fn regenerate(
+        &self,
+        who: &Session,
+        conversation: Uuid,
+        message_id: Option<Uuid>,
+    ) -> Result<Accepted, Error> {
+        const OP: &str = "regenerate";
+        let path = format!("/conversations/{conversation}/regenerate");
+        let bytes = body(OP, &RegenerateRequest { message_id, max_tokens: None })?;
+        let bytes =
+            self.expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(bytes)).await?;
         decode(OP, &bytes)
     }
 

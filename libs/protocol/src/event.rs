@@ -69,7 +69,16 @@ pub enum Event {
         /// message asks for nothing: its answer, if any, is copied as an end event right after it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         copied_from: Option<Uuid>,
+        /// Set on an edit: the message this one is a new version of (the last message of the conversation, by the
+        /// same author). The new version and its answer supersede the old one (and its answers) as the model's
+        /// context; the old ones stay in the transcript.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edit_of: Option<Uuid>,
     },
+    /// Someone asked for another answer to the last message (a regenerate): `response_id`'s events follow, as for
+    /// a message. It supersedes the message's earlier answers as the model's context; they stay in the transcript.
+    #[serde(rename = "response.requested")]
+    ResponseRequested { response_id: Uuid, message_id: Uuid, requested_by: Uuid, requested_by_name: String },
     /// A worker began (or, after a crash, began again: `attempt > 1`) generating a response.
     /// A client that sees `attempt > 1` discards the partial text of earlier attempts.
     #[serde(rename = "response.started")]
@@ -144,6 +153,7 @@ impl Event {
         match self {
             Event::ConversationCreated { .. } => "conversation.created",
             Event::MessageCreated { .. } => "message.created",
+            Event::ResponseRequested { .. } => "response.requested",
             Event::ResponseStarted { .. } => "response.started",
             Event::ResponseDelta { .. } => "response.delta",
             Event::ResponseCompleted { .. } => "response.completed",
@@ -171,11 +181,17 @@ impl Event {
         matches!(self, Event::ResponseCompleted { .. } | Event::ResponseFailed { .. } | Event::ResponseStopped { .. })
     }
 
+    /// `message.created` (that is not a copy) or `response.requested`: an answer was asked for.
+    pub fn asks_for_response(&self) -> bool {
+        matches!(self, Event::MessageCreated { copied_from: None, .. } | Event::ResponseRequested { .. })
+    }
+
     /// The AI response this event is about: the `response.*` events, and `message.created` (the response it
     /// asked for).
     pub fn response_id(&self) -> Option<Uuid> {
         match self {
             Event::MessageCreated { response_id, .. }
+            | Event::ResponseRequested { response_id, .. }
             | Event::ResponseStarted { response_id, .. }
             | Event::ResponseDelta { response_id, .. }
             | Event::ResponseCompleted { response_id, .. }

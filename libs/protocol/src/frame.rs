@@ -31,10 +31,23 @@ pub enum ClientFrame {
     Unsubscribe {
         conversation_id: Uuid,
     },
+    /// A message; with `edit_of` (the conversation's last message, the sender's own) a new version of that one,
+    /// with a new answer. Answered with `message_accepted`.
     SendMessage {
         conversation_id: Uuid,
         text: String,
         client_msg_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edit_of: Option<Uuid>,
+    },
+    /// Another answer to the conversation's last message (`message_id`: the one the client sees as last; 409-like
+    /// `conflict` when it is not). Answered with `message_accepted` (its `client_msg_id` echoed, `message_id` the
+    /// message answered again); `response.requested` follows on the subscription.
+    Regenerate {
+        conversation_id: Uuid,
+        client_msg_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<Uuid>,
     },
     Stop {
         conversation_id: Uuid,
@@ -220,8 +233,10 @@ pub enum ErrorCode {
     Forbidden,
     /// No such thing, or not visible to you (a foreign conversation is `not_found`, never `forbidden`).
     NotFound,
-    /// Already exists (e.g. email taken).
+    /// Already exists (e.g. email taken), or the request no longer fits (e.g. the message to edit is not the last).
     Conflict,
+    /// An answer is being generated in the conversation: edit or regenerate once it has ended (or stop it).
+    ResponseInProgress,
     /// The requested position is older than the broker keeps: reload history over HTTP, then subscribe again.
     CannotRecover,
     /// The socket could not keep up and was dropped from a live stream; resubscribe with the last `seq`.
@@ -253,6 +268,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::ResponseInProgress => "response_in_progress",
             ErrorCode::CannotRecover => "cannot_recover",
             ErrorCode::Lagged => "lagged",
             ErrorCode::PayloadTooLarge => "payload_too_large",

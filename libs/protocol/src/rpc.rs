@@ -75,9 +75,24 @@ pub struct SendMessageRequest {
     /// Longest reply in tokens; `None`: the api's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// An edit: the message this one is a new version of (see `SendRequest::edit_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_of: Option<Uuid>,
 }
 
-/// `rh.api.send_message` reply (also the body of `POST /conversations/{id}/messages`' 202).
+/// `rh.api.regenerate` request: another answer to the last message (reply: [`MessageAccepted`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegenerateRpc {
+    pub user_id: Uuid,
+    pub conversation_id: Uuid,
+    /// The message the caller sees as the last (see `RegenerateRequest::message_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
+}
+
+/// `rh.api.send_message` and `rh.api.regenerate` reply (also the body of the 202 of `POST
+/// /conversations/{id}/messages` and `/regenerate`; for a regenerate, `message_id` is the message answered again
+/// and `seq` the position of `response.requested`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageAccepted {

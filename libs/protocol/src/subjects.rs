@@ -44,6 +44,8 @@ pub const API_ACCESS: &str = "rh.api.access";
 pub const API_SEND_MESSAGE: &str = "rh.api.send_message";
 /// Edge → api: a stop sent over a socket.
 pub const API_STOP: &str = "rh.api.stop";
+/// Edge → api: a regenerate sent over a socket ([`crate::rpc::RegenerateRpc`]).
+pub const API_REGENERATE: &str = "rh.api.regenerate";
 /// Edge → api: check a socket's credential ([`crate::rpc::SocketCredential`]); reply
 /// `Reply<`[`crate::rpc::SocketGrant`]`>`. A ticket works once.
 pub const API_SOCKET_AUTH: &str = "rh.api.socket_auth";

@@ -90,8 +90,8 @@ static LOAD: LazyLock<String> = LazyLock::new(|| {
         "WITH RECURSIVE {HISTORY_SEQ} \
          SELECT h.seq AS history_seq, m.* FROM history_seq h \
          LEFT JOIN LATERAL ( \
-           SELECT m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, m.reply_to, m.seq, \
-                  m.created_at \
+           SELECT m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, m.reply_to, m.edit_of, \
+                  m.seq, m.created_at \
            FROM messages m LEFT JOIN users u ON u.id = m.author_id \
            WHERE m.conversation_id = $1 AND m.final_seq IS NOT NULL AND m.final_seq <= h.seq \
              AND ($3::bigint IS NULL OR m.seq < $3) \
@@ -121,6 +121,7 @@ fn message_from(row: &Row) -> Result<Message> {
         status: row.try_get("status")?,
         model: row.try_get("model")?,
         reply_to: row.try_get("reply_to")?,
+        edit_of: row.try_get("edit_of")?,
         // Stream positions start at 1.
         seq: u64::try_from(row.try_get::<_, i64>("seq")?).unwrap_or(0),
         created_at: row.try_get("created_at")?,
@@ -172,19 +173,74 @@ pub(crate) async fn load_on(client: &impl GenericClient, conversation_id: Uuid, 
     Ok(History { seq, messages, has_more })
 }
 
-/// The last `limit` finished turns of a conversation, oldest first, as `(role, text)` for a model's context.
-/// Responses that failed or were stopped count with the text they had; empty ones are left out.
-pub async fn context(db: &Db, conversation_id: Uuid, limit: i64) -> Result<Vec<(String, String)>> {
+/// The current versions among rows `m` of conversation `$1` (a SQL condition): not a message a later one edits, not
+/// an answer to such a message, and not an answer to a message that has a later answer (a regenerate).
+const CURRENT: &str = "NOT EXISTS (SELECT 1 FROM messages e WHERE e.conversation_id = $1 \
+       AND (e.edit_of = m.id OR e.edit_of = m.reply_to)) \
+     AND NOT EXISTS (SELECT 1 FROM messages b WHERE b.conversation_id = $1 AND b.role = 'assistant' \
+       AND b.reply_to = m.reply_to AND b.seq > m.seq)";
+
+/// The last `limit` finished turns of a conversation before stream position `below` (all when `None`), oldest
+/// first, as `(role, text)` for a model's context: only current versions (an edited message and the older answers
+/// of a regenerated one are left out). Responses that failed or were stopped count with the text they had; empty
+/// ones are left out.
+pub async fn context(db: &Db, conversation_id: Uuid, limit: i64, below: Option<i64>) -> Result<Vec<(String, String)>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT role, text FROM (SELECT m.role, m.text, m.seq, m.id FROM messages m \
+               WHERE m.conversation_id = $1 AND m.status <> 'streaming' AND m.text <> '' \
+                 AND ($3::bigint IS NULL OR m.seq < $3) AND {CURRENT} \
+               ORDER BY m.seq DESC, m.id DESC LIMIT $2) t ORDER BY seq, id"
+        )
+    });
     let client = db.client().await?;
-    let rows = client
-        .query(
-            "SELECT role, text FROM (SELECT role, text, seq, id FROM messages \
-               WHERE conversation_id = $1 AND status <> 'streaming' AND text <> '' \
-               ORDER BY seq DESC, id DESC LIMIT $2) t ORDER BY seq, id",
-            &[&conversation_id, &limit],
+    let statement = client.prepare_cached(&SQL).await?;
+    let rows = client.query(&statement, &[&conversation_id, &limit, &below]).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+/// The newest person's message of a conversation (always a current version: an edit comes after what it edits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastMessage {
+    pub id: Uuid,
+    pub author_id: Option<Uuid>,
+    pub text: String,
+    pub seq: i64,
+}
+
+/// The conversation's [`LastMessage`], `None` before its first message is in the transcript.
+pub async fn last_message(db: &Db, conversation_id: Uuid) -> Result<Option<LastMessage>> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT id, author_id, text, seq FROM messages WHERE conversation_id = $1 AND role = 'user' \
+             ORDER BY seq DESC, id DESC LIMIT 1",
+            &[&conversation_id],
         )
         .await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    row.map(|r| Ok(LastMessage { id: r.try_get(0)?, author_id: r.try_get(1)?, text: r.try_get(2)?, seq: r.try_get(3)? }))
+        .transpose()
+}
+
+/// The current versions among `rows` (stream order), by the rule of `context`: a message a later one edits, an
+/// answer to it, and an answer a later answer to the same message regenerated are left out.
+pub fn current_versions(rows: Vec<Message>) -> Vec<Message> {
+    use std::collections::{HashMap, HashSet};
+    let edited: HashSet<Uuid> = rows.iter().filter_map(|m| m.edit_of).collect();
+    let mut latest: HashMap<Uuid, u64> = HashMap::new();
+    for m in rows.iter().filter(|m| m.role == "assistant") {
+        if let Some(q) = m.reply_to {
+            let seq = latest.entry(q).or_insert(m.seq);
+            *seq = (*seq).max(m.seq);
+        }
+    }
+    rows.into_iter()
+        .filter(|m| !edited.contains(&m.id))
+        .filter(|m| match (m.role.as_str(), m.reply_to) {
+            ("assistant", Some(q)) => !edited.contains(&q) && latest.get(&q) == Some(&m.seq),
+            _ => true,
+        })
+        .collect()
 }
 
 /// Number of transcript rows of a conversation.
@@ -192,4 +248,44 @@ pub async fn count(db: &Db, conversation_id: Uuid) -> Result<i64> {
     let client = db.client().await?;
     let row = client.query_one("SELECT count(*) FROM messages WHERE conversation_id = $1", &[&conversation_id]).await?;
     Ok(row.try_get(0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u128, role: &str, seq: u64, reply_to: Option<u128>, edit_of: Option<u128>) -> Message {
+        Message {
+            id: Uuid::from_u128(id),
+            role: role.into(),
+            author_id: None,
+            author_name: None,
+            text: String::new(),
+            status: "complete".into(),
+            model: None,
+            reply_to: reply_to.map(Uuid::from_u128),
+            edit_of: edit_of.map(Uuid::from_u128),
+            seq,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn current_versions_keep_the_last_answer_of_the_last_edit() {
+        // m1 answered by a1, regenerated as a2, then edited as m2 answered by a3; then m3 / a4.
+        let rows = vec![
+            row(1, "user", 1, None, None),
+            row(11, "assistant", 2, Some(1), None),
+            row(12, "assistant", 4, Some(1), None),
+            row(2, "user", 6, None, Some(1)),
+            row(13, "assistant", 7, Some(2), None),
+            row(3, "user", 9, None, None),
+            row(14, "assistant", 10, Some(3), None),
+        ];
+        let kept: Vec<u128> = current_versions(rows).iter().map(|m| m.id.as_u128()).collect();
+        assert_eq!(kept, [2, 13, 3, 14]);
+        let regenerated = vec![row(1, "user", 1, None, None), row(11, "assistant", 2, Some(1), None), row(12, "assistant", 4, Some(1), None)];
+        let kept: Vec<u128> = current_versions(regenerated).iter().map(|m| m.id.as_u128()).collect();
+        assert_eq!(kept, [1, 12]);
+    }
 }

@@ -35,3 +35,12 @@ pub async fn activity(db: &Db, conversations: &[Uuid]) -> Result<Vec<Activity>> 
         })
         .collect()
 }
+
+/// Whether an answer asked for in the conversation has not ended yet (as far as the transcript has been written).
+pub async fn any(db: &Db, conversation_id: Uuid) -> Result<bool> {
+    let client = db.client().await?;
+    let row = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM responding WHERE conversation_id = $1)", &[&conversation_id])
+        .await?;
+    Ok(row.try_get(0)?)
+}

@@ -3,9 +3,10 @@
 //!
 //! | event | `messages` | `audit_log` |
 //! |---|---|---|
-//! | `message.created` | user row: `id` = message_id, `seq` = `final_seq` = stream seq, status `complete`; a `responding` row for its answer | yes |
+//! | `message.created` | user row: `id` = message_id, `seq` = `final_seq` = stream seq, status `complete`, `edit_of` (an edit); a `responding` row for its answer | yes |
+//! | `response.requested` (a regenerate) | a `responding` row for its answer (the answer's row comes with its start, `reply_to` = the message) | yes |
 //! | `response.started` | assistant row: `id` = response_id, status `streaming`, `seq` = stream seq, `reply_to` = message_id | no |
-//! | `response.completed` / `failed` / `stopped` | finishes that row: text, status, `final_seq` = stream seq (inserts it finished, `seq` = `final_seq`, when there was no start); removes its `responding` row | yes |
+//! | `response.completed` / `failed` / `stopped` | finishes that row: text, status, `final_seq` = stream seq (inserts it finished, `seq` = `final_seq`, `reply_to` from the audit row that asked for it, when there was no start); removes its `responding` row | yes |
 //! | `conversation.created`, `settings.changed`, `attachment.added`, `participant.*`, `conversation.deleted` | — | yes |
 //! | `response.delta` | — (token traffic never touches PostgreSQL) | no |
 //!
@@ -86,8 +87,8 @@ const BUMP_APPLIED_SEQ: &str = "UPDATE conversations SET applied_seq = GREATEST(
 
 // A message whose author is not (or no longer) a user keeps its row, without author.
 const INSERT_USER_MESSAGE: &str = "INSERT INTO messages \
-       (id, conversation_id, role, author_id, text, status, client_msg_id, seq, final_seq) \
-     VALUES ($1, $2, 'user', (SELECT u.id FROM users u WHERE u.id = $3), $4, 'complete', $5, $6, $6) \
+       (id, conversation_id, role, author_id, text, status, client_msg_id, seq, final_seq, edit_of) \
+     VALUES ($1, $2, 'user', (SELECT u.id FROM users u WHERE u.id = $3), $4, 'complete', $5, $6, $6, $7) \
      ON CONFLICT (id) DO NOTHING";
 
 const START_RESPONSE: &str = "INSERT INTO messages \
@@ -110,7 +111,8 @@ const INSERT_FINISHED_RESPONSE: &str = "INSERT INTO messages \
        (id, conversation_id, role, text, model, status, reply_to, attempt, seq, final_seq) \
      VALUES ($1, $2, 'assistant', $3, $6, $4, \
        (SELECT (a.detail->>'message_id')::uuid FROM audit_log a \
-         WHERE a.conversation_id = $2 AND a.action = 'message.created' AND a.detail->>'response_id' = $8 LIMIT 1), \
+         WHERE a.conversation_id = $2 AND a.action IN ('message.created', 'response.requested') \
+           AND a.detail->>'response_id' = $8 LIMIT 1), \
        $7, $5, $5) \
      ON CONFLICT (id) DO NOTHING";
 
@@ -159,17 +161,24 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
         return Ok(Applied::Written);
     }
     let transcript_changed = match &env.event {
-        Event::MessageCreated { message_id, author_id, text, client_msg_id, response_id, copied_from, .. } => {
+        Event::MessageCreated { message_id, author_id, text, client_msg_id, response_id, edit_of, .. } => {
             let stmt = tx.prepare_cached(INSERT_USER_MESSAGE).await?;
             let text = without_nul(text);
-            let inserted =
-                tx.execute(&stmt, &[message_id, &conversation_id, author_id, &text, client_msg_id, &seq]).await? > 0;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+                [message_id, &conversation_id, author_id, &text, client_msg_id, &seq, edit_of];
+            let inserted = tx.execute(&stmt, &params).await? > 0;
             // A copied message asks for nothing (its answer follows as an end event).
-            if inserted && copied_from.is_none() {
+            if inserted && env.event.asks_for_response() {
                 let stmt = tx.prepare_cached(START_RESPONDING).await?;
                 tx.execute(&stmt, &[&conversation_id, response_id, &seq]).await?;
             }
             inserted
+        }
+        // Its answer's row comes with `response.started`; until it ends, the conversation is responding.
+        Event::ResponseRequested { response_id, .. } => {
+            let stmt = tx.prepare_cached(START_RESPONDING).await?;
+            tx.execute(&stmt, &[&conversation_id, response_id, &seq]).await?;
+            true
         }
         Event::ResponseStarted { response_id, message_id, model, attempt } => {
             let stmt = tx.prepare_cached(START_RESPONSE).await?;
@@ -232,7 +241,7 @@ fn audit_detail(event: &Event) -> Option<Value> {
             "temperature": settings.temperature,
             "system_prompt_set": settings.system_prompt.as_deref().is_some_and(|s| !s.is_empty()),
         }),
-        Event::MessageCreated { message_id, author_id, text, response_id, copied_from, .. } => {
+        Event::MessageCreated { message_id, author_id, text, response_id, copied_from, edit_of, .. } => {
             let mut detail = json!({
                 "message_id": message_id,
                 "response_id": response_id,
@@ -242,8 +251,16 @@ fn audit_detail(event: &Event) -> Option<Value> {
             if let (Some(from), Some(fields)) = (copied_from, detail.as_object_mut()) {
                 fields.insert("copied_from".into(), json!(from));
             }
+            if let (Some(edited), Some(fields)) = (edit_of, detail.as_object_mut()) {
+                fields.insert("edit_of".into(), json!(edited));
+            }
             detail
         }
+        Event::ResponseRequested { response_id, message_id, requested_by, .. } => json!({
+            "response_id": response_id,
+            "message_id": message_id,
+            "requested_by": requested_by,
+        }),
         Event::ResponseStarted { .. } | Event::ResponseDelta { .. } | Event::ResponseDelayed { .. } => return None,
         Event::ResponseCompleted { response_id, attempt, model, text } => json!({
             "response_id": response_id,
@@ -304,6 +321,7 @@ fn actor_of(event: &Event) -> Option<Uuid> {
     match event {
         Event::ConversationCreated { owner_id, .. } => Some(*owner_id),
         Event::MessageCreated { author_id, .. } => Some(*author_id),
+        Event::ResponseRequested { requested_by, .. } => Some(*requested_by),
         Event::ResponseStopped { stopped_by, .. } => *stopped_by,
         Event::SettingsChanged { changed_by, .. } => Some(*changed_by),
         Event::ConversationRenamed { renamed_by, .. } => Some(*renamed_by),
@@ -338,6 +356,7 @@ mod tests {
                 client_msg_id: None,
                 response_id: Uuid::new_v4(),
                 copied_from: None,
+                edit_of: None,
             },
             Event::ResponseCompleted {
                 response_id: Uuid::new_v4(),

@@ -26,6 +26,8 @@ export function initialState(id, me) {
   return {
     id, me, loaded: false, lastSeq: 0, conv: null, permission: null, participants: {}, attachments: [],
     order: [], items: {}, earlier: null, settingsNote: '', closed: null, systemCount: 0,
+    // The attempt shown per turn with several (turn id → answer id); none: the newest.
+    selected: {},
   };
 }
 
@@ -55,6 +57,7 @@ export function reduce(state, action) {
       const e = state.items[action.id];
       return e ? put(state, { ...e, stopRequested: !!action.on }) : state;
     }
+    case 'select_version': return { ...state, selected: { ...state.selected, [action.turn]: action.id } };
     case 'renamed': return { ...state, conv: { ...state.conv, title: action.title } };
     case 'settings_saved': return { ...state, conv: { ...state.conv, ...action.settings } };
     case 'attached': return addAttachment(state, action.attachment, action.now);
@@ -108,10 +111,16 @@ function applyEvent(state, ev, now) {
     case 'message.created': {
       let s = resolveSending(state, ev);
       if (!s.items[ev.message_id]) {
-        s = append(s, { kind: 'message', id: ev.message_id, role: 'user', text: ev.text || '', status: 'complete', authorId: ev.author_id, authorName: ev.author_name, at });
+        s = append(s, { kind: 'message', id: ev.message_id, role: 'user', text: ev.text || '', status: 'complete', authorId: ev.author_id, authorName: ev.author_name, editOf: ev.edit_of || null, at });
       }
       if (ev.response_id && !s.items[ev.response_id]) s = append(s, answerOf(ev.response_id, ev.message_id, at));
-      return s;
+      // An edit's new attempt shows at once, for every viewer.
+      return ev.edit_of ? showNewest(s, ev.message_id) : s;
+    }
+    case 'response.requested': {
+      // A regenerate: another answer to the message, shown at once instead of the earlier ones.
+      const [s] = ensureResponse(state, ev.response_id, ev.message_id, at);
+      return showNewest(s, ev.message_id);
     }
     case 'response.started': {
       const [s, e] = ensureResponse(state, ev.response_id, ev.message_id, at);
@@ -250,7 +259,16 @@ export function entryOf(m) {
   if (m.role === 'assistant') {
     return { kind: 'message', id: m.id, role: 'assistant', text: m.text || '', status: m.status || 'complete', model: m.model, replyTo: m.reply_to, attempt: 1, nextIndex: 0, at: m.created_at };
   }
-  return { kind: 'message', id: m.id, role: 'user', text: m.text || '', status: 'complete', authorId: m.author_id, authorName: m.author_name, at: m.created_at };
+  return { kind: 'message', id: m.id, role: 'user', text: m.text || '', status: 'complete', authorId: m.author_id, authorName: m.author_name, editOf: m.edit_of || null, at: m.created_at };
+}
+
+/** Forgets the attempt chosen on the turn of message `messageId`, so its newest shows. */
+function showNewest(state, messageId) {
+  const turn = turnOf(state, state.items[messageId]);
+  if (!(turn in state.selected)) return state;
+  const selected = { ...state.selected };
+  delete selected[turn];
+  return { ...state, selected };
 }
 
 function attachmentOf(a) {
@@ -266,8 +284,95 @@ function listOf(v) {
 
 // ------------------------------------------------------------------ selectors (what the views show)
 
+/**
+ * The items shown, top to bottom: of a turn with several attempts only the chosen one (its answer and the
+ * message version it answers).
+ */
 export function timeline(state) {
-  return state.order.map((id) => state.items[id]);
+  const turns = attempts(state);
+  return state.order.map((id) => state.items[id]).filter((item) => {
+    if (item.kind !== 'message') return true;
+    const list = turns.get(turnOf(state, item));
+    if (!list || list.length < 2) return true;
+    const shown = state.items[chosen(state, turnOf(state, item), list)];
+    return item.role === 'assistant' ? item.id === shown.id : item.id === shown.replyTo;
+  });
+}
+
+/**
+ * A turn: a message, the versions that edit it (`editOf`, followed back to the first), and the answers to each.
+ * Its id is its first message's (an answer whose message is not loaded is a turn of its own).
+ */
+export function turnOf(state, item) {
+  if (!item) return null;
+  let m = item.role === 'assistant' ? state.items[item.replyTo] : item;
+  if (!m) return item.id;
+  for (let hops = 0; m.editOf && state.items[m.editOf] && hops < 1000; hops++) m = state.items[m.editOf];
+  return m.id;
+}
+
+/** Every turn's answers (its attempts), in order: turn id → answer ids. */
+export function attempts(state) {
+  const turns = new Map();
+  for (const id of state.order) {
+    const item = state.items[id];
+    if (item.kind !== 'message' || item.role !== 'assistant') continue;
+    const turn = turnOf(state, item);
+    if (!turns.has(turn)) turns.set(turn, []);
+    turns.get(turn).push(id);
+  }
+  return turns;
+}
+
+function chosen(state, turn, list) {
+  const pick = state.selected[turn];
+  return list.includes(pick) ? pick : list[list.length - 1];
+}
+
+/** "‹ 2 of 3 ›" of an answer whose turn has several attempts: `{ turn, index, count, prev, next }`, or null. */
+export function attemptOf(state, item, turns = attempts(state)) {
+  if (item.kind !== 'message' || item.role !== 'assistant') return null;
+  const turn = turnOf(state, item);
+  const list = turns.get(turn) || [];
+  const i = list.indexOf(item.id);
+  if (list.length < 2 || i < 0) return null;
+  return { turn, index: i + 1, count: list.length, prev: list[i - 1] || null, next: list[i + 1] || null };
+}
+
+/**
+ * What may change the last turn now (Can respond or owner, no answer running): `regenerate`, the id of the answer
+ * shown on the last turn (Regenerate sits on it); `edit`, the id of the last message when it is mine. Both null
+ * otherwise.
+ */
+export function lastTurn(state) {
+  const none = { regenerate: null, edit: null, messageId: null };
+  if (!canRespond(state.permission)) return none;
+  const items = state.order.map((id) => state.items[id]);
+  if (items.some((x) => x.kind === 'sending' || (x.kind === 'message' && x.role === 'assistant' && isRunning(x)))) return none;
+  const last = items.filter((x) => x.kind === 'message' && x.role === 'user').pop();
+  if (!last) return none;
+  const list = attempts(state).get(turnOf(state, last)) || [];
+  const shown = list.length ? state.items[chosen(state, turnOf(state, last), list)] : null;
+  return {
+    regenerate: shown && shown.replyTo === last.id ? shown.id : null,
+    edit: last.authorId === state.me && (!shown || shown.replyTo === last.id) ? last.id : null,
+    messageId: last.id,
+  };
+}
+
+/** Where a copy may end (the `up_to` of `POST …/copy`): each finished answer shown, `{ id, label }`. */
+export function copyPoints(state) {
+  const points = [];
+  let question = '';
+  for (const item of timeline(state)) {
+    if (item.kind !== 'message') continue;
+    if (item.role === 'user') question = item.text;
+    else if (['complete', 'failed', 'stopped'].includes(item.status)) {
+      const q = question.replace(/\s+/g, ' ').trim();
+      points.push({ id: item.id, label: `${points.length + 1}. ${q.length > 60 ? q.slice(0, 59) + '…' : q || 'Answer'}` });
+    }
+  }
+  return points;
 }
 
 export function nameOf(state, userId) {

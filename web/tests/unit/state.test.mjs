@@ -3,7 +3,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initialState, reduce, timeline, stopOf, statusText, askerOf, settingsSummary, UNAVAILABLE_TEXT } from '../../js/conversation/state.js';
+import {
+  initialState, reduce, timeline, stopOf, statusText, askerOf, settingsSummary, UNAVAILABLE_TEXT, attemptOf, lastTurn, copyPoints,
+} from '../../js/conversation/state.js';
 
 const ME = 'u-ada';
 const BEN = 'u-ben';
@@ -160,4 +162,59 @@ test('earlier pages go on top; the reducer never changes the state it was given'
   assert.equal(s.earlier, 'cur1');
   assert.equal(JSON.stringify(s), frozen);
   assert.equal(t.items.m5, s.items.m5, 'an unchanged item keeps its identity (views skip it)');
+});
+
+// ------------------------------------------------------------------ versions of the last turn (edit, regenerate)
+
+const row = (id, role, seqNo, extra = {}) => ({ id, role, text: id.toUpperCase(), seq: seqNo, created_at: '2026-12-02T11:00:00Z', ...extra });
+
+test('a regenerate live: the new attempt shows at once as 2 of 2, and 1 of 2 is one click away', () => {
+  let s = loadedState({ messages: [row('q1', 'user', 1, { author_id: BEN, author_name: 'Ben' }), row('a1', 'assistant', 2, { reply_to: 'q1' })] });
+  assert.deepEqual(lastTurn(s), { regenerate: 'a1', edit: null, messageId: 'q1' }, "Ada may regenerate, not edit Ben's message");
+  s = ev(s, { type: 'response.requested', response_id: 'a2', message_id: 'q1', requested_by: BEN, requested_by_name: 'Ben' });
+  assert.deepEqual(texts(s), ['message:user:complete:Q1', 'message:assistant:pending:']);
+  assert.deepEqual(lastTurn(s).regenerate, null, 'nothing changes the turn while an answer runs');
+  s = ev(s, { type: 'response.started', response_id: 'a2', message_id: 'q1', attempt: 1, model: 'sim-1' });
+  s = ev(s, { type: 'response.completed', response_id: 'a2', attempt: 1, text: 'Second try', model: 'sim-1' });
+  const shown = timeline(s)[1];
+  assert.equal(shown.id, 'a2');
+  assert.deepEqual(attemptOf(s, shown), { turn: 'q1', index: 2, count: 2, prev: 'a1', next: null });
+  s = reduce(s, { type: 'select_version', turn: 'q1', id: 'a1' });
+  assert.deepEqual(texts(s), ['message:user:complete:Q1', 'message:assistant:complete:A1']);
+  assert.deepEqual(attemptOf(s, timeline(s)[1]), { turn: 'q1', index: 1, count: 2, prev: null, next: 'a2' });
+  assert.equal(lastTurn(s).regenerate, 'a1', 'an older answer to the last message may be regenerated too');
+});
+
+test('an edit is a new attempt of the turn with its own message; history keeps both in order', () => {
+  const hist = [
+    row('q1', 'user', 1, { author_id: ME, author_name: 'Ada' }),
+    row('a1', 'assistant', 2, { reply_to: 'q1' }),
+    row('a2', 'assistant', 4, { reply_to: 'q1' }),
+    row('q2', 'user', 6, { author_id: ME, author_name: 'Ada', edit_of: 'q1' }),
+    row('a3', 'assistant', 7, { reply_to: 'q2' }),
+  ];
+  let s = loadedState({ messages: hist });
+  assert.deepEqual(texts(s), ['message:user:complete:Q2', 'message:assistant:complete:A3']);
+  assert.deepEqual(attemptOf(s, timeline(s)[1]), { turn: 'q1', index: 3, count: 3, prev: 'a2', next: null });
+  assert.deepEqual(lastTurn(s), { regenerate: 'a3', edit: 'q2', messageId: 'q2' });
+  s = reduce(s, { type: 'select_version', turn: 'q1', id: 'a2' });
+  assert.deepEqual(texts(s), ['message:user:complete:Q1', 'message:assistant:complete:A2'], 'the older attempt shows its own question');
+  assert.deepEqual(lastTurn(s).edit, null, 'editing is from the newest attempt');
+  // Another edit arrives live: the newest shows again for every viewer.
+  s = ev(s, { type: 'message.created', message_id: 'q3', response_id: 'a4', author_id: ME, author_name: 'Ada', text: 'Q3', edit_of: 'q2' });
+  assert.deepEqual(texts(s), ['message:user:complete:Q3', 'message:assistant:pending:']);
+  assert.equal(attemptOf(s, timeline(s)[1]).count, 4);
+  // A later turn is a turn of its own.
+  s = ev(s, { type: 'response.completed', response_id: 'a4', attempt: 1, text: 'A4', model: 'sim-1' });
+  s = ev(s, { type: 'message.created', message_id: 'q4', response_id: 'a5', author_id: BEN, author_name: 'Ben', text: 'Next' });
+  assert.equal(attemptOf(s, s.items.a5), null);
+  assert.deepEqual(texts(s).slice(0, 2), ['message:user:complete:Q3', 'message:assistant:complete:A4']);
+});
+
+test('View only never gets edit or regenerate; copy points follow the attempts shown', () => {
+  let s = loadedState({ permission: 'view', messages: [row('q1', 'user', 1, { author_id: ME }), row('a1', 'assistant', 2, { reply_to: 'q1' }), row('a2', 'assistant', 3, { reply_to: 'q1' })] });
+  assert.deepEqual(lastTurn(s), { regenerate: null, edit: null, messageId: null });
+  assert.deepEqual(copyPoints(s), [{ id: 'a2', label: '1. Q1' }]);
+  s = reduce(s, { type: 'select_version', turn: 'q1', id: 'a1' });
+  assert.deepEqual(copyPoints(s).map((p) => p.id), ['a1']);
 });

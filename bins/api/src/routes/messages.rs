@@ -1,4 +1,5 @@
-//! Sending a message (starts an AI response) and stopping a response.
+//! Sending a message (starts an AI response; also an edit of the last one), regenerating the last answer and
+//! stopping a response.
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser};
@@ -7,14 +8,17 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use rh_protocol::api::conversations::{SendRequest, StopBody};
+use rh_protocol::api::conversations::{RegenerateRequest, SendRequest, StopBody};
 use rh_protocol::rpc::{MessageAccepted, StopAccepted};
 use uuid::Uuid;
 
-/// `POST /conversations/{id}/messages {text, client_msg_id?, max_tokens?}` → 202 `{message_id, response_id, seq}`.
+/// `POST /conversations/{id}/messages {text, client_msg_id?, max_tokens?, edit_of?}` → 202 `{message_id,
+/// response_id, seq}`. With `edit_of`: a new version of the last message (the caller's); 409 `conflict` when it is
+/// not the last, `response_in_progress` while an answer streams.
 #[utoipa::path(post, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = SendRequest,
-    responses((status = 202, body = MessageAccepted), (status = 403), (status = 422), (status = 429)))]
+    responses((status = 202, body = MessageAccepted), (status = 403), (status = 409), (status = 422),
+        (status = 429)))]
 pub async fn send(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -22,6 +26,23 @@ pub async fn send(
     ApiJson(body): ApiJson<SendRequest>,
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     Ok((StatusCode::ACCEPTED, Json(service::messages::send(&state, caller.id(), id, body).await?)))
+}
+
+/// `POST /conversations/{id}/regenerate {message_id?, max_tokens?}` → 202 `{message_id, response_id, seq}`: another
+/// answer to the last message, streamed to every viewer after `response.requested`; the earlier answers stay.
+/// 409 `conflict` when `message_id` is not the last message, `response_in_progress` while an answer streams.
+#[utoipa::path(post, path = "/conversations/{id}/regenerate", tag = "messages", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body(content = Option<RegenerateRequest>, description = "Optional"),
+    responses((status = 202, body = MessageAccepted), (status = 403), (status = 409), (status = 422),
+        (status = 429)))]
+pub async fn regenerate(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
+    let body: RegenerateRequest = crate::extract::optional_json(&body)?;
+    Ok((StatusCode::ACCEPTED, Json(service::versions::regenerate(&state, caller.id(), id, body).await?)))
 }
 
 /// `POST /conversations/{id}/stop {response_id?}` → 202 `{}`: that answer (without `response_id`: every answer of

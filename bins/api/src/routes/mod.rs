@@ -80,6 +80,7 @@ fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::get_one, conversations::rename, conversations::delete))
         .routes(routes!(messages::send))
         .routes(routes!(messages::stop))
+        .routes(routes!(messages::regenerate))
         .routes(routes!(settings::update))
         .merge(upload)
         .routes(routes!(attachments::download))

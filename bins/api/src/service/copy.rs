@@ -42,7 +42,8 @@ pub async fn copy(
         Some(t) => Title::parse(Some(t)).map_err(ApiError::Validation)?,
         None => default_title(&source.title)?,
     };
-    let messages = up_to(view.history.messages, request.up_to)?;
+    // The versions current up to that point (an edit's older version and regenerated answers stay behind).
+    let messages = rh_store::history::current_versions(up_to(view.history.messages, request.up_to)?);
     if messages.len() > MAX_COPY_MESSAGES {
         return Err(ApiError::Validation(format!(
             "at most {MAX_COPY_MESSAGES} messages can be copied at once: choose an earlier up_to"
@@ -196,6 +197,7 @@ fn message_events(messages: &[Message]) -> Vec<Event> {
                 client_msg_id: None,
                 response_id,
                 copied_from: Some(m.id),
+                edit_of: None,
             });
             continue;
         }

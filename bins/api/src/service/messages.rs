@@ -3,7 +3,8 @@
 //! directly (not through the outbox of [`super::events`]) and answers 2xx only once JetStream has stored both: an
 //! accepted message is never lost, a refused one (503) was never accepted. The one exception: the first message of
 //! an untitled conversation titles it, after it is accepted
-//! ([`super::conversations::title_from_first_message`]). Stopping is in [`super::stops`].
+//! ([`super::conversations::title_from_first_message`]). Stopping is in [`super::stops`], editing's checks and
+//! regenerating in [`super::versions`].
 
 use super::access::{Need, check};
 use super::context;
@@ -14,21 +15,20 @@ use crate::state::AppState;
 use rh_protocol::Event;
 use rh_protocol::api::conversations::SendRequest;
 use rh_protocol::rpc::{ChatMessage, GenerateJob, MessageAccepted, ResponseClaim};
+use rh_store::conversations::Conversation;
 use rh_protocol::subjects;
 use uuid::Uuid;
 
 /// How many earlier turns a generation job carries as context.
-const CONTEXT_TURNS: i64 = 50;
+pub(super) const CONTEXT_TURNS: i64 = 50;
 
 /// Longest `client_msg_id` echoed back (it is the client's own correlation id).
 const MAX_CLIENT_MSG_ID: usize = 128;
 
 /// Sends a message (Can Respond or owner) if the limits allow ([`limits::ai_reply`]; `max_tokens` defaulted and
-/// bounded by [`limits::max_tokens`]): publishes `message.created` (acked → its seq), records the response
-/// as queued in its claim (so a stop can end it while no worker holds it, [`rh_bus::claims`]), then a
-/// [`GenerateJob`] on `rh.jobs.generate` (acked, `Nats-Msg-Id` = response id so a retry is stored once) whose
-/// context is the stored transcript, the system prompt first, ending with the new message, capped by bytes
-/// ([`context::fit`]).
+/// bounded by [`limits::max_tokens`]): publishes `message.created` (acked → its seq), then asks for its answer
+/// ([`ask`]). With `edit_of` the message is a new version of the conversation's last message (the caller's, with
+/// no answer streaming: [`super::versions::edit_target`]), and the context is what came before that one.
 ///
 /// REST and `rh.api.send_message` both come here: access, then validation (a caller who cannot see the
 /// conversation learns nothing from validation messages), then the send.
@@ -39,37 +39,26 @@ pub async fn send(
     request: SendRequest,
 ) -> Result<MessageAccepted, ApiError> {
     let access = check(state, conversation_id, user_id, Need::Respond("send messages")).await?;
-    let SendRequest { text, client_msg_id, max_tokens } = request;
+    let SendRequest { text, client_msg_id, max_tokens, edit_of } = request;
     let text = MessageText::parse(&text).map_err(ApiError::Validation)?;
     let conversation = access.conversation();
-    if conversation.created_seq == 0 {
-        // Its `conversation.created` is still in the outbox (NATS was down): a message published now would come
-        // before it in the stream, under the history rule's floor (`libs/store/src/history.rs`).
-        return Err(ApiError::Unavailable("this conversation is still being set up; try again shortly".into()));
-    }
     if client_msg_id.as_ref().is_some_and(|id| id.chars().count() > MAX_CLIENT_MSG_ID) {
         return Err(ApiError::Validation(format!("client_msg_id must have at most {MAX_CLIENT_MSG_ID} characters")));
     }
-    let max_tokens = limits::max_tokens(&state.settings.limits, max_tokens)?;
-    // The conversation's model may have left the pool since it was picked: refuse rather than fail later.
-    let model = ModelName::parse(&conversation.model).map_err(ApiError::Validation)?;
-    super::models::served(state).await.check(&model)?;
+    let max_tokens = ready(state, conversation, max_tokens).await?;
+    let below = match edit_of {
+        Some(id) => Some(super::versions::edit_target(state, conversation_id, user_id, id).await?.seq),
+        None => None,
+    };
     let author = rh_store::orgs::user(&state.db, user_id).await?;
     // Before anything is published: a refused send leaves no message behind.
     limits::ai_reply(state, user_id, author.org_id).await?;
-    let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS).await?;
+    let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS, below).await?;
+    let messages = job_context(state, conversation, earlier, text.as_str());
 
     let message_id = Uuid::now_v7();
     let response_id = Uuid::now_v7();
-    let system = conversation.system_prompt.as_deref().filter(|p| !p.trim().is_empty());
-    let system = system.map(|prompt| ChatMessage { role: "system".into(), content: prompt.to_owned() });
-    let earlier = earlier.into_iter().map(|(role, content)| ChatMessage { role, content }).collect();
-    let new = ChatMessage { role: "user".into(), content: text.as_str().to_owned() };
-    let max_payload = state.nats.server_info().max_payload;
-    let budget = state.settings.max_context_bytes.min(max_payload.saturating_sub(context::JOB_ROOM));
-    let context = context::fit(system, earlier, new, budget);
-
-    let untitled = conversation.title == Title::DEFAULT;
+    let untitled = conversation.title == Title::DEFAULT && edit_of.is_none();
     let first_text = untitled.then(|| text.as_str().to_owned());
     let event = Event::MessageCreated {
         message_id,
@@ -79,12 +68,71 @@ pub async fn send(
         client_msg_id,
         response_id,
         copied_from: None,
+        edit_of,
     };
     let envelope = rh_protocol::Envelope::new(conversation_id, Some(user_id), event);
     let seq = rh_bus::publish_event_acked(&state.js, &envelope)
         .await
         .map_err(|e| ApiError::Unavailable(format!("could not publish the message: {e}")))?;
+    ask(state, conversation, Answer { message_id, response_id, max_tokens, messages, requested_by: user_id }).await?;
 
+    if let Some(first) = first_text {
+        super::conversations::title_from_first_message(state, conversation_id, user_id, &author.name, &first).await;
+    }
+    state.metrics.messages_accepted.inc();
+    Ok(MessageAccepted { message_id, response_id, seq })
+}
+
+/// What every request for an answer checks before anything is published: the conversation is set up, its model
+/// is served; returns the bounded `max_tokens`.
+pub(super) async fn ready(
+    state: &AppState,
+    conversation: &Conversation,
+    max_tokens: Option<u32>,
+) -> Result<u32, ApiError> {
+    if conversation.created_seq == 0 {
+        // Its `conversation.created` is still in the outbox (NATS was down): a message published now would come
+        // before it in the stream, under the history rule's floor (`libs/store/src/history.rs`).
+        return Err(ApiError::Unavailable("this conversation is still being set up; try again shortly".into()));
+    }
+    let max_tokens = limits::max_tokens(&state.settings.limits, max_tokens)?;
+    // The conversation's model may have left the pool since it was picked: refuse rather than fail later.
+    let model = ModelName::parse(&conversation.model).map_err(ApiError::Validation)?;
+    super::models::served(state).await.check(&model)?;
+    Ok(max_tokens)
+}
+
+/// A job's context: the system prompt first, the `earlier` turns, ending with `last`, capped by bytes
+/// ([`context::fit`]).
+pub(super) fn job_context(
+    state: &AppState,
+    conversation: &Conversation,
+    earlier: Vec<(String, String)>,
+    last: &str,
+) -> Vec<ChatMessage> {
+    let system = conversation.system_prompt.as_deref().filter(|p| !p.trim().is_empty());
+    let system = system.map(|prompt| ChatMessage { role: "system".into(), content: prompt.to_owned() });
+    let earlier = earlier.into_iter().map(|(role, content)| ChatMessage { role, content }).collect();
+    let new = ChatMessage { role: "user".into(), content: last.to_owned() };
+    let max_payload = state.nats.server_info().max_payload;
+    let budget = state.settings.max_context_bytes.min(max_payload.saturating_sub(context::JOB_ROOM));
+    context::fit(system, earlier, new, budget)
+}
+
+/// An answer to ask for, once the event that asks for it is stored.
+pub(super) struct Answer {
+    pub message_id: Uuid,
+    pub response_id: Uuid,
+    pub max_tokens: u32,
+    pub messages: Vec<ChatMessage>,
+    pub requested_by: Uuid,
+}
+
+/// Records the answer as queued in its claim (so a stop can end it while no worker holds it,
+/// [`rh_bus::claims`]), then queues its [`GenerateJob`] on `rh.jobs.generate` (acked, `Nats-Msg-Id` = response
+/// id so a retry is stored once). When that fails, the answer is ended as failed, so nobody waits for it.
+pub(super) async fn ask(state: &AppState, conversation: &Conversation, answer: Answer) -> Result<(), ApiError> {
+    let (conversation_id, response_id) = (conversation.id, answer.response_id);
     let requested_at_us = rh_protocol::now_us();
     let claim_key = subjects::response_claim(conversation_id, response_id);
     let queued = ResponseClaim::Queued { queued_at_us: requested_at_us };
@@ -94,39 +142,32 @@ pub async fn send(
     let job = GenerateJob {
         conversation_id,
         response_id,
-        message_id,
+        message_id: answer.message_id,
         model: conversation.model.clone(),
         temperature: conversation.temperature,
-        max_tokens: Some(max_tokens),
-        messages: context,
-        requested_by: user_id,
+        max_tokens: Some(answer.max_tokens),
+        messages: answer.messages,
+        requested_by: answer.requested_by,
         requested_at_us,
     };
-    if let Err(e) = queue_job(state, &job).await {
-        // No job, so nothing will ever take the claim: drop it, or it would be reported as waiting for a worker.
-        if let Err(e) = rh_bus::claims::remove(&state.stops, &claim_key).await {
-            tracing::warn!(error = %e, %response_id, "could not remove the claim of an unqueued response");
-        }
-        // The message is in the stream already: end its answer, or viewers (and the sidebar's "responding…"
-        // marker) would wait for it forever. Best effort: NATS may be what failed.
-        let failed = Event::ResponseFailed {
-            response_id,
-            attempt: 0,
-            error: "the answer could not be queued; send the message again".into(),
-            text: String::new(),
-        };
-        let envelope = rh_protocol::Envelope::new(conversation_id, None, failed);
-        if let Err(e) = rh_bus::publish_event_acked(&state.js, &envelope).await {
-            tracing::warn!(error = %e, %response_id, "could not end an unqueued response");
-        }
-        return Err(e);
+    let Err(e) = queue_job(state, &job).await else { return Ok(()) };
+    // No job, so nothing will ever take the claim: drop it, or it would be reported as waiting for a worker.
+    if let Err(e) = rh_bus::claims::remove(&state.stops, &claim_key).await {
+        tracing::warn!(error = %e, %response_id, "could not remove the claim of an unqueued response");
     }
-
-    if let Some(first) = first_text {
-        super::conversations::title_from_first_message(state, conversation_id, user_id, &author.name, &first).await;
+    // The request is in the stream already: end its answer, or viewers (and the sidebar's "responding…" marker)
+    // would wait for it forever. Best effort: NATS may be what failed.
+    let failed = Event::ResponseFailed {
+        response_id,
+        attempt: 0,
+        error: "the answer could not be queued; send the message again".into(),
+        text: String::new(),
+    };
+    let envelope = rh_protocol::Envelope::new(conversation_id, None, failed);
+    if let Err(e) = rh_bus::publish_event_acked(&state.js, &envelope).await {
+        tracing::warn!(error = %e, %response_id, "could not end an unqueued response");
     }
-    state.metrics.messages_accepted.inc();
-    Ok(MessageAccepted { message_id, response_id, seq })
+    Err(e)
 }
 
 /// Publishes `job` on `rh.jobs.generate` and waits for JetStream to store it (`Nats-Msg-Id` = response id; the

@@ -20,7 +20,8 @@
 //! | [`limits`] | every limit on abuse, shared by the replicas (AI replies, `max_tokens`, ...): checked before acting |
 //! | [`members`] | an org admin removes a member or resets their password (both end their sessions); anyone changes their own |
 //! | [`invites`] | invitations: create, list, revoke (admins); look up and accept (the invited, who is signed in) |
-//! | [`messages`] | send a message (event + response claim + generation job) |
+//! | [`messages`] | send a message (event + response claim + generation job), also as an edit |
+//! | [`versions`] | versions of the last turn: what an edit may replace, regenerate an answer |
 //! | [`stops`] | stop one answer or all of a conversation's, also one no worker holds yet |
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke; shares that expire |
@@ -50,4 +51,5 @@ pub mod sessions;
 pub mod shares;
 pub mod stops;
 pub mod teams;
+pub mod versions;
 pub mod views;

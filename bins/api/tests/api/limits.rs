@@ -61,6 +61,7 @@ async fn ai_replies_per_person_are_counted_across_replicas_and_a_refused_send_le
         text: "from a socket".into(),
         client_msg_id: Some("s-1".into()),
         max_tokens: None,
+        edit_of: None,
     };
     let e = rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
     let rejection = e.rejection.expect("an error reply");

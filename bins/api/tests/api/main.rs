@@ -24,3 +24,4 @@ mod share_expiry;
 mod sharing;
 mod timeouts;
 mod users;
+mod versions;

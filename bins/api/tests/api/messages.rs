@@ -57,6 +57,7 @@ async fn a_message_is_published_and_queued_for_the_workers() {
             client_msg_id: Some("c-1".into()),
             response_id,
             copied_from: None,
+            edit_of: None,
         }
     );
 

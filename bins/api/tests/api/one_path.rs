@@ -64,6 +64,7 @@ async fn every_conversation_write_makes_one_access_query() {
         text: "hi".into(),
         client_msg_id: None,
         max_tokens: None,
+        edit_of: None,
     };
     let reply = app.nc.request(subjects::API_SEND_MESSAGE, serde_json::to_vec(&req).unwrap().into()).await.unwrap();
     let reply: Reply<Value> = serde_json::from_slice(&reply.payload).unwrap();

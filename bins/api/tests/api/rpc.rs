@@ -42,6 +42,7 @@ async fn access_send_and_stop_over_nats() {
         text: text.into(),
         client_msg_id: Some("sock-1".into()),
         max_tokens: None,
+        edit_of: None,
     };
     let ok: MessageAccepted =
         rh_bus::request(&app.nc, subjects::API_SEND_MESSAGE, &send(team.ben.user_id, "from a socket"), WAIT)
@@ -139,6 +140,7 @@ async fn nul_characters_over_nats_are_refused() {
             text: text.into(),
             client_msg_id,
             max_tokens: None,
+            edit_of: None,
         };
         let e =
             rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();

@@ -183,6 +183,7 @@ fn message_created(author: Uuid, text: &str) -> (Uuid, Uuid, Event) {
         client_msg_id: Some("c-1".into()),
         response_id,
         copied_from: None,
+        edit_of: None,
     };
     (message_id, response_id, event)
 }

@@ -238,6 +238,7 @@ impl Env {
                                             client_msg_id: r.client_msg_id,
                                             response_id,
                                             copied_from: None,
+                                            edit_of: None,
                                         };
                                         match publish(&js, &published, r.conversation_id, Some(r.user_id), e).await {
                                             Ok(seq) => Reply::Ok(MessageAccepted { message_id, response_id, seq }),

@@ -39,6 +39,10 @@ pub struct HistoryMessage {
     pub status: String,
     pub model: Option<String>,
     pub reply_to: Option<Uuid>,
+    /// A user message that is an edit: the message it is a new version of. A message that a later one edits, and
+    /// every answer to it, is an older version; of the answers to one message, the last is the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_of: Option<Uuid>,
     /// Stream position of the turn's first event.
     pub seq: u64,
     pub created_at: DateTime<Utc>,
@@ -122,6 +126,24 @@ pub struct SendRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
     /// Longest reply in tokens (default and bound: the api's `--default-max-tokens`, `--max-tokens-limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub max_tokens: Option<u32>,
+    /// Edit instead of a new message: the id of the conversation's last message, which must be the caller's. The
+    /// message becomes a new version of it, with a new answer (409 `response_in_progress` while one streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_of: Option<Uuid>,
+}
+
+/// `POST /conversations/{id}/regenerate` body (optional): another answer to the conversation's last message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegenerateRequest {
+    /// The message the caller sees as the last; when it is not (any more), 409 `conflict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
+    /// Longest reply in tokens, as for a message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_tokens: Option<u32>,

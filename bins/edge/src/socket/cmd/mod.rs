@@ -2,7 +2,7 @@
 //! the hub on behalf of one socket.
 //!
 //! Applying a command never blocks the socket's reader: commands that need the api (`subscribe`,
-//! `send_message`, `stop`) answer in a task of their own. A frame that cannot be parsed gets an `error` frame and
+//! `send_message`, `regenerate`, `stop`) answer in a task of their own. A frame that cannot be parsed gets an `error` frame and
 //! changes nothing else.
 
 mod auth;
@@ -15,7 +15,7 @@ mod unsubscribe;
 
 pub use auth::Auth;
 pub use ping::Ping;
-pub use send_message::SendMessage;
+pub use send_message::{Ask, SendMessage};
 pub use stop::Stop;
 pub use subscribe::Subscribe;
 pub use typing::Typing;
@@ -30,7 +30,8 @@ use rh_protocol::{ClientFrame, ServerFrame};
 use std::sync::Arc;
 
 /// The frame types a client may send.
-const KNOWN_TYPES: [&str; 7] = ["subscribe", "unsubscribe", "send_message", "stop", "typing", "auth", "ping"];
+const KNOWN_TYPES: [&str; 8] =
+    ["subscribe", "unsubscribe", "send_message", "regenerate", "stop", "typing", "auth", "ping"];
 
 #[derive(Debug)]
 pub enum Command {
@@ -93,8 +94,11 @@ impl From<ClientFrame> for Command {
                 Command::Subscribe(Subscribe { conversation_id, after_seq, compact })
             }
             ClientFrame::Unsubscribe { conversation_id } => Command::Unsubscribe(Unsubscribe { conversation_id }),
-            ClientFrame::SendMessage { conversation_id, text, client_msg_id } => {
-                Command::SendMessage(SendMessage { conversation_id, text, client_msg_id })
+            ClientFrame::SendMessage { conversation_id, text, client_msg_id, edit_of } => {
+                Command::SendMessage(SendMessage { conversation_id, client_msg_id, ask: Ask::Message { text, edit_of } })
+            }
+            ClientFrame::Regenerate { conversation_id, client_msg_id, message_id } => {
+                Command::SendMessage(SendMessage { conversation_id, client_msg_id, ask: Ask::Regenerate { message_id } })
             }
             ClientFrame::Stop { conversation_id, response_id } => Command::Stop(Stop { conversation_id, response_id }),
             ClientFrame::Typing { conversation_id, typing } => Command::Typing(Typing { conversation_id, typing }),

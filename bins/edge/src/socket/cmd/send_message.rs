@@ -1,6 +1,8 @@
-//! `send_message {conversation_id, text, client_msg_id}`: posts a message through the api
-//! (`rh.api.send_message`) and answers `message_accepted` (the `message.created` event follows on the
-//! subscription) or an `error` frame with `ref` = `client_msg_id`.
+//! `send_message {conversation_id, text, client_msg_id, edit_of?}`: posts a message (or, with `edit_of`, a new
+//! version of the last one) through the api (`rh.api.send_message`), and `regenerate {conversation_id,
+//! client_msg_id, message_id?}`: asks for another answer to the last message (`rh.api.regenerate`). Both answer
+//! `message_accepted` (the `message.created` / `response.requested` event follows on the subscription) or an
+//! `error` frame with `ref` = `client_msg_id`.
 //!
 //! The cached permission of a subscription refuses view-only senders without a round trip; a socket that is not
 //! subscribed asks `rh.api.access` first. The api checks again either way: the edge's check only saves work.
@@ -8,7 +10,7 @@
 use crate::hub::Hub;
 use crate::socket::conn::Conn;
 use rh_protocol::frame::ErrorCode;
-use rh_protocol::rpc::{AccessGrant, AccessRequest, MessageAccepted, SendMessageRequest};
+use rh_protocol::rpc::{AccessGrant, AccessRequest, MessageAccepted, RegenerateRpc, SendMessageRequest};
 use rh_protocol::{Permission, ServerFrame, subjects};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -17,8 +19,17 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub struct SendMessage {
     pub conversation_id: Uuid,
-    pub text: String,
     pub client_msg_id: String,
+    pub ask: Ask,
+}
+
+/// What the frame asks the api for.
+#[derive(Debug)]
+pub enum Ask {
+    /// A message, or with `edit_of` a new version of the last one.
+    Message { text: String, edit_of: Option<Uuid> },
+    /// Another answer to the last message (`message_id`: the one the client sees as last).
+    Regenerate { message_id: Option<Uuid> },
 }
 
 fn forbidden(client_msg_id: &str) -> ServerFrame {
@@ -40,8 +51,11 @@ impl SendMessage {
         }
         let (hub, conn) = (hub.clone(), conn.clone());
         // With tracing on, the message's trace starts here: the api, the worker and every edge continue it.
-        let span =
-            rh_telemetry::hop_span!("socket_command", command = "send_message", conversation = %self.conversation_id);
+        let command = match self.ask {
+            Ask::Message { .. } => "send_message",
+            Ask::Regenerate { .. } => "regenerate",
+        };
+        let span = rh_telemetry::hop_span!("socket_command", command, conversation = %self.conversation_id);
         rh_telemetry::trace::start(&span);
         tokio::spawn(async move { self.run(&hub, &conn, cached).await }.instrument(span));
     }
@@ -63,16 +77,19 @@ impl SendMessage {
                 }
             }
         }
-        let req = SendMessageRequest {
-            user_id: conn.user.id,
-            conversation_id: conv,
-            text: self.text,
-            client_msg_id: Some(self.client_msg_id.clone()),
-            max_tokens: None,
+        let (user_id, timeout) = (conn.user.id, hub.request_timeout());
+        let accepted = match self.ask {
+            Ask::Message { text, edit_of } => {
+                let client_msg_id = Some(self.client_msg_id.clone());
+                let req = SendMessageRequest { user_id, conversation_id: conv, text, client_msg_id, max_tokens: None, edit_of };
+                rh_bus::request::<_, MessageAccepted>(hub.nats(), subjects::API_SEND_MESSAGE, &req, timeout).await
+            }
+            Ask::Regenerate { message_id } => {
+                let req = RegenerateRpc { user_id, conversation_id: conv, message_id };
+                rh_bus::request::<_, MessageAccepted>(hub.nats(), subjects::API_REGENERATE, &req, timeout).await
+            }
         };
-        match rh_bus::request::<_, MessageAccepted>(hub.nats(), subjects::API_SEND_MESSAGE, &req, hub.request_timeout())
-            .await
-        {
+        match accepted {
             Ok(ok) => {
                 let _ = conn.send_frame(&ServerFrame::MessageAccepted {
                     conversation_id: conv,
