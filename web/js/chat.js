@@ -38,12 +38,19 @@ export class ChatView {
       leave: () => ctx.leaveConversation(this),
       remove: () => ctx.deleteConversation(this),
       exportAs: (format) => this.exportAs(format),
-      copy: () => this.copy(),
+      copy: (choice) => this.copy(choice),
       models: () => ctx.getModels(),
       ownerName: () => ctx.ownerNameOf(id),
       toast: ctx.toast,
     });
-    this.messages = new MessageList({ meName: ctx.me.name, onStop: (item) => this.stop(item), onLoadEarlier: (before) => this.loadEarlier(before) });
+    this.messages = new MessageList({
+      meName: ctx.me.name,
+      onStop: (item) => this.stop(item),
+      onLoadEarlier: (before) => this.loadEarlier(before),
+      onAttempt: (turn, id) => this.dispatch({ type: 'select_version', turn, id }),
+      onRegenerate: (item) => this.regenerate(item),
+      onEdit: (item, text) => this.edit(item, text),
+    });
     this.composer = new Composer({
       id,
       send: () => this.send(),
@@ -52,7 +59,7 @@ export class ChatView {
     });
     this.attachments = new AttachmentBar((att) => this.download(att));
     this.el = h('section', { class: 'chat', testid: 'chat-view', dataset: { conversationId: id } },
-      this.header.el, this.header.settingsPanel, this.attachments.el, this.messages.el, this.composer.el);
+      this.header.el, this.header.settingsPanel, this.header.copyPicker.el, this.attachments.el, this.messages.el, this.composer.el);
   }
 
   /** The conversation as the api describes it (title, owner, model, settings), once loaded. */
@@ -243,6 +250,32 @@ export class ChatView {
     }
   }
 
+  /** Another answer to the last message, for everyone; the new attempt arrives on the socket. */
+  async regenerate(item) {
+    try {
+      this.messages.followNext();
+      await this.ctx.api.post(`/conversations/${this.id}/regenerate`, { message_id: item.replyTo });
+    } catch (e) {
+      this.ctx.toast(`Could not regenerate: ${errorText(e)}`, 'error');
+    }
+  }
+
+  /** My last message, edited: a new version with a new answer (both arrive on the socket). */
+  async edit(item, text) {
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.ctx.toast(`A message has at most ${MAX_MESSAGE_CHARS.toLocaleString()} characters; this one has ${text.length.toLocaleString()}.`, 'error', 'too-long');
+      return false;
+    }
+    try {
+      this.messages.followNext();
+      await this.ctx.api.post(`/conversations/${this.id}/messages`, { text, edit_of: item.id });
+      return true;
+    } catch (e) {
+      this.ctx.toast(`Not edited: ${errorText(e)}`, 'error');
+      return false;
+    }
+  }
+
   /** Stops one answer; someone else's only after a confirmation naming them. */
   async stop(item) {
     const { mine, name } = askerOf(this.state, item);
@@ -320,26 +353,8 @@ export class ChatView {
     }
   }
 
-  /**
-   * Continue as a copy: asks how far back (the whole history, or up to one of the last answers) and whether the
-   * files come along, then opens the new conversation (mine, shared with nobody).
-   */
-  async copy() {
-    // Only finished answers are in the server's history (what a copy can end at).
-    const answers = this.state.order.map((id) => this.state.items[id])
-      .filter((m) => m && m.role === 'assistant' && ['complete', 'failed', 'stopped'].includes(m.status));
-    let upTo = null;
-    if (answers.length > 1) {
-      const n = prompt(`Copy up to which answer? 1–${answers.length} (empty: all of it)`, '');
-      if (n === null) return;
-      const i = Number.parseInt(n, 10);
-      if (n.trim() !== '' && !(i >= 1 && i <= answers.length)) {
-        this.ctx.toast(`Choose a number from 1 to ${answers.length}.`, 'error');
-        return;
-      }
-      if (n.trim() !== '') upTo = answers[i - 1].id;
-    }
-    const attachments = (this.state.attachments || []).length > 0 && confirm('Copy the attached files too?');
+  /** Continue as a copy (the header's picker chose how far back and whether the files come along), then open it. */
+  async copy({ upTo, attachments }) {
     try {
       const copy = await this.ctx.api.post(`/conversations/${this.id}/copy`, { ...(upTo ? { up_to: upTo } : {}), attachments });
       this.ctx.toast('Copied: this conversation is yours and shared with nobody.', 'info');

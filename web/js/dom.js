@@ -99,6 +99,7 @@ const ICONS = {
   sliders: 'M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0M14 4v4M8 10v4M16 16v4',
   download: 'M12 3v12M7 10l5 5 5-5M4 21h16',
   copy: 'M9 9h11v11H9zM5 15H4V4h11v1',
+  redo: 'M21 4v6h-6M20.5 10A8.5 8.5 0 1 0 19 17',
 };
 
 export function icon(name, cls = 'icon') {

@@ -493,21 +493,60 @@ async function main() {
     await waitUntil('the long answer stopped', async () => (await answer.getAttribute('data-status')) === 'stopped');
   });
 
+  await step('A regenerates the last answer; B watches the new attempt and switches to "1 of 2"; A edits the question', async () => {
+    await A.locator(tid('composer-input')).fill('/sim tokens=12 rate=200\nWhat is the plan?');
+    await A.locator(tid('composer-input')).press('Enter');
+    const answer = B.locator(assistantMsgs).last();
+    await waitUntil('the answer is complete', async () => (await A.locator(assistantMsgs).last().getAttribute('data-status')) === 'complete');
+    const first = norm(await A.locator(assistantMsgs).last().locator(tid('message-text')).textContent());
+    // B (Can respond) may regenerate, but editing A's message is A's alone.
+    await waitUntil('B is offered Regenerate', async () => B.locator(assistantMsgs).last().locator(tid('regenerate')).isVisible());
+    if (await B.locator(`${userMsgs} ${tid('edit-message')}:visible`).count()) throw new Error("B is offered to edit A's message");
+    await A.locator(assistantMsgs).last().locator(tid('regenerate')).click();
+    await waitUntil('B sees attempt 2 of 2 stream in and end', async () => norm(await answer.locator(tid('attempt-count')).textContent()) === '2 of 2'
+      && (await answer.getAttribute('data-status')) === 'complete');
+    await B.locator(assistantMsgs).last().getByRole('button', { name: 'Previous attempt' }).click();
+    await waitUntil('B sees attempt 1 of 2', async () => norm(await B.locator(assistantMsgs).last().locator(tid('attempt-count')).textContent()) === '1 of 2');
+    const older = norm(await B.locator(assistantMsgs).last().locator(tid('message-text')).textContent());
+    if (older !== first) throw new Error(`attempt 1 reads ${JSON.stringify(older.slice(0, 80))}, not the first answer`);
+    await B.locator(assistantMsgs).last().scrollIntoViewIfNeeded();
+    await shot(B, 'b-sees-attempt-1-of-2');
+    // A edits the question in place: B sees the new version and its answer as attempt 3 of 3.
+    await A.locator(userMsgs).last().locator(tid('edit-message')).click();
+    await A.locator(tid('edit-input')).fill('/sim tokens=12 rate=200\nWhat is the plan, exactly?');
+    await A.locator(tid('edit-save')).click();
+    await waitUntil('B sees the edited question and its answer, 3 of 3', async () => norm(await B.locator(userMsgs).last().locator(tid('message-text')).textContent()).endsWith('What is the plan, exactly?')
+      && norm(await B.locator(assistantMsgs).last().locator(tid('attempt-count')).textContent()) === '3 of 3'
+      && (await B.locator(assistantMsgs).last().getAttribute('data-status')) === 'complete');
+    await shot(B, 'b-sees-edited-question-attempt-3-of-3');
+  });
+
   await step('export as Markdown; B continues the conversation as a copy of their own', async () => {
     const [download] = await Promise.all([A.waitForEvent('download', { timeout: T }), A.locator(tid('export-markdown')).click()]);
     const md = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
     if (!md.startsWith(`# ${title}`) || !md.includes('Hello from Bob')) throw new Error(`export: ${md.slice(0, 200)}`);
-    // B (Can respond) copies all of it: 'Copy up to which answer?' (empty: all), then no files.
-    const answer = (d) => (d.type() === 'prompt' ? d.accept('') : d.dismiss());
-    B.on('dialog', answer);
+    // B (Can respond) copies up to the first answer, from the keyboard: the picker opens on "All of it", Escape
+    // closes it; then "Up to the answer" with the first one chosen.
     await B.locator(tid('copy-button')).click();
+    await waitUntil('the copy picker has the focus', async () => B.evaluate(() => document.activeElement?.dataset.testid === 'copy-all'));
+    await B.keyboard.press('Escape');
+    await waitUntil('Escape closes it, back on Copy', async () => !(await isVisible(B, tid('copy-panel')))
+      && (await B.evaluate(() => document.activeElement?.dataset.testid)) === 'copy-button');
+    await B.keyboard.press('Enter');
+    await waitUntil('the copy picker is open again', async () => isVisible(B, tid('copy-panel')));
+    await B.keyboard.press('ArrowDown'); // the radio group: "Up to the answer"
+    await B.keyboard.press('Tab');
+    const points = await B.locator(`${tid('copy-point')} option`).allTextContents();
+    await B.locator(tid('copy-point')).selectOption({ index: 0 });
+    await shot(B, 'b-copy-picker');
+    await B.locator(tid('copy-confirm')).click();
     await waitUntil('B is in the copy', async () => {
       const id = /#\/c\/([0-9a-f-]{36})/.exec(B.url())?.[1];
       return id && id !== convId ? id : null;
     });
-    B.off('dialog', answer);
     await waitUntil("the copy's title", async () => norm(await B.locator(tid('chat-title')).textContent()) === `Copy of ${title}`);
-    await waitUntil('the copied messages', async () => (await B.locator(userMsgs).count()) >= 2);
+    await waitUntil('the copied first turn', async () => (await B.locator(userMsgs).count()) === 1 && (await B.locator(assistantMsgs).count()) === 1);
+    if (points.length < 3) throw new Error(`the picker offered ${JSON.stringify(points)}`);
     if (await isVisible(B, tid('permission-badge'))) throw new Error('the copy is not B\'s own');
     await shot(B, 'b-continued-as-copy');
     await B.evaluate((id) => { location.hash = `#/c/${id}`; }, convId);

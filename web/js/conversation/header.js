@@ -5,12 +5,14 @@
 
 import { h, clear, setChildren, show, icon } from '../dom.js';
 import { canRespond, PERMISSION_LABEL } from '../permissions.js';
-import { settingsSummary } from './state.js';
+import { settingsSummary, copyPoints } from './state.js';
+import { CopyPicker } from './copy.js';
 
 export class ChatHeader {
   /**
    * @param {object} actions  `rename(title)` → Promise<boolean>, `changeModel(model)`, `saveSettings(patch)` →
-   *   Promise<boolean>, `share()`, `leave()`, `remove()`, `exportAs(format)`, `copy()`, `models()` → Promise<string[]>,
+   *   Promise<boolean>, `share()`, `leave()`, `remove()`, `exportAs(format)`, `copy({upTo, attachments})`,
+   *   `models()` → Promise<string[]>,
    *   `ownerName()`, `toast(text, kind)`
    */
   constructor(actions) {
@@ -61,7 +63,9 @@ export class ChatHeader {
     // Anyone who can see it may export it or continue it as a copy of their own.
     this.exportMdBtn = button('export-markdown', 'download', 'Markdown', 'Export as Markdown', () => a.exportAs('markdown'));
     this.exportJsonBtn = button('export-json', 'download', 'JSON', 'Export as JSON', () => a.exportAs('json'));
-    this.copyBtn = button('copy-button', 'copy', 'Copy', 'Continue as a copy of your own', () => a.copy());
+    this.copyBtn = button('copy-button', 'copy', 'Copy', 'Continue as a copy of your own', () => this.toggleCopy());
+    this.copyBtn.setAttribute('aria-expanded', 'false');
+    this.copyPicker = new CopyPicker((choice) => a.copy(choice));
     this.el = h('header', { class: 'chat-header' },
       h('div', { class: 'chat-heading' },
         h('div', { class: 'chat-title-row' }, this.titleEl, this.renameForm, this.permBadge),
@@ -137,6 +141,7 @@ export class ChatHeader {
     show(this.deleteBtn, owner);
     show(this.leaveBtn, !!permission && !owner);
     for (const b of [this.copyBtn, this.exportMdBtn, this.exportJsonBtn]) show(b, !!permission);
+    if (!permission) this.copyPicker.close(false);
     if (!this.settingsDirty(prev?.conv)) this.fillSettings();
     if (respond) this.fillModels();
   }
@@ -222,6 +227,13 @@ export class ChatHeader {
     const prompt = this.systemPromptInput.value.trim() === '' ? null : this.systemPromptInput.value;
     if (prompt !== (conv.system_prompt || null)) patch.system_prompt = prompt;
     return patch;
+  }
+
+  /** Opens (or closes) the "how far back" form of a copy. */
+  toggleCopy() {
+    if (this.copyPicker.open) return this.copyPicker.close();
+    const state = this.state;
+    this.copyPicker.show(copyPoints(state), (state.attachments || []).length > 0, this.copyBtn);
   }
 
   /** Whether someone is editing the open panel (its values differ from what the conversation had). */

@@ -2,13 +2,17 @@
 // by id. An item is redrawn only when its object changed (the reducer gives a changed item a new object), so a
 // streaming answer redraws itself and nothing else.
 //
+// A turn with several attempts (regenerated answers, edited questions) shows one at a time, with "‹ 1 of 2 ›" on its
+// answer; the last turn offers Regenerate on its answer and Edit on its message (when it is yours), both only while
+// no answer runs. Editing happens in place: a text field replaces the message until it is saved or cancelled.
+//
 // Scrolling: the view follows new text only while the person is at the bottom. Any scroll up, however small,
 // stops following (nothing snaps back); then a "Jump to latest" button shows, saying "New text below" once more
 // arrives, and following resumes at the bottom again.
 
-import { h, setChildren, icon, timeEl } from '../dom.js';
+import { h, setChildren, icon, timeEl, show, clear } from '../dom.js';
 import { renderMarkdown } from '../markdown.js';
-import { timeline, stopOf, statusText } from './state.js';
+import { timeline, stopOf, statusText, attempts, attemptOf, lastTurn } from './state.js';
 
 export class MessageList {
   /**
@@ -16,10 +20,17 @@ export class MessageList {
    * @param {string} o.meName  the signed-in person's name, for their own messages on the way
    * @param {(item: object) => void} o.onStop  Stop clicked on a running answer
    * @param {(before: string) => void} o.onLoadEarlier  "Load earlier messages" clicked
+   * @param {(turn: string, id: string) => void} o.onAttempt  another attempt of a turn chosen
+   * @param {(item: object) => void} o.onRegenerate  Regenerate clicked on the last answer
+   * @param {(item: object, text: string) => Promise<boolean>} o.onEdit  an edit of the last message saved
    */
-  constructor({ meName, onStop, onLoadEarlier }) {
+  constructor({ meName, onStop, onLoadEarlier, onAttempt, onRegenerate, onEdit }) {
     this.meName = meName;
     this.onStop = onStop;
+    this.onAttempt = onAttempt;
+    this.onRegenerate = onRegenerate;
+    this.onEdit = onEdit;
+    this.editing = null; // { id, text } while a message is being edited
     this.records = new Map(); // item id → { item, permission, el, parts }
     // Focusable, so the history scrolls with the keyboard (arrows, Page Up/Down) like any page.
     this.scroller = h('div', {
@@ -46,6 +57,7 @@ export class MessageList {
   }
 
   render(state) {
+    this.lastState = state;
     const stick = this.follow || this.following;
     this.follow = false;
     const before = this.scroller.scrollHeight;
@@ -59,6 +71,9 @@ export class MessageList {
       this.earlierBtn.remove();
     }
     const seen = new Set();
+    const turns = attempts(state);
+    const last = lastTurn(state);
+    if (this.editing && this.editing.id !== last.edit) this.editing = null;
     for (const item of timeline(state)) {
       seen.add(item.id);
       let rec = this.records.get(item.id);
@@ -67,7 +82,14 @@ export class MessageList {
         rec = this.create(item);
         this.records.set(item.id, rec);
       }
-      if (!rec.drawn || rec.item !== item || rec.permission !== state.permission) this.draw(rec, item, state);
+      // What depends on other items (attempts, the last turn's actions, editing) redraws when it changes.
+      const extra = item.kind === 'message' ? decorOf(state, item, turns, last, this.editing) : null;
+      const key = JSON.stringify(extra);
+      if (!rec.drawn || rec.item !== item || rec.permission !== state.permission || rec.key !== key) {
+        rec.key = key;
+        rec.extra = extra;
+        this.draw(rec, item, state);
+      }
       const at = prev ? prev.nextSibling : this.scroller.firstChild;
       if (at !== rec.el) this.scroller.insertBefore(rec.el, at);
       prev = rec.el;
@@ -121,12 +143,74 @@ export class MessageList {
       stop: item.role === 'assistant'
         ? h('button', { type: 'button', class: 'btn btn-ghost btn-small msg-stop', testid: 'stop-answer', hidden: true }, icon('stop'), h('span', { class: 'stop-label' }))
         : null,
+      attempts: h('span', { class: 'msg-attempts', testid: 'attempts', role: 'group', 'aria-label': 'Attempts', hidden: true }),
+      action: item.role === 'assistant'
+        ? h('button', { type: 'button', class: 'btn btn-ghost btn-small msg-action', testid: 'regenerate', title: 'Another answer to this message (for everyone)', hidden: true }, icon('redo'), h('span', { text: ' Regenerate' }))
+        : h('button', { type: 'button', class: 'btn btn-ghost btn-small msg-action', testid: 'edit-message', title: 'Edit your message and get a new answer', hidden: true }, icon('pencil'), h('span', { text: ' Edit' })),
+      editor: h('div', { class: 'msg-editor', hidden: true }),
     };
     const el = h('article', { class: `msg msg-${item.role}`, testid: 'message', dataset: { role: item.role, messageId: item.id } },
-      h('header', { class: 'msg-head' }, parts.author, parts.meta, parts.time, parts.status, parts.stop), parts.body);
+      h('header', { class: 'msg-head' }, parts.author, parts.meta, parts.time, parts.status, parts.attempts, parts.action, parts.stop), parts.body, parts.editor);
     const rec = { item, el, ...parts };
     if (parts.stop) parts.stop.addEventListener('click', () => this.onStop(rec.item));
+    parts.action.addEventListener('click', () => (item.role === 'assistant' ? this.onRegenerate(rec.item) : this.startEdit(rec.item)));
     return rec;
+  }
+
+  startEdit(item) {
+    this.editing = { id: item.id, text: item.text };
+    this.redraw(item.id);
+    this.records.get(item.id)?.editor.querySelector('textarea')?.focus();
+  }
+
+  endEdit(focusId) {
+    const id = this.editing?.id;
+    this.editing = null;
+    if (id) this.redraw(id);
+    if (focusId) this.records.get(focusId)?.action.focus();
+  }
+
+  /** Draws one record again (its decoration changed outside the state). */
+  redraw(id) {
+    const rec = this.records.get(id);
+    if (rec && this.lastState) {
+      rec.key = null;
+      this.render(this.lastState);
+    }
+  }
+
+  /** The in-place editor of the last message: Save (or Ctrl/⌘+Enter) sends the edit, Escape cancels. */
+  drawEditor(rec, item) {
+    const input = h('textarea', {
+      class: 'msg-edit-input', testid: 'edit-input', rows: 3, dir: 'auto', 'aria-label': 'Edit your message',
+      oninput: () => { if (this.editing) this.editing.text = input.value; },
+      onkeydown: (e) => {
+        if (e.key === 'Escape') this.endEdit(item.id);
+        else if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) save();
+      },
+    });
+    input.value = this.editing.text;
+    const save = async () => {
+      const text = input.value;
+      if (!text.trim() || text === item.text) return;
+      if (await this.onEdit(item, text)) this.endEdit();
+    };
+    setChildren(rec.editor, input, h('div', { class: 'msg-edit-buttons' },
+      h('button', { type: 'button', class: 'btn btn-primary btn-small', testid: 'edit-save', text: 'Save and answer again', onclick: save }),
+      h('button', { type: 'button', class: 'btn btn-ghost btn-small', testid: 'edit-cancel', text: 'Cancel', onclick: () => this.endEdit(item.id) })));
+  }
+
+  /** "‹ 2 of 3 ›": buttons to the neighbouring attempts of the turn. */
+  drawAttempts(rec, attempt) {
+    show(rec.attempts, !!attempt);
+    if (!attempt) return clear(rec.attempts);
+    const go = (id, label, text) => h('button', {
+      type: 'button', class: 'btn btn-ghost btn-small', text, 'aria-label': label, disabled: !id,
+      onclick: () => id && this.onAttempt(attempt.turn, id),
+    });
+    setChildren(rec.attempts, go(attempt.prev, 'Previous attempt', '‹'),
+      h('span', { class: 'msg-attempt-count', testid: 'attempt-count', text: `${attempt.index} of ${attempt.count}` }),
+      go(attempt.next, 'Next attempt', '›'));
   }
 
   draw(rec, item, state) {
@@ -155,6 +239,13 @@ export class MessageList {
     el.dataset.delayed = String(!!(item.delayed && item.status === 'pending'));
     rec.status.textContent = statusText(item);
     if (rec.stop) drawStop(rec.stop, stopOf(state, item));
+    const extra = rec.extra || {};
+    this.drawAttempts(rec, extra.attempt);
+    show(rec.action, !!extra.action && !extra.editing);
+    show(rec.editor, !!extra.editing);
+    show(rec.body, !extra.editing);
+    if (extra.editing) this.drawEditor(rec, item);
+    else clear(rec.editor);
     setChildren(rec.body, renderMarkdown(item.text));
     if (item.status === 'streaming' || item.status === 'pending') {
       // The cursor goes at the end of the last paragraph, where the next words will appear.
@@ -180,6 +271,12 @@ export class MessageList {
     this.following = true;
     this.showJump(false);
   }
+}
+
+/** What a message shows besides its own item: its attempts, its action (Regenerate / Edit), the editor. */
+function decorOf(state, item, turns, last, editing) {
+  const action = item.role === 'assistant' ? last.regenerate === item.id : last.edit === item.id;
+  return { attempt: attemptOf(state, item, turns), action, editing: action && editing?.id === item.id };
 }
 
 function drawStop(button, stop) {

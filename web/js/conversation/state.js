@@ -368,7 +368,8 @@ export function copyPoints(state) {
     if (item.kind !== 'message') continue;
     if (item.role === 'user') question = item.text;
     else if (['complete', 'failed', 'stopped'].includes(item.status)) {
-      const q = question.replace(/\s+/g, ' ').trim();
+      // The simulated AI's steering line says nothing about the question.
+      const q = question.replace(/^\/sim[^\n]*\n/, '').replace(/\s+/g, ' ').trim();
       points.push({ id: item.id, label: `${points.length + 1}. ${q.length > 60 ? q.slice(0, 59) + '…' : q || 'Answer'}` });
     }
   }

@@ -217,4 +217,7 @@ test('View only never gets edit or regenerate; copy points follow the attempts s
   assert.deepEqual(copyPoints(s), [{ id: 'a2', label: '1. Q1' }]);
   s = reduce(s, { type: 'select_version', turn: 'q1', id: 'a1' });
   assert.deepEqual(copyPoints(s).map((p) => p.id), ['a1']);
+  s = ev(s, { type: 'message.created', message_id: 'q2', response_id: 'a3', author_id: BEN, author_name: 'Ben', text: '/sim tokens=5\nAnd   then?' });
+  s = ev(s, { type: 'response.completed', response_id: 'a3', attempt: 1, text: 'Done', model: 'sim-1' });
+  assert.deepEqual(copyPoints(s)[1], { id: 'a3', label: '2. And then?' });
 });
