@@ -162,6 +162,14 @@ async fn a_new_attempt_streams_to_every_viewer_and_every_version_stays() -> anyh
             (s(a4), Some(s(q2)), None),
         ]
     );
+    // The export has every version too, the older ones marked.
+    let (st, export) = t.api.as_user(&t.cy).get(&format!("/conversations/{conv}/export?format=json")).await?;
+    assert_eq!(st.as_u16(), 200, "{export}");
+    let earlier: Vec<String> = export["messages"]
+        .as_array()
+        .map(|l| l.iter().filter(|m| m["earlier_attempt"] == true).map(|m| id(&m["id"])).collect())
+        .unwrap_or_default();
+    assert_eq!(earlier, [s(q1), s(a1), s(a2), s(a3)]);
     let (_, log) = owner.get(&format!("/admin/audit?conversation_id={conv}")).await?;
     let actions: Vec<&str> =
         log["entries"].as_array().map(|l| l.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();

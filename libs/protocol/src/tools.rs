@@ -36,6 +36,15 @@ pub struct ExportedMessage {
     pub text: String,
     /// RFC 3339.
     pub created_at: String,
+    /// An answer: the message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Uuid>,
+    /// An edit: the message it is a new version of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_of: Option<Uuid>,
+    /// An older version: an edited message, or an answer a later attempt replaced (`docs/protocol.md`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub earlier_attempt: bool,
 }
 
 /// `POST /conversations/{id}/copy`: continue a conversation you can see as a new one that you own, unshared.

@@ -225,6 +225,12 @@ pub async fn last_message(db: &Db, conversation_id: Uuid) -> Result<Option<LastM
 /// The current versions among `rows` (stream order), by the rule of `context`: a message a later one edits, an
 /// answer to it, and an answer a later answer to the same message regenerated are left out.
 pub fn current_versions(rows: Vec<Message>) -> Vec<Message> {
+    let current = current_ids(&rows);
+    rows.into_iter().filter(|m| current.contains(&m.id)).collect()
+}
+
+/// The ids of [`current_versions`].
+pub fn current_ids(rows: &[Message]) -> std::collections::HashSet<Uuid> {
     use std::collections::{HashMap, HashSet};
     let edited: HashSet<Uuid> = rows.iter().filter_map(|m| m.edit_of).collect();
     let mut latest: HashMap<Uuid, u64> = HashMap::new();
@@ -234,12 +240,13 @@ pub fn current_versions(rows: Vec<Message>) -> Vec<Message> {
             *seq = (*seq).max(m.seq);
         }
     }
-    rows.into_iter()
+    rows.iter()
         .filter(|m| !edited.contains(&m.id))
         .filter(|m| match (m.role.as_str(), m.reply_to) {
             ("assistant", Some(q)) => !edited.contains(&q) && latest.get(&q) == Some(&m.seq),
             _ => true,
         })
+        .map(|m| m.id)
         .collect()
 }
 

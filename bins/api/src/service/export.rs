@@ -30,6 +30,8 @@ impl Format {
 pub async fn export(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> Result<ConversationExport, ApiError> {
     let view = super::views::view(state, user_id, conversation_id, Page::ALL).await?;
     let c = view.conversation;
+    // Every version is exported; the older ones are marked.
+    let current = rh_store::history::current_ids(&view.history.messages);
     Ok(ConversationExport {
         id: c.id,
         title: c.title,
@@ -43,6 +45,7 @@ pub async fn export(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> R
             .messages
             .into_iter()
             .map(|m| ExportedMessage {
+                earlier_attempt: !current.contains(&m.id),
                 id: m.id,
                 role: m.role,
                 author_name: m.author_name,
@@ -50,6 +53,8 @@ pub async fn export(state: &AppState, user_id: Uuid, conversation_id: Uuid) -> R
                 status: m.status,
                 text: m.text,
                 created_at: m.created_at.to_rfc3339(),
+                reply_to: m.reply_to,
+                edit_of: m.edit_of,
             })
             .collect(),
     })
@@ -80,7 +85,14 @@ pub fn markdown(e: &ConversationExport) -> String {
             "failed" => " — failed",
             _ => "",
         };
-        let _ = writeln!(out, "\n---\n\n**{}** · {}{status}\n\n{}", one_line(&who), m.created_at, m.text.trim_end());
+        let earlier = if m.earlier_attempt { " — earlier attempt" } else { "" };
+        let _ = writeln!(
+            out,
+            "\n---\n\n**{}** · {}{status}{earlier}\n\n{}",
+            one_line(&who),
+            m.created_at,
+            m.text.trim_end()
+        );
     }
     out
 }
@@ -113,6 +125,9 @@ mod tests {
                     status: "complete".into(),
                     text: "| a | b |\n|---|---|\n| 1 | 2 |".into(),
                     created_at: "2026-01-01T00:00:01+00:00".into(),
+                    reply_to: None,
+                    edit_of: None,
+                    earlier_attempt: false,
                 },
                 ExportedMessage {
                     id: Uuid::nil(),
@@ -122,6 +137,9 @@ mod tests {
                     status: "stopped".into(),
                     text: "Half an ans".into(),
                     created_at: "2026-01-01T00:00:02+00:00".into(),
+                    reply_to: None,
+                    edit_of: None,
+                    earlier_attempt: true,
                 },
             ],
         };
@@ -129,6 +147,6 @@ mod tests {
         assert!(md.starts_with("# Plan B\n"), "{md}");
         assert!(md.contains("> Be brief."));
         assert!(md.contains("**Ben** · 2026-01-01T00:00:01+00:00\n\n| a | b |\n|---|---|\n| 1 | 2 |"), "{md}");
-        assert!(md.contains("**AI (sim-1)** · 2026-01-01T00:00:02+00:00 — stopped\n\nHalf an ans"), "{md}");
+        assert!(md.contains("**AI (sim-1)** · 2026-01-01T00:00:02+00:00 — stopped — earlier attempt\n\nHalf an ans"), "{md}");
     }
 }

@@ -38,6 +38,15 @@ async fn every_conversation_write_makes_one_access_query() {
     };
 
     once(&app, "send", 202, async { status(ben.post(&p("/messages"), json!({"text": "hi"})).await) }).await;
+    // Its answer is still owed (nothing ends it here): regenerate and edit are refused, after the one query.
+    apply_transcript(&app, conv).await;
+    once(&app, "regenerate", 409, async { status(ben.post(&p("/regenerate"), json!({})).await) }).await;
+    let (_, detail) = status(ben.get(&p("")).await);
+    let hi = detail["messages"][0]["id"].clone();
+    once(&app, "edit", 409, async { status(ben.post(&p("/messages"), json!({"text": "hey", "edit_of": hi})).await) })
+        .await;
+    once(&app, "regenerate view only", 403, async { status(cy.post(&p("/regenerate"), json!({})).await) }).await;
+    once(&app, "regenerate stranger", 404, async { status(stranger.post(&p("/regenerate"), json!({})).await) }).await;
     once(&app, "settings", 200, async { status(ben.patch(&p("/settings"), json!({"temperature": 0.5})).await) }).await;
     once(&app, "stop", 202, async { status(ben.post(&p("/stop"), json!({})).await) }).await;
     once(&app, "rename", 200, async { status(ada.patch(&p(""), json!({"title": "Renamed"})).await) }).await;
