@@ -10,10 +10,13 @@ use uuid::Uuid;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateInvitesRequest {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub emails: Vec<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(member|admin)$"))]
     pub role: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 720))]
     pub expires_in_hours: Option<u32>,
 }
 
@@ -90,9 +93,12 @@ pub struct InviteLookup {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcceptInviteRequest {
     pub token: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 100))]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "@", max_length = 254))]
     pub email: Option<String>,
 }
 
@@ -101,5 +107,6 @@ pub struct AcceptInviteRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub new_password: String,
 }

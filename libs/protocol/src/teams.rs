@@ -11,6 +11,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateTeamRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 80))]
     pub name: String,
 }
 
@@ -18,6 +19,7 @@ pub struct CreateTeamRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddTeamMembersRequest {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub user_ids: Vec<Uuid>,
 }
 

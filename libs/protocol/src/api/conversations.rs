@@ -11,8 +11,10 @@ use uuid::Uuid;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateConversation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^\\s*[A-Za-z0-9._:/@-]{1,100}\\s*$"))]
     pub model: Option<String>,
 }
 
@@ -105,6 +107,7 @@ pub struct ConversationDetail {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenameRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 200))]
     pub title: String,
 }
 
@@ -121,9 +124,11 @@ pub struct Renamed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 32000))]
     pub text: String,
     /// The client's own correlation id (at most 128 characters), echoed in `message.created`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
     pub client_msg_id: Option<String>,
     /// Longest reply in tokens (default and bound: the api's `--default-max-tokens`, `--max-tokens-limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,12 +174,13 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsPatchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^\\s*[A-Za-z0-9._:/@-]{1,100}\\s*$"))]
     pub model: Option<String>,
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>, minimum = 0, maximum = 2))]
     pub temperature: Option<Option<f64>>,
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 16000))]
     pub system_prompt: Option<Option<String>>,
 }
 

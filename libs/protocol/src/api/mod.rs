@@ -39,9 +39,13 @@ pub struct Me {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignUpRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 100))]
     pub org_name: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 100))]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = "@", max_length = 254))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
 }
 
@@ -56,10 +60,14 @@ pub struct SignUpAccepted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewMemberRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S", max_length = 100))]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = "@", max_length = 254))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(member|admin)$"))]
     pub role: Option<String>,
 }
 
@@ -67,6 +75,7 @@ pub struct NewMemberRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasswordRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 256))]
     pub password: String,
 }
 
