@@ -4,7 +4,9 @@
 //! index 0..}` with no gap, then exactly one of `response.completed` / `response.failed` / `response.stopped`.
 //! The job message is acked only after all of those are stored, so a worker that dies at any point leaves the job
 //! to be redelivered, and the next worker starts a new attempt (its `response.started` tells viewers to drop the
-//! partial text of the earlier one).
+//! partial text of the earlier one). The job is kept in progress (in-progress acks) from pickup to its ack, so it
+//! is not delivered again while it runs; if it is anyway (the process stalled past `ack_wait`), the later attempt
+//! takes the claim and the earlier one, seeing that before its end, publishes nothing more.
 //!
 //! At pickup the worker takes the response's claim ([`rh_bus::claims`]): `queued` → `running` by compare-and-set.
 //! If the api got there first (the answer was stopped while no worker held it, and the api ended it), the job is
@@ -102,13 +104,19 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
     rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
     async move {
         ctx.metrics.jobs_running.inc();
+        let progress = keep_in_progress(&msg, ctx.ack_wait);
         let end = generate(&ctx, &msg, &job, delivered, abort).await;
+        drop(progress);
         ctx.metrics.jobs_running.dec();
-        if end.is_ok() {
+        if let Ok(Done::Ended) = end {
             let key = subjects::response_claim(job.conversation_id, job.response_id);
             if let Err(e) = rh_bus::claims::remove(&ctx.stops, &key).await {
                 tracing::warn!(error = %e, "could not remove the response claim");
             }
+        }
+        if let Ok(Done::Superseded) = end {
+            // Neither ack nor nak: the message belongs to the later delivery now.
+            tracing::warn!("a later attempt took the response over while this one ran: leaving it the end");
         }
         if let Err((reason, delay)) = end {
             ctx.metrics.jobs_requeued.inc();
@@ -122,6 +130,41 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
     .await
 }
 
+/// Sends in-progress acks every third of `ack_wait` until dropped: from pickup to the ack or nak, not only while
+/// tokens flow. A pickup (a new publishing connection, the claim, the stop record) slower than `ack_wait` on a busy
+/// machine would otherwise have JetStream deliver the job again while it still runs: two attempts at once.
+fn keep_in_progress(msg: &jetstream::Message, ack_wait: Duration) -> AbortOnDrop {
+    let msg = msg.clone();
+    AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ack_wait / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                tracing::warn!(error = %e, "in-progress ack failed");
+            }
+        }
+    }))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How a job that was not handed back ended.
+enum Done {
+    /// Its end is published and the message acked (or it was dropped as the api had ended it).
+    Ended,
+    /// A later attempt holds the response's claim (JetStream delivered the job again while this attempt ran): it
+    /// publishes the end, this one publishes nothing more.
+    Superseded,
+}
+
 /// Everything but the requeue: `Err((reason, delay))` asks the caller to nak the message.
 async fn generate(
     ctx: &JobContext,
@@ -129,7 +172,7 @@ async fn generate(
     job: &GenerateJob,
     delivered: u32,
     abort: CancellationToken,
-) -> Result<(), (String, Option<Duration>)> {
+) -> Result<Done, (String, Option<Duration>)> {
     let conv = job.conversation_id;
     let picked_up = Instant::now();
     // Subscribe before reading KV: a stop that lands between the two is then seen on the subject.
@@ -149,7 +192,7 @@ async fn generate(
             if let Err(e) = msg.double_ack().await {
                 tracing::warn!(error = %e, "job ack not confirmed; it may be redelivered");
             }
-            return Ok(());
+            return Ok(Done::Ended);
         }
         Pickup::StopRequested(by) => {
             tracing::info!("stop requested while an earlier attempt ran, not generating");
@@ -197,9 +240,6 @@ async fn generate(
     let mut flush_at: Option<tokio::time::Instant> = None;
     let mut stop_open = true;
     let mut first_token = true;
-    let mut progress = tokio::time::interval(ctx.ack_wait / 3);
-    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    progress.tick().await;
 
     let end = loop {
         tokio::select! {
@@ -221,11 +261,6 @@ async fn generate(
                 },
                 None => stop_open = false,
             },
-            _ = progress.tick() => {
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    tracing::warn!(error = %e, "in-progress ack failed");
-                }
-            }
             r = started_stream(&mut start), if start.is_some() => {
                 start = None;
                 match r {
@@ -388,7 +423,7 @@ async fn finish(
     publisher: &mut Publisher,
     text: String,
     end: End,
-) -> Result<(), (String, Option<Duration>)> {
+) -> Result<Done, (String, Option<Duration>)> {
     let response_id = job.response_id;
     let (event, counter) = match end {
         End::Completed => (
@@ -404,6 +439,9 @@ async fn finish(
         }
         End::Requeue { reason, delay } => return Err((reason, delay)),
     };
+    if superseded(ctx, job, attempt).await {
+        return Ok(Done::Superseded);
+    }
     let kind = event.kind();
     let retry = Some(Duration::from_secs(1));
     publisher.publish(&Envelope::new(job.conversation_id, None, event)).await.map_err(|e| (e, retry))?;
@@ -414,7 +452,22 @@ async fn finish(
     if let Err(e) = msg.double_ack().await {
         tracing::warn!(error = %e, "job ack not confirmed; it may be redelivered");
     }
-    Ok(())
+    Ok(Done::Ended)
+}
+
+/// True when the response's claim names a later attempt than `attempt`. Unreadable: false (an answer is better
+/// than a stuck one, as at pickup).
+async fn superseded(ctx: &JobContext, job: &GenerateJob, attempt: u32) -> bool {
+    use rh_protocol::rpc::ResponseClaim;
+    let key = subjects::response_claim(job.conversation_id, job.response_id);
+    match rh_bus::claims::read(&ctx.stops, &key).await {
+        Ok(Some(stored)) => matches!(stored.claim, ResponseClaim::Running { attempt: a } if a > attempt),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the response claim before the end");
+            false
+        }
+    }
 }
 
 #[cfg(test)]
