@@ -75,6 +75,12 @@ pub struct Settings {
     #[arg(long, env = "RH_REFRESH_TTL_SECS", default_value_t = 30 * 86_400, global = true, value_parser = clap::value_parser!(u64).range(60..))]
     pub refresh_ttl_secs: u64,
 
+    /// How long after a refresh token was traded it may come back once more and get the same successor (two
+    /// refreshes racing with one token), in seconds. Past it, or once the successor was used, presenting it ends
+    /// the session as theft. 0 turns the grace off.
+    #[arg(long, env = "RH_REFRESH_REUSE_GRACE_SECS", default_value_t = 10, global = true, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub refresh_reuse_grace_secs: u64,
+
     /// Directory of the static web client, served at `/` (unknown paths fall back to its index.html).
     #[arg(long, env = "RH_WEB_DIR", global = true)]
     pub web_dir: Option<PathBuf>,

@@ -5,6 +5,8 @@
 //!   A token names its session (`sid`): the api refuses it once that session ended (logout, a removed member, a
 //!   reset password), the edge closes its sockets on the `session_ended` inbox event (`SECURITY.md`, "Sessions").
 //! - [`RefreshToken`]: the opaque, rotating refresh token; PostgreSQL keeps only its SHA-256 ([`refresh_hash`]).
+//!   Each one's successor is derived from it ([`TokenKeys::refresh_successor`]), so a parallel refresh with the
+//!   same token can be answered with the same successor without storing any token.
 //! - [`hash_password`] / [`verify_password`]: Argon2id in PHC string format.
 //! - [`Secret`]: a string that never prints (`Debug`/`Display` show `[redacted]`).
 
@@ -110,7 +112,7 @@ impl RefreshToken {
         use ring::rand::SecureRandom;
         let mut bytes = [0u8; 32];
         ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| AuthError::Issue("no randomness".into()))?;
-        Ok(RefreshToken(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(RefreshToken(hex(&bytes)))
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -124,6 +126,10 @@ impl fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RefreshToken([redacted])")
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SHA-256 of a refresh token, as stored. A fast hash is enough: the token has 256 random bits, nothing to guess.
@@ -141,12 +147,13 @@ pub enum AuthError {
     Hash(String),
 }
 
-/// Signing and verification keys for HS256 tokens.
+/// Signing and verification keys for HS256 tokens, and the key that derives refresh tokens' successors.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    successor: ring::hmac::Key,
 }
 
 impl TokenKeys {
@@ -158,7 +165,16 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
+            successor: successor_key(secret),
         }
+    }
+
+    /// The refresh token that replaces `presented`: HMAC-SHA256 of it under a key derived from the secret. Not
+    /// random, so that a second presentation of `presented` (two refreshes racing) can be answered with the same
+    /// successor while PostgreSQL still keeps only hashes. It is as unguessable as a random one to anyone without
+    /// the secret, and whoever has the secret can sign access tokens anyway.
+    pub fn refresh_successor(&self, presented: &str) -> RefreshToken {
+        RefreshToken(hex(ring::hmac::sign(&self.successor, presented.as_bytes()).as_ref()))
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String, AuthError> {
@@ -171,6 +187,13 @@ impl TokenKeys {
             .map(|d| d.claims)
             .map_err(|_| AuthError::InvalidToken)
     }
+}
+
+/// A key of its own for successors (never the JWT key itself): HMAC of a fixed label under the secret.
+fn successor_key(secret: &Secret) -> ring::hmac::Key {
+    let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes());
+    let derived = ring::hmac::sign(&root, b"relayhub refresh-token successor v1");
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
 }
 
 /// Seconds since the Unix epoch, `ttl_secs` from now.
@@ -221,6 +244,18 @@ mod tests {
         let other = TokenKeys::new(&Secret::new("k2"));
         assert!(other.verify(&t).is_err());
         assert!(keys.verify("not-a-token").is_err());
+    }
+
+    #[test]
+    fn a_successor_is_the_same_for_the_same_token_and_key_only() {
+        let keys = TokenKeys::new(&Secret::new("k1"));
+        let t = RefreshToken::generate().unwrap();
+        let next = keys.refresh_successor(t.expose());
+        assert_eq!(next.expose(), keys.refresh_successor(t.expose()).expose());
+        assert_eq!(next.expose().len(), 64);
+        assert_ne!(next.expose(), t.expose());
+        assert_ne!(next.expose(), keys.refresh_successor(next.expose()).expose());
+        assert_ne!(next.expose(), TokenKeys::new(&Secret::new("k2")).refresh_successor(t.expose()).expose());
     }
 
     #[test]

@@ -33,6 +33,9 @@ impl EndReason {
 pub enum Rotation {
     /// The token was current: it is now used, and the new one is the session's current token.
     Rotated { session_id: Uuid, user_id: Uuid },
+    /// The token was rotated moments ago (within the grace) to the successor presented, which is still unused:
+    /// two refreshes raced with one token. The session goes on with that one successor.
+    Repeated { session_id: Uuid, user_id: Uuid },
     /// The token had been rotated already: the session is now revoked (theft detection).
     Reused { session_id: Uuid, user_id: Uuid },
     /// Unknown token, or its session is revoked or expired.
@@ -54,25 +57,41 @@ pub async fn create(db: &Db, user_id: Uuid, refresh_hash: &[u8], ttl_secs: u64) 
     Ok(id)
 }
 
-/// Rotates refresh token `old_hash` to `new_hash` (one transaction, rows locked, so two presentations of one token
-/// cannot both rotate it), sliding the session's expiry; see [`Rotation`].
-pub async fn rotate(db: &Db, old_hash: &[u8], new_hash: &[u8], ttl_secs: u64) -> Result<Rotation> {
+/// How [`rotate`] treats a token.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationRules {
+    /// How far a session's end moves ahead.
+    pub ttl_secs: u64,
+    /// How long after its rotation a token still gets its (unused) successor instead of ending the session.
+    pub grace_secs: u64,
+}
+
+/// Rotates refresh token `old_hash` to `new_hash`, the hash of its successor (one transaction, rows locked, so two
+/// presentations of one token cannot both rotate it), sliding the session's expiry; see [`Rotation`]. The
+/// successor is derived from the token (`rh_auth::TokenKeys::refresh_successor`), so a repeat presents the same
+/// `new_hash`, and finding that row unused proves it is this token's one successor.
+pub async fn rotate(db: &Db, old_hash: &[u8], new_hash: &[u8], rules: RotationRules) -> Result<Rotation> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     let row = tx
         .query_opt(
-            "SELECT s.id, s.user_id, t.used_at IS NOT NULL, s.revoked_at IS NULL AND s.expires_at > now() \
+            "SELECT s.id, s.user_id, t.used_at IS NOT NULL, s.revoked_at IS NULL AND s.expires_at > now(), \
+             t.used_at > now() - $2::float8 * interval '1 second' \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1 FOR UPDATE",
-            &[&old_hash],
+            &[&old_hash, &(rules.grace_secs as f64)],
         )
         .await?;
     let Some(row) = row else { return Ok(Rotation::Invalid) };
     let (session_id, user_id): (Uuid, Uuid) = (row.try_get(0)?, row.try_get(1)?);
     let (used, active): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
+    let in_grace: Option<bool> = row.try_get(4)?;
     if !active {
         return Ok(Rotation::Invalid);
     }
     if used {
+        if in_grace == Some(true) && successor_unused(&tx, new_hash, session_id).await? {
+            return Ok(Rotation::Repeated { session_id, user_id });
+        }
         revoke_in(&tx, session_id, EndReason::RefreshReuse).await?;
         tx.commit().await?;
         return Ok(Rotation::Reused { session_id, user_id });
@@ -82,11 +101,21 @@ pub async fn rotate(db: &Db, old_hash: &[u8], new_hash: &[u8], ttl_secs: u64) ->
         .await?;
     tx.execute(
         "UPDATE sessions SET expires_at = now() + $2::float8 * interval '1 second' WHERE id = $1",
-        &[&session_id, &(ttl_secs as f64)],
+        &[&session_id, &(rules.ttl_secs as f64)],
     )
     .await?;
     tx.commit().await?;
     Ok(Rotation::Rotated { session_id, user_id })
+}
+
+async fn successor_unused(tx: &tokio_postgres::Transaction<'_>, new_hash: &[u8], session_id: Uuid) -> Result<bool> {
+    let row = tx
+        .query_opt(
+            "SELECT 1 FROM refresh_tokens WHERE token_hash = $1 AND session_id = $2 AND used_at IS NULL",
+            &[&new_hash, &session_id],
+        )
+        .await?;
+    Ok(row.is_some())
 }
 
 async fn revoke_in(tx: &tokio_postgres::Transaction<'_>, session_id: Uuid, reason: EndReason) -> Result<u64> {

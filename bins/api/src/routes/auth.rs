@@ -55,7 +55,8 @@ pub async fn login(
 }
 
 /// `POST /auth/refresh {refresh_token}` → [`Tokens`] (the refresh token rotates); 401 when it is unknown, expired,
-/// its session ended, or it was used before (which also ends the session).
+/// its session ended, or it was used before (which also ends the session) — except within
+/// `--refresh-reuse-grace-secs` of that use while its successor is unused: then the same successor again.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Tokens), (status = 401)))]
 pub async fn refresh(

@@ -19,13 +19,19 @@ pub async fn open(state: &AppState, user: &User) -> Result<Tokens, ApiError> {
 }
 
 /// Trades a refresh token for new tokens. A token used before ends its session: whoever presents a rotated token
-/// holds a copy (theft, or a client that lost the newer one), and the owner signs in again.
+/// holds a copy (theft, or a client that lost the newer one), and the owner signs in again — unless it comes back
+/// within `--refresh-reuse-grace-secs` of its rotation while its successor is unused: two refreshes racing with
+/// one token (a script refreshing in parallel) both get that same successor.
 pub async fn refresh(state: &AppState, presented: &str) -> Result<Tokens, ApiError> {
     let invalid = || ApiError::Unauthorized("invalid or expired refresh token; sign in again".into());
-    let next = RefreshToken::generate().map_err(|e| ApiError::Internal(e.into()))?;
+    let next = state.keys.refresh_successor(presented);
     let old = rh_auth::refresh_hash(presented);
-    match sessions::rotate(&state.db, &old, &next.hash(), state.settings.refresh_ttl_secs).await? {
-        Rotation::Rotated { session_id, user_id } => {
+    let rules = sessions::RotationRules {
+        ttl_secs: state.settings.refresh_ttl_secs,
+        grace_secs: state.settings.refresh_reuse_grace_secs,
+    };
+    match sessions::rotate(&state.db, &old, &next.hash(), rules).await? {
+        Rotation::Rotated { session_id, user_id } | Rotation::Repeated { session_id, user_id } => {
             let user = rh_store::orgs::user(&state.db, user_id).await.map_err(|e| match e {
                 rh_store::StoreError::NotFound => invalid(),
                 other => other.into(),

@@ -60,13 +60,16 @@ async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
     assert_ne!(second.refresh_token, t.ben.refresh_token);
     assert_eq!(second.user_id, t.ben.user_id);
     assert_eq!(me_status(&app, &second.token).await, 200);
+    // Ben goes on: his second refresh token is used too.
+    let third = client.refresh(&second).await.unwrap();
 
-    // Someone replays the refresh token Ben already used: refused, and Ben's whole session ends with it (the
-    // thief may have been first, so nothing of that session can be trusted).
+    // Someone replays the refresh token Ben used first (seconds ago, but its successor is used: no grace):
+    // refused, and Ben's whole session ends with it (the thief may have been first, so nothing of that session
+    // can be trusted).
     let (s, v) = app.api.post("/auth/refresh", json!({"refresh_token": t.ben.refresh_token})).await.unwrap();
     assert_error(s, &v, 401, "unauthorized");
-    assert_eq!(me_status(&app, &second.token).await, 401, "the session's newest access token is refused");
-    let (s, v) = app.api.post("/auth/refresh", json!({"refresh_token": second.refresh_token})).await.unwrap();
+    assert_eq!(me_status(&app, &third.token).await, 401, "the session's newest access token is refused");
+    let (s, v) = app.api.post("/auth/refresh", json!({"refresh_token": third.refresh_token})).await.unwrap();
     assert_error(s, &v, 401, "unauthorized");
 
     // Garbage and missing refresh tokens: a 401 and a 400, never a 500.
@@ -103,4 +106,33 @@ async fn an_expired_access_token_is_refused_and_refresh_renews_it() {
     let renewed = app.api.client().refresh(&t.ben).await.unwrap();
     let (s, v) = app.api.with_token(&renewed.token).get("/conversations").await.unwrap();
     assert_eq!(s.as_u16(), 200, "{v}");
+}
+
+/// Two refreshes racing with one refresh token (a script refreshing in parallel) both get the same new pair's
+/// refresh token, and the session goes on; the same token presented after the grace ends the session as theft.
+#[tokio::test]
+async fn parallel_refreshes_with_one_token_share_one_successor_and_a_reuse_after_the_grace_is_theft() {
+    let app = spawn_app_with(&[("RH_REFRESH_REUSE_GRACE_SECS", "5")]).await;
+    let t = team(&app).await;
+    let client = app.api.client();
+
+    let racing: Vec<_> = (0..4).map(|_| client.refresh(&t.ben)).collect();
+    let renewed: Vec<_> = futures::future::join_all(racing).await.into_iter().map(Result::unwrap).collect();
+    for r in &renewed {
+        assert_eq!(r.refresh_token, renewed[0].refresh_token, "one successor");
+        assert_ne!(r.refresh_token, t.ben.refresh_token);
+        assert_eq!(me_status(&app, &r.token).await, 200);
+    }
+    // The session goes on with that one successor.
+    let next = client.refresh(&renewed[0]).await.unwrap();
+    assert_eq!(me_status(&app, &next.token).await, 200);
+
+    // Within the grace, the rotated token gets that same successor again (still unused)...
+    let again = client.refresh(&renewed[0]).await.unwrap();
+    assert_eq!(again.refresh_token, next.refresh_token);
+    // ...past it, the rotated token is theft: the session ends.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let (s, v) = app.api.post("/auth/refresh", json!({"refresh_token": renewed[0].refresh_token})).await.unwrap();
+    assert_error(s, &v, 401, "unauthorized");
+    assert_eq!(me_status(&app, &next.token).await, 401, "the session ended");
 }
