@@ -139,11 +139,6 @@ pub struct Settings {
     #[arg(long, env = "RH_OUTBOX_POLL_MS", default_value_t = 1000, global = true)]
     pub outbox_poll_ms: u64,
 
-    /// Outbox relay: after (re)connecting to NATS, how long sidebar messages (core NATS) wait so that edges have
-    /// resubscribed, in milliseconds. Longer than the NATS clients' reconnect back-off (4 s).
-    #[arg(long, env = "RH_OUTBOX_SETTLE_MS", default_value_t = 5000, global = true)]
-    pub outbox_settle_ms: u64,
-
     /// How long a request that answers with its event's `seq` (create, rename, settings) waits for the relay to
     /// publish it; `seq` is null when it has not (NATS down: the change is stored and goes out later).
     #[arg(long, env = "RH_OUTBOX_SEQ_WAIT_MS", default_value_t = 1000, global = true)]

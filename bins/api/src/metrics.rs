@@ -36,6 +36,7 @@ pub struct Metrics {
     pub outbox_published: prometheus::IntCounter,
     /// Outbox publishes NATS refused or did not ack in time (each is retried).
     pub outbox_publish_failures: prometheus::IntCounter,
+    pub outbox_found_in_stream: prometheus::IntCounter,
     /// Sessions ended, by reason (`logout`, `refresh_reuse`, `member_removed`, `password_reset`).
     pub sessions_ended: IntCounterVec,
     /// Conversation access queries ([`crate::service::access::check`]): one per conversation request.
@@ -89,6 +90,10 @@ impl Metrics {
         let outbox_published = health.int_counter("outbox_published_total", "Outbox rows published.");
         let outbox_publish_failures = health
             .int_counter("outbox_publish_failures_total", "Outbox publishes NATS refused or did not ack in time.");
+        let outbox_found_in_stream = health.int_counter(
+            "outbox_found_in_stream_total",
+            "Outbox rows retried after the duplicate window and found already stored (not published again).",
+        );
         let sessions_ended = health.int_counter_vec("sessions_ended_total", "Sessions ended, by reason.", &["reason"]);
         let limit_refusals =
             health.int_counter_vec("limit_refusals_total", "Requests refused by a limit (429), by limit.", &["limit"]);
@@ -116,6 +121,7 @@ impl Metrics {
             outbox_oldest_seconds,
             outbox_published,
             outbox_publish_failures,
+            outbox_found_in_stream,
             sessions_ended,
             limit_refusals,
             password_hashes_most,

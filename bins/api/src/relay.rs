@@ -9,14 +9,17 @@
 //! connection, so a crashed or partitioned leader is replaced within a poll interval; the leader reads and marks
 //! on that same connection, so one that lost its lock cannot mark rows.
 //!
-//! **Exactly once in the stream.** A conversation event is published with `Nats-Msg-Id` = its event id and
-//! retried until JetStream acks it; only then is the row marked. A crash between the ack and the mark (or a
-//! leader change) publishes the row again, and JetStream's duplicate window (120 s) stores it once and acks with
-//! the first copy's seq. Sidebar messages (`rh.user.<id>.inbox`) are core NATS: at most once per successful
-//! flush, and only to subscribers connected at that moment. So that edges that reconnect after a NATS outage
-//! still get them, inbox rows wait until the api's own connection has been up for
-//! [`Settings::outbox_settle_ms`] (longer than the clients' reconnect back-off); conversation events before them
-//! are not held back.
+//! **Exactly once in the stream.** Every row — a conversation event (`RH_CONV`) or a sidebar message (`RH_INBOX`)
+//! — is published with a `Nats-Msg-Id` (the event id; `outbox-<row id>` for a sidebar message) and retried until
+//! JetStream acks it; only then is the row marked. A crash between the ack and the mark (or a leader change)
+//! publishes the row again, and JetStream's duplicate window stores it once and acks with the first copy's seq.
+//! The window is finite (120 s by default), while a row can stay unmarked for as long as the api or PostgreSQL
+//! is away, so the relay records each row's first attempt (`outbox.attempted_at`) before publishing it, and a row
+//! whose first attempt is older than the stream's window (less [`WINDOW_MARGIN`]) is first looked for in the
+//! stream by its id ([`rh_bus::lookup`]): found, it is marked with that seq and not published again.
+//!
+//! **Sidebars.** Sidebar messages are stored too (`RH_INBOX`), so an edge that reconnects to NATS after the relay
+//! published reads back what it missed (`bins/edge/src/sidebar.rs`): nothing waits for edges to resubscribe.
 //!
 //! **Woken at commit.** A commit on this replica wakes the relay in-process; commits on other replicas reach the
 //! leader by `NOTIFY rh_outbox` (sent at commit); a slow poll is the backstop.
@@ -25,6 +28,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use async_nats::connection::State;
 use async_nats::jetstream;
+use rh_protocol::subjects;
 use rh_store::Db;
 use rh_store::outbox::{self, Leader, Pending};
 use std::collections::HashMap;
@@ -40,6 +44,12 @@ const BATCH: i64 = 256;
 const KEEP_PUBLISHED_SECS: f64 = 600.0;
 /// Longest pause between retries while NATS refuses.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// A row first attempted this close to the end of the duplicate window is looked up before it is published again:
+/// covers the time between reading the row's age and the publish reaching the server.
+const WINDOW_MARGIN: Duration = Duration::from_secs(5);
+/// How far before the first attempt (by the database's clock) the lookup starts reading the stream (by the NATS
+/// server's clock): covers a skew between the two clocks.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// Why a leader stepped down.
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +109,15 @@ pub async fn run(outbox: Outbox, nats: async_nats::Client, settings: Arc<Setting
         match outbox::lead(&outbox.db).await {
             Ok(Some(leader)) => {
                 tracing::info!("outbox relay: leading");
-                let mut relay =
-                    Relay { outbox: &outbox, leader, nats: &nats, js: &js, settings: &settings, metrics: &metrics };
+                let mut relay = Relay {
+                    outbox: &outbox,
+                    leader,
+                    nats: &nats,
+                    js: &js,
+                    settings: &settings,
+                    metrics: &metrics,
+                    windows: HashMap::new(),
+                };
                 let e = relay.lead().await;
                 tracing::warn!(error = %e, "outbox relay: stepped down");
             }
@@ -118,30 +135,42 @@ struct Relay<'a> {
     js: &'a jetstream::Context,
     settings: &'a Settings,
     metrics: &'a Metrics,
+    /// Each stream's duplicate window, read once per leadership (zero until read: every retry is looked up).
+    windows: HashMap<&'static str, Duration>,
 }
 
 /// How far one round got.
 enum Round {
     /// Everything read was published.
     Done,
-    /// An inbox row waits for the NATS connection to settle.
-    Settling(Duration),
     /// NATS refused; try again after a pause.
     Failed,
+}
+
+/// Why a row did not go out this round.
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("publishing: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+    #[error("no ack in time")]
+    Timeout,
+    #[error("looking for an earlier copy: {0}")]
+    Lookup(#[from] rh_bus::lookup::LookupError),
+    #[error("a stream seq beyond i64")]
+    Seq,
+}
+
+/// The stream a row's subject is stored in.
+fn stream_of(subject: &str) -> &'static str {
+    if subject.starts_with("rh.user.") { subjects::STREAM_INBOX } else { subjects::STREAM_CONV }
 }
 
 impl Relay<'_> {
     async fn lead(&mut self) -> RelayError {
         let poll = Duration::from_millis(self.settings.outbox_poll_ms);
         let mut backoff = Duration::from_millis(50);
-        let mut connects = self.nats.statistics().connects.load(std::sync::atomic::Ordering::Relaxed);
-        let mut up_since = Instant::now() - Duration::from_millis(self.settings.outbox_settle_ms);
         let mut last_prune = Instant::now();
         loop {
-            let now_connects = self.nats.statistics().connects.load(std::sync::atomic::Ordering::Relaxed);
-            if now_connects != connects {
-                (connects, up_since) = (now_connects, Instant::now());
-            }
             let (count, oldest) = match outbox::backlog(&self.leader).await {
                 Ok(b) => b,
                 Err(e) => return e.into(),
@@ -154,14 +183,13 @@ impl Relay<'_> {
                     return e.into();
                 }
             }
-            let pause = match self.round(up_since).await {
+            let pause = match self.round().await {
                 Err(e) => return e,
                 Ok(Round::Done) if count == 0 => poll,
                 Ok(Round::Done) => {
                     backoff = Duration::from_millis(50);
                     continue;
                 }
-                Ok(Round::Settling(left)) => left,
                 Ok(Round::Failed) => {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     backoff
@@ -179,18 +207,18 @@ impl Relay<'_> {
     }
 
     /// Publishes the pending rows in order, stopping at the first that cannot go out now, and marks what went.
-    async fn round(&mut self, up_since: Instant) -> Result<Round, RelayError> {
+    async fn round(&mut self) -> Result<Round, RelayError> {
         let rows = outbox::pending(&self.leader, BATCH).await?;
+        if rows.is_empty() || self.nats.connection_state() != State::Connected {
+            return Ok(if rows.is_empty() { Round::Done } else { Round::Failed });
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        outbox::mark_attempted(&self.leader, &ids).await?;
         let mut published = Vec::with_capacity(rows.len());
         let mut outcome = Round::Done;
         for row in &rows {
             if self.nats.connection_state() != State::Connected {
                 outcome = Round::Failed;
-                break;
-            }
-            let settle = Duration::from_millis(self.settings.outbox_settle_ms);
-            if row.msg_id.is_none() && up_since.elapsed() < settle {
-                outcome = Round::Settling(settle - up_since.elapsed());
                 break;
             }
             match self.publish(row).await {
@@ -216,21 +244,44 @@ impl Relay<'_> {
         Ok(outcome)
     }
 
-    /// Publishes one row; the stream seq for a JetStream event, 0 for a core NATS message.
-    async fn publish(&self, row: &Pending) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
-        let timeout = Duration::from_secs(5);
-        let payload = bytes::Bytes::copy_from_slice(&row.payload);
-        match row.msg_id {
-            Some(id) => {
-                let headers = rh_bus::msg_headers(&id.to_string());
-                let ack = self.js.publish_with_headers(row.subject.clone(), headers, payload).await?;
-                let ack = tokio::time::timeout(timeout, ack).await??;
-                Ok(i64::try_from(ack.sequence)?)
+    /// Publishes one row (or finds the copy an earlier attempt stored); its stream seq.
+    async fn publish(&mut self, row: &Pending) -> Result<i64, PublishError> {
+        let stream = stream_of(&row.subject);
+        let msg_id = match row.msg_id {
+            Some(id) => id.to_string(),
+            None => format!("outbox-{}", row.id),
+        };
+        if let Some((first, age)) = row.attempted
+            && Duration::from_secs_f64(age.max(0.0)) + WINDOW_MARGIN >= self.window(stream).await
+        {
+            let since = first - CLOCK_SKEW;
+            if let Some(seq) = rh_bus::lookup::find_msg_id(self.nats, stream, &row.subject, &msg_id, since).await? {
+                tracing::info!(kind = %row.kind, seq, "outbox relay: an earlier attempt is in the stream, not publishing again");
+                self.metrics.outbox_found_in_stream.inc();
+                return i64::try_from(seq).map_err(|_| PublishError::Seq);
             }
-            None => {
-                self.nats.publish(row.subject.clone(), payload).await?;
-                tokio::time::timeout(timeout, self.nats.flush()).await??;
-                Ok(0)
+        }
+        let headers = rh_bus::msg_headers(&msg_id);
+        let payload = bytes::Bytes::copy_from_slice(&row.payload);
+        let ack = self.js.publish_with_headers(row.subject.clone(), headers, payload).await?;
+        let ack = tokio::time::timeout(Duration::from_secs(5), ack).await.map_err(|_| PublishError::Timeout)??;
+        i64::try_from(ack.sequence).map_err(|_| PublishError::Seq)
+    }
+
+    /// The duplicate window of `stream`, read from the server once (zero while it cannot be read).
+    async fn window(&mut self, stream: &'static str) -> Duration {
+        if let Some(w) = self.windows.get(stream) {
+            return *w;
+        }
+        match self.js.get_stream(stream).await {
+            Ok(s) => {
+                let window = s.cached_info().config.duplicate_window;
+                self.windows.insert(stream, window);
+                window
+            }
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "could not read the duplicate window");
+                Duration::ZERO
             }
         }
     }

@@ -53,10 +53,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The conversation stream, once the api has created it. It must republish its events on the live
 /// subjects the feeds subscribe: a stream created before that existed would leave every socket without live
 /// events, so the edge refuses to start and says what to do.
+/// `RH_CONV` (checked to republish) and `RH_INBOX`, once the api has created them.
+async fn streams(
+    js: &async_nats::jetstream::Context,
+) -> anyhow::Result<(async_nats::jetstream::stream::Stream, async_nats::jetstream::stream::Stream)> {
+    use rh_protocol::subjects::{STREAM_CONV, STREAM_INBOX};
+    rh_bus::wait_for_streams(js, &[STREAM_CONV, STREAM_INBOX]).await;
+    let inbox = js.get_stream(STREAM_INBOX).await.context("looking up the sidebar stream")?;
+    Ok((conversation_stream(js).await?, inbox))
+}
+
 async fn conversation_stream(
     js: &async_nats::jetstream::Context,
 ) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
-    rh_bus::wait_for_streams(js, &[rh_protocol::subjects::STREAM_CONV]).await;
     let stream =
         js.get_stream(rh_protocol::subjects::STREAM_CONV).await.context("looking up the conversation stream")?;
     let republish = stream.cached_info().config.republish.as_ref();
@@ -92,8 +101,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     health.watch_nats(&nats);
     metrics::NatsMessagesIn::register(&health, &nats);
     let js = async_nats::jetstream::new(nats.clone());
-    let stream = tokio::select! {
-        r = conversation_stream(&js) => r?,
+    let (stream, inbox_stream) = tokio::select! {
+        r = streams(&js) => r?,
         _ = shutdown.cancelled() => return Ok(()),
     };
     let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -117,7 +126,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown: shutdown.clone(),
     };
     let presence = tokio::spawn(presence.run(presence_rx));
-    let inboxes = Arc::new(sidebar::Inboxes::new(nats.clone(), registry.clone()));
+    let inboxes = Arc::new(sidebar::Inboxes::new(nats.clone(), inbox_stream, registry.clone(), metrics.clone()));
     let hub = Arc::new(hub::Hub::new(config, nats.clone(), registry, inboxes, metrics, shutdown.clone()));
 
     let _sessions = sessions::watch(hub.clone()).await.context("subscribing to ended sessions")?;

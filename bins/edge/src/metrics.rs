@@ -39,6 +39,7 @@ pub struct Metrics {
     pub live_repairs: IntCounter,
     /// Events delivered by those repairs.
     pub events_repaired: IntCounter,
+    pub sidebar_repaired: IntCounter,
     /// From a followed delta's production (`ts_us`, stamped by the worker) to its feed receiving it: the part of
     /// delivery latency spent before this edge (worker → JetStream → republish → edge), seconds.
     pub live_lag_seconds: Histogram,
@@ -93,6 +94,10 @@ impl Metrics {
             live_repairs: health
                 .int_counter("live_repairs_total", "Live subscriptions repaired from the stream (gap, reconnect)"),
             events_repaired: health.int_counter("events_repaired_total", "Events delivered by live repairs"),
+            sidebar_repaired: health.int_counter(
+                "sidebar_repaired_total",
+                "Sidebar messages read back from RH_INBOX after a loss or a reconnect",
+            ),
         };
         for source in ["memory", "stream"] {
             metrics.catch_up_events.with_label_values(&[source]);

@@ -31,6 +31,18 @@ use uuid::Uuid;
 /// keeps killing workers must not loop forever).
 pub const MAX_ATTEMPTS: u32 = 10;
 
+/// A job for a model this worker does not serve goes back to the pool (after [`HAND_ON_DELAY`], so that another
+/// worker's pull request takes it) this many deliveries at most; then the worker takes it and fails it with the
+/// reason, as when no worker serves the model.
+const HAND_ON_LIMIT: u32 = 50;
+const HAND_ON_DELAY: Duration = Duration::from_millis(50);
+
+/// Whether `provider` serves `model` (one with no list accepts anything its upstream does).
+fn serves(provider: &dyn Provider, model: &str) -> bool {
+    let models = provider.models();
+    models.is_empty() || models.iter().any(|m| m == model)
+}
+
 /// What every job needs; shared by all jobs of the process.
 pub struct JobContext {
     pub client: async_nats::Client,
@@ -91,6 +103,15 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
             return;
         }
     };
+    if !serves(ctx.provider.as_ref(), &job.model) && delivered < HAND_ON_LIMIT {
+        // The api offers every worker's models: another worker of the pool serves this one.
+        tracing::debug!(model = %job.model, delivered, "not served here, handing the job on");
+        ctx.metrics.jobs_handed_on.inc();
+        if let Err(e) = msg.ack_with(AckKind::Nak(Some(HAND_ON_DELAY))).await {
+            tracing::warn!(error = %e, "could not hand the job on; it comes back after ack_wait");
+        }
+        return;
+    }
     let (conversation, response) = (job.conversation_id, job.response_id);
     let span = tracing::info_span!(
         "job",
@@ -320,9 +341,11 @@ enum Pickup {
 /// Takes the response's claim (compare-and-set, again after losing a race with a stop). When the bucket cannot
 /// be read or written the job runs anyway, as it did before claims: an answer is better than a stuck one.
 ///
-/// The attempt is JetStream's delivery count, but never at or below the attempt an earlier claim names: a
-/// nats-server that crashed may forget recent deliveries (a consumer's state is written to disk lazily, the
-/// claim is a stored message), and viewers must see each attempt's `response.started` once, in increasing order.
+/// The attempt is one more than the attempt an earlier claim names (1 for a queued answer), not JetStream's
+/// delivery count: deliveries also count jobs handed on by workers that do not serve the model, and a nats-server
+/// that crashed may forget recent deliveries (a consumer's state is written to disk lazily, the claim is a stored
+/// message), while viewers must see each attempt's `response.started` once, in increasing order. Only when the
+/// claim cannot be read or written does the delivery count stand in.
 async fn take_claim(ctx: &JobContext, job: &GenerateJob, delivered: u32) -> Pickup {
     use rh_bus::claims::{self, Stored};
     use rh_protocol::rpc::ResponseClaim;
@@ -336,13 +359,13 @@ async fn take_claim(ctx: &JobContext, job: &GenerateJob, delivered: u32) -> Pick
             }
         };
         let (expected, attempt) = match read {
-            None => (None, delivered),
+            None => (None, 1),
             Some(Stored { claim: ResponseClaim::Stopped { .. }, .. }) => return Pickup::EndedByApi,
             Some(Stored { claim: ResponseClaim::StopRequested { by }, .. }) => return Pickup::StopRequested(by),
             Some(Stored { claim: ResponseClaim::Running { attempt: earlier }, revision }) => {
-                (Some(revision), delivered.max(earlier.saturating_add(1)))
+                (Some(revision), earlier.saturating_add(1))
             }
-            Some(Stored { revision, .. }) => (Some(revision), delivered),
+            Some(Stored { revision, .. }) => (Some(revision), 1),
         };
         match claims::swap(&ctx.stops, &key, expected, &ResponseClaim::Running { attempt }).await {
             Ok(true) => return Pickup::Ours(attempt),

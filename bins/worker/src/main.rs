@@ -146,10 +146,7 @@ async fn run(
     let stops = js.get_key_value(subjects::KV_STOPS).await.context("KV rh_stops")?;
     let mut consumer = ensure_consumer(&js, config).await?;
 
-    let models_sub = client
-        .queue_subscribe(subjects::WORKER_MODELS, subjects::WORKER_QUEUE.to_owned())
-        .await
-        .context("subscribing to rh.worker.models")?;
+    let models_sub = client.subscribe(subjects::WORKER_MODELS).await.context("subscribing to rh.worker.models")?;
     let models_task = tokio::spawn(answer_models(client.clone(), models_sub, provider.clone()));
     let ctx = Arc::new(JobContext {
         client: client.clone(),
@@ -274,7 +271,8 @@ async fn run(
     Ok(())
 }
 
-/// Answers `rh.worker.models` (queue group `workers`, so one worker of the pool replies).
+/// Answers `rh.worker.models`: every worker does (no queue group), and the api merges the lists, so workers
+/// that serve different models are all seen.
 async fn answer_models(client: async_nats::Client, mut sub: async_nats::Subscriber, provider: Arc<dyn Provider>) {
     let list = ModelList {
         models: provider

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub jobs_dropped: IntCounter,
     /// Jobs handed back to JetStream (publish failure, shutdown) to be generated again.
     pub jobs_requeued: IntCounter,
+    pub jobs_handed_on: IntCounter,
     pub jobs_running: IntGauge,
     pub deltas_published: IntCounter,
     pub tokens_generated: IntCounter,
@@ -34,6 +35,10 @@ impl Metrics {
                 "Jobs dropped: stopped and ended by the api before any worker took them",
             ),
             jobs_requeued: health.int_counter("jobs_requeued_total", "Jobs handed back for redelivery"),
+            jobs_handed_on: health.int_counter(
+                "jobs_handed_on_total",
+                "Jobs for a model this worker does not serve, handed back for another worker",
+            ),
             jobs_running: health.int_gauge("jobs_running", "Jobs being generated now"),
             deltas_published: health.int_counter("deltas_published_total", "response.delta events published"),
             tokens_generated: health.int_counter("tokens_generated_total", "Tokens (chunks) received from providers"),

@@ -35,7 +35,7 @@ pub async fn stored_events(t: &Team, conversation: Uuid) -> anyhow::Result<Vec<(
 }
 
 /// Waits until the api's outbox has published every row (none left unpublished).
-async fn outbox_drained(t: &Team) -> anyhow::Result<()> {
+pub async fn outbox_drained(t: &Team) -> anyhow::Result<()> {
     let pg = t.stack.db.connect().await?;
     rh_testkit::eventually(WAIT, "the outbox to drain", || async {
         let n: i64 = pg.query_one("SELECT count(*) FROM outbox WHERE published_seq IS NULL", &[]).await.ok()?.get(0);
@@ -45,7 +45,7 @@ async fn outbox_drained(t: &Team) -> anyhow::Result<()> {
 }
 
 /// The `participant.removed` events of `user` in the stream, with their seqs.
-async fn removals(t: &Team, conversation: Uuid, user: Uuid) -> anyhow::Result<Vec<u64>> {
+pub async fn removals(t: &Team, conversation: Uuid, user: Uuid) -> anyhow::Result<Vec<u64>> {
     Ok(stored_events(t, conversation)
         .await?
         .into_iter()

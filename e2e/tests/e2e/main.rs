@@ -7,6 +7,7 @@ mod capacity_counts;
 mod closed_bus;
 mod copy_export;
 mod crash_recovery;
+mod durable_sidebar;
 mod edit_regenerate;
 mod erasure;
 mod faults;

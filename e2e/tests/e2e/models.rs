@@ -78,7 +78,7 @@ async fn new_conversations_get_a_model_the_workers_serve_and_others_are_refused(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_response_tells_every_viewer_why() -> anyhow::Result<()> {
+async fn a_failed_response_tells_every_viewer_and_a_later_reader_why() -> anyhow::Result<()> {
     let t = openai_team().await?;
     let owner = t.api.as_user(&t.owner);
     let (_, conv) = owner.post("/conversations", json!({"title": "Broken upstream", "model": "team-broken"})).await?;
@@ -95,6 +95,43 @@ async fn a_failed_response_tells_every_viewer_why() -> anyhow::Result<()> {
         let end = v.until_response_end(rid).await?;
         let Event::ResponseFailed { error, .. } = &end.event.event else { anyhow::bail!("ended with {end:?}") };
         assert!(error.contains("503") && error.contains("upstream overloaded"), "the reason: {error:?}");
+    }
+
+    // A reload, or someone who opens it later, reads the same reason from the stored history.
+    let ben = t.api.as_user(&t.ben);
+    let stored = rh_testkit::eventually(WAIT, "the failed answer in the stored history", || async {
+        let (_, v) = ben.get(&format!("/conversations/{conv}")).await.ok()?;
+        v["messages"].as_array()?.iter().find(|m| m["id"] == rid.to_string() && m["status"] == "failed").cloned()
+    })
+    .await?;
+    let reason = stored["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("503") && reason.contains("upstream overloaded"), "the stored reason: {stored}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_offers_every_workers_models_and_each_is_answered_by_a_worker_that_serves_it() -> anyhow::Result<()> {
+    // Two workers serving different models: sim-1/sim-2 (the stack's), and a "large" one.
+    let mut t = team(sim_env(&[("RH_SIM_TOKENS", "5"), ("RH_SIM_TOKENS_PER_SEC", "200")])).await?;
+    let large = t.stack.spawn_worker_with(&[("RH_SIM_MODELS", "sim-large")]).await?;
+    t.stack.workers.push(large);
+    let owner = t.api.as_user(&t.owner);
+
+    let (status, models) = owner.get("/models").await?;
+    assert_eq!(status, 200);
+    let mut ids: Vec<&str> =
+        models["models"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["sim-1", "sim-2", "sim-large"], "{models}");
+
+    // Each model's answers come from a worker that serves it, whichever worker pulls the job first.
+    for model in ["sim-large", "sim-1", "sim-large"] {
+        let (status, conv) = owner.post("/conversations", json!({"model": model})).await?;
+        assert_eq!(status.as_u16(), 201, "{conv}");
+        let conv = uuid::Uuid::parse_str(conv["id"].as_str().unwrap_or_default())?;
+        let rid = response_id(&t.api.send_message(&t.owner, conv, "Which model?").await?)?;
+        let text = stored_response(&t.api, &t.owner, conv, rid).await?;
+        assert!(!text.is_empty(), "{model} answered");
     }
     Ok(())
 }

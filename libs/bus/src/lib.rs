@@ -18,6 +18,7 @@
 mod auth;
 pub mod claims;
 pub mod erase;
+pub mod lookup;
 
 pub use auth::{NatsAuth, Role, redact_url};
 
@@ -208,6 +209,17 @@ pub struct Topology {
     /// Copies of every stream and bucket kept by a JetStream cluster (1 on a single server; 3 on a 3-node
     /// cluster survives losing one node). Only used when a stream is created.
     pub replicas: usize,
+    /// JetStream's duplicate window of `RH_CONV` and `RH_INBOX`: a publish repeated within it (same
+    /// `Nats-Msg-Id`) is stored once. The api's outbox relay reads it from the stream and looks a row up in the
+    /// stream before publishing it again once its first attempt is older (`bins/api/src/relay.rs`).
+    pub duplicate_window: Duration,
+    /// How long `RH_INBOX` keeps a sidebar message: long enough for an edge to read back what it missed while
+    /// it reconnected to NATS, short because the messages name conversations (an erased one ages out).
+    pub inbox_max_age: Duration,
+    /// Sidebar messages `RH_INBOX` keeps per user (the oldest go first).
+    pub inbox_max_per_user: i64,
+    /// Size cap of `RH_INBOX` in bytes (oldest dropped first).
+    pub inbox_max_bytes: i64,
 }
 
 impl Default for Topology {
@@ -219,6 +231,10 @@ impl Default for Topology {
             jobs_max_age: Duration::from_secs(24 * 3600),
             attachments_max_bytes: 8 * 1024 * 1024 * 1024,
             replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            inbox_max_age: Duration::from_secs(15 * 60),
+            inbox_max_per_user: 100,
+            inbox_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -234,7 +250,7 @@ impl Topology {
             max_age: self.conv_max_age,
             max_bytes: self.conv_max_bytes,
             storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
+            duplicate_window: self.duplicate_window,
             allow_direct: true,
             // Live fan-out: edges subscribe the conversations they follow on the republished subjects.
             republish: Some(stream::Republish {
@@ -248,6 +264,9 @@ impl Topology {
         .await
         .map_err(|e| Error::with_source(TopologyErrorKind::Stream, e))?;
         js.get_or_create_stream(self.audit_stream())
+            .await
+            .map_err(|e| Error::with_source(TopologyErrorKind::Stream, e))?;
+        js.get_or_create_stream(self.inbox_stream())
             .await
             .map_err(|e| Error::with_source(TopologyErrorKind::Stream, e))?;
         js.get_or_create_stream(stream::Config {
@@ -306,6 +325,30 @@ impl Topology {
                 filter_subject: Some(subjects::AUDIT_FILTER.to_owned()),
                 ..Default::default()
             }]),
+            num_replicas: self.replicas,
+            ..Default::default()
+        }
+    }
+
+    /// `RH_INBOX`: every user's recent sidebar messages (`rh.user.<id>.inbox`), republished live with their seq,
+    /// so an edge resumes a sidebar where it left off (`bins/edge/src/sidebar.rs`).
+    pub fn inbox_stream(&self) -> stream::Config {
+        stream::Config {
+            name: subjects::STREAM_INBOX.to_owned(),
+            subjects: vec![subjects::USER_INBOX_ALL.to_owned()],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            max_age: self.inbox_max_age,
+            max_bytes: self.inbox_max_bytes,
+            max_messages_per_subject: self.inbox_max_per_user,
+            storage: stream::StorageType::File,
+            duplicate_window: self.duplicate_window.min(self.inbox_max_age),
+            allow_direct: true,
+            republish: Some(stream::Republish {
+                source: subjects::USER_INBOX_ALL.to_owned(),
+                destination: subjects::LIVE_INBOX_DESTINATION.to_owned(),
+                headers_only: false,
+            }),
             num_replicas: self.replicas,
             ..Default::default()
         }

@@ -75,13 +75,29 @@ pub fn live_conv_all(conversation_id: Uuid) -> String {
     format!("rh.live.conv.{conversation_id}.*")
 }
 
-/// Sidebar changes for one user (shared with you, permission changed, revoked, deleted). Core NATS.
+/// Sidebar changes for one user (shared with you, permission changed, revoked, deleted, responding), stored in
+/// [`STREAM_INBOX`] so that an edge that missed one reads it back.
 pub fn user_inbox(user_id: Uuid) -> String {
     format!("rh.user.{user_id}.inbox")
 }
 
-/// Wildcard over every user's inbox.
+/// Wildcard over every user's inbox: the subjects of [`STREAM_INBOX`].
 pub const USER_INBOX_ALL: &str = "rh.user.*.inbox";
+
+/// Stream keeping each user's recent sidebar messages (a few per user, minutes long): the edge resumes a user's
+/// sidebar from the last one it delivered after a NATS outage or a lost message (`bins/edge/src/sidebar.rs`).
+pub const STREAM_INBOX: &str = "RH_INBOX";
+
+/// Where [`STREAM_INBOX`] republishes every sidebar message it stores (with `Nats-Sequence` and
+/// `Nats-Last-Sequence`, the user's previous message): an edge subscribes its connected users here.
+pub const LIVE_INBOX_SUBJECTS: &str = "rh.live.user.*.inbox";
+/// [`LIVE_INBOX_SUBJECTS`] as `RH_INBOX`'s republish destination (a subject transform).
+pub const LIVE_INBOX_DESTINATION: &str = "rh.live.user.{{wildcard(1)}}.inbox";
+
+/// One user's sidebar messages as republished live.
+pub fn live_user_inbox(user_id: Uuid) -> String {
+    format!("rh.live.user.{user_id}.inbox")
+}
 
 /// Stop requests for one conversation, seen by the worker generating for it. Core NATS.
 pub fn stop_control(conversation_id: Uuid) -> String {
@@ -123,10 +139,9 @@ pub fn presence(conversation_id: Uuid) -> String {
 /// Wildcard over every conversation's presence subject.
 pub const PRESENCE_ALL: &str = "rh.presence.*";
 
-/// Api → worker pool: which models do you serve? Reply: `Reply<ModelList>`. Queue group [`WORKER_QUEUE`].
+/// Api → every worker: which models do you serve? Each worker replies `Reply<ModelList>` (no queue group: the
+/// api gathers the answers and merges them).
 pub const WORKER_MODELS: &str = "rh.worker.models";
-/// Queue group of the worker pool's request handlers.
-pub const WORKER_QUEUE: &str = "workers";
 
 /// The conversation id inside a `rh.conv.<id>.<kind>` subject.
 pub fn conversation_of(subject: &str) -> Option<Uuid> {

@@ -90,7 +90,8 @@ static LOAD: LazyLock<String> = LazyLock::new(|| {
         "WITH RECURSIVE {HISTORY_SEQ} \
          SELECT h.seq AS history_seq, m.* FROM history_seq h \
          LEFT JOIN LATERAL ( \
-           SELECT m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.model, m.reply_to, m.edit_of, \
+           SELECT m.id, m.role, m.author_id, u.name AS author_name, m.text, m.status, m.error, m.model, m.reply_to, \
+                  m.edit_of, \
                   m.seq, m.created_at \
            FROM messages m LEFT JOIN users u ON u.id = m.author_id \
            WHERE m.conversation_id = $1 AND m.final_seq IS NOT NULL AND m.final_seq <= h.seq \
@@ -119,6 +120,7 @@ fn message_from(row: &Row) -> Result<Message> {
         author_name: row.try_get("author_name")?,
         text: row.try_get("text")?,
         status: row.try_get("status")?,
+        error: row.try_get("error")?,
         model: row.try_get("model")?,
         reply_to: row.try_get("reply_to")?,
         edit_of: row.try_get("edit_of")?,
@@ -218,8 +220,10 @@ pub async fn last_message(db: &Db, conversation_id: Uuid) -> Result<Option<LastM
             &[&conversation_id],
         )
         .await?;
-    row.map(|r| Ok(LastMessage { id: r.try_get(0)?, author_id: r.try_get(1)?, text: r.try_get(2)?, seq: r.try_get(3)? }))
-        .transpose()
+    row.map(|r| {
+        Ok(LastMessage { id: r.try_get(0)?, author_id: r.try_get(1)?, text: r.try_get(2)?, seq: r.try_get(3)? })
+    })
+    .transpose()
 }
 
 /// The current versions among `rows` (stream order), by the rule of `context`: a message a later one edits, an
@@ -269,6 +273,7 @@ mod tests {
             author_name: None,
             text: String::new(),
             status: "complete".into(),
+            error: None,
             model: None,
             reply_to: reply_to.map(Uuid::from_u128),
             edit_of: edit_of.map(Uuid::from_u128),
@@ -291,7 +296,11 @@ mod tests {
         ];
         let kept: Vec<u128> = current_versions(rows).iter().map(|m| m.id.as_u128()).collect();
         assert_eq!(kept, [2, 13, 3, 14]);
-        let regenerated = vec![row(1, "user", 1, None, None), row(11, "assistant", 2, Some(1), None), row(12, "assistant", 4, Some(1), None)];
+        let regenerated = vec![
+            row(1, "user", 1, None, None),
+            row(11, "assistant", 2, Some(1), None),
+            row(12, "assistant", 4, Some(1), None),
+        ];
         let kept: Vec<u128> = current_versions(regenerated).iter().map(|m| m.id.as_u128()).collect();
         assert_eq!(kept, [1, 12]);
     }

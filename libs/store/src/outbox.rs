@@ -12,6 +12,7 @@
 //! was published; the relay reads by id and marks by id, so such a row is simply published in a later round.
 
 use crate::{Db, Result};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
@@ -29,7 +30,8 @@ pub struct NewMessage {
     /// The event kind, or `inbox`.
     pub kind: &'static str,
     pub subject: String,
-    /// `Nats-Msg-Id` of a JetStream message (the event id); `None` for a core NATS message.
+    /// `Nats-Msg-Id` of a conversation event (the event id); `None` for a sidebar message (the relay uses the
+    /// row's id).
     pub msg_id: Option<Uuid>,
     pub payload: Vec<u8>,
     /// The conversation the change is about.
@@ -44,6 +46,9 @@ pub struct Pending {
     pub subject: String,
     pub msg_id: Option<Uuid>,
     pub payload: Vec<u8>,
+    /// When the relay first tried to publish it (`None`: never), and how many seconds ago by the database's
+    /// clock.
+    pub attempted: Option<(DateTime<Utc>, f64)>,
 }
 
 /// Writes `messages` (in this order) in the caller's transaction and notifies the relay at commit.
@@ -75,21 +80,35 @@ pub async fn pending(leader: &Leader, limit: i64) -> Result<Vec<Pending>> {
     let rows = leader
         .client
         .query(
-            "SELECT id, kind, subject, msg_id, payload FROM outbox WHERE published_seq IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, kind, subject, msg_id, payload, attempted_at, \
+               EXTRACT(EPOCH FROM now() - attempted_at)::float8 AS attempted_secs \
+             FROM outbox WHERE published_seq IS NULL ORDER BY id LIMIT $1",
             &[&limit],
         )
         .await?;
     rows.iter()
         .map(|r| {
+            let at: Option<DateTime<Utc>> = r.try_get("attempted_at")?;
+            let secs: Option<f64> = r.try_get("attempted_secs")?;
             Ok(Pending {
                 id: r.try_get("id")?,
                 kind: r.try_get("kind")?,
                 subject: r.try_get("subject")?,
                 msg_id: r.try_get("msg_id")?,
                 payload: r.try_get("payload")?,
+                attempted: at.zip(secs),
             })
         })
         .collect()
+}
+
+/// Records that the relay is about to publish these rows (the first attempt's time is kept).
+pub async fn mark_attempted(leader: &Leader, ids: &[i64]) -> Result<()> {
+    leader
+        .client
+        .execute("UPDATE outbox SET attempted_at = now() WHERE id = ANY($1) AND attempted_at IS NULL", &[&ids])
+        .await?;
+    Ok(())
 }
 
 /// Marks rows published with the seq JetStream acked (0 for core NATS) and, for `conversation.created`, stores

@@ -101,19 +101,20 @@ const START_RESPONSE: &str = "INSERT INTO messages \
        AND messages.conversation_id = EXCLUDED.conversation_id";
 
 const FINISH_RESPONSE: &str = "UPDATE messages \
-     SET text = $3, status = $4, final_seq = $5, model = COALESCE($6, model), attempt = $7, updated_at = now() \
+     SET text = $3, status = $4, final_seq = $5, model = COALESCE($6, model), attempt = $7, error = $8, \
+       updated_at = now() \
      WHERE id = $1 AND conversation_id = $2 AND role = 'assistant' AND attempt <= $7 \
        AND (status = 'streaming' OR final_seq < $5)";
 
 // The end of a response whose start is not in PostgreSQL (e.g. stopped before it started). `reply_to` comes from
 // the audit row of the message that asked for it.
 const INSERT_FINISHED_RESPONSE: &str = "INSERT INTO messages \
-       (id, conversation_id, role, text, model, status, reply_to, attempt, seq, final_seq) \
+       (id, conversation_id, role, text, model, status, reply_to, attempt, seq, final_seq, error) \
      VALUES ($1, $2, 'assistant', $3, $6, $4, \
        (SELECT (a.detail->>'message_id')::uuid FROM audit_log a \
          WHERE a.conversation_id = $2 AND a.action IN ('message.created', 'response.requested') \
            AND a.detail->>'response_id' = $8 LIMIT 1), \
-       $7, $5, $5) \
+       $7, $5, $5, $9) \
      ON CONFLICT (id) DO NOTHING";
 
 // An answer asked for (see `sql/V9__responding_and_share_expiry.sql`), and its end.
@@ -186,13 +187,17 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
             tx.execute(&stmt, &[response_id, &conversation_id, model, message_id, &attempt, &seq]).await? > 0
         }
         Event::ResponseCompleted { response_id, attempt, model, text } => {
-            finish_response(tx, conversation_id, seq, *response_id, *attempt, "complete", Some(model), text).await?
+            let end = End { status: "complete", model: Some(model), error: None };
+            finish_response(tx, conversation_id, seq, *response_id, *attempt, end, text).await?
         }
-        Event::ResponseFailed { response_id, attempt, text, .. } => {
-            finish_response(tx, conversation_id, seq, *response_id, *attempt, "failed", None, text).await?
+        Event::ResponseFailed { response_id, attempt, text, error } => {
+            let error = failure_reason(error);
+            let end = End { status: "failed", model: None, error: Some(&error) };
+            finish_response(tx, conversation_id, seq, *response_id, *attempt, end, text).await?
         }
         Event::ResponseStopped { response_id, attempt, text, .. } => {
-            finish_response(tx, conversation_id, seq, *response_id, *attempt, "stopped", None, text).await?
+            let end = End { status: "stopped", model: None, error: None };
+            finish_response(tx, conversation_id, seq, *response_id, *attempt, end, text).await?
         }
         // Audited above; nothing else to write.
         _ => true,
@@ -201,31 +206,50 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
     Ok(if transcript_changed { Applied::Written } else { Applied::Duplicate })
 }
 
+/// How a response ended, as its row records it.
+struct End<'a> {
+    status: &'static str,
+    model: Option<&'a String>,
+    /// Why it failed (`failed` only).
+    error: Option<&'a str>,
+}
+
+/// What `messages.error` keeps of a failure's reason: at most [`FAILURE_REASON_CHARS`] characters, no NUL.
+fn failure_reason(error: &str) -> String {
+    without_nul(error).chars().take(FAILURE_REASON_CHARS).collect()
+}
+
+/// The longest failure reason kept (the audit log keeps the same).
+const FAILURE_REASON_CHARS: usize = 300;
+
 /// Finishes an assistant row (or inserts it finished). True when a row changed.
-#[allow(clippy::too_many_arguments)]
 async fn finish_response(
     tx: &Transaction<'_>,
     conversation_id: Uuid,
     seq: i64,
     response_id: Uuid,
     attempt: u32,
-    status: &str,
-    model: Option<&String>,
+    end: End<'_>,
     text: &str,
 ) -> Result<bool> {
+    let End { status, model, error } = end;
     // The answer ended, whatever its row says: the conversation's "responding…" marker may go.
     let stmt = tx.prepare_cached(END_RESPONDING).await?;
     tx.execute(&stmt, &[&conversation_id, &response_id]).await?;
     let text = without_nul(text);
     let attempt = pg_attempt(attempt);
     let update = tx.prepare_cached(FINISH_RESPONSE).await?;
-    if tx.execute(&update, &[&response_id, &conversation_id, &text, &status, &seq, &model, &attempt]).await? > 0 {
+    if tx.execute(&update, &[&response_id, &conversation_id, &text, &status, &seq, &model, &attempt, &error]).await? > 0
+    {
         return Ok(true);
     }
     let insert = tx.prepare_cached(INSERT_FINISHED_RESPONSE).await?;
     let response_key = response_id.to_string();
     let inserted = tx
-        .execute(&insert, &[&response_id, &conversation_id, &text, &status, &seq, &model, &attempt, &response_key])
+        .execute(
+            &insert,
+            &[&response_id, &conversation_id, &text, &status, &seq, &model, &attempt, &response_key, &error],
+        )
         .await?;
     Ok(inserted > 0)
 }
@@ -273,7 +297,7 @@ fn audit_detail(event: &Event) -> Option<Value> {
             "response_id": response_id,
             "attempt": attempt,
             "status": "failed",
-            "error": error.chars().take(300).collect::<String>(),
+            "error": error.chars().take(FAILURE_REASON_CHARS).collect::<String>(),
             "chars": text.chars().count(),
         }),
         Event::ResponseStopped { response_id, attempt, text, stopped_by } => json!({

@@ -109,11 +109,17 @@ impl Stack {
 
     /// Another worker process with the stack's worker environment.
     pub async fn spawn_worker(&self) -> anyhow::Result<Service> {
+        self.spawn_worker_with(&[]).await
+    }
+
+    /// Another worker process with the stack's worker environment and then `extra` (which wins).
+    pub async fn spawn_worker_with(&self, extra: &[(&str, &str)]) -> anyhow::Result<Service> {
         let mut env: Vec<(&str, &str)> =
             vec![("RH_NATS_URL", self.nats.url()), ("RH_WORKER_OPS_LISTEN", "127.0.0.1:0")];
         for (k, v) in &self.options.worker_env {
             env.push((k, v));
         }
+        env.extend_from_slice(extra);
         Service::spawn("worker", &with_env(&self.options.service_env, &env)).await
     }
 

@@ -257,7 +257,7 @@ function answerOf(id, replyTo, at) {
 /** A history row as a timeline item. */
 export function entryOf(m) {
   if (m.role === 'assistant') {
-    return { kind: 'message', id: m.id, role: 'assistant', text: m.text || '', status: m.status || 'complete', model: m.model, replyTo: m.reply_to, attempt: 1, nextIndex: 0, at: m.created_at };
+    return { kind: 'message', id: m.id, role: 'assistant', text: m.text || '', status: m.status || 'complete', model: m.model, error: m.error || undefined, replyTo: m.reply_to, attempt: 1, nextIndex: 0, at: m.created_at };
   }
   return { kind: 'message', id: m.id, role: 'user', text: m.text || '', status: 'complete', authorId: m.author_id, authorName: m.author_name, editOf: m.edit_of || null, at: m.created_at };
 }

@@ -221,3 +221,15 @@ test('View only never gets edit or regenerate; copy points follow the attempts s
   s = ev(s, { type: 'response.completed', response_id: 'a3', attempt: 1, text: 'Done', model: 'sim-1' });
   assert.deepEqual(copyPoints(s)[1], { id: 'a3', label: '2. And then?' });
 });
+
+test('a failed answer loaded from history (a reload, a late joiner) shows its reason', () => {
+  const s = loadedState({
+    messages: [
+      { id: 'm1', role: 'user', text: 'Hello', author_id: BEN, author_name: 'Ben', seq: 2, created_at: '2026-12-02T11:00:00Z' },
+      { id: 'r1', role: 'assistant', text: 'Half', status: 'failed', error: 'provider timed out', reply_to: 'm1', seq: 3, created_at: '2026-12-02T11:00:01Z' },
+    ],
+  });
+  const answer = timeline(s)[1];
+  assert.equal(answer.status, 'failed');
+  assert.equal(statusText(answer), 'failed: provider timed out');
+});

@@ -1,4 +1,4 @@
-//! Which models exist: what the worker pool serves (asked over `rh.worker.models`), the default of a new
+//! Which models exist: what the worker pool serves (every worker asked over `rh.worker.models`), the default of a new
 //! conversation, and the check that a conversation's model is one of them.
 //!
 //! The pool's answer is kept for [`FRESH`]; after that the next caller asks again. When no worker answers, the
@@ -9,7 +9,8 @@
 use crate::domain::ModelName;
 use crate::error::ApiError;
 use crate::state::AppState;
-use rh_protocol::rpc::{ModelInfo, ModelList, ModelsQuery};
+use futures::StreamExt;
+use rh_protocol::rpc::{ModelInfo, ModelList, ModelsQuery, Reply};
 use rh_protocol::subjects;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -87,13 +88,80 @@ pub async fn served(state: &AppState) -> Served {
     }
 }
 
+/// Asks every worker (each answers `rh.worker.models`; no queue group) and merges what they serve: the first
+/// answer may take up to `--models-timeout-ms`, the others are taken for [`GATHER`] after it. A pool whose workers
+/// serve different models (a GPU pool and a CPU pool) is seen whole, not one worker's part of it.
 async fn ask(state: &AppState) -> Option<Vec<ModelInfo>> {
     let timeout = Duration::from_millis(state.settings.models_timeout_ms);
-    match rh_bus::request::<_, ModelList>(&state.nats, subjects::WORKER_MODELS, &ModelsQuery {}, timeout).await {
-        Ok(list) => Some(list.models),
-        Err(e) => {
-            tracing::debug!(error = %e, "no worker listed its models");
+    match gather(&state.nats, timeout).await {
+        Ok(lists) if !lists.is_empty() => Some(merge(lists)),
+        Ok(_) => {
+            tracing::debug!("no worker listed its models");
             None
         }
+        Err(e) => {
+            tracing::debug!(error = %e, "could not ask the workers for their models");
+            None
+        }
+    }
+}
+
+/// How long the other workers' answers are waited for after the first one. Workers answer from memory, so they
+/// all answer within milliseconds of each other; a worker slower than this is missed until the next ask.
+const GATHER: Duration = Duration::from_millis(100);
+
+/// Every worker's answer: empty when none came within `timeout` (or NATS said nobody listens).
+async fn gather(nats: &async_nats::Client, timeout: Duration) -> Result<Vec<ModelList>, Box<dyn std::error::Error>> {
+    let inbox = nats.new_inbox();
+    let mut replies = nats.subscribe(inbox.clone()).await?;
+    let mut headers = async_nats::HeaderMap::new();
+    rh_telemetry::trace::inject_nats(&mut headers);
+    let payload = serde_json::to_vec(&ModelsQuery {})?;
+    nats.publish_with_reply_and_headers(subjects::WORKER_MODELS, inbox, headers, payload.into()).await?;
+    let mut until = tokio::time::Instant::now() + timeout;
+    let mut lists = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout_at(until, replies.next()).await {
+        if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            break;
+        }
+        match serde_json::from_slice::<Reply<ModelList>>(&msg.payload) {
+            Ok(Reply::Ok(list)) => lists.push(list),
+            Ok(Reply::Error(e)) => tracing::debug!(error = ?e, "a worker refused to list its models"),
+            Err(e) => tracing::debug!(error = %e, "unreadable model list"),
+        }
+        until = until.min(tokio::time::Instant::now() + GATHER);
+    }
+    Ok(lists)
+}
+
+/// The union of the workers' lists, each model once, in an order that does not depend on who answered first.
+fn merge(mut lists: Vec<ModelList>) -> Vec<ModelInfo> {
+    lists.sort_by(|a, b| a.models.iter().map(|m| &m.id).cmp(b.models.iter().map(|m| &m.id)));
+    let mut models: Vec<ModelInfo> = Vec::new();
+    for m in lists.into_iter().flat_map(|l| l.models) {
+        if !models.iter().any(|seen| seen.id == m.id) {
+            models.push(m);
+        }
+    }
+    models
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(ids: &[&str]) -> ModelList {
+        ModelList {
+            models: ids.iter().map(|id| ModelInfo { id: (*id).into(), provider: "simulated".into() }).collect(),
+        }
+    }
+
+    #[test]
+    fn lists_merge_into_one_union_whoever_answered_first() {
+        let ids = |m: Vec<ModelInfo>| m.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        let a = merge(vec![list(&["gpu-large", "sim-1"]), list(&["sim-1", "sim-2"]), list(&["sim-1", "sim-2"])]);
+        let b = merge(vec![list(&["sim-1", "sim-2"]), list(&["gpu-large", "sim-1"])]);
+        assert_eq!(ids(a), ["gpu-large", "sim-1", "sim-2"]);
+        assert_eq!(ids(b), ["gpu-large", "sim-1", "sim-2"]);
     }
 }

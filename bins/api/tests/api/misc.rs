@@ -18,7 +18,7 @@ async fn models_from_the_pool_or_the_default() {
     assert_eq!(v["workers"], false);
 
     // A worker answering rh.worker.models.
-    let mut sub = app.nc.queue_subscribe(subjects::WORKER_MODELS, subjects::WORKER_QUEUE.into()).await.unwrap();
+    let mut sub = app.nc.subscribe(subjects::WORKER_MODELS).await.unwrap();
     barrier(&app.nc).await;
     let nc = app.nc.clone();
     tokio::spawn(async move {

@@ -39,6 +39,9 @@ pub struct HistoryMessage {
     pub text: String,
     /// `complete`, `failed` or `stopped` (turns still streaming are never part of history).
     pub status: String,
+    /// Why a `failed` answer failed (the `error` of its `response.failed`, at most 300 characters); null otherwise.
+    #[serde(default)]
+    pub error: Option<String>,
     pub model: Option<String>,
     pub reply_to: Option<Uuid>,
     /// A user message that is an edit: the message it is a new version of. A message that a later one edits, and
