@@ -68,7 +68,7 @@ async fn events_dropped_from_rh_conv_while_the_database_is_away_are_still_writte
     assert_eq!(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await, 20);
     // Written at their RH_CONV positions: history is the stream prefix up to the last event.
     assert_eq!(f.history_seq().await, *seqs.last().unwrap());
-    let written: Vec<u64> = f.history().await.messages.iter().map(|m| m.seq as u64).collect();
+    let written: Vec<u64> = f.history().await.messages.iter().map(|m| m.seq).collect();
     assert_eq!(written, seqs);
     assert_eq!(f.metric("relayhub_audit_gaps_total").await, 0.0);
     eventually(WAIT, "ready", || async { (http_get(&f.audit, "/readyz").await.0 == 200).then_some(()) }).await.unwrap();
