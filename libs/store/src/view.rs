@@ -5,11 +5,11 @@
 //! a conversation (a thousand late joiners of a streaming response, each loading history before subscribing)
 //! costs one pool checkout and two round trips each, instead of four checkouts and six round trips.
 
-use crate::Result;
 use crate::attachments::{self, Attachment};
 use crate::conversations::Conversation;
 use crate::history::{self, History, Page};
 use crate::shares::{self, Participant};
+use crate::Result;
 use deadpool_postgres::GenericClient;
 use rh_protocol::Permission;
 

@@ -15,8 +15,8 @@ use crate::state::AppState;
 use rh_protocol::Event;
 use rh_protocol::api::conversations::SendRequest;
 use rh_protocol::rpc::{ChatMessage, GenerateJob, MessageAccepted, ResponseClaim};
-use rh_protocol::subjects;
 use rh_store::conversations::Conversation;
+use rh_protocol::subjects;
 use uuid::Uuid;
 
 /// How many earlier turns a generation job carries as context.
