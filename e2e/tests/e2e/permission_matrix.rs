@@ -245,6 +245,18 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
         r.push((who, s, v.to_string()));
     }
     expect("continue it as a copy", &r, &PARTICIPANTS, &[]);
+    // Regenerate (issue 14): those who may respond get it, or a 409 when an answer runs; the rest are refused.
+    for who in EVERYONE {
+        let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/regenerate"), json!({})).await?;
+        let want: &[u16] = if RESPONDERS.contains(&who) {
+            &[202, 409]
+        } else if VIEWERS.contains(&who) {
+            &[403]
+        } else {
+            &[404]
+        };
+        assert!(want.contains(&s.as_u16()), "regenerate as {who:?}: {s} {v}");
+    }
 
     // The sidebar lists it exactly for participants.
     for who in EVERYONE {
@@ -447,6 +459,29 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
                 assert!(!RESPONDERS.contains(&who), "{who:?} must send: {f:?}");
                 let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
                 assert_eq!(code, want, "{who:?} send refusal");
+            }
+            _ => unreachable!(),
+        }
+
+        // Regenerate: refused like a send; those who may respond get it, or a 409 (`response_in_progress` while an
+        // answer runs, `conflict` before the transcript has a message).
+        let id = format!("r-{who:?}");
+        ws.send(&ClientFrame::Regenerate { conversation_id: conv, client_msg_id: id.clone(), message_id: None }).await?;
+        let (f, _) = ws
+            .until(WAIT, |f| match f {
+                ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id.as_str()),
+                ServerFrame::MessageAccepted { client_msg_id, .. } => *client_msg_id == id,
+                _ => false,
+            })
+            .await?;
+        match &f {
+            ServerFrame::MessageAccepted { .. } => assert!(RESPONDERS.contains(&who), "{who:?} must not regenerate"),
+            ServerFrame::Error { code, .. } if RESPONDERS.contains(&who) => {
+                assert!(["response_in_progress", "conflict"].contains(&code.as_str()), "{who:?} regenerate: {f:?}")
+            }
+            ServerFrame::Error { code, .. } => {
+                let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
+                assert_eq!(code, want, "{who:?} regenerate refusal");
             }
             _ => unreachable!(),
         }
