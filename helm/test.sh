@@ -102,6 +102,7 @@ image: { repository: registry.example.com/relayhub, tag: "1.2.3" }
 postgres:
   existingSecret: relayhub-pg
   existingSecretKey: url
+  tls: { enabled: true, caSecret: relayhub-pg-ca }
 secrets:
   jwtSecret: test-jwt-secret-test-jwt-secret-test
   openaiApiKey: sk-test

@@ -144,6 +144,7 @@ start() {
 # and sign-in limits are off here. Its viewers hold one access token for the whole run (they do not refresh):
 # tokens live a day here instead of 15 minutes, or long runs' sockets would close at expiry.
 start api RH_API_LISTEN=127.0.0.1:0 RH_LIMIT_USER_REPLIES_BURST=0 RH_LIMIT_ORG_REPLIES_BURST=0 \
+  RH_LIMIT_CONVERSATION_RESPONSES=0 RH_LIMIT_ORG_RESPONSES=0 \
   RH_LIMIT_SIGNIN_ADDR_BURST=0 RH_LIMIT_SIGNIN_EMAIL_BURST=0 RH_TOKEN_TTL_SECS=86400
 API="http://$LAST_ADDR"
 WS=() EDGE_PIDS=() EDGE_ADDRS=() WORKER_PIDS=()

@@ -123,6 +123,29 @@ start_postgres() {
     start >/dev/null || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
 }
 
+# pg_test_tls DIR PORT: turns TLS on in the running cluster in DIR, for the one test that needs it
+# (bins/api/tests/api/database_tls.rs): a throwaway CA (DIR/ca.pem) signs the server's certificate (localhost,
+# 127.0.0.1); DIR/wrong-ca.pem is another CA, which must not be trusted. Only the role rh_tls must use TLS: every
+# other test connects as before. A reload, not a restart: TLS costs the other tests nothing.
+pg_test_tls() {
+  local dir="$1" port="$2" ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2"
+  # One line per command, joined: run_as_pg quotes with printf %q, which turns a newline into bash-only $'..'.
+  local steps=(
+    'cd "$1"'
+    "openssl req -x509 $ec -subj '/CN=RelayHub test CA' -keyout ca.key -out ca.pem"
+    "openssl req -x509 $ec -subj '/CN=Not the test CA' -keyout wrong-ca.key -out wrong-ca.pem"
+    "openssl req $ec -subj /CN=localhost -keyout server.key -out server.csr"
+    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext"
+    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt"
+    'chmod 600 server.key'
+    '{ echo "hostnossl all rh_tls all reject"; cat pg_hba.conf; } > pg_hba.new'
+    'mv pg_hba.new pg_hba.conf'
+  )
+  local script; script="$(IFS=';'; echo "${steps[*]}")"
+  run_as_pg sh -ec "$script" sh "$dir" 2>/dev/null || die "could not set up TLS for the test PostgreSQL"
+  pg_client psql "$port" -q -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 stop_postgres() {
   local dir="$1"
   [ -f "$dir/postmaster.pid" ] && run_as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true

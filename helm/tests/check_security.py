@@ -112,6 +112,21 @@ if SET == "full":
               env.get("RH_NATS_TLS_CA", {}).get("value", "").endswith("/ca.crt")
               and vols.get("nats-tls", {}).get("secret", {}).get("secretName") == "relayhub-nats-ca", env.get("RH_NATS_TLS_CA"))
 
+# ---- TLS to PostgreSQL: the api and the audit writer verify the server with the CA Secret; nobody else has it ----
+for comp in SERVICES:
+    spec = one("Deployment", f"{FULL}-{comp}")["spec"]["template"]["spec"]
+    env = env_of(spec["containers"][0])
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    pg_tls = vols.get("postgres-tls", {}).get("secret", {})
+    if SET == "full" and comp in ("api", "audit"):
+        check(f"{comp}: PostgreSQL over TLS only, verified with postgres.tls.caSecret",
+              env.get("RH_DATABASE_TLS", {}).get("value") == "true"
+              and env.get("RH_DATABASE_TLS_CA", {}).get("value", "").endswith("/ca.crt")
+              and pg_tls.get("secretName") == "relayhub-pg-ca"
+              and pg_tls.get("items") == [{"key": "ca.crt", "path": "ca.crt"}], (env.get("RH_DATABASE_TLS_CA"), pg_tls))
+    else:
+        check(f"{comp}: no PostgreSQL TLS settings", "RH_DATABASE_TLS" not in env and not pg_tls, pg_tls)
+
 # ---- NetworkPolicies -----------------------------------------------------------------------------------------
 for comp in SERVICES:
     np = one("NetworkPolicy", f"{FULL}-{comp}")

@@ -5,11 +5,25 @@
 import { readSession, readLatest, writeSession, withRefreshLock, watchSession } from './session.js';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfterMs = null) {
     super(message || code || `HTTP ${status}`);
     this.status = status;
     this.code = code || 'http_' + status;
+    /** With `rate_limited` (429): how long until trying again may work. */
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/**
+ * What to tell a person who hit a limit (a 429 over REST, or a `rate_limited` frame on the socket): why, from the
+ * server's message, and when they can try again, as a wait and a time of day.
+ */
+export function rateLimitText(message, retryAfterMs, now = Date.now()) {
+  const why = String(message || 'Too many requests').replace(/;?\s*try again in [^;]*$/i, '').trim();
+  const secs = Math.max(1, Math.ceil((Number(retryAfterMs) || 1000) / 1000));
+  const wait = secs < 90 ? `${secs} s` : secs < 5400 ? `${Math.round(secs / 60)} min` : `${Math.round(secs / 3600)} h`;
+  const at = new Date(now + secs * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return `${why.charAt(0).toUpperCase()}${why.slice(1)}. You can try again in ${wait} (at ${at}).`;
 }
 
 const NO_RETRY = new Set(['/auth/login', '/auth/refresh', '/auth/logout']);
@@ -147,15 +161,18 @@ export class Api {
       if (this.token) this.onUnauthorized();
     }
     if (!res.ok) {
-      let code, message;
+      let code, message, retryAfterMs = null;
       try {
         const j = await res.json();
         code = j?.error?.code;
         message = j?.error?.message;
+        retryAfterMs = j?.error?.retry_after_ms ?? null;
       } catch {
         /* not JSON */
       }
-      throw new ApiError(res.status, code, message || res.statusText);
+      const header = Number(res.headers.get('Retry-After'));
+      if (retryAfterMs == null && header > 0) retryAfterMs = header * 1000;
+      throw new ApiError(res.status, code, message || res.statusText, retryAfterMs);
     }
     if (raw) return res;
     const text = await res.text();
@@ -176,6 +193,7 @@ export class Api {
 
 /** What to tell a person about a failed request. */
 export function errorText(e) {
+  if (e instanceof ApiError && e.code === 'rate_limited') return rateLimitText(e.message, e.retryAfterMs);
   if (e instanceof ApiError) return e.message || e.code;
   return String(e?.message || e);
 }

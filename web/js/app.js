@@ -1,6 +1,6 @@
 // RelayHub web client: login, sidebar, routing (#/c/<id>), the socket and its frames, toasts.
 
-import { Api, ApiError, listOf, errorText } from './api.js';
+import { Api, ApiError, listOf, errorText, rateLimitText } from './api.js';
 import { RealtimeSocket } from './socket.js';
 import { ChatView } from './chat.js';
 import { titleProblem } from './conversation/header.js';
@@ -726,6 +726,8 @@ function handleFrame(f) {
         return;
       }
       if (state.view && f.ref === state.view.id) state.view.handleError(f);
+      // Past the socket's command rate (the edge's limit): say why and when, whatever the frame was for.
+      else if (f.code === 'rate_limited') toast(rateLimitText(f.message, f.retry_after_ms), 'error', 'rate-limited');
       else if (f.code !== 'not_found') console.warn('relayhub: socket error', f);
       return;
     case 'access_revoked':

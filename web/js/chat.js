@@ -15,7 +15,7 @@ const PERMISSION_NEWS = {
   respond: 'You can now send messages here.',
   owner: 'You now own this conversation.',
 };
-import { ApiError, errorText } from './api.js';
+import { ApiError, errorText, rateLimitText } from './api.js';
 import { initialState, reduce, askerOf } from './conversation/state.js';
 import { MessageList } from './conversation/messages.js';
 import { ChatHeader } from './conversation/header.js';
@@ -216,6 +216,9 @@ export class ChatView {
         break;
       case 'forbidden':
         this.ctx.toast(canRespond(this.state.permission) ? f.message || 'Not allowed' : VIEW_ONLY_TEXT, 'error');
+        break;
+      case 'rate_limited':
+        this.ctx.toast(rateLimitText(f.message, f.retry_after_ms), 'error', 'rate-limited');
         break;
       default:
         this.ctx.toast(f.message || f.code || 'Something went wrong', 'error');

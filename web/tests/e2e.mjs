@@ -751,6 +751,29 @@ async function main() {
     await S.locator(tid('team-close')).click();
   });
 
+  await step('too many answers at once in one conversation: A is told why and when to try again', async () => {
+    // The test stack allows 3 answers in progress per conversation (e2e/tests/e2e/web_client.rs).
+    await A.locator(tid('new-conversation')).click();
+    await A.locator(tid('new-conversation-title')).fill(`Busy ${run}`);
+    await A.locator(tid('new-conversation-create')).click();
+    await waitUntil('the busy conversation open', async () => norm(await A.locator(tid('chat-title')).textContent()) === `Busy ${run}`);
+    const busyId = await A.locator(tid('chat-view')).getAttribute('data-conversation-id');
+    for (let i = 1; i <= 3; i += 1) {
+      await A.locator(tid('composer-input')).fill(`/sim tokens=600 rate=10\nLong answer ${i}`);
+      await A.locator(tid('send-button')).click();
+      await waitUntil(`answer ${i} streaming`, async () => (await A.locator(`${assistantMsgs}[data-status="streaming"]`).count()) === i, 30000);
+    }
+    await A.locator(tid('composer-input')).fill('One more, please.');
+    await A.locator(tid('send-button')).click();
+    const told = await waitUntil('A is told why and when', async () =>
+      (await A.locator(tid('toast')).allTextContents()).find((t) => /too many answers in progress\. You can try again in 5 s \(at \d/.test(t)));
+    if (!/^Not sent: This conversation/.test(told)) throw new Error(`the toast reads ${JSON.stringify(told)}`);
+    if (norm(await A.locator(tid('composer-input')).inputValue()) !== 'One more, please.') throw new Error('the refused message left the composer');
+    await shot(A, 'a-told-to-wait-for-answers-in-progress');
+    const login = await apiCall('POST', '/auth/login', { email: alice.email, password: PASSWORD });
+    await apiCall('POST', `/conversations/${busyId}/stop`, {}, login.token);
+  });
+
   await step('no script errors in the pages', async () => {
     if (consoleErrors.length) throw new Error(consoleErrors.join('\n'));
   });

@@ -61,6 +61,10 @@ pub struct Settings {
     #[arg(long, env = "RH_DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<Secret>,
 
+    /// PostgreSQL over TLS (`--database-tls`, `--database-tls-ca`); off by default.
+    #[command(flatten)]
+    pub database_tls: rh_store::tls::DbTls,
+
     /// Key that signs login tokens (HS256), at least 32 bytes; the edge verifies with the same key. Required to
     /// serve.
     #[arg(long, env = "RH_JWT_SECRET", hide_env_values = true, global = true, value_parser = rh_auth::parse_jwt_secret)]
@@ -201,6 +205,23 @@ pub struct LimitSettings {
     /// Sign-in and sign-up attempts per minute one email gets back.
     #[arg(long, env = "RH_LIMIT_SIGNIN_EMAIL_PER_MIN", default_value_t = 3.0, global = true)]
     pub signin_email_per_min: f64,
+
+    /// Answers being generated at once in one conversation; more sends wait (429). 0: no bound.
+    #[arg(long, env = "RH_LIMIT_CONVERSATION_RESPONSES", default_value_t = 10, global = true)]
+    pub conversation_responses: u32,
+
+    /// Answers being generated at once in one organization's conversations; more sends wait (429). 0: no bound.
+    #[arg(long, env = "RH_LIMIT_ORG_RESPONSES", default_value_t = 100, global = true)]
+    pub org_responses: u32,
+
+    /// After this many seconds an answer whose end never came (its job lost) no longer holds its slot.
+    #[arg(long, env = "RH_RESPONSE_SLOT_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub response_slot_ttl_secs: u64,
+
+    /// Attachment bytes one organization may store (its conversations not deleted); past it uploads get 413
+    /// `quota_exceeded`. 0: no quota.
+    #[arg(long, env = "RH_LIMIT_ORG_ATTACHMENT_BYTES", default_value_t = 1 << 30, global = true)]
+    pub org_attachment_bytes: u64,
 
     /// Header holding the client's address, set by the proxy in front (e.g. `x-forwarded-for`: its last entry is
     /// used). Unset: the TCP peer's address. Set it only behind a proxy that sets it: a client can forge it.

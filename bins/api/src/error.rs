@@ -36,6 +36,10 @@ pub enum ApiError {
     ResponseInProgress(String),
     #[error("{0}")]
     TooLarge(String),
+    /// An organization's storage quota would be exceeded (413 `quota_exceeded`, no `Retry-After`: only deleting
+    /// frees it).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// The endpoint exists but not with this method (axum adds the `Allow` header).
@@ -69,6 +73,7 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::ResponseInProgress(_) => ErrorCode::ResponseInProgress,
             ApiError::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::UnknownModel(_) => ErrorCode::UnknownModel,
@@ -85,7 +90,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::ResponseInProgress(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnknownModel(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -22,7 +22,8 @@ use tower_http::services::{ServeDir, ServeFile};
 pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secret) -> anyhow::Result<AppState> {
     let url = settings.database_url.as_ref().context("--database-url (RH_DATABASE_URL) is required")?;
     let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
-    let db = Db::connect_with_timeout(url.expose(), settings.db_pool_size, checkout).context("database url")?;
+    let tls = &settings.database_tls;
+    let db = Db::connect_tls(url.expose(), settings.db_pool_size, checkout, tls).context("database url")?;
     db.migrate().await.context("migrating the database")?;
     let nats = rh_bus::connect(&settings.nats_url, &settings.nats_auth, rh_bus::Role::Api).await;
     let js = async_nats::jetstream::new(nats.clone());
@@ -33,7 +34,7 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     let metrics = Metrics::new(health);
     // The grants get connections of their own, so a subscribe never waits in line behind HTTP reads.
     let grants_db =
-        Db::connect_with_timeout(url.expose(), crate::service::grants::SLOTS, checkout).context("database url")?;
+        Db::connect_tls(url.expose(), crate::service::grants::SLOTS, checkout, tls).context("database url")?;
     let grants = Grants::spawn(grants_db, metrics.grant_batch_size.clone());
     let outbox = crate::relay::Outbox::new(db.clone());
     let hash_slots = Arc::new(HashSlots::new(&settings.limits, metrics.password_hashes_most.clone()));
@@ -108,7 +109,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 fn watch_dependencies(state: &AppState, health: &Health) -> anyhow::Result<()> {
     health.watch_nats(&state.nats);
     let url = state.settings.database_url.as_ref().context("--database-url (RH_DATABASE_URL) is required")?;
-    let probe = Db::connect_with_timeout(url.expose(), 1, rh_telemetry::DEPENDENCY_CHECK_TIMEOUT)?;
+    let tls = &state.settings.database_tls;
+    let probe = Db::connect_tls(url.expose(), 1, rh_telemetry::DEPENDENCY_CHECK_TIMEOUT, tls)?;
     health.watch("postgres", move || {
         let probe = probe.clone();
         async move { probe.ping().await }

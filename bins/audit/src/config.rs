@@ -28,6 +28,10 @@ pub struct Config {
     #[arg(long, env = "RH_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
+    /// PostgreSQL over TLS (`--database-tls`, `--database-tls-ca`); off by default.
+    #[command(flatten)]
+    pub database_tls: rh_store::tls::DbTls,
+
     /// Most events written in one transaction. Events already delivered are grouped; a single event is never
     /// held back waiting for more.
     #[arg(long, env = "RH_AUDIT_BATCH_MAX", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -41,6 +45,7 @@ impl std::fmt::Debug for Config {
             .field("nats_auth", &self.nats_auth)
             .field("ops_listen", &self.ops_listen)
             .field("database_url", &"<redacted>")
+            .field("database_tls", &self.database_tls)
             .field("batch_max", &self.batch_max)
             .finish()
     }

@@ -49,7 +49,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
 
     let work = async {
-        let db = Db::connect(&config.database_url, 2).context("database url")?;
+        let tls = &config.database_tls;
+        let db = Db::connect_tls(&config.database_url, 2, rh_store::DEFAULT_CHECKOUT_TIMEOUT, tls)
+            .context("database url")?;
         let Some(client) =
             until_shutdown(&shutdown, rh_bus::connect(&config.nats_url, &config.nats_auth, rh_bus::Role::Audit)).await
         else {
@@ -57,7 +59,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         };
         health.watch_nats(&client);
         // PostgreSQL is asked on a connection of its own: the writer's busy pool never reads as an outage.
-        let probe = Db::connect_with_timeout(&config.database_url, 1, rh_telemetry::DEPENDENCY_CHECK_TIMEOUT)?;
+        let probe = Db::connect_tls(&config.database_url, 1, rh_telemetry::DEPENDENCY_CHECK_TIMEOUT, tls)?;
         health.watch("postgres", move || {
             let probe = probe.clone();
             async move { probe.ping().await }

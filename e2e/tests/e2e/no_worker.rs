@@ -122,7 +122,10 @@ async fn with_no_worker_viewers_see_the_ai_unavailable_and_stop_ends_the_answer_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_racing_a_workers_pickup_ends_each_answer_exactly_once() -> anyhow::Result<()> {
-    let t = team(sim_env(&[("RH_SIM_TOKENS", "30"), ("RH_SIM_TOKENS_PER_SEC", "200")])).await?;
+    let mut options = sim_env(&[("RH_SIM_TOKENS", "30"), ("RH_SIM_TOKENS_PER_SEC", "200")]);
+    // Each stopped answer's slot comes back when the audit writer stores the stop: no bound to race with here.
+    options.api_env = vec![("RH_LIMIT_CONVERSATION_RESPONSES".into(), "0".into())];
+    let t = team(options).await?;
     let conv = t.api.create_conversation(&t.owner, "Races").await?;
     let ws = t.stack.ws_url();
     let mut ada = Viewer::join(&ws, &t.owner, conv, Some(history_seq(&t.api, &t.owner, conv).await?)).await?;

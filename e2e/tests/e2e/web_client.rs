@@ -12,7 +12,10 @@ use std::path::PathBuf;
 async fn two_teammates_in_a_browser_share_watch_upgrade_and_remove() -> anyhow::Result<()> {
     // stuck.mjs waits for the "AI unavailable" state: a short wait keeps it quick.
     let wait = ("RH_AI_WAIT_SECS", "3");
-    let options = StackOptions { api_env: vec![(wait.0.into(), wait.1.into())], ..StackOptions::default() };
+    // e2e.mjs meets this limit: a fourth answer at once in one conversation is refused.
+    let busy = ("RH_LIMIT_CONVERSATION_RESPONSES", "3");
+    let api_env = [wait, busy].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+    let options = StackOptions { api_env, ..StackOptions::default() };
     let stack = Stack::start(options).await?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let web_dir = root.join("web");
@@ -29,6 +32,7 @@ async fn two_teammates_in_a_browser_share_watch_upgrade_and_remove() -> anyhow::
             ("RH_WEB_DIR", web_dir.to_str().unwrap_or("web")),
             ("RH_PUBLIC_WS_URL", &ws_url),
             wait,
+            busy,
         ],
     )
     .await?;

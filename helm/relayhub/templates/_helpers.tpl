@@ -189,6 +189,22 @@ nats.config.nats.tls; the CA Secret (key ca.crt) comes from nats.tls.secretName 
     secretKeyRef:
       name: {{ include "relayhub.dbSecretName" . }}
       key: {{ include "relayhub.dbSecretKey" . }}
+{{- if .Values.postgres.tls.enabled }}
+- name: RH_DATABASE_TLS
+  value: "true"
+{{- if .Values.postgres.tls.caSecret }}
+- name: RH_DATABASE_TLS_CA
+  value: {{ include "relayhub.pgTlsDir" . }}/ca.crt
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the api and the audit writer mount PostgreSQL's CA (postgres.tls.caSecret). */}}
+{{- define "relayhub.pgTlsDir" -}}/etc/relayhub/postgres-tls{{- end }}
+
+{{/* True (non-empty) for a component that reaches PostgreSQL over TLS with a CA of its own. */}}
+{{- define "relayhub.pgTlsCa" -}}
+{{- if and .root.Values.postgres.tls.enabled .root.Values.postgres.tls.caSecret (has .component (list "api" "audit")) }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -295,6 +311,11 @@ spec:
               mountPath: {{ include "relayhub.natsTlsDir" $root }}
               readOnly: true
             {{- end }}
+            {{- if include "relayhub.pgTlsCa" (dict "root" $root "component" .component) }}
+            - name: postgres-tls
+              mountPath: {{ include "relayhub.pgTlsDir" $root }}
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir: {}
@@ -303,6 +324,12 @@ spec:
           secret:
             secretName: {{ . }}
             items: [{ key: ca.crt, path: ca.crt }]
+        {{- end }}
+        {{- if include "relayhub.pgTlsCa" (dict "root" $root "component" .component) }}
+        - name: postgres-tls
+          secret:
+            secretName: {{ $root.Values.postgres.tls.caSecret }}
+            items: [{ key: {{ $root.Values.postgres.tls.caSecretKey }}, path: ca.crt }]
         {{- end }}
       {{- if $root.Values.topologySpread.enabled }}
       topologySpreadConstraints:

@@ -254,6 +254,9 @@ pub enum ErrorCode {
     /// Over a limit (AI replies, commands per second, sign-in attempts, storage...): try again after the
     /// `Retry-After` header (REST) or `retry_after_ms` (socket).
     RateLimited,
+    /// An organization's storage quota (attachment bytes) would be exceeded: waiting does not help; deleting
+    /// conversations with attachments does.
+    QuotaExceeded,
     Internal,
 }
 
@@ -277,6 +280,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UnknownModel => "unknown_model",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
         }
     }

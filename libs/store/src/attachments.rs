@@ -100,3 +100,20 @@ pub async fn get(db: &Db, conversation_id: Uuid, id: Uuid) -> Result<Attachment>
     let row = client.query_opt(&sql, &[&conversation_id, &id]).await?.ok_or(StoreError::NotFound)?;
     attachment_from(&row)
 }
+
+/// Locks `org_id`'s attachment quota for the rest of the caller's transaction (other uploads of the org wait)
+/// and returns the bytes its conversations that are not deleted hold: a deleted conversation's attachments count
+/// for nothing from the moment of the delete, before the erasure removes them.
+pub async fn lock_org_bytes(client: &impl GenericClient, org_id: Uuid) -> Result<u64> {
+    client
+        .execute("SELECT pg_advisory_xact_lock(hashtextextended('attachment_bytes:' || $1::uuid::text, 0))", &[&org_id])
+        .await?;
+    let row = client
+        .query_one(
+            "SELECT COALESCE(sum(a.size), 0)::bigint FROM attachments a JOIN conversations c \
+             ON c.id = a.conversation_id WHERE c.org_id = $1 AND c.deleted_at IS NULL",
+            &[&org_id],
+        )
+        .await?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+}

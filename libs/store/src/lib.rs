@@ -18,8 +18,9 @@
 //! | [`retention`] | `orgs.retention_days` and the conversations it expired | api |
 //! | [`outbox`] | `outbox`: messages of a state change, committed with it, published by the api's relay | api |
 //! | [`responding`] | reads `responding` (answers not ended yet) for the sidebar's marker | audit writer (reads) |
+//! | [`slots`] | `response_slots`: answers being generated, per conversation and org (taken by the api, freed by the audit writer) | api, audit writer |
 //! | [`search`] | full-text search over titles and messages a person can see | api (reads) |
-//! | [`transcript`] | writes `messages`, `audit_log`, `responding`, `conversations.applied_seq` from stream events, idempotently | audit writer |
+//! | [`transcript`] | writes `messages`, `audit_log`, `responding`, `conversations.applied_seq` (and frees `response_slots`) from stream events, idempotently | audit writer |
 //!
 //! Errors: [`StoreError`] (`thiserror`), with `NotFound`/`Conflict` for the cases callers turn into HTTP statuses.
 
@@ -37,7 +38,9 @@ pub mod retention;
 pub mod search;
 pub mod sessions;
 pub mod shares;
+pub mod slots;
 pub mod teams;
+pub mod tls;
 pub mod transcript;
 pub mod view;
 
@@ -103,11 +106,18 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The connection half of [`Db::connect_dedicated`] (the caller drives it).
+pub(crate) type DedicatedConnection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
 /// A connection pool to the RelayHub database.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl Db {
@@ -121,10 +131,16 @@ impl Db {
     /// opening one, or checking a pooled one — with [`StoreError::Timeout`], so a stuck or saturated database
     /// turns into a clear error instead of a request that hangs.
     pub fn connect_with_timeout(url: &str, max_size: usize, checkout_timeout: Duration) -> Result<Self> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
+        Self::connect_tls(url, max_size, checkout_timeout, &tls::DbTls::default())
+    }
+
+    /// [`Db::connect_with_timeout`] over TLS when `tls` (or the URL's `sslmode=require`) says so.
+    pub fn connect_tls(url: &str, max_size: usize, checkout_timeout: Duration, tls: &tls::DbTls) -> Result<Self> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
+        let tls = tls.connector(&mut config)?;
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let timeout = Some(checkout_timeout);
@@ -136,7 +152,7 @@ impl Db {
             .recycle_timeout(timeout)
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(Db { pool, config })
+        Ok(Db { pool, config, tls })
     }
 
     /// A pooled connection.
@@ -147,9 +163,9 @@ impl Db {
         })
     }
 
-    /// The connection settings, for a dedicated connection outside the pool (the outbox relay's leader).
-    pub(crate) fn config(&self) -> &tokio_postgres::Config {
-        &self.config
+    /// A dedicated connection outside the pool (the outbox relay's leader), with the pool's settings and TLS.
+    pub(crate) async fn connect_dedicated(&self) -> Result<(tokio_postgres::Client, DedicatedConnection)> {
+        Ok(self.config.connect(self.tls.clone()).await?)
     }
 
     /// Applies the migrations in `sql/` that have not run yet.

@@ -188,7 +188,7 @@ pub struct Leader {
 
 /// Tries to become the relay's leader: `None` when another session holds the lock.
 pub async fn lead(db: &Db) -> Result<Option<Leader>> {
-    let (client, mut connection) = db.config().connect(tokio_postgres::NoTls).await?;
+    let (client, mut connection) = db.connect_dedicated().await?;
     let (tx, notifications) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         // Drives the connection and forwards notifications; ends when the connection does.

@@ -6,7 +6,7 @@
 //! | `message.created` | user row: `id` = message_id, `seq` = `final_seq` = stream seq, status `complete`, `edit_of` (an edit); a `responding` row for its answer | yes |
 //! | `response.requested` (a regenerate) | a `responding` row for its answer (the answer's row comes with its start, `reply_to` = the message) | yes |
 //! | `response.started` | assistant row: `id` = response_id, status `streaming`, `seq` = stream seq, `reply_to` = message_id | no |
-//! | `response.completed` / `failed` / `stopped` | finishes that row: text, status, `final_seq` = stream seq (inserts it finished, `seq` = `final_seq`, `reply_to` from the audit row that asked for it, when there was no start); removes its `responding` row | yes |
+//! | `response.completed` / `failed` / `stopped` | finishes that row: text, status, `final_seq` = stream seq (inserts it finished, `seq` = `final_seq`, `reply_to` from the audit row that asked for it, when there was no start); removes its `responding` row and its `response_slots` row | yes |
 //! | `conversation.created`, `settings.changed`, `attachment.added`, `participant.*`, `conversation.deleted` | — | yes |
 //! | `response.delta` | — (token traffic never touches PostgreSQL) | no |
 //!
@@ -140,6 +140,13 @@ async fn apply_in(tx: &Transaction<'_>, seq: u64, env: &Envelope) -> Result<Appl
     };
     let org_id: Uuid = row.try_get(0)?;
     let deleted: bool = row.try_get(1)?;
+    // An ended answer frees its slot whatever else happens to the event (a duplicate, a deleted conversation).
+    if let Event::ResponseCompleted { response_id, .. }
+    | Event::ResponseFailed { response_id, .. }
+    | Event::ResponseStopped { response_id, .. } = &env.event
+    {
+        crate::slots::free(tx, *response_id).await?;
+    }
 
     // Audited events are identified by their event id: when the audit row exists, the event was applied before
     // (redelivery, or the same event published again) and nothing else is written.

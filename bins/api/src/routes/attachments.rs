@@ -45,7 +45,8 @@ fn multipart_error(e: MultipartError) -> ApiError {
 }
 
 /// `POST /conversations/{id}/attachments` (multipart, field `file`) → 201 the attachment's metadata.
-/// 413 above `--max-attachment-bytes`, 415 for a type not accepted, 403 for View Only.
+/// 413 `payload_too_large` above `--max-attachment-bytes`, 413 `quota_exceeded` past the organization's
+/// `--limit-org-attachment-bytes`, 415 for a type not accepted, 403 for View Only.
 #[utoipa::path(post, path = "/conversations/{id}/attachments", tag = "attachments", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
     responses((status = 201, body = rh_protocol::api::conversations::Attachment), (status = 403)))]
@@ -120,10 +121,14 @@ pub async fn upload(
     }
 }
 
-/// Records a stored upload: its row and `attachment.added`, in one change of the (not deleted) conversation.
+/// Records a stored upload: its row and `attachment.added`, in one change of the (not deleted) conversation, if
+/// the organization's attachment quota has room (413 `quota_exceeded`; the caller then deletes the object).
 async fn record(state: &AppState, new: &NewAttachment<'_>) -> Result<Attachment, ApiError> {
     let mut client = state.db.client().await?;
-    let (mut change, _) = service::events::Change::begin(&mut client, new.conversation_id, new.uploaded_by).await?;
+    let (mut change, conversation) =
+        service::events::Change::begin(&mut client, new.conversation_id, new.uploaded_by).await?;
+    let size = u64::try_from(new.size).unwrap_or(0);
+    service::limits::attachment_bytes(state, change.tx(), conversation.org_id, size).await?;
     let attachment = rh_store::attachments::insert(change.tx(), new).await?;
     change.event(Event::AttachmentAdded {
         attachment_id: attachment.id,

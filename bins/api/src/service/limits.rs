@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::HeaderMap;
 use rh_store::limits::{self, Bucket};
+use rh_store::slots::{self, Full, SlotLimits};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +35,14 @@ pub mod name {
     pub const SIGNIN_ADDR: &str = "signin_addr";
     pub const SIGNIN_EMAIL: &str = "signin_email";
     pub const PASSWORD_HASHES: &str = "password_hashes";
+    pub const CONVERSATION_RESPONSES: &str = "conversation_responses";
+    pub const ORG_RESPONSES: &str = "org_responses";
+    pub const ORG_ATTACHMENT_BYTES: &str = "org_attachment_bytes";
 }
+
+/// The `Retry-After` of a refused concurrent answer. When a slot frees depends on answers in progress, which
+/// the api cannot foresee; a few seconds is about one short answer.
+pub const RESPONSE_SLOT_RETRY: Duration = Duration::from_secs(5);
 
 /// How long after its last use any bucket is full again under these limits: a bucket idle that long is the
 /// same as none, so [`forget_idle`] may delete it. `None` when some limit never refills (its buckets are kept).
@@ -80,6 +88,68 @@ pub async fn ai_reply(state: &AppState, user_id: Uuid, org_id: Uuid) -> Result<(
         _ => "you have started too many AI replies",
     })
     .await
+}
+
+/// A slot for answer `response_id` in `conversation_id` of `org_id` (the conversation's org), or a refusal when
+/// the conversation or the organization already has as many answers being generated as allowed. Freed by the
+/// audit writer with the answer's end ([`rh_store::slots`]), or by [`free_response_slot`] when the send fails.
+pub async fn response_slot(
+    state: &AppState,
+    response_id: Uuid,
+    conversation_id: Uuid,
+    org_id: Uuid,
+) -> Result<(), ApiError> {
+    let l = &state.settings.limits;
+    if l.conversation_responses == 0 && l.org_responses == 0 {
+        return Ok(());
+    }
+    let bounds = SlotLimits {
+        per_conversation: l.conversation_responses,
+        per_org: l.org_responses,
+        ttl: Duration::from_secs(l.response_slot_ttl_secs),
+    };
+    let (limit, message) = match slots::take(&state.db, response_id, conversation_id, org_id, bounds).await? {
+        Ok(()) => return Ok(()),
+        Err(Full::Conversation) => (name::CONVERSATION_RESPONSES, "this conversation has too many answers in progress"),
+        Err(Full::Org) => (name::ORG_RESPONSES, "your organization has too many answers in progress"),
+    };
+    Err(refuse(state, limit, message, RESPONSE_SLOT_RETRY))
+}
+
+/// Gives back the slot of an answer whose send failed before anything could end it. Best effort: the slot
+/// expires after `--response-slot-ttl-secs` anyway.
+pub async fn free_response_slot(state: &AppState, response_id: Uuid) {
+    let freed = match state.db.client().await {
+        Ok(client) => slots::free(&client, response_id).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = freed {
+        tracing::warn!(error = %e, %response_id, "could not free the slot of an unsent answer");
+    }
+}
+
+/// Whether `org_id` may store `more` attachment bytes, on `client` inside the transaction that records them
+/// (the org is locked by [`rh_store::attachments::lock_org_bytes`], so two replicas never both fill the quota).
+/// 413 `quota_exceeded` when it would go over `--limit-org-attachment-bytes`.
+pub async fn attachment_bytes(
+    state: &AppState,
+    client: &impl deadpool_postgres::GenericClient,
+    org_id: Uuid,
+    more: u64,
+) -> Result<(), ApiError> {
+    let quota = state.settings.limits.org_attachment_bytes;
+    if quota == 0 {
+        return Ok(());
+    }
+    let stored = rh_store::attachments::lock_org_bytes(client, org_id).await?;
+    if stored.saturating_add(more) <= quota {
+        return Ok(());
+    }
+    state.metrics.limit_refusals.with_label_values(&[name::ORG_ATTACHMENT_BYTES]).inc();
+    Err(ApiError::QuotaExceeded(format!(
+        "your organization's attachments would exceed its quota of {quota} bytes ({stored} stored); \
+         delete conversations with attachments to make room"
+    )))
 }
 
 /// One sign-in or sign-up attempt from `addr` for `email` (lowercased): spends from the address's and the email's
@@ -206,6 +276,10 @@ mod tests {
             signin_addr_per_min: 1.0,
             signin_email_burst: 1,
             signin_email_per_min: 1.0,
+            conversation_responses: 1,
+            org_responses: 1,
+            response_slot_ttl_secs: 60,
+            org_attachment_bytes: 1,
             client_ip_header: None,
             max_concurrent_hashes: 1,
             hash_wait_ms: 0,

@@ -15,8 +15,8 @@ use crate::state::AppState;
 use rh_protocol::Event;
 use rh_protocol::api::conversations::SendRequest;
 use rh_protocol::rpc::{ChatMessage, GenerateJob, MessageAccepted, ResponseClaim};
-use rh_store::conversations::Conversation;
 use rh_protocol::subjects;
+use rh_store::conversations::Conversation;
 use uuid::Uuid;
 
 /// How many earlier turns a generation job carries as context.
@@ -25,7 +25,7 @@ pub(super) const CONTEXT_TURNS: i64 = 50;
 /// Longest `client_msg_id` echoed back (it is the client's own correlation id).
 const MAX_CLIENT_MSG_ID: usize = 128;
 
-/// Sends a message (Can Respond or owner) if the limits allow ([`limits::ai_reply`]; `max_tokens` defaulted and
+/// Sends a message (Can Respond or owner) if the limits allow ([`within_limits`]; `max_tokens` defaulted and
 /// bounded by [`limits::max_tokens`]): publishes `message.created` (acked → its seq), then asks for its answer
 /// ([`ask`]). With `edit_of` the message is a new version of the conversation's last message (the caller's, with
 /// no answer streaming: [`super::versions::edit_target`]), and the context is what came before that one.
@@ -51,36 +51,60 @@ pub async fn send(
         None => None,
     };
     let author = rh_store::orgs::user(&state.db, user_id).await?;
-    // Before anything is published: a refused send leaves no message behind.
-    limits::ai_reply(state, user_id, author.org_id).await?;
-    let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS, below).await?;
-    let messages = job_context(state, conversation, earlier, text.as_str());
+    let (message_id, response_id) = (Uuid::now_v7(), Uuid::now_v7());
+    within_limits(state, conversation, user_id, author.org_id, response_id, async {
+        let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS, below).await?;
+        let messages = job_context(state, conversation, earlier, text.as_str());
+        let untitled = conversation.title == Title::DEFAULT && edit_of.is_none();
+        let first_text = untitled.then(|| text.as_str().to_owned());
+        let event = Event::MessageCreated {
+            message_id,
+            author_id: user_id,
+            author_name: author.name.clone(),
+            text: text.into_string(),
+            client_msg_id,
+            response_id,
+            copied_from: None,
+            edit_of,
+        };
+        let envelope = rh_protocol::Envelope::new(conversation_id, Some(user_id), event);
+        let seq = rh_bus::publish_event_acked(&state.js, &envelope)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("could not publish the message: {e}")))?;
+        ask(state, conversation, Answer { message_id, response_id, max_tokens, messages, requested_by: user_id })
+            .await?;
 
-    let message_id = Uuid::now_v7();
-    let response_id = Uuid::now_v7();
-    let untitled = conversation.title == Title::DEFAULT && edit_of.is_none();
-    let first_text = untitled.then(|| text.as_str().to_owned());
-    let event = Event::MessageCreated {
-        message_id,
-        author_id: user_id,
-        author_name: author.name.clone(),
-        text: text.into_string(),
-        client_msg_id,
-        response_id,
-        copied_from: None,
-        edit_of,
-    };
-    let envelope = rh_protocol::Envelope::new(conversation_id, Some(user_id), event);
-    let seq = rh_bus::publish_event_acked(&state.js, &envelope)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("could not publish the message: {e}")))?;
-    ask(state, conversation, Answer { message_id, response_id, max_tokens, messages, requested_by: user_id }).await?;
+        if let Some(first) = first_text {
+            super::conversations::title_from_first_message(state, conversation_id, user_id, &author.name, &first).await;
+        }
+        state.metrics.messages_accepted.inc();
+        Ok(MessageAccepted { message_id, response_id, seq })
+    })
+    .await
+}
 
-    if let Some(first) = first_text {
-        super::conversations::title_from_first_message(state, conversation_id, user_id, &author.name, &first).await;
+/// Runs `publish` (which asks for answer `response_id`) if the limits allow: a slot among the answers in progress
+/// ([`limits::response_slot`], first, so a request it refuses spends no reply token), then the reply buckets
+/// ([`limits::ai_reply`]). Before anything is published: a refused request leaves nothing behind. When `publish`
+/// fails the slot is given back (its answer, if any, was ended as failed).
+pub(super) async fn within_limits<T>(
+    state: &AppState,
+    conversation: &Conversation,
+    user_id: Uuid,
+    org_id: Uuid,
+    response_id: Uuid,
+    publish: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    limits::response_slot(state, response_id, conversation.id, conversation.org_id).await?;
+    let result = async {
+        limits::ai_reply(state, user_id, org_id).await?;
+        publish.await
     }
-    state.metrics.messages_accepted.inc();
-    Ok(MessageAccepted { message_id, response_id, seq })
+    .await;
+    if result.is_err() {
+        limits::free_response_slot(state, response_id).await;
+    }
+    result
 }
 
 /// What every request for an answer checks before anything is published: the conversation is set up, its model

@@ -11,7 +11,7 @@
 //! (two versions), which is harmless.
 
 use super::access::{Need, check};
-use super::messages::{Answer, CONTEXT_TURNS, ask, job_context, ready};
+use super::messages::{Answer, CONTEXT_TURNS, ask, job_context, ready, within_limits};
 use crate::error::ApiError;
 use crate::state::AppState;
 use rh_protocol::api::conversations::RegenerateRequest;
@@ -49,24 +49,25 @@ pub async fn regenerate(
     let max_tokens = ready(state, conversation, request.max_tokens).await?;
     let last = last_message(state, conversation_id, request.message_id).await?;
     let requester = rh_store::orgs::user(&state.db, user_id).await?;
-    super::limits::ai_reply(state, user_id, requester.org_id).await?;
-    let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS, Some(last.seq)).await?;
-    let messages = job_context(state, conversation, earlier, &last.text);
-
     let response_id = Uuid::now_v7();
-    let event = Event::ResponseRequested {
-        response_id,
-        message_id: last.id,
-        requested_by: user_id,
-        requested_by_name: requester.name,
-    };
-    let seq = rh_bus::publish_event_acked(&state.js, &Envelope::new(conversation_id, Some(user_id), event))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("could not publish the request: {e}")))?;
-    let answer = Answer { message_id: last.id, response_id, max_tokens, messages, requested_by: user_id };
-    ask(state, conversation, answer).await?;
-    state.metrics.messages_accepted.inc();
-    Ok(MessageAccepted { message_id: last.id, response_id, seq })
+    within_limits(state, conversation, user_id, requester.org_id, response_id, async {
+        let earlier = rh_store::history::context(&state.db, conversation_id, CONTEXT_TURNS, Some(last.seq)).await?;
+        let messages = job_context(state, conversation, earlier, &last.text);
+        let event = Event::ResponseRequested {
+            response_id,
+            message_id: last.id,
+            requested_by: user_id,
+            requested_by_name: requester.name,
+        };
+        let seq = rh_bus::publish_event_acked(&state.js, &Envelope::new(conversation_id, Some(user_id), event))
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("could not publish the request: {e}")))?;
+        let answer = Answer { message_id: last.id, response_id, max_tokens, messages, requested_by: user_id };
+        ask(state, conversation, answer).await?;
+        state.metrics.messages_accepted.inc();
+        Ok(MessageAccepted { message_id: last.id, response_id, seq })
+    })
+    .await
 }
 
 /// The conversation's last message, when it is `expected` (if given) and no answer is being generated.

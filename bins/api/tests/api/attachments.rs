@@ -108,3 +108,67 @@ async fn upload_download_and_limits() {
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(app.api.conversation(&team.ben, conv).await.unwrap()["attachments"].as_array().unwrap().len(), 2);
 }
+
+/// An upload of `size` bytes of text to `api` as `token`: status and body.
+async fn upload_to(api: &rh_testkit::Api, token: &str, conv: uuid::Uuid, size: usize) -> (u16, Option<String>, Value) {
+    let (client, base, _) = api.raw();
+    let part = reqwest::multipart::Part::bytes(vec![b'x'; size]).file_name("notes.txt").mime_str("text/plain").unwrap();
+    let r = client
+        .post(format!("{base}/conversations/{conv}/attachments"))
+        .bearer_auth(token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), retry, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_bytes_per_organization_are_counted_across_replicas_and_freed_by_deleting() {
+    let limits = [("RH_LIMIT_ORG_ATTACHMENT_BYTES", "10000")];
+    let app = spawn_app_with(&limits).await;
+    let (replica, api_b) = spawn_replica(&app, &limits).await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let (ada, ben) = (team.ada.token.as_str(), team.ben.token.as_str());
+    let first = shared_conversation(&app, &team, "Files").await;
+    let second = shared_conversation(&app, &team, "More files").await;
+    let globex = app.api.create_conversation(&gil, "Globex").await.unwrap();
+
+    // Two uploads at once on two replicas that do not both fit: exactly one is stored.
+    let (x, y) = tokio::join!(upload_to(&app.api, ada, first, 6000), upload_to(&api_b, ben, second, 6000));
+    let mut statuses = [x.0, y.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 413], "{x:?} {y:?}");
+    let (full_conv, other_conv) = if x.0 == 201 { (first, second) } else { (second, first) };
+    // What is left (4000) still fits; a byte more does not, on either replica. No Retry-After: waiting does not help.
+    assert_eq!(upload_to(&api_b, ben, other_conv, 3000).await.0, 201);
+    for api in [&app.api, &api_b] {
+        let (status, retry, body) = upload_to(api, ada, other_conv, 1001).await;
+        assert_eq!((status, body["error"]["code"].as_str(), retry), (413, Some("quota_exceeded"), None), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("10000"), "{body}");
+    }
+    // Another organization has its own quota.
+    assert_eq!(upload_to(&api_b, &gil.token, globex, 6000).await.0, 201);
+
+    // A refused upload leaves nothing: no row, no event, no object.
+    let pg = app.db.connect().await.unwrap();
+    let rows: i64 = pg.query_one("SELECT count(*) FROM attachments", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 3);
+    let added = |kinds: Vec<&str>| kinds.into_iter().filter(|k| *k == "attachment.added").count();
+    assert_eq!(added(event_kinds(&app, first).await) + added(event_kinds(&app, second).await), 2);
+    let store = app.js.get_object_store(rh_protocol::subjects::OBJECT_ATTACHMENTS).await.unwrap();
+    let objects: Vec<_> = futures::TryStreamExt::try_collect(store.list().await.unwrap()).await.unwrap();
+    assert_eq!(objects.iter().filter(|o| !o.deleted).count(), 3, "{objects:?}");
+    let metrics =
+        |url: String| async move { reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap() };
+    for m in [metrics(app.process.http_url()).await, metrics(replica.http_url()).await] {
+        assert!(m.contains("relayhub_api_limit_refusals_total{limit=\"org_attachment_bytes\"}"), "{m}");
+    }
+
+    // Deleting the conversation that holds 6000 bytes makes room at once.
+    let (status, _) = app.api.as_user(&team.ada).delete(&format!("/conversations/{full_conv}")).await.unwrap();
+    assert_eq!(status.as_u16(), 204);
+    assert_eq!(upload_to(&app.api, ada, other_conv, 6000).await.0, 201);
+}

@@ -206,3 +206,66 @@ async fn password_hashes_run_at_most_the_bound_at_once() {
     let m = metrics(&app.process.http_url()).await;
     assert!(m.lines().any(|l| l == "relayhub_api_password_hashes_most 1"), "{m}");
 }
+
+/// Asserts a 429 `rate_limited` for answers in progress: `Retry-After: 5`, a message naming `whose`.
+fn assert_busy((status, retry, body): &(u16, Option<String>, Value), whose: &str) {
+    assert_eq!((*status, body["error"]["code"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert_eq!((retry.as_deref(), body["error"]["retry_after_ms"].as_u64()), (Some("5"), Some(5000)), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(whose), "{body}");
+}
+
+#[tokio::test]
+async fn answers_in_progress_per_conversation_and_organization_are_counted_across_replicas() {
+    // No worker and no audit writer here: every accepted answer stays in progress.
+    let limits = [("RH_LIMIT_CONVERSATION_RESPONSES", "2"), ("RH_LIMIT_ORG_RESPONSES", "3")];
+    let app = spawn_app_with(&limits).await;
+    let (replica, api_b) = spawn_replica(&app, &limits).await;
+    let team = team(&app).await;
+    let gil = outsider(&app).await;
+    let conv = shared_conversation(&app, &team, "Busy").await;
+    let other = shared_conversation(&app, &team, "Other").await;
+    let own = app.api.create_conversation(&gil, "Globex").await.unwrap();
+
+    assert_eq!(post_message(&app.api, &team.ada.token, conv, json!({"text": "one"})).await.0, 202);
+    assert_eq!(post_message(&api_b, &team.ben.token, conv, json!({"text": "two"})).await.0, 202);
+    // A third in the same conversation, on either replica, from either person: refused.
+    assert_busy(&post_message(&app.api, &team.ada.token, conv, json!({"text": "three"})).await, "conversation");
+    assert_busy(&post_message(&api_b, &team.ben.token, conv, json!({"text": "three"})).await, "conversation");
+    let req = SendMessageRequest {
+        user_id: team.ben.user_id,
+        conversation_id: conv,
+        text: "from a socket".into(),
+        client_msg_id: Some("s-1".into()),
+        max_tokens: None,
+        edit_of: None,
+    };
+    let e = rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
+    let rejection = e.rejection.expect("an error reply");
+    assert_eq!((rejection.code, rejection.retry_after_ms), (ErrorCode::RateLimited, Some(5000)));
+
+    // The org's third answer fits in another conversation; its fourth does not, anywhere in the org.
+    assert_eq!(post_message(&api_b, &team.ben.token, other, json!({"text": "elsewhere"})).await.0, 202);
+    assert_busy(&post_message(&app.api, &team.ada.token, other, json!({"text": "more"})).await, "organization");
+    // Another organization has its own slots.
+    assert_eq!(post_message(&api_b, &gil.token, own, json!({"text": "hello"})).await.0, 202);
+
+    // Nothing of the refused sends was published, and no reply token was spent on them.
+    assert_eq!(created_messages(&app, conv).await, 2);
+    assert_eq!(created_messages(&app, other).await, 1);
+    let slots: i64 =
+        app.db.connect().await.unwrap().query_one("SELECT count(*) FROM response_slots", &[]).await.unwrap().get(0);
+    assert_eq!(slots, 4);
+    let refused = |m: &str, limit: &str| {
+        m.lines().any(|l| l.starts_with(&format!("relayhub_api_limit_refusals_total{{limit=\"{limit}\"}}")))
+    };
+    let (a, b) = (metrics(&app.process.http_url()).await, metrics(&replica.http_url()).await);
+    assert!(refused(&a, "conversation_responses") && refused(&b, "conversation_responses"), "{a}\n{b}");
+    assert!(refused(&a, "org_responses"), "{a}");
+
+    // Stopping them (no worker holds them: the api ends them itself) frees both slots once their end events
+    // are written, as the audit writer writes them.
+    let (status, _) = app.api.as_user(&team.ada).post(&format!("/conversations/{conv}/stop"), json!({})).await.unwrap();
+    assert_eq!(status.as_u16(), 202);
+    apply_transcript(&app, conv).await;
+    assert_eq!(post_message(&api_b, &team.ben.token, conv, json!({"text": "now"})).await.0, 202);
+}

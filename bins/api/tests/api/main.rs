@@ -8,6 +8,7 @@ mod attachments;
 mod auth;
 mod client;
 mod conversations;
+mod database_tls;
 mod history;
 mod input;
 mod limits;

@@ -171,8 +171,8 @@ async fn stopping_one_queued_answer_ends_it_and_leaves_the_others_waiting() {
 /// the system prompt, the newest turns that fit and the new message — the oldest turns are dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jobs_context_is_capped_to_fit_in_a_nats_message() {
-    // 41 messages from Ben: over the default reply limit, which this test is not about.
-    let app = spawn_app_with(&[("RH_LIMIT_USER_REPLIES_BURST", "0")]).await;
+    // 41 messages from Ben (no worker ends them): over the default limits, which this test is not about.
+    let app = spawn_app_with(&[("RH_LIMIT_USER_REPLIES_BURST", "0"), ("RH_LIMIT_CONVERSATION_RESPONSES", "0")]).await;
     let team = team(&app).await;
     let conv = shared_conversation(&app, &team, "Long").await;
     let settings = json!({"system_prompt": "Be brief."});
