@@ -7,7 +7,7 @@
 //! | [`fanout`] | the followed conversations: live subscriptions, feeds, in-memory tails, catch-up, compact delivery |
 //! | [`hub`] | what a socket works with: the registry of followed conversations, inboxes, NATS, metrics, shutdown |
 //! | [`sessions`] | `rh.ctl.session.ended` → close that session's sockets (sockets also close when their token expires, unless an `auth` frame renewed it) |
-//! | [`sidebar`] | `rh.user.<id>.inbox` of each connected user → `sidebar` frames of their sockets |
+//! | [`sidebar`] | `rh.live.user.<id>.inbox` of each connected user (`RH_INBOX`, read back after a loss) → `sidebar` frames of their sockets |
 //! | [`presence`] | per-node viewer announcements on `rh.presence.<conv>`, merged across nodes → `presence` frames |
 //! | [`metrics`] | Prometheus metrics (`relayhub_edge_*`) |
 //!

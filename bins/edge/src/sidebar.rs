@@ -19,9 +19,9 @@
 //! down (the api's outbox publishes it when NATS returns) reaches an open sidebar whether the edge had
 //! resubscribed by then or not. Duplicates (`seq <= last`) are dropped.
 //!
-//! Cost (measured, `docs/delivery.md`): one stored message per sidebar change (and per `activity` marker) and,
-//! per connected user, one `last_by_subj` read when their first socket opens; reads after `last` only after a loss
-//! or a reconnect.
+//! Cost: one stored message per sidebar change (and per `activity` marker), the relay's publish waits for an ack
+//! instead of a flush, and per connected user one `last_by_subj` read when their first socket opens; reads after
+//! `last` happen only after a loss or a reconnect (`docs/delivery.md`, "Sidebars").
 
 use crate::fanout::Registry;
 use crate::lock;
