@@ -73,8 +73,11 @@ async fn a_row_published_before_a_crash_longer_than_the_duplicate_window_is_stor
     let marked: i64 =
         pg.query_one("SELECT published_seq FROM outbox WHERE kind = 'participant.removed'", &[]).await?.get(0);
     assert_eq!(marked as u64, first[0], "marked with the seq of the copy that was stored");
+    // At least the revocation was found, not published again; the share's rows are too when the relay had not
+    // marked them yet (they go out in the same round as the revocation on a busy machine).
     let metrics = reqwest::get(format!("{}/metrics", t.stack.api.http_url())).await?.text().await?;
     let found = metrics.lines().find(|l| l.starts_with("relayhub_api_outbox_found_in_stream_total"));
-    assert_eq!(found.and_then(|l| l.split_whitespace().nth(1)), Some("1"), "{found:?}");
+    let count: f64 = found.and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0.0);
+    assert!(count >= 1.0, "{found:?}");
     Ok(())
 }
