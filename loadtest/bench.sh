@@ -30,17 +30,17 @@ source scripts/lib.sh
 QUICK=0
 case "${1:-}" in
   a) shift; set -- --conversations 1 --viewers-per-conversation 10000 --tokens 500 --rate 50 --ramp-up 10s \
-       --baseline nats-ws,pushpin,bare --no-progress "$@" ;;
+       --baseline nats-ws,nats-ws-live,pushpin,bare --no-progress "$@" ;;
   b) shift; set -- --conversations 1000 --viewers-per-conversation 10 --rate 20 --tokens 200 --ramp-up 10s \
-       --baseline nats-ws,pushpin,bare --no-progress "$@" ;;
+       --baseline nats-ws,nats-ws-live,pushpin,bare --no-progress "$@" ;;
   c) shift; set -- --conversations 1 --viewers-per-conversation 10 --late-joiners 1000 --join-after-tokens 2000 \
        --tokens 3000 --rate 200 --no-progress "$@" ;;
   d) shift; set -- --idle-connections 15000 --viewers-per-conversation 0 --no-progress "$@" ;;
   e) shift; set -- --conversations 1 --viewers-per-conversation 5000 --tokens 300 --rate 50 --ramp-up 5s \
-       --baseline nats-ws,pushpin,bare --no-progress "$@" ;;
+       --baseline nats-ws,nats-ws-live,pushpin,bare --no-progress "$@" ;;
   --quick) shift; QUICK=1
     set -- --conversations 50 --viewers-per-conversation 40 --tokens 150 --rate 50 --ramp-up 2s \
-      --baseline nats-ws,bare --no-progress --report target/lt/quick.json "$@" ;;
+      --baseline nats-ws,nats-ws-live,bare --no-progress --report target/lt/quick.json "$@" ;;
 esac
 CHAOS="" CHAOS_EVERY=10 BASELINES=""
 args=("$@")

@@ -3,6 +3,11 @@
 //! frames. No auth, no replay, no positions: it is the broker's bare fan-out, which the edge (auth, replay, presence,
 //! per-socket batching) should match on the same machine in the same run.
 //!
+//! `nats-ws` subscribes the stored subjects, so nats-server hands each event to these viewers as the worker
+//! publishes it, BEFORE JetStream has stored it; the edge only gets it once stored and republished
+//! (`rh.live.conv.<id>.*`). `nats-ws-live` subscribes those republished subjects: the same input as the edge, so
+//! `nats-ws-live` vs `edge` compares the two fan-outs, and `nats-ws` vs `nats-ws-live` is the store's share.
+//!
 //! NATS over WebSocket is a byte stream cut into frames at arbitrary points, so [`NatsParser`] buffers and parses
 //! whole protocol operations out of it.
 
@@ -175,7 +180,8 @@ fn connect_line(login: Option<&NatsLogin>) -> String {
 }
 
 impl NatsWs {
-    /// Connects, subscribes to every subject of `conversation`, and waits until the server answered a `PING`
+    /// Connects, subscribes to every subject of `conversation` (with `live`, the subjects `RH_CONV` republishes
+    /// them on once stored, as the edge does), and waits until the server answered a `PING`
     /// sent after the `SUB` (so the subscription is in place). Returns the socket, the connect time (TCP +
     /// WebSocket handshake) and the subscribe time.
     pub async fn connect(
@@ -183,11 +189,16 @@ impl NatsWs {
         target: &Target,
         login: Option<&NatsLogin>,
         conversation: Uuid,
+        live: bool,
     ) -> anyhow::Result<(Self, Duration, Duration)> {
         let (ws, connect_time) = net.websocket(target, &target.url).await?;
         let mut s = NatsWs { ws, parser: NatsParser::default() };
         let started = Instant::now();
-        let subject = rh_protocol::subjects::conv_all(conversation);
+        let subject = if live {
+            rh_protocol::subjects::live_conv_all(conversation)
+        } else {
+            rh_protocol::subjects::conv_all(conversation)
+        };
         let hello = format!("{}\r\nSUB {subject} 1\r\nPING\r\n", connect_line(login));
         s.ws.send(Message::Binary(Bytes::from(hello))).await?;
         let waited = tokio::time::timeout(Duration::from_secs(30), async {

@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(long, env = "RH_LOADTEST_NO_COMPACT")]
     pub no_compact: bool,
 
+    /// Late joiners subscribe without the signed grant their history request returned, so the edge asks the api
+    /// for access (`rh.api.access`) as before grants existed: the "before" of scenario (c).
+    #[arg(long, env = "RH_LOADTEST_NO_GRANT")]
+    pub no_grant: bool,
+
     /// Keep the responders sending (beyond `--messages`) until this long after the first message; the run then
     /// waits for the responses in flight.
     #[arg(long, env = "RH_LOADTEST_DURATION", value_parser = parse_duration)]
@@ -128,7 +133,8 @@ pub struct Config {
     pub report: Option<PathBuf>,
 
     /// Also run the same scenario against these baselines, one phase each after the edge's (comma list):
-    /// `nats-ws` (viewers on nats-server's WebSocket listener, NATS protocol, the stack's real events),
+    /// `nats-ws` (viewers on nats-server's WebSocket listener, NATS protocol, the stack's real events as the worker
+    /// publishes them), `nats-ws-live` (the same, as JetStream republishes them once stored: the edge's input),
     /// `pushpin` (viewers through a private Pushpin, `--pushpin-*`), `bare` (the `bare-fanout` broadcaster,
     /// `--bare-url`). No auth and no replay on any of them, so no late joiners and no churn.
     #[arg(long, env = "RH_LOADTEST_BASELINE", value_delimiter = ',')]
@@ -150,15 +156,11 @@ pub struct Config {
     #[arg(long, env = "RH_LOADTEST_PUSHPIN_ORIGIN", default_value = "127.0.0.1:9301")]
     pub pushpin_origin: String,
 
-    /// The worker's `--coalesce-ms`, `--coalesce-max-ms` and `--coalesce-busy-streams`: the synthetic responses
-    /// of `bare` and `pushpin` cut their tokens into deltas the same way (the window follows the responses their
-    /// source streams at once).
-    #[arg(long, env = "RH_COALESCE_MS", default_value_t = 30)]
-    pub coalesce_ms: u64,
-    #[arg(long, env = "RH_COALESCE_MAX_MS", default_value_t = 100)]
-    pub coalesce_max_ms: u64,
-    #[arg(long, env = "RH_COALESCE_BUSY_STREAMS", default_value_t = 500)]
-    pub coalesce_busy_streams: u64,
+    /// The worker's coalescing (`--coalesce-ms`, `--coalesce-max-ms`, `--coalesce-busy-streams`, the same flags and
+    /// variables): the synthetic responses of `bare` and `pushpin` cut their tokens into deltas the same way (the
+    /// window follows the responses their source streams at once).
+    #[command(flatten)]
+    pub coalesce: rh_llm::Coalesce,
 
     /// `NAME=PID` of processes whose CPU (with their children) each phase reports (comma list; bench.sh passes
     /// edge, nats-server, worker, api, pushpin, bare-fanout). CPU per million deltas is given for the phase's own
@@ -215,8 +217,12 @@ pub enum ChaosTarget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Baseline {
-    /// nats-server's own WebSocket listener, NATS text protocol.
+    /// nats-server's own WebSocket listener, NATS text protocol, on the stored subjects: each event as the worker
+    /// publishes it, before JetStream stores it.
     NatsWs,
+    /// The same on the republished subjects (`rh.live.conv.<id>.*`): each event once JetStream stored it, i.e. the
+    /// edge's own input. The fair broker for the edge's latency; `nats-ws` minus this is the store's share.
+    NatsWsLive,
     /// Pushpin, a real-time push proxy, in front of an origin and publisher in the load tool.
     Pushpin,
     /// A minimal tokio + tungstenite broadcaster of pre-serialized frames: the machine's limit.

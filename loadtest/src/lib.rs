@@ -83,9 +83,11 @@ pub async fn run(config: Config) -> anyhow::Result<Report> {
     }
     for baseline in &config.baseline {
         let transport = match baseline {
-            Baseline::NatsWs => {
-                Transport::NatsWs(net::Target::resolve(&config.nats_ws_url).await?, config.nats_ws_login())
-            }
+            Baseline::NatsWs | Baseline::NatsWsLive => Transport::NatsWs(
+                net::Target::resolve(&config.nats_ws_url).await?,
+                config.nats_ws_login(),
+                *baseline == Baseline::NatsWsLive,
+            ),
             Baseline::Bare => Transport::Bare(net::Target::resolve(&config.bare_url).await?),
             Baseline::Pushpin => {
                 let pushpin = pushpin::Pushpin::start(&config.pushpin_origin, config.pushpin_publish_url.clone())

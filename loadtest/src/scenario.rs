@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::net::{Net, total_rss_kib};
 use crate::report::{Memory, PhaseReport, SocketCounts};
 use crate::setup::World;
-use crate::synth::{Coalesce, StartReply, StartRequest};
+use crate::synth::{StartReply, StartRequest};
 use crate::viewer::{self, ConvState, PhaseCtx, Plan, Planned, Role, Transport, ViewerSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rh_client::{Accepted, Client};
@@ -114,8 +114,7 @@ async fn send(
     metrics: &Metrics,
 ) -> Result<Accepted, SendError> {
     let synthetic = |r: StartReply| Accepted { message_id: Uuid::nil(), response_id: r.response_id, seq: r.seq };
-    let coalesce =
-        Coalesce { base_ms: cfg.coalesce_ms, max_ms: cfg.coalesce_max_ms, busy_at: cfg.coalesce_busy_streams };
+    let coalesce = cfg.coalesce;
     let start = || StartRequest { conversation_id: conversation, prompt: text.to_owned(), coalesce };
     match transport {
         Transport::Bare(target) => return Ok(synthetic(crate::bare::start(&target.url, &start()).await?)),
@@ -153,6 +152,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
         response_time: cfg.response_time(),
         churn_pause: cfg.churn_pause,
         compact: !cfg.no_compact,
+        grants: !cfg.no_grant,
         chaos: !cfg.chaos.is_empty(),
     });
     let states: Vec<Arc<ConvState>> = world.conversations.iter().map(|&c| ConvState::new(c)).collect();

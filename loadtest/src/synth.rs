@@ -5,6 +5,7 @@
 //! [`Script`] is the schedule of one response; [`ConvSeq`] numbers a conversation's events like the stream does;
 //! [`Source`] plays a script into a callback that gets each frame's JSON text at the moment it is due.
 
+pub use rh_llm::Coalesce;
 use rh_protocol::frame::event_frame_json;
 use rh_protocol::{Envelope, Event, Permission, ServerFrame};
 use serde::{Deserialize, Serialize};
@@ -24,27 +25,6 @@ pub struct StartRequest {
     pub prompt: String,
     /// The worker's coalescing.
     pub coalesce: Coalesce,
-}
-
-/// The worker's coalescing window (`--coalesce-ms`, `--coalesce-max-ms`, `--coalesce-busy-streams`): from `base_ms`
-/// when idle, widening linearly with the responses streaming at once up to `max_ms` at `busy_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Coalesce {
-    pub base_ms: u64,
-    pub max_ms: u64,
-    pub busy_at: u64,
-}
-
-impl Coalesce {
-    /// The window when `streaming` responses stream at once (the worker's formula).
-    pub fn window(&self, streaming: u64) -> Duration {
-        let base = Duration::from_millis(self.base_ms);
-        let max = Duration::from_millis(self.max_ms);
-        if self.busy_at == 0 || max <= base {
-            return base;
-        }
-        base + (max - base).mul_f64((streaming as f64 / self.busy_at as f64).min(1.0))
-    }
 }
 
 /// Responses a source is playing now (the load its coalescing window follows).
@@ -223,10 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn the_window_widens_like_the_workers() {
-        let c = Coalesce { base_ms: 30, max_ms: 100, busy_at: 100 };
-        assert_eq!((c.window(0), c.window(50), c.window(1000)), (ms(30), ms(65), ms(100)));
-        assert_eq!(Coalesce { busy_at: 0, ..c }.window(1000), ms(30));
+    fn streaming_counts_what_plays() {
         let streaming = Streaming::default();
         let (g1, n1) = streaming.enter();
         let (_g2, n2) = streaming.enter();

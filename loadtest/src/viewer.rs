@@ -42,8 +42,9 @@ const CHAOS_RECONNECT_FOR: Duration = Duration::from_secs(60);
 pub enum Transport {
     /// Our edge(s): viewer `i` uses edge `i mod n`; each reconnect moves on to the next.
     Edge(Vec<Target>),
-    /// nats-server's WebSocket listener, and the login it asks for.
-    NatsWs(Target, Option<crate::baseline::NatsLogin>),
+    /// nats-server's WebSocket listener, the login it asks for, and whether viewers take the republished (stored)
+    /// events rather than the published ones.
+    NatsWs(Target, Option<crate::baseline::NatsLogin>, bool),
     /// The `bare-fanout` broadcaster (edge frames, synthetic responses, no replay).
     Bare(Target),
     /// A private Pushpin in front of the load tool's origin and publisher (edge frames, no replay).
@@ -54,7 +55,8 @@ impl Transport {
     pub fn name(&self) -> &'static str {
         match self {
             Transport::Edge(_) => "edge",
-            Transport::NatsWs(..) => "nats-ws",
+            Transport::NatsWs(_, _, false) => "nats-ws",
+            Transport::NatsWs(_, _, true) => "nats-ws-live",
             Transport::Bare(_) => "bare",
             Transport::Pushpin(..) => "pushpin",
         }
@@ -79,7 +81,7 @@ impl Transport {
     fn target(&self, index: usize, attempt: usize) -> &Target {
         match self {
             Transport::Edge(t) => &t[(index + attempt) % t.len()],
-            Transport::NatsWs(t, _) | Transport::Bare(t) | Transport::Pushpin(t, _) => t,
+            Transport::NatsWs(t, ..) | Transport::Bare(t) | Transport::Pushpin(t, _) => t,
         }
     }
 }
@@ -145,6 +147,8 @@ pub struct PhaseCtx {
     pub churn_pause: Duration,
     /// Subscribe with `compact` catch-up.
     pub compact: bool,
+    /// Late joiners subscribe with the grant of their history request.
+    pub grants: bool,
     /// A chaos run: lost sockets and refused connects are disruptions to ride out, not errors.
     pub chaos: bool,
 }
@@ -262,6 +266,8 @@ struct Viewer {
     /// Event frames that arrived before `subscribed`.
     early: Vec<String>,
     silence: Silence,
+    /// A late joiner's signed grant from its history request, for its first subscribe.
+    grant: Option<String>,
 }
 
 /// Runs one viewer to the end. `ready` gets `true` once it is subscribed (`false` if it never got there).
@@ -283,10 +289,14 @@ pub async fn run(spec: ViewerSpec, ctx: Arc<PhaseCtx>, ready: Option<mpsc::Unbou
         catchup: None,
         early: Vec::new(),
         silence: Silence::default(),
+        grant: None,
     };
     if let Role::Late(_) = v.spec.role {
-        match v.ctx.api.history_seq(&v.spec.token, v.spec.conversation).await {
-            Ok(seq) => v.spec.after_seq = Some(seq),
+        match v.ctx.api.conversation(&v.spec.token, v.spec.conversation).await {
+            Ok(detail) => {
+                v.spec.after_seq = Some(detail.seq);
+                v.grant = detail.grant.filter(|_| v.ctx.grants);
+            }
             Err(e) => {
                 v.ctx.metrics.error("late_join_history");
                 tracing::warn!(viewer = v.spec.name, error = %e, "could not read the history seq");
@@ -358,8 +368,8 @@ impl Viewer {
                 }
                 res
             }
-            Transport::NatsWs(target, login) => {
-                match NatsWs::connect(&self.ctx.net, target, login.as_ref(), self.spec.conversation).await {
+            Transport::NatsWs(target, login, live) => {
+                match NatsWs::connect(&self.ctx.net, target, login.as_ref(), self.spec.conversation, *live).await {
                     Ok((n, connect, subscribe)) => {
                         let m = self.metrics();
                         m.connect.record(self.spec.index, connect.as_micros() as u64);
@@ -422,8 +432,12 @@ impl Viewer {
 
     /// Sends `subscribe` and waits for `subscribed` (event frames before it are kept for later).
     async fn subscribe(&mut self, ws: &mut Ws, after_seq: Option<u64>) -> Result<u64, (String, String)> {
-        let frame =
-            ClientFrame::Subscribe { conversation_id: self.spec.conversation, after_seq, compact: self.ctx.compact };
+        let frame = ClientFrame::Subscribe {
+            conversation_id: self.spec.conversation,
+            after_seq,
+            compact: self.ctx.compact,
+            grant: self.grant.take(),
+        };
         let text = serde_json::to_string(&frame).map_err(|e| ("internal".to_owned(), e.to_string()))?;
         let sent = Instant::now();
         ws.send(Message::Text(text.into())).await.map_err(|e| ("subscribe_send".to_owned(), e.to_string()))?;
@@ -522,6 +536,7 @@ impl Viewer {
                             conversation_id: self.spec.conversation,
                             after_seq: Some(self.checker.last_seq()),
                             compact: self.ctx.compact,
+                            grant: None,
                         };
                         let text = serde_json::to_string(&frame).unwrap_or_default();
                         if ws.send(Message::Text(text.into())).await.is_err() {

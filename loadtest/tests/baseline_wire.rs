@@ -28,7 +28,7 @@ async fn envelopes_published_to_jetstream_reach_a_nats_ws_subscriber() -> anyhow
     let target = Target::resolve(&url).await?;
     let (user, password) = nats.admin_login();
     let login = NatsLogin { user: user.into(), password: password.into() };
-    let (mut sub, _, _) = NatsWs::connect(&net, &target, Some(&login), conv).await?;
+    let (mut sub, _, _) = NatsWs::connect(&net, &target, Some(&login), conv, false).await?;
 
     let rid = Uuid::new_v4();
     let mut events = vec![Event::ResponseStarted {

@@ -134,6 +134,8 @@ export class ChatView {
     const detail = await this.ctx.api.get(`/conversations/${this.id}`);
     if (this.destroyed) return;
     this.dispatch({ type: 'loaded', detail, now: Date.now() });
+    // The history's signed grant spares the edge asking the api again; good for the first subscribe only.
+    this.grant = detail.grant;
     this.subscribe();
     // Draw at once: the person is waiting for this, and the focus goes into it next.
     this.header.render(this.state);
@@ -166,7 +168,9 @@ export class ChatView {
     if (!this.state.loaded || this.destroyed) return;
     // compact: what we missed of a streaming response comes as one merged delta per run (`from_index..index`)
     // instead of hundreds of frames; the reducer's delta handling needs nothing else for it.
-    this.ctx.socket.send({ type: 'subscribe', conversation_id: this.id, after_seq: this.state.lastSeq, compact: true });
+    const grant = this.grant;
+    this.grant = undefined;
+    this.ctx.socket.send({ type: 'subscribe', conversation_id: this.id, after_seq: this.state.lastSeq, compact: true, grant });
   }
 
   destroy() {

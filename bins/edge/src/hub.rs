@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 /// Shared state of the process, as the sockets see it.
 pub struct Hub {
     config: Config,
+    /// Verifies subscribe grants (same secret as the access tokens).
+    keys: rh_auth::TokenKeys,
     nats: async_nats::Client,
     registry: Arc<Registry>,
     inboxes: Arc<Inboxes>,
@@ -30,7 +32,12 @@ impl Hub {
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {
-        Hub { config, nats, registry, inboxes, metrics, shutdown, next_id: AtomicU64::new(1) }
+        let keys = rh_auth::TokenKeys::new(&config.jwt_secret);
+        Hub { config, keys, nats, registry, inboxes, metrics, shutdown, next_id: AtomicU64::new(1) }
+    }
+
+    pub fn keys(&self) -> &rh_auth::TokenKeys {
+        &self.keys
     }
 
     /// A process-unique number (socket ids, subscription generations).

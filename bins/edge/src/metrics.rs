@@ -27,6 +27,8 @@ pub struct Metrics {
     pub frames_refused: IntCounterVec,
     /// `rh.api.access` round trips (subscribe → the api's answer), seconds.
     pub access_seconds: Histogram,
+    /// Subscribes granted by the client's signed grant from its history request (no `rh.api.access` round trip).
+    pub signed_grants: IntCounter,
     /// From subscribe to live (catch-up of what the client missed), seconds.
     pub catch_up_seconds: Histogram,
     /// Events sent to catching-up subscribers, by source: `memory` (a feed's tail) or `stream` (JetStream).
@@ -70,6 +72,10 @@ impl Metrics {
                 "access_seconds",
                 "Time the api took to answer an access check (rh.api.access)",
                 vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+            ),
+            signed_grants: health.int_counter(
+                "signed_grants_total",
+                "Subscribes granted by the signed grant of the client's history request (no access round trip)",
             ),
             catch_up_seconds: health.histogram(
                 "catch_up_seconds",

@@ -59,16 +59,9 @@ pub struct Config {
     /// Jobs generated at the same time by this process.
     #[arg(long, env = "RH_WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
-    /// Tokens are coalesced into one `response.delta` per this many milliseconds when the worker is idle.
-    #[arg(long, env = "RH_COALESCE_MS", default_value_t = 30)]
-    pub coalesce_ms: u64,
-    /// The widest coalescing window, reached when `--coalesce-busy-streams` responses stream here at once (the
-    /// window grows linearly in between: fewer events per second when the system is busy).
-    #[arg(long, env = "RH_COALESCE_MAX_MS", default_value_t = 100)]
-    pub coalesce_max_ms: u64,
-    /// Responses streaming at once at which the coalescing window reaches `--coalesce-max-ms`; 0: never widen.
-    #[arg(long, env = "RH_COALESCE_BUSY_STREAMS", default_value_t = 500)]
-    pub coalesce_busy_streams: u64,
+    /// Coalescing (`--coalesce-ms`, `--coalesce-max-ms`, `--coalesce-busy-streams`).
+    #[command(flatten)]
+    pub coalesce: rh_llm::Coalesce,
     /// On SIGTERM, how long running jobs may take to finish; the rest are handed back for redelivery.
     #[arg(long, env = "RH_WORKER_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
@@ -81,14 +74,6 @@ pub struct Config {
 impl Config {
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs(self.job_ack_wait_secs.max(1))
-    }
-
-    pub fn coalesce(&self) -> crate::coalesce::Coalesce {
-        crate::coalesce::Coalesce {
-            base: Duration::from_millis(self.coalesce_ms),
-            max: Duration::from_millis(self.coalesce_max_ms),
-            busy_at: self.coalesce_busy_streams,
-        }
     }
 
     pub fn concurrency(&self) -> usize {

@@ -53,7 +53,7 @@ pub struct JobContext {
     pub provider: Arc<dyn Provider>,
     pub metrics: Metrics,
     pub ack_wait: Duration,
-    pub coalesce: crate::coalesce::Coalesce,
+    pub coalesce: rh_llm::Coalesce,
 }
 
 /// How a job ended.

@@ -4,7 +4,6 @@
 //! Shutdown (SIGTERM / Ctrl-C): stop pulling, let running jobs finish for `--shutdown-grace-secs`, then hand the
 //! rest back to JetStream (nak) so another worker takes them over at once.
 
-mod coalesce;
 mod config;
 mod job;
 mod metrics;
@@ -156,7 +155,7 @@ async fn run(
         provider,
         metrics,
         ack_wait: config.ack_wait(),
-        coalesce: config.coalesce(),
+        coalesce: config.coalesce,
     });
     // Make sure the server has our subscription before telling anyone we are here.
     client.flush().await.context("flushing to NATS")?;

@@ -28,6 +28,7 @@ mod readiness;
 mod responding_marker;
 mod sessions;
 mod share_expiry;
+mod subscribe_grant;
 mod teams;
 mod traces;
 mod transcript_nats_restart;

@@ -41,7 +41,9 @@ async fn an_expiring_share_ends_like_a_revoke_without_anyone_acting() -> anyhow:
     assert!(!list.to_string().contains(&conv.to_string()), "{list}");
     let (s, _) = t.api.as_user(&t.ben).post(&format!("/conversations/{conv}/messages"), json!({"text": "hi"})).await?;
     assert_eq!(s.as_u16(), 404);
-    ben.ws.send(&ClientFrame::Subscribe { conversation_id: conv, after_seq: None, compact: false }).await?;
+    ben.ws
+        .send(&ClientFrame::Subscribe { conversation_id: conv, after_seq: None, compact: false, grant: None })
+        .await?;
     let (f, _) =
         ben.ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Subscribed { .. })).await?;
     assert!(matches!(&f, ServerFrame::Error { code, .. } if code == "not_found"), "{f:?}");

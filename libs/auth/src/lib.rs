@@ -4,13 +4,18 @@
 //!   touches PostgreSQL: everything it needs about the caller is in [`Claims`]).
 //!   A token names its session (`sid`): the api refuses it once that session ended (logout, a removed member, a
 //!   reset password), the edge closes its sockets on the `session_ended` inbox event (`SECURITY.md`, "Sessions").
+//! - [`SubscribeGrant`]: the api's access answer for one conversation, signed, so the edge subscribes without asking
+//!   the api again (`grant` module docs say why that stays exact).
 //! - [`RefreshToken`]: the opaque, rotating refresh token; PostgreSQL keeps only its SHA-256 ([`refresh_hash`]).
 //!   Each one's successor is derived from it ([`TokenKeys::refresh_successor`]), so a parallel refresh with the
 //!   same token can be answered with the same successor without storing any token.
 //! - [`hash_password`] / [`verify_password`]: Argon2id in PHC string format.
 //! - [`Secret`]: a string that never prints (`Debug`/`Display` show `[redacted]`).
 
+mod grant;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+pub use grant::{GRANT_TTL_SECS, SubscribeGrant};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -178,14 +183,20 @@ impl TokenKeys {
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String, AuthError> {
+        self.issue_any(claims)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_any(token).ok_or(AuthError::InvalidToken)
+    }
+
+    fn issue_any(&self, claims: &impl Serialize) -> Result<String, AuthError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(|e| AuthError::Issue(e.to_string()))
     }
 
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
-            .map_err(|_| AuthError::InvalidToken)
+    fn verify_any<T: serde::de::DeserializeOwned>(&self, token: &str) -> Option<T> {
+        jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation).ok().map(|d| d.claims)
     }
 }
 

@@ -6,16 +6,19 @@
 //! | [`GenerateRequest`] | model, messages, temperature, max_tokens (built from a [`GenerateJob`]) |
 //! | [`Simulated`] | deterministic offline text at a configurable rate; the default and the load test's engine |
 //! | [`OpenAiCompatible`] | `POST {base}/v1/chat/completions` with `stream: true` (OpenAI, vLLM, Ollama, llama.cpp, LM Studio) |
+//! | [`Coalesce`] | the worker's coalescing window (flags shared with the load tool's synthetic responses) |
 //! | [`Error`] / [`ErrorKind`] | what went wrong, as a kind the worker can match on |
 //!
 //! The worker owns everything around a generation (coalescing, publishing, stop, retries); a provider only turns a
 //! request into text chunks. Dropping the returned stream cancels the generation (the HTTP request is closed).
 
+pub mod coalesce;
 mod error;
 mod openai;
 mod simulated;
 mod sse;
 
+pub use coalesce::Coalesce;
 pub use error::{Error, ErrorKind, LlmError};
 pub use openai::{ApiKey, OpenAiCompatible, OpenAiConfig, install_crypto_provider};
 pub use simulated::{SimDirective, Simulated, SimulatedConfig};

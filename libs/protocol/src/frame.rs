@@ -21,12 +21,18 @@ pub enum ClientFrame {
     /// sent as ONE merged delta (see `response.delta`'s `from_index`): a late joiner gets a response that is 2,000
     /// tokens in as a few frames instead of hundreds, and a socket that fell behind catches up in fewer frames. A
     /// socket that keeps up gets every delta as stored.
+    ///
+    /// `grant`: the `grant` of the `GET /conversations/{id}` just made; with it (and `after_seq` at or before its
+    /// position, as the history's `seq` is) the edge subscribes without asking the api again. Optional: without
+    /// it, or when it does not fit (expired, another person or conversation), the edge asks the api.
     Subscribe {
         conversation_id: Uuid,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after_seq: Option<u64>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         compact: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<String>,
     },
     Unsubscribe {
         conversation_id: Uuid,
@@ -296,7 +302,7 @@ mod tests {
         let id = Uuid::new_v4();
         let f: ClientFrame =
             serde_json::from_str(&format!(r#"{{"type":"subscribe","conversation_id":"{id}","after_seq":7}}"#)).unwrap();
-        assert_eq!(f, ClientFrame::Subscribe { conversation_id: id, after_seq: Some(7), compact: false });
+        assert_eq!(f, ClientFrame::Subscribe { conversation_id: id, after_seq: Some(7), compact: false, grant: None });
         let f: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
         assert_eq!(f, ClientFrame::Ping);
     }

@@ -137,7 +137,15 @@ fn message_from(row: &Row) -> Result<Message> {
 /// One pooled connection, one statement, one round trip (once the connection has the statement prepared) however
 /// many people are asked: every answer comes from the same snapshot, and the transcript is searched once.
 pub async fn grants(db: &Db, conversation_id: Uuid, users: &[Uuid]) -> Result<Vec<(Uuid, Permission, i64)>> {
-    let client = db.client().await?;
+    grants_on(&db.client().await?, conversation_id, users).await
+}
+
+/// [`grants`] on a connection the caller holds.
+pub(crate) async fn grants_on(
+    client: &impl GenericClient,
+    conversation_id: Uuid,
+    users: &[Uuid],
+) -> Result<Vec<(Uuid, Permission, i64)>> {
     let statement = client.prepare_cached(&GRANTS).await?;
     let rows = client.query(&statement, &[&conversation_id, &users]).await?;
     rows.iter()

@@ -66,12 +66,12 @@ impl WsClient {
     }
 
     pub async fn subscribe(&mut self, conversation_id: Uuid, after_seq: Option<u64>) -> anyhow::Result<()> {
-        self.send(&ClientFrame::Subscribe { conversation_id, after_seq, compact: false }).await
+        self.send(&ClientFrame::Subscribe { conversation_id, after_seq, compact: false, grant: None }).await
     }
 
     /// `subscribe` asking for a compact catch-up (each run of missed deltas merged into one), as the web client does.
     pub async fn subscribe_compact(&mut self, conversation_id: Uuid, after_seq: Option<u64>) -> anyhow::Result<()> {
-        self.send(&ClientFrame::Subscribe { conversation_id, after_seq, compact: true }).await
+        self.send(&ClientFrame::Subscribe { conversation_id, after_seq, compact: true, grant: None }).await
     }
 
     /// The next server frame (pings and pongs of the WebSocket layer are skipped).

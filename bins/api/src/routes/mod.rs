@@ -50,11 +50,9 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
     let upload_limit =
         usize::try_from(state.settings.max_attachment_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let (router, _) = routes(upload_limit).split_for_parts();
-    router
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .method_not_allowed_fallback(|| async {
-            ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
-        })
+    router.fallback(|| async { ApiError::NotFound("no such endpoint".into()) }).method_not_allowed_fallback(|| async {
+        ApiError::MethodNotAllowed("this endpoint does not answer that method (see the Allow header)".into())
+    })
 }
 
 /// The routes with their OpenAPI operations: a handler is added here with `routes!`, so none can be served

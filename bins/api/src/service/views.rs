@@ -7,8 +7,8 @@ use super::events::summary;
 use crate::domain::{HistoryPage, PageCursor, PageLimit};
 use crate::error::ApiError;
 use crate::state::AppState;
-use rh_protocol::api::conversations::{ConversationDetail, ConversationList};
 use rh_protocol::Permission;
+use rh_protocol::api::conversations::{ConversationDetail, ConversationList};
 use rh_protocol::rpc::ConversationSummary;
 use rh_store::conversations::Conversation;
 use rh_store::history::Page;
@@ -20,7 +20,7 @@ pub async fn view(state: &AppState, user_id: Uuid, id: Uuid, page: Page) -> Resu
     let client = state.db.client().await?;
     let access = check_on(state, &client, id, user_id, Need::See).await?;
     let permission = access.permission();
-    Ok(rh_store::view::load_on(&client, access.into_conversation(), permission, page).await?)
+    Ok(rh_store::view::load_on(&client, access.into_conversation(), permission, page, None).await?)
 }
 
 /// `GET /conversations/{id}?limit=&before=`: the newest `limit` turns before `before` (see [`HistoryPage`]).
@@ -35,7 +35,14 @@ pub async fn get(
     let access = check_on(state, &client, id, user_id, Need::See).await?;
     let page = HistoryPage::parse(limit, before).map_err(ApiError::Validation)?;
     let permission = access.permission();
-    Ok(detail(rh_store::view::load_on(&client, access.into_conversation(), permission, page).await?))
+    let view = rh_store::view::load_on(&client, access.into_conversation(), permission, page, Some(user_id)).await?;
+    let grant = view.grant.map(|(permission, seq)| {
+        rh_auth::SubscribeGrant::new(user_id, id, permission, u64::try_from(seq).unwrap_or(0))
+    });
+    let mut detail = detail(view);
+    // Best effort: without a grant the client's subscribe asks for access as before.
+    detail.grant = grant.and_then(|g| state.keys.issue_grant(&g).ok());
+    Ok(detail)
 }
 
 /// The reply of a create or a copy: the new conversation as its owner sees it (the owner by construction, so no
@@ -43,7 +50,7 @@ pub async fn get(
 pub async fn created(state: &AppState, conversation: Conversation) -> Result<ConversationDetail, ApiError> {
     let page = HistoryPage::parse(None, None).map_err(ApiError::Validation)?;
     let client = state.db.client().await?;
-    Ok(detail(rh_store::view::load_on(&client, conversation, Permission::Owner, page).await?))
+    Ok(detail(rh_store::view::load_on(&client, conversation, Permission::Owner, page, None).await?))
 }
 
 /// The sidebar: `user_id`'s own and shared conversations, newest first, `limit` (see [`PageLimit`]) at a time,
@@ -77,7 +84,7 @@ pub async fn list(
 
 /// The body of `GET /conversations/{id}`.
 pub fn detail(view: ConversationView) -> ConversationDetail {
-    let ConversationView { conversation: c, permission, history, participants, attachments } = view;
+    let ConversationView { conversation: c, permission, history, participants, attachments, grant: _ } = view;
     let next_before = history.messages.first().filter(|_| history.has_more).map(|m| m.seq);
     ConversationDetail {
         id: c.id,
@@ -96,5 +103,6 @@ pub fn detail(view: ConversationView) -> ConversationDetail {
         next_before,
         participants: participants.iter().map(Into::into).collect(),
         attachments: attachments.into_iter().map(Into::into).collect(),
+        grant: None,
     }
 }

@@ -102,7 +102,8 @@ async fn every_conversation_read_makes_one_access_query() {
     };
     // A file to download, uploaded by the owner.
     let (http, base, _) = app.api.raw();
-    let part = reqwest::multipart::Part::bytes(b"notes".to_vec()).file_name("notes.txt").mime_str("text/plain").unwrap();
+    let part =
+        reqwest::multipart::Part::bytes(b"notes".to_vec()).file_name("notes.txt").mime_str("text/plain").unwrap();
     let uploaded: Value = http
         .post(format!("{base}{}", p("/attachments")))
         .bearer_auth(&team.ada.token)

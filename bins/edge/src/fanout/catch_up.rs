@@ -23,7 +23,8 @@
 //!   subscribes again from the `seq` it covers (Centrifugo's rule). The stream cannot say whose events it dropped,
 //!   so this errs towards a reload, which is always correct; a client whose conversation did not change since its
 //!   position (`grant_seq <= after_seq`) simply continues. Only positions older than both the tail and the stored
-//!   history pay for the check (one stream-info request).
+//!   history pay for the check (one stream-info request), and catch-ups from the stream under a signed grant: its
+//!   access answer may be up to a minute old, so the access changes after it must still be there to replay.
 
 use super::feed::Feed;
 use super::registry::Registry;
@@ -51,6 +52,9 @@ pub struct CatchUpFrom {
     pub joined_at: Option<u64>,
     /// The socket's writer may merge runs of deltas ([`super::compact`]).
     pub compact: bool,
+    /// The grant is the client's signed one, read up to a minute ago: access events after `grant_seq` must all
+    /// still be in the stream, so a catch-up that reads the stream checks that it keeps them.
+    pub signed: bool,
 }
 
 /// One catching-up subscription.
@@ -228,7 +232,7 @@ impl CatchUp<'_> {
     async fn read_stream(&self, from: u64, until: u64) -> Result<Option<u64>, CatchUpError> {
         // Only a position behind the stored history can have lost something: a client subscribing from its HTTP
         // history's `seq` (the usual case) costs no stream-info request.
-        if self.from.grant_seq > from {
+        if self.from.grant_seq > from || self.from.signed {
             let info = self.reg.stream.get_info().await.context("reading the stream's state")?;
             let first_seq = info.state.first_sequence;
             if from + 1 < first_seq {

@@ -160,8 +160,12 @@ async fn a_socket_that_stops_reading_is_dropped_without_stalling_the_others() ->
 
     // Ben subscribes, then never reads again.
     let (mut stuck, _) = tokio_tungstenite::connect_async(env.request(0, &ben)?).await?;
-    let sub =
-        serde_json::to_string(&ClientFrame::Subscribe { conversation_id: conv, after_seq: None, compact: false })?;
+    let sub = serde_json::to_string(&ClientFrame::Subscribe {
+        conversation_id: conv,
+        after_seq: None,
+        compact: false,
+        grant: None,
+    })?;
     stuck.send(tokio_tungstenite::tungstenite::Message::Text(sub.into())).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.metric(0, "subscriptions").await?, 2.0);

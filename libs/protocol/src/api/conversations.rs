@@ -103,6 +103,10 @@ pub struct ConversationDetail {
     pub next_before: Option<u64>,
     pub participants: Vec<Participant>,
     pub attachments: Vec<Attachment>,
+    /// A signed, short-lived (60 s) subscribe grant for this person and conversation: `subscribe {grant}` with
+    /// `after_seq = seq` then needs no second access check (`ClientFrame::Subscribe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 /// `PATCH /conversations/{id}` body (owner).

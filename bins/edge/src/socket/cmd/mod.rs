@@ -90,8 +90,8 @@ impl Command {
 impl From<ClientFrame> for Command {
     fn from(frame: ClientFrame) -> Self {
         match frame {
-            ClientFrame::Subscribe { conversation_id, after_seq, compact } => {
-                Command::Subscribe(Subscribe { conversation_id, after_seq, compact })
+            ClientFrame::Subscribe { conversation_id, after_seq, compact, grant } => {
+                Command::Subscribe(Subscribe { conversation_id, after_seq, compact, grant })
             }
             ClientFrame::Unsubscribe { conversation_id } => Command::Unsubscribe(Unsubscribe { conversation_id }),
             ClientFrame::SendMessage { conversation_id, text, client_msg_id, edit_of } => {

@@ -1,5 +1,7 @@
-//! `subscribe {conversation_id, after_seq?}`: asks the api whether the user may see the conversation
-//! (`rh.api.access`), answers `subscribed {conversation_id, permission, seq}` (seq = `after_seq`, or the
+//! `subscribe {conversation_id, after_seq?, grant?}`: asks the api whether the user may see the conversation
+//! (`rh.api.access`) — or takes the signed grant the client got with the history, when it is this person's, for
+//! this conversation, unexpired, and the subscription starts at or before its position ([`rh_auth::SubscribeGrant`]
+//! says why that is as exact as asking) — answers `subscribed {conversation_id, permission, seq}` (seq = `after_seq`, or the
 //! `history_seq` the api reports), then catches the client up on what it missed and continues live (see [`crate::fanout::registry`]).
 //! A refusal is an `error` frame (`not_found` / `forbidden`) with `ref` = the conversation id.
 //!
@@ -27,6 +29,8 @@ pub struct Subscribe {
     pub after_seq: Option<u64>,
     /// Merge runs of missed deltas into one (see [`crate::fanout::catch_up`]).
     pub compact: bool,
+    /// A signed grant from `GET /conversations/{id}`.
+    pub grant: Option<String>,
 }
 
 impl Subscribe {
@@ -55,12 +59,22 @@ impl Subscribe {
     async fn run(self, hub: &Arc<Hub>, conn: &Arc<Conn>, generation: u64, cancel: CancellationToken) {
         let conv = self.conversation_id;
         let started = Instant::now();
-        let req = AccessRequest { user_id: conn.user.id, conversation_id: conv };
-        let grant = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = rh_bus::request::<_, AccessGrant>(hub.nats(), subjects::API_ACCESS, &req, hub.request_timeout()) => r,
+        let signed = self.signed_grant(hub, conn);
+        let grant = match signed.clone() {
+            Some(g) => {
+                hub.metrics().signed_grants.inc();
+                Ok(g)
+            }
+            None => {
+                let req = AccessRequest { user_id: conn.user.id, conversation_id: conv };
+                let grant = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = rh_bus::request::<_, AccessGrant>(hub.nats(), subjects::API_ACCESS, &req, hub.request_timeout()) => r,
+                };
+                hub.metrics().access_seconds.observe(started.elapsed().as_secs_f64());
+                grant
+            }
         };
-        hub.metrics().access_seconds.observe(started.elapsed().as_secs_f64());
         let grant = match grant {
             Ok(g) => g,
             Err(e) => {
@@ -96,9 +110,25 @@ impl Subscribe {
             }
             Joined::CatchUp { feed, joined_at } => {
                 registry.presence_touch(conv, Some(conn.clone()));
-                let how = CatchUpFrom { after_seq, grant_seq: grant.history_seq, joined_at, compact: self.compact };
+                let how = CatchUpFrom {
+                    after_seq,
+                    grant_seq: grant.history_seq,
+                    joined_at,
+                    compact: self.compact,
+                    signed: signed.is_some(),
+                };
                 registry.catch_up(feed, conn, generation, how, cancel, started).await;
             }
         }
+    }
+
+    /// The client's signed grant, if it holds for this subscription: else the api is asked.
+    fn signed_grant(&self, hub: &Hub, conn: &Conn) -> Option<AccessGrant> {
+        let g = hub.keys().verify_grant(self.grant.as_deref()?).ok()?;
+        let fits = g.sub == conn.user.id
+            && g.conv == self.conversation_id
+            // Access changes after the grant are events past `g.seq`: the catch-up must pass them.
+            && self.after_seq.is_none_or(|after| after <= g.seq);
+        fits.then_some(AccessGrant { permission: g.permission, history_seq: g.seq })
     }
 }
