@@ -54,6 +54,21 @@ ensure_nats() {
   [ -x "$NATS_SERVER_BIN" ] || die "nats-server not found after install"
 }
 
+# The OpenID Connect provider of the SSO tests (e2e/oidc/provider.mjs): npm oidc-provider, pinned by
+# e2e/oidc/package-lock.json, installed into target/tools/oidc (again when the lock file changes).
+OIDC_MODULES="$TOOLS_DIR/oidc/node_modules"
+ensure_oidc_provider() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  local dir="$TOOLS_DIR/oidc"
+  if [ -d "$OIDC_MODULES/oidc-provider" ] && cmp -s e2e/oidc/package-lock.json "$dir/package-lock.json"; then
+    return
+  fi
+  log "npm ci oidc-provider (pinned) into target/tools/oidc"
+  mkdir -p "$dir"
+  cp e2e/oidc/package.json e2e/oidc/package-lock.json "$dir/"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 ensure_tools() {
   command -v cargo >/dev/null || die "cargo not found: install Rust first (rustup)"
   ensure_postgres

@@ -6,6 +6,7 @@ import { ChatView } from './chat.js';
 import { titleProblem } from './conversation/header.js';
 import { SharePanel } from './share.js';
 import { TeamPanel } from './team.js';
+import { ssoButton, returningFromProvider, completeSso } from './sso.js';
 import { h, setChildren, show, icon } from './dom.js';
 import { PERMISSION_LABEL } from './permissions.js';
 
@@ -42,6 +43,8 @@ function renderLogin(message) {
     submit: () => signIn(email.value.trim(), password.value),
     failure: (err) => (err instanceof ApiError && (err.status === 401 || err.status === 400) ? 'Wrong email or password.' : errorText(err)),
     other: ['New to RelayHub? ', 'signup-link', 'Create an organization', renderSignUp],
+    // "Sign in with …" when the email's domain has its organization's provider (sso.js).
+    extra: ([, passwordLabel], say) => ssoButton(api, email, passwordLabel, say),
   });
 }
 
@@ -109,14 +112,17 @@ async function signIn(email, password) {
 
 /**
  * The signed-out page: a card with `fields` ([label, input]), a submit button running `submit`, an error line
- * saying `failure(err)` when it throws, and a link to the other page (`other`: [text, testid, link text, render]).
+ * saying `failure(err)` when it throws, and a link to the other page (`other`: [text, testid, link text, render]);
+ * `extra(labels, say)` may add an element below the button (`say(text)` shows it on the error line).
  * Test ids: `<id>-form`, `<id>-error`, `<id>-submit`.
  */
-function renderAuthPage({ id, intro, fields, submitText, message, submit, failure, other }) {
+function renderAuthPage({ id, intro, fields, submitText, message, submit, failure, other, extra }) {
   teardown();
   const error = h('div', { class: 'form-error', testid: `${id}-error`, role: 'alert', hidden: !message, text: message || '' });
   const button = h('button', { type: 'submit', class: 'btn btn-primary btn-block', testid: `${id}-submit`, text: submitText });
   const [otherText, otherId, otherLink, otherPage] = other;
+  const labels = fields.map(([label, input]) => h('label', {}, label, input));
+  const say = (text) => { error.textContent = text; show(error, true); };
   const form = h('form', {
     class: 'login-card',
     testid: `${id}-form`,
@@ -135,9 +141,10 @@ function renderAuthPage({ id, intro, fields, submitText, message, submit, failur
   },
   h('div', { class: 'brand brand-large' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true', text: '◆' }), ' RelayHub'),
   h('p', { class: 'muted', text: intro }),
-  ...fields.map(([label, input]) => h('label', {}, label, input)),
+  ...labels,
   error,
   button,
+  ...(extra ? [extra(labels, say)] : []),
   h('p', { class: 'muted small login-switch' }, otherText,
     h('a', { href: '#', testid: otherId, onclick: (e) => { e.preventDefault(); otherPage(); } }, otherLink)));
   setChildren(root, h('div', { class: 'login-page' }, form));
@@ -775,7 +782,11 @@ window.__relayhub = {
 };
 
 const invited = new URLSearchParams(location.hash.slice(1)).get('invite');
-if (invited) {
+if (returningFromProvider()) {
+  completeSso(api)
+    .then(async (r) => { await api.setSession(r); await startApp(r.user); })
+    .catch((e) => renderLogin(`Single sign-on failed: ${errorText(e)}`));
+} else if (invited) {
   renderJoin(invited);
 } else if (api.token) {
   startApp(api.storedUser).catch((e) => renderLogin(errorText(e)));

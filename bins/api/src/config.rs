@@ -160,6 +160,32 @@ pub struct Settings {
 
     #[command(flatten)]
     pub limits: LimitSettings,
+
+    #[command(flatten)]
+    pub sso: SsoSettings,
+}
+
+/// Single sign-on (each org sets its own provider over the API; these are the server's side of it).
+#[derive(Debug, Clone, Args)]
+pub struct SsoSettings {
+    /// The URL people open the web client at (e.g. `https://chat.example.com`): an org's SSO redirect URI is
+    /// `{public_url}/`. SSO cannot be set up without it.
+    #[arg(long, env = "RH_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Issuer URL prefixes orgs may use, comma-separated (e.g. `https://login.example.com/`). Empty: any `https://`
+    /// issuer. Only a listed prefix allows `http://` (a provider on this machine, in tests). The api fetches the
+    /// issuer's discovery document and keys, so this also bounds where an org admin can make it connect.
+    #[arg(long, env = "RH_SSO_ALLOWED_ISSUERS", value_delimiter = ',', global = true)]
+    pub allowed_issuers: Vec<String>,
+
+    /// How long a sign-in at the provider may take, in seconds (its state, nonce and PKCE verifier expire).
+    #[arg(long, env = "RH_SSO_LOGIN_TTL_SECS", default_value_t = 600, global = true, value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub login_ttl_secs: u64,
+
+    /// Longest wait for the provider (discovery, keys, token endpoint), in milliseconds.
+    #[arg(long, env = "RH_SSO_HTTP_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub http_timeout_ms: u64,
 }
 
 /// Limits on abuse, shared by every replica (see [`crate::service::limits`]). A token bucket holds at most

@@ -51,6 +51,9 @@ pub enum ApiError {
     /// Over a limit ([`crate::service::limits`]): 429 with `Retry-After`.
     #[error("{message}")]
     RateLimited { message: String, retry_after: std::time::Duration },
+    /// A refusal with a code of its own that says exactly why (SSO sign-in, passwords off).
+    #[error("{message}")]
+    Refused { code: ErrorCode, status: StatusCode, message: String },
     /// A dependency (NATS, JetStream, the database) did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -62,6 +65,15 @@ impl ApiError {
     /// The 404 every conversation path answers when the caller cannot see the conversation.
     pub fn conversation_not_found() -> Self {
         ApiError::NotFound("no such conversation".into())
+    }
+
+    /// Passwords are off for this organization: sign in with its provider.
+    pub fn passwords_off() -> Self {
+        ApiError::Refused {
+            code: ErrorCode::PasswordsOff,
+            status: StatusCode::FORBIDDEN,
+            message: "this organization signs in with its identity provider only: use \"Sign in with\"".into(),
+        }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -78,6 +90,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::UnknownModel(_) => ErrorCode::UnknownModel,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Refused { code, .. } => *code,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -95,6 +108,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnknownModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Refused { status, .. } => *status,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -38,7 +38,10 @@ pub async fn build_state(settings: Settings, health: &Health, jwt_secret: &Secre
     let grants = Grants::spawn(grants_db, metrics.grant_batch_size.clone());
     let outbox = crate::relay::Outbox::new(db.clone());
     let hash_slots = Arc::new(HashSlots::new(&settings.limits, metrics.password_hashes_most.clone()));
+    let sso_http = crate::service::oidc_http::OidcHttp::new(Duration::from_millis(settings.sso.http_timeout_ms))
+        .context("the SSO HTTP client")?;
     Ok(AppState {
+        sso_http,
         outbox,
         hash_slots,
         db,

@@ -29,4 +29,6 @@ pub struct AppState {
     pub hash_slots: Arc<crate::service::limits::HashSlots>,
     /// What the worker pool serves, as last asked ([`crate::service::models`]).
     pub models: Arc<crate::service::models::Catalog>,
+    /// The HTTP client that talks to organizations' identity providers ([`crate::service::oidc_http`]).
+    pub sso_http: crate::service::oidc_http::OidcHttp,
 }

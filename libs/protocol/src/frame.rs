@@ -263,6 +263,26 @@ pub enum ErrorCode {
     /// An organization's storage quota (attachment bytes) would be exceeded: waiting does not help; deleting
     /// conversations with attachments does.
     QuotaExceeded,
+    /// The organization signs in with its provider only (`GET /auth/sso?email=`): no password sign-in or sign-up.
+    PasswordsOff,
+    /// An SSO sign-in's state is unknown, used, expired, altered, or from another browser: start again.
+    SsoStateInvalid,
+    /// The provider refused the authorization code (used before, expired, or not for this sign-in).
+    SsoCodeRejected,
+    /// The ID token is for another client (its `aud`).
+    SsoTokenAudience,
+    /// The ID token has expired.
+    SsoTokenExpired,
+    /// The ID token was used to sign in before.
+    SsoTokenReplayed,
+    /// The ID token failed another check: signature (the provider's JWKS), issuer or nonce.
+    SsoTokenInvalid,
+    /// The provider does not say the email is verified.
+    SsoEmailUnverified,
+    /// The email's domain is not one of the organization's, and no invite names it.
+    SsoDomainNotAllowed,
+    /// The provider could not be reached or answered something that is not OpenID Connect.
+    SsoProviderUnavailable,
     Internal,
 }
 
@@ -287,6 +307,16 @@ impl ErrorCode {
             ErrorCode::UnknownModel => "unknown_model",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::PasswordsOff => "passwords_off",
+            ErrorCode::SsoStateInvalid => "sso_state_invalid",
+            ErrorCode::SsoCodeRejected => "sso_code_rejected",
+            ErrorCode::SsoTokenAudience => "sso_token_audience",
+            ErrorCode::SsoTokenExpired => "sso_token_expired",
+            ErrorCode::SsoTokenReplayed => "sso_token_replayed",
+            ErrorCode::SsoTokenInvalid => "sso_token_invalid",
+            ErrorCode::SsoEmailUnverified => "sso_email_unverified",
+            ErrorCode::SsoDomainNotAllowed => "sso_domain_not_allowed",
+            ErrorCode::SsoProviderUnavailable => "sso_provider_unavailable",
             ErrorCode::Internal => "internal",
         }
     }

@@ -11,6 +11,7 @@
 //! | [`auth`] | login, refresh and their tokens ([`auth::Tokens`]) |
 //! | [`tools`] | conversation tools over REST: export, continue as a copy, search |
 //! | [`invites`] | invitations to join an org, changing one's own password |
+//! | [`sso`] | single sign-on: an org's OIDC provider, discovery by email domain, the sign-in flow |
 //! | [`teams`] | teams, their members and team shares ([`teams::Team`], [`teams::TeamShare`]) |
 //! | [`permission`] | [`Permission`]: `owner`, `respond` (Can Respond), `view` (View Only) |
 //!
@@ -24,6 +25,7 @@ pub mod frame;
 pub mod invites;
 pub mod permission;
 pub mod rpc;
+pub mod sso;
 pub mod subjects;
 pub mod teams;
 pub mod tools;

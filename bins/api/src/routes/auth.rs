@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthUser, ClientAddr};
-use crate::service::{limits, sessions};
+use crate::service::{limits, sessions, sso};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -32,9 +32,10 @@ pub async fn hash_password(state: &AppState, password: String) -> Result<String,
 }
 
 /// `POST /auth/login {email,password}` → [`Tokens`] (a new session); 401 for an unknown email or a wrong password
-/// (the same answer for both); 429 past the sign-in limits ([`limits::sign_in_attempt`]).
+/// (the same answer for both); 429 past the sign-in limits ([`limits::sign_in_attempt`]); 403 `passwords_off` when
+/// the email's domain or the person's org signs in with its identity provider only.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = Tokens), (status = 401), (status = 429)))]
+    responses((status = 200, body = Tokens), (status = 401), (status = 403), (status = 429)))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -43,6 +44,7 @@ pub async fn login(
     let wrong = || ApiError::Unauthorized("wrong email or password".into());
     let email = body.email.trim().to_lowercase();
     limits::sign_in_attempt(&state, addr, &email).await?;
+    sso::check_password_allowed_for_email(&state, &email).await?;
     let found = rh_store::orgs::user_for_login(&state.db, &email).await?;
     let Some((user, hash)) = found else {
         verify_password(&state, body.password, dummy_hash().to_owned()).await?;
@@ -51,6 +53,8 @@ pub async fn login(
     if !verify_password(&state, body.password, hash).await? {
         return Err(wrong());
     }
+    // Also people whose address is at no domain of the org (an invited contractor): the org said no passwords.
+    sso::check_password_allowed_in_org(&state, user.org_id).await?;
     Ok(Json(sessions::open(&state, &user).await?))
 }
 

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`auth`] | `POST /auth/login`, `POST /auth/refresh`, `POST /auth/logout`, `POST /auth/ticket`, `GET /me` |
 //! | [`orgs`] | `POST /orgs` (sign-up), `POST /orgs/{id}/members`, `DELETE /orgs/{id}/members/{user_id}`, `PUT /orgs/{id}/members/{user_id}/password` |
+//! | [`sso`] | `GET/PUT/DELETE /orgs/{id}/sso` (org admins), `GET /auth/sso?email=`, `POST /auth/sso/start`, `POST /auth/sso/callback` |
 //! | [`retention`] | `GET/PUT /orgs/{id}/retention` (org admins) |
 //! | [`users`] | `GET /users?q=` |
 //! | [`models`] | `GET /models` |
@@ -32,6 +33,7 @@ pub mod orgs;
 pub mod retention;
 pub mod settings;
 pub mod shares;
+pub mod sso;
 pub mod teams;
 pub mod tools;
 pub mod users;
@@ -66,6 +68,10 @@ fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::ticket))
         .routes(routes!(auth::me))
+        .routes(routes!(sso::get, sso::put, sso::delete))
+        .routes(routes!(sso::discovery))
+        .routes(routes!(sso::start))
+        .routes(routes!(sso::callback))
         .routes(routes!(orgs::sign_up))
         .routes(routes!(orgs::add_member))
         .routes(routes!(orgs::remove_member))

@@ -46,6 +46,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ("415", "UnsupportedMediaType", "The body's content type is not accepted."),
     ("422", "UnknownModel", "No AI worker serves this model (`unknown_model`): pick one of `GET /models`."),
     ("429", "RateLimited", "Over a limit: try again after `Retry-After` seconds."),
+    (
+        "502",
+        "BadGateway",
+        "The organization's identity provider did not answer as expected (`sso_provider_unavailable`).",
+    ),
     ("503", "Unavailable", "A dependency did not answer in time; try again."),
 ];
 

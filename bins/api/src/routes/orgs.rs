@@ -4,7 +4,7 @@ use super::auth::hash_password;
 use crate::domain::{Email, OrgName, Password, PersonName};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser, ClientAddr};
-use crate::service::limits;
+use crate::service::{limits, sso};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 /// email that fails like any wrong password. `SECURITY.md` has the trade-off. Counted as a sign-in attempt
 /// ([`limits::sign_in_attempt`]) before the hash.
 #[utoipa::path(post, path = "/orgs", tag = "orgs", request_body = SignUpRequest,
-    responses((status = 202, body = SignUpAccepted), (status = 429)))]
+    responses((status = 202, body = SignUpAccepted), (status = 403), (status = 429)))]
 pub async fn sign_up(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -32,6 +32,8 @@ pub async fn sign_up(
     let email = Email::parse(&body.email).map_err(ApiError::Validation)?;
     let password = Password::parse(&body.password).map_err(ApiError::Validation)?;
     limits::sign_in_attempt(&state, addr, email.as_str()).await?;
+    // Says only what `GET /auth/sso?email=` says: this domain signs in with its organization's provider.
+    sso::check_password_allowed_for_email(&state, email.as_str()).await?;
     let hash = hash_password(&state, password.expose().to_owned()).await?;
     let org = Org { id: Uuid::now_v7(), name: org_name.as_str().to_owned() };
     let admin = NewUser {
@@ -51,7 +53,8 @@ pub async fn sign_up(
     Ok((StatusCode::ACCEPTED, Json(SignUpAccepted { message })))
 }
 
-/// `POST /orgs/{id}/members {name,email,password,role?}` → 201 user. Only an admin of that org.
+/// `POST /orgs/{id}/members {name,email,password,role?}` → 201 user. Only an admin of that org; 403 `passwords_off`
+/// when the org signs in with its provider only (invite people instead: they join by single sign-on).
 #[utoipa::path(post, path = "/orgs/{org_id}/members", tag = "orgs", security(("bearer" = [])),
     params(("org_id" = Uuid, Path)), request_body = NewMemberRequest,
     responses((status = 201, body = SessionUser), (status = 403), (status = 409)))]

@@ -181,6 +181,8 @@ pub async fn accept(
     let mut client = state.db.client().await?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let invite = invites::claim(&tx, &rh_auth::refresh_hash(&req.token)).await?.map_err(refused)?;
+    // With passwords off the invited join by single sign-on instead (the invite stays usable: this rolls back).
+    super::sso::check_password_allowed_in_org(state, invite.org_id).await?;
     let email = match (invite.email.as_deref(), given.as_ref()) {
         (Some(invited), Some(given)) if invited != given.as_str() => {
             return Err(ApiError::Validation("this invite is for another email address".into()));

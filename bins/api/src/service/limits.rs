@@ -165,6 +165,16 @@ pub async fn sign_in_attempt(state: &AppState, addr: Option<IpAddr>, email: &str
     take(state, &buckets, |_| "too many sign-in attempts").await
 }
 
+/// One SSO sign-in start from `addr` (it makes the api fetch from the provider): spends from the address's sign-in
+/// bucket only (the person is not known yet).
+pub async fn sso_start(state: &AppState, addr: Option<IpAddr>) -> Result<(), ApiError> {
+    let l = &state.settings.limits;
+    let addr = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let buckets =
+        [(name::SIGNIN_ADDR, bucket(format!("signin:addr:{addr}"), l.signin_addr_burst, l.signin_addr_per_min))];
+    take(state, &buckets, |_| "too many sign-in attempts").await
+}
+
 /// The client's address: the last entry of `--client-ip-header` when set (what the proxy in front saw), else the
 /// TCP peer's.
 pub fn client_addr(limits: &LimitSettings, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {

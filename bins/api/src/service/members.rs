@@ -36,6 +36,8 @@ pub async fn add(
         Some("admin") => "admin",
         Some(other) => return Err(ApiError::Validation(format!("role {other:?} is not \"member\" or \"admin\""))),
     };
+    // With passwords off, people join by single sign-on instead (an invite naming them, or the org's domain).
+    super::sso::check_password_allowed_in_org(state, org_id).await?;
     let hash = crate::routes::auth::hash_password(state, password.expose().to_owned()).await?;
     let new =
         NewUser { id: Uuid::now_v7(), org_id, name: name.as_str(), email: email.as_str(), password_hash: &hash, role };

@@ -25,6 +25,9 @@
 //! | [`stops`] | stop one answer or all of a conversation's, also one no worker holds yet |
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke; shares that expire |
+//! | [`sso`] | single sign-on per org: the provider (org admins), discovery by email domain, passwords off |
+//! | [`sso_login`] | the OIDC authorization code flow with PKCE: start, callback (ID token checks, provisioning, a session) |
+//! | [`oidc_http`] | the HTTP client the flow calls providers with |
 //! | [`teams`] | teams and their members (org admins), sharing with a team (owners) |
 //! | [`reach`] | who gained, lost or changed access by a change of shares or teams: their events and sidebar messages |
 
@@ -44,11 +47,14 @@ pub mod limits;
 pub mod members;
 pub mod messages;
 pub mod models;
+pub mod oidc_http;
 pub mod reach;
 pub mod retention;
 pub mod search;
 pub mod sessions;
 pub mod shares;
+pub mod sso;
+pub mod sso_login;
 pub mod stops;
 pub mod teams;
 pub mod versions;
