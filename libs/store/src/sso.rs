@@ -1,4 +1,4 @@
-//! `org_sso`, `org_sso_domains`, `sso_logins`, `sso_used_id_tokens` (`sql/V13__sso.sql`): an org's OpenID Connect
+//! `org_sso`, `org_sso_domains`, `sso_logins`, `sso_used_id_tokens` (`sql/V17__sso.sql`): an org's OpenID Connect
 //! provider, the sign-ins under way (one-time, short-lived) and the ID tokens already used.
 
 use crate::{Db, Result, StoreError};
