@@ -126,6 +126,21 @@ pub async fn delete(tx: &impl GenericClient, conversation_id: Uuid, user_id: Uui
     if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
+/// How many people conversation `conversation_id` is shared with personally now (its owner's "Shared with N").
+pub async fn live_count(tx: &impl GenericClient, conversation_id: Uuid) -> Result<u32> {
+    let sql =
+        format!("SELECT count(*) FROM shares s WHERE s.conversation_id = $1 {}", crate::conversations::SHARE_LIVE);
+    let n: i64 = tx.query_one(&sql, &[&conversation_id]).await?.try_get(0)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// The conversations shared with `user_id` personally (not through a team).
+pub async fn conversations_shared_with(db: &Db, user_id: Uuid) -> Result<Vec<Uuid>> {
+    let client = db.client().await?;
+    let rows = client.query("SELECT conversation_id FROM shares WHERE user_id = $1", &[&user_id]).await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
 /// Up to `limit` shares whose `expires_at` has passed, as `(conversation_id, user_id)`, soonest first.
 pub async fn expired(db: &Db, limit: i64) -> Result<Vec<(Uuid, Uuid)>> {
     let client = db.client().await?;

@@ -46,7 +46,8 @@ pub async fn add(
     Ok(crate::routes::auth::public_user(user))
 }
 
-/// Removes member `user_id` from `org_id`: they cannot sign in again and their sessions end now.
+/// Removes member `user_id` from `org_id`: they cannot sign in again, their sessions end now, and they leave every
+/// team and every conversation shared with them.
 pub async fn remove(state: &AppState, caller: &AuthUser, org_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
     super::access::org_admin(caller, org_id, "remove members")?;
     if user_id == caller.id() {
@@ -56,6 +57,8 @@ pub async fn remove(state: &AppState, caller: &AuthUser, org_id: Uuid, user_id: 
     // Out of every team too: team lists never show them again (their messages stay).
     rh_store::teams::leave_all(&state.db, user_id).await?;
     super::sessions::end_all(state, user_id, EndReason::MemberRemoved).await?;
+    // And out of every conversation shared with them, so owners' share lists and sidebars drop them now.
+    super::shares::remove_all_of(state, user_id, caller.id()).await?;
     tracing::info!(%org_id, %user_id, by = %caller.id(), "member removed");
     Ok(())
 }

@@ -7,11 +7,13 @@
 //! touches (in its transaction, with those conversations locked), changes its rows, and [`Reach::announce`]s the
 //! difference exactly as a personal share always did: `participant.added|changed|removed` on the conversation (the
 //! edge ends a removed person's subscriptions with `access_revoked`, updates a changed one's permission) and the
-//! sidebar message to the person's inbox.
+//! sidebar message to the person's inbox. When people came or went, the owner's inbox gets the conversation's new
+//! "Shared with N" too, so every row of their sidebar follows it live, not only the open conversation.
 
 use super::events::{Change, summary};
 use crate::error::ApiError;
 use rh_protocol::frame::SidebarAction;
+use rh_protocol::rpc::ConversationSummary;
 use rh_protocol::{Event, Permission};
 use rh_store::conversations::Conversation;
 use rh_store::teams;
@@ -45,6 +47,7 @@ impl Reach {
         let gained: Vec<Uuid> = after.keys().filter(|k| !self.before.contains_key(k)).map(|(_, u)| *u).collect();
         let names = if gained.is_empty() { HashMap::new() } else { teams::people(change.tx(), &gained).await? };
         for conversation in &self.conversations {
+            let mut came_or_went = false;
             for user_id in &self.people {
                 let key = (conversation.id, *user_id);
                 let (event, action, permission) = match (self.before.get(&key), after.get(&key)) {
@@ -67,9 +70,15 @@ impl Reach {
                     (Some(_), None) => (Event::ParticipantRemoved { user_id: *user_id }, SidebarAction::Removed, None),
                     _ => continue,
                 };
+                came_or_went |= action != SidebarAction::Changed;
                 change.event_on(conversation.id, event)?;
                 let entry = permission.map(|p| summary(conversation, p));
                 change.inbox_on(conversation.id, *user_id, action, entry)?;
+            }
+            if came_or_went {
+                let shared_with = Some(rh_store::shares::live_count(change.tx(), conversation.id).await?);
+                let entry = ConversationSummary { shared_with, ..summary(conversation, Permission::Owner) };
+                change.inbox_on(conversation.id, conversation.owner_id, SidebarAction::Changed, Some(entry))?;
             }
         }
         Ok(())

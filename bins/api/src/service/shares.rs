@@ -159,6 +159,30 @@ pub async fn revoke(state: &AppState, caller_id: Uuid, conversation_id: Uuid, us
     change.commit(state).await
 }
 
+/// Removes every personal share of `user_id`, a member `admin` removed from the org, each like a revoke by the
+/// admin: the conversation's participants and its owner's sidebar hear `participant.removed` (and a team share
+/// that still reached them would keep them listed, but the member left every team first). Each conversation is
+/// its own change; one deleted meanwhile is skipped (the erasure removes its shares).
+pub async fn remove_all_of(state: &AppState, user_id: Uuid, admin: Uuid) -> Result<(), ApiError> {
+    for conversation_id in shares::conversations_shared_with(&state.db, user_id).await? {
+        let mut client = state.db.client().await?;
+        let (mut change, conversation) = match Change::begin(&mut client, conversation_id, admin).await {
+            Ok(begun) => begun,
+            Err(ApiError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let reach = Reach::before(&change, vec![conversation], vec![user_id]).await?;
+        match shares::delete(change.tx(), conversation_id, user_id).await {
+            Ok(()) => {}
+            Err(rh_store::StoreError::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        reach.announce(&mut change).await?;
+        change.commit(state).await?;
+    }
+    Ok(())
+}
+
 /// Shares handled per query of the expiry task; a full batch is followed by the next one at once.
 const EXPIRY_BATCH: i64 = 100;
 

@@ -229,3 +229,49 @@ async fn the_owners_sidebar_counts_who_it_is_shared_with() {
     let (_, list) = app.api.as_user(&team.ada).get("/conversations").await.unwrap();
     assert_eq!(shared_with(&list, conv), Some(json!(1)));
 }
+
+/// An org admin removes a member: the conversations shared with them drop them (their share rows go), each with
+/// `participant.removed` for whoever has it open, and the owner's sidebar gets the new "Shared with N" of each;
+/// another member's shares stay.
+#[tokio::test]
+async fn removing_a_member_removes_their_shares_and_the_owner_sees_the_count_drop() {
+    let app = spawn_app().await;
+    let team = team(&app).await;
+    let roadmap = shared_conversation(&app, &team, "Roadmap").await;
+    let notes = app.api.create_conversation(&team.ada, "Notes").await.unwrap();
+    app.api.share(&team.ada, notes, &team.ben, "view").await.unwrap();
+    outbox_drained(&app).await;
+    let mut ada_inbox = Inbox::open(&app.nc, team.ada.user_id).await;
+
+    let path = format!("/orgs/{}/members/{}", team.ada.org_id, team.ben.user_id);
+    let (s, v) = app.api.as_user(&team.ada).delete(&path).await.unwrap();
+    assert_eq!(s.as_u16(), 204, "{v}");
+
+    // The owner's sidebar hears each conversation's new count (Cy still has Roadmap); the inbox fails the test
+    // if they do not come.
+    let want = std::collections::HashMap::from([(roadmap, Some(1)), (notes, Some(0))]);
+    let mut counts = std::collections::HashMap::new();
+    while counts != want {
+        let m = ada_inbox.next_where(|m| m.action == SidebarAction::Changed).await;
+        counts.insert(m.conversation_id, m.conversation.and_then(|c| c.shared_with));
+    }
+
+    // Gone from the share lists and the participants; Cy's share stays.
+    for (conv, left) in [(roadmap, vec![team.cy.user_id.to_string()]), (notes, vec![])] {
+        let (_, v) = app.api.as_user(&team.ada).get(&format!("/conversations/{conv}/shares")).await.unwrap();
+        let ids: Vec<String> =
+            v["shares"].as_array().unwrap().iter().map(|s| s["user_id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(ids, left, "{v}");
+    }
+    let removed = conv_events(&app, roadmap)
+        .await
+        .into_iter()
+        .any(|(_, e)| matches!(e.event, Event::ParticipantRemoved { user_id } if user_id == team.ben.user_id));
+    assert!(removed, "participant.removed on the conversation");
+    // The sidebar list says the same after a reload.
+    let (_, v) = app.api.as_user(&team.ada).get("/conversations").await.unwrap();
+    let row =
+        |id: uuid::Uuid| v["conversations"].as_array().unwrap().iter().find(|c| c["id"] == id.to_string()).cloned();
+    assert_eq!(row(roadmap).unwrap()["shared_with"], 1, "{v}");
+    assert!(row(notes).unwrap().get("shared_with").is_none_or(|n| n == 0), "{v}");
+}
