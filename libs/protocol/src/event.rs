@@ -122,9 +122,17 @@ pub enum Event {
     /// Model or settings changed. `changed` names the fields that changed; `settings` is the result.
     #[serde(rename = "settings.changed")]
     SettingsChanged { changed_by: Uuid, changed_by_name: String, changed: Vec<String>, settings: Settings },
-    /// The owner renamed the conversation; `title` is the new title.
+    /// The conversation got a new title: renamed by someone who may (`renamed_by`), or, with
+    /// `from_first_message`, titled from its first message (its author is `renamed_by`; clients show the title,
+    /// not a rename).
     #[serde(rename = "conversation.renamed")]
-    ConversationRenamed { renamed_by: Uuid, renamed_by_name: String, title: String },
+    ConversationRenamed {
+        renamed_by: Uuid,
+        renamed_by_name: String,
+        title: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        from_first_message: bool,
+    },
     /// A file was attached (bytes in the object store, metadata in PostgreSQL).
     #[serde(rename = "attachment.added")]
     AttachmentAdded { attachment_id: Uuid, filename: String, content_type: String, size: u64, uploaded_by: Uuid },

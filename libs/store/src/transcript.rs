@@ -416,6 +416,7 @@ mod tests {
                 renamed_by: Uuid::new_v4(),
                 renamed_by_name: "Ada".into(),
                 title: secret.into(),
+                from_first_message: false,
             },
         ];
         for event in events {

@@ -154,6 +154,8 @@ function applyEvent(state, ev, now) {
       });
     }
     case 'conversation.renamed': {
+      // A title from the first message is no one's rename: the title changes without a line.
+      if (ev.from_first_message) return { ...state, conv: { ...state.conv, title: ev.title } };
       const who = ev.renamed_by === state.me ? 'you' : ev.renamed_by_name || 'the owner';
       return systemLine({ ...state, conv: { ...state.conv, title: ev.title } }, `Renamed to “${ev.title}” by ${who}`, at);
     }

@@ -124,6 +124,15 @@ test('stop: named after whose answer it is, only for those who may respond, disa
   assert.equal(statusText(s.items.r1), 'stopped by you');
 });
 
+test('a title from the first message is the title for everyone, not a rename by its author', () => {
+  let s = loadedState();
+  s = ev(s, { type: 'conversation.renamed', title: 'Plan the launch', renamed_by: BEN, renamed_by_name: 'Ben', from_first_message: true });
+  assert.equal(s.conv.title, 'Plan the launch');
+  assert.deepEqual(timeline(s).map((i) => i.text), []);
+  s = ev(s, { type: 'conversation.renamed', title: 'Launch', renamed_by: BEN, renamed_by_name: 'Ben' });
+  assert.deepEqual(timeline(s).map((i) => i.text), ['Renamed to “Launch” by Ben']);
+});
+
 test('rename, settings and attachments become system lines; the header data follows', () => {
   let s = loadedState();
   s = ev(s, { type: 'conversation.renamed', title: 'Final', renamed_by: ME });

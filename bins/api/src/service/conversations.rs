@@ -192,6 +192,7 @@ async fn retitle(
         renamed_by: user_id,
         renamed_by_name: user_name.to_owned(),
         title: renamed.title.clone(),
+        from_first_message: false,
     };
     let event_id = change.event(event)?;
     sidebars_changed(&mut change, &renamed).await?;
@@ -201,7 +202,8 @@ async fn retitle(
 }
 
 /// Titles an untitled conversation ([`Title::DEFAULT`]) from its first message ([`Title::from_message`]), as a
-/// rename by the message's author that everyone sees (`conversation.renamed`, sidebars). Checked under the row
+/// title everyone sees (`conversation.renamed` with `from_first_message`, which clients show as the title, not as a
+/// rename by the author; sidebars). Checked under the row
 /// lock, so a rename by the owner meanwhile is never overwritten. The message is sent already: a failure here is
 /// only logged.
 pub async fn title_from_first_message(
@@ -223,6 +225,7 @@ pub async fn title_from_first_message(
             renamed_by: author_id,
             renamed_by_name: author_name.to_owned(),
             title: titled.title.clone(),
+            from_first_message: true,
         })?;
         sidebars_changed(&mut change, &titled).await?;
         change.commit(state).await

@@ -186,7 +186,8 @@ async fn the_owner_renames_and_every_participant_is_told() {
         Event::ConversationRenamed {
             renamed_by: team.ada.user_id,
             renamed_by_name: "Ada Lovelace".into(),
-            title: "Launch plan v2".into()
+            title: "Launch plan v2".into(),
+            from_first_message: false,
         }
     );
     let m = cy_inbox.next_where(|m| m.action == rh_protocol::frame::SidebarAction::Changed).await;

@@ -222,6 +222,7 @@ async fn an_untitled_conversation_is_titled_from_its_first_message() {
             renamed_by: team.ada.user_id,
             renamed_by_name: "Ada Lovelace".into(),
             title: "Plan the Q3 launch of the billing page".into(),
+            from_first_message: true,
         }));
     // Only the first: a later message, or a conversation with a title of its own, keeps its title.
     send("/sim tokens=3\nSomething else entirely").await;
