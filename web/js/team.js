@@ -1,6 +1,8 @@
 // The team panel (org admins): invite teammates by link (`POST /orgs/{id}/invites`: one link per email, or one
 // open link; listed with their status, pending ones can be revoked), everyone in the organization, and a form to
 // add a teammate with a first password (`POST /orgs/{id}/members`). Teammates then sign in and find conversations shared with them in their sidebar.
+// Each member's row can reset their password (`PUT /orgs/{id}/members/{user}/password`) or remove them
+// (`DELETE /orgs/{id}/members/{user}`), each after a confirm: both sign the member out everywhere at once.
 // Teams (`/orgs/{id}/teams`): create one, add and remove its members; owners then share with a team at once.
 // Also the org's retention (`GET`/`PUT /orgs/{id}/retention`): erase conversations not updated for N days.
 
@@ -128,8 +130,60 @@ export class TeamPanel {
       show(this.more, users.length >= MEMBERS_SHOWN);
       this.users = users;
       this.refreshTeams();
-      setChildren(this.members, users.map((u) => h('li', { testid: 'team-member', dataset: { userId: u.id } },
-        h('span', { class: 'team-member-name', text: u.name }), h('span', { class: 'muted small', text: ` ${u.email}` }))));
+      setChildren(this.members, users.map((u) => this.memberRow(u)));
+    } catch (e) {
+      this.showError(errorText(e));
+    }
+  }
+
+  memberRow(u) {
+    const mine = u.id === this.ctx.me.id;
+    const row = h('li', { class: 'person-row', testid: 'team-member', dataset: { userId: u.id } },
+      h('span', { class: 'team-member-name', text: u.name }), h('span', { class: 'muted small', text: ` ${u.email}` }));
+    if (mine) return row;
+    const password = h('input', {
+      type: 'text', testid: 'member-new-password', required: true, minlength: '8', autocomplete: 'off',
+      placeholder: 'new password, at least 8 characters', 'aria-label': `New password for ${u.name}`,
+    });
+    const form = h('form', {
+      class: 'member-reset', testid: 'member-reset-form', hidden: true,
+      onsubmit: (e) => { e.preventDefault(); this.resetPassword(u, password.value); },
+    }, password, h('button', { type: 'submit', class: 'btn', testid: 'member-reset-submit', text: 'Set password' }));
+    row.append(
+      h('span', { class: 'member-actions' },
+        h('button', {
+          type: 'button', class: 'btn btn-ghost', testid: 'member-reset', 'aria-label': `Reset password for ${u.name}`,
+          onclick: () => { show(form, form.hidden); if (!form.hidden) password.focus(); },
+        }, 'Reset password'),
+        h('button', {
+          type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'member-remove', 'aria-label': `Remove ${u.name}`,
+          onclick: () => this.removeMember(u),
+        }, 'Remove')),
+      form);
+    return row;
+  }
+
+  membersPath(u) { return `/orgs/${this.ctx.me.org_id}/members/${u.id}`; }
+
+  async resetPassword(u, password) {
+    if (!confirm(`Set a new password for ${u.name}? They are signed out everywhere and sign in with the new one; tell them yourself.`)) return;
+    await this.memberChange(`${u.name}’s password was changed; they were signed out.`,
+      () => this.ctx.api.put(`${this.membersPath(u)}/password`, { password }));
+  }
+
+  async removeMember(u) {
+    if (!confirm(`Remove ${u.name} from the organization? They are signed out at once, cannot sign in again, and leave every team and every conversation shared with them. Their messages stay.`)) return;
+    await this.memberChange(`${u.name} was removed.`, () => this.ctx.api.del(this.membersPath(u)));
+  }
+
+  async memberChange(done, call) {
+    show(this.errorEl, false);
+    show(this.doneEl, false);
+    try {
+      await call();
+      this.doneEl.textContent = done;
+      show(this.doneEl, true);
+      this.refresh();
     } catch (e) {
       this.showError(errorText(e));
     }

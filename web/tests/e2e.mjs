@@ -774,6 +774,50 @@ async function main() {
     await apiCall('POST', `/conversations/${busyId}/stop`, {}, login.token);
   });
 
+  await step('the admin resets a member\'s password and removes her; the owner\'s sidebar count follows live', async () => {
+    const S = pages.signup;
+    const erin = { name: `Erin Teammate ${run}`, email: `erin-${run}@e2e.test` };
+    const finn = { email: `finn-${run}@e2e.test` };
+    const dana = { email: `dana-${run}@e2e.test` };
+    const danaToken = (await apiCall('POST', '/auth/login', { email: dana.email, password: PASSWORD })).token;
+    const erinId = (await apiCall('POST', '/auth/login', { email: erin.email, password: PASSWORD })).user.id;
+    const finnId = (await apiCall('POST', '/auth/login', { email: finn.email, password: PASSWORD })).user.id;
+    // A conversation of Dana's, shared with Erin and Finn, that Dana does not have open: its row counts live.
+    const handover = await apiCall('POST', '/conversations', { title: `Handover ${run}` }, danaToken);
+    await apiCall('POST', `/conversations/${handover.id}/shares`, { shares: [{ user_id: erinId, permission: 'view' }, { user_id: finnId, permission: 'view' }] }, danaToken);
+    const badge = S.locator(`${convItem(handover.id)} ${tid('owner-shared-badge')}`);
+    await waitUntil('Dana\'s row says shared with 2', async () => (await badge.count()) === 1 && (await badge.getAttribute('data-shared-with')) === '2');
+
+    await S.locator(tid('team-button')).click();
+    await S.locator(tid('team-panel')).waitFor({ state: 'visible', timeout: T });
+    const row = S.locator(`${tid('team-member')}[data-user-id="${erinId}"]`);
+    await row.waitFor({ state: 'visible', timeout: T });
+    const newPassword = `${PASSWORD}-reset`;
+    await row.locator(tid('member-reset')).click();
+    await row.locator(tid('member-new-password')).fill(newPassword);
+    S.once('dialog', (d) => d.accept());
+    await row.locator(tid('member-reset-submit')).click();
+    await waitUntil('the reset is confirmed', async () => /password was changed/.test(norm(await S.locator(tid('team-added')).textContent())));
+    await apiCall('POST', '/auth/login', { email: erin.email, password: newPassword });
+    if (await apiCall('POST', '/auth/login', { email: erin.email, password: PASSWORD }).then(() => true, () => false)) {
+      throw new Error('the old password still works');
+    }
+
+    // Dismissing the confirm removes nobody.
+    S.once('dialog', (d) => d.dismiss());
+    await row.locator(tid('member-remove')).click();
+    await shot(S, 'team-panel-member-actions');
+    if ((await row.count()) !== 1) throw new Error('a dismissed confirm removed Erin');
+    S.once('dialog', (d) => d.accept());
+    await row.locator(tid('member-remove')).click();
+    await row.waitFor({ state: 'detached', timeout: T });
+    await waitUntil('Dana\'s row says shared with 1', async () => (await badge.getAttribute('data-shared-with')) === '1');
+    if (await apiCall('POST', '/auth/login', { email: erin.email, password: newPassword }).then(() => true, () => false)) {
+      throw new Error('a removed member signs in');
+    }
+    await S.locator(tid('team-close')).click();
+  });
+
   await step('no script errors in the pages', async () => {
     if (consoleErrors.length) throw new Error(consoleErrors.join('\n'));
   });
