@@ -50,17 +50,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The conversation stream, once the api has created it. It must republish its events on the live
-/// subjects the feeds subscribe: a stream created before that existed would leave every socket without live
-/// events, so the edge refuses to start and says what to do.
-/// `RH_CONV` (checked to republish) and `RH_INBOX`, once the api has created them.
+/// `RH_CONV` and `RH_INBOX`, once the api has created them. The conversation stream must republish its events on
+/// the live subjects the feeds subscribe: one created before that existed would leave every socket without live
+/// events, so the edge refuses to start and says what to do. It is checked before the edge waits for `RH_INBOX`,
+/// which an api of that older version never creates.
 async fn streams(
     js: &async_nats::jetstream::Context,
 ) -> anyhow::Result<(async_nats::jetstream::stream::Stream, async_nats::jetstream::stream::Stream)> {
     use rh_protocol::subjects::{STREAM_CONV, STREAM_INBOX};
-    rh_bus::wait_for_streams(js, &[STREAM_CONV, STREAM_INBOX]).await;
+    rh_bus::wait_for_streams(js, &[STREAM_CONV]).await;
+    let conv = conversation_stream(js).await?;
+    rh_bus::wait_for_streams(js, &[STREAM_INBOX]).await;
     let inbox = js.get_stream(STREAM_INBOX).await.context("looking up the sidebar stream")?;
-    Ok((conversation_stream(js).await?, inbox))
+    Ok((conv, inbox))
 }
 
 async fn conversation_stream(
