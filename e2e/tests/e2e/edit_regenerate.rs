@@ -115,7 +115,9 @@ async fn a_new_attempt_streams_to_every_viewer_and_every_version_stays() -> anyh
         edit_of: Some(q1),
     };
     let (q2, a3) = ask(&mut ben.ws, edit, "e1").await?.map_err(anyhow::Error::msg)?;
-    let created = cy.until_event(|s| matches!(&s.event.event, Event::MessageCreated { message_id, .. } if *message_id == q2)).await?;
+    let created = cy
+        .until_event(|s| matches!(&s.event.event, Event::MessageCreated { message_id, .. } if *message_id == q2))
+        .await?;
     assert!(matches!(created.event.event, Event::MessageCreated { edit_of: Some(e), .. } if e == q1));
     cy.until_deltas(a3, 2).await?;
     // While it streams (as the transcript says) the last turn cannot change: 409 on both paths.
@@ -128,7 +130,8 @@ async fn a_new_attempt_streams_to_every_viewer_and_every_version_stays() -> anyh
     let (st, v) = t.api.as_user(&t.owner).post(&format!("/conversations/{conv}/regenerate"), json!({})).await?;
     assert_eq!((st.as_u16(), v["error"]["code"].as_str()), (409, Some("response_in_progress")), "{v}");
     assert_eq!(ask(&mut ben.ws, regenerate(conv, "r2", None), "r2").await?, Err("response_in_progress".into()));
-    let (st, v) = t.api.as_user(&t.ben).post(&format!("/conversations/{conv}/stop"), json!({"response_id": a3})).await?;
+    let (st, v) =
+        t.api.as_user(&t.ben).post(&format!("/conversations/{conv}/stop"), json!({"response_id": a3})).await?;
     anyhow::ensure!(st.is_success(), "stop: {st} {v}");
     cy.until_response_end(a3).await?;
     stored_as(&t, conv, a3, "stopped").await?;

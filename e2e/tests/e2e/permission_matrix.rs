@@ -466,7 +466,8 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
         // Regenerate: refused like a send; those who may respond get it, or a 409 (`response_in_progress` while an
         // answer runs, `conflict` before the transcript has a message).
         let id = format!("r-{who:?}");
-        ws.send(&ClientFrame::Regenerate { conversation_id: conv, client_msg_id: id.clone(), message_id: None }).await?;
+        ws.send(&ClientFrame::Regenerate { conversation_id: conv, client_msg_id: id.clone(), message_id: None })
+            .await?;
         let (f, _) = ws
             .until(WAIT, |f| match f {
                 ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id.as_str()),

@@ -73,7 +73,12 @@ async fn one_answer_is_one_trace_from_the_request_to_every_socket() -> anyhow::R
 
     // A message sent on the socket starts its own trace at the edge; the worker continues that one.
     ada.ws
-        .send(&ClientFrame::SendMessage { conversation_id: conv, text: "And this".into(), client_msg_id: "m2".into(), edit_of: None })
+        .send(&ClientFrame::SendMessage {
+            conversation_id: conv,
+            text: "And this".into(),
+            client_msg_id: "m2".into(),
+            edit_of: None,
+        })
         .await?;
     let accepted = ada.until_frame(|f| matches!(f, ServerFrame::MessageAccepted { .. })).await?;
     let ServerFrame::MessageAccepted { response_id: rid2, .. } = accepted else { unreachable!() };

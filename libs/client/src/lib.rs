@@ -279,7 +279,8 @@ impl Client {
     ) -> Result<Accepted, Error> {
         const OP: &str = "edit message";
         let path = format!("/conversations/{conversation}/messages");
-        let request = SendRequest { text: text.to_owned(), client_msg_id: None, max_tokens: None, edit_of: Some(edit_of) };
+        let request =
+            SendRequest { text: text.to_owned(), client_msg_id: None, max_tokens: None, edit_of: Some(edit_of) };
         let bytes = body(OP, &request)?;
         let bytes =
             self.expect(OP, Some(StatusCode::ACCEPTED), Method::POST, &path, Some(&who.token), Some(bytes)).await?;

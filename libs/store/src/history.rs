@@ -228,8 +228,10 @@ pub async fn last_message(db: &Db, conversation_id: Uuid) -> Result<Option<LastM
             &[&conversation_id],
         )
         .await?;
-    row.map(|r| Ok(LastMessage { id: r.try_get(0)?, author_id: r.try_get(1)?, text: r.try_get(2)?, seq: r.try_get(3)? }))
-        .transpose()
+    row.map(|r| {
+        Ok(LastMessage { id: r.try_get(0)?, author_id: r.try_get(1)?, text: r.try_get(2)?, seq: r.try_get(3)? })
+    })
+    .transpose()
 }
 
 /// The current versions among `rows` (stream order), by the rule of `context`: a message a later one edits, an
@@ -302,7 +304,11 @@ mod tests {
         ];
         let kept: Vec<u128> = current_versions(rows).iter().map(|m| m.id.as_u128()).collect();
         assert_eq!(kept, [2, 13, 3, 14]);
-        let regenerated = vec![row(1, "user", 1, None, None), row(11, "assistant", 2, Some(1), None), row(12, "assistant", 4, Some(1), None)];
+        let regenerated = vec![
+            row(1, "user", 1, None, None),
+            row(11, "assistant", 2, Some(1), None),
+            row(12, "assistant", 4, Some(1), None),
+        ];
         let kept: Vec<u128> = current_versions(regenerated).iter().map(|m| m.id.as_u128()).collect();
         assert_eq!(kept, [1, 12]);
     }

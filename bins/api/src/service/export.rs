@@ -147,6 +147,9 @@ mod tests {
         assert!(md.starts_with("# Plan B\n"), "{md}");
         assert!(md.contains("> Be brief."));
         assert!(md.contains("**Ben** · 2026-01-01T00:00:01+00:00\n\n| a | b |\n|---|---|\n| 1 | 2 |"), "{md}");
-        assert!(md.contains("**AI (sim-1)** · 2026-01-01T00:00:02+00:00 — stopped — earlier attempt\n\nHalf an ans"), "{md}");
+        assert!(
+            md.contains("**AI (sim-1)** · 2026-01-01T00:00:02+00:00 — stopped — earlier attempt\n\nHalf an ans"),
+            "{md}"
+        );
     }
 }

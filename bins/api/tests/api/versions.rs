@@ -147,7 +147,12 @@ async fn those_who_may_not_respond_cannot_regenerate_or_edit() {
     let app = spawn_app().await;
     let team = team(&app).await;
     let conv = shared_conversation(&app, &team, "Refusals").await;
-    let (_, v) = app.api.as_user(&team.ben).post(&format!("/conversations/{conv}/messages"), json!({"text": "Q"})).await.unwrap();
+    let (_, v) = app
+        .api
+        .as_user(&team.ben)
+        .post(&format!("/conversations/{conv}/messages"), json!({"text": "Q"}))
+        .await
+        .unwrap();
     let (q, a) = ids(&v);
     answer(&app, conv, a, "A").await;
     let stranger = outsider(&app).await;
@@ -168,7 +173,12 @@ async fn those_who_may_not_respond_cannot_regenerate_or_edit() {
         assert_error(s, &v, if code == "forbidden" { 403 } else { 404 }, code);
     }
     // A body that is not a regenerate request is a 400, after access.
-    let (s, v) = app.api.as_user(&team.ben).post(&format!("/conversations/{conv}/regenerate"), json!({"nope": 1})).await.unwrap();
+    let (s, v) = app
+        .api
+        .as_user(&team.ben)
+        .post(&format!("/conversations/{conv}/regenerate"), json!({"nope": 1}))
+        .await
+        .unwrap();
     assert_error(s, &v, 400, "bad_request");
     assert_eq!(conv_events(&app, conv).await.len(), before, "nothing published for a refusal");
 }

@@ -94,8 +94,12 @@ async fn permission_changed_reaches_the_socket_and_unlocks_sending() -> anyhow::
     let (perm, _) = subscribe(&mut b, conv, None).await?;
     assert_eq!(perm, Permission::View);
 
-    let send =
-        |id: &str| ClientFrame::SendMessage { conversation_id: conv, text: "hello".into(), client_msg_id: id.into(), edit_of: None };
+    let send = |id: &str| ClientFrame::SendMessage {
+        conversation_id: conv,
+        text: "hello".into(),
+        client_msg_id: id.into(),
+        edit_of: None,
+    };
     b.send(&send("m1")).await?;
     let (f, _) =
         b.until(WAIT, |f| matches!(f, ServerFrame::Error { .. } | ServerFrame::MessageAccepted { .. })).await?;

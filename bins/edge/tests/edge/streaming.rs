@@ -130,7 +130,13 @@ async fn bad_frames_get_an_error_and_the_subscription_keeps_streaming() -> anyho
     ws.send_text(&huge).await?;
     assert_eq!(expect_error(&mut ws, &mut got, conv).await?.0, "frame_too_large");
     // View only: refused at the edge, with the client's id as ref.
-    ws.send(&ClientFrame::SendMessage { conversation_id: conv, text: "hi".into(), client_msg_id: "m1".into(), edit_of: None }).await?;
+    ws.send(&ClientFrame::SendMessage {
+        conversation_id: conv,
+        text: "hi".into(),
+        client_msg_id: "m1".into(),
+        edit_of: None,
+    })
+    .await?;
     assert_eq!(expect_error(&mut ws, &mut got, conv).await?, ("forbidden".into(), Some("m1".into())));
     ws.send(&ClientFrame::Stop { conversation_id: conv, response_id: None }).await?;
     assert_eq!(expect_error(&mut ws, &mut got, conv).await?.0, "forbidden");

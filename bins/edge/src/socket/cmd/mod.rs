@@ -95,10 +95,18 @@ impl From<ClientFrame> for Command {
             }
             ClientFrame::Unsubscribe { conversation_id } => Command::Unsubscribe(Unsubscribe { conversation_id }),
             ClientFrame::SendMessage { conversation_id, text, client_msg_id, edit_of } => {
-                Command::SendMessage(SendMessage { conversation_id, client_msg_id, ask: Ask::Message { text, edit_of } })
+                Command::SendMessage(SendMessage {
+                    conversation_id,
+                    client_msg_id,
+                    ask: Ask::Message { text, edit_of },
+                })
             }
             ClientFrame::Regenerate { conversation_id, client_msg_id, message_id } => {
-                Command::SendMessage(SendMessage { conversation_id, client_msg_id, ask: Ask::Regenerate { message_id } })
+                Command::SendMessage(SendMessage {
+                    conversation_id,
+                    client_msg_id,
+                    ask: Ask::Regenerate { message_id },
+                })
             }
             ClientFrame::Stop { conversation_id, response_id } => Command::Stop(Stop { conversation_id, response_id }),
             ClientFrame::Typing { conversation_id, typing } => Command::Typing(Typing { conversation_id, typing }),

@@ -81,7 +81,14 @@ impl SendMessage {
         let accepted = match self.ask {
             Ask::Message { text, edit_of } => {
                 let client_msg_id = Some(self.client_msg_id.clone());
-                let req = SendMessageRequest { user_id, conversation_id: conv, text, client_msg_id, max_tokens: None, edit_of };
+                let req = SendMessageRequest {
+                    user_id,
+                    conversation_id: conv,
+                    text,
+                    client_msg_id,
+                    max_tokens: None,
+                    edit_of,
+                };
                 rh_bus::request::<_, MessageAccepted>(hub.nats(), subjects::API_SEND_MESSAGE, &req, timeout).await
             }
             Ask::Regenerate { message_id } => {
