@@ -70,7 +70,7 @@ pub async fn discovery(
 
 /// `POST /auth/sso/start {org_id}` → [`SsoStart`]: send the browser to `authorize_url`, keep `browser_key`.
 #[utoipa::path(post, path = "/auth/sso/start", tag = "sso", request_body = SsoStartRequest,
-    responses((status = 200, body = SsoStart), (status = 429), (status = 502)))]
+    responses((status = 200, body = SsoStart), (status = 404), (status = 429), (status = 502)))]
 pub async fn start(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
