@@ -39,15 +39,8 @@ async fn a_response_whose_worker_is_killed_is_finished_by_another_worker() -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_audit_writer_during_a_burst_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     const N: usize = 150;
-    // One person's burst of 150: over the default reply limits, which this test is not about.
-    let api_env = [
-        "RH_LIMIT_USER_REPLIES_BURST",
-        "RH_LIMIT_ORG_REPLIES_BURST",
-        "RH_LIMIT_CONVERSATION_RESPONSES",
-        "RH_LIMIT_ORG_RESPONSES",
-    ]
-    .map(|k| (k.to_owned(), "0".to_owned()));
-    let mut t = team(rh_testkit::StackOptions { api_env: api_env.into(), ..Default::default() }).await?;
+    let mut t =
+        team(rh_testkit::StackOptions { api_env: api_env_without_reply_limits(), ..Default::default() }).await?;
     let conv = t.api.create_conversation(&t.owner, "Burst").await?;
     let pg = t.stack.db.connect().await?;
 

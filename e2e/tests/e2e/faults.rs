@@ -150,15 +150,7 @@ async fn the_relay_dying_between_publish_and_mark_loses_and_doubles_nothing() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_api_during_a_burst_of_sends_loses_no_accepted_message() -> anyhow::Result<()> {
     const SENDERS: usize = 4;
-    // One person's burst of hundreds: over the default reply limits, which this test is not about.
-    let api_env = [
-        "RH_LIMIT_USER_REPLIES_BURST",
-        "RH_LIMIT_ORG_REPLIES_BURST",
-        "RH_LIMIT_CONVERSATION_RESPONSES",
-        "RH_LIMIT_ORG_RESPONSES",
-    ]
-    .map(|k| (k.to_owned(), "0".to_owned()));
-    let mut t = team(StackOptions { api_env: api_env.into(), ..Default::default() }).await?;
+    let mut t = team(StackOptions { api_env: api_env_without_reply_limits(), ..Default::default() }).await?;
     let conv = t.api.create_conversation(&t.owner, "Api crash").await?;
     let pg = t.stack.db.connect().await?;
 

@@ -196,6 +196,19 @@ pub async fn history_seq(api: &Api, who: &Session, conversation: Uuid) -> anyhow
     v["seq"].as_u64().ok_or_else(|| anyhow::anyhow!("no seq in {v}"))
 }
 
+/// The api's environment for a test whose burst of sends goes past the default reply and concurrent-answer
+/// limits, which that test is not about: every one of them off.
+pub fn api_env_without_reply_limits() -> Vec<(String, String)> {
+    [
+        "RH_LIMIT_USER_REPLIES_BURST",
+        "RH_LIMIT_ORG_REPLIES_BURST",
+        "RH_LIMIT_CONVERSATION_RESPONSES",
+        "RH_LIMIT_ORG_RESPONSES",
+    ]
+    .map(|k| (k.to_owned(), "0".to_owned()))
+    .into()
+}
+
 pub fn sim_env(pairs: &[(&str, &str)]) -> StackOptions {
     StackOptions {
         worker_env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
