@@ -83,6 +83,8 @@ export RH_WORKER_OPS_LISTEN="127.0.0.1:0" RH_AUDIT_OPS_LISTEN="127.0.0.1:0"
 export RH_PROVIDER=simulated
 # stuck.mjs waits for the "AI unavailable" state: shorter than the default 15 s to keep the test quick.
 export RH_AI_WAIT_SECS=3
+# e2e.mjs asks for a 4th answer while 3 stream in one conversation (as e2e/tests/e2e/web_client.rs sets it).
+export RH_LIMIT_CONVERSATION_RESPONSES=3
 
 start_service() {
   local name="$1"
