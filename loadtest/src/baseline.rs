@@ -191,7 +191,7 @@ impl NatsWs {
         conversation: Uuid,
         live: bool,
     ) -> anyhow::Result<(Self, Duration, Duration)> {
-        let (ws, connect_time) = net.websocket(target, &target.url).await?;
+        let (ws, connect_time) = net.websocket(target, &target.url, true).await?;
         let mut s = NatsWs { ws, parser: NatsParser::default() };
         let started = Instant::now();
         let subject = if live {

@@ -118,6 +118,12 @@ pub struct Config {
     #[arg(long, env = "RH_LOADTEST_VIEWER_USERS", default_value_t = 20)]
     pub viewer_users: usize,
 
+    /// Every socket takes `sidebar` frames. By default only each account's first socket does and the others
+    /// open with `?sidebar=off`: with hundreds of sockets per account in every conversation, each sidebar change
+    /// would otherwise reach hundreds of sockets (in (b): 22 million frames, more than the answers' own).
+    #[arg(long, env = "RH_LOADTEST_SIDEBAR_EVERY_SOCKET")]
+    pub sidebar_every_socket: bool,
+
     /// Source addresses 127.1.0.1, 127.1.0.2, ... that sockets to a loopback target are bound to, so that the
     /// ~28k ephemeral ports of one source address do not cap the number of connections.
     #[arg(long, env = "RH_LOADTEST_SOURCE_IPS", default_value_t = 64)]

@@ -54,9 +54,19 @@ impl Target {
     }
 
     /// The upgrade request: `url` with `Authorization: Bearer <token>` (never the token in the URL).
-    pub fn request(&self, token: &str) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+    /// The upgrade request; `sidebar: false` adds `sidebar=off` (the edge then sends no sidebar frames).
+    pub fn request(
+        &self,
+        token: &str,
+        sidebar: bool,
+    ) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = self.url.as_str().into_client_request().context("websocket url")?;
+        let url = match (sidebar, self.url.contains('?')) {
+            (true, _) => self.url.clone(),
+            (false, false) => format!("{}?sidebar=off", self.url),
+            (false, true) => format!("{}&sidebar=off", self.url),
+        };
+        let mut req = url.as_str().into_client_request().context("websocket url")?;
         req.headers_mut().insert(
             tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
             format!("Bearer {token}").parse().context("token")?,
@@ -108,10 +118,10 @@ impl Net {
     }
 
     /// TCP connect + WebSocket handshake to `url` (which names `target`); returns the socket and the time taken.
-    pub async fn websocket(&self, target: &Target, token: &str) -> anyhow::Result<(Ws, Duration)> {
+    pub async fn websocket(&self, target: &Target, token: &str, sidebar: bool) -> anyhow::Result<(Ws, Duration)> {
         let started = Instant::now();
         let fut = async {
-            let req = target.request(token)?;
+            let req = target.request(token, sidebar)?;
             let tcp = self.tcp(target.addr).await?;
             let (ws, _) = tokio_tungstenite::client_async_with_config(req, tcp, Some(self.config()))
                 .await
@@ -183,7 +193,7 @@ mod tests {
     async fn urls_resolve_and_take_a_token() {
         let t = Target::resolve("ws://127.0.0.1:8081/ws").await.unwrap();
         assert_eq!(t.addr, "127.0.0.1:8081".parse().unwrap());
-        let req = t.request("abc").unwrap();
+        let req = t.request("abc", true).unwrap();
         assert_eq!(req.uri().to_string(), "ws://127.0.0.1:8081/ws");
         assert_eq!(req.headers()["authorization"], "Bearer abc");
         assert!(Target::resolve("wss://x/ws").await.is_err());

@@ -164,6 +164,11 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
     let rss = || total_rss_kib(&pids).unwrap_or(0);
     let mut mem = Memory { pids: pids.clone(), rss_before_kib: rss(), ..Memory::default() };
 
+    // Sidebar frames go to every socket of a person; the scenario's accounts hold hundreds of sockets each (a
+    // person has a few), so by default only each account's first socket takes them, like one app tab.
+    let mut tabs = std::collections::HashSet::new();
+    let mut sidebar = |token: &str| cfg.sidebar_every_socket || tabs.insert(token.to_owned());
+
     let mut tasks = JoinSet::new();
     let mut counts = SocketCounts::default();
     let mut idle_tasks = JoinSet::new();
@@ -181,6 +186,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
                 token: world.viewers[i % world.viewers.len()].token.clone(),
                 role: Role::Idle,
                 after_seq: None,
+                sidebar: sidebar(&world.viewers[i % world.viewers.len()].token),
             })
             .collect();
         counts.idle = specs.len();
@@ -203,6 +209,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
             token: world.owner.token.clone(),
             role: Role::Monitor(st.clone()),
             after_seq: Some(history[c]),
+            sidebar: sidebar(&world.owner.token),
         })
         .collect();
     counts.monitors = monitors.len();
@@ -232,6 +239,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
                 token: world.viewers[index % world.viewers.len()].token.clone(),
                 role: Role::Initial { churn: is_edge && v < churners },
                 after_seq: Some(history[c]),
+                sidebar: sidebar(&world.viewers[index % world.viewers.len()].token),
             });
         }
     }
@@ -316,6 +324,7 @@ pub async fn run_phase(cfg: &Config, api: &Client, world: &World, transport: Tra
                         token: world.viewers[index % world.viewers.len()].token.clone(),
                         role: Role::Late(st.clone()),
                         after_seq: None,
+                        sidebar: sidebar(&world.viewers[index % world.viewers.len()].token),
                     }
                 })
                 .collect();

@@ -176,6 +176,8 @@ pub struct ViewerSpec {
     pub role: Role,
     /// Subscribe after this position (initial viewers: the conversation's history `seq`).
     pub after_seq: Option<u64>,
+    /// Takes `sidebar` frames (see [`crate::scenario`]: one socket per account, as a person's one app tab).
+    pub sidebar: bool,
 }
 
 enum Conn {
@@ -399,7 +401,7 @@ impl Viewer {
         let (mut ws, took) = self
             .ctx
             .net
-            .websocket(target, &self.spec.token)
+            .websocket(target, &self.spec.token, self.spec.sidebar)
             .await
             .map_err(|e| ("connect_failed".to_owned(), format!("{e:#}")))?;
         let m = self.metrics();

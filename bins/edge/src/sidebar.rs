@@ -200,7 +200,9 @@ impl Inboxes {
         .to_json()
         .into();
         for conn in self.sockets_of(user, id) {
-            let _ = conn.send(frame.clone());
+            if conn.user.sidebar {
+                let _ = conn.send(frame.clone());
+            }
             match m.action {
                 SidebarAction::Removed => self.registry.revoke(&conn, m.conversation_id, None, RevokeReason::Removed),
                 SidebarAction::Deleted => self.registry.revoke(&conn, m.conversation_id, None, RevokeReason::Deleted),

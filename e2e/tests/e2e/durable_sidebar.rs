@@ -81,3 +81,35 @@ async fn a_row_published_before_a_crash_longer_than_the_duplicate_window_is_stor
     assert!(count >= 1.0, "{found:?}");
     Ok(())
 }
+
+/// `?sidebar=off` (a program following conversations): Ben's quiet socket gets no sidebar frame when a
+/// conversation is shared with him, while his ordinary socket does; a removal still ends the quiet socket's
+/// subscription; and a value other than on/off is refused before the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_opened_with_sidebar_off_gets_no_sidebar_frames_but_is_still_revoked() -> anyhow::Result<()> {
+    let t = team(StackOptions { workers: 0, ..StackOptions::default() }).await?;
+    let followed = t.api.create_conversation(&t.owner, "Followed by a program").await?;
+    t.api.share(&t.owner, followed, &t.ben, "view").await?;
+    let quiet_url = format!("{}?sidebar=off", t.stack.ws_url());
+    let mut quiet = Viewer::join(&quiet_url, &t.ben, followed, None).await?;
+    let mut tab = bens_sidebar(&t).await?;
+
+    let other = t.api.create_conversation(&t.owner, "Shared later").await?;
+    t.api.share(&t.owner, other, &t.ben, "view").await?;
+    let added = |f: &ServerFrame| matches!(f, ServerFrame::Sidebar { action: SidebarAction::Added, conversation_id, .. } if *conversation_id == other);
+    tab.until(WAIT, added).await?;
+    // The removal comes after the share on Ben's inbox: the quiet socket sees the revocation, never the share.
+    let (s, body) = t.api.as_user(&t.owner).delete(&format!("/conversations/{followed}/shares/{}", t.ben.user_id)).await?;
+    assert_eq!(s.as_u16(), 204, "{body}");
+    let revoked = quiet
+        .until_frame(|f| {
+            assert!(!matches!(f, ServerFrame::Sidebar { .. }), "a sidebar frame on a sidebar=off socket: {f:?}");
+            matches!(f, ServerFrame::AccessRevoked { conversation_id, .. } if *conversation_id == followed)
+        })
+        .await?;
+    assert!(matches!(revoked, ServerFrame::AccessRevoked { .. }));
+
+    let bad = format!("{}?sidebar=maybe", t.stack.ws_url());
+    assert_eq!(WsClient::upgrade_status(&bad, Some(&t.ben.token)).await?, 400);
+    Ok(())
+}

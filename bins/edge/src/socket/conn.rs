@@ -29,6 +29,9 @@ pub struct User {
     pub name: String,
     /// The login session: the socket closes when it ends (`rh.ctl.session.ended`).
     pub session: Uuid,
+    /// The socket asked for `sidebar` frames (the default; `?sidebar=off` is for programs that only follow
+    /// conversations). Revocations reach it either way.
+    pub sidebar: bool,
 }
 
 /// This socket's view of one of its subscriptions.

@@ -3,7 +3,7 @@
 //! A socket opens with a one-time ticket (`?ticket=`, from the api's `POST /auth/ticket`; browsers cannot set
 //! headers on a WebSocket) or `Authorization: Bearer <token>` (programmatic clients). Never a token in the URL:
 //! proxies and load balancers log URLs. Either way the api checks it (`rh.api.socket_auth`): a ticket works once,
-//! and only while its session is open.
+//! and only while its session is open. `?sidebar=off` opens a socket without sidebar frames (docs/protocol.md).
 
 use super::conn::{Conn, User};
 use crate::hub::Hub;
@@ -49,6 +49,17 @@ pub fn router(app: App, health: Option<rh_telemetry::Health>) -> Router {
 #[derive(Deserialize)]
 struct WsQuery {
     ticket: Option<String>,
+    /// `off` (or `false`, `0`): no `sidebar` frames on this socket; `on` (the default) otherwise.
+    sidebar: Option<String>,
+}
+
+/// `?sidebar=`: `None` when the value is not one of on/off/true/false/1/0.
+fn wants_sidebar(value: Option<&str>) -> Option<bool> {
+    match value {
+        None | Some("on" | "true" | "1") => Some(true),
+        Some("off" | "false" | "0") => Some(false),
+        Some(_) => None,
+    }
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -56,16 +67,16 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// The socket's credential: `Authorization: Bearer ...`, else `?ticket=`.
-fn credential(headers: &HeaderMap, query: WsQuery) -> Option<SocketCredential> {
+fn credential(headers: &HeaderMap, query: &WsQuery) -> Option<SocketCredential> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    match (bearer, query.ticket) {
+    match (bearer, &query.ticket) {
         (Some(token), _) => Some(SocketCredential::Token(token.to_owned())),
-        (None, Some(ticket)) if !ticket.is_empty() => Some(SocketCredential::Ticket(ticket)),
+        (None, Some(ticket)) if !ticket.is_empty() => Some(SocketCredential::Ticket(ticket.clone())),
         _ => None,
     }
 }
@@ -98,8 +109,11 @@ async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let query = query.map(|q| q.0).unwrap_or(WsQuery { ticket: None });
-    let Some(credential) = credential(&headers, query) else {
+    let query = query.map(|q| q.0).unwrap_or(WsQuery { ticket: None, sidebar: None });
+    let Some(sidebar) = wants_sidebar(query.sidebar.as_deref()) else {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "sidebar must be on or off");
+    };
+    let Some(credential) = credential(&headers, &query) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -122,7 +136,7 @@ async fn upgrade(
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this edge is at its connection limit");
     };
     let hub = app.hub.clone();
-    let user = User { id: grant.user_id, name: grant.name, session: grant.session_id };
+    let user = User { id: grant.user_id, name: grant.name, session: grant.session_id, sidebar };
     let conn = Arc::new(Conn::new(hub.next_id(), user, hub.config().socket_queue as usize, grant.expires_at));
     // Detached when dropped: at the socket's end, or with the upgrade callback if the upgrade fails.
     let inbox = hub.inboxes().attach(&conn).await;
