@@ -5,7 +5,9 @@
 use crate::helpers::*;
 use rh_protocol::rpc::{Reply, SendMessageRequest};
 use rh_protocol::subjects;
+use rh_testkit::Api;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 async fn access_checks(app: &App) -> u64 {
     let text = reqwest::get(format!("{}/metrics", app.process.http_url())).await.unwrap().text().await.unwrap();
@@ -23,19 +25,28 @@ async fn once(app: &App, what: &str, want: u16, request: impl std::future::Futur
     assert_eq!(access_checks(app).await - before, 1, "{what}: one access query");
 }
 
-#[tokio::test]
-async fn every_conversation_write_makes_one_access_query() {
+/// A request's status as a number, and its body.
+fn status(r: anyhow::Result<(reqwest::StatusCode, Value)>) -> (u16, Value) {
+    let (s, v) = r.unwrap();
+    (s.as_u16(), v)
+}
+
+/// The api, the team, Ada's conversation `title` shared with Ben (Can Respond) and Cy (View Only), and a stranger
+/// from another org signed in.
+async fn scene(title: &str) -> (App, Team, Uuid, Api) {
     let app = spawn_app().await;
     let team = team(&app).await;
-    let conv = shared_conversation(&app, &team, "One path").await;
-    let (ada, ben, cy) = (app.api.as_user(&team.ada), app.api.as_user(&team.ben), app.api.as_user(&team.cy));
+    let conv = shared_conversation(&app, &team, title).await;
     let stranger = outsider(&app).await;
     let stranger = app.api.as_user(&stranger);
+    (app, team, conv, stranger)
+}
+
+#[tokio::test]
+async fn every_conversation_write_makes_one_access_query() {
+    let (app, team, conv, stranger) = scene("One path").await;
+    let (ada, ben, cy) = (app.api.as_user(&team.ada), app.api.as_user(&team.ben), app.api.as_user(&team.cy));
     let p = |rest: &str| format!("/conversations/{conv}{rest}");
-    let status = |r: anyhow::Result<(reqwest::StatusCode, Value)>| {
-        let (s, v) = r.unwrap();
-        (s.as_u16(), v)
-    };
 
     once(&app, "send", 202, async { status(ben.post(&p("/messages"), json!({"text": "hi"})).await) }).await;
     // Its answer is still owed (nothing ends it here): regenerate and edit are refused, after the one query.
@@ -89,17 +100,9 @@ async fn every_conversation_write_makes_one_access_query() {
 /// caller's own (sidebar, search, directory, admin views) nor for the reply of a create or a copy.
 #[tokio::test]
 async fn every_conversation_read_makes_one_access_query() {
-    let app = spawn_app().await;
-    let team = team(&app).await;
-    let conv = shared_conversation(&app, &team, "Read path").await;
+    let (app, team, conv, stranger) = scene("Read path").await;
     let (ada, cy) = (app.api.as_user(&team.ada), app.api.as_user(&team.cy));
-    let stranger = outsider(&app).await;
-    let stranger = app.api.as_user(&stranger);
     let p = |rest: &str| format!("/conversations/{conv}{rest}");
-    let status = |r: anyhow::Result<(reqwest::StatusCode, Value)>| {
-        let (s, v) = r.unwrap();
-        (s.as_u16(), v)
-    };
     // A file to download, uploaded by the owner.
     let (http, base, _) = app.api.raw();
     let part =
