@@ -4,23 +4,42 @@
 
 use crate::helpers::*;
 use rh_protocol::frame::ErrorCode;
-use rh_protocol::rpc::{MessageAccepted, SendMessageRequest};
+use rh_protocol::rpc::{MessageAccepted, RpcError, SendMessageRequest};
 use rh_protocol::subjects;
-use rh_testkit::Api;
+use rh_testkit::{Api, Session};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// A refill so slow that no token comes back during a test (one a day).
 const SLOW: &str = "0.0007";
 
-/// `POST /conversations/{id}/messages` on `api` as `token`: status, `Retry-After`, body.
-async fn post_message(api: &Api, token: &str, conv: Uuid, body: Value) -> (u16, Option<String>, Value) {
-    let (http, base, _) = api.raw();
-    let response =
-        http.post(format!("{base}/conversations/{conv}/messages")).bearer_auth(token).json(&body).send().await.unwrap();
+/// A response's status, `Retry-After` and body.
+async fn answer(response: reqwest::Response) -> (u16, Option<String>, Value) {
     let status = response.status().as_u16();
     let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
     (status, retry, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /conversations/{id}/messages` on `api` as `token`: status, `Retry-After`, body.
+async fn post_message(api: &Api, token: &str, conv: Uuid, body: Value) -> (u16, Option<String>, Value) {
+    let (http, base, _) = api.raw();
+    let request = http.post(format!("{base}/conversations/{conv}/messages")).bearer_auth(token).json(&body);
+    answer(request.send().await.unwrap()).await
+}
+
+/// A send over NATS as the edge makes it for `who`'s socket (`rh.api.send_message`), which must be refused: the
+/// api's error reply.
+async fn send_over_nats(app: &App, who: &Session, conv: Uuid) -> RpcError {
+    let req = SendMessageRequest {
+        user_id: who.user_id,
+        conversation_id: conv,
+        text: "from a socket".into(),
+        client_msg_id: Some("s-1".into()),
+        max_tokens: None,
+        edit_of: None,
+    };
+    let e = rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
+    e.rejection.expect("an error reply")
 }
 
 /// Asserts a 429 `rate_limited` with a `Retry-After` of whole seconds matching `retry_after_ms`.
@@ -55,16 +74,7 @@ async fn ai_replies_per_person_are_counted_across_replicas_and_a_refused_send_le
     assert_rate_limited(&post_message(&app.api, ben, conv, json!({"text": "three"})).await);
     assert_rate_limited(&post_message(&api_b, ben, conv, json!({"text": "three again"})).await);
     // The same over NATS (what the edge sends for a socket): rate_limited with retry_after_ms.
-    let req = SendMessageRequest {
-        user_id: team.ben.user_id,
-        conversation_id: conv,
-        text: "from a socket".into(),
-        client_msg_id: Some("s-1".into()),
-        max_tokens: None,
-        edit_of: None,
-    };
-    let e = rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
-    let rejection = e.rejection.expect("an error reply");
+    let rejection = send_over_nats(&app, &team.ben, conv).await;
     assert_eq!(rejection.code, ErrorCode::RateLimited);
     assert!(rejection.retry_after_ms.is_some_and(|ms| ms > 60_000), "{rejection:?}");
 
@@ -131,10 +141,7 @@ async fn max_tokens_has_a_default_and_a_bound() {
 /// `POST {path}` with `body`, as coming from `addr` (the proxy header the test api trusts).
 async fn post_from(api: &Api, addr: &str, path: &str, body: Value) -> (u16, Option<String>, Value) {
     let (http, base, _) = api.raw();
-    let response = http.post(format!("{base}{path}")).header("x-forwarded-for", addr).json(&body).send().await.unwrap();
-    let status = response.status().as_u16();
-    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-    (status, retry, response.json().await.unwrap_or(Value::Null))
+    answer(http.post(format!("{base}{path}")).header("x-forwarded-for", addr).json(&body).send().await.unwrap()).await
 }
 
 #[tokio::test]
@@ -231,16 +238,7 @@ async fn answers_in_progress_per_conversation_and_organization_are_counted_acros
     // A third in the same conversation, on either replica, from either person: refused.
     assert_busy(&post_message(&app.api, &team.ada.token, conv, json!({"text": "three"})).await, "conversation");
     assert_busy(&post_message(&api_b, &team.ben.token, conv, json!({"text": "three"})).await, "conversation");
-    let req = SendMessageRequest {
-        user_id: team.ben.user_id,
-        conversation_id: conv,
-        text: "from a socket".into(),
-        client_msg_id: Some("s-1".into()),
-        max_tokens: None,
-        edit_of: None,
-    };
-    let e = rh_bus::request::<_, MessageAccepted>(&app.nc, subjects::API_SEND_MESSAGE, &req, WAIT).await.unwrap_err();
-    let rejection = e.rejection.expect("an error reply");
+    let rejection = send_over_nats(&app, &team.ben, conv).await;
     assert_eq!((rejection.code, rejection.retry_after_ms), (ErrorCode::RateLimited, Some(5000)));
 
     // The org's third answer fits in another conversation; its fourth does not, anywhere in the org.
