@@ -8,7 +8,7 @@
 //! team (the higher permission wins).
 
 use crate::helpers::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use rh_protocol::{ClientFrame, ServerFrame};
 use rh_testkit::{Api, Session, Stack, StackOptions, WsClient};
 use serde_json::{Value, json};
@@ -42,19 +42,28 @@ const EVERYONE: [Who; 11] = [
     Who::TeamLeft,
     Who::ViewPlusTeam,
 ];
+
 /// Everyone but the owner.
-const NOT_OWNER: [Who; 10] = [
-    Who::Respond,
-    Who::View,
-    Who::Revoked,
-    Who::Outsider,
-    Who::Admin,
-    Who::OtherOrg,
-    Who::TeamRespond,
-    Who::TeamView,
-    Who::TeamLeft,
-    Who::ViewPlusTeam,
+fn not_owner() -> impl Iterator<Item = Who> {
+    EVERYONE.into_iter().filter(|who| *who != Who::Owner)
+}
+
+/// Who plays each role in Acme but its admin: name, and the email's first part.
+const MEMBERS: [(Who, &str, &str); 9] = [
+    (Who::Owner, "Olu Owner", "olu"),
+    (Who::Respond, "Ren Respond", "ren"),
+    (Who::View, "Vi View", "vi"),
+    (Who::Revoked, "Rex Revoked", "rex"),
+    (Who::Outsider, "Ola Outsider", "ola"),
+    (Who::TeamRespond, "Tia Writer", "tia"),
+    (Who::TeamView, "Tom Reader", "tom"),
+    (Who::TeamLeft, "Lea Left", "lea"),
+    (Who::ViewPlusTeam, "Bo Both", "bo"),
 ];
+
+fn find(people: &[(Who, Session)], who: Who) -> &Session {
+    &people.iter().find(|(w, _)| *w == who).expect("every role has a session").1
+}
 
 struct World {
     stack: Stack,
@@ -68,10 +77,26 @@ struct World {
 
 impl World {
     fn session(&self, who: Who) -> &Session {
-        &self.people.iter().find(|(w, _)| *w == who).expect("every role has a session").1
+        find(&self.people, who)
     }
     fn as_(&self, who: Who) -> Api {
         self.api.as_user(self.session(who))
+    }
+
+    /// `method path` with `body` as each of `people`, in turn: who, status, body.
+    async fn try_as(
+        &self,
+        people: impl IntoIterator<Item = Who>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Vec<(Who, StatusCode, String)>> {
+        let mut r = Vec::new();
+        for who in people {
+            let (s, v) = self.as_(who).send(method.clone(), path, body.clone()).await?;
+            r.push((who, s, v.to_string()));
+        }
+        Ok(r)
     }
 }
 
@@ -121,55 +146,41 @@ async fn world() -> anyhow::Result<World> {
     let tag = Uuid::new_v4().simple().to_string();
     let pw = "matrix-pw-123456";
     let admin = api.sign_up("Acme", "Ada Admin", &format!("ada-{tag}@acme.test"), pw).await?;
-    let owner = api.add_member(&admin, "Olu Owner", &format!("olu-{tag}@acme.test"), pw).await?;
-    let respond = api.add_member(&admin, "Ren Respond", &format!("ren-{tag}@acme.test"), pw).await?;
-    let view = api.add_member(&admin, "Vi View", &format!("vi-{tag}@acme.test"), pw).await?;
-    let revoked = api.add_member(&admin, "Rex Revoked", &format!("rex-{tag}@acme.test"), pw).await?;
-    let outsider = api.add_member(&admin, "Ola Outsider", &format!("ola-{tag}@acme.test"), pw).await?;
-    let other = api.sign_up("Globex", "Gil Globex", &format!("gil-{tag}@globex.test"), pw).await?;
-    let team_respond = api.add_member(&admin, "Tia Writer", &format!("tia-{tag}@acme.test"), pw).await?;
-    let team_view = api.add_member(&admin, "Tom Reader", &format!("tom-{tag}@acme.test"), pw).await?;
-    let team_left = api.add_member(&admin, "Lea Left", &format!("lea-{tag}@acme.test"), pw).await?;
-    let both = api.add_member(&admin, "Bo Both", &format!("bo-{tag}@acme.test"), pw).await?;
+    let mut people = vec![(Who::Admin, admin.clone())];
+    for (who, name, email) in MEMBERS {
+        people.push((who, api.add_member(&admin, name, &format!("{email}-{tag}@acme.test"), pw).await?));
+    }
+    people.push((Who::OtherOrg, api.sign_up("Globex", "Gil Globex", &format!("gil-{tag}@globex.test"), pw).await?));
+    let p = |who: Who| find(&people, who);
     let client = api.client();
     let writers = client.create_team(&admin, "Writers").await?.id;
     let readers = client.create_team(&admin, "Readers").await?.id;
-    client.add_team_members(&admin, writers, &[team_respond.user_id, both.user_id, team_left.user_id]).await?;
-    client.add_team_members(&admin, readers, &[team_view.user_id]).await?;
+    let writing = [Who::TeamRespond, Who::ViewPlusTeam, Who::TeamLeft].map(|who| p(who).user_id);
+    client.add_team_members(&admin, writers, &writing).await?;
+    client.add_team_members(&admin, readers, &[p(Who::TeamView).user_id]).await?;
 
-    let conv = api.create_conversation(&owner, "Quarterly plan").await?;
-    api.share(&owner, conv, &respond, "respond").await?;
-    api.share(&owner, conv, &view, "view").await?;
-    api.share(&owner, conv, &revoked, "respond").await?;
-    api.share(&owner, conv, &both, "view").await?;
-    client.share_with_team(&owner, conv, writers, "respond").await?;
-    client.share_with_team(&owner, conv, readers, "view").await?;
+    let owner = p(Who::Owner);
+    let conv = api.create_conversation(owner, "Quarterly plan").await?;
+    for (who, permission) in
+        [(Who::Respond, "respond"), (Who::View, "view"), (Who::Revoked, "respond"), (Who::ViewPlusTeam, "view")]
+    {
+        api.share(owner, conv, p(who), permission).await?;
+    }
+    client.share_with_team(owner, conv, writers, "respond").await?;
+    client.share_with_team(owner, conv, readers, "view").await?;
     // Lea takes part through her team, then leaves it: her message must stay in history too.
-    api.send_message(&team_left, conv, "/sim tokens=3 rate=500\nLea was here").await?;
-    client.remove_team_member(&admin, writers, team_left.user_id).await?;
+    api.send_message(p(Who::TeamLeft), conv, "/sim tokens=3 rate=500\nLea was here").await?;
+    client.remove_team_member(&admin, writers, p(Who::TeamLeft).user_id).await?;
     // Rex takes part, then loses access: his message must stay in history.
-    api.send_message(&revoked, conv, "/sim tokens=3 rate=500\nRex was here").await?;
-    let (s, v) = api.as_user(&owner).delete(&format!("/conversations/{conv}/shares/{}", revoked.user_id)).await?;
+    let revoked = p(Who::Revoked);
+    api.send_message(revoked, conv, "/sim tokens=3 rate=500\nRex was here").await?;
+    let (s, v) = api.as_user(owner).delete(&format!("/conversations/{conv}/shares/{}", revoked.user_id)).await?;
     anyhow::ensure!(s.is_success(), "revoke: {s} {v}");
-    let (s, v) = upload(&api.as_user(&owner), conv, "plan.txt", "text/plain", b"the plan").await?;
+    let (s, v) = upload(&api.as_user(owner), conv, "plan.txt", "text/plain", b"the plan").await?;
     anyhow::ensure!(s == StatusCode::CREATED, "owner upload: {s} {v}");
     let attachment = Uuid::parse_str(
         v["id"].as_str().or_else(|| v.pointer("/attachment/id").and_then(Value::as_str)).unwrap_or_default(),
     )?;
-
-    let people = vec![
-        (Who::Owner, owner),
-        (Who::Respond, respond),
-        (Who::View, view),
-        (Who::Revoked, revoked),
-        (Who::Outsider, outsider),
-        (Who::Admin, admin),
-        (Who::OtherOrg, other),
-        (Who::TeamRespond, team_respond),
-        (Who::TeamView, team_view),
-        (Who::TeamLeft, team_left),
-        (Who::ViewPlusTeam, both),
-    ];
     Ok(World { stack, api, people, conv, attachment, writers })
 }
 
@@ -201,11 +212,7 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     let w = world().await?;
     let conv = w.conv;
 
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}")).await?;
-        r.push((who, s, v.to_string()));
-    }
+    let r = w.try_as(EVERYONE, Method::GET, &format!("/conversations/{conv}"), None).await?;
     expect("read the conversation", &r, &PARTICIPANTS, &[]);
     // Rex's and Lea's messages stay in history after they lost access.
     rh_testkit::eventually(WAIT, "the revoked people's messages in history", || async {
@@ -227,11 +234,7 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     }
 
     // Export, search and copy (issue 14): whoever can read it, nobody else.
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}/export?format=markdown")).await?;
-        r.push((who, s, v.to_string()));
-    }
+    let r = w.try_as(EVERYONE, Method::GET, &format!("/conversations/{conv}/export?format=markdown"), None).await?;
     expect("export it", &r, &PARTICIPANTS, &[]);
     for who in EVERYONE {
         let (s, v) = w.as_(who).get("/search?q=Rex").await?;
@@ -239,11 +242,7 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
         let found = v.to_string().contains(&conv.to_string());
         assert_eq!(found, PARTICIPANTS.contains(&who), "{who:?} finds it: {found}: {v}");
     }
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/copy"), json!({})).await?;
-        r.push((who, s, v.to_string()));
-    }
+    let r = w.try_as(EVERYONE, Method::POST, &format!("/conversations/{conv}/copy"), Some(json!({}))).await?;
     expect("continue it as a copy", &r, &PARTICIPANTS, &[]);
     // Regenerate (issue 14): those who may respond get it, or a 409 when an answer runs; the rest are refused.
     for who in EVERYONE {
@@ -266,29 +265,14 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
         assert_eq!(listed, PARTICIPANTS.contains(&who), "{who:?} sidebar lists it: {listed}: {v}");
     }
 
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w
-            .as_(who)
-            .post(&format!("/conversations/{conv}/messages"), json!({"text": "/sim tokens=2 rate=500\nhi"}))
-            .await?;
-        r.push((who, s, v.to_string()));
+    for (action, method, path, body) in [
+        ("send a message", Method::POST, "messages", json!({"text": "/sim tokens=2 rate=500\nhi"})),
+        ("stop a response", Method::POST, "stop", json!({})),
+        ("change settings", Method::PATCH, "settings", json!({"temperature": 0.5})),
+    ] {
+        let r = w.try_as(EVERYONE, method, &format!("/conversations/{conv}/{path}"), Some(body)).await?;
+        expect(action, &r, &RESPONDERS, &VIEWERS);
     }
-    expect("send a message", &r, &RESPONDERS, &VIEWERS);
-
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w.as_(who).post(&format!("/conversations/{conv}/stop"), json!({})).await?;
-        r.push((who, s, v.to_string()));
-    }
-    expect("stop a response", &r, &RESPONDERS, &VIEWERS);
-
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w.as_(who).patch(&format!("/conversations/{conv}/settings"), json!({"temperature": 0.5})).await?;
-        r.push((who, s, v.to_string()));
-    }
-    expect("change settings", &r, &RESPONDERS, &VIEWERS);
 
     let mut r = Vec::new();
     for who in EVERYONE {
@@ -307,58 +291,33 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     }
     expect("download an attachment", &r, &PARTICIPANTS, &[]);
 
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}/shares")).await?;
-        r.push((who, s, v.to_string()));
+    for (action, path) in [("list who has access", "shares"), ("list the teams it is shared with", "teams")] {
+        let r = w.try_as(EVERYONE, Method::GET, &format!("/conversations/{conv}/{path}"), None).await?;
+        expect(action, &r, &PARTICIPANTS, &[]);
     }
-    expect("list who has access", &r, &PARTICIPANTS, &[]);
-    let mut r = Vec::new();
-    for who in EVERYONE {
-        let (s, v) = w.as_(who).get(&format!("/conversations/{conv}/teams")).await?;
-        r.push((who, s, v.to_string()));
-    }
-    expect("list the teams it is shared with", &r, &PARTICIPANTS, &[]);
 
     // Sharing and managing access: the owner only.
     let extra = w.session(Who::Outsider).user_id;
     let mut r = Vec::new();
-    for who in NOT_OWNER {
-        let (s, v) = w
-            .as_(who)
-            .put(&format!("/conversations/{conv}/teams/{}", w.writers), json!({"permission": "view"}))
-            .await?;
-        r.push((who, s, v.to_string()));
-        let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}/teams/{}", w.writers)).await?;
-        r.push((who, s, v.to_string()));
-        let (s, v) = w
-            .as_(who)
-            .post(
-                &format!("/conversations/{conv}/shares"),
-                json!({"shares": [{"user_id": extra, "permission": "respond"}]}),
-            )
-            .await?;
-        r.push((who, s, v.to_string()));
-        let (s, v) = w
-            .as_(who)
-            .patch(
-                &format!("/conversations/{conv}/shares/{}", w.session(Who::View).user_id),
-                json!({"permission": "respond"}),
-            )
-            .await?;
-        r.push((who, s, v.to_string()));
-        // Someone else's share: anyone may remove their own (leave), only the owner others'.
+    for who in not_owner() {
         let other = if who == Who::View { Who::Respond } else { Who::View };
-        let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}/shares/{}", w.session(other).user_id)).await?;
-        r.push((who, s, v.to_string()));
+        for (method, path, body) in [
+            (Method::PUT, format!("teams/{}", w.writers), Some(json!({"permission": "view"}))),
+            (Method::DELETE, format!("teams/{}", w.writers), None),
+            (Method::POST, "shares".into(), Some(json!({"shares": [{"user_id": extra, "permission": "respond"}]}))),
+            (Method::PATCH, format!("shares/{}", w.session(Who::View).user_id), Some(json!({"permission": "respond"}))),
+            // Someone else's share: anyone may remove their own (leave), only the owner others'.
+            (Method::DELETE, format!("shares/{}", w.session(other).user_id), None),
+        ] {
+            r.extend(w.try_as([who], method, &format!("/conversations/{conv}/{path}"), body).await?);
+        }
     }
     expect("manage access", &r, &[], &GUESTS);
     // Renaming: the owner only.
     let mut r = Vec::new();
     for who in EVERYONE {
-        let (s, v) =
-            w.as_(who).patch(&format!("/conversations/{conv}"), json!({"title": format!("{who:?}'s")})).await?;
-        r.push((who, s, v.to_string()));
+        let title = json!({"title": format!("{who:?}'s")});
+        r.extend(w.try_as([who], Method::PATCH, &format!("/conversations/{conv}"), Some(title)).await?);
     }
     expect("rename", &r, &[Who::Owner], &GUESTS);
     let (_, v) = w.as_(Who::View).get(&format!("/conversations/{conv}")).await?;
@@ -402,11 +361,7 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // Deleting: the owner only; afterwards it is gone for everyone.
-    let mut r = Vec::new();
-    for who in NOT_OWNER {
-        let (s, v) = w.as_(who).delete(&format!("/conversations/{conv}")).await?;
-        r.push((who, s, v.to_string()));
-    }
+    let r = w.try_as(not_owner(), Method::DELETE, &format!("/conversations/{conv}"), None).await?;
     expect("delete", &r, &[], &GUESTS);
     let (s, v) = w.as_(Who::Owner).delete(&format!("/conversations/{conv}")).await?;
     assert!(s.is_success(), "owner deletes: {s} {v}");
@@ -416,6 +371,23 @@ async fn every_action_over_rest_as_every_kind_of_person() -> anyhow::Result<()> 
     }
     drop(w.stack);
     Ok(())
+}
+
+/// The socket's refusal for someone who may not respond: View Only people know the conversation, the rest do not.
+fn refusal(who: Who) -> &'static str {
+    if VIEWERS.contains(&who) { "forbidden" } else { "not_found" }
+}
+
+/// The socket's answer to the frame sent with `client_msg_id` `id`: accepted, or an error naming it.
+async fn answer_to(ws: &mut WsClient, id: &str) -> anyhow::Result<ServerFrame> {
+    let (f, _) = ws
+        .until(WAIT, |f| match f {
+            ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id),
+            ServerFrame::MessageAccepted { client_msg_id, .. } => client_msg_id == id,
+            _ => false,
+        })
+        .await?;
+    Ok(f)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,19 +418,12 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
             edit_of: None,
         })
         .await?;
-        let (f, _) = ws
-            .until(WAIT, |f| match f {
-                ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id.as_str()),
-                ServerFrame::MessageAccepted { client_msg_id, .. } => *client_msg_id == id,
-                _ => false,
-            })
-            .await?;
+        let f = answer_to(&mut ws, &id).await?;
         match &f {
             ServerFrame::MessageAccepted { .. } => assert!(RESPONDERS.contains(&who), "{who:?} must not send"),
             ServerFrame::Error { code, .. } => {
                 assert!(!RESPONDERS.contains(&who), "{who:?} must send: {f:?}");
-                let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
-                assert_eq!(code, want, "{who:?} send refusal");
+                assert_eq!(code, refusal(who), "{who:?} send refusal");
             }
             _ => unreachable!(),
         }
@@ -468,37 +433,27 @@ async fn every_action_over_the_socket_as_every_kind_of_person() -> anyhow::Resul
         let id = format!("r-{who:?}");
         ws.send(&ClientFrame::Regenerate { conversation_id: conv, client_msg_id: id.clone(), message_id: None })
             .await?;
-        let (f, _) = ws
-            .until(WAIT, |f| match f {
-                ServerFrame::Error { reference, .. } => reference.as_deref() == Some(id.as_str()),
-                ServerFrame::MessageAccepted { client_msg_id, .. } => *client_msg_id == id,
-                _ => false,
-            })
-            .await?;
+        let f = answer_to(&mut ws, &id).await?;
         match &f {
             ServerFrame::MessageAccepted { .. } => assert!(RESPONDERS.contains(&who), "{who:?} must not regenerate"),
             ServerFrame::Error { code, .. } if RESPONDERS.contains(&who) => {
                 assert!(["response_in_progress", "conflict"].contains(&code.as_str()), "{who:?} regenerate: {f:?}")
             }
-            ServerFrame::Error { code, .. } => {
-                let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
-                assert_eq!(code, want, "{who:?} regenerate refusal");
-            }
+            ServerFrame::Error { code, .. } => assert_eq!(code, refusal(who), "{who:?} regenerate refusal"),
             _ => unreachable!(),
         }
 
-        ws.send(&ClientFrame::Stop { conversation_id: conv, response_id: None }).await?;
-        if !RESPONDERS.contains(&who) {
-            let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
-            let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
-            assert!(matches!(&f, ServerFrame::Error { code, .. } if code == want), "{who:?} stop: {f:?}");
-        }
-        // Who is typing: only those who may respond; View Only is refused, the rest never subscribed.
-        ws.send(&ClientFrame::Typing { conversation_id: conv, typing: true }).await?;
-        if !RESPONDERS.contains(&who) {
-            let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
-            let want = if VIEWERS.contains(&who) { "forbidden" } else { "not_found" };
-            assert!(matches!(&f, ServerFrame::Error { code, .. } if code == want), "{who:?} typing: {f:?}");
+        // Stop, and who is typing: only those who may respond; View Only is refused, the rest never subscribed.
+        for (what, frame) in [
+            ("stop", ClientFrame::Stop { conversation_id: conv, response_id: None }),
+            ("typing", ClientFrame::Typing { conversation_id: conv, typing: true }),
+        ] {
+            ws.send(&frame).await?;
+            if !RESPONDERS.contains(&who) {
+                let (f, _) = ws.until(WAIT, |f| matches!(f, ServerFrame::Error { .. })).await?;
+                let want = refusal(who);
+                assert!(matches!(&f, ServerFrame::Error { code, .. } if code == want), "{who:?} {what}: {f:?}");
+            }
         }
         // The socket still answers after every refusal.
         ws.send(&ClientFrame::Ping).await?;
