@@ -2,25 +2,20 @@
 //! JetStream (with a `Nats-Msg-Id` header, as the api and worker publish them) reach a subscriber of
 //! `rh.conv.<id>.*` as plain envelopes, in order, split into WebSocket frames however the server likes.
 
+mod common;
+
+use common::nats_with_websocket;
 use loadtest::baseline::{NatsLogin, NatsWs};
 use loadtest::check::{Checker, WireEvent};
 use loadtest::net::{Net, Target};
 use rh_protocol::{Envelope, Event};
-use rh_testkit::NatsServer;
 use std::time::Duration;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envelopes_published_to_jetstream_reach_a_nats_ws_subscriber() -> anyhow::Result<()> {
-    let nats =
-        NatsServer::start_with_config(Some("websocket {\n  host: 127.0.0.1\n  port: -1\n  no_tls: true\n}\n")).await?;
+    let (nats, url) = nats_with_websocket().await?;
     let js = nats.jetstream().await?;
-    let ports_file = std::fs::read_dir(nats.dir())?
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
-        .ok_or_else(|| anyhow::anyhow!("no ports file"))?;
-    let ports: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ports_file.path())?)?;
-    let url = ports["websocket"][0].as_str().ok_or_else(|| anyhow::anyhow!("no websocket in {ports}"))?.to_owned();
 
     let conv = Uuid::new_v4();
     let other = Uuid::new_v4();

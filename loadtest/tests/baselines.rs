@@ -3,22 +3,14 @@
 //! processes on free ports. Asserts that every viewer of every phase saw every response exactly once with the
 //! right text, through each of them — never a time.
 
-use loadtest::{Baseline, Config, PhaseReport};
-use rh_testkit::{Stack, StackOptions};
+mod common;
+
+use common::Crowd;
+use loadtest::{Baseline, PhaseReport};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn assert_clean(p: &PhaseReport, sockets: u64) {
-    assert_eq!(p.violation_total, 0, "{}: violations {:?}\n{:#?}", p.transport, p.violations, p.violation_samples);
-    assert_eq!(p.error_total, 0, "{}: errors {:?}", p.transport, p.errors);
-    assert_eq!(p.sockets.failed, 0);
-    assert_eq!(p.viewers_checked, sockets);
-    assert_eq!(p.viewers_all_completed, sockets, "{}: every viewer saw every response completed", p.transport);
-    assert_eq!(p.completions_ok, p.completions_expected);
-    assert!(p.completions_expected > 0 && p.deltas > 0);
-}
 
 /// A child process that gets SIGTERM on drop (Pushpin's runner then stops the processes it started).
 struct Proc(Child);
@@ -102,7 +94,8 @@ async fn start_pushpin(dir: &Path, run_dir: &Path, origin: u16) -> anyhow::Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bare_and_pushpin_baselines_deliver_every_response() -> anyhow::Result<()> {
     rh_testkit::init_crypto();
-    let stack = Stack::start(StackOptions::default()).await?;
+    let crowd = Crowd { conversations: 3, viewers: 40, viewer_users: 3, messages: 2, tokens: 40 };
+    let (_stack, mut cfg) = crowd.on_stack().await?;
     let (_bare, bare_url) = start_bare()?;
     let [origin] = free_ports::<1>()?;
     let dir = rh_testkit::scratch_dir("pushpin");
@@ -110,13 +103,6 @@ async fn the_bare_and_pushpin_baselines_deliver_every_response() -> anyhow::Resu
     let run_dir = std::env::temp_dir().join(format!("rh-pushpin-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
     let (_pushpin, pushpin_url, publish_url) = start_pushpin(&dir, &run_dir, origin).await?;
 
-    let mut cfg = Config::new(stack.api.http_url(), vec![stack.ws_url()]);
-    cfg.conversations = 3;
-    cfg.viewers_per_conversation = 40;
-    cfg.messages = 2;
-    cfg.tokens = 40;
-    cfg.rate = 100.0;
-    cfg.viewer_users = 3;
     cfg.baseline = vec![Baseline::Bare, Baseline::Pushpin];
     cfg.bare_url = bare_url;
     cfg.pushpin_url = pushpin_url;
@@ -127,7 +113,8 @@ async fn the_bare_and_pushpin_baselines_deliver_every_response() -> anyhow::Resu
     let names: Vec<&str> = report.phases.iter().map(|p| p.transport).collect();
     assert_eq!(names, ["edge", "bare", "pushpin"]);
     for p in &report.phases {
-        assert_clean(p, 3 + 120);
+        common::assert_clean(p, 3 + 120);
+        assert!(p.deltas > 0, "{}: deltas streamed", p.transport);
         assert_eq!(p.responses_sent, 6);
     }
     // The baselines stream the same number of deltas (same prompt: same tokens, rate and coalescing).

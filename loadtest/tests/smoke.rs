@@ -3,17 +3,15 @@
 //! tool is for — every viewer saw every response, in order, without gap or duplicate, with the right text — and
 //! never a time.
 
-use loadtest::{Baseline, Config, PhaseReport};
-use rh_testkit::{NatsServer, Service, Stack, StackOptions, TestDb};
+mod common;
 
+use common::{Crowd, nats_with_websocket};
+use loadtest::{Baseline, PhaseReport};
+use rh_testkit::{Service, TestDb};
+
+/// [`common::assert_clean`], and every response ended, with deliveries and latencies measured.
 fn assert_clean(p: &PhaseReport, sockets: u64) {
-    assert_eq!(p.violation_total, 0, "violations: {:?}\n{:#?}", p.violations, p.violation_samples);
-    assert_eq!(p.error_total, 0, "errors: {:?}", p.errors);
-    assert_eq!(p.sockets.failed, 0);
-    assert_eq!(p.viewers_checked, sockets, "every socket was checked");
-    assert_eq!(p.viewers_all_completed, p.viewers_checked, "every viewer saw every response it should see completed");
-    assert!(p.completions_expected > 0);
-    assert_eq!(p.completions_ok, p.completions_expected);
+    common::assert_clean(p, sockets);
     assert_eq!(p.responses_ended, p.responses_sent);
     assert!(p.deliveries > 0);
     assert!(p.latency_us.count > 0);
@@ -21,20 +19,14 @@ fn assert_clean(p: &PhaseReport, sockets: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_crowd_sees_every_response_exactly_once() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::default()).await?;
-    let mut cfg = Config::new(stack.api.http_url(), vec![stack.ws_url()]);
-    cfg.conversations = 3;
-    cfg.viewers_per_conversation = 100;
+    let crowd = Crowd { conversations: 3, viewers: 100, viewer_users: 5, messages: 2, tokens: 60 };
+    let (stack, mut cfg) = crowd.on_stack().await?;
     cfg.responders = 1;
-    cfg.messages = 2;
-    cfg.tokens = 60;
-    cfg.rate = 100.0;
     cfg.late_joiners = 7;
     cfg.join_after_tokens = 10;
     cfg.churn = 0.1;
     cfg.churn_pause = std::time::Duration::from_millis(50);
     cfg.idle_connections = 20;
-    cfg.viewer_users = 5;
     cfg.edge_pid = stack.edges[0].pid().into_iter().collect();
     let report_path = std::env::temp_dir().join(format!("loadtest-smoke-{}.json", uuid::Uuid::new_v4()));
     cfg.report = Some(report_path.clone());
@@ -64,16 +56,8 @@ async fn a_small_crowd_sees_every_response_exactly_once() -> anyhow::Result<()> 
 /// same processes by hand around a nats-server started with one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nats_ws_baseline_runs_beside_the_edge() -> anyhow::Result<()> {
-    let nats =
-        NatsServer::start_with_config(Some("websocket {\n  host: 127.0.0.1\n  port: -1\n  no_tls: true\n}\n")).await?;
+    let (nats, nats_ws) = nats_with_websocket().await?;
     nats.jetstream().await?;
-    let ws_port_file = std::fs::read_dir(nats.dir())?
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
-        .ok_or_else(|| anyhow::anyhow!("no ports file"))?;
-    let ports: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ws_port_file.path())?)?;
-    let nats_ws =
-        ports["websocket"][0].as_str().ok_or_else(|| anyhow::anyhow!("no websocket port in {ports}"))?.to_owned();
 
     let db = TestDb::create().await?;
     let secret = format!("smoke-{}", uuid::Uuid::new_v4());
@@ -100,12 +84,8 @@ async fn the_nats_ws_baseline_runs_beside_the_edge() -> anyhow::Result<()> {
     let _worker =
         Service::spawn("worker", &[("RH_NATS_URL", nats.url()), ("RH_WORKER_OPS_LISTEN", "127.0.0.1:0")]).await?;
 
-    let mut cfg = Config::new(api.http_url(), vec![format!("ws://{}/ws", edge.addr())]);
-    cfg.conversations = 2;
-    cfg.viewers_per_conversation = 50;
-    cfg.tokens = 30;
-    cfg.rate = 100.0;
-    cfg.viewer_users = 3;
+    let crowd = Crowd { conversations: 2, viewers: 50, viewer_users: 3, messages: 1, tokens: 30 };
+    let mut cfg = crowd.config(api.http_url(), format!("ws://{}/ws", edge.addr()));
     cfg.baseline = vec![Baseline::NatsWs];
     cfg.nats_ws_url = nats_ws.replace("wss://", "ws://");
     let (user, password) = nats.admin_login();
