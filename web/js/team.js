@@ -12,6 +12,31 @@ import { listOf, errorText } from './api.js';
 /** What `GET /users` returns at most: the list says so when it is full. */
 const MEMBERS_SHOWN = 20;
 
+/** One of the panel's forms: its labelled fields (`[label, input]`), then its actions; submitting calls `submit`. */
+function panelForm(testid, submit, fields, ...actions) {
+  return h('form', {
+    class: 'team-form',
+    testid,
+    onsubmit: (e) => {
+      e.preventDefault();
+      submit();
+    },
+  },
+  ...fields.map(([label, input]) => h('label', {}, label, input)),
+  h('div', { class: 'dialog-actions' }, ...actions));
+}
+
+/** A person's row: the name (styled by `nameClass`), the email, then `rest`. */
+function personRow(testid, userId, nameClass, name, email, ...rest) {
+  return h('li', { class: 'person-row', testid, dataset: { userId } },
+    h('span', { class: nameClass, text: name }), h('span', { class: 'muted small', text: ` ${email}` }), ...rest);
+}
+
+/** A button that takes something away (red text), named `label` for screen readers. */
+function removeButton(testid, label, onclick, text) {
+  return h('button', { type: 'button', class: 'btn btn-ghost btn-danger-text', testid, 'aria-label': label, onclick }, text);
+}
+
 export class TeamPanel {
   constructor(ctx) {
     this.ctx = ctx;
@@ -47,31 +72,14 @@ export class TeamPanel {
       h('header', { class: 'dialog-head' },
         h('h2', { text: `Team — ${org}` }),
         h('button', { type: 'button', class: 'btn btn-ghost', testid: 'team-close', 'aria-label': 'Close', onclick: () => this.close() }, icon('close'))),
-      h('form', {
-        class: 'team-form',
-        testid: 'team-form',
-        onsubmit: (e) => {
-          e.preventDefault();
-          this.add();
-        },
-      },
-      h('label', {}, 'Name', this.name),
-      h('label', {}, 'Email', this.email),
-      h('label', {}, 'First password', this.password),
-      h('div', { class: 'dialog-actions' }, this.submitBtn)),
+      panelForm('team-form', () => this.add(), [['Name', this.name], ['Email', this.email], ['First password', this.password]],
+        this.submitBtn),
       h('p', { class: 'muted small', text: 'Give them the password; they sign in with their email.' }),
       this.errorEl,
       this.doneEl,
       h('h3', { text: 'Invite by link' }),
-      h('form', {
-        class: 'team-form', testid: 'invite-form',
-        onsubmit: (e) => {
-          e.preventDefault();
-          this.invite();
-        },
-      },
-      h('label', {}, 'Emails (one link each; a link works once, for a week)', this.inviteEmails),
-      h('div', { class: 'dialog-actions' }, h('button', { type: 'submit', class: 'btn', testid: 'invite-create', text: 'Create invite links' }))),
+      panelForm('invite-form', () => this.invite(), [['Emails (one link each; a link works once, for a week)', this.inviteEmails]],
+        h('button', { type: 'submit', class: 'btn', testid: 'invite-create', text: 'Create invite links' })),
       this.inviteLinks,
       this.invitesEl,
       h('h3', { text: 'Members' }),
@@ -79,26 +87,12 @@ export class TeamPanel {
       this.members,
       this.more,
       h('h3', { text: 'Teams' }),
-      h('form', {
-        class: 'team-form', testid: 'teams-form',
-        onsubmit: (e) => {
-          e.preventDefault();
-          this.createTeam();
-        },
-      },
-      h('label', {}, 'New team', this.teamName),
-      h('div', { class: 'dialog-actions' }, h('button', { type: 'submit', class: 'btn', testid: 'teams-create', text: 'Create team' }))),
+      panelForm('teams-form', () => this.createTeam(), [['New team', this.teamName]],
+        h('button', { type: 'submit', class: 'btn', testid: 'teams-create', text: 'Create team' })),
       this.teamsEl,
       h('h3', { text: 'Retention' }),
-      h('form', {
-        class: 'team-form', testid: 'retention-form',
-        onsubmit: (e) => {
-          e.preventDefault();
-          this.saveRetention();
-        },
-      },
-      h('label', {}, 'Erase conversations not updated for this many days (empty: keep them)', this.retention),
-      h('div', { class: 'dialog-actions' }, this.retentionMsg, h('button', { type: 'submit', class: 'btn', testid: 'retention-save', text: 'Save' }))));
+      panelForm('retention-form', () => this.saveRetention(), [['Erase conversations not updated for this many days (empty: keep them)', this.retention]],
+        this.retentionMsg, h('button', { type: 'submit', class: 'btn', testid: 'retention-save', text: 'Save' })));
     return h('div', {
       class: 'overlay',
       testid: 'team-overlay',
@@ -138,8 +132,7 @@ export class TeamPanel {
 
   memberRow(u) {
     const mine = u.id === this.ctx.me.id;
-    const row = h('li', { class: 'person-row', testid: 'team-member', dataset: { userId: u.id } },
-      h('span', { class: 'team-member-name', text: u.name }), h('span', { class: 'muted small', text: ` ${u.email}` }));
+    const row = personRow('team-member', u.id, 'team-member-name', u.name, u.email);
     if (mine) return row;
     const password = h('input', {
       type: 'text', testid: 'member-new-password', required: true, minlength: '8', autocomplete: 'off',
@@ -155,10 +148,7 @@ export class TeamPanel {
           type: 'button', class: 'btn btn-ghost', testid: 'member-reset', 'aria-label': `Reset password for ${u.name}`,
           onclick: () => { show(form, form.hidden); if (!form.hidden) password.focus(); },
         }, 'Reset password'),
-        h('button', {
-          type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'member-remove', 'aria-label': `Remove ${u.name}`,
-          onclick: () => this.removeMember(u),
-        }, 'Remove')),
+        removeButton('member-remove', `Remove ${u.name}`, () => this.removeMember(u), 'Remove')),
       form);
     return row;
   }
@@ -233,7 +223,7 @@ export class TeamPanel {
         h('span', { class: 'person-name', text: i.email || 'Anyone with the link' }),
         h('span', { class: 'badge', text: i.status }),
         i.status === 'pending'
-          ? h('button', { type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'invite-revoke', 'aria-label': `Revoke the invite for ${i.email || 'anyone'}`, onclick: () => this.revokeInvite(i) }, 'Revoke')
+          ? removeButton('invite-revoke', `Revoke the invite for ${i.email || 'anyone'}`, () => this.revokeInvite(i), 'Revoke')
           : null)));
     } catch (e) {
       this.showError(errorText(e));
@@ -270,12 +260,9 @@ export class TeamPanel {
       return h('li', { class: 'team-row', testid: 'teams-row', dataset: { teamId: t.id } },
         h('div', { class: 'person-row' }, h('strong', { class: 'person-name', text: t.name }),
           h('span', { class: 'muted small', text: ` ${t.members.length} ${t.members.length === 1 ? 'member' : 'members'}` }), pick),
-        h('ul', { class: 'team-row-members' }, ...t.members.map((m) => h('li', { class: 'person-row', testid: 'teams-member', dataset: { userId: m.user_id } },
-          h('span', { class: 'person-name', text: m.name }), h('span', { class: 'muted small', text: ` ${m.email}` }),
-          h('button', {
-            type: 'button', class: 'btn btn-ghost btn-danger-text', testid: 'teams-member-remove', 'aria-label': `Remove ${m.name} from ${t.name}`,
-            onclick: () => this.teamChange(t, 'DELETE', `${this.teamsPath()}/${t.id}/members/${m.user_id}`),
-          }, 'Remove')))));
+        h('ul', { class: 'team-row-members' }, ...t.members.map((m) => personRow('teams-member', m.user_id, 'person-name', m.name, m.email,
+          removeButton('teams-member-remove', `Remove ${m.name} from ${t.name}`,
+            () => this.teamChange(t, 'DELETE', `${this.teamsPath()}/${t.id}/members/${m.user_id}`), 'Remove')))));
     }));
   }
 
