@@ -68,11 +68,16 @@ async function atProvider(page, login, shotName) {
   await page.locator('input[name="password"]').fill('any-password');
   if (shotName) await shot(page, shotName);
   await page.locator('button[type="submit"]').click();
-  await page.waitForURL((url) => url.href.startsWith(`${APP}/`) || url.href.startsWith(`${ISSUER}/`), { timeout: T });
-  if (page.url().startsWith(`${ISSUER}/`) && !(await page.locator('input[name="login"]').count())) {
-    await page.locator('button[type="submit"]').click(); // the consent page
-  }
-  await page.waitForURL((url) => url.href.startsWith(`${APP}/`), { timeout: T });
+  let consented = false;
+  await waitUntil('back at RelayHub (consenting if the provider asks)', async () => {
+    if (page.url().startsWith(`${APP}/`)) return true;
+    const consent = page.locator('button[type="submit"]');
+    if (!consented && !(await page.locator('input[name="login"]').count()) && (await consent.count())) {
+      consented = true;
+      await consent.click();
+    }
+    return false;
+  });
 }
 
 let browser;

@@ -39,8 +39,9 @@ async fn two_teammates_in_a_browser_share_watch_upgrade_and_remove() -> anyhow::
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "web client scenario failed ({}):\n{stdout}\n{stderr}", out.status);
-    let shots: Vec<String> =
-        std::fs::read_dir(&artifacts)?.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect();
+    let shots: Vec<String> = std::fs::read_dir(&artifacts)?
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
     assert!(shots.len() >= 5, "a screenshot of each step in {}", artifacts.display());
     assert!(shots.iter().any(|f| f.ends_with("sso-signed-in.png")), "sso.mjs ran: {shots:?}");
     Ok(())

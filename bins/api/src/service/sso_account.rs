@@ -126,7 +126,9 @@ async fn join(
         match sso::claim_invite_for_email(&tx, config.org_id, email.as_str()).await? {
             Some((id, role)) => (role, Some(id)),
             None => {
-                return Err(not_allowed("this email's domain is not one of the organization's, and no invite names it"));
+                return Err(not_allowed(
+                    "this email's domain is not one of the organization's, and no invite names it",
+                ));
             }
         }
     };
