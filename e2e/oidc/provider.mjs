@@ -6,11 +6,14 @@
 // redirect_uris}]). Prints `listening oidc <issuer>` on stdout once it answers.
 //
 // People: the provider's own (development) login page accepts any login name and password; the login is the
-// email, verified unless it starts with "unverified".
+// person's `sub` (oidc-provider makes it so) and their email, verified unless it starts with "unverified".
 //
-// Test control, `POST /__test/mode/<mode>`: how the token endpoint's ID tokens come out from now on, re-signed
-// with the provider's own key (so only RelayHub's checks can refuse them): `normal`, `wrong-audience`, `expired`,
-// `replay` (the last ID token issued, again), `foreign-key` (signed by a key not in the JWKS).
+// Test controls:
+// - `POST /__test/mode/<mode>`: how the token endpoint's ID tokens come out from now on, re-signed with the
+//   provider's own key (so only RelayHub's checks can refuse them): `normal`, `wrong-audience`, `expired`,
+//   `replay` (the last ID token issued, again), `foreign-key` (signed by a key not in the JWKS).
+// - `POST /__test/email {login, email}`: from now on the person with that login has that email, as when the
+//   provider's admin changes someone's email or gives an address to someone else (their `sub` stays the login).
 import http from 'node:http';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { join } from 'node:path';
@@ -37,6 +40,7 @@ const clients = JSON.parse(process.env.RH_OIDC_CLIENTS || '[]').map((c) => ({
 }));
 
 let mode = 'normal';
+const emails = new Map(); // login → email, set by `POST /__test/email`
 let lastIdToken = null;
 
 const b64 = (buf) => Buffer.from(buf).toString('base64url');
@@ -74,9 +78,10 @@ const provider = new Provider(issuer, {
   async findAccount(ctx, id) {
     const local = id.split('@')[0];
     const name = local.replace(/[-_.]+/g, ' ').replace(/\b\w/g, (ch) => ch.toUpperCase());
+    const email = emails.get(id) ?? id;
     return {
       accountId: id,
-      claims: async () => ({ sub: id, email: id, email_verified: !id.startsWith('unverified'), name }),
+      claims: async () => ({ sub: id, email, email_verified: !email.startsWith('unverified'), name }),
     };
   },
   // First-party clients: no consent page (the login page is the one people see).
@@ -101,11 +106,27 @@ provider.use(async (ctx, next) => {
 });
 
 const app = provider.callback();
+async function setEmail(req, res) {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  try {
+    const { login, email } = JSON.parse(body);
+    if (typeof login !== 'string' || typeof email !== 'string') throw new Error('login and email must be strings');
+    emails.set(login, email);
+    res.writeHead(204).end();
+  } catch (e) {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e.message));
+  }
+}
 server.on('request', (req, res) => {
   const m = req.method === 'POST' && /^\/__test\/mode\/([a-z-]+)$/.exec(req.url);
   if (m) {
     mode = m[1];
     res.writeHead(204).end();
+    return;
+  }
+  if (req.method === 'POST' && req.url === '/__test/email') {
+    setEmail(req, res).catch(() => res.destroy());
     return;
   }
   app(req, res);

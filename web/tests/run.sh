@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The web client's end-to-end tests in headless Chromium: installs what is missing (nodejs + npm + chromium with
 # apt-get, playwright-core and axe-core with `npm ci` from the pinned lock file), runs the unit tests (`node --test
-# web/tests/unit`; `run.sh unit` stops after them), then e2e.mjs and stuck.mjs
-# (which pauses the stack's worker and edge: on a running stack only when RH_WORKER_PID and RH_EDGE_PID name them).
+# web/tests/unit`; `run.sh unit` stops after them), then e2e.mjs, sso.mjs (single sign-on through a real OpenID
+# Connect provider: on a running stack only when RH_OIDC_ISSUER, RH_OIDC_CLIENT_ID and RH_OIDC_CLIENT_SECRET name
+# one that sends people back to RH_APP_URL) and stuck.mjs (which pauses the stack's worker and edge: on a running
+# stack only when RH_WORKER_PID and RH_EDGE_PID name them).
 #
 # With RH_APP_URL set, it tests that running stack (the api URL that serves the web client). Without it, it
 # starts a private stack of its own on free ports — nats-server (JetStream), PostgreSQL (data: pg_data_dir in
-# scripts/lib.sh), and the api (serving web/), edge, worker (simulated AI) and audit binaries — and stops it at
-# the end. Screenshots go to RH_ARTIFACTS_DIR (default target/web-artifacts). Exit status: that of the test.
+# scripts/lib.sh), the OpenID Connect provider of the SSO tests (e2e/oidc/provider.mjs), and the api (serving
+# web/), edge, worker (simulated AI) and audit binaries — and stops it at the end. Screenshots go to
+# RH_ARTIFACTS_DIR (default target/web-artifacts). Exit status: that of the test.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -35,6 +38,7 @@ mkdir -p "$RH_ARTIFACTS_DIR"
 if [ -n "${RH_APP_URL:-}" ]; then
   log "testing the running stack at $RH_APP_URL"
   node "$HERE/e2e.mjs"
+  if [ -n "${RH_OIDC_ISSUER:-}" ]; then node "$HERE/sso.mjs"; else log "sso.mjs skipped: RH_OIDC_ISSUER is not set"; fi
   # stuck.mjs pauses the stack's worker and edge: only when the caller says which processes they are.
   if [ -n "${RH_WORKER_PID:-}" ] && [ -n "${RH_EDGE_PID:-}" ]; then node "$HERE/stuck.mjs"; fi
   exit 0
@@ -43,6 +47,7 @@ fi
 # ---------------------------------------------------------------- a private stack
 # scripts/lib.sh installs PostgreSQL and nats-server when missing and starts private instances on free ports.
 ensure_tools
+ensure_oidc_provider
 log "building api, edge, worker, audit"
 cargo build --bin api --bin edge --bin worker --bin audit
 
@@ -86,6 +91,25 @@ export RH_AI_WAIT_SECS=3
 # e2e.mjs asks for a 4th answer while 3 stream in one conversation (as e2e/tests/e2e/web_client.rs sets it).
 export RH_LIMIT_CONVERSATION_RESPONSES=3
 
+# sso.mjs: the provider (it picks its own port) sends people back to the api, which allows it as an issuer.
+export RH_PUBLIC_URL="http://127.0.0.1:$API_PORT" RH_SSO_ALLOWED_ISSUERS="http://127.0.0.1:"
+export RH_OIDC_CLIENT_ID=relayhub-web-e2e
+RH_OIDC_CLIENT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+export RH_OIDC_CLIENT_SECRET
+RH_OIDC_MODULES="$OIDC_MODULES" RH_OIDC_CLIENTS="$(printf '[{"client_id":"%s","client_secret":"%s","redirect_uris":["%s/"]}]' \
+  "$RH_OIDC_CLIENT_ID" "$RH_OIDC_CLIENT_SECRET" "$RH_PUBLIC_URL")" \
+  node "$ROOT/e2e/oidc/provider.mjs" >"$STACK/logs/oidc.out" 2>"$STACK/logs/oidc.log" &
+PIDS+=("$!")
+OIDC_PID=$!
+for _ in $(seq 1 300); do
+  RH_OIDC_ISSUER="$(sed -n 's/^listening oidc //p' "$STACK/logs/oidc.out" 2>/dev/null)"
+  [ -n "$RH_OIDC_ISSUER" ] && break
+  kill -0 "$OIDC_PID" 2>/dev/null || { tail -20 "$STACK/logs/oidc.log" >&2; die "the OIDC provider exited"; }
+  sleep 0.1
+done
+[ -n "$RH_OIDC_ISSUER" ] || die "the OIDC provider did not start; see $STACK/logs/oidc.log"
+export RH_OIDC_ISSUER
+
 start_service() {
   local name="$1"
   # shellcheck disable=SC2046 # nats_login prints two words, hex only
@@ -111,6 +135,7 @@ log "stack up: api http://127.0.0.1:$API_PORT (logs in $STACK/logs)"
 export RH_APP_URL="http://127.0.0.1:$API_PORT"
 status=0
 node "$HERE/e2e.mjs" || status=$?
+if [ "$status" = 0 ]; then node "$HERE/sso.mjs" || status=$?; fi
 if [ "$status" = 0 ]; then node "$HERE/stuck.mjs" || status=$?; fi
 if [ "$status" != 0 ]; then
   rm -rf "$RH_ARTIFACTS_DIR/stack-logs" && cp -r "$STACK/logs" "$RH_ARTIFACTS_DIR/stack-logs" || true

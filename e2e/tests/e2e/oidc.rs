@@ -23,14 +23,20 @@ pub struct Provider {
 pub const CLIENT: (&str, &str) = ("relayhub-acme", "acme-client-secret-0123456789");
 
 impl Provider {
+    /// A provider with [`CLIENT`] registered to send people back to [`PUBLIC_URL`].
     pub async fn start() -> anyhow::Result<Provider> {
+        Self::start_for(PUBLIC_URL).await
+    }
+
+    /// A provider with [`CLIENT`] registered to send people back to `public_url` (RelayHub's `RH_PUBLIC_URL`).
+    pub async fn start_for(public_url: &str) -> anyhow::Result<Provider> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let modules = root.join("../target/tools/oidc/node_modules");
         if !modules.join("oidc-provider").is_dir() {
             bail!("{} is missing: run scripts/test (it installs oidc-provider)", modules.display());
         }
         let clients = serde_json::json!([{
-            "client_id": CLIENT.0, "client_secret": CLIENT.1, "redirect_uris": [format!("{PUBLIC_URL}/")],
+            "client_id": CLIENT.0, "client_secret": CLIENT.1, "redirect_uris": [format!("{public_url}/")],
         }]);
         let log = rh_testkit::scratch_dir("oidc").join("provider.log");
         let mut child = Command::new("node")
@@ -60,6 +66,15 @@ impl Provider {
         anyhow::ensure!(s == StatusCode::NO_CONTENT, "mode {mode}: {s}");
         Ok(())
     }
+
+    /// From now on the person who signs in as `login` (their `sub`) has `email` at the provider.
+    pub async fn set_email(&self, login: &str, email: &str) -> anyhow::Result<()> {
+        let body = serde_json::json!({ "login": login, "email": email }).to_string();
+        let url = format!("{}/__test/email", self.issuer);
+        let s = reqwest::Client::new().post(url).body(body).send().await?.status();
+        anyhow::ensure!(s == StatusCode::NO_CONTENT, "email of {login}: {s}");
+        Ok(())
+    }
 }
 
 /// What the provider sent the browser back to RelayHub with.
@@ -69,9 +84,10 @@ pub struct Return {
     pub state: String,
 }
 
-/// Opens `authorize_url` and signs in as `email` at the provider's login page; returns the code and state of the
-/// redirect back to [`PUBLIC_URL`].
-pub async fn sign_in_at_provider(issuer: &str, authorize_url: &str, email: &str) -> anyhow::Result<Return> {
+/// Opens `authorize_url` and signs in as `login` (the person's `sub`, and their email unless
+/// [`Provider::set_email`] changed it) at the provider's login page; returns the code and state of the redirect
+/// back to [`PUBLIC_URL`].
+pub async fn sign_in_at_provider(issuer: &str, authorize_url: &str, login: &str) -> anyhow::Result<Return> {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let mut cookies = BTreeMap::<String, String>::new();
     let mut url = authorize_url.to_owned();
@@ -91,7 +107,7 @@ pub async fn sign_in_at_provider(issuer: &str, authorize_url: &str, email: &str)
                 // The provider's own login (or consent) form: its action and prompt.
                 let action = between(&html, "action=\"", "\"").context("a form")?;
                 let prompt = if html.contains("name=\"login\"") { "login" } else { "consent" };
-                let form = [("prompt", prompt), ("login", email), ("password", "any-password")];
+                let form = [("prompt", prompt), ("login", login), ("password", "any-password")];
                 // URL-encoding the form as a query does (reqwest's `form` feature is off in this workspace).
                 let body = reqwest::Url::parse_with_params("http://form.invalid/", &form)?
                     .query()

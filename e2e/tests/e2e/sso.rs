@@ -5,6 +5,8 @@
 //! wrong audience, an expired ID token, a replayed ID token, one signed by a key not in the JWKS, an unverified
 //! email, an email of another domain or another org. With passwords off: password sign-in, adding a member with a
 //! password, joining by invite with a password and signing up at the domain are refused; the invited join by SSO.
+//! Accounts are bound to the provider's subject on their first sign-in: an email the provider gives to someone
+//! else is refused (`sso_account_bound`), a person whose email changed there still signs in as themselves.
 
 use crate::helpers::*;
 use crate::oidc::{CLIENT, PUBLIC_URL, Provider, Return, sign_in_at_provider};
@@ -39,23 +41,33 @@ fn refused(got: (StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!((got.0, got.1["error"]["code"].as_str()), (status, Some(code)), "{}", got.1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn people_sign_in_with_their_orgs_provider_and_every_bad_sign_in_is_refused() -> anyhow::Result<()> {
+/// A team (Acme) whose api knows its public URL and allows the local provider, and that provider.
+async fn team_and_provider() -> anyhow::Result<(Team, Provider)> {
     let env = vec![
         ("RH_PUBLIC_URL".to_owned(), PUBLIC_URL.to_owned()),
         ("RH_SSO_ALLOWED_ISSUERS".to_owned(), "http://127.0.0.1:".to_owned()),
         // Some twenty sign-ins from one address within seconds.
         ("RH_LIMIT_SIGNIN_ADDR_BURST".to_owned(), "200".to_owned()),
     ];
-    let (t, p) = tokio::try_join!(team(StackOptions { api_env: env, ..StackOptions::default() }), Provider::start())?;
+    tokio::try_join!(team(StackOptions { api_env: env, ..StackOptions::default() }), Provider::start())
+}
+
+/// An org's provider settings: the local provider, vouching for `domain`.
+fn provider_config(p: &Provider, display_name: &str, domain: &str) -> Value {
+    json!({
+        "issuer": p.issuer, "client_id": CLIENT.0, "client_secret": CLIENT.1,
+        "display_name": display_name, "email_domains": [domain],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_sign_in_with_their_orgs_provider_and_every_bad_sign_in_is_refused() -> anyhow::Result<()> {
+    let (t, p) = team_and_provider().await?;
     let (acme, admin, anon) = (t.owner.org_id, t.api.as_user(&t.owner), t.stack.api());
     let tag = Uuid::new_v4().simple().to_string();
     let globex = anon.sign_up("Globex", "Gil", &format!("gil-{tag}@globex.test"), "pw-gil-123456").await?;
     let sso_path = format!("/orgs/{acme}/sso");
-    let config = json!({
-        "issuer": p.issuer, "client_id": CLIENT.0, "client_secret": CLIENT.1,
-        "display_name": "Acme Login", "email_domains": ["Acme.test"],
-    });
+    let config = provider_config(&p, "Acme Login", "Acme.test");
 
     // Setting it up: org admins only; a domain where another org has people cannot be claimed.
     refused(t.api.as_user(&t.ben).put(&sso_path, config.clone()).await?, StatusCode::FORBIDDEN, "forbidden");
@@ -192,5 +204,62 @@ async fn people_sign_in_with_their_orgs_provider_and_every_bad_sign_in_is_refuse
     let (s, _) = admin.delete(&sso_path).await?;
     assert_eq!(s, StatusCode::NO_CONTENT);
     anon.login(&t.ben.email, "pw-ben-123456").await?;
+    Ok(())
+}
+
+/// The provider's subject (`sub`) names the person; an email finds the account only on its first sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_bound_to_the_providers_subject_and_a_reassigned_email_takes_nothing_over() -> anyhow::Result<()> {
+    let (t, p) = team_and_provider().await?;
+    let (acme, admin, anon) = (t.owner.org_id, t.api.as_user(&t.owner), t.stack.api());
+    let tag = Uuid::new_v4().simple().to_string();
+    let (s, v) = admin.put(&format!("/orgs/{acme}/sso"), provider_config(&p, "Acme Login", "acme.test")).await?;
+    assert!(s.is_success(), "{s} {v}");
+
+    // First sign-ins: Zoe joins; Ben, who has a password account, signs in as himself. Both are bound now.
+    let zoe = format!("zoe-{tag}@acme.test");
+    let (s, first) = sign_in(&anon, &p, acme, &zoe).await?;
+    assert!(s.is_success(), "{s} {first}");
+    let zoe_id = first["user"]["id"].clone();
+    let (_, ben) = sign_in(&anon, &p, acme, &t.ben.email).await?;
+    assert_eq!(ben["user"]["id"], json!(t.ben.user_id), "{ben}");
+
+    // The provider gives their emails to other people (other subjects): refused, and nothing changes hands.
+    for (n, email) in [&zoe, &t.ben.email].into_iter().enumerate() {
+        let newcomer = format!("newcomer-{n}-{tag}");
+        p.set_email(&newcomer, email).await?;
+        refused(sign_in(&anon, &p, acme, &newcomer).await?, StatusCode::FORBIDDEN, "sso_account_bound");
+    }
+    let (_, again) = sign_in(&anon, &p, acme, &t.ben.email).await?;
+    assert_eq!(again["user"]["id"], json!(t.ben.user_id), "{again}");
+
+    // Zoe's email changes at the provider: her subject still signs in as her, and her account keeps its email.
+    let renamed = format!("zoe.renamed-{tag}@acme.test");
+    p.set_email(&zoe, &renamed).await?;
+    let (s, v) = sign_in(&anon, &p, acme, &zoe).await?;
+    assert!(s.is_success(), "{s} {v}");
+    assert_eq!((&v["user"]["id"], v["user"]["email"].as_str()), (&zoe_id, Some(&*zoe)), "{v}");
+    let (_, people) = admin.get("/users?q=renamed").await?;
+    assert!(!people.to_string().contains(&renamed), "an account was made for the new email: {people}");
+
+    // An identity bound in another org (same provider) signs in only there, whatever email it brings.
+    let gil = format!("gil-{tag}@globex.test");
+    let globex = anon.sign_up("Globex", "Gil", &gil, "pw-gil-123456").await?;
+    let globex_sso = provider_config(&p, "Globex Login", "globex.test");
+    let (s, v) = t.api.as_user(&globex).put(&format!("/orgs/{}/sso", globex.org_id), globex_sso).await?;
+    assert!(s.is_success(), "{s} {v}");
+    let (_, v) = sign_in(&anon, &p, globex.org_id, &gil).await?;
+    assert_eq!(v["user"]["id"], json!(globex.user_id), "{v}");
+    p.set_email(&gil, &format!("gil-{tag}@acme.test")).await?;
+    refused(sign_in(&anon, &p, acme, &gil).await?, StatusCode::FORBIDDEN, "sso_domain_not_allowed");
+
+    // A removed member's identity signs in no more.
+    let (s, _) = admin.delete(&format!("/orgs/{acme}/members/{}", zoe_id.as_str().unwrap_or_default())).await?;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    refused(sign_in(&anon, &p, acme, &zoe).await?, StatusCode::FORBIDDEN, "sso_domain_not_allowed");
+
+    // Binding an account that existed before is in the audit log.
+    let (_, audit) = admin.get("/admin/audit").await?;
+    assert!(audit.to_string().contains("sso.bound"), "sso.bound missing: {audit}");
     Ok(())
 }

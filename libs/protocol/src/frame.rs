@@ -281,6 +281,9 @@ pub enum ErrorCode {
     SsoEmailUnverified,
     /// The email's domain is not one of the organization's, and no invite names it.
     SsoDomainNotAllowed,
+    /// The account this email names is bound to another identity (`sub`) at the provider: an email reassigned
+    /// there does not take the account over.
+    SsoAccountBound,
     /// The provider could not be reached or answered something that is not OpenID Connect.
     SsoProviderUnavailable,
     Internal,
@@ -316,6 +319,7 @@ impl ErrorCode {
             ErrorCode::SsoTokenInvalid => "sso_token_invalid",
             ErrorCode::SsoEmailUnverified => "sso_email_unverified",
             ErrorCode::SsoDomainNotAllowed => "sso_domain_not_allowed",
+            ErrorCode::SsoAccountBound => "sso_account_bound",
             ErrorCode::SsoProviderUnavailable => "sso_provider_unavailable",
             ErrorCode::Internal => "internal",
         }

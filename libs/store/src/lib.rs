@@ -7,7 +7,7 @@
 //! | [`conversations`] | `conversations` (+ `history_seq`, see `sql/V1__init.sql`) | api |
 //! | [`shares`] | `shares` (the ACL) | api |
 //! | [`invites`] | `invites`: one-time, expiring invitations (hashes), used up with the account they create | api |
-//! | [`sso`] | `org_sso`, `org_sso_domains`, `sso_logins`, `sso_used_id_tokens`: per-org OIDC providers, sign-ins under way, used ID tokens | api |
+//! | [`sso`] | `org_sso`, `org_sso_domains`, `sso_logins`, `sso_used_id_tokens`, `sso_subjects`: per-org OIDC providers, sign-ins under way, used ID tokens, the account of each provider subject | api |
 //! | [`teams`] | `teams`, `team_members`, `team_shares`; who gains or loses access by a change | api |
 //! | [`attachments`] | `attachments` (metadata; bytes in the object store) | api |
 //! | [`history`] | reads `messages` for `GET /conversations/{id}` and job context | api (reads) |

@@ -39,9 +39,9 @@ pub struct NewUser<'a> {
     pub role: &'a str,
 }
 
-const USER_COLUMNS: &str = "u.id, u.org_id, u.name, u.email, u.role, u.created_at";
+pub(crate) const USER_COLUMNS: &str = "u.id, u.org_id, u.name, u.email, u.role, u.created_at";
 
-fn user_from(row: &Row) -> Result<User> {
+pub(crate) fn user_from(row: &Row) -> Result<User> {
     Ok(User {
         id: row.try_get("id")?,
         org_id: row.try_get("org_id")?,

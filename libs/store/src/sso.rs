@@ -1,6 +1,8 @@
 //! `org_sso`, `org_sso_domains`, `sso_logins`, `sso_used_id_tokens` (`sql/V17__sso.sql`): an org's OpenID Connect
-//! provider, the sign-ins under way (one-time, short-lived) and the ID tokens already used.
+//! provider, the sign-ins under way (one-time, short-lived) and the ID tokens already used; `sso_subjects`
+//! (`sql/V18__sso_subjects.sql`): the account each provider subject signs in as.
 
+use crate::orgs::{USER_COLUMNS, User, user_from};
 use crate::{Db, Result, StoreError};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -209,4 +211,47 @@ pub async fn claim_invite_for_email(
         )
         .await?;
     row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+/// The account bound to `subject` at `issuer`, and whether it was removed from its org.
+pub async fn user_for_subject(db: &Db, issuer: &str, subject: &str) -> Result<Option<(User, bool)>> {
+    let client = db.client().await?;
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, u.removed_at IS NOT NULL AS removed FROM sso_subjects s \
+         JOIN users u ON u.id = s.user_id WHERE s.issuer = $1 AND s.subject = $2"
+    );
+    let row = client.query_opt(&sql, &[&issuer, &subject]).await?;
+    row.map(|r| Ok((user_from(&r)?, r.try_get("removed")?))).transpose()
+}
+
+/// What [`bind_subject`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// The subject is now (or already was) this account's.
+    Bound,
+    /// The account is bound to another subject of this issuer.
+    AccountHasAnother,
+    /// The subject is bound to another account (a sign-in of the same subject committed first).
+    SubjectHasAnother,
+}
+
+/// Binds `subject` at `issuer` to `user_id` in the caller's transaction.
+pub async fn bind_subject(tx: &impl GenericClient, issuer: &str, subject: &str, user_id: Uuid) -> Result<Binding> {
+    let n = tx
+        .execute(
+            "INSERT INTO sso_subjects (issuer, subject, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&issuer, &subject, &user_id],
+        )
+        .await?;
+    if n == 1 {
+        return Ok(Binding::Bound);
+    }
+    let row = tx
+        .query_opt("SELECT user_id FROM sso_subjects WHERE issuer = $1 AND subject = $2", &[&issuer, &subject])
+        .await?;
+    Ok(match row.map(|r| r.try_get::<_, Uuid>(0)).transpose()? {
+        Some(owner) if owner == user_id => Binding::Bound,
+        Some(_) => Binding::SubjectHasAnother,
+        None => Binding::AccountHasAnother,
+    })
 }

@@ -81,10 +81,10 @@ pub async fn start(
 
 /// `POST /auth/sso/callback {code, state, browser_key}` → [`Tokens`]. Refused with a code that says why:
 /// `sso_state_invalid` (400), `sso_code_rejected`, `sso_token_audience`, `sso_token_expired`, `sso_token_replayed`,
-/// `sso_token_invalid` (401), `sso_email_unverified`, `sso_domain_not_allowed` (403), `sso_provider_unavailable`
-/// (502).
+/// `sso_token_invalid` (401), `sso_email_unverified`, `sso_domain_not_allowed`, `sso_account_bound` (403),
+/// `sso_provider_unavailable` (502); 409 when the same identity was bound to another account at that moment.
 #[utoipa::path(post, path = "/auth/sso/callback", tag = "sso", request_body = SsoCallbackRequest,
-    responses((status = 200, body = Tokens), (status = 401), (status = 403), (status = 502)))]
+    responses((status = 200, body = Tokens), (status = 401), (status = 403), (status = 409), (status = 502)))]
 pub async fn callback(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SsoCallbackRequest>,

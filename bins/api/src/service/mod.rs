@@ -26,7 +26,8 @@
 //! | [`sessions`] | login sessions: open, refresh (rotating, reuse ends the session), end one, end all of a person's |
 //! | [`shares`] | share with several people, change, revoke; shares that expire |
 //! | [`sso`] | single sign-on per org: the provider (org admins), discovery by email domain, passwords off |
-//! | [`sso_login`] | the OIDC authorization code flow with PKCE: start, callback (ID token checks, provisioning, a session) |
+//! | [`sso_login`] | the OIDC authorization code flow with PKCE: start, callback (ID token checks, a session) |
+//! | [`sso_account`] | the account an ID token signs in as: by the provider's subject, bound on first sign-in; provisioning |
 //! | [`oidc_http`] | the HTTP client the flow calls providers with |
 //! | [`teams`] | teams and their members (org admins), sharing with a team (owners) |
 //! | [`reach`] | who gained, lost or changed access by a change of shares or teams: their events and sidebar messages |
@@ -54,6 +55,7 @@ pub mod search;
 pub mod sessions;
 pub mod shares;
 pub mod sso;
+pub mod sso_account;
 pub mod sso_login;
 pub mod stops;
 pub mod teams;

@@ -3,16 +3,16 @@
 //! [`start`] keeps the state, nonce and PKCE verifier in PostgreSQL (one-time, `--sso-login-ttl-secs`) with the
 //! hash of a key only the starting browser gets; [`callback`] takes them back once, trades the code (with the
 //! verifier) for tokens, checks the ID token (signature against the provider's JWKS, issuer, audience, expiry,
-//! nonce), refuses one used before, and wants a verified email. A person new to the org joins it when the email's
-//! domain is one of the org's (or a pending invite names that email); then the same session a password gives.
+//! nonce) and refuses one used before; [`super::sso_account`] finds the account it signs in as (by the provider's
+//! subject, the first time by verified email; a person new to the org may join it); then the same session a
+//! password gives.
 
 use super::sso::{discover, redirect_uri, refused};
 use super::{limits, sessions};
-use crate::domain::{Email, PersonName};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::StatusCode;
-use openidconnect::core::{CoreClient, CoreIdTokenClaims, CoreProviderMetadata, CoreResponseType};
+use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, Nonce,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse,
@@ -21,10 +21,7 @@ use rh_auth::RefreshToken;
 use rh_protocol::auth::Tokens;
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::sso::{SsoCallbackRequest, SsoStart, SsoStartRequest};
-use rh_store::orgs::{NewUser, User};
-use rh_store::{StoreError, audit_log, sso};
-use serde_json::json;
-use uuid::Uuid;
+use rh_store::sso;
 
 fn state_invalid(why: &str) -> ApiError {
     refused(ErrorCode::SsoStateInvalid, StatusCode::BAD_REQUEST, format!("{why}: start the sign-in again"))
@@ -128,11 +125,11 @@ pub async fn callback(state: &AppState, req: &SsoCallbackRequest) -> Result<Toke
     if !sso::use_id_token(&state.db, &used, claims.expiration().timestamp()).await? {
         return Err(replayed());
     }
-    let user = member_for(state, &config, claims).await?;
+    let user = super::sso_account::member_for(state, &config, claims).await?;
     sessions::open(state, &user).await
 }
 
-fn token_invalid(why: &str) -> ApiError {
+pub(super) fn token_invalid(why: &str) -> ApiError {
     refused(ErrorCode::SsoTokenInvalid, StatusCode::UNAUTHORIZED, format!("the ID token was refused: {why}"))
 }
 
@@ -154,72 +151,6 @@ fn claims_refused(e: ClaimsVerificationError) -> ApiError {
         ClaimsVerificationError::InvalidIssuer(_) => token_invalid("its issuer is not the organization's provider"),
         _ => token_invalid("it failed a check"),
     }
-}
-
-/// The org member the verified email belongs to; a person new to the org joins it (member, or the role of a
-/// pending invite naming the email) when the domain is one of the org's or such an invite exists.
-async fn member_for(state: &AppState, config: &sso::SsoConfig, claims: &CoreIdTokenClaims) -> Result<User, ApiError> {
-    let email = claims.email().map(|e| e.as_str().to_owned()).unwrap_or_default();
-    let email = Email::parse(&email).map_err(|_| token_invalid("it carries no email address"))?;
-    if claims.email_verified() != Some(true) {
-        return Err(refused(
-            ErrorCode::SsoEmailUnverified,
-            StatusCode::FORBIDDEN,
-            "the identity provider has not verified this email address",
-        ));
-    }
-    let not_allowed = |why: &str| refused(ErrorCode::SsoDomainNotAllowed, StatusCode::FORBIDDEN, why.to_owned());
-    if let Some((user, _)) = rh_store::orgs::user_for_login(&state.db, email.as_str()).await? {
-        if user.org_id != config.org_id {
-            return Err(not_allowed("this email belongs to an account of another organization"));
-        }
-        return Ok(user);
-    }
-    let domain = email.as_str().split_once('@').map(|(_, d)| d).unwrap_or_default();
-    let name = claims
-        .name()
-        .and_then(|n| n.get(None))
-        .and_then(|n| PersonName::parse(n.as_str()).ok())
-        .or_else(|| PersonName::parse(email.as_str().split('@').next().unwrap_or_default()).ok())
-        .ok_or_else(|| token_invalid("it carries no usable name"))?;
-    // The account never signs in with a password: its hash is of a random secret no one keeps.
-    let unused = RefreshToken::generate().map_err(|e| ApiError::Internal(e.into()))?;
-    let hash = crate::routes::auth::hash_password(state, unused.expose().to_owned()).await?;
-    let mut db = state.db.client().await?;
-    let tx = db.transaction().await.map_err(StoreError::from)?;
-    let (role, invite) = if config.email_domains.iter().any(|d| d == domain) {
-        ("member".to_owned(), None)
-    } else {
-        match sso::claim_invite_for_email(&tx, config.org_id, email.as_str()).await? {
-            Some((id, role)) => (role, Some(id)),
-            None => {
-                return Err(not_allowed(
-                    "this email's domain is not one of the organization's, and no invite names it",
-                ));
-            }
-        }
-    };
-    let new = NewUser {
-        id: Uuid::now_v7(),
-        org_id: config.org_id,
-        name: name.as_str(),
-        email: email.as_str(),
-        password_hash: &hash,
-        role: &role,
-    };
-    let user = rh_store::orgs::insert_user_in(&*tx, &new).await.map_err(|e| match e {
-        // The email is taken by a removed account (the unique index covers them): it stays removed.
-        StoreError::Conflict(_) => not_allowed("this account was removed from the organization"),
-        other => other.into(),
-    })?;
-    if let Some(id) = invite {
-        rh_store::invites::mark_used_by(&tx, id, user.id).await?;
-    }
-    let detail = json!({ "user_id": user.id, "invite_id": invite, "issuer": config.issuer });
-    audit_log::record(&tx, config.org_id, user.id, "sso.joined", detail).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    tracing::info!(org_id = %config.org_id, user_id = %user.id, "joined by single sign-on");
-    Ok(user)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
