@@ -99,7 +99,8 @@ async fn a_socket_opened_with_sidebar_off_gets_no_sidebar_frames_but_is_still_re
     let added = |f: &ServerFrame| matches!(f, ServerFrame::Sidebar { action: SidebarAction::Added, conversation_id, .. } if *conversation_id == other);
     tab.until(WAIT, added).await?;
     // The removal comes after the share on Ben's inbox: the quiet socket sees the revocation, never the share.
-    let (s, body) = t.api.as_user(&t.owner).delete(&format!("/conversations/{followed}/shares/{}", t.ben.user_id)).await?;
+    let (s, body) =
+        t.api.as_user(&t.owner).delete(&format!("/conversations/{followed}/shares/{}", t.ben.user_id)).await?;
     assert_eq!(s.as_u16(), 204, "{body}");
     let revoked = quiet
         .until_frame(|f| {
