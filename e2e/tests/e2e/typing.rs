@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use rh_protocol::{ClientFrame, ServerFrame};
-use rh_testkit::StackOptions;
+use rh_testkit::{StackOptions, WsClient};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -109,5 +109,59 @@ async fn typing_shows_across_edges_and_ends_on_send_stop_leave_and_time() -> any
     ben.ws.send(&typing(other, true)).await?;
     let f = ben.until_frame(|f| matches!(f, ServerFrame::Error { .. })).await?;
     assert!(matches!(&f, ServerFrame::Error { code, .. } if code == "not_found"), "{f:?}");
+    Ok(())
+}
+
+/// Reads `ws` until a `presence` of `conv` shows `who` typing (`typing`); an `error` on the way fails.
+async fn until_shown_typing(
+    ws: &mut WsClient,
+    conv: Uuid,
+    who: Uuid,
+    typing: bool,
+) -> anyhow::Result<Vec<ServerFrame>> {
+    let shown = |f: &ServerFrame| match f {
+        ServerFrame::Presence { conversation_id, viewers } if *conversation_id == conv => {
+            viewers.iter().any(|p| p.user_id == who && p.typing) == typing
+        }
+        _ => false,
+    };
+    let (f, before) = ws.until(WAIT, |f| shown(f) || matches!(f, ServerFrame::Error { .. })).await?;
+    anyhow::ensure!(shown(&f), "refused: {f:?}");
+    Ok(before)
+}
+
+/// `typing` sent right behind `subscribe`, before the edge has the access answer: the web client does this when
+/// someone types at once in a conversation they just opened, or opened again from a search result. It waits for
+/// the answer and then shows; a `not_found` for it would read as the subscribe's refusal (the client closed the
+/// conversation as "not found").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_right_behind_subscribe_waits_for_the_access_answer() -> anyhow::Result<()> {
+    let t = team(StackOptions::default()).await?;
+    let conv = t.api.create_conversation(&t.owner, "Straight in").await?;
+    t.api.share(&t.owner, conv, &t.ben, "respond").await?;
+    let mut ada = Viewer::join(&t.stack.ws_url(), &t.owner, conv, None).await?;
+    let ben_id = t.ben.user_id;
+
+    // Opened: subscribe (the edge asks the api) and typing in one go.
+    let mut ben = WsClient::connect(&t.stack.ws_url(), &t.ben.token).await?;
+    ben.subscribe_compact(conv, None).await?;
+    ben.send(&typing(conv, true)).await?;
+    let before = until_shown_typing(&mut ben, conv, ben_id, true).await?;
+    anyhow::ensure!(before.iter().any(|f| matches!(f, ServerFrame::Subscribed { .. })), "{before:?}");
+    until_typing(&mut ada, conv, ben_id, true).await?;
+    ben.send(&typing(conv, false)).await?;
+    until_shown_typing(&mut ben, conv, ben_id, false).await?;
+    until_typing(&mut ada, conv, ben_id, false).await?;
+
+    // Opened again on the same socket, with the history's grant (the edge checks it itself): the same.
+    let history = t.api.conversation(&t.ben, conv).await?;
+    let grant = history["grant"].as_str().map(str::to_owned);
+    anyhow::ensure!(grant.is_some(), "no grant in {history}");
+    ben.send(&ClientFrame::Unsubscribe { conversation_id: conv }).await?;
+    let after_seq = history["seq"].as_u64();
+    ben.send(&ClientFrame::Subscribe { conversation_id: conv, after_seq, compact: true, grant }).await?;
+    ben.send(&typing(conv, true)).await?;
+    until_shown_typing(&mut ben, conv, ben_id, true).await?;
+    until_typing(&mut ada, conv, ben_id, true).await?;
     Ok(())
 }

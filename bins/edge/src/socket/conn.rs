@@ -42,8 +42,24 @@ pub struct SubState {
     pub generation: u64,
     /// `None` until the api granted access.
     pub permission: Option<Permission>,
+    /// Where the socket's `typing` for the conversation goes.
+    pub typing: TypingGate,
     /// Cancelled when the subscription ends (stops its replay).
     pub cancel: CancellationToken,
+}
+
+/// A subscription's `typing`, before and after it joined its conversation's feed.
+///
+/// A client may send `typing` right after `subscribe` (the web client does when someone types at once in a
+/// conversation they just opened). Until the access check has answered and the subscription has joined the feed,
+/// the frame can be neither refused (access is not known yet; a `not_found` would read as the subscribe's refusal)
+/// nor shown (presence counts only joined subscriptions), so the last one waits and applies when it joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypingGate {
+    /// Not joined yet: the last `typing` sent meanwhile, if any.
+    Held(Option<bool>),
+    /// Joined: `typing` applies at once.
+    Open,
 }
 
 /// The outbound queue shared by the senders and the socket's writer.
@@ -244,6 +260,28 @@ impl Conn {
     /// The cached permission on a subscribed conversation (`None`: not subscribed, or access not granted yet).
     pub fn permission(&self, conversation: Uuid) -> Option<Permission> {
         crate::lock(&self.subs).get(&conversation).and_then(|s| s.permission)
+    }
+
+    /// Holds `typing` while the subscription to `conversation` has not joined its feed. `Some(gate)` is the gate it
+    /// met (`Held`: kept, to apply on joining); `None`: the socket does not follow the conversation.
+    pub fn hold_typing(&self, conversation: Uuid, typing: bool) -> Option<TypingGate> {
+        let mut subs = crate::lock(&self.subs);
+        let sub = subs.get_mut(&conversation)?;
+        if let TypingGate::Held(held) = &mut sub.typing {
+            *held = Some(typing);
+        }
+        Some(sub.typing)
+    }
+
+    /// The subscription `generation` joined its feed: `typing` applies at once from now on. Returns the `typing`
+    /// held until now.
+    pub fn open_typing(&self, conversation: Uuid, generation: u64) -> Option<bool> {
+        let mut subs = crate::lock(&self.subs);
+        let sub = subs.get_mut(&conversation).filter(|s| s.generation == generation)?;
+        match std::mem::replace(&mut sub.typing, TypingGate::Open) {
+            TypingGate::Held(held) => held,
+            TypingGate::Open => None,
+        }
     }
 
     /// Sets the cached permission if `generation` is still the current subscription.

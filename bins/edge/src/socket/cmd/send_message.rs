@@ -42,7 +42,8 @@ fn forbidden(client_msg_id: &str) -> ServerFrame {
 
 impl SendMessage {
     pub fn apply(self, hub: &Arc<Hub>, conn: &Arc<Conn>) {
-        // Sending ends composing.
+        // Sending ends composing, also a `typing` still waiting for the subscription's access check.
+        conn.hold_typing(self.conversation_id, false);
         hub.registry().clear_typing(conn, self.conversation_id);
         let cached = conn.permission(self.conversation_id);
         if cached == Some(Permission::View) {

@@ -11,7 +11,7 @@ use crate::fanout::Joined;
 use crate::fanout::catch_up::CatchUpFrom;
 use crate::hub::Hub;
 use crate::lock;
-use crate::socket::conn::{Conn, SubState};
+use crate::socket::conn::{Conn, SubState, TypingGate};
 use rh_protocol::frame::ErrorCode;
 use rh_protocol::rpc::{AccessGrant, AccessRequest};
 use rh_protocol::{ServerFrame, subjects};
@@ -50,7 +50,10 @@ impl Subscribe {
                 ));
                 return;
             }
-            subs.insert(conv, SubState { generation, permission: None, cancel: cancel.clone() });
+            subs.insert(
+                conv,
+                SubState { generation, permission: None, typing: TypingGate::Held(None), cancel: cancel.clone() },
+            );
         }
         let (hub, conn) = (hub.clone(), conn.clone());
         tokio::spawn(async move { self.run(&hub, &conn, generation, cancel).await });
@@ -106,9 +109,11 @@ impl Subscribe {
             Joined::Gone => {}
             Joined::Live => {
                 hub.metrics().catch_up_seconds.observe(started.elapsed().as_secs_f64());
+                open_typing(hub, conn, conv, generation);
                 registry.presence_touch(conv, Some(conn.clone()));
             }
             Joined::CatchUp { feed, joined_at } => {
+                open_typing(hub, conn, conv, generation);
                 registry.presence_touch(conv, Some(conn.clone()));
                 let how = CatchUpFrom {
                     after_seq,
@@ -130,5 +135,13 @@ impl Subscribe {
             // Access changes after the grant are events past `g.seq`: the catch-up must pass them.
             && self.after_seq.is_none_or(|after| after <= g.seq);
         fits.then_some(AccessGrant { permission: g.permission, history_seq: g.seq })
+    }
+}
+
+/// The subscription has joined its feed: `typing` applies at once from now on, and one sent before (while access
+/// was being checked) applies now.
+fn open_typing(hub: &Arc<Hub>, conn: &Arc<Conn>, conversation_id: Uuid, generation: u64) {
+    if let Some(typing) = conn.open_typing(conversation_id, generation) {
+        super::Typing { conversation_id, typing }.apply(hub, conn);
     }
 }
