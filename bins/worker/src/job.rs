@@ -5,14 +5,16 @@
 //! The job message is acked only after all of those are stored, so a worker that dies at any point leaves the job
 //! to be redelivered, and the next worker starts a new attempt (its `response.started` tells viewers to drop the
 //! partial text of the earlier one). The job is kept in progress (in-progress acks) from pickup to its ack, so it
-//! is not delivered again while it runs; if it is anyway (the process stalled past `ack_wait`), the later attempt
-//! takes the claim and the earlier one, seeing that before its end, publishes nothing more.
+//! is not delivered again while it runs; if it is anyway (the consumer's leader changed, or the process stalled
+//! past `ack_wait`), the later attempt takes the claim and the earlier one publishes nothing more ([`crate::claim`]).
 //!
 //! At pickup the worker takes the response's claim ([`rh_bus::claims`]): `queued` → `running` by compare-and-set.
-//! If the api got there first (the answer was stopped while no worker held it, and the api ended it), the job is
-//! acked and dropped without an event; a stop asked while an earlier attempt ran (`stop_requested`) ends it as
-//! stopped without generating. The claim is removed once the job is acked.
+//! If the api got there first (the answer was stopped while no worker held it, and the api ended it), or the
+//! response has ended already (a delivery after a lost ack), the job is acked and dropped without an event; a
+//! stop asked while an earlier attempt ran (`stop_requested`) ends it as stopped without generating. The claim
+//! is removed once the end is stored, before the job is acked.
 
+use crate::claim::{self, Pickup};
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use async_nats::jetstream::{self, AckKind, kv};
@@ -129,15 +131,10 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
         let end = generate(&ctx, &msg, &job, delivered, abort).await;
         drop(progress);
         ctx.metrics.jobs_running.dec();
-        if let Ok(Done::Ended) = end {
-            let key = subjects::response_claim(job.conversation_id, job.response_id);
-            if let Err(e) = rh_bus::claims::remove(&ctx.stops, &key).await {
-                tracing::warn!(error = %e, "could not remove the response claim");
-            }
-        }
         if let Ok(Done::Superseded) = end {
             // Neither ack nor nak: the message belongs to the later delivery now.
-            tracing::warn!("a later attempt took the response over while this one ran: leaving it the end");
+            ctx.metrics.jobs_superseded.inc();
+            tracing::warn!("a later attempt took the response over while this one ran: it publishes the end");
         }
         if let Err((reason, delay)) = end {
             ctx.metrics.jobs_requeued.inc();
@@ -179,10 +176,10 @@ impl Drop for AbortOnDrop {
 
 /// How a job that was not handed back ended.
 enum Done {
-    /// Its end is published and the message acked (or it was dropped as the api had ended it).
+    /// Its end is published and the message acked (or it was dropped: ended by the api, or ended already).
     Ended,
-    /// A later attempt holds the response's claim (JetStream delivered the job again while this attempt ran): it
-    /// publishes the end, this one publishes nothing more.
+    /// A later attempt holds the response's claim, or has ended the response (JetStream delivered the job again
+    /// while this attempt ran): it publishes the end, this one publishes nothing more.
     Superseded,
 }
 
@@ -205,19 +202,20 @@ async fn generate(
     let events = ctx.publishing.context().await.map_err(|e| (e, Some(Duration::from_secs(1))))?;
     let mut publisher = Publisher::new(events, ctx.metrics.publish_ack_seconds.clone());
 
-    let attempt = match take_claim(ctx, job, delivered).await {
+    let attempt = match claim::take(ctx, job, delivered).await {
         Pickup::Ours(attempt) => attempt,
         Pickup::EndedByApi => {
             tracing::info!("stopped before any worker took it, and ended by the api: dropping the job");
-            ctx.metrics.jobs_dropped.inc();
-            if let Err(e) = msg.double_ack().await {
-                tracing::warn!(error = %e, "job ack not confirmed; it may be redelivered");
-            }
-            return Ok(Done::Ended);
+            claim::release(ctx, job, 0).await;
+            return Ok(dropped(ctx, msg).await);
         }
-        Pickup::StopRequested(by) => {
+        Pickup::Ended => {
+            tracing::info!("the response has ended already (an earlier delivery's ack was lost): dropping the job");
+            return Ok(dropped(ctx, msg).await);
+        }
+        Pickup::StopRequested { by, attempt } => {
             tracing::info!("stop requested while an earlier attempt ran, not generating");
-            return finish(ctx, msg, job, delivered, &mut publisher, String::new(), End::Stopped(Some(by))).await;
+            return finish(ctx, msg, job, attempt, &mut publisher, String::new(), End::Stopped(Some(by))).await;
         }
     };
     tracing::Span::current().record("attempt", attempt);
@@ -327,59 +325,6 @@ async fn generate(
     finish(ctx, msg, job, attempt, &mut publisher, text, end).await
 }
 
-/// What the response's claim says at pickup.
-enum Pickup {
-    /// We hold it now (it was queued, an earlier attempt's, or has no claim: a job from before claims), as this
-    /// attempt.
-    Ours(u32),
-    /// The api stopped it before any worker took it, and published its end.
-    EndedByApi,
-    /// Stopped while an earlier attempt held it: end it as stopped.
-    StopRequested(Uuid),
-}
-
-/// Takes the response's claim (compare-and-set, again after losing a race with a stop). When the bucket cannot
-/// be read or written the job runs anyway, as it did before claims: an answer is better than a stuck one.
-///
-/// The attempt is one more than the attempt an earlier claim names (1 for a queued answer), not JetStream's
-/// delivery count: deliveries also count jobs handed on by workers that do not serve the model, and a nats-server
-/// that crashed may forget recent deliveries (a consumer's state is written to disk lazily, the claim is a stored
-/// message), while viewers must see each attempt's `response.started` once, in increasing order. Only when the
-/// claim cannot be read or written does the delivery count stand in.
-async fn take_claim(ctx: &JobContext, job: &GenerateJob, delivered: u32) -> Pickup {
-    use rh_bus::claims::{self, Stored};
-    use rh_protocol::rpc::ResponseClaim;
-    let key = subjects::response_claim(job.conversation_id, job.response_id);
-    for _ in 0..4 {
-        let read = match claims::read(&ctx.stops, &key).await {
-            Ok(read) => read,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the response claim; generating anyway");
-                return Pickup::Ours(delivered);
-            }
-        };
-        let (expected, attempt) = match read {
-            None => (None, 1),
-            Some(Stored { claim: ResponseClaim::Stopped { .. }, .. }) => return Pickup::EndedByApi,
-            Some(Stored { claim: ResponseClaim::StopRequested { by }, .. }) => return Pickup::StopRequested(by),
-            Some(Stored { claim: ResponseClaim::Running { attempt: earlier }, revision }) => {
-                (Some(revision), earlier.saturating_add(1))
-            }
-            Some(Stored { revision, .. }) => (Some(revision), 1),
-        };
-        match claims::swap(&ctx.stops, &key, expected, &ResponseClaim::Running { attempt }).await {
-            Ok(true) => return Pickup::Ours(attempt),
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not take the response claim; generating anyway");
-                return Pickup::Ours(attempt);
-            }
-        }
-    }
-    tracing::warn!("the response claim kept changing; generating anyway");
-    Pickup::Ours(delivered)
-}
-
 /// The provider's answer to the start of a generation; pending forever once taken (the branch is then disabled).
 async fn started_stream(
     start: &mut Option<BoxFuture<'static, Result<TokenStream, LlmError>>>,
@@ -462,7 +407,7 @@ async fn finish(
         }
         End::Requeue { reason, delay } => return Err((reason, delay)),
     };
-    if superseded(ctx, job, attempt).await {
+    if claim::superseded(ctx, job, attempt).await {
         return Ok(Done::Superseded);
     }
     let kind = event.kind();
@@ -471,25 +416,23 @@ async fn finish(
     publisher.finish().await.map_err(|e| (e, retry))?;
     counter.inc();
     tracing::info!(end = kind, "response ended");
-    // Double ack: the server confirms, so we know the job will not come back.
-    if let Err(e) = msg.double_ack().await {
-        tracing::warn!(error = %e, "job ack not confirmed; it may be redelivered");
-    }
+    claim::release(ctx, job, attempt).await;
+    ack(msg).await;
     Ok(Done::Ended)
 }
 
-/// True when the response's claim names a later attempt than `attempt`. Unreadable: false (an answer is better
-/// than a stuck one, as at pickup).
-async fn superseded(ctx: &JobContext, job: &GenerateJob, attempt: u32) -> bool {
-    use rh_protocol::rpc::ResponseClaim;
-    let key = subjects::response_claim(job.conversation_id, job.response_id);
-    match rh_bus::claims::read(&ctx.stops, &key).await {
-        Ok(Some(stored)) => matches!(stored.claim, ResponseClaim::Running { attempt: a } if a > attempt),
-        Ok(None) => false,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the response claim before the end");
-            false
-        }
+/// Acks a job that ends without an event of ours.
+async fn dropped(ctx: &JobContext, msg: &jetstream::Message) -> Done {
+    ctx.metrics.jobs_dropped.inc();
+    ack(msg).await;
+    Done::Ended
+}
+
+/// Double ack: the server confirms, so we know the job will not come back. Unconfirmed, it may: that delivery
+/// finds the claim removed and is dropped.
+async fn ack(msg: &jetstream::Message) {
+    if let Err(e) = msg.double_ack().await {
+        tracing::warn!(error = %e, "job ack not confirmed; it may be delivered again, and then dropped");
     }
 }
 

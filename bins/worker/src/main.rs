@@ -4,6 +4,7 @@
 //! Shutdown (SIGTERM / Ctrl-C): stop pulling, let running jobs finish for `--shutdown-grace-secs`, then hand the
 //! rest back to JetStream (nak) so another worker takes them over at once.
 
+mod claim;
 mod config;
 mod job;
 mod metrics;

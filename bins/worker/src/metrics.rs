@@ -9,8 +9,11 @@ pub struct Metrics {
     pub jobs_completed: IntCounter,
     pub jobs_failed: IntCounter,
     pub jobs_stopped: IntCounter,
-    /// Jobs acked without generating because the api had already ended their answer (stopped while queued).
+    /// Jobs acked without generating because their answer had ended: by the api (stopped while queued), or
+    /// already (a delivery after a lost ack).
     pub jobs_dropped: IntCounter,
+    /// Attempts that published no end because a later attempt of the same job took the answer over.
+    pub jobs_superseded: IntCounter,
     /// Jobs handed back to JetStream (publish failure, shutdown) to be generated again.
     pub jobs_requeued: IntCounter,
     pub jobs_handed_on: IntCounter,
@@ -32,7 +35,11 @@ impl Metrics {
             jobs_stopped: health.int_counter("jobs_stopped_total", "Responses stopped by a person"),
             jobs_dropped: health.int_counter(
                 "jobs_dropped_total",
-                "Jobs dropped: stopped and ended by the api before any worker took them",
+                "Jobs dropped: their answer had ended (stopped by the api before any worker took it, or a delivery after a lost ack)",
+            ),
+            jobs_superseded: health.int_counter(
+                "jobs_superseded_total",
+                "Attempts ended without an event: a later delivery of the job took the answer over while they ran",
             ),
             jobs_requeued: health.int_counter("jobs_requeued_total", "Jobs handed back for redelivery"),
             jobs_handed_on: health.int_counter(

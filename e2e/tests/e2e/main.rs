@@ -20,6 +20,7 @@ mod load_balancer;
 mod metric_names;
 mod models;
 mod nats_cluster;
+mod nats_cluster_jobs;
 mod no_worker;
 mod oidc;
 mod permission_matrix;

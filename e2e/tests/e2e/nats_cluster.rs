@@ -2,33 +2,32 @@
 //! leads `RH_CONV` is killed (SIGKILL) in the middle of streaming responses. Another server takes the lead, the
 //! services reconnect to the survivors, every response completes, every viewer (on two edges) has each response's
 //! complete text with no gap and no duplicate, and the transcript in PostgreSQL holds each message and response
-//! exactly once.
+//! exactly once. `nats_cluster_jobs.rs` kills the leader of `RH_JOBS`'s worker consumer on the same stack.
 
 use crate::helpers::*;
 use rh_protocol::subjects;
-use rh_testkit::{Api, NatsCluster, Service, TestDb, eventually};
+use rh_testkit::{Api, NatsCluster, Service, Session, TestDb, eventually};
 use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
 const RESPONSES: usize = 3;
-const REPLICAS: usize = 3;
+pub(crate) const REPLICAS: usize = 3;
 /// How long the transcript may take to catch up after the leader change (see below).
 const TRANSCRIPT_WAIT: Duration = Duration::from_secs(60);
 /// Every stream the services use, buckets included: all must survive the loss of one server.
-const STREAMS: [&str; 5] = ["RH_CONV", "RH_AUDIT", "RH_JOBS", "KV_rh_stops", "OBJ_rh_attachments"];
+pub(crate) const STREAMS: [&str; 5] = ["RH_CONV", "RH_AUDIT", "RH_JOBS", "KV_rh_stops", "OBJ_rh_attachments"];
 
-/// The services on the cluster: api (creating the streams with `RH_STREAM_REPLICAS=3`), two edges, the audit
-/// writer and a worker, all given every server's URL.
-struct ClusterStack {
-    api: Service,
-    edges: Vec<Service>,
+/// The services on the cluster: api (creating the streams with `RH_STREAM_REPLICAS=3`), two edges and the audit
+/// writer, all given every server's URL. Workers come with [`spawn_worker`].
+pub(crate) struct ClusterStack {
+    pub api: Service,
+    pub edges: Vec<Service>,
     _audit: Service,
-    _worker: Service,
-    db: TestDb,
+    pub db: TestDb,
 }
 
-async fn start_services(cluster: &NatsCluster) -> anyhow::Result<ClusterStack> {
+pub(crate) async fn start_services(cluster: &NatsCluster) -> anyhow::Result<ClusterStack> {
     let db = TestDb::create().await?;
     let jwt = format!("test-secret-{}", Uuid::new_v4());
     let url = cluster.url();
@@ -53,26 +52,26 @@ async fn start_services(cluster: &NatsCluster) -> anyhow::Result<ClusterStack> {
         &[("RH_NATS_URL", url), ("RH_DATABASE_URL", db.url()), ("RH_AUDIT_OPS_LISTEN", "127.0.0.1:0")],
     )
     .await?;
-    // A short ack wait: a job whose publishes failed during the leader change is handed back and retried soon.
-    let worker = Service::spawn(
-        "worker",
-        &[("RH_NATS_URL", url), ("RH_WORKER_OPS_LISTEN", "127.0.0.1:0"), ("RH_JOB_ACK_WAIT_SECS", "2")],
-    )
-    .await?;
-    Ok(ClusterStack { api, edges, _audit: audit, _worker: worker, db })
+    Ok(ClusterStack { api, edges, _audit: audit, db })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_stream_leader_mid_stream_loses_nothing_on_a_three_node_cluster() -> anyhow::Result<()> {
-    let mut cluster = NatsCluster::start(REPLICAS).await?;
-    let s = start_services(&cluster).await?;
-    let js = async_nats::jetstream::new(cluster.client().await?);
-    for stream in STREAMS {
-        let mut info = js.get_stream(stream).await?;
-        let replicas = info.info().await?.config.num_replicas;
-        assert_eq!(replicas, REPLICAS, "{stream} created with RH_STREAM_REPLICAS=3");
-    }
+/// A worker on the servers `url` names, with `env`. Its ack wait is short: a job whose publishes failed during a
+/// leader change is handed back and retried soon, and one whose consumer lost its leader is delivered again soon.
+pub(crate) async fn spawn_worker(url: &str, env: &[(&str, &str)]) -> anyhow::Result<Service> {
+    let mut all = vec![("RH_NATS_URL", url), ("RH_WORKER_OPS_LISTEN", "127.0.0.1:0"), ("RH_JOB_ACK_WAIT_SECS", "2")];
+    all.extend_from_slice(env);
+    Service::spawn("worker", &all).await
+}
 
+/// People watching one conversation: the owner on both edges, Ben (View Only) on the second.
+pub(crate) struct Audience {
+    pub api: Api,
+    pub owner: Session,
+    pub conv: Uuid,
+    pub viewers: Vec<Viewer>,
+}
+
+pub(crate) async fn audience(s: &ClusterStack) -> anyhow::Result<Audience> {
     let api = Api::new(&s.api.http_url());
     let tag = Uuid::new_v4().simple().to_string();
     let owner = api.sign_up("Acme", "Ada Admin", &format!("ada-{tag}@acme.test"), "pw-ada-123456").await?;
@@ -85,6 +84,21 @@ async fn killing_the_stream_leader_mid_stream_loses_nothing_on_a_three_node_clus
         let h = history_seq(&api, who, conv).await?;
         viewers.push(Viewer::join(&ws(edge), who, conv, Some(h)).await?);
     }
+    Ok(Audience { api, owner, conv, viewers })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_mid_stream_loses_nothing_on_a_three_node_cluster() -> anyhow::Result<()> {
+    let mut cluster = NatsCluster::start(REPLICAS).await?;
+    let s = start_services(&cluster).await?;
+    let _worker = spawn_worker(cluster.url(), &[]).await?;
+    let js = async_nats::jetstream::new(cluster.client().await?);
+    for stream in STREAMS {
+        let mut info = js.get_stream(stream).await?;
+        let replicas = info.info().await?.config.num_replicas;
+        assert_eq!(replicas, REPLICAS, "{stream} created with RH_STREAM_REPLICAS=3");
+    }
+    let Audience { api, owner, conv, mut viewers } = audience(&s).await?;
 
     let mut asked = HashMap::new();
     let mut rids = Vec::new();

@@ -5,6 +5,8 @@
 //! swaps `queued` to `stopped` (the api then ends the response itself) or `running` to `stop_requested` (the
 //! worker ends it). Every change names the revision it read, so when a stop and a pickup race exactly one wins and
 //! the loser reads the winner's state: a response is never ended twice, and never started after the api ended it.
+//! The worker that ends a response removes its claim before acking the job; the removed claim tells a later
+//! delivery of the job (its ack was lost, e.g. while the consumer had no leader) that the response has ended.
 
 use async_nats::jetstream::kv;
 use rh_protocol::rpc::ResponseClaim;
@@ -27,14 +29,33 @@ pub struct Stored {
     pub revision: u64,
 }
 
-/// The claim under `key`; `None` when there is none (never written, ended and deleted, or expired).
+/// What is under a response's key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// No claim was ever written (or it expired with the bucket's max age).
+    Nothing,
+    /// The claim was removed: the response has ended (the bucket keeps the delete marker for its max age).
+    Removed,
+    Claim(Stored),
+}
+
+/// The claim under `key`; `None` when there is none (never written, ended and removed, or expired).
 pub async fn read(kv: &kv::Store, key: &str) -> Result<Option<Stored>, ClaimError> {
-    match kv.entry(key).await? {
+    Ok(match find(kv, key).await? {
+        Found::Claim(stored) => Some(stored),
+        Found::Nothing | Found::Removed => None,
+    })
+}
+
+/// The claim under `key`, telling a removed claim (an ended response) from one never written.
+pub async fn find(kv: &kv::Store, key: &str) -> Result<Found, ClaimError> {
+    Ok(match kv.entry(key).await? {
         Some(e) if e.operation == kv::Operation::Put => {
-            Ok(Some(Stored { claim: serde_json::from_slice(&e.value)?, revision: e.revision }))
+            Found::Claim(Stored { claim: serde_json::from_slice(&e.value)?, revision: e.revision })
         }
-        _ => Ok(None),
-    }
+        Some(_) => Found::Removed,
+        None => Found::Nothing,
+    })
 }
 
 /// Writes `claim` if `key` is still at revision `expected` (`None`: if it has no claim). `Ok(false)`: someone
@@ -55,7 +76,13 @@ pub async fn swap(kv: &kv::Store, key: &str, expected: Option<u64>, claim: &Resp
     }
 }
 
-/// Removes the claim of a response that has ended (its job is acked).
-pub async fn remove(kv: &kv::Store, key: &str) -> Result<(), ClaimError> {
-    kv.delete(key).await.map_err(|e| ClaimError::Write(e.to_string()))
+/// Removes the claim of a response that has ended, before its job is acked: a later delivery of the job (an ack
+/// that was lost) finds it [`Found::Removed`] and drops the job. `expected`: only if `key` is still at that
+/// revision (`Ok(false)`: someone changed it first).
+pub async fn remove(kv: &kv::Store, key: &str, expected: Option<u64>) -> Result<bool, ClaimError> {
+    match kv.delete_expect_revision(key, expected).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(false),
+        Err(e) => Err(ClaimError::Write(e.to_string())),
+    }
 }

@@ -141,9 +141,14 @@ pub enum ResponseClaim {
     /// Stopped before any worker took it: the api published `response.stopped`. A worker that picks the job up
     /// later drops it without a word.
     Stopped { by: Uuid },
-    /// Stopped while a worker held it: the holder ends it (a worker that picks the job up again after a crash
-    /// ends it as stopped without generating).
-    StopRequested { by: Uuid },
+    /// Stopped while a worker held it (as `attempt`, copied from `running`): the holder ends it (a worker that
+    /// picks the job up again after a crash holds it as the next attempt and ends it as stopped without
+    /// generating). `attempt` 0: recorded before the holder was named here.
+    StopRequested {
+        by: Uuid,
+        #[serde(default)]
+        attempt: u32,
+    },
 }
 
 /// One message of the context sent to the model.

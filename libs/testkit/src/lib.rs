@@ -26,7 +26,7 @@ mod ws;
 pub use api::{Api, Session};
 pub use haproxy::HaProxy;
 pub use nats::NatsServer;
-pub use nats_cluster::NatsCluster;
+pub use nats_cluster::{Group, NatsCluster};
 pub use pg::TestDb;
 pub use pg_cluster::PgCluster;
 pub use service::Service;

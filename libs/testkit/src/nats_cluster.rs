@@ -9,7 +9,19 @@ use std::time::Duration;
 pub struct NatsCluster {
     nodes: Vec<NatsServer>,
     url: String,
+    /// For each server, every other server's client URL (see [`NatsCluster::url_without`]).
+    urls_without: Vec<String>,
     passwords: Passwords,
+}
+
+/// A raft group of the cluster: its leader can be found and moved.
+#[derive(Debug, Clone, Copy)]
+pub enum Group<'a> {
+    /// The JetStream meta group (streams' and consumers' assignments).
+    Meta,
+    Stream(&'a str),
+    /// A durable consumer: (stream, consumer).
+    Consumer(&'a str, &'a str),
 }
 
 /// How often the cluster is tried again when a route port picked as free was taken before the server bound it.
@@ -43,7 +55,14 @@ impl NatsCluster {
         }
         let url = nodes.iter().map(NatsServer::url).collect::<Vec<_>>().join(",");
         nats::register(&url, &passwords);
-        let cluster = NatsCluster { nodes, url, passwords };
+        let urls_without: Vec<String> = (0..n)
+            .map(|i| nodes.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, s)| s.url()).collect::<Vec<_>>())
+            .map(|urls| urls.join(","))
+            .collect();
+        for url in &urls_without {
+            nats::register(url, &passwords);
+        }
+        let cluster = NatsCluster { nodes, url, urls_without, passwords };
         // Every server's /healthz answers 200 once it is routed to the others and its JetStream is current, so
         // a stream with one replica per server can be placed.
         crate::init_crypto();
@@ -63,6 +82,12 @@ impl NatsCluster {
     /// [`crate::Service::spawn`] knows the credentials of).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Every server's client URL but server `i`'s: a service given it never connects to `i` (and gets its
+    /// credentials from [`crate::Service::spawn`] as with [`NatsCluster::url`]).
+    pub fn url_without(&self, i: usize) -> &str {
+        &self.urls_without[i]
     }
 
     /// Server `i` (`rh-i`).
@@ -89,13 +114,73 @@ impl NatsCluster {
 
     /// The index of the server that leads stream `name` now (from `$JS.API.STREAM.INFO`'s cluster info).
     pub async fn stream_leader(&self, js: &async_nats::jetstream::Context, name: &str) -> anyhow::Result<usize> {
-        let mut stream = js.get_stream(name).await.with_context(|| format!("stream {name}"))?;
-        let info = stream.info().await?;
-        let leader = info.cluster.as_ref().and_then(|c| c.leader.clone()).context("the stream has no leader")?;
+        self.leader(js, Group::Stream(name)).await
+    }
+
+    /// The index of the server that leads `group` now: the stream's or consumer's info (`cluster.leader`), or
+    /// for the meta group a live server's `/jsz`.
+    pub async fn leader(&self, js: &async_nats::jetstream::Context, group: Group<'_>) -> anyhow::Result<usize> {
+        let leader = match group {
+            Group::Stream(name) => {
+                let mut stream = js.get_stream(name).await.with_context(|| format!("stream {name}"))?;
+                stream.info().await?.cluster.as_ref().and_then(|c| c.leader.clone())
+            }
+            Group::Consumer(stream, name) => {
+                let stream = js.get_stream(stream).await.with_context(|| format!("stream {stream}"))?;
+                let mut consumer = stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(name)
+                    .await
+                    .with_context(|| format!("consumer {name}"))?;
+                consumer.info().await?.cluster.as_ref().and_then(|c| c.leader.clone())
+            }
+            Group::Meta => self.meta_leader().await,
+        };
+        let leader = leader.with_context(|| format!("{group:?} has no leader"))?;
         leader
             .strip_prefix("rh-")
             .and_then(|i| i.parse().ok())
             .with_context(|| format!("leader {leader} is not one of this cluster's servers"))
+    }
+
+    async fn meta_leader(&self) -> Option<String> {
+        let http = reqwest::Client::new();
+        for node in &self.nodes {
+            let Ok(reply) = http.get(format!("{}/jsz", node.monitor_url())).send().await else { continue };
+            let Ok(jsz) = reply.json::<serde_json::Value>().await else { continue };
+            if let Some(leader) = jsz["meta_cluster"]["leader"].as_str() {
+                return Some(leader.to_owned());
+            }
+        }
+        None
+    }
+
+    /// Makes server `to` lead `group` (a leader stepdown that names it, as `nats stream cluster step-down
+    /// --preferred` does) and waits until it does.
+    pub async fn move_leader(
+        &self,
+        js: &async_nats::jetstream::Context,
+        group: Group<'_>,
+        to: usize,
+    ) -> anyhow::Result<()> {
+        let subject = match group {
+            Group::Meta => "META.LEADER.STEPDOWN".to_owned(),
+            Group::Stream(name) => format!("STREAM.LEADER.STEPDOWN.{name}"),
+            Group::Consumer(stream, name) => format!("CONSUMER.LEADER.STEPDOWN.{stream}.{name}"),
+        };
+        let request = serde_json::json!({ "placement": { "preferred": format!("rh-{to}") } });
+        let leads = || async { (self.leader(js, group).await.ok()? == to).then_some(()) };
+        // A stepdown can be refused while the group is busy (a new leader catching up): asked again then.
+        let mut last = serde_json::Value::Null;
+        for _ in 0..5 {
+            if leads().await.is_some() {
+                return Ok(());
+            }
+            last = js.request(subject.clone(), &request).await?;
+            if crate::eventually(Duration::from_secs(5), "the preferred leader", leads).await.is_ok() {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("rh-{to} did not take the lead of {group:?}; last stepdown reply: {last}")
     }
 
     /// How many servers hold a current copy of stream `name` (the leader and its replicas that are caught up).
@@ -111,6 +196,9 @@ impl NatsCluster {
 impl Drop for NatsCluster {
     fn drop(&mut self) {
         nats::unregister(&self.url);
+        for url in &self.urls_without {
+            nats::unregister(url);
+        }
     }
 }
 

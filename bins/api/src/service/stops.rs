@@ -64,8 +64,8 @@ async fn end(state: &AppState, by: Uuid, conversation_id: Uuid, response_id: Uui
                     return publish_stopped(state, conversation_id, response_id, by, &key).await;
                 }
             }
-            ResponseClaim::Running { .. } => {
-                let requested = ResponseClaim::StopRequested { by };
+            ResponseClaim::Running { attempt } => {
+                let requested = ResponseClaim::StopRequested { by, attempt };
                 if claims::swap(&state.stops, &key, Some(revision), &requested).await.map_err(unavailable)? {
                     return control(state, conversation_id, by, at_us, Some(response_id)).await;
                 }

@@ -4,6 +4,7 @@
 //! `cargo build -p worker`; `cargo test -p worker` builds it too), publishes `GenerateJob`s on `rh.jobs.generate`
 //! and reads the conversation's events back from stream `RH_CONV`.
 
+mod fencing;
 mod openai;
 
 use anyhow::{Context as _, bail, ensure};
