@@ -14,9 +14,9 @@
 //!   leader and its ack is lost; its redelivery finds the claim removed and is dropped
 //!   (`relayhub_worker_jobs_dropped_total`) instead of being answered again.
 //!
-//! Both workers connect only to the two other servers, and the streams, the audit writer's consumer and the meta
-//! group are led elsewhere (moved there by leader stepdowns), so the kill takes nothing else from the workers: a
-//! broken publishing connection ends an attempt by itself (requeue), which `nats_cluster.rs` covers.
+//! Both workers connect only to the two other servers, and the meta group, the streams and the audit writer's
+//! consumer are led by another server (moved there by leader stepdowns), so the kill takes nothing else from the
+//! workers: a broken publishing connection ends an attempt by itself (requeue), which `nats_cluster.rs` covers.
 //!
 //! Checked from each viewer's side (three sockets on two edges) and in PostgreSQL: every response ends exactly
 //! once, its `response.started` attempts strictly increase, the final text is the transcript's, and the
@@ -30,10 +30,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The server that is made to lead the workers consumer, and killed.
-const VICTIM: usize = 2;
-/// The server that leads everything else.
-const HOME: usize = 0;
 const WORKERS: Group<'static> = Group::Consumer(subjects::STREAM_JOBS, subjects::WORKER_CONSUMER);
 /// The long answer: 25 s on worker A (10 tokens/s), a quarter of a second on worker B.
 const LONG: &str = "/sim tokens=250\nthe long answer";
@@ -47,15 +43,18 @@ async fn a_job_the_consumers_new_leader_delivers_again_is_still_answered_once() 
     let Audience { api, owner, conv, mut viewers } = audience(&s).await?;
     let js = async_nats::jetstream::new(cluster.client().await?);
 
+    // The server that leads the meta group leads everything else too; the next one is made to lead the workers
+    // consumer, and killed.
+    let home = cluster.leader(&js, Group::Meta).await?;
+    let victim = (home + 1) % REPLICAS;
     // Worker A alone, one job at a time, slow: it takes the long answer.
-    let survivors = cluster.url_without(VICTIM).to_owned();
+    let survivors = cluster.url_without(victim).to_owned();
     let a = spawn_worker(&survivors, &[("RH_WORKER_CONCURRENCY", "1"), ("RH_SIM_TOKENS_PER_SEC", "10")]).await?;
-    cluster.move_leader(&js, Group::Meta, HOME).await?;
     for stream in STREAMS {
-        cluster.move_leader(&js, Group::Stream(stream), HOME).await?;
+        cluster.move_leader(&js, Group::Stream(stream), home).await?;
     }
-    cluster.move_leader(&js, Group::Consumer(subjects::STREAM_AUDIT, subjects::AUDIT_CONSUMER), HOME).await?;
-    cluster.move_leader(&js, WORKERS, VICTIM).await?;
+    cluster.move_leader(&js, Group::Consumer(subjects::STREAM_AUDIT, subjects::AUDIT_CONSUMER), home).await?;
+    cluster.move_leader(&js, WORKERS, victim).await?;
     let mut asked = HashMap::new();
     let long = ask(&api, &owner, conv, LONG, &mut asked).await?;
     viewers[0].until_deltas(long, 2).await?;
@@ -64,9 +63,9 @@ async fn a_job_the_consumers_new_leader_delivers_again_is_still_answered_once() 
     let stopped = ask(&api, &owner, conv, STOPPED, &mut asked).await?;
     viewers[0].until_deltas(stopped, 2).await?;
 
-    assert_eq!(cluster.leader(&js, WORKERS).await?, VICTIM, "the consumer's leader, from its info");
+    assert_eq!(cluster.leader(&js, WORKERS).await?, victim, "the consumer's leader, from its info");
     let killed = Instant::now();
-    cluster.kill(VICTIM).await;
+    cluster.kill(victim).await;
     let (status, body) = api
         .as_user(&owner)
         .post(&format!("/conversations/{conv}/stop"), serde_json::json!({"response_id": stopped}))
@@ -75,11 +74,11 @@ async fn a_job_the_consumers_new_leader_delivers_again_is_still_answered_once() 
     viewers[0].until_response_end(stopped).await?;
     let stop_ended = killed.elapsed();
     let elected = eventually(Duration::from_secs(30), "a new leader of the workers consumer", || async {
-        cluster.leader(&js, WORKERS).await.ok().filter(|l| *l != VICTIM).map(|_| killed.elapsed())
+        cluster.leader(&js, WORKERS).await.ok().filter(|l| *l != victim).map(|_| killed.elapsed())
     })
     .await?;
     eprintln!(
-        "killed rh-{VICTIM}: the stopped answer ended after {stop_ended:?}, a new consumer leader by {elected:?}"
+        "killed rh-{victim}: the stopped answer ended after {stop_ended:?}, a new consumer leader by {elected:?}"
     );
 
     // What happened on the workers: the long answer's first attempt superseded, the stopped one's redelivery dropped.

@@ -154,8 +154,9 @@ impl NatsCluster {
         None
     }
 
-    /// Makes server `to` lead `group` (a leader stepdown that names it, as `nats stream cluster step-down
-    /// --preferred` does) and waits until it does.
+    /// Makes server `to` lead stream or consumer `group` (a leader stepdown that names it, as `nats stream cluster
+    /// step-down --preferred` does) and waits until it does. Not the meta group: its stepdown takes a system
+    /// account user, which the cluster has not.
     pub async fn move_leader(
         &self,
         js: &async_nats::jetstream::Context,
@@ -163,7 +164,7 @@ impl NatsCluster {
         to: usize,
     ) -> anyhow::Result<()> {
         let subject = match group {
-            Group::Meta => "META.LEADER.STEPDOWN".to_owned(),
+            Group::Meta => anyhow::bail!("the meta group's leader is not moved here"),
             Group::Stream(name) => format!("STREAM.LEADER.STEPDOWN.{name}"),
             Group::Consumer(stream, name) => format!("CONSUMER.LEADER.STEPDOWN.{stream}.{name}"),
         };
