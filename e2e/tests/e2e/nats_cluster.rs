@@ -19,7 +19,7 @@ const TRANSCRIPT_WAIT: Duration = Duration::from_secs(60);
 pub(crate) const STREAMS: [&str; 5] = ["RH_CONV", "RH_AUDIT", "RH_JOBS", "KV_rh_stops", "OBJ_rh_attachments"];
 
 /// The services on the cluster: api (creating the streams with `RH_STREAM_REPLICAS=3`), two edges and the audit
-/// writer, all given every server's URL. Workers come with [`spawn_worker`].
+/// writer, all given the servers `url` names. Workers come with [`spawn_worker`].
 pub(crate) struct ClusterStack {
     pub api: Service,
     pub edges: Vec<Service>,
@@ -27,10 +27,9 @@ pub(crate) struct ClusterStack {
     pub db: TestDb,
 }
 
-pub(crate) async fn start_services(cluster: &NatsCluster) -> anyhow::Result<ClusterStack> {
+pub(crate) async fn start_services(url: &str) -> anyhow::Result<ClusterStack> {
     let db = TestDb::create().await?;
     let jwt = format!("test-secret-{}", Uuid::new_v4());
-    let url = cluster.url();
     let api = Service::spawn(
         "api",
         &[
@@ -90,7 +89,7 @@ pub(crate) async fn audience(s: &ClusterStack) -> anyhow::Result<Audience> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_stream_leader_mid_stream_loses_nothing_on_a_three_node_cluster() -> anyhow::Result<()> {
     let mut cluster = NatsCluster::start(REPLICAS).await?;
-    let s = start_services(&cluster).await?;
+    let s = start_services(cluster.url()).await?;
     let _worker = spawn_worker(cluster.url(), &[]).await?;
     let js = async_nats::jetstream::new(cluster.client().await?);
     for stream in STREAMS {

@@ -14,9 +14,9 @@
 //!   leader and its ack is lost; its redelivery finds the claim removed and is dropped
 //!   (`relayhub_worker_jobs_dropped_total`) instead of being answered again.
 //!
-//! Both workers connect only to the two other servers, and the meta group, the streams and the audit writer's
-//! consumer are led by another server (moved there by leader stepdowns), so the kill takes nothing else from the
-//! workers: a broken publishing connection ends an attempt by itself (requeue), which `nats_cluster.rs` covers.
+//! Every service connects to the two other servers only, and the meta group, the streams and the audit writer's
+//! consumer are led by another server (moved there by leader stepdowns), so the kill takes nothing else: a broken
+//! publishing connection would end an attempt by itself (requeue), and `nats_cluster.rs` covers reconnects.
 //!
 //! Checked from each viewer's side (three sockets on two edges) and in PostgreSQL: every response ends exactly
 //! once, its `response.started` attempts strictly increase, the final text is the transcript's, and the
@@ -31,24 +31,23 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const WORKERS: Group<'static> = Group::Consumer(subjects::STREAM_JOBS, subjects::WORKER_CONSUMER);
-/// The long answer: 25 s on worker A (10 tokens/s), a quarter of a second on worker B.
-const LONG: &str = "/sim tokens=250\nthe long answer";
+/// The long answer: 30 s on worker A (10 tokens/s), a third of a second on worker B.
+const LONG: &str = "/sim tokens=300\nthe long answer";
 /// The answer stopped after the kill: its own rate, on whichever worker.
 const STOPPED: &str = "/sim tokens=400 rate=20\nthe answer that is stopped";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_the_consumers_new_leader_delivers_again_is_still_answered_once() -> anyhow::Result<()> {
     let mut cluster = NatsCluster::start(REPLICAS).await?;
-    let s = start_services(&cluster).await?;
-    let Audience { api, owner, conv, mut viewers } = audience(&s).await?;
     let js = async_nats::jetstream::new(cluster.client().await?);
-
     // The server that leads the meta group leads everything else too; the next one is made to lead the workers
-    // consumer, and killed.
+    // consumer, and killed. Every service connects to the two others only.
     let home = cluster.leader(&js, Group::Meta).await?;
     let victim = (home + 1) % REPLICAS;
-    // Worker A alone, one job at a time, slow: it takes the long answer.
     let survivors = cluster.url_without(victim).to_owned();
+    let s = start_services(&survivors).await?;
+    let Audience { api, owner, conv, mut viewers } = audience(&s).await?;
+    // Worker A alone, one job at a time, slow: it takes the long answer.
     let a = spawn_worker(&survivors, &[("RH_WORKER_CONCURRENCY", "1"), ("RH_SIM_TOKENS_PER_SEC", "10")]).await?;
     for stream in STREAMS {
         cluster.move_leader(&js, Group::Stream(stream), home).await?;
