@@ -132,7 +132,7 @@ pub async fn release(ctx: &JobContext, job: &GenerateJob, attempt: u32) {
                 return;
             }
         };
-        match claims::remove(&ctx.stops, &key, Some(revision)).await {
+        match claims::remove_at(&ctx.stops, &key, revision).await {
             Ok(true) => return,
             Ok(false) => continue,
             Err(e) => {

@@ -114,7 +114,8 @@ async fn a_job_the_consumers_new_leader_delivers_again_is_still_answered_once() 
         .get_stream(subjects::STREAM_JOBS)
         .await?
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>(subjects::WORKER_CONSUMER)
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("consumer workers: {e}"))?;
     let info = consumer.info().await?;
     assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "every job acked");
     Ok(())

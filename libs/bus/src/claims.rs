@@ -76,11 +76,15 @@ pub async fn swap(kv: &kv::Store, key: &str, expected: Option<u64>, claim: &Resp
     }
 }
 
-/// Removes the claim of a response that has ended, before its job is acked: a later delivery of the job (an ack
-/// that was lost) finds it [`Found::Removed`] and drops the job. `expected`: only if `key` is still at that
-/// revision (`Ok(false)`: someone changed it first).
-pub async fn remove(kv: &kv::Store, key: &str, expected: Option<u64>) -> Result<bool, ClaimError> {
-    match kv.delete_expect_revision(key, expected).await {
+/// Removes the claim of a response that has ended (or will never be generated), before its job is acked: a later
+/// delivery of the job (an ack that was lost) finds it [`Found::Removed`] and drops the job.
+pub async fn remove(kv: &kv::Store, key: &str) -> Result<(), ClaimError> {
+    kv.delete(key).await.map_err(|e| ClaimError::Write(e.to_string()))
+}
+
+/// [`remove`], only if `key` is still at `revision`. `Ok(false)`: someone changed it first.
+pub async fn remove_at(kv: &kv::Store, key: &str, revision: u64) -> Result<bool, ClaimError> {
+    match kv.delete_expect_revision(key, Some(revision)).await {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(false),
         Err(e) => Err(ClaimError::Write(e.to_string())),

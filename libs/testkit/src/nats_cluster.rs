@@ -130,7 +130,7 @@ impl NatsCluster {
                 let mut consumer = stream
                     .get_consumer::<async_nats::jetstream::consumer::pull::Config>(name)
                     .await
-                    .with_context(|| format!("consumer {name}"))?;
+                    .map_err(|e| anyhow::anyhow!("consumer {name}: {e}"))?;
                 consumer.info().await?.cluster.as_ref().and_then(|c| c.leader.clone())
             }
             Group::Meta => self.meta_leader().await,
