@@ -417,21 +417,23 @@ async fn finish(
     counter.inc();
     tracing::info!(end = kind, "response ended");
     claim::release(ctx, job, attempt).await;
-    ack(msg).await;
+    ack(ctx, msg).await;
     Ok(Done::Ended)
 }
 
 /// Acks a job that ends without an event of ours.
 async fn dropped(ctx: &JobContext, msg: &jetstream::Message) -> Done {
     ctx.metrics.jobs_dropped.inc();
-    ack(msg).await;
+    ack(ctx, msg).await;
     Done::Ended
 }
 
-/// Double ack: the server confirms, so we know the job will not come back. Unconfirmed, it may: that delivery
-/// finds the claim removed and is dropped.
-async fn ack(msg: &jetstream::Message) {
-    if let Err(e) = msg.double_ack().await {
+/// Acks the job and waits for the consumer's answer, so we know it will not come back. As a request, not
+/// async-nats's double ack, which takes any reply for that answer: also the "no responders" of a consumer that
+/// has no leader. Unconfirmed, the job may be delivered again; that delivery finds the claim removed and is dropped.
+async fn ack(ctx: &JobContext, msg: &jetstream::Message) {
+    let Some(reply) = msg.reply.clone() else { return };
+    if let Err(e) = ctx.client.request(reply, AckKind::Ack.into()).await {
         tracing::warn!(error = %e, "job ack not confirmed; it may be delivered again, and then dropped");
     }
 }
