@@ -31,15 +31,20 @@ use async_nats::jetstream;
 use rh_protocol::subjects;
 use rh_store::Db;
 use rh_store::outbox::{self, Leader, Pending};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 /// Rows read per round.
 const BATCH: i64 = 256;
+/// Marked batches a waiter may fall behind by before it reads the table instead.
+const MARKED_BACKLOG: usize = 64;
+/// How long a waiter that hears no mark from this replica's relay waits before it reads the table (another replica
+/// may lead).
+const LOOK_EVERY: Duration = Duration::from_millis(50);
 /// How long published rows are kept for [`Outbox::seqs`] lookups before they are pruned.
 const KEEP_PUBLISHED_SECS: f64 = 600.0;
 /// Longest pause between retries while NATS refuses.
@@ -65,13 +70,13 @@ enum RelayError {
 pub struct Outbox {
     db: Db,
     wake: Arc<Notify>,
-    /// Bumped whenever this replica's relay has marked rows published.
-    marked: watch::Sender<u64>,
+    /// Each batch of events this replica's relay has marked published: (event id, stream seq).
+    marked: broadcast::Sender<Arc<Vec<(Uuid, u64)>>>,
 }
 
 impl Outbox {
     pub fn new(db: Db) -> Self {
-        Outbox { db, wake: Arc::new(Notify::new()), marked: watch::Sender::new(0) }
+        Outbox { db, wake: Arc::new(Notify::new()), marked: broadcast::Sender::new(MARKED_BACKLOG) }
     }
 
     /// A transaction with outbox rows committed: publish now.
@@ -80,23 +85,38 @@ impl Outbox {
     }
 
     /// The stream seq of each event in `event_ids` that is published within `within` (absent: not yet, e.g.
-    /// NATS is down; it still goes out later). Woken by this replica's relay; polls when another replica leads.
+    /// NATS is down; it still goes out later). The table is read once; after that this replica's relay hands over
+    /// what it marks, and the table is read again only when no mark came for [`LOOK_EVERY`] (another replica leads)
+    /// or the waiter fell behind: many requests waiting at once cost no query per mark.
     pub async fn seqs(&self, event_ids: &[Uuid], within: Duration) -> HashMap<Uuid, u64> {
         let deadline = Instant::now() + within;
+        // Subscribed before the first read, so a batch marked in between is heard.
         let mut marked = self.marked.subscribe();
+        let wanted: HashSet<Uuid> = event_ids.iter().copied().collect();
+        let mut found = HashMap::new();
+        let mut read_table = true;
         loop {
-            let found: HashMap<Uuid, u64> = match outbox::published_seqs(&self.db, event_ids).await {
-                Ok(rows) => rows.into_iter().map(|(id, seq)| (id, u64::try_from(seq).unwrap_or(0))).collect(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not look up published events");
-                    return HashMap::new();
+            if read_table {
+                match outbox::published_seqs(&self.db, event_ids).await {
+                    Ok(rows) => found.extend(rows.into_iter().map(|(id, seq)| (id, u64::try_from(seq).unwrap_or(0)))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not look up published events");
+                        return found;
+                    }
                 }
-            };
+            }
             let now = Instant::now();
-            if found.len() == event_ids.len() || now >= deadline {
+            if found.len() >= wanted.len() || now >= deadline {
                 return found;
             }
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(50)), marked.changed()).await;
+            read_table = match tokio::time::timeout((deadline - now).min(LOOK_EVERY), marked.recv()).await {
+                Ok(Ok(batch)) => {
+                    found.extend(batch.iter().filter(|(id, _)| wanted.contains(id)).copied());
+                    false
+                }
+                // Fell behind (lagged), or no mark here lately: the table has it.
+                Ok(Err(_)) | Err(_) => true,
+            };
         }
     }
 }
@@ -215,6 +235,7 @@ impl Relay<'_> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         outbox::mark_attempted(&self.leader, &ids).await?;
         let mut published = Vec::with_capacity(rows.len());
+        let mut events = Vec::new();
         let mut outcome = Round::Done;
         for row in &rows {
             if self.nats.connection_state() != State::Connected {
@@ -222,7 +243,12 @@ impl Relay<'_> {
                 break;
             }
             match self.publish(row).await {
-                Ok(seq) => published.push((row.id, seq)),
+                Ok(seq) => {
+                    published.push((row.id, seq));
+                    if let Some(id) = row.msg_id {
+                        events.push((id, u64::try_from(seq).unwrap_or(0)));
+                    }
+                }
                 Err(e) => {
                     self.metrics.outbox_publish_failures.inc();
                     tracing::warn!(kind = %row.kind, subject = %row.subject, error = %e, "outbox relay: publish failed, will retry");
@@ -239,7 +265,8 @@ impl Relay<'_> {
         if !published.is_empty() {
             outbox::mark_published(&self.leader, &published).await?;
             self.metrics.outbox_published.inc_by(published.len() as u64);
-            self.outbox.marked.send_modify(|n| *n += 1);
+            // No receiver (nobody waiting) is not an error.
+            let _ = self.outbox.marked.send(Arc::new(events));
         }
         Ok(outcome)
     }

@@ -49,3 +49,30 @@ async fn a_change_while_nats_is_down_answers_without_its_seq_and_is_published_wh
         .unwrap();
     assert_eq!(s.as_u16(), 202, "the new conversation takes messages once it is announced: {v}");
 }
+
+/// Many changes at once, half through a second replica: each answers with its event's stream seq. The leading
+/// replica's waiters get their seqs handed over by its relay, the other replica's read them from the table.
+#[tokio::test]
+async fn many_changes_at_once_on_two_replicas_each_answer_with_their_seq() {
+    let app = spawn_app().await;
+    let (_replica, other) = spawn_replica(&app, &[]).await;
+    let team = team(&app).await;
+    let mut convs = Vec::new();
+    for i in 0..24 {
+        convs.push(app.api.create_conversation(&team.ada, &format!("Burst {i}")).await.unwrap());
+    }
+    let renames = convs.iter().enumerate().map(|(i, conv)| {
+        let api = if i % 2 == 0 { &app.api } else { &other };
+        let ada = &team.ada;
+        async move { api.as_user(ada).patch(&format!("/conversations/{conv}"), json!({"title": "Renamed"})).await }
+    });
+    let answers = futures::future::join_all(renames).await;
+    for (conv, answer) in convs.iter().zip(answers) {
+        let (s, v) = answer.unwrap();
+        assert_eq!(s.as_u16(), 200, "{v}");
+        let seq = v["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {v}"));
+        let events = conv_events(&app, *conv).await;
+        let renamed = events.iter().find(|(_, e)| matches!(e.event, Event::ConversationRenamed { .. }));
+        assert_eq!(renamed.map(|(seq, _)| *seq), Some(seq), "the answer's seq is the event's: {events:?}");
+    }
+}
