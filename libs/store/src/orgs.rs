@@ -5,6 +5,7 @@
 
 use crate::{Db, Result, StoreError};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -125,7 +126,12 @@ pub async fn user_for_login(db: &Db, email: &str) -> Result<Option<(User, String
 
 /// People of `org_id` with these ids (ids of other orgs, or unknown ids, are simply absent).
 pub async fn users_in_org(db: &Db, org_id: Uuid, ids: &[Uuid]) -> Result<Vec<User>> {
-    let client = db.client().await?;
+    users_in_org_on(&db.client().await?, org_id, ids).await
+}
+
+/// [`users_in_org`] on `client`: inside a transaction that already holds a connection, so a request never waits
+/// for a second one (a burst of such requests would hold the whole pool, each waiting for another connection).
+pub async fn users_in_org_on(client: &impl GenericClient, org_id: Uuid, ids: &[Uuid]) -> Result<Vec<User>> {
     let sql =
         format!("SELECT {USER_COLUMNS} FROM users u WHERE u.org_id = $1 AND u.id = ANY($2) AND u.removed_at IS NULL");
     let rows = client.query(&sql, &[&org_id, &ids]).await?;

@@ -92,7 +92,7 @@ pub async fn share_many(
         }
     }
     let ids: Vec<Uuid> = targets.iter().map(|t| t.user_id).collect();
-    let members = rh_store::orgs::users_in_org(&state.db, conversation.org_id, &ids).await?;
+    let members = rh_store::orgs::users_in_org_on(change.tx(), conversation.org_id, &ids).await?;
     if let Some(missing) = ids.iter().find(|id| !members.iter().any(|m| m.id == **id)) {
         // Same answer for an unknown id and a person of another org: org directories stay private.
         return Err(ApiError::Validation(format!("user {missing} is not a member of your organization")));

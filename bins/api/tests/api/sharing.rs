@@ -275,3 +275,27 @@ async fn removing_a_member_removes_their_shares_and_the_owner_sees_the_count_dro
     assert_eq!(row(roadmap).unwrap()["shared_with"], 1, "{v}");
     assert!(row(notes).unwrap().get("shared_with").is_none_or(|n| n == 0), "{v}");
 }
+
+/// More shares at once than the api has database connections: each holds one connection for its transaction and
+/// needs no second, so all succeed (before, each asked for a second one inside its transaction, and a burst held
+/// the whole pool waiting: 503 "the database is busy" after the checkout timeout).
+#[tokio::test]
+async fn more_shares_at_once_than_database_connections_all_succeed() {
+    let app = spawn_app_with(&[("RH_DB_POOL_SIZE", "2"), ("RH_DB_CHECKOUT_TIMEOUT_MS", "3000")]).await;
+    let team = team(&app).await;
+    let mut convs = Vec::new();
+    for i in 0..8 {
+        convs.push(app.api.create_conversation(&team.ada, &format!("Burst {i}")).await.unwrap());
+    }
+    let body = json!({"shares": [{"user_id": team.ben.user_id, "permission": "view"},
+                                 {"user_id": team.cy.user_id, "permission": "respond"}]});
+    let shares = convs.iter().map(|conv| {
+        let (api, ada, body) = (&app.api, &team.ada, body.clone());
+        async move { api.as_user(ada).post(&format!("/conversations/{conv}/shares"), body).await }
+    });
+    for answer in futures::future::join_all(shares).await {
+        let (s, v) = answer.unwrap();
+        assert_eq!(s.as_u16(), 200, "{v}");
+        assert_eq!(v["shares"].as_array().map(Vec::len), Some(2), "Ben and Cy: {v}");
+    }
+}
