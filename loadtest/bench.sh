@@ -7,13 +7,15 @@
 #   loadtest/bench.sh b --report target/lt/b.json     # a RESULTS.md scenario by its letter (a, b, c, d, e)
 #   loadtest/bench.sh --quick                         # the regression guard: key ratios in under two minutes
 #
-# Scenario letters expand to the flags in RESULTS.md (a, b and e with every baseline); later flags are added.
+# Scenario letters expand to the flags in RESULTS.md (a, b and e with every baseline; Pushpin last, as it may still
+# be working off its backlog when its phase ends); later flags are added.
 # With `--baseline` naming `pushpin` and/or `bare`, this script also starts a private Pushpin (Debian's package,
 # installed when missing; config, logs and runtime files under target/bench/pushpin, every port free) and/or the
 # `bare-fanout` broadcaster, and passes their addresses to the load tool; every process's pid goes to the tool as
 # `--cpu-pid` so each phase reports CPU seconds per million deltas.
 #
-# Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_CALLGRIND=edge,worker (instruction counts of
+# Environment: RH_BENCH_EDGES (1), RH_BENCH_WORKERS (1), RH_BENCH_BIN (the binaries' folder, default target/release:
+# point it at a copy of another build's to compare before/after), RH_BENCH_CALLGRIND=edge,worker (instruction counts of
 # those processes, printed at the end), RH_BENCH_KEEP=1 keeps the logs of the last run,
 # RH_BENCH_LB=haproxy puts a private HAProxy (round robin, no sticky sessions, health-checked on /readyz; installed
 # when missing) in front of the edges and gives the load tool its one URL instead of the edges' own.
@@ -30,14 +32,14 @@ source scripts/lib.sh
 QUICK=0
 case "${1:-}" in
   a) shift; set -- --conversations 1 --viewers-per-conversation 10000 --tokens 500 --rate 50 --ramp-up 10s \
-       --baseline nats-ws,nats-ws-live,pushpin,bare --no-progress "$@" ;;
+       --baseline nats-ws,nats-ws-live,bare,pushpin --no-progress "$@" ;;
   b) shift; set -- --conversations 1000 --viewers-per-conversation 10 --rate 20 --tokens 200 --ramp-up 10s \
-       --baseline nats-ws,nats-ws-live,pushpin,bare --no-progress "$@" ;;
+       --baseline nats-ws,nats-ws-live,bare,pushpin --no-progress "$@" ;;
   c) shift; set -- --conversations 1 --viewers-per-conversation 10 --late-joiners 1000 --join-after-tokens 2000 \
        --tokens 3000 --rate 200 --no-progress "$@" ;;
   d) shift; set -- --idle-connections 15000 --viewers-per-conversation 0 --no-progress "$@" ;;
   e) shift; set -- --conversations 1 --viewers-per-conversation 5000 --tokens 300 --rate 50 --ramp-up 5s \
-       --baseline nats-ws,nats-ws-live,pushpin,bare --no-progress "$@" ;;
+       --baseline nats-ws,nats-ws-live,bare,pushpin --no-progress "$@" ;;
   --quick) shift; QUICK=1
     set -- --conversations 50 --viewers-per-conversation 40 --tokens 150 --rate 50 --ramp-up 2s \
       --baseline nats-ws,nats-ws-live,bare --no-progress --report target/lt/quick.json "$@" ;;
@@ -113,7 +115,8 @@ NATS_PORT="${NATS_URL##*:}"
 
 export RH_NATS_URL="$NATS_URL" RH_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/relayhub"
 export RH_JWT_SECRET="bench-$(python3 -c 'import secrets; print(secrets.token_hex(32))')" RUST_LOG="${RUST_LOG:-warn}"
-BIN="$PWD/target/release"
+# RH_BENCH_BIN: another build's binaries (e.g. a before/after comparison); default this checkout's release build.
+BIN="${RH_BENCH_BIN:-$PWD/target/release}"
 ADDRS=()
 # start NAME VAR=VALUE...: starts a release binary and prints its announced http://addr.
 start() {
