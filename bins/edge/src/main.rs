@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// mimalloc: many small allocations per frame and per event (loadtest/RESULTS.md, session 9).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = edge::Config::parse();
