@@ -56,6 +56,13 @@ pub struct Config {
     /// sends in-progress acks every third of this while it generates, so only a dead worker's jobs move.
     #[arg(long, env = "RH_JOB_ACK_WAIT_SECS", default_value_t = 30)]
     pub job_ack_wait_secs: u64,
+    /// How long the worker waits for JetStream to acknowledge an event it published before it gives the attempt up
+    /// and hands the job back. A late ack is not a lost message (an attempt's events go out in order on one
+    /// connection that never reconnects, and a dead connection fails at once), so this only bounds a stream that
+    /// stopped answering (a leader change in a cluster). Too short, and a busy broker's slow acks would hand back
+    /// attempts whose end was already stored: the next attempt would answer the question again.
+    #[arg(long, env = "RH_PUBLISH_ACK_TIMEOUT_SECS", default_value_t = 30)]
+    pub publish_ack_timeout_secs: u64,
     /// Jobs generated at the same time by this process.
     #[arg(long, env = "RH_WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
@@ -74,6 +81,10 @@ pub struct Config {
 impl Config {
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs(self.job_ack_wait_secs.max(1))
+    }
+
+    pub fn publish_ack_timeout(&self) -> Duration {
+        Duration::from_secs(self.publish_ack_timeout_secs.max(1))
     }
 
     pub fn concurrency(&self) -> usize {

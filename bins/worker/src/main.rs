@@ -31,6 +31,10 @@ use tokio_util::sync::CancellationToken;
 /// a request waits is delivered at once either way; an idle worker costs one request per this period.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
+/// mimalloc: many small allocations per frame and per event (loadtest/RESULTS.md, session 9).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
@@ -151,7 +155,11 @@ async fn run(
     let ctx = Arc::new(JobContext {
         client: client.clone(),
         js,
-        publishing: publisher::Connection::new(config.nats_url.clone(), config.nats_auth.clone()),
+        publishing: publisher::Connection::new(
+            config.nats_url.clone(),
+            config.nats_auth.clone(),
+            config.publish_ack_timeout(),
+        ),
         stops,
         provider,
         metrics,

@@ -34,13 +34,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Connection {
     url: String,
     auth: NatsAuth,
+    /// The publish ack timeout of every attempt's context (`--publish-ack-timeout-secs`).
+    ack_timeout: Duration,
     current: tokio::sync::Mutex<Option<async_nats::Client>>,
 }
 
 impl Connection {
     /// Connects lazily: the first job (and the first after an outage) makes the connection.
-    pub fn new(url: String, auth: NatsAuth) -> Self {
-        Connection { url, auth, current: tokio::sync::Mutex::new(None) }
+    pub fn new(url: String, auth: NatsAuth, ack_timeout: Duration) -> Self {
+        Connection { url, auth, ack_timeout, current: tokio::sync::Mutex::new(None) }
     }
 
     /// The live connection for an attempt, or a new one if the last one is gone (then the earlier attempts on it
@@ -50,14 +52,20 @@ impl Connection {
         if let Some(client) = current.as_ref()
             && client.connection_state() == State::Connected
         {
-            return Ok(jetstream::new(client.clone()));
+            return Ok(self.jetstream(client.clone()));
         }
         let client = rh_bus::connect_once(&self.url, &self.auth, Role::Worker, CONNECT_TIMEOUT)
             .await
             .map_err(|e| format!("no publishing connection to NATS: {e}"))?;
         tracing::info!("new publishing connection to NATS");
         *current = Some(client.clone());
-        Ok(jetstream::new(client))
+        Ok(self.jetstream(client))
+    }
+
+    fn jetstream(&self, client: async_nats::Client) -> jetstream::Context {
+        let mut js = jetstream::new(client);
+        js.set_timeout(self.ack_timeout);
+        js
     }
 }
 
