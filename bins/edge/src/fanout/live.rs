@@ -155,23 +155,29 @@ impl Link {
         if seq <= feed.last_seq() {
             return;
         }
-        if now == self.connects && last <= self.known[kind as usize] {
-            let span = rh_telemetry::hop_span!("deliver", conversation = %feed.conversation, seq);
-            rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
-            let _in_span = span.enter();
-            if let Some(d) = Decoded::new(feed.conversation, seq, msg.subject.as_str(), &msg.payload) {
-                if let Some(delta) = &d.delta {
-                    let lag_us = rh_protocol::now_us().saturating_sub(delta.ts_us).max(0);
-                    reg.metrics.live_lag_seconds.observe(lag_us as f64 / 1e6);
-                }
-                reg.settle(feed.conversation, feed.deliver(d));
+        if now != self.connects || last > self.known[kind as usize] {
+            tracing::info!(conversation = %feed.conversation, seq, last, "gap in the live subscription; repairing");
+            self.connects = now;
+            // Only what is missing before this message: everything after it comes on the subscription (which
+            // delivered this one), so the repair never chases the stream's tail while new events keep coming.
+            self.repair(reg, feed, seq).await;
+            if seq <= feed.last_seq() {
+                return;
             }
-            self.known[kind as usize] = seq;
-            return;
         }
-        tracing::info!(conversation = %feed.conversation, seq, last, "gap in the live subscription; repairing");
-        self.connects = now;
-        self.repair(reg, feed).await;
+        let span = rh_telemetry::hop_span!("deliver", conversation = %feed.conversation, seq);
+        rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
+        let _in_span = span.enter();
+        if let Some(d) = Decoded::new(feed.conversation, seq, msg.subject.as_str(), &msg.payload) {
+            if let Some(delta) = &d.delta {
+                let lag_us = rh_protocol::now_us().saturating_sub(delta.ts_us).max(0);
+                reg.metrics.live_lag_seconds.observe(lag_us as f64 / 1e6);
+            }
+            reg.settle(feed.conversation, feed.deliver(d));
+        } else {
+            feed.skip_to(seq);
+        }
+        self.known[kind as usize] = seq;
     }
 
     /// The idle check: is the stream ahead of the feed (lost trailing messages)?
@@ -189,17 +195,17 @@ impl Link {
         };
         if last > feed.last_seq() {
             tracing::info!(conversation = %feed.conversation, last, "live subscription missed the last events; repairing");
-            self.repair(reg, feed).await;
+            self.repair(reg, feed, last + 1).await;
         }
     }
 
-    /// Delivers the conversation's events after the feed's `last_seq` from the stream, retrying until it succeeds or
-    /// the feed closes. Afterwards every kind is known up to the feed's `last_seq`.
-    async fn repair(&mut self, reg: &Registry, feed: &Feed) {
+    /// Delivers the conversation's events after the feed's `last_seq` and before `until` from the stream, retrying
+    /// until it succeeds or the feed closes. Afterwards every kind is known up to the feed's `last_seq`.
+    async fn repair(&mut self, reg: &Registry, feed: &Feed, until: u64) {
         reg.metrics.live_repairs.inc();
         let mut failures = 0u32;
         loop {
-            match read_after(reg, feed).await {
+            match read_after(reg, feed, until).await {
                 Ok(()) => break,
                 Err(e) => {
                     failures += 1;
@@ -217,12 +223,16 @@ impl Link {
     }
 }
 
-/// Reads and delivers every event of the feed's conversation after its `last_seq` that the stream has.
-async fn read_after(reg: &Registry, feed: &Feed) -> Result<(), LiveError> {
+/// Reads and delivers the events of the feed's conversation after its `last_seq` and before `until` (one more at
+/// most: a read that finds the event at `until` delivers it too).
+async fn read_after(reg: &Registry, feed: &Feed, until: u64) -> Result<(), LiveError> {
     let conversation: Uuid = feed.conversation;
     let filter = subjects::conv_all(conversation);
     loop {
         let from = feed.last_seq() + 1;
+        if from >= until {
+            return Ok(());
+        }
         let msg = match reg.stream.raw_message_builder().sequence(from).next_by_subject(filter.clone()).send().await {
             Ok(msg) => msg,
             Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(()),
