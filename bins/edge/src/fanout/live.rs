@@ -15,8 +15,8 @@
 //! reconnect, a broken route inside a cluster. The feed keeps, per kind, `known[kind]`: it has seen every message of
 //! that kind up to there. A message `(seq, kind, last)` is delivered when `last <= known[kind]` (its predecessor was
 //! seen). Otherwise — or when the client reconnected since the last message (its `connects` count moved) — the feed
-//! first *repairs*: it reads the conversation's events after `last_seq` from the stream (the same leader-routed
-//! `next_by_subj` gets as a catch-up) and delivers them, then goes on. A message at or below `last_seq` is a
+//! first *repairs*: it reads the conversation's events after `last_seq` and before that message from the stream
+//! (the same leader-routed `next_by_subj` gets as a catch-up), delivers them and the message, then goes on. A message at or below `last_seq` is a
 //! duplicate (e.g. republished again by a new stream leader) and is skipped. A loss of the LAST messages of a burst
 //! is seen by the idle check: [`IDLE_CHECK`] after the last message (or a reconnect), the feed asks the stream for
 //! the conversation's last seq and repairs if it is ahead.
