@@ -13,18 +13,28 @@
 //! response has ended already (a delivery after a lost ack), the job is acked and dropped without an event; a
 //! stop asked while an earlier attempt ran (`stop_requested`) ends it as stopped without generating. The claim
 //! is removed once the end is stored, before the job is acked.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | this one | pickup (claim, stop record, attempts) and the generation loop: tokens, stops, coalescing, shutdown |
+//! | `stream` | the provider's token stream as `select!` branches, and the deltas it becomes |
+//! | `end` | how a job ends: the end event, waiting until it is stored, releasing the claim, the ack |
+
+mod end;
+mod stream;
 
 use crate::claim::{self, Pickup};
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use async_nats::jetstream::{self, AckKind, kv};
+use end::{Done, End, dropped, finish};
 use futures::StreamExt;
-use futures::future::BoxFuture;
-use rh_llm::{GenerateRequest, LlmError, Provider, TokenStream};
+use rh_llm::{GenerateRequest, Provider, TokenStream};
 use rh_protocol::rpc::{GenerateJob, StopControl};
 use rh_protocol::{Envelope, Event, subjects};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stream::{describe, flush, next_token, sleep_until, started_stream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -56,19 +66,6 @@ pub struct JobContext {
     pub metrics: Metrics,
     pub ack_wait: Duration,
     pub coalesce: rh_llm::Coalesce,
-}
-
-/// How a job ended.
-enum End {
-    Completed,
-    Failed(String),
-    Stopped(Option<Uuid>),
-    /// Hand the job back to JetStream without an end event (publishing broke, or shutdown): `delay` before the
-    /// next delivery.
-    Requeue {
-        reason: String,
-        delay: Option<Duration>,
-    },
 }
 
 /// A stop as recorded in KV `rh_stops` or published on `rh.ctl.<conv>.stop`.
@@ -172,15 +169,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// How a job that was not handed back ended.
-enum Done {
-    /// Its end is published and the message acked (or it was dropped: ended by the api, or ended already).
-    Ended,
-    /// A later attempt holds the response's claim, or has ended the response (JetStream delivered the job again
-    /// while this attempt ran): it publishes the end, this one publishes nothing more.
-    Superseded,
 }
 
 /// Everything but the requeue: `Err((reason, delay))` asks the caller to nak the message.
@@ -323,119 +311,6 @@ async fn generate(
         .await
         .map_err(|e| (e, Some(Duration::from_secs(1))))?;
     finish(ctx, msg, job, attempt, &mut publisher, text, end).await
-}
-
-/// The provider's answer to the start of a generation; pending forever once taken (the branch is then disabled).
-async fn started_stream(
-    start: &mut Option<BoxFuture<'static, Result<TokenStream, LlmError>>>,
-) -> Result<TokenStream, LlmError> {
-    match start {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_token(tokens: &mut Option<TokenStream>) -> Option<Result<String, LlmError>> {
-    match tokens {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn describe(e: &LlmError) -> String {
-    e.to_string()
-}
-
-/// Publishes the pending text as the next delta.
-async fn flush(
-    ctx: &JobContext,
-    publisher: &mut Publisher,
-    job: &GenerateJob,
-    attempt: u32,
-    index: &mut u32,
-    pending: &mut String,
-) -> Result<(), String> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let delta = Envelope::new(
-        job.conversation_id,
-        None,
-        Event::ResponseDelta {
-            response_id: job.response_id,
-            attempt,
-            index: *index,
-            text: std::mem::take(pending),
-            from_index: None,
-        },
-    );
-    publisher.publish(&delta).await?;
-    *index += 1;
-    ctx.metrics.deltas_published.inc();
-    Ok(())
-}
-
-/// Publishes the end event, waits until everything of this attempt is stored, then acks the job.
-async fn finish(
-    ctx: &JobContext,
-    msg: &jetstream::Message,
-    job: &GenerateJob,
-    attempt: u32,
-    publisher: &mut Publisher,
-    text: String,
-    end: End,
-) -> Result<Done, (String, Option<Duration>)> {
-    let response_id = job.response_id;
-    let (event, counter) = match end {
-        End::Completed => (
-            Event::ResponseCompleted { response_id, attempt, model: job.model.clone(), text },
-            &ctx.metrics.jobs_completed,
-        ),
-        End::Failed(error) => {
-            tracing::warn!(%error, "response failed");
-            (Event::ResponseFailed { response_id, attempt, error, text }, &ctx.metrics.jobs_failed)
-        }
-        End::Stopped(stopped_by) => {
-            (Event::ResponseStopped { response_id, attempt, text, stopped_by }, &ctx.metrics.jobs_stopped)
-        }
-        End::Requeue { reason, delay } => return Err((reason, delay)),
-    };
-    if claim::superseded(ctx, job, attempt).await {
-        return Ok(Done::Superseded);
-    }
-    let kind = event.kind();
-    let retry = Some(Duration::from_secs(1));
-    publisher.publish(&Envelope::new(job.conversation_id, None, event)).await.map_err(|e| (e, retry))?;
-    publisher.finish().await.map_err(|e| (e, retry))?;
-    counter.inc();
-    tracing::info!(end = kind, "response ended");
-    claim::release(ctx, job, attempt).await;
-    ack(ctx, msg).await;
-    Ok(Done::Ended)
-}
-
-/// Acks a job that ends without an event of ours.
-async fn dropped(ctx: &JobContext, msg: &jetstream::Message) -> Done {
-    ctx.metrics.jobs_dropped.inc();
-    ack(ctx, msg).await;
-    Done::Ended
-}
-
-/// Acks the job and waits for the consumer's answer, so we know it will not come back. As a request, not
-/// async-nats's double ack, which takes any reply for that answer: also the "no responders" of a consumer that
-/// has no leader. Unconfirmed, the job may be delivered again; that delivery finds the claim removed and is dropped.
-async fn ack(ctx: &JobContext, msg: &jetstream::Message) {
-    let Some(reply) = msg.reply.clone() else { return };
-    if let Err(e) = ctx.client.request(reply, AckKind::Ack.into()).await {
-        tracing::warn!(error = %e, "job ack not confirmed; it may be delivered again, and then dropped");
-    }
 }
 
 #[cfg(test)]
