@@ -16,16 +16,21 @@
 //!   still responding ([`crate::activity`]).
 //! - On shutdown the current batch is finished (or, if the database is down, left unacked for the next process),
 //!   then the loop returns.
+//!
+//! This module pulls, acks and counts; `write` writes one batch (the transaction, its retries, the one-by-one
+//! replay).
+
+mod write;
 
 use crate::metrics::Metrics;
 use crate::{activity, consumer};
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull};
+use async_nats::jetstream::{self, consumer::PullConsumer, consumer::pull};
 use futures::{FutureExt, StreamExt};
 use rh_protocol::Envelope;
-use rh_store::transcript::{self, Applied};
+use rh_store::transcript::Applied;
 use rh_store::{Db, StoreError};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,14 +42,10 @@ const PULL_BATCH: usize = 256;
 const PULL_HEARTBEAT: Duration = Duration::from_secs(3);
 /// Expiry of one pull request.
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
-/// A transaction taking longer than this is abandoned and retried.
-const DB_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the pull stream checks whether the NATS connection was re-established.
 const RECONNECT_CHECK: Duration = Duration::from_secs(1);
 /// Attempts at the consumer reset after a broken stream (a new consumer leader may still be being elected).
 const REWIND_ATTEMPTS: u32 = 10;
-/// While retrying, tell JetStream this often that the batch is still being worked on (well inside ack_wait).
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Writes events from the consumer to PostgreSQL.
 pub struct Writer {
@@ -71,14 +72,6 @@ enum StreamEnd {
     Shutdown,
     /// Closed or silent: recreate the consumer and the stream.
     Broken,
-}
-
-/// A write attempt's failure.
-enum WriteError {
-    /// PostgreSQL refused the data: retrying the same event cannot succeed.
-    Rejected(StoreError),
-    /// Connection lost, timeout, ...: retry.
-    Transient(String),
 }
 
 impl Writer {
@@ -267,112 +260,6 @@ impl Writer {
         self.metrics.last_seq.set(i64::try_from(seq).unwrap_or(i64::MAX));
         let delay_us = now_us.saturating_sub(envelope.ts_us).max(0);
         self.metrics.delay_seconds.observe(delay_us as f64 / 1e6);
-    }
-
-    /// Writes `events` in one transaction, retrying transient failures until it succeeds. When PostgreSQL refuses
-    /// some event's data, writes them one by one so only that event fails. `None` when shutdown interrupted.
-    async fn write_with_retry(
-        &self,
-        delivered: &[Delivered],
-        events: &[(u64, &Envelope)],
-        shutdown: &CancellationToken,
-    ) -> Option<Vec<Result<Applied, StoreError>>> {
-        let mut keepalive = KeepAlive::new();
-        match self.write_until_answered(events, delivered, &mut keepalive, shutdown).await? {
-            Ok(applied) => return Some(applied.into_iter().map(Ok).collect()),
-            Err(e) => tracing::warn!(error = %e, "batch refused; writing its events one by one"),
-        }
-        let mut results = Vec::with_capacity(events.len());
-        for event in events {
-            let one =
-                self.write_until_answered(std::slice::from_ref(event), delivered, &mut keepalive, shutdown).await?;
-            results.push(one.map(|mut applied| applied.pop().unwrap_or(Applied::Duplicate)));
-        }
-        Some(results)
-    }
-
-    /// Writes `events` in one transaction until PostgreSQL answers: retries transient failures (with backoff,
-    /// keeping the deliveries alive) and returns what it applied or why it refused them. `None` on shutdown.
-    async fn write_until_answered(
-        &self,
-        events: &[(u64, &Envelope)],
-        delivered: &[Delivered],
-        keepalive: &mut KeepAlive,
-        shutdown: &CancellationToken,
-    ) -> Option<Result<Vec<Applied>, StoreError>> {
-        let mut delay = Backoff::default();
-        loop {
-            match self.write(events).await {
-                Ok(applied) => {
-                    self.write_succeeded();
-                    return Some(Ok(applied));
-                }
-                Err(WriteError::Rejected(e)) => return Some(Err(e)),
-                Err(WriteError::Transient(e)) => {
-                    self.write_failed(&e);
-                    keepalive.tick(delivered).await;
-                    if sleep_or_shutdown(delay.next(), shutdown).await {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-
-    /// One transaction.
-    async fn write(&self, events: &[(u64, &Envelope)]) -> Result<Vec<Applied>, WriteError> {
-        let attempt = async {
-            let mut client = self.db.client().await?;
-            match events {
-                [(seq, envelope)] => Ok(vec![transcript::apply(&mut client, *seq, envelope).await?]),
-                _ => transcript::apply_batch(&mut client, events).await,
-            }
-        };
-        match tokio::time::timeout(DB_TIMEOUT, attempt).await {
-            Ok(Ok(applied)) => Ok(applied),
-            Ok(Err(e)) if transcript::is_data_error(&e) => Err(WriteError::Rejected(e)),
-            Ok(Err(e)) => Err(WriteError::Transient(e.to_string())),
-            Err(_) => Err(WriteError::Transient(format!("no answer from PostgreSQL within {DB_TIMEOUT:?}"))),
-        }
-    }
-
-    fn write_failed(&self, error: &str) {
-        self.metrics.errors.with_label_values(&["db"]).inc();
-        if !self.db_failing.swap(true, Ordering::AcqRel) {
-            tracing::error!(%error, "writing to PostgreSQL failed; retrying the same events until it works");
-        } else {
-            tracing::debug!(%error, "writing to PostgreSQL still failing");
-        }
-        self.health.set_ready(false);
-    }
-
-    fn write_succeeded(&self) {
-        if self.db_failing.swap(false, Ordering::AcqRel) {
-            tracing::info!("writing to PostgreSQL works again");
-        }
-    }
-}
-
-/// Sends `+WPI` (in progress) for a batch that is being retried, so JetStream does not deliver it again.
-struct KeepAlive {
-    last: Instant,
-}
-
-impl KeepAlive {
-    fn new() -> Self {
-        KeepAlive { last: Instant::now() }
-    }
-
-    async fn tick(&mut self, delivered: &[Delivered]) {
-        if self.last.elapsed() < PROGRESS_EVERY {
-            return;
-        }
-        self.last = Instant::now();
-        for d in delivered {
-            if let Err(e) = d.message.ack_with(AckKind::Progress).await {
-                tracing::debug!(seq = d.seq, error = %e, "progress ack failed");
-            }
-        }
     }
 }
 
