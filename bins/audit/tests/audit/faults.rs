@@ -143,13 +143,13 @@ async fn a_database_outage_delays_events_but_loses_none() {
 
 /// The test database taken away from the writer: no new connections, its connections terminated (not the
 /// fixture's own).
-struct DbOutage {
+pub(crate) struct DbOutage {
     admin: tokio_postgres::Client,
     db_name: String,
 }
 
 impl DbOutage {
-    async fn begin(f: &Fixture) -> DbOutage {
+    pub(crate) async fn begin(f: &Fixture) -> DbOutage {
         let db_name: String = f.pg.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
         let own_pid: i32 = f.pg.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
         let (admin, connection) = tokio_postgres::connect(&admin_url(f.db.url()), tokio_postgres::NoTls).await.unwrap();
@@ -165,7 +165,7 @@ impl DbOutage {
         DbOutage { admin, db_name }
     }
 
-    async fn end(self) {
+    pub(crate) async fn end(self) {
         self.admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.db_name)).await.unwrap();
     }
 }

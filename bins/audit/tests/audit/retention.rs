@@ -3,6 +3,7 @@
 //! the writer raises the alarm and, once an event is lost, counts the gap and stays not ready.
 
 use super::*;
+use crate::faults::DbOutage;
 
 const SMALL_CONV: i64 = 64 * 1024;
 

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use rh_protocol::rpc::ModelList;
 use std::sync::{Arc, Mutex};
 
 const ANSWER: &[&str] = &["Sure", ", here", " is ", "the plan: ", "ship ", "it", " — ✓"];
