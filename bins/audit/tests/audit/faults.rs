@@ -21,13 +21,7 @@ async fn a_killed_writer_resumes_in_order_without_loss_or_duplicates() {
             }
             f.audit.kill().await;
             killed_at_rows = Some(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await);
-            let info =
-                f.js.get_stream(rh_protocol::subjects::STREAM_AUDIT)
-                    .await
-                    .unwrap()
-                    .consumer_info(rh_protocol::subjects::AUDIT_CONSUMER)
-                    .await
-                    .unwrap();
+            let info = audit_consumer(&f).await;
             assert!(info.num_ack_pending > 0, "the killed writer held delivered, unacked events");
         }
         let (message_id, _, created) = message_created(f.user, &format!("message {i}"));
@@ -192,14 +186,18 @@ async fn sigterm_finishes_the_work_and_leaves_nothing_unacked() {
     let asked = std::time::Instant::now();
     f.audit.terminate(Duration::from_secs(10)).await;
     assert!(asked.elapsed() < Duration::from_secs(5), "exited on SIGTERM without being killed");
-    let info =
-        f.js.get_stream(rh_protocol::subjects::STREAM_AUDIT)
-            .await
-            .unwrap()
-            .consumer_info(rh_protocol::subjects::AUDIT_CONSUMER)
-            .await
-            .unwrap();
+    let info = audit_consumer(&f).await;
     assert_eq!(info.num_ack_pending, 0, "every written event was acked before exit");
     assert_eq!(info.num_pending, 0);
     assert_eq!(f.count("SELECT count(*) FROM messages WHERE conversation_id = $1").await, 50);
+}
+
+/// The writer's consumer on `RH_AUDIT`, as the server has it now.
+async fn audit_consumer(f: &Fixture) -> async_nats::jetstream::consumer::Info {
+    f.js.get_stream(rh_protocol::subjects::STREAM_AUDIT)
+        .await
+        .unwrap()
+        .consumer_info(rh_protocol::subjects::AUDIT_CONSUMER)
+        .await
+        .unwrap()
 }
