@@ -103,6 +103,23 @@ impl NatsServer {
         let _ = self.child.wait();
     }
 
+    /// Freezes the server (SIGSTOP) without closing its connections, as a broker too busy to answer would be;
+    /// [`NatsServer::resume`] lets it go on.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Undoes [`NatsServer::pause`] (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill").args([signal, &self.child.id().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} failed: {status}");
+        Ok(())
+    }
+
     /// Kills the server if it runs and starts it again on the same ports with the same data directory, so
     /// clients reconnect to the same URL and JetStream recovers its streams from disk.
     pub async fn restart(&mut self) -> anyhow::Result<()> {

@@ -77,3 +77,28 @@ async fn an_attempt_whose_response_a_later_attempt_ended_publishes_no_end() -> a
     assert_eq!(metric(&worker, "jobs_completed_total").await?, 1.0, "only the last job");
     Ok(())
 }
+
+/// A broker that acks late is not a lost message: with nats-server frozen for longer than async-nats's 5 s default
+/// ack wait while an answer streams, the attempt waits for its acks (`--publish-ack-timeout-secs`) and ends once,
+/// as attempt 1. Handing it back instead let the next attempt answer again after an end already stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_acks_late_does_not_make_the_worker_answer_again() -> anyhow::Result<()> {
+    let bus = Bus::start().await?;
+    let worker = bus.worker(&[]).await?;
+    let conv = Uuid::new_v4();
+    let mut r = bus.reader(conv).await?;
+    let j = job(conv, "sim-1", "/sim tokens=60 rate=20\nwhile the broker is frozen");
+    bus.publish_job(&j).await?;
+    r.until_deltas(j.response_id, 3).await?;
+
+    bus.nats.pause()?;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    bus.nats.resume()?;
+
+    r.until_end(j.response_id).await?;
+    read_to_the_end(&bus, &mut r, conv).await?;
+    assert_eq!(started_attempts(&r.seen, j.response_id), [1], "started once");
+    assert_eq!(ends(&r, j.response_id).len(), 1, "ended once: {:?}", ends(&r, j.response_id));
+    assert_eq!(metric(&worker, "jobs_requeued_total").await?, 0.0, "no attempt handed back");
+    Ok(())
+}
