@@ -19,7 +19,9 @@
 //! (the same leader-routed `next_by_subj` gets as a catch-up), delivers them and the message, then goes on. A message at or below `last_seq` is a
 //! duplicate (e.g. republished again by a new stream leader) and is skipped. A loss of the LAST messages of a burst
 //! is seen by the idle check: [`IDLE_CHECK`] after the last message (or a reconnect), the feed asks the stream for
-//! the conversation's last seq and repairs if it is ahead.
+//! the conversation's last seq and repairs if it is ahead and that event was stored [`IN_FLIGHT`] ago or more (a
+//! younger one may still be on its way: a busy broker republishes late, and repairing what is merely late made
+//! every feed read the stream at once under load).
 //!
 //! With tracing on, each delivered event gets a `deliver` span continuing the trace its headers carry (the
 //! worker's job, the api's request): the last hop of one answer's trace, up to the frames queued on the sockets.
@@ -39,6 +41,8 @@ use uuid::Uuid;
 
 /// How long after the last message (or a reconnect) a feed checks the stream for a trailing loss.
 pub const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// How old the stream's last event must be before the idle check takes it for lost rather than still on its way.
+const IN_FLIGHT: Duration = Duration::from_secs(5);
 /// How long a new feed keeps trying to subscribe and anchor before its subscribers get `unavailable`.
 const START_PATIENCE: Duration = Duration::from_secs(10);
 /// Longest pause between attempts to start or repair while the broker does not answer.
@@ -184,19 +188,31 @@ impl Link {
     async fn check_idle(&mut self, reg: &Registry, feed: &Feed) {
         self.idle_check = false;
         self.connects = connects(reg);
-        let last = match reg.stream.get_last_raw_message_by_subject(&subjects::conv_all(feed.conversation)).await {
-            Ok(m) => m.sequence,
-            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return,
-            Err(e) => {
-                tracing::warn!(conversation = %feed.conversation, error = %e, "idle check failed");
-                self.idle_check = true;
-                return;
-            }
-        };
-        if last > feed.last_seq() {
-            tracing::info!(conversation = %feed.conversation, last, "live subscription missed the last events; repairing");
-            self.repair(reg, feed, last + 1).await;
+        let (last, stored_ns) =
+            match reg.stream.get_last_raw_message_by_subject(&subjects::conv_all(feed.conversation)).await {
+                Ok(m) => (m.sequence, m.time.unix_timestamp_nanos()),
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return,
+                Err(e) => {
+                    tracing::warn!(conversation = %feed.conversation, error = %e, "idle check failed");
+                    self.idle_check = true;
+                    return;
+                }
+            };
+        if last <= feed.last_seq() {
+            return;
         }
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+        if now_ns.saturating_sub(stored_ns) < IN_FLIGHT.as_nanos() as i128 {
+            // Stored moments ago: on a busy broker it is still on its way on the subscription. Reading it from the
+            // stream now would load the broker for nothing (and under load every feed did, which made the lag
+            // worse); look again once it is old enough to be lost.
+            self.idle_check = true;
+            return;
+        }
+        tracing::info!(conversation = %feed.conversation, last, "live subscription missed the last events; repairing");
+        self.repair(reg, feed, last + 1).await;
     }
 
     /// Delivers the conversation's events after the feed's `last_seq` and before `until` from the stream, retrying
