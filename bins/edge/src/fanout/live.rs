@@ -16,12 +16,12 @@
 //! that kind up to there. A message `(seq, kind, last)` is delivered when `last <= known[kind]` (its predecessor was
 //! seen). Otherwise — or when the client reconnected since the last message (its `connects` count moved) — the feed
 //! first *repairs*: it reads the conversation's events after `last_seq` and before that message from the stream
-//! (the same leader-routed `next_by_subj` gets as a catch-up), delivers them and the message, then goes on. A message at or below `last_seq` is a
-//! duplicate (e.g. republished again by a new stream leader) and is skipped. A loss of the LAST messages of a burst
-//! is seen by the idle check: [`IDLE_CHECK`] after the last message (or a reconnect), the feed asks the stream for
-//! the conversation's last seq and repairs if it is ahead and that event was stored [`IN_FLIGHT`] ago or more (a
-//! younger one may still be on its way: a busy broker republishes late, and repairing what is merely late made
-//! every feed read the stream at once under load).
+//! (the same leader-routed `next_by_subj` gets as a catch-up), delivers them and the message, then goes on. A
+//! message at or below `last_seq` is a duplicate (e.g. republished again by a new stream leader) and is skipped. A
+//! loss of the LAST messages of a burst is seen by the idle check: [`IDLE_CHECK`] after the last message (or a
+//! reconnect), the feed asks the stream for the conversation's last seq and repairs if it is ahead and that event
+//! was stored [`IN_FLIGHT`] ago or more (a younger one may still be on its way: a busy broker republishes late, and
+//! repairing what is merely late made every feed read the stream at once under load).
 //!
 //! With tracing on, each delivered event gets a `deliver` span continuing the trace its headers carry (the
 //! worker's job, the api's request): the last hop of one answer's trace, up to the frames queued on the sockets.
@@ -172,15 +172,7 @@ impl Link {
         let span = rh_telemetry::hop_span!("deliver", conversation = %feed.conversation, seq);
         rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
         let _in_span = span.enter();
-        if let Some(d) = Decoded::new(feed.conversation, seq, msg.subject.as_str(), &msg.payload) {
-            if let Some(delta) = &d.delta {
-                let lag_us = rh_protocol::now_us().saturating_sub(delta.ts_us).max(0);
-                reg.metrics.live_lag_seconds.observe(lag_us as f64 / 1e6);
-            }
-            reg.settle(feed.conversation, feed.deliver(d));
-        } else {
-            feed.skip_to(seq);
-        }
+        deliver(reg, feed, seq, msg.subject.as_str(), &msg.payload, true);
         self.known[kind as usize] = seq;
     }
 
@@ -188,9 +180,9 @@ impl Link {
     async fn check_idle(&mut self, reg: &Registry, feed: &Feed) {
         self.idle_check = false;
         self.connects = connects(reg);
-        let (last, stored_ns) =
+        let (last, stored_us) =
             match reg.stream.get_last_raw_message_by_subject(&subjects::conv_all(feed.conversation)).await {
-                Ok(m) => (m.sequence, m.time.unix_timestamp_nanos()),
+                Ok(m) => (m.sequence, m.time.unix_timestamp_nanos() / 1000),
                 Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return,
                 Err(e) => {
                     tracing::warn!(conversation = %feed.conversation, error = %e, "idle check failed");
@@ -201,10 +193,7 @@ impl Link {
         if last <= feed.last_seq() {
             return;
         }
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
-        if now_ns.saturating_sub(stored_ns) < IN_FLIGHT.as_nanos() as i128 {
+        if i128::from(rh_protocol::now_us()) - stored_us < IN_FLIGHT.as_micros() as i128 {
             // Stored moments ago: on a busy broker it is still on its way on the subscription. Reading it from the
             // stream now would load the broker for nothing (and under load every feed did, which made the lag
             // worse); look again once it is old enough to be lost.
@@ -258,10 +247,21 @@ async fn read_after(reg: &Registry, feed: &Feed, until: u64) -> Result<(), LiveE
         let span = rh_telemetry::hop_span!("deliver", %conversation, seq = msg.sequence, repaired = true);
         rh_telemetry::trace::follow_nats(&span, Some(&msg.headers));
         let _in_span = span.enter();
-        match Decoded::new(conversation, msg.sequence, msg.subject.as_str(), &msg.payload) {
-            Some(d) => reg.settle(conversation, feed.deliver(d)),
-            // Not UTF-8 (logged): skipped like the live path does, but the position moves past it.
-            None => feed.skip_to(msg.sequence),
+        deliver(reg, feed, msg.sequence, msg.subject.as_str(), &msg.payload, false);
+    }
+}
+
+/// Delivers one stored event to the feed's subscribers, live or repaired; one that cannot be decoded (not UTF-8,
+/// logged) moves the position past it. `live`: it came on the subscription, so its delta's lag is observed.
+fn deliver(reg: &Registry, feed: &Feed, seq: u64, subject: &str, payload: &[u8], live: bool) {
+    match Decoded::new(feed.conversation, seq, subject, payload) {
+        Some(d) => {
+            if live && let Some(delta) = &d.delta {
+                let lag_us = rh_protocol::now_us().saturating_sub(delta.ts_us).max(0);
+                reg.metrics.live_lag_seconds.observe(lag_us as f64 / 1e6);
+            }
+            reg.settle(feed.conversation, feed.deliver(d));
         }
+        None => feed.skip_to(seq),
     }
 }
