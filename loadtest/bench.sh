@@ -311,7 +311,7 @@ mkdir -p "$B/metrics"
 for entry in "${ADDRS[@]}"; do
   curl -s -m 5 "http://${entry#*=}/metrics" >"$B/metrics/${entry%%=*}-${entry#*=}.prom" || true
 done
-# mean NAME LABELS FILE...: count, mean and the bucket holding the p99 of a histogram (LABELS as printed, e.g.
+# mean NAME LABELS FILE...: count, mean and the buckets holding the p50 and p99 of a histogram (LABELS as printed, e.g.
 # {subject="x"}, or '').
 mean() {
   local name="$1" labels="$2" unit="${MEAN_UNIT:-ms}"; shift 2
@@ -321,14 +321,16 @@ mean() {
     index($1, b) == 1 { le = substr($1, length(b) + 1); sub(/".*/, "", le); n++; les[n] = le; cum[le] += $2 }
     END {
       if (c == 0) exit
-      k = (u == "ms" ? 1000 : 1); p99 = "+Inf"
-      for (i = n; i >= 1; i--) if (cum[les[i]] >= 0.99 * c) p99 = les[i]
-      printf "%s%s: %d, mean %.1f %s, p99 <= %s %s\n", h, l, c, k * s / c, u, (p99 == "+Inf" ? p99 : k * p99), u
+      k = (u == "ms" ? 1000 : 1); p50 = "+Inf"; p99 = "+Inf"
+      for (i = n; i >= 1; i--) { if (cum[les[i]] >= 0.99 * c) p99 = les[i]; if (cum[les[i]] >= 0.5 * c) p50 = les[i] }
+      printf "%s%s: %d, mean %.1f %s, p50 <= %s %s, p99 <= %s %s\n", h, l, c, k * s / c, u,
+        (p50 == "+Inf" ? p50 : k * p50), u, (p99 == "+Inf" ? p99 : k * p99), u
     }' "$@"
 }
 mean relayhub_edge_access_seconds '' "$B"/metrics/edge-*.prom
 mean relayhub_edge_catch_up_seconds '' "$B"/metrics/edge-*.prom
 mean relayhub_edge_live_lag_seconds '' "$B"/metrics/edge-*.prom
+mean relayhub_edge_broker_lag_seconds '' "$B"/metrics/edge-*.prom
 mean relayhub_worker_publish_ack_seconds '' "$B"/metrics/worker-*.prom
 mean relayhub_api_rpc_duration_seconds '{subject="rh.api.access"}' "$B"/metrics/api-*.prom
 MEAN_UNIT=requests mean relayhub_api_grant_batch_size '' "$B"/metrics/api-*.prom

@@ -172,6 +172,13 @@ impl Link {
         let span = rh_telemetry::hop_span!("deliver", conversation = %feed.conversation, seq);
         rh_telemetry::trace::follow_nats(&span, msg.headers.as_ref());
         let _in_span = span.enter();
+        if matches!(kind, Kind::Delta)
+            && let Some(stored) = msg.headers.as_ref().and_then(|h| h.get("Nats-Time-Stamp"))
+            && let Ok(stored) = chrono::DateTime::parse_from_rfc3339(stored.as_str())
+        {
+            let lag_us = rh_protocol::now_us().saturating_sub(stored.timestamp_micros()).max(0);
+            reg.metrics.broker_lag_seconds.observe(lag_us as f64 / 1e6);
+        }
         deliver(reg, feed, seq, msg.subject.as_str(), &msg.payload, true);
         self.known[kind as usize] = seq;
     }
