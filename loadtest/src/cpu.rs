@@ -62,13 +62,15 @@ fn tree_ticks(all: &HashMap<u32, (u32, u64)>, root: u32) -> u64 {
     total
 }
 
-/// Busy ticks of the whole machine (everything but idle, iowait and steal).
-fn machine_ticks() -> u64 {
+/// Busy ticks of the whole machine (everything but idle, iowait and steal), and steal: time the hypervisor gave
+/// this VM's CPUs to someone else while they had work. On a shared host it varies from run to run, and a run
+/// with more steal is slower for reasons outside the code.
+fn machine_ticks() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else { return 0 };
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else { return (0, 0) };
     let f: Vec<u64> = cpu.split_ascii_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal
-    [0, 1, 2, 5, 6].iter().filter_map(|&i| f.get(i)).sum()
+    ([0, 1, 2, 5, 6].iter().filter_map(|&i| f.get(i)).sum(), f.get(7).copied().unwrap_or(0))
 }
 
 /// CPU ticks at one moment.
@@ -76,6 +78,7 @@ fn machine_ticks() -> u64 {
 pub struct Snapshot {
     named: BTreeMap<String, u64>,
     machine: u64,
+    steal: u64,
 }
 
 pub fn snapshot(pids: &[NamedPid]) -> Snapshot {
@@ -85,7 +88,8 @@ pub fn snapshot(pids: &[NamedPid]) -> Snapshot {
         *named.entry(p.name.clone()).or_insert(0) += tree_ticks(&all, p.pid);
     }
     named.insert("loadtest".into(), tree_ticks(&all, std::process::id()));
-    Snapshot { named, machine: machine_ticks() }
+    let (machine, steal) = machine_ticks();
+    Snapshot { named, machine, steal }
 }
 
 /// CPU seconds a phase took.
@@ -95,6 +99,8 @@ pub struct PhaseCpu {
     pub secs: BTreeMap<String, f64>,
     /// The whole machine.
     pub machine_secs: f64,
+    /// CPU time the hypervisor took from this VM ([`machine_ticks`]).
+    pub steal_secs: f64,
     /// The process that fans out in this phase and its CPU seconds per million deltas delivered.
     pub server: String,
     pub server_secs_per_million: Option<f64>,
@@ -117,6 +123,7 @@ impl PhaseCpu {
             server: server.to_owned(),
             secs,
             machine_secs,
+            steal_secs: b.steal.saturating_sub(a.steal) as f64 / hz,
         }
     }
 }

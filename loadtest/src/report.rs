@@ -273,12 +273,13 @@ impl Report {
             let procs: Vec<String> = p.cpu.secs.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
             let _ = writeln!(
                 s,
-                "cpu          s per million deltas: {} {}, machine {}; seconds: {}, machine {:.1}",
+                "cpu          s per million deltas: {} {}, machine {}; seconds: {}, machine {:.1}, steal {:.1}",
                 p.cpu.server,
                 per_m(p.cpu.server_secs_per_million),
                 per_m(p.cpu.machine_secs_per_million),
                 procs.join(", "),
-                p.cpu.machine_secs
+                p.cpu.machine_secs,
+                p.cpu.steal_secs
             );
             line(&mut s, "connect", &p.connect_us);
             line(&mut s, "subscribe", &p.subscribe_us);
