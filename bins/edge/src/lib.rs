@@ -96,13 +96,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let max_connections = config.max_connections;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
 
-    let ingress = fanout::Ingress::start().context("starting the ingress thread")?;
-    let connect = {
-        let (url, auth) = (config.nats_url.clone(), config.nats_auth.clone());
-        ingress.handle().spawn(async move { rh_bus::connect(&url, &auth, rh_bus::Role::Edge).await })
-    };
     let nats = tokio::select! {
-        c = connect => c.context("connecting to NATS")?,
+        c = rh_bus::connect(&config.nats_url, &config.nats_auth, rh_bus::Role::Edge) => c,
         _ = shutdown.cancelled() => return Ok(()),
     };
     health.watch_nats(&nats);
@@ -124,7 +119,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         limits,
         config.socket_queue as usize,
         presence_tx,
-        ingress.handle().clone(),
     ));
     let presence = presence::Presence {
         registry: registry.clone(),

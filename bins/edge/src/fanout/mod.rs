@@ -7,7 +7,6 @@
 //! | [`feed`] | one followed conversation: fan-out (an event's frame built once for all sockets) |
 //! | [`tail`] | the decoded events and the in-memory tail of recent ones |
 //! | [`catch_up`] | a subscriber behind the live position: from the tail, or JetStream for what is older |
-//! | [`ingress`] | the thread the NATS connection and the live subscriptions run on, apart from the sockets |
 //! | [`compact`] | merging runs of queued deltas into one for subscriptions that ask for it (catch-up, slow sockets) |
 //!
 //! An edge receives only what its sockets follow: the events of their conversations ([`live`]), the inboxes of its
@@ -19,10 +18,8 @@
 pub mod catch_up;
 pub mod compact;
 pub mod feed;
-pub mod ingress;
 pub mod live;
 pub mod registry;
 pub mod tail;
 
-pub use ingress::Ingress;
 pub use registry::{Joined, Registry};

@@ -53,8 +53,6 @@ pub struct Registry {
     /// Frames of a socket's queue a catch-up leaves free for control frames (presence, errors).
     pub(super) catch_up_reserve: usize,
     presence: mpsc::UnboundedSender<Touch>,
-    /// The ingress runtime the feeds' live subscriptions run on ([`super::ingress`]).
-    ingress: tokio::runtime::Handle,
 }
 
 /// Outcome of [`Registry::join`].
@@ -76,7 +74,6 @@ impl Registry {
         limits: TailLimits,
         socket_queue: usize,
         presence: mpsc::UnboundedSender<Touch>,
-        ingress: tokio::runtime::Handle,
     ) -> Self {
         Registry {
             feeds: Mutex::new(HashMap::new()),
@@ -86,7 +83,6 @@ impl Registry {
             limits,
             catch_up_reserve: (socket_queue / 4).max(4),
             presence,
-            ingress,
         }
     }
 
@@ -126,7 +122,7 @@ impl Registry {
                 feeds.insert(conversation, feed.clone());
                 self.metrics.feeds.inc();
                 tracing::debug!(%conversation, "following the conversation");
-                self.ingress.spawn(super::live::follow(self.clone(), feed.clone()));
+                tokio::spawn(super::live::follow(self.clone(), feed.clone()));
                 feed
             }
         };
