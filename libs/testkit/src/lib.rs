@@ -33,6 +33,13 @@ pub use service::Service;
 pub use stack::{Stack, StackOptions};
 pub use ws::WsClient;
 
+/// Sends `signal` (`-TERM`, `-STOP`, ...) to process `pid` with `kill(1)`.
+pub(crate) fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill").args([signal, &pid.to_string()]).status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed: {status}");
+    Ok(())
+}
+
 use std::path::PathBuf;
 
 /// The workspace root: found at run time from the package under test (`cargo test` sets `CARGO_MANIFEST_DIR`;

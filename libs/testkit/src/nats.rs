@@ -106,18 +106,12 @@ impl NatsServer {
     /// Freezes the server (SIGSTOP) without closing its connections, as a broker too busy to answer would be;
     /// [`NatsServer::resume`] lets it go on.
     pub fn pause(&self) -> anyhow::Result<()> {
-        self.signal("-STOP")
+        crate::signal(self.child.id(), "-STOP")
     }
 
     /// Undoes [`NatsServer::pause`] (SIGCONT).
     pub fn resume(&self) -> anyhow::Result<()> {
-        self.signal("-CONT")
-    }
-
-    fn signal(&self, signal: &str) -> anyhow::Result<()> {
-        let status = std::process::Command::new("kill").args([signal, &self.child.id().to_string()]).status()?;
-        anyhow::ensure!(status.success(), "kill {signal} failed: {status}");
-        Ok(())
+        crate::signal(self.child.id(), "-CONT")
     }
 
     /// Kills the server if it runs and starts it again on the same ports with the same data directory, so

@@ -151,7 +151,7 @@ impl Service {
     /// SIGTERM, and wait (up to `grace`) for a graceful exit; SIGKILL after that.
     pub async fn terminate(&mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = crate::signal(pid, "-TERM");
         }
         if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
             self.kill().await;
