@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 impl Phase<'_> {
     pub(super) async fn finish(self, mut s: Sockets, l: Loaded) -> PhaseReport {
-        let _ = self.plan.send(Some(Arc::new(Plan { responses: self.planned(&l), deadline: Instant::now() + self.cfg.drain_timeout })));
+        let _ = self.plan.send(Some(Arc::new(Plan {
+            responses: self.planned(&l),
+            deadline: Instant::now() + self.cfg.drain_timeout,
+        })));
         s.bar.set_message("draining");
         while s.tasks.join_next().await.is_some() {}
         for mut set in l.late_sets {

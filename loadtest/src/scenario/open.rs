@@ -59,8 +59,7 @@ impl Phase<'_> {
             let specs = self.idle_specs();
             s.counts.idle = specs.len();
             s.bar.set_message("idle sockets");
-            let (ok, failed) =
-                open_all(specs, &self.ctx, &mut s.idle_tasks, concurrency, Duration::ZERO, &s.bar).await;
+            let (ok, failed) = open_all(specs, &self.ctx, &mut s.idle_tasks, concurrency, Duration::ZERO, &s.bar).await;
             s.counts.subscribed += ok;
             s.counts.failed += failed;
             tokio::time::sleep(RSS_SETTLE).await;
@@ -91,7 +90,12 @@ impl Phase<'_> {
         s.connect_phase_secs = connect_started.elapsed().as_secs_f64();
         tokio::time::sleep(if self.pids.is_empty() { Duration::ZERO } else { RSS_SETTLE }).await;
         s.mem.rss_after_viewers_kib = self.rss();
-        tracing::info!(transport = self.name(), subscribed = s.counts.subscribed, failed = s.counts.failed, "sockets open");
+        tracing::info!(
+            transport = self.name(),
+            subscribed = s.counts.subscribed,
+            failed = s.counts.failed,
+            "sockets open"
+        );
         Ok(s)
     }
 
