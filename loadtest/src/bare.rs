@@ -101,10 +101,11 @@ impl Bare {
         let text = serde_json::to_string(&reply).map_err(|e| BareError::BadReply(e.to_string()))?;
         ws.send(Message::Text(text.into())).await?;
         let _ = ws.close(None).await;
-        let (_streaming, n) = self.streaming.enter();
-        let script = Script::for_prompt(&start.prompt, start.coalesce.window(n));
+        let _streaming = self.streaming.enter();
+        let script = Script::for_prompt(&start.prompt);
         let conversation_id = start.conversation_id;
-        Source::play(conversation_id, reply.response_id, &script, &conv.seq, |frame| {
+        let window = || start.coalesce.window(self.streaming.current());
+        Source::play(conversation_id, reply.response_id, &script, window, &conv.seq, |frame| {
             let frame = Utf8Bytes::from(frame);
             let mut sockets = conv.sockets.lock().unwrap_or_else(|e| e.into_inner());
             // A closed socket's writer is gone: forget it.

@@ -170,10 +170,11 @@ impl Pushpin {
         let reply = Source::reserve(&seq);
         let (me, conversation_id, request) = (self.clone(), request.conversation_id, request.clone());
         tokio::spawn(async move {
-            let (_streaming, n) = me.streaming.enter();
-            let script = Script::for_prompt(&request.prompt, request.coalesce.window(n));
+            let _streaming = me.streaming.enter();
+            let script = Script::for_prompt(&request.prompt);
             let channel = conversation_id.to_string();
-            Source::play(conversation_id, reply.response_id, &script, &seq, |content| {
+            let window = || request.coalesce.window(me.streaming.current());
+            Source::play(conversation_id, reply.response_id, &script, window, &seq, |content| {
                 let item =
                     PublishItem { channel: channel.clone(), formats: Formats { ws_message: WsMessage { content } } };
                 let _ = me.publish.send(item);

@@ -37,6 +37,11 @@ impl Streaming {
         let n = self.0.fetch_add(1, Ordering::AcqRel) + 1;
         (StreamingGuard(self), n)
     }
+
+    /// How many play now.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 pub struct StreamingGuard<'a>(&'a Streaming);
@@ -61,18 +66,17 @@ pub struct Delta {
     pub text: String,
 }
 
-/// One response's schedule.
+/// One response: its tokens, paced as the simulated provider paces them, and its whole text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Script {
-    pub deltas: Vec<Delta>,
+    tokens: Vec<String>,
+    rate: f64,
     pub text: String,
 }
 
 impl Script {
-    /// The simulated provider's tokens for `prompt`, token `i` due at `(i + 1) / rate` (as the provider paces
-    /// them), grouped like the worker does: the first token after a flush arms a `coalesce` timer, and every
-    /// token due before it fires goes into that delta.
-    pub fn for_prompt(prompt: &str, coalesce: Duration) -> Script {
+    /// The simulated provider's tokens and rate for `prompt`.
+    pub fn for_prompt(prompt: &str) -> Script {
         let request = rh_llm::GenerateRequest {
             model: MODEL.into(),
             messages: vec![rh_protocol::rpc::ChatMessage { role: "user".into(), content: prompt.into() }],
@@ -81,32 +85,42 @@ impl Script {
         };
         let sim = rh_llm::Simulated::default();
         let (_, rate) = sim.plan(&request);
-        Script::from_tokens(sim.tokens_for(&request), rate, coalesce)
+        Script::from_tokens(sim.tokens_for(&request), rate)
     }
 
-    pub fn from_tokens(tokens: Vec<String>, rate: f64, coalesce: Duration) -> Script {
-        let due = |i: usize| {
-            if rate > 0.0 { Duration::from_secs_f64((i + 1) as f64 / rate) } else { Duration::ZERO }
-        };
-        let mut deltas: Vec<Delta> = Vec::new();
-        let mut flush_at: Option<Duration> = None;
-        let mut pending = String::new();
-        for (i, token) in tokens.iter().enumerate() {
-            let at = due(i);
-            if let Some(f) = flush_at
-                && at > f
-            {
-                deltas.push(Delta { at: f, text: std::mem::take(&mut pending) });
-                flush_at = None;
+    /// Token `i` due at `(i + 1) / rate`.
+    pub fn from_tokens(tokens: Vec<String>, rate: f64) -> Script {
+        Script { text: tokens.concat(), tokens, rate }
+    }
+
+    fn due(&self, i: usize) -> Duration {
+        if self.rate > 0.0 { Duration::from_secs_f64((i + 1) as f64 / self.rate) } else { Duration::ZERO }
+    }
+
+    /// The deltas, grouped like the worker does: the first token after a flush arms a timer of `window()`, and
+    /// every token due before it fires goes into that delta. `window` is asked at each flush, as the worker asks
+    /// its coalescing for the answers it streams at that moment, so both send as many deltas under the same load.
+    pub fn deltas<'a>(&'a self, mut window: impl FnMut() -> Duration + 'a) -> impl Iterator<Item = Delta> + 'a {
+        let (mut i, mut flush_at, mut pending) = (0, None::<Duration>, String::new());
+        std::iter::from_fn(move || {
+            while i < self.tokens.len() {
+                let at = self.due(i);
+                if let Some(f) = flush_at
+                    && at > f
+                {
+                    flush_at = None;
+                    return Some(Delta { at: f, text: std::mem::take(&mut pending) });
+                }
+                pending.push_str(&self.tokens[i]);
+                i += 1;
+                flush_at.get_or_insert_with(|| at + window());
             }
-            pending.push_str(token);
-            flush_at.get_or_insert(at + coalesce);
-        }
-        if !pending.is_empty() {
             // The worker flushes the rest when the stream ends, i.e. at the last token.
-            deltas.push(Delta { at: due(tokens.len().saturating_sub(1)), text: pending });
-        }
-        Script { text: tokens.concat(), deltas }
+            (!pending.is_empty()).then(|| Delta {
+                at: self.due(self.tokens.len().saturating_sub(1)),
+                text: std::mem::take(&mut pending),
+            })
+        })
     }
 }
 
@@ -147,10 +161,12 @@ impl Source {
         StartReply { response_id: Uuid::now_v7(), seq: seq.current() + 1 }
     }
 
+    /// `window`: the coalescing window at each flush ([`Script::deltas`]).
     pub async fn play(
         conversation_id: Uuid,
         response_id: Uuid,
         script: &Script,
+        window: impl FnMut() -> Duration,
         seq: &ConvSeq,
         mut emit: impl FnMut(String),
     ) {
@@ -161,15 +177,10 @@ impl Source {
             seq,
             Event::ResponseStarted { response_id, message_id: Uuid::now_v7(), model: MODEL.into(), attempt },
         ));
-        for (index, d) in script.deltas.iter().enumerate() {
+        for (index, d) in script.deltas(window).enumerate() {
             tokio::time::sleep_until(start + d.at).await;
-            let event = Event::ResponseDelta {
-                response_id,
-                attempt,
-                index: index as u32,
-                text: d.text.clone(),
-                from_index: None,
-            };
+            let event =
+                Event::ResponseDelta { response_id, attempt, index: index as u32, text: d.text, from_index: None };
             emit(frame(conversation_id, seq, event));
         }
         emit(frame(
@@ -193,13 +204,21 @@ mod tests {
     fn deltas_group_like_the_worker() {
         let tokens: Vec<String> = (0..6).map(|i| format!("t{i} ")).collect();
         // 50 tok/s: tokens due at 20, 40, 60, ... ms; 30 ms coalescing: [20, 40] flush at 50, [60, 80] at 90, ...
-        let s = Script::from_tokens(tokens.clone(), 50.0, ms(30));
-        let at: Vec<Duration> = s.deltas.iter().map(|d| d.at).collect();
+        let s = Script::from_tokens(tokens.clone(), 50.0);
+        let deltas: Vec<Delta> = s.deltas(|| ms(30)).collect();
+        let at: Vec<Duration> = deltas.iter().map(|d| d.at).collect();
         assert_eq!(at, vec![ms(50), ms(90), ms(120)]);
-        assert_eq!(s.deltas[0].text, "t0 t1 ");
-        assert_eq!(s.deltas.iter().map(|d| d.text.as_str()).collect::<String>(), s.text);
+        assert_eq!(deltas[0].text, "t0 t1 ");
+        assert_eq!(deltas.iter().map(|d| d.text.as_str()).collect::<String>(), s.text);
         // 20 tok/s: one token per delta.
-        assert_eq!(Script::from_tokens(tokens, 20.0, ms(30)).deltas.len(), 6);
+        assert_eq!(Script::from_tokens(tokens.clone(), 20.0).deltas(|| ms(30)).count(), 6);
+        // The window is asked at each flush: 30 ms, then 70 ms ([60, 80, 100, 120] flush at 130), then 30 ms (the
+        // last two, flushed at the last token).
+        let eight: Vec<String> = (0..8).map(|i| format!("t{i} ")).collect();
+        let mut windows = [ms(30), ms(70), ms(30)].into_iter();
+        let s = Script::from_tokens(eight, 50.0);
+        let at: Vec<Duration> = s.deltas(move || windows.next().unwrap_or(ms(30))).map(|d| d.at).collect();
+        assert_eq!(at, vec![ms(50), ms(130), ms(160)]);
     }
 
     #[test]
@@ -213,20 +232,21 @@ mod tests {
 
     #[test]
     fn the_prompt_decides_tokens_and_rate() {
-        let s = Script::for_prompt("/sim tokens=40 rate=20\nhello", ms(30));
-        assert_eq!(s.deltas.len(), 40);
-        assert_eq!(s.deltas[39].at, ms(2000));
+        let s = Script::for_prompt("/sim tokens=40 rate=20\nhello");
+        let deltas: Vec<Delta> = s.deltas(|| ms(30)).collect();
+        assert_eq!(deltas.len(), 40);
+        assert_eq!(deltas[39].at, ms(2000));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_played_response_passes_the_viewer_checks() {
         let conv = Uuid::new_v4();
         let seq = ConvSeq::default();
-        let script = Script::for_prompt("/sim tokens=30 rate=100\nx", ms(30));
+        let script = Script::for_prompt("/sim tokens=30 rate=100\nx");
         let reply = Source::reserve(&seq);
         let mut frames = Vec::new();
-        Source::play(conv, reply.response_id, &script, &seq, |f| frames.push(f)).await;
-        assert_eq!(frames.len(), script.deltas.len() + 2);
+        Source::play(conv, reply.response_id, &script, || ms(30), &seq, |f| frames.push(f)).await;
+        assert_eq!(frames.len(), script.deltas(|| ms(30)).count() + 2);
         let mut checker = Checker::default();
         let mut ended = false;
         for (k, text) in frames.iter().enumerate() {
