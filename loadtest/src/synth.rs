@@ -32,10 +32,10 @@ pub struct StartRequest {
 pub struct Streaming(AtomicU64);
 
 impl Streaming {
-    /// Counts one more until the guard drops; returns the guard and the count with it.
-    pub fn enter(&self) -> (StreamingGuard<'_>, u64) {
-        let n = self.0.fetch_add(1, Ordering::AcqRel) + 1;
-        (StreamingGuard(self), n)
+    /// Counts one more until the guard drops.
+    pub fn enter(&self) -> StreamingGuard<'_> {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        StreamingGuard(self)
     }
 
     /// How many play now.
@@ -224,10 +224,13 @@ mod tests {
     #[test]
     fn streaming_counts_what_plays() {
         let streaming = Streaming::default();
-        let (g1, n1) = streaming.enter();
-        let (_g2, n2) = streaming.enter();
+        let g1 = streaming.enter();
+        let n1 = streaming.current();
+        let _g2 = streaming.enter();
+        let n2 = streaming.current();
         drop(g1);
-        assert_eq!((n1, n2, streaming.enter().1), (1, 2, 2));
+        let _g3 = streaming.enter();
+        assert_eq!((n1, n2, streaming.current()), (1, 2, 2));
     }
 
     #[test]
