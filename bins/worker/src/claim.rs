@@ -42,29 +42,32 @@ fn holder(claim: &ResponseClaim) -> u32 {
     }
 }
 
-/// Takes the response's claim (compare-and-set, again after losing a race with a stop or another delivery). When
-/// the bucket cannot be read or written the job runs anyway, as it did before claims: an answer is better than a
-/// stuck one.
+/// The claim could not be taken: the job goes back to JetStream and a later delivery tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeError {
+    #[error("taking the response claim: {0}")]
+    Bucket(#[from] claims::ClaimError),
+    #[error("the response claim kept changing")]
+    Contended,
+}
+
+/// Takes the response's claim (compare-and-set, again after losing a race with a stop or another delivery).
 ///
 /// The attempt is one more than the attempt an earlier claim names (1 for a queued answer), not JetStream's
 /// delivery count: deliveries also count jobs handed on by workers that do not serve the model, and a nats-server
 /// that crashed may forget recent deliveries (a consumer's state is written to disk lazily, the claim is a stored
-/// message), while viewers must see each attempt's `response.started` once, in increasing order. Only when the
-/// claim cannot be read or written does the delivery count stand in.
-pub async fn take(ctx: &JobContext, job: &GenerateJob, delivered: u32) -> Pickup {
+/// message), while viewers must see each attempt's `response.started` once, in increasing order.
+///
+/// Only a claim written names an attempt: when the bucket cannot be read or written (its stream is electing a
+/// leader) there is no attempt number to use, and running anyway let two deliveries stream as the same attempt,
+/// interleaved in every viewer. Then [`TakeError`]: the job is handed back and tried again.
+pub async fn take(ctx: &JobContext, job: &GenerateJob) -> Result<Pickup, TakeError> {
     let key = key(job);
     for _ in 0..ROUNDS {
-        let found = match claims::find(&ctx.stops, &key).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the response claim; generating anyway");
-                return Pickup::Ours(delivered);
-            }
-        };
-        let (expected, next) = match found {
+        let (expected, next) = match claims::find(&ctx.stops, &key).await? {
             Found::Nothing => (None, ResponseClaim::Running { attempt: 1 }),
-            Found::Removed => return Pickup::Ended,
-            Found::Claim(Stored { claim: ResponseClaim::Stopped { .. }, .. }) => return Pickup::EndedByApi,
+            Found::Removed => return Ok(Pickup::Ended),
+            Found::Claim(Stored { claim: ResponseClaim::Stopped { .. }, .. }) => return Ok(Pickup::EndedByApi),
             Found::Claim(Stored { claim: ResponseClaim::StopRequested { by, attempt }, revision }) => {
                 (Some(revision), ResponseClaim::StopRequested { by, attempt: attempt.saturating_add(1) })
             }
@@ -79,17 +82,11 @@ pub async fn take(ctx: &JobContext, job: &GenerateJob, delivered: u32) -> Pickup
             ResponseClaim::StopRequested { by, attempt } => Pickup::StopRequested { by, attempt },
             ref claim => Pickup::Ours(holder(claim)),
         };
-        match claims::swap(&ctx.stops, &key, expected, &next).await {
-            Ok(true) => return pickup,
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not take the response claim; generating anyway");
-                return pickup;
-            }
+        if claims::swap(&ctx.stops, &key, expected, &next).await? {
+            return Ok(pickup);
         }
     }
-    tracing::warn!("the response claim kept changing; generating anyway");
-    Pickup::Ours(delivered)
+    Err(TakeError::Contended)
 }
 
 /// True when the response is no longer `attempt`'s to end: its claim names a later attempt, or was removed (only

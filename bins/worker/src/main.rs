@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 /// withdrawn: jobs it still delivers are handed back, and they must not land in it again. A job published while
 /// a request waits is delivered at once either way; an idle worker costs one request per this period.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
+/// How long re-creating the consumer may hold up pulling ([`refresh_consumer`]).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// mimalloc: many small allocations per frame and per event (loadtest/RESULTS.md, session 9).
 #[global_allocator]
@@ -131,6 +133,18 @@ async fn ensure_consumer(js: &jetstream::Context, config: &Config) -> anyhow::Re
     }
 }
 
+/// After repeated pull errors: the consumer may have been deleted (a server that lost its state), so it is created
+/// again. Bounded by [`REFRESH_TIMEOUT`]: in a cluster the errors usually mean the consumer is electing a leader, and
+/// creating it needs the meta leader, which may be the server that just died. Pulling again finds the new leader
+/// sooner than a create waiting out its request timeout (10 s) would.
+async fn refresh_consumer(consumer: &mut PullConsumer, js: &jetstream::Context, config: &Config) {
+    match tokio::time::timeout(REFRESH_TIMEOUT, ensure_consumer(js, config)).await {
+        Ok(Ok(c)) => *consumer = c,
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not refresh the workers consumer"),
+        Err(_) => tracing::warn!("refreshing the workers consumer timed out; pulling again"),
+    }
+}
+
 async fn run(
     config: &Config,
     provider: Arc<dyn Provider>,
@@ -196,10 +210,8 @@ async fn run(
                 failures += 1;
                 tracing::warn!(error = %e, "pull request failed");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if failures >= 3
-                    && let Ok(c) = ensure_consumer(&ctx.js, config).await
-                {
-                    consumer = c;
+                if failures >= 3 {
+                    refresh_consumer(&mut consumer, &ctx.js, config).await;
                 }
                 continue;
             }
@@ -224,8 +236,8 @@ async fn run(
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "pull error");
                         failures += 1;
-                        if failures >= 3 && let Ok(c) = ensure_consumer(&ctx.js, config).await {
-                            consumer = c;
+                        if failures >= 3 {
+                            refresh_consumer(&mut consumer, &ctx.js, config).await;
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         break;

@@ -13,12 +13,19 @@
 //! once that connection is gone every later publish of the attempt fails. The stream holds a gapless prefix of the
 //! attempt; the job is handed back and its next attempt (a new `response.started`) replaces the prefix for every
 //! viewer. The next job takes a new connection.
+//!
+//! One connection is not enough in a cluster. While `RH_CONV` elects a new leader (its old one died), a publish can
+//! vanish without an answer, and once the new leader serves, the attempt's later events are stored and acked: a hole
+//! in the middle of the stream that no connection loss shows. So an ack that has not come [`PROBE_AFTER`] after its
+//! publish is *probed*: the same event is published again with the same `Nats-Msg-Id`. JetStream answers a
+//! duplicate if it stored the first (the ack is just late: a busy or paused broker), and stores it anew if it did
+//! not: the event was lost, and the attempt is given up. And the end event goes out only once every earlier event
+//! is stored ([`Publisher::finish`]): a `response.completed` never follows a hole.
 
 use async_nats::connection::State;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use rh_bus::{NatsAuth, Role};
 use rh_protocol::Envelope;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -29,6 +36,32 @@ const MAX_IN_FLIGHT: usize = 1024;
 
 /// How long a new publishing connection may take before the job is handed back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long an ack may be outstanding before the event is probed (published again with its `Nats-Msg-Id`).
+pub const PROBE_AFTER: Duration = Duration::from_secs(2);
+/// How long a probe's own answer is awaited; without one (no stream leader yet) the event is probed again.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// No publishing connection could be made: the job is handed back.
+#[derive(Debug, thiserror::Error)]
+#[error("no publishing connection to NATS: {0}")]
+pub struct ConnectError(#[from] async_nats::ConnectError);
+
+/// Why an attempt's events cannot all be stored: the job is handed back and its next attempt starts over.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishFailure {
+    #[error("publishing an event: {0}")]
+    Send(#[from] rh_bus::PublishError),
+    #[error("an event was not acknowledged: {0}")]
+    NotAcknowledged(#[from] jetstream::context::PublishError),
+    #[error("an event was lost (JetStream stored it only when published again: it had no stream leader then)")]
+    Lost,
+    /// The cause was logged when it happened (the acks are checked in the background).
+    #[error("an event of the attempt was not stored")]
+    EarlierFailed,
+    #[error("the ack task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// The process's publishing connection: shared by the jobs, replaced by a new one once it is gone.
 pub struct Connection {
@@ -47,16 +80,14 @@ impl Connection {
 
     /// The live connection for an attempt, or a new one if the last one is gone (then the earlier attempts on it
     /// fail, as they must).
-    pub async fn context(&self) -> Result<jetstream::Context, String> {
+    pub async fn context(&self) -> Result<jetstream::Context, ConnectError> {
         let mut current = self.current.lock().await;
         if let Some(client) = current.as_ref()
             && client.connection_state() == State::Connected
         {
             return Ok(self.jetstream(client.clone()));
         }
-        let client = rh_bus::connect_once(&self.url, &self.auth, Role::Worker, CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| format!("no publishing connection to NATS: {e}"))?;
+        let client = rh_bus::connect_once(&self.url, &self.auth, Role::Worker, CONNECT_TIMEOUT).await?;
         tracing::info!("new publishing connection to NATS");
         *current = Some(client.clone());
         Ok(self.jetstream(client))
@@ -69,69 +100,125 @@ impl Connection {
     }
 }
 
+/// One attempt's publisher: events go out back to back, their acks are awaited in order by a background task.
 pub struct Publisher {
     js: jetstream::Context,
-    tx: Option<mpsc::Sender<(Instant, PublishAckFuture)>>,
-    task: Option<JoinHandle<()>>,
+    tx: Option<mpsc::Sender<Outstanding>>,
+    task: Option<JoinHandle<Result<(), PublishFailure>>>,
     broken: CancellationToken,
-    error: Arc<Mutex<Option<String>>>,
+    ack_seconds: prometheus::Histogram,
+}
+
+/// A published event whose ack has not been checked yet.
+struct Outstanding {
+    envelope: Envelope,
+    sent: Instant,
+    ack: PublishAckFuture,
 }
 
 impl Publisher {
     /// `ack_seconds` observes each publish's time to its ack.
     pub fn new(js: jetstream::Context, ack_seconds: prometheus::Histogram) -> Self {
-        let (tx, mut rx) = mpsc::channel::<(Instant, PublishAckFuture)>(MAX_IN_FLIGHT);
+        let (tx, mut rx) = mpsc::channel::<Outstanding>(MAX_IN_FLIGHT);
         let broken = CancellationToken::new();
-        let error = Arc::new(Mutex::new(None));
         let task = {
-            let broken = broken.clone();
-            let error = error.clone();
+            let (js, broken, ack_seconds) = (js.clone(), broken.clone(), ack_seconds.clone());
             tokio::spawn(async move {
-                while let Some((sent, ack)) = rx.recv().await {
-                    let acked = ack.await;
-                    ack_seconds.observe(sent.elapsed().as_secs_f64());
-                    if let Err(e) = acked {
-                        if let Ok(mut slot) = error.lock() {
-                            *slot = Some(format!("publish not acknowledged: {e}"));
-                        }
+                let mut quiet_since = Instant::now();
+                while let Some(outstanding) = rx.recv().await {
+                    let since = quiet_since.max(outstanding.sent);
+                    if let Err(e) = settle(&js, outstanding, since, &ack_seconds).await {
+                        tracing::warn!(error = %e, "an event of this attempt is not stored");
                         broken.cancel();
-                        return;
+                        return Err(e);
                     }
+                    quiet_since = Instant::now();
                 }
+                Ok(())
             })
         };
-        Publisher { js, tx: Some(tx), task: Some(task), broken, error }
+        Publisher { js, tx: Some(tx), task: Some(task), broken, ack_seconds }
     }
 
-    /// Sends `envelope` without waiting for its ack. Fails if it could not be sent or an earlier ack failed.
-    pub async fn publish(&mut self, envelope: &Envelope) -> Result<(), String> {
+    /// Sends `envelope` without waiting for its ack. Fails if it could not be sent or an earlier event failed.
+    pub async fn publish(&mut self, envelope: &Envelope) -> Result<(), PublishFailure> {
         if self.broken.is_cancelled() {
-            return Err(self.error());
+            return Err(PublishFailure::EarlierFailed);
         }
         let sent = Instant::now();
-        let ack = rh_bus::publish_event(&self.js, envelope).await.map_err(|e| e.to_string())?;
-        let tx = self.tx.as_ref().ok_or_else(|| "publisher already finished".to_owned())?;
-        tx.send((sent, ack)).await.map_err(|_| self.error())
+        let ack = rh_bus::publish_event(&self.js, envelope).await?;
+        let tx = self.tx.as_ref().ok_or(PublishFailure::EarlierFailed)?;
+        tx.send(Outstanding { envelope: envelope.clone(), sent, ack }).await.map_err(|_| PublishFailure::EarlierFailed)
     }
 
-    /// Resolves when an ack failed (used in the job's `select!` to stop generating at once).
-    pub async fn failed(&self) {
-        self.broken.cancelled().await
+    /// Resolves when an event was not stored (used in the job's `select!` to stop generating at once).
+    pub async fn failed(&self) -> PublishFailure {
+        self.broken.cancelled().await;
+        PublishFailure::EarlierFailed
     }
 
-    /// Waits for every outstanding ack. `Ok` means everything published so far is stored in the stream.
-    pub async fn finish(&mut self) -> Result<(), String> {
+    /// Waits until every event published so far is stored, then publishes `end` and waits until it is stored too.
+    /// `Ok`: the attempt, `end` included, is in the stream without a gap.
+    pub async fn finish(&mut self, end: &Envelope) -> Result<(), PublishFailure> {
         self.tx.take();
-        if let Some(task) = self.task.take()
-            && let Err(e) = task.await
-        {
-            return Err(format!("ack task failed: {e}"));
+        if let Some(task) = self.task.take() {
+            task.await??;
         }
-        if self.broken.is_cancelled() { Err(self.error()) } else { Ok(()) }
+        let sent = Instant::now();
+        let ack = rh_bus::publish_event(&self.js, end).await?;
+        settle(&self.js, Outstanding { envelope: end.clone(), sent, ack }, sent, &self.ack_seconds).await
     }
+}
 
-    fn error(&self) -> String {
-        self.error.lock().ok().and_then(|e| e.clone()).unwrap_or_else(|| "publishing failed".to_owned())
+/// Waits for one event's ack, probing the event once no ack has come for [`PROBE_AFTER`] since `since` (its
+/// publish, or the previous ack if later: a broker that acks late but steadily is not probed at every event).
+async fn settle(
+    js: &jetstream::Context,
+    outstanding: Outstanding,
+    since: Instant,
+    ack_seconds: &prometheus::Histogram,
+) -> Result<(), PublishFailure> {
+    let Outstanding { envelope, sent, ack } = outstanding;
+    let mut ack = std::future::IntoFuture::into_future(ack);
+    let mut probe_at = Some(tokio::time::Instant::from_std(since + PROBE_AFTER));
+    loop {
+        tokio::select! {
+            biased;
+            acked = &mut ack => {
+                ack_seconds.observe(sent.elapsed().as_secs_f64());
+                return acked.map(drop).map_err(PublishFailure::from);
+            }
+            _ = sleep_until(probe_at) => match probe(js, &envelope).await {
+                Probe::Stored => probe_at = None,
+                Probe::Lost => return Err(PublishFailure::Lost),
+                Probe::Unknown => probe_at = Some(tokio::time::Instant::now() + PROBE_AFTER),
+            },
+        }
+    }
+}
+
+enum Probe {
+    /// JetStream had stored the event: its ack is only late.
+    Stored,
+    /// JetStream stored it now: the first publish was lost.
+    Lost,
+    /// No answer (no stream leader yet) or an error: ask again later.
+    Unknown,
+}
+
+async fn probe(js: &jetstream::Context, envelope: &Envelope) -> Probe {
+    let answer = async { rh_bus::publish_event(js, envelope).await.ok()?.await.ok() };
+    match tokio::time::timeout(PROBE_TIMEOUT, answer).await {
+        Ok(Some(ack)) if ack.duplicate => Probe::Stored,
+        Ok(Some(_)) => Probe::Lost,
+        Ok(None) | Err(_) => Probe::Unknown,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! How a job ends: its end event, stored with everything before it, then the claim released and the job acked.
+//! How a job ends: its end event, stored after everything before it is, then the claim released and the job acked.
 
 use super::JobContext;
 use crate::claim;
@@ -14,12 +14,34 @@ pub(super) enum End {
     Completed,
     Failed(String),
     Stopped(Option<Uuid>),
-    /// Hand the job back to JetStream without an end event (publishing broke, or shutdown): `delay` before the
-    /// next delivery.
-    Requeue {
-        reason: String,
-        delay: Option<Duration>,
-    },
+    /// Hand the job back to JetStream without an end event.
+    Requeue(Requeue),
+}
+
+/// Why a job goes back to JetStream without an end event.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Requeue {
+    #[error("subscribing to stop control: {0}")]
+    StopControl(#[from] async_nats::SubscribeError),
+    #[error(transparent)]
+    Connect(#[from] crate::publisher::ConnectError),
+    #[error(transparent)]
+    Claim(#[from] crate::claim::TakeError),
+    #[error(transparent)]
+    Publish(#[from] crate::publisher::PublishFailure),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl Requeue {
+    /// Before the next delivery: none when this worker shuts down (another one takes the job), a second otherwise
+    /// (the broker is reconnecting or electing a leader).
+    pub(super) fn delay(&self) -> Option<Duration> {
+        match self {
+            Requeue::ShuttingDown => None,
+            _ => Some(Duration::from_secs(1)),
+        }
+    }
 }
 
 /// How a job that was not handed back ended.
@@ -31,7 +53,7 @@ pub(super) enum Done {
     Superseded,
 }
 
-/// Publishes the end event, waits until everything of this attempt is stored, then acks the job.
+/// Publishes the end event once everything before it is stored, waits until it is stored too, then acks the job.
 pub(super) async fn finish(
     ctx: &JobContext,
     msg: &jetstream::Message,
@@ -40,7 +62,7 @@ pub(super) async fn finish(
     publisher: &mut Publisher,
     text: String,
     end: End,
-) -> Result<Done, (String, Option<Duration>)> {
+) -> Result<Done, Requeue> {
     let response_id = job.response_id;
     let (event, counter) = match end {
         End::Completed => (
@@ -54,15 +76,13 @@ pub(super) async fn finish(
         End::Stopped(stopped_by) => {
             (Event::ResponseStopped { response_id, attempt, text, stopped_by }, &ctx.metrics.jobs_stopped)
         }
-        End::Requeue { reason, delay } => return Err((reason, delay)),
+        End::Requeue(why) => return Err(why),
     };
     if claim::superseded(ctx, job, attempt).await {
         return Ok(Done::Superseded);
     }
     let kind = event.kind();
-    let retry = Some(Duration::from_secs(1));
-    publisher.publish(&Envelope::new(job.conversation_id, None, event)).await.map_err(|e| (e, retry))?;
-    publisher.finish().await.map_err(|e| (e, retry))?;
+    publisher.finish(&Envelope::new(job.conversation_id, None, event)).await?;
     counter.inc();
     tracing::info!(end = kind, "response ended");
     claim::release(ctx, job, attempt).await;

@@ -27,7 +27,7 @@ use crate::claim::{self, Pickup};
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use async_nats::jetstream::{self, AckKind, kv};
-use end::{Done, End, dropped, finish};
+use end::{Done, End, Requeue, dropped, finish};
 use futures::StreamExt;
 use rh_llm::{GenerateRequest, Provider, TokenStream};
 use rh_protocol::rpc::{GenerateJob, StopControl};
@@ -125,7 +125,7 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
     async move {
         ctx.metrics.jobs_running.inc();
         let progress = keep_in_progress(&msg, ctx.ack_wait);
-        let end = generate(&ctx, &msg, &job, delivered, abort).await;
+        let end = generate(&ctx, &msg, &job, abort).await;
         drop(progress);
         ctx.metrics.jobs_running.dec();
         if let Ok(Done::Superseded) = end {
@@ -133,10 +133,10 @@ pub async fn run(ctx: Arc<JobContext>, msg: jetstream::Message, abort: Cancellat
             ctx.metrics.jobs_superseded.inc();
             tracing::warn!("a later attempt took the response over while this one ran: it publishes the end");
         }
-        if let Err((reason, delay)) = end {
+        if let Err(why) = end {
             ctx.metrics.jobs_requeued.inc();
-            tracing::warn!(%reason, "handing the job back for redelivery");
-            if let Err(e) = msg.ack_with(AckKind::Nak(delay)).await {
+            tracing::warn!(reason = %why, "handing the job back for redelivery");
+            if let Err(e) = msg.ack_with(AckKind::Nak(why.delay())).await {
                 tracing::warn!(error = %e, "could not nak the job; it comes back after ack_wait");
             }
         }
@@ -171,26 +171,21 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Everything but the requeue: `Err((reason, delay))` asks the caller to nak the message.
+/// Everything but the requeue: `Err` asks the caller to nak the message.
 async fn generate(
     ctx: &JobContext,
     msg: &jetstream::Message,
     job: &GenerateJob,
-    delivered: u32,
     abort: CancellationToken,
-) -> Result<Done, (String, Option<Duration>)> {
+) -> Result<Done, Requeue> {
     let conv = job.conversation_id;
     let picked_up = Instant::now();
     // Subscribe before reading KV: a stop that lands between the two is then seen on the subject.
-    let mut stop_sub = ctx
-        .client
-        .subscribe(subjects::stop_control(conv))
-        .await
-        .map_err(|e| (format!("subscribing to stop control: {e}"), Some(Duration::from_secs(1))))?;
-    let events = ctx.publishing.context().await.map_err(|e| (e, Some(Duration::from_secs(1))))?;
+    let mut stop_sub = ctx.client.subscribe(subjects::stop_control(conv)).await?;
+    let events = ctx.publishing.context().await?;
     let mut publisher = Publisher::new(events, ctx.metrics.publish_ack_seconds.clone());
 
-    let attempt = match claim::take(ctx, job, delivered).await {
+    let attempt = match claim::take(ctx, job).await? {
         Pickup::Ours(attempt) => attempt,
         Pickup::EndedByApi => {
             tracing::info!("stopped before any worker took it, and ended by the api: dropping the job");
@@ -237,7 +232,7 @@ async fn generate(
             attempt,
         },
     );
-    publisher.publish(&started).await.map_err(|e| (e, Some(Duration::from_secs(1))))?;
+    publisher.publish(&started).await?;
 
     let mut start = Some(ctx.provider.generate(GenerateRequest::from(job)));
     let mut tokens: Option<TokenStream> = None;
@@ -252,11 +247,9 @@ async fn generate(
         tokio::select! {
             biased;
             _ = abort.cancelled() => {
-                break End::Requeue { reason: "shutting down".into(), delay: None };
+                break End::Requeue(Requeue::ShuttingDown);
             }
-            _ = publisher.failed() => {
-                break End::Requeue { reason: "a publish was not acknowledged".into(), delay: Some(Duration::from_secs(1)) };
-            }
+            e = publisher.failed() => break End::Requeue(e.into()),
             m = stop_sub.next(), if stop_open => match m {
                 Some(m) => match parse_stop(&m.payload) {
                     Some(stop) if stop.response_id.is_some_and(|r| r != job.response_id) => {}
@@ -277,8 +270,7 @@ async fn generate(
             }
             _ = sleep_until(flush_at), if flush_at.is_some() => {
                 flush_at = None;
-                flush(ctx, &mut publisher, job, attempt, &mut index, &mut pending).await
-                    .map_err(|e| (e, Some(Duration::from_secs(1))))?;
+                flush(ctx, &mut publisher, job, attempt, &mut index, &mut pending).await?;
             }
             t = next_token(&mut tokens), if tokens.is_some() => match t {
                 Some(Ok(token)) => {
@@ -303,13 +295,11 @@ async fn generate(
     drop(tokens);
     drop(start);
     drop(stop_sub);
-    if let End::Requeue { reason, delay } = end {
-        return Err((reason, delay));
+    if let End::Requeue(why) = end {
+        return Err(why);
     }
     // Whatever was generated goes out as a last delta, so the deltas always add up to the final text.
-    flush(ctx, &mut publisher, job, attempt, &mut index, &mut pending)
-        .await
-        .map_err(|e| (e, Some(Duration::from_secs(1))))?;
+    flush(ctx, &mut publisher, job, attempt, &mut index, &mut pending).await?;
     finish(ctx, msg, job, attempt, &mut publisher, text, end).await
 }
 

@@ -45,7 +45,7 @@ pub(super) async fn flush(
     attempt: u32,
     index: &mut u32,
     pending: &mut String,
-) -> Result<(), String> {
+) -> Result<(), crate::publisher::PublishFailure> {
     if pending.is_empty() {
         return Ok(());
     }
