@@ -180,7 +180,8 @@ async fn settle(
 ) -> Result<(), PublishFailure> {
     let Outstanding { envelope, sent, ack } = outstanding;
     let mut ack = std::future::IntoFuture::into_future(ack);
-    let mut probe_at = Some(tokio::time::Instant::from_std(since + PROBE_AFTER));
+    let mut probe_at = tokio::time::Instant::from_std(since + PROBE_AFTER);
+    let mut probing = true;
     loop {
         tokio::select! {
             biased;
@@ -188,10 +189,10 @@ async fn settle(
                 ack_seconds.observe(sent.elapsed().as_secs_f64());
                 return acked.map(drop).map_err(PublishFailure::from);
             }
-            _ = sleep_until(probe_at) => match probe(js, &envelope).await {
-                Probe::Stored => probe_at = None,
+            _ = tokio::time::sleep_until(probe_at), if probing => match probe(js, &envelope).await {
+                Probe::Stored => probing = false,
                 Probe::Lost => return Err(PublishFailure::Lost),
-                Probe::Unknown => probe_at = Some(tokio::time::Instant::now() + PROBE_AFTER),
+                Probe::Unknown => probe_at = tokio::time::Instant::now() + PROBE_AFTER,
             },
         }
     }
@@ -212,13 +213,6 @@ async fn probe(js: &jetstream::Context, envelope: &Envelope) -> Probe {
         Ok(Some(ack)) if ack.duplicate => Probe::Stored,
         Ok(Some(_)) => Probe::Lost,
         Ok(None) | Err(_) => Probe::Unknown,
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
