@@ -17,10 +17,13 @@
 //! One connection is not enough in a cluster. While `RH_CONV` elects a new leader (its old one died), a publish can
 //! vanish without an answer, and once the new leader serves, the attempt's later events are stored and acked: a hole
 //! in the middle of the stream that no connection loss shows. So an ack that has not come [`PROBE_AFTER`] after its
-//! publish is *probed*: the same event is published again with the same `Nats-Msg-Id`. JetStream answers a
-//! duplicate if it stored the first (the ack is just late: a busy or paused broker), and stores it anew if it did
-//! not: the event was lost, and the attempt is given up. And the end event goes out only once every earlier event
-//! is stored ([`Publisher::finish`]): a `response.completed` never follows a hole.
+//! publish (or twice the attempt's slowest ack) is *probed*: the same event is published again with the same
+//! `Nats-Msg-Id`. JetStream answers a duplicate if it stored the first (the ack is just late: a busy or paused
+//! broker), and stores it anew if it did not: the event was lost, and the attempt is given up. And the end event goes
+//! out only once every earlier event is stored ([`Publisher::finish`]): a `response.completed` never follows a hole.
+//!
+//! A core NATS subscriber of `rh.conv.>` (not the stream) sees a probe as the same event twice; the edges read the
+//! stream's republish, which stores and republishes an event once.
 
 use async_nats::connection::State;
 use async_nats::jetstream::{self, context::PublishAckFuture};
@@ -37,7 +40,9 @@ const MAX_IN_FLIGHT: usize = 1024;
 /// How long a new publishing connection may take before the job is handed back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long an ack may be outstanding before the event is probed (published again with its `Nats-Msg-Id`).
+/// How long an ack may be outstanding before the event is probed (published again with its `Nats-Msg-Id`), at
+/// least: twice the attempt's slowest ack so far when that is longer, so that a broker that is only slow (every ack
+/// seconds late under overload) is not sent every end event twice.
 pub const PROBE_AFTER: Duration = Duration::from_secs(2);
 /// How long a probe's own answer is awaited; without one (no stream leader yet) the event is probed again.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -104,7 +109,8 @@ impl Connection {
 pub struct Publisher {
     js: jetstream::Context,
     tx: Option<mpsc::Sender<Outstanding>>,
-    task: Option<JoinHandle<Result<(), PublishFailure>>>,
+    /// Returns the attempt's slowest ack.
+    task: Option<JoinHandle<Result<Duration, PublishFailure>>>,
     broken: CancellationToken,
     ack_seconds: prometheus::Histogram,
 }
@@ -125,16 +131,20 @@ impl Publisher {
             let (js, broken, ack_seconds) = (js.clone(), broken.clone(), ack_seconds.clone());
             tokio::spawn(async move {
                 let mut quiet_since = Instant::now();
+                let mut slowest = Duration::ZERO;
                 while let Some(outstanding) = rx.recv().await {
                     let since = quiet_since.max(outstanding.sent);
-                    if let Err(e) = settle(&js, outstanding, since, &ack_seconds).await {
-                        tracing::warn!(error = %e, "an event of this attempt is not stored");
-                        broken.cancel();
-                        return Err(e);
+                    match settle(&js, outstanding, since, slowest, &ack_seconds).await {
+                        Ok(took) => slowest = slowest.max(took),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "an event of this attempt is not stored");
+                            broken.cancel();
+                            return Err(e);
+                        }
                     }
                     quiet_since = Instant::now();
                 }
-                Ok(())
+                Ok(slowest)
             })
         };
         Publisher { js, tx: Some(tx), task: Some(task), broken, ack_seconds }
@@ -161,38 +171,44 @@ impl Publisher {
     /// `Ok`: the attempt, `end` included, is in the stream without a gap.
     pub async fn finish(&mut self, end: &Envelope) -> Result<(), PublishFailure> {
         self.tx.take();
-        if let Some(task) = self.task.take() {
-            task.await??;
-        }
+        let slowest = match self.task.take() {
+            Some(task) => task.await??,
+            None => Duration::ZERO,
+        };
         let sent = Instant::now();
         let ack = rh_bus::publish_event(&self.js, end).await?;
-        settle(&self.js, Outstanding { envelope: end.clone(), sent, ack }, sent, &self.ack_seconds).await
+        settle(&self.js, Outstanding { envelope: end.clone(), sent, ack }, sent, slowest, &self.ack_seconds).await?;
+        Ok(())
     }
 }
 
-/// Waits for one event's ack, probing the event once no ack has come for [`PROBE_AFTER`] since `since` (its
-/// publish, or the previous ack if later: a broker that acks late but steadily is not probed at every event).
+/// Waits for one event's ack (returning how long it took), probing the event once no ack has come for
+/// [`PROBE_AFTER`] (or twice the attempt's `slowest` ack) since `since`: its publish, or the previous ack if later,
+/// so a broker that acks late but steadily is not probed at every event.
 async fn settle(
     js: &jetstream::Context,
     outstanding: Outstanding,
     since: Instant,
+    slowest: Duration,
     ack_seconds: &prometheus::Histogram,
-) -> Result<(), PublishFailure> {
+) -> Result<Duration, PublishFailure> {
     let Outstanding { envelope, sent, ack } = outstanding;
     let mut ack = std::future::IntoFuture::into_future(ack);
-    let mut probe_at = tokio::time::Instant::from_std(since + PROBE_AFTER);
+    let patience = PROBE_AFTER.max(slowest * 2);
+    let mut probe_at = tokio::time::Instant::from_std(since + patience);
     let mut probing = true;
     loop {
         tokio::select! {
             biased;
             acked = &mut ack => {
-                ack_seconds.observe(sent.elapsed().as_secs_f64());
-                return acked.map(drop).map_err(PublishFailure::from);
+                let took = sent.elapsed();
+                ack_seconds.observe(took.as_secs_f64());
+                return acked.map(|_| took).map_err(PublishFailure::from);
             }
             _ = tokio::time::sleep_until(probe_at), if probing => match probe(js, &envelope).await {
                 Probe::Stored => probing = false,
                 Probe::Lost => return Err(PublishFailure::Lost),
-                Probe::Unknown => probe_at = tokio::time::Instant::now() + PROBE_AFTER,
+                Probe::Unknown => probe_at = tokio::time::Instant::now() + patience,
             },
         }
     }
