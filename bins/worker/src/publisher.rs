@@ -151,14 +151,13 @@ impl Publisher {
     }
 
     /// Sends `envelope` without waiting for its ack. Fails if it could not be sent or an earlier event failed.
-    pub async fn publish(&mut self, envelope: &Envelope) -> Result<(), PublishFailure> {
+    pub async fn publish(&mut self, envelope: Envelope) -> Result<(), PublishFailure> {
         if self.broken.is_cancelled() {
             return Err(PublishFailure::EarlierFailed);
         }
-        let sent = Instant::now();
-        let ack = rh_bus::publish_event(&self.js, envelope).await?;
+        let outstanding = send(&self.js, envelope).await?;
         let tx = self.tx.as_ref().ok_or(PublishFailure::EarlierFailed)?;
-        tx.send(Outstanding { envelope: envelope.clone(), sent, ack }).await.map_err(|_| PublishFailure::EarlierFailed)
+        tx.send(outstanding).await.map_err(|_| PublishFailure::EarlierFailed)
     }
 
     /// Resolves when an event was not stored (used in the job's `select!` to stop generating at once).
@@ -169,17 +168,24 @@ impl Publisher {
 
     /// Waits until every event published so far is stored, then publishes `end` and waits until it is stored too.
     /// `Ok`: the attempt, `end` included, is in the stream without a gap.
-    pub async fn finish(&mut self, end: &Envelope) -> Result<(), PublishFailure> {
+    pub async fn finish(&mut self, end: Envelope) -> Result<(), PublishFailure> {
         self.tx.take();
         let slowest = match self.task.take() {
             Some(task) => task.await??,
             None => Duration::ZERO,
         };
-        let sent = Instant::now();
-        let ack = rh_bus::publish_event(&self.js, end).await?;
-        settle(&self.js, Outstanding { envelope: end.clone(), sent, ack }, sent, slowest, &self.ack_seconds).await?;
+        let outstanding = send(&self.js, end).await?;
+        let sent = outstanding.sent;
+        settle(&self.js, outstanding, sent, slowest, &self.ack_seconds).await?;
         Ok(())
     }
+}
+
+/// Publishes `envelope` and keeps it with its ack future: a probe publishes it again.
+async fn send(js: &jetstream::Context, envelope: Envelope) -> Result<Outstanding, PublishFailure> {
+    let sent = Instant::now();
+    let ack = rh_bus::publish_event(js, &envelope).await?;
+    Ok(Outstanding { envelope, sent, ack })
 }
 
 /// Waits for one event's ack (returning how long it took), probing the event once no ack has come for

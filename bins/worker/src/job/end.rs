@@ -82,7 +82,7 @@ pub(super) async fn finish(
         return Ok(Done::Superseded);
     }
     let kind = event.kind();
-    publisher.finish(&Envelope::new(job.conversation_id, None, event)).await?;
+    publisher.finish(Envelope::new(job.conversation_id, None, event)).await?;
     counter.inc();
     tracing::info!(end = kind, "response ended");
     claim::release(ctx, job, attempt).await;

@@ -232,7 +232,7 @@ async fn generate(
             attempt,
         },
     );
-    publisher.publish(&started).await?;
+    publisher.publish(started).await?;
 
     let mut start = Some(ctx.provider.generate(GenerateRequest::from(job)));
     let mut tokens: Option<TokenStream> = None;

@@ -60,7 +60,7 @@ pub(super) async fn flush(
             from_index: None,
         },
     );
-    publisher.publish(&delta).await?;
+    publisher.publish(delta).await?;
     *index += 1;
     ctx.metrics.deltas_published.inc();
     Ok(())
